@@ -1,0 +1,92 @@
+# voicemarket: `make test` and `make demo` set up everything they need by themselves.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT      := $(CURDIR)
+VENV      := $(ROOT)/.venv
+PY        := $(VENV)/bin/python
+APE       := $(VENV)/bin/ape
+SOLC_VER  := 0.8.30
+SETUPLOG  := $(ROOT)/.setup-logs
+NETWORK   ?= ethereum:local:foundry
+
+# Tools find the project's own solc, anvil and forge; Ape keeps its cache inside the project.
+export PATH := $(VENV)/bin:$(ROOT)/node_modules/.bin:$(PATH)
+export SOLCX_BINARY_PATH := $(ROOT)/.solcx
+export APE_DATA_FOLDER ?= $(ROOT)/.ape
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help setup system-deps compile test test-python test-forge audit demo bench bench-gas bench-synth bench-oracle bench-storage clean
+
+help:
+	@echo "make test    - set up (if needed), compile, run the pytest suite on anvil and the forge suite"
+	@echo "make demo    - set up (if needed) and run the end-to-end marketplace story"
+	@echo "make bench   - run every benchmark (bench-gas, bench-synth, bench-oracle, bench-storage)"
+	@echo "make audit   - the deep Hypothesis and forge profiles, for auditors (slow)"
+	@echo "make setup   - only install: venv, npm packages, solc wrapper, redis-server/espeak-ng/sox"
+
+# ---------------------------------------------------------------- setup (idempotent)
+setup: system-deps $(VENV)/.installed node_modules/.installed .solcx/solc-v$(SOLC_VER)
+
+system-deps:
+	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@mkdir -p $(SETUPLOG)
+	@echo "setup: Python environment in .venv (first time: about 2 minutes)"
+	@test -x $(PY) || python3 -m venv $(VENV) > $(SETUPLOG)/venv.log 2>&1 || { cat $(SETUPLOG)/venv.log; exit 1; }
+	@$(PY) -m pip install -q -c constraints.txt -e '.[dev]' > $(SETUPLOG)/pip.log 2>&1 \
+		|| { grep -v 'is ignored' $(SETUPLOG)/pip.log | tail -40; exit 1; }
+	@$(PY) tools/write_toolchain_pth.py "$(ROOT)"
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@mkdir -p $(SETUPLOG)
+	@echo "setup: npm packages (solc-js, OpenZeppelin, anvil, forge)"
+	@npm ci --no-audit --no-fund > $(SETUPLOG)/npm.log 2>&1 || { cat $(SETUPLOG)/npm.log; exit 1; }
+	@touch $@
+
+.solcx/solc-v$(SOLC_VER): bin/solc
+	@mkdir -p .solcx
+	@ln -sfn ../bin/solc $@
+	@touch -h $@
+
+# ---------------------------------------------------------------- build and test
+compile: setup
+	@$(APE) compile > $(SETUPLOG)/compile.log 2>&1 || { cat $(SETUPLOG)/compile.log; exit 1; }
+
+test-forge: setup
+	forge test
+
+test-python: compile
+	$(APE) test tests --network $(NETWORK)
+
+# forge first, pytest last: its closing summary line is the last line of the run.
+test: compile test-forge test-python
+
+audit: compile
+	FOUNDRY_PROFILE=audit forge test
+	HYPOTHESIS_PROFILE=audit $(APE) test tests --network $(NETWORK)
+
+# ---------------------------------------------------------------- demo and benchmarks
+demo: compile
+	$(PY) -m voicemarket.demo
+
+bench: bench-gas bench-synth bench-oracle bench-storage
+	$(PY) -m benchmarks.summary
+
+bench-gas: compile
+	$(PY) -m benchmarks.gas
+
+bench-synth: setup
+	$(PY) -m benchmarks.synth
+
+bench-oracle: compile
+	$(PY) -m benchmarks.oracle
+
+bench-storage: setup
+	$(PY) -m benchmarks.storage
+
+clean:
+	rm -rf .build contracts/.cache out cache .ape benchmarks/results demo-output
