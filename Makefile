@@ -27,7 +27,7 @@ help:
 	@echo "make setup   - only install: venv, npm packages, solc wrapper, redis-server/espeak-ng/sox"
 
 # ---------------------------------------------------------------- setup (idempotent)
-setup: system-deps $(VENV)/.installed node_modules/.installed .solcx/solc-v$(SOLC_VER)
+setup: system-deps $(VENV)/.installed node_modules/.installed .deps/openzeppelin/.installed .solcx/solc-v$(SOLC_VER)
 
 system-deps:
 	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox
@@ -45,6 +45,12 @@ node_modules/.installed: package.json package-lock.json
 	@mkdir -p $(SETUPLOG)
 	@echo "setup: npm packages (solc-js, OpenZeppelin, anvil, forge)"
 	@npm ci --no-audit --no-fund > $(SETUPLOG)/npm.log 2>&1 || { cat $(SETUPLOG)/npm.log; exit 1; }
+	@touch $@
+
+# Ape gets OpenZeppelin's .sol files only (see ape-config.yaml); forge reads node_modules directly.
+.deps/openzeppelin/.installed: node_modules/.installed
+	@rm -rf .deps/openzeppelin && mkdir -p .deps/openzeppelin
+	@cd node_modules/@openzeppelin/contracts && find . -name '*.sol' -print0 | tar --null -cf - -T - | tar -xf - -C $(ROOT)/.deps/openzeppelin
 	@touch $@
 
 .solcx/solc-v$(SOLC_VER): bin/solc
@@ -89,4 +95,4 @@ bench-storage: setup
 	$(PY) -m benchmarks.storage
 
 clean:
-	rm -rf .build contracts/.cache out cache .ape benchmarks/results demo-output
+	rm -rf .build contracts/.cache out cache .ape .deps benchmarks/results demo-output
