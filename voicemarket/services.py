@@ -213,3 +213,21 @@ class RedisServer:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+TEST_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def local_chain(network: str = "ethereum:local:foundry"):
+    """Connect Ape to a fresh local chain (anvil through ape-foundry) for scripts and benchmarks.
+
+    Use as a context manager: ``with local_chain() as provider: ...``. The funded test
+    accounts (from the standard test mnemonic in ape-config.yaml) are
+    ``ape.accounts.test_accounts``. anvil is started on a free 127.0.0.1 port and stopped
+    when the block exits. Tests get the same through Ape's pytest plugin instead.
+    """
+    if network.endswith(":foundry") and shutil.which("anvil") is None:
+        raise ServiceError("anvil is not on PATH. Run `make setup` (it installs anvil from npm).")
+    import ape  # imported here: services must stay importable without Ape's start-up cost
+
+    return ape.networks.parse_network_choice(network)

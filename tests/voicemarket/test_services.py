@@ -69,3 +69,26 @@ def test_managed_process_stops_its_whole_group(tmp_path):
 def test_missing_executable_says_to_run_setup(tmp_path):
     with pytest.raises(ServiceError, match="make setup"):
         ManagedProcess(["/nonexistent/redis-server"], log_path=tmp_path / "log").start()
+
+
+def test_local_chain_starts_and_stops_anvil(tmp_path):
+    # In a separate process: this suite's own session is already connected to anvil.
+    import subprocess
+    import sys
+
+    script = (
+        "import ape, os\n"
+        "from voicemarket.services import local_chain\n"
+        "with local_chain() as provider:\n"
+        "    pid = provider.process.pid\n"
+        "    alice, bob = ape.accounts.test_accounts[:2]\n"
+        "    alice.transfer(bob, 10**18)\n"
+        "    print('RESULT', pid, provider.uri, bob.balance)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    assert out.returncode == 0, out.stderr
+    result = next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))
+    pid, uri, balance = result.split()[1:]
+    assert uri.startswith("http://127.0.0.1:")
+    assert int(balance) > 10**18
+    assert not _pid_running(int(pid))
