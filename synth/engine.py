@@ -1,0 +1,369 @@
+"""The public engine: :class:`Synthesizer` ties the front end, the GPT and the SoVITS stages.
+
+>>> tts = Synthesizer.from_files("voice.ckpt", "voice.pth", hubert_dir="chinese-hubert-base",
+...                              bert_dir="chinese-roberta-wwm-ext-large")
+>>> rate, wave = tts.synthesize("Hello there.", "en", "ref.wav", prompt_text="...", prompt_language="en")
+
+Randomness: sentence ``i`` of a request draws from its own generator seeded ``seed + i``,
+first the GPT's sampling noise, then the SoVITS prior noise, exactly the draws the
+original makes after ``torch.manual_seed(seed + i)`` for that sentence alone. So a request
+is deterministic under a seed, and batching sentences does not change what each draws.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synth.audio import Reference, load_reference, spectrogram
+from synth.checkpoints import load_gpt, load_sovits
+from synth.errors import CorruptCheckpointError, TextError
+from synth.features import BertFeatures, SSLEncoder
+from synth.gpt import GPTConfig, Text2SemanticDecoder
+from synth.sampling import SamplingParams
+from synth.sovits import SoVITSConfig, SynthesizerTrn
+from synth.text.frontend import (PhoneSequence, check_language, phones_and_bert, prepare_prompt_text,
+                                 split_sentences)
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class PreparedReference:
+    """What a reference clip contributes: prompt tokens [P], style vector [1, gin, 1]."""
+
+    prompt_tokens: torch.Tensor
+    style: torch.Tensor
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SentencePlan:
+    """One sentence ready for the GPT: its phones, and the prompt text's phones in front."""
+
+    text: str
+    target: PhoneSequence
+    gpt_ids: torch.Tensor
+    gpt_bert: torch.Tensor
+
+
+def _load_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path,
+                 ignore_prefixes: tuple[str, ...] = ()) -> None:
+    """Copy ``weights`` into ``module``; every parameter must be present with its shape."""
+    expected = module.state_dict()
+    weights = {k: v for k, v in weights.items() if not k.startswith(ignore_prefixes)}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CorruptCheckpointError(
+            f"{source}: weights do not match the GPT-SoVITS v2 architecture "
+            f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
+        )
+    for name, tensor in weights.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise CorruptCheckpointError(
+                f"{source}: weight {name} has shape {tuple(tensor.shape)}, the config implies {tuple(expected[name].shape)}"
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CorruptCheckpointError(f"{source}: weight {name} holds NaN or infinite values")
+    module.load_state_dict(weights, strict=True)
+
+
+class Synthesizer:
+    """GPT-SoVITS v2 text-to-speech with one voice (a GPT and a SoVITS file)."""
+
+    def __init__(self, gpt: Text2SemanticDecoder, sovits: SynthesizerTrn, ssl: SSLEncoder,
+                 bert: BertFeatures | None, device: torch.device, precision: str = "fp32") -> None:
+        self.gpt, self.sovits, self.ssl, self.bert = gpt, sovits, ssl, bert
+        self.device = device
+        self.precision = precision
+        self.sample_rate = sovits.cfg.sampling_rate
+        self._references: OrderedDict[str, PreparedReference] = OrderedDict()
+        self._lock = threading.Lock()
+        self._warned_no_bert = False
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_files(cls, gpt_path: str | os.PathLike[str], sovits_path: str | os.PathLike[str], *,
+                   hubert_dir: str | os.PathLike[str], bert_dir: str | os.PathLike[str] | None = None,
+                   device: str | torch.device = "cpu", precision: str = "fp32") -> "Synthesizer":
+        """Load a voice. ``precision``: ``fp32`` keeps the original's numerics; ``bf16`` runs the GPT
+        in bfloat16 (about twice as fast on CPUs with AVX-512 BF16, slightly different tokens)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        device = torch.device(device)
+        gpt_ckpt = load_gpt(gpt_path)
+        sovits_ckpt = load_sovits(sovits_path)
+        gpt = Text2SemanticDecoder(GPTConfig.from_checkpoint_config(gpt_ckpt.config))
+        _load_strict(gpt, gpt_ckpt.weights, gpt_ckpt.path)
+        sovits = SynthesizerTrn(SoVITSConfig.from_checkpoint_config(sovits_ckpt.config))
+        _load_strict(sovits, sovits_ckpt.weights, sovits_ckpt.path, ignore_prefixes=("enc_q.",))
+        del gpt_ckpt, sovits_ckpt
+        gpt.eval().to(device)
+        sovits.eval().to(device)
+        if precision == "bf16":
+            gpt.to(torch.bfloat16)
+        sovits.fold_weight_norm()
+        ssl = SSLEncoder(hubert_dir, device)
+        bert = BertFeatures(bert_dir, device) if bert_dir is not None else None
+        return cls(gpt, sovits, ssl, bert, device, precision)
+
+    # ------------------------------------------------------------------ reference
+
+    def prepare_reference(self, reference) -> PreparedReference:
+        """Prompt tokens and style vector of a clip (a WAV path or ``(rate, samples)``); cached."""
+        ref = load_reference(reference, self.sample_rate)
+        key = hashlib.sha256(ref.audio_model.tobytes()).hexdigest()
+        with self._lock:
+            if key in self._references:
+                self._references.move_to_end(key)
+                return self._references[key]
+        prepared = self._prepare(ref)
+        with self._lock:
+            self._references[key] = prepared
+            while len(self._references) > 16:
+                self._references.popitem(last=False)
+        return prepared
+
+    @torch.no_grad()
+    def _prepare(self, ref: Reference) -> PreparedReference:
+        tail = int(self.sample_rate * 0.3)  # as the original: 0.3 s at the model rate, appended at 16 kHz
+        ssl = self.ssl.features(ref.audio_16k, tail)
+        tokens = self.sovits.extract_latent(ssl)[0]
+        cfg = self.sovits.cfg
+        audio = torch.from_numpy(ref.audio_model).to(self.device).unsqueeze(0)
+        spec = spectrogram(audio, cfg.filter_length, cfg.hop_length, cfg.win_length)
+        return PreparedReference(prompt_tokens=tokens, style=self.sovits.style(spec), seconds=ref.seconds)
+
+    # ------------------------------------------------------------------ text
+
+    def _bert(self, text: str, word2ph: list[int]) -> torch.Tensor:
+        if self.bert is None:
+            if not self._warned_no_bert:
+                log.warning("no BERT folder given: Chinese text gets zero BERT features (flatter prosody)")
+                self._warned_no_bert = True
+            return torch.zeros(1024, sum(word2ph))
+        return self.bert.phone_features(text, word2ph)
+
+    def plan(self, text: str, language: str, prompt_text: str = "", prompt_language: str | None = None
+             ) -> list[SentencePlan]:
+        """Split ``text`` into sentences and prepare each for the GPT (prompt phones first)."""
+        language = check_language(language)
+        prompt_language = check_language(prompt_language or language)
+        if not isinstance(text, str) or not text.strip():
+            raise TextError("text is empty; give at least one word to speak")
+        sentences = split_sentences(text, language)
+        if not sentences:
+            raise TextError(f"nothing to pronounce in {text!r}; give words, not only punctuation")
+        prompt = None
+        prompt_text = prepare_prompt_text(prompt_text or "", prompt_language)
+        if prompt_text:
+            prompt = phones_and_bert(prompt_text, prompt_language, self._bert)
+        plans = []
+        for sentence in sentences:
+            target = phones_and_bert(sentence, language, self._bert)
+            ids = (prompt.ids if prompt else []) + target.ids
+            bert = torch.cat([prompt.bert, target.bert], 1) if prompt else target.bert
+            plans.append(SentencePlan(sentence, target, torch.tensor(ids, dtype=torch.long), bert))
+        return plans
+
+    # ------------------------------------------------------------------ synthesis
+
+    def _generators(self, seed: int, count: int) -> list[torch.Generator]:
+        return [torch.Generator(device=self.device).manual_seed(int(seed) + i) for i in range(count)]
+
+    @torch.no_grad()
+    def semantic_tokens(self, plans: list[SentencePlan], prompt_tokens: torch.Tensor, params: SamplingParams,
+                        generators: list[torch.Generator], max_semantic_tokens: int, min_semantic_tokens: int = 0,
+                        use_cache: bool = True, on_token: Callable[[int], None] | None = None
+                        ) -> list[torch.Tensor]:
+        """Run the GPT on a batch of sentences -> new semantic tokens of each, [T_i] int64."""
+        dtype = self.gpt.ar_predict_layer.weight.dtype
+        out: list[list[int]] = [[] for _ in plans]
+        steps = self.gpt.generate(
+            [p.gpt_ids for p in plans], [p.gpt_bert.to(dtype) for p in plans], prompt_tokens,
+            params, generators, max_semantic_tokens, min_semantic_tokens, use_cache=use_cache,
+        )
+        for step in steps:
+            finished = set(step.finished)
+            for row, token in zip(step.rows, step.tokens):
+                if row not in finished:  # the stopping step's token is dropped, as the original does
+                    out[row].append(token)
+            if on_token is not None:
+                on_token(len(step.rows))
+        # The original never returns an empty sequence ("bad zero prediction" -> one 0 token).
+        return [torch.tensor(tokens or [0], dtype=torch.long) for tokens in out]
+
+    @torch.no_grad()
+    def vocode(self, tokens: list[torch.Tensor], plans: list[SentencePlan], style: torch.Tensor,
+               generators: list[torch.Generator], speed: float = 1.0, noise_scale: float = 0.5) -> list[np.ndarray]:
+        """SoVITS decode of a batch: tokens [T_i] + sentence phones -> float32 waveforms."""
+        device = self.device
+        codes = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True).to(device)
+        code_lengths = torch.tensor([t.numel() for t in tokens], device=device)
+        text = torch.nn.utils.rnn.pad_sequence([torch.tensor(p.target.ids) for p in plans], batch_first=True).to(device)
+        text_lengths = torch.tensor([len(p.target.ids) for p in plans], device=device)
+        m_p, logs_p, y_mask, lengths = self.sovits.decode_latent(codes, code_lengths, text, text_lengths, style, speed)
+        noise = torch.zeros_like(m_p)
+        for i, gen in enumerate(generators):
+            noise[i, :, : lengths[i]] = torch.randn(1, m_p.shape[1], lengths[i], generator=gen, device=device,
+                                                    dtype=m_p.dtype)[0]
+        z_p = m_p + noise * torch.exp(logs_p) * noise_scale
+        waves = self.sovits.flow_and_vocode(z_p, y_mask, style, lengths)
+        out = []
+        for w in waves:
+            peak = w.abs().max()
+            if peak > 1:
+                w = w / peak
+            out.append(w.float().cpu().numpy())
+        return out
+
+    def synthesize(self, text: str, language: str, reference, *, prompt_text: str = "",
+                   prompt_language: str | None = None, seed: int = 0, top_k: int = 15, top_p: float = 1.0,
+                   temperature: float = 1.0, repetition_penalty: float = 1.35, speed: float = 1.0,
+                   max_semantic_tokens: int = 1500, min_semantic_tokens: int = 0, noise_scale: float = 0.5,
+                   pause_s: float = 0.3, batch_size: int = 8,
+                   on_token: Callable[[int], None] | None = None) -> tuple[int, np.ndarray]:
+        """Speak ``text`` in the reference's voice -> (sample rate, float32 mono waveform).
+
+        ``reference``: WAV path or ``(rate, samples)``, 3 to 10 s. ``prompt_text``: its transcript
+        (empty = reference-free mode: the GPT gets no prompt tokens). Sentences are decoded in
+        batches of ``batch_size`` and joined with ``pause_s`` of silence after each, as the original.
+        ``max_semantic_tokens`` bounds each sentence (25 tokens = 1 s); ``min_semantic_tokens``
+        forbids EOS before that many.
+        """
+        params = SamplingParams(top_k=top_k, top_p=top_p, temperature=temperature,
+                                repetition_penalty=repetition_penalty)
+        _check_knobs(speed, max_semantic_tokens, noise_scale)
+        plans = self.plan(text, language, prompt_text, prompt_language)
+        ref = self.prepare_reference(reference)
+        prompt = ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0]
+        generators = self._generators(seed, len(plans))
+        pause = np.zeros(int(self.sample_rate * pause_s), dtype=np.float32)
+        pieces: list[np.ndarray] = []
+        for start in range(0, len(plans), max(1, batch_size)):
+            group = plans[start : start + batch_size]
+            gens = generators[start : start + batch_size]
+            tokens = self.semantic_tokens(group, prompt, params, gens, max_semantic_tokens, min_semantic_tokens,
+                                          on_token=on_token)
+            for wave in self.vocode(tokens, group, ref.style, gens, speed, noise_scale):
+                pieces += [wave, pause]
+        return self.sample_rate, np.concatenate(pieces).astype(np.float32)
+
+    def stream(self, text: str, language: str, reference, *, prompt_text: str = "",
+               prompt_language: str | None = None, seed: int = 0, top_k: int = 15, top_p: float = 1.0,
+               temperature: float = 1.0, repetition_penalty: float = 1.35, speed: float = 1.0,
+               max_semantic_tokens: int = 1500, min_semantic_tokens: int = 0, noise_scale: float = 0.5,
+               pause_s: float = 0.3, chunk_tokens: int = 25) -> Iterator[np.ndarray]:
+        """Like :meth:`synthesize`, but yields float32 chunks as semantic tokens arrive.
+
+        Every ``chunk_tokens`` tokens (25 = 1 s) the sentence so far is run through SoVITS and the
+        new audio is released, less a margin of frames kept back until their right-hand context
+        exists. The GPT draws the same tokens as :meth:`synthesize`; the SoVITS prior noise is
+        drawn per frame position from a second generator (the length is not known in advance),
+        so with ``noise_scale=0`` the joined chunks match :meth:`synthesize` up to the encoders'
+        missing right-hand context at each cut.
+        """
+        params = SamplingParams(top_k=top_k, top_p=top_p, temperature=temperature,
+                                repetition_penalty=repetition_penalty)
+        _check_knobs(speed, max_semantic_tokens, noise_scale)
+        if chunk_tokens < 1:
+            raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
+        plans = self.plan(text, language, prompt_text, prompt_language)
+        ref = self.prepare_reference(reference)
+        prompt = ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0]
+        generators = self._generators(seed, len(plans))
+        pause = np.zeros(int(self.sample_rate * pause_s), dtype=np.float32)
+        for i, plan in enumerate(plans):
+            yield from self._stream_sentence(plan, prompt, ref.style, params, generators[i], int(seed) + i,
+                                             max_semantic_tokens, min_semantic_tokens, speed, noise_scale,
+                                             chunk_tokens)
+            yield pause.copy()
+
+    @torch.no_grad()
+    def _stream_sentence(self, plan: SentencePlan, prompt: torch.Tensor, style: torch.Tensor,
+                         params: SamplingParams, gen: torch.Generator, noise_seed: int, max_tokens: int,
+                         min_tokens: int, speed: float, noise_scale: float, chunk_tokens: int
+                         ) -> Iterator[np.ndarray]:
+        frames_per_token = 2 / speed
+        max_frames = int(max_tokens * frames_per_token) + 4
+        noise_gen = torch.Generator(device=self.device).manual_seed(noise_seed)
+        noise = torch.randn(1, self.sovits.cfg.inter_channels, max_frames, generator=noise_gen, device=self.device)
+        hold = 16  # latent frames kept back: more than the vocoder's receptive field on either side
+        context = 16
+        tokens: list[int] = []
+        emitted = 0  # latent frames released so far
+        since = 0
+        dtype = self.gpt.ar_predict_layer.weight.dtype
+        steps = self.gpt.generate([plan.gpt_ids], [plan.gpt_bert.to(dtype)], prompt, params, [gen], max_tokens,
+                                  min_tokens)
+        done = False
+        while not done:
+            try:
+                step = next(steps)
+            except StopIteration:
+                break
+            if step.finished:
+                done = True
+            else:
+                tokens.append(step.tokens[0])
+                since += 1
+            if len(tokens) == max_tokens:
+                done = True
+            if not done and since < chunk_tokens:
+                continue
+            since = 0
+            if not tokens:
+                tokens = [0]
+            z, frames = self._latent(tokens, plan, style, noise, noise_scale, speed)
+            end = frames if done else max(emitted, frames - hold)
+            if end > emitted:
+                lo = max(0, emitted - context)
+                hi = min(frames, end + context)
+                wave = self.sovits.dec(z[:, :, lo:hi], style)[0, 0]
+                spf = self.sovits.cfg.samples_per_frame
+                piece = wave[(emitted - lo) * spf : (end - lo) * spf]
+                peak = piece.abs().max()
+                if peak > 1:
+                    piece = piece / peak
+                yield piece.float().cpu().numpy()
+                emitted = end
+        steps.close()
+
+    def _latent(self, tokens: list[int], plan: SentencePlan, style: torch.Tensor, noise: torch.Tensor,
+                noise_scale: float, speed: float) -> tuple[torch.Tensor, int]:
+        device = self.device
+        codes = torch.tensor([tokens], device=device)
+        text = torch.tensor([plan.target.ids], device=device)
+        m_p, logs_p, y_mask, lengths = self.sovits.decode_latent(
+            codes, torch.tensor([len(tokens)], device=device), text, torch.tensor([text.shape[1]], device=device),
+            style, speed)
+        n = lengths[0]
+        z_p = m_p + noise[:, :, :n] * torch.exp(logs_p) * noise_scale
+        z = self.sovits.flow.reverse(z_p, y_mask, style) * y_mask
+        return z, n
+
+
+def _check_knobs(speed: float, max_tokens: int, noise_scale: float) -> None:
+    if not 0.25 <= speed <= 4.0:
+        raise ValueError(f"speed must be between 0.25 and 4, got {speed}")
+    if max_tokens < 1:
+        raise ValueError(f"max_semantic_tokens must be at least 1, got {max_tokens}")
+    if noise_scale < 0:
+        raise ValueError(f"noise_scale must not be negative, got {noise_scale}")
+
+
+__all__ = ["Synthesizer", "PreparedReference", "SentencePlan", "PRECISIONS"]

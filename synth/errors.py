@@ -1,0 +1,39 @@
+"""Errors a caller can cause, each with a message that says what to do."""
+
+from __future__ import annotations
+
+
+class SynthError(Exception):
+    """Base class of every error raised on purpose by ``synth``."""
+
+
+class CheckpointError(SynthError):
+    """A model file cannot be used."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is not a readable PyTorch checkpoint (truncated, wrong type, damaged)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file's pickle asks for a class or function that is not on the allow-list."""
+
+
+class UnsupportedModelError(CheckpointError):
+    """The file is a GPT-SoVITS model of a version this engine does not run (v1, v3, v4, v2Pro...)."""
+
+
+class ReferenceAudioError(SynthError):
+    """The reference clip is missing, unreadable, too short or too long."""
+
+
+class TextError(SynthError):
+    """The text to speak cannot be used (empty, nothing pronounceable)."""
+
+
+class UnknownLanguageError(SynthError):
+    """The language code is not one GPT-SoVITS v2 knows."""
+
+
+class LanguageNotInstalledError(SynthError):
+    """The language is part of GPT-SoVITS v2 but its text front end is not installed here."""

@@ -1,0 +1,328 @@
+"""The GPT stage: GPT-SoVITS's Text2SemanticDecoder, for inference only.
+
+Phones (+ phone-level BERT features) and the reference's semantic tokens go in; new
+semantic tokens (25 Hz, 1,024 codes, EOS = 1024) come out, one per step. Parameter names
+and shapes match the published ``.ckpt`` files (``h.layers.N.self_attn.in_proj_weight`` ...),
+so a state dict loads unchanged.
+
+Decoding keeps keys and values in a cache allocated once for the longest run
+(:class:`KVCache`), where the original grows a tensor by concatenation at every step. The
+arithmetic per step is the original's (same ops, same order, same memory layout of the
+attended keys), so greedy tokens and sampled tokens under a seed come out the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synth.sampling import SamplingParams, sample_next
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Shape of a Text2SemanticDecoder (v2 defaults: 24 layers, width 512, 16 heads)."""
+
+    embedding_dim: int = 512
+    hidden_dim: int = 512
+    heads: int = 16
+    layers: int = 24
+    vocab_size: int = 1025
+    phoneme_vocab_size: int = 732
+    eos: int = 1024
+    bert_dim: int = 1024
+
+    @classmethod
+    def from_checkpoint_config(cls, config: dict) -> "GPTConfig":
+        m = config["model"]
+        return cls(
+            embedding_dim=int(m["embedding_dim"]),
+            hidden_dim=int(m["hidden_dim"]),
+            heads=int(m["head"]),
+            layers=int(m["n_layer"]),
+            vocab_size=int(m["vocab_size"]),
+            phoneme_vocab_size=int(m["phoneme_vocab_size"]),
+            eos=int(m["EOS"]),
+        )
+
+    def to_checkpoint_config(self) -> dict:
+        """The ``config`` dict GPT-SoVITS's trainer stores (s1longer-v2.yaml layout)."""
+        return {
+            "train": {"seed": 1234, "epochs": 20, "batch_size": 8, "save_every_n_epoch": 1,
+                      "precision": "16-mixed", "gradient_clip": 1.0},
+            "optimizer": {"lr": 0.01, "lr_init": 1e-05, "lr_end": 0.0001, "warmup_steps": 2000, "decay_steps": 40000},
+            "data": {"max_eval_sample": 8, "max_sec": 54, "num_workers": 4, "pad_val": 1024},
+            "model": {
+                "vocab_size": self.vocab_size, "phoneme_vocab_size": self.phoneme_vocab_size,
+                "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "head": self.heads,
+                "linear_units": self.hidden_dim * 4, "n_layer": self.layers, "dropout": 0, "EOS": self.eos,
+                "random_bert": 0,
+            },
+            "inference": {"top_k": 15},
+        }
+
+
+class TokenEmbedding(nn.Module):
+    def __init__(self, dim: int, vocab: int) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab, dim)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.word_embeddings(ids)
+
+
+class SinePositions(nn.Module):
+    """Sinusoidal positions scaled by a learnt ``alpha`` (VALL-E style), added to the input."""
+
+    def __init__(self, dim: int, max_len: int = 4000) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1))
+        position = torch.arange(0, max_len, dtype=torch.float32).unsqueeze(1)
+        div_term = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
+        pe = torch.zeros(max_len, dim)
+        pe[:, 0::2] = torch.sin(position * div_term)
+        pe[:, 1::2] = torch.cos(position * div_term)
+        self.register_buffer("pe", pe.unsqueeze(0), persistent=False)
+
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """x: [B, T, D] -> x + alpha * pe[start:start+T]."""
+        return x * 1.0 + self.alpha * self.pe[:, start : start + x.size(1)].to(x.dtype)
+
+    def at(self, position: int, dtype: torch.dtype) -> torch.Tensor:
+        return self.alpha * self.pe[:, position].to(dtype)
+
+
+class SelfAttention(nn.Module):
+    """Holds ``in_proj_weight``/``in_proj_bias``/``out_proj`` under nn.MultiheadAttention's names."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+
+class DecoderLayer(nn.Module):
+    """Post-norm transformer layer (attention, then ReLU FFN of width 4*dim)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dim = dim
+        self.self_attn = SelfAttention(dim)
+        self.linear1 = nn.Linear(dim, dim * 4)
+        self.linear2 = nn.Linear(dim * 4, dim)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+
+    def _finish(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        b, t = attn.shape[0], attn.shape[2]
+        attn = attn.transpose(1, 2).reshape(b, t, -1)
+        x = x + F.linear(attn, self.self_attn.out_proj.weight, self.self_attn.out_proj.bias)
+        x = F.layer_norm(x, [self.dim], self.norm1.weight, self.norm1.bias, self.norm1.eps)
+        h = F.linear(F.relu(F.linear(x, self.linear1.weight, self.linear1.bias)), self.linear2.weight, self.linear2.bias)
+        x = x + h
+        return F.layer_norm(x, [self.dim], self.norm2.weight, self.norm2.bias, self.norm2.eps)
+
+    def prefill(self, x: torch.Tensor, mask: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
+        """x: [B, T, D]; mask: [B, H, T, T] bool, True = may attend. Writes keys/values 0..T-1."""
+        b, t, _ = x.shape
+        q, k, v = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).chunk(3, dim=-1)
+        k_cache[:, :t].copy_(k)
+        v_cache[:, :t].copy_(v)
+        q = q.view(b, t, self.heads, -1).transpose(1, 2)
+        k = k.view(b, t, self.heads, -1).transpose(1, 2)
+        v = v.view(b, t, self.heads, -1).transpose(1, 2)
+        attn = F.scaled_dot_product_attention(q, k, v, mask)
+        return self._finish(x, attn)
+
+    def step(self, x: torch.Tensor, pos: int, k_cache: torch.Tensor, v_cache: torch.Tensor,
+             mask: torch.Tensor | None) -> torch.Tensor:
+        """x: [B, 1, D] at cache position ``pos``; attends to cache[:pos+1]."""
+        b = x.shape[0]
+        q, k, v = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).chunk(3, dim=-1)
+        k_cache[:, pos : pos + 1].copy_(k)
+        v_cache[:, pos : pos + 1].copy_(v)
+        kv_len = pos + 1
+        q = q.view(b, 1, self.heads, -1).transpose(1, 2)
+        k = k_cache[:, :kv_len].view(b, kv_len, self.heads, -1).transpose(1, 2)
+        v = v_cache[:, :kv_len].view(b, kv_len, self.heads, -1).transpose(1, 2)
+        attn = F.scaled_dot_product_attention(q, k, v, mask)
+        return self._finish(x, attn)
+
+
+class Stack(nn.Module):
+    """The ``h`` module of the original: ``h.layers.N``."""
+
+    def __init__(self, dim: int, heads: int, layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(DecoderLayer(dim, heads) for _ in range(layers))
+
+
+class KVCache:
+    """Keys and values of every layer, allocated once: ``[layers, B, max_len, D]`` each."""
+
+    def __init__(self, layers: int, batch: int, max_len: int, dim: int, dtype: torch.dtype, device) -> None:
+        self.k = torch.empty(layers, batch, max_len, dim, dtype=dtype, device=device)
+        self.v = torch.empty(layers, batch, max_len, dim, dtype=dtype, device=device)
+        self.max_len = max_len
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Drop finished sequences from the batch (rare: once per sentence)."""
+        self.k = self.k.index_select(1, rows)
+        self.v = self.v.index_select(1, rows)
+
+
+@dataclass
+class DecodeStep:
+    """What one decoding step reports: the new token of each still-running row."""
+
+    rows: list[int]
+    tokens: list[int]
+    finished: list[int]
+
+
+class Text2SemanticDecoder(nn.Module):
+    """GPT-SoVITS v2 text-to-semantic model (inference)."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.embedding_dim
+        self.bert_proj = nn.Linear(config.bert_dim, d)
+        self.ar_text_embedding = TokenEmbedding(d, config.phoneme_vocab_size)
+        self.ar_text_position = SinePositions(d)
+        self.ar_audio_embedding = TokenEmbedding(d, config.vocab_size)
+        self.ar_audio_position = SinePositions(d)
+        self.h = Stack(config.hidden_dim, config.heads, config.layers)
+        self.ar_predict_layer = nn.Linear(config.hidden_dim, config.vocab_size, bias=False)
+
+    def embed_text(self, phones: torch.Tensor, bert: torch.Tensor) -> torch.Tensor:
+        """phones: [T] int64; bert: [1024, T] -> [T, D]."""
+        x = self.ar_text_embedding(phones.unsqueeze(0))
+        x = x + self.bert_proj(bert.transpose(0, 1).unsqueeze(0).to(x.dtype))
+        return self.ar_text_position(x).squeeze(0)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        phones: Sequence[torch.Tensor],
+        bert: Sequence[torch.Tensor],
+        prompt: torch.Tensor,
+        params: SamplingParams,
+        generators: Sequence[torch.Generator | None],
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+        use_cache: bool = True,
+    ) -> Iterator[DecodeStep]:
+        """Decode each row of a batch until EOS or ``max_new_tokens``; yield every step.
+
+        phones[i]: [T_i] phone ids of row i (reference text + sentence i); bert[i]: [1024, T_i];
+        prompt: [P] the reference's semantic tokens, shared by all rows.
+
+        Rows are left-padded to the longest; each row's text positions start at 0, as in the
+        original's batched decoder. EOS is not allowed before step 11 (as the original), nor
+        before ``min_new_tokens``. ``use_cache=False`` recomputes the whole sequence at every
+        step (the reference for the KV-cache test; slow).
+        """
+        device = self.ar_predict_layer.weight.device
+        dtype = self.ar_predict_layer.weight.dtype
+        batch = len(phones)
+        eos = self.config.eos
+        x_lens = [int(p.numel()) for p in phones]
+        x_len = max(x_lens)
+        p_len = int(prompt.numel())
+        text = torch.zeros(batch, x_len, self.config.embedding_dim, dtype=dtype, device=device)
+        for i, (ph, be) in enumerate(zip(phones, bert)):
+            text[i, x_len - x_lens[i] :] = self.embed_text(ph.to(device), be.to(device))
+        y = prompt.to(device).long().unsqueeze(0).expand(batch, -1)
+        y_emb = self.ar_audio_position(self.ar_audio_embedding(y))
+        xy = torch.cat([text, y_emb], dim=1)
+        src = x_len + p_len
+
+        # True = may attend. Text sees text; prompt tokens see text and earlier tokens; pads are hidden.
+        allowed = torch.zeros(src, src, dtype=torch.bool, device=device)
+        allowed[:x_len, :x_len] = True
+        allowed[x_len:, :x_len] = True
+        allowed[x_len:, x_len:] = torch.ones(p_len, p_len, dtype=torch.bool, device=device).tril()
+        pad = torch.zeros(batch, src, dtype=torch.bool, device=device)
+        for i, n in enumerate(x_lens):
+            pad[i, : x_len - n] = True
+        mask = allowed.unsqueeze(0) & ~pad.unsqueeze(1)
+        # A pad row attends to itself only, so that it stays finite (a row that sees nothing gives NaN).
+        mask |= torch.diag_embed(pad)
+        mask = mask.unsqueeze(1).expand(-1, self.config.heads, -1, -1)
+        step_mask = None if all(n == x_len for n in x_lens) else (~pad).view(batch, 1, 1, src)
+
+        history = y  # [B, P + generated]: the repetition penalty looks at the prompt too, as the original
+        rows = list(range(batch))
+        max_len = src + max_new_tokens + 1
+        cache = KVCache(self.config.layers, batch, max_len, self.config.hidden_dim, dtype, device) if use_cache else None
+        full_input = xy
+        gens = list(generators)
+
+        for idx in range(max_new_tokens):
+            if use_cache:
+                if idx == 0:
+                    h = xy
+                    for n, layer in enumerate(self.h.layers):
+                        h = layer.prefill(h, mask, cache.k[n], cache.v[n])
+                else:
+                    pos = src + idx - 1
+                    h = xy
+                    m = None if step_mask is None else F.pad(step_mask, (0, idx), value=True)
+                    for n, layer in enumerate(self.h.layers):
+                        h = layer.step(h, pos, cache.k[n], cache.v[n], m)
+                last = h[:, -1]
+            else:
+                last = self._recompute_last(full_input, mask, idx)
+            logits = self.ar_predict_layer(last)
+            if idx < 11 or idx < min_new_tokens:
+                logits = logits[:, :-1]
+            samples = sample_next(logits, history, params, gens)
+            greedy = torch.argmax(logits, dim=-1)
+            history = torch.cat([history, samples], dim=1)
+            stop = ((samples[:, 0] == eos) | (greedy == eos)).tolist()
+            tokens = samples[:, 0].tolist()
+            finished = [rows[i] for i, s in enumerate(stop) if s]
+            yield DecodeStep(rows=list(rows), tokens=tokens, finished=finished)
+            keep = [i for i, s in enumerate(stop) if not s]
+            if not keep:
+                return
+            if len(keep) < len(rows):
+                index = torch.tensor(keep, device=device)
+                history = history.index_select(0, index)
+                rows = [rows[i] for i in keep]
+                gens = [gens[i] for i in keep]
+                if cache is not None:
+                    cache.keep_rows(index)
+                if step_mask is not None:
+                    step_mask = step_mask.index_select(0, index)
+                mask = mask.index_select(0, index)
+                full_input = full_input.index_select(0, index)
+            new = self.ar_audio_embedding(history[:, -1:])
+            xy = new * 1.0 + self.ar_audio_position.at(p_len + idx, new.dtype)
+            if not use_cache:
+                full_input = torch.cat([full_input, xy], dim=1)
+
+    def _recompute_last(self, full_input: torch.Tensor, prefix_mask: torch.Tensor, idx: int) -> torch.Tensor:
+        """Cache-free step: run every layer over the whole sequence so far."""
+        b, t, _ = full_input.shape
+        src = prefix_mask.shape[-1]
+        mask = torch.ones(b, prefix_mask.shape[1], t, t, dtype=torch.bool, device=full_input.device).tril()
+        mask[:, :, :src, :src] = prefix_mask
+        mask[:, :, src:, :src] = prefix_mask[:, :, -1:, :]
+        h = full_input
+        for layer in self.h.layers:
+            q, k, v = F.linear(h, layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias).chunk(3, dim=-1)
+            q = q.view(b, t, layer.heads, -1).transpose(1, 2)
+            k = k.view(b, t, layer.heads, -1).transpose(1, 2)
+            v = v.view(b, t, layer.heads, -1).transpose(1, 2)
+            h = layer._finish(h, F.scaled_dot_product_attention(q, k, v, mask))
+        return h[:, -1]

@@ -1,0 +1,1 @@
+"""Text front end: normalisation, sentence and language splitting, grapheme-to-phoneme."""
