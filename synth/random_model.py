@@ -10,7 +10,8 @@ transformers loads from disk.
 * ``size="full"``: the published v2 sizes (GPT 24x512, SoVITS s2.json, hubert-base,
   roberta-large) with random weights, for benchmarks.
 
-Random weights babble and rarely emit EOS: bound the length with ``max_semantic_tokens``.
+Random weights babble; the GPT's EOS row is zeroed so that a random voice never stops by
+itself and every run lasts exactly ``max_semantic_tokens`` per sentence (bounded, repeatable).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def write_random_model(directory: str | os.PathLike[str], size: str = "tiny", se
                        hubert_dir=directory / "chinese-hubert-base", bert_dir=directory / "chinese-roberta-wwm-ext-large",
                        size=size)
     marker = directory / "random-model.json"
-    stamp = {"size": size, "seed": seed, "format": 1}
+    stamp = {"size": size, "seed": seed, "format": 2}
     if marker.is_file() and json.loads(marker.read_text()) == stamp and files.gpt_path.is_file():
         return files
     directory.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,10 @@ def write_random_model(directory: str | os.PathLike[str], size: str = "tiny", se
     gcfg = gpt_config(size)
     gpt = Text2SemanticDecoder(gcfg)
     _randomise(gpt, gen)
+    with torch.no_grad():
+        # A zero EOS row gives EOS the logit 0, below the top few hundred of the other random logits:
+        # a random voice never stops by itself, so its length is max_semantic_tokens, the same every run.
+        gpt.ar_predict_layer.weight[gcfg.eos].zero_()
     save_gpt(files.gpt_path, gpt.state_dict(), gcfg.to_checkpoint_config(), info=f"random-{size}-seed{seed}")
     del gpt
 

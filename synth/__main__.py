@@ -1,0 +1,108 @@
+"""Command line: ``python -m synth say ...`` speaks; ``python -m synth info FILE`` describes a model file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from synth.errors import SynthError
+
+
+@click.group()
+def main() -> None:
+    """GPT-SoVITS v2 speech synthesis."""
+
+
+@main.command()
+@click.option("--gpt", "gpt_path", required=True, type=click.Path(dir_okay=False), help="GPT weights (.ckpt)")
+@click.option("--sovits", "sovits_path", required=True, type=click.Path(dir_okay=False), help="SoVITS weights (.pth)")
+@click.option("--hubert", "hubert_dir", required=True, type=click.Path(file_okay=False),
+              help="chinese-hubert-base folder")
+@click.option("--bert", "bert_dir", type=click.Path(file_okay=False), default=None,
+              help="chinese-roberta-wwm-ext-large folder (needed for good Chinese)")
+@click.option("--ref", "reference", required=True, type=click.Path(dir_okay=False), help="reference WAV, 3-10 s")
+@click.option("--ref-text", "prompt_text", default="", help="transcript of the reference (empty: reference-free)")
+@click.option("--ref-lang", "prompt_language", default=None, help="language of the transcript (default: --lang)")
+@click.option("--text", required=True, help="what to say")
+@click.option("--lang", "language", default="zh", show_default=True, help="zh, en, all_zh or auto")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="output WAV")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--top-k", default=15, show_default=True)
+@click.option("--top-p", default=1.0, show_default=True)
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--repetition-penalty", default=1.35, show_default=True)
+@click.option("--speed", default=1.0, show_default=True)
+@click.option("--max-tokens", "max_semantic_tokens", default=1500, show_default=True,
+              help="semantic tokens per sentence at most (25 = 1 s)")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def say(gpt_path, sovits_path, hubert_dir, bert_dir, reference, prompt_text, prompt_language, text, language,
+        out_path, seed, top_k, top_p, temperature, repetition_penalty, speed, max_semantic_tokens, precision,
+        device) -> None:
+    """Speak TEXT in the voice of the model and reference clip, into a WAV file."""
+    from tqdm import tqdm
+
+    from synth.audio import write_wav
+    from synth.engine import Synthesizer
+
+    try:
+        tts = Synthesizer.from_files(gpt_path, sovits_path, hubert_dir=hubert_dir, bert_dir=bert_dir, device=device,
+                                     precision=precision)
+        plans = tts.plan(text, language, prompt_text, prompt_language)
+        with tqdm(total=len(plans) * max_semantic_tokens, unit="tok", desc="semantic tokens", leave=False) as bar:
+            rate, wave = tts.synthesize(text, language, reference, prompt_text=prompt_text,
+                                        prompt_language=prompt_language, seed=seed, top_k=top_k, top_p=top_p,
+                                        temperature=temperature, repetition_penalty=repetition_penalty, speed=speed,
+                                        max_semantic_tokens=max_semantic_tokens, on_token=bar.update)
+        write_wav(out_path, rate, wave)
+    except (SynthError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out_path}: {wave.shape[0] / rate:.2f} s at {rate} Hz, {len(plans)} sentence(s)")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+def info(path: str) -> None:
+    """Describe a GPT-SoVITS model file: kind, version, parameters, config, languages."""
+    from synth.checkpoints import read_checkpoint, sovits_version, to_plain
+    from synth.text.frontend import NOT_INSTALLED, SUPPORTED
+
+    try:
+        raw = read_checkpoint(path)
+    except SynthError as exc:
+        raise click.ClickException(str(exc)) from None
+    payload = raw.payload if isinstance(raw.payload, dict) else {}
+    weights = payload.get("weight") if isinstance(payload.get("weight"), dict) else {}
+    config = to_plain(payload.get("config", {}))
+    count = sum(int(t.numel()) for t in weights.values())
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for t in weights.values()})
+    if any(k.startswith("model.ar_") for k in weights):
+        kind = "GPT (text to semantic tokens)"
+        phones = weights.get("model.ar_text_embedding.word_embeddings.weight")
+        version = "v2" if phones is not None and phones.shape[0] == 732 else "v1"
+        shape = config.get("model", {})
+        detail = (f"layers {shape.get('n_layer')}, width {shape.get('hidden_dim')}, heads {shape.get('head')}, "
+                  f"phones {shape.get('phoneme_vocab_size')}, semantic vocabulary {shape.get('vocab_size')}")
+    else:
+        kind = "SoVITS (semantic tokens to waveform)"
+        version = sovits_version(raw.version_mark, weights)
+        shape = config.get("model", {}) if isinstance(config, dict) else {}
+        data = config.get("data", {}) if isinstance(config, dict) else {}
+        detail = (f"hidden {shape.get('hidden_channels')}, layers {shape.get('n_layers')}, "
+                  f"upsampling {shape.get('upsample_rates')}, {data.get('sampling_rate')} Hz")
+    supported = version == "v2"
+    click.echo(f"file:       {Path(path)}")
+    click.echo(f"kind:       {kind}")
+    click.echo(f"version:    {version}{'' if supported else '  (not supported by this engine: v2 only)'}")
+    click.echo(f"parameters: {count:,} ({', '.join(dtypes) or 'none'})")
+    click.echo(f"shape:      {detail}")
+    click.echo(f"info:       {payload.get('info', '')}")
+    click.echo(f"languages:  {', '.join(SUPPORTED)} (not installed: {', '.join(NOT_INSTALLED)})")
+    if not supported:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
