@@ -399,7 +399,11 @@ def load_sovits(path: str | os.PathLike[str]) -> SoVITSCheckpoint:
     if not isinstance(config, dict) or "model" not in config or "data" not in config:
         raise CorruptCheckpointError(f"{raw.path}: SoVITS config lacks 'model'/'data'; is this a GPT .ckpt?")
     weights = dict(payload["weight"])
+    if any(k.startswith("model.ar_") for k in weights):
+        raise CorruptCheckpointError(f"{raw.path}: this is a GPT .ckpt file, not a SoVITS .pth; swap the two paths")
     version = sovits_version(raw.version_mark, weights)
+    if version == "unknown":
+        raise CorruptCheckpointError(f"{raw.path}: no SoVITS text embedding in the weights; not a GPT-SoVITS .pth")
     if version != "v2":
         raise UnsupportedModelError(
             f"{raw.path}: this is a GPT-SoVITS {version} SoVITS model; this engine runs v2 models only "

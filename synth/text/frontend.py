@@ -113,19 +113,20 @@ def split_sentences(text: str, language: str) -> list[str]:
     each ends with a mark (``。`` added, ``.`` for English), as GPT-SoVITS does before decoding."""
     text = text.strip("\n")
     pieces, current = [], ""
-    for ch in text:
+    for i, ch in enumerate(text):
         current += ch
-        if ch in _SPLIT_AFTER:
+        # "." ends a sentence only before a space or the end ("3.5" and "e.g." stay whole).
+        if ch in _SPLIT_AFTER or (ch == "." and (i + 1 == len(text) or text[i + 1].isspace())):
             pieces.append(current)
             current = ""
     if current:
         pieces.append(current)
-    pieces = [p.strip() for p in pieces if p.strip()]
+    pieces = [p for p in pieces if p.strip()]
     merged: list[str] = []
     buffer = ""
     for p in pieces:
-        buffer += (" " if buffer and buffer[-1].isascii() and buffer[-1].isalnum() else "") + p
-        if len(buffer) >= 5:
+        buffer += p
+        if len(buffer.strip()) >= 5:
             merged.append(buffer)
             buffer = ""
     if buffer:
@@ -134,7 +135,7 @@ def split_sentences(text: str, language: str) -> list[str]:
         else:
             merged.append(buffer)
     out = []
-    for sentence in merged:
+    for sentence in (m.strip() for m in merged):
         if not re.sub(r"\W+", "", sentence):
             continue  # only punctuation: nothing to say
         if sentence[-1] not in SENTENCE_END:
@@ -150,6 +151,8 @@ def phones_and_bert(text: str, language: str, bert: BertProvider | None, _retry:
     """One sentence -> :class:`PhoneSequence`. Chinese runs get BERT features (zeros if no BERT
     model is given), other runs zeros. Fewer than 6 phones: GPT-SoVITS prepends "." and retries."""
     text = re.sub(r" {2,}", " ", text)
+    if not re.sub(r"\W+", "", text):
+        raise TextError(f"nothing to pronounce in {text!r}; give words in the chosen language")
     phones: list[str] = []
     features: list[torch.Tensor] = []
     normalized = []
