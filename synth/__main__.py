@@ -36,7 +36,7 @@ def main() -> None:
 @click.option("--speed", default=1.0, show_default=True)
 @click.option("--max-tokens", "max_semantic_tokens", default=1500, show_default=True,
               help="semantic tokens per sentence at most (25 = 1 s)")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]), default="fp32", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def say(gpt_path, sovits_path, hubert_dir, bert_dir, reference, prompt_text, prompt_language, text, language,
         out_path, seed, top_k, top_p, temperature, repetition_penalty, speed, max_semantic_tokens, precision,

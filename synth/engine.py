@@ -26,7 +26,7 @@ import torch
 
 from synth.audio import Reference, load_reference, spectrogram
 from synth.checkpoints import load_gpt, load_sovits
-from synth.errors import CorruptCheckpointError, TextError
+from synth.errors import CheckpointError, CorruptCheckpointError, TextError
 from synth.features import BertFeatures, SSLEncoder
 from synth.gpt import GPTConfig, Text2SemanticDecoder
 from synth.sampling import SamplingParams
@@ -36,7 +36,7 @@ from synth.text.frontend import (PhoneSequence, check_language, phones_and_bert,
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,11 @@ class Synthesizer:
     """GPT-SoVITS v2 text-to-speech with one voice (a GPT and a SoVITS file)."""
 
     def __init__(self, gpt: Text2SemanticDecoder, sovits: SynthesizerTrn, ssl: SSLEncoder,
-                 bert: BertFeatures | None, device: torch.device, precision: str = "fp32") -> None:
-        self.gpt, self.sovits, self.ssl, self.bert = gpt, sovits, ssl, bert
+                 bert_dir: str | os.PathLike[str] | None, device: torch.device, precision: str = "fp32") -> None:
+        self.gpt, self.sovits, self.ssl = gpt, sovits, ssl
+        # The 1.3 GB BERT is loaded on the first Chinese sentence, not before (English-only use never pays it).
+        self.bert_dir = bert_dir
+        self._bert: BertFeatures | None = None
         self.device = device
         self.precision = precision
         self.sample_rate = sovits.cfg.sampling_rate
@@ -100,8 +103,12 @@ class Synthesizer:
     def from_files(cls, gpt_path: str | os.PathLike[str], sovits_path: str | os.PathLike[str], *,
                    hubert_dir: str | os.PathLike[str], bert_dir: str | os.PathLike[str] | None = None,
                    device: str | torch.device = "cpu", precision: str = "fp32") -> "Synthesizer":
-        """Load a voice. ``precision``: ``fp32`` keeps the original's numerics; ``bf16`` runs the GPT
-        in bfloat16 (about twice as fast on CPUs with AVX-512 BF16, slightly different tokens)."""
+        """Load a voice.
+
+        ``precision``: ``fp32`` (default) computes exactly what the original computes; ``bf16`` runs
+        the GPT in bfloat16; ``int8`` runs it with int8 weights and bf16 activations (fastest on a
+        CPU, whose token-by-token decoding is bound by reading the weights). The two fast modes
+        change the numerics slightly; BENCHMARKS.md gives their effect on the tokens."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         device = torch.device(device)
@@ -116,10 +123,13 @@ class Synthesizer:
         sovits.eval().to(device)
         if precision == "bf16":
             gpt.to(torch.bfloat16)
+        elif precision == "int8":
+            gpt.quantize_int8()
         sovits.fold_weight_norm()
         ssl = SSLEncoder(hubert_dir, device)
-        bert = BertFeatures(bert_dir, device) if bert_dir is not None else None
-        return cls(gpt, sovits, ssl, bert, device, precision)
+        if bert_dir is not None and not (Path(bert_dir) / "config.json").is_file():
+            raise CheckpointError(f"BERT folder {bert_dir} has no config.json; point it at chinese-roberta-wwm-ext-large")
+        return cls(gpt, sovits, ssl, bert_dir, device, precision)
 
     # ------------------------------------------------------------------ reference
 
@@ -150,7 +160,16 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ text
 
-    def _bert(self, text: str, word2ph: list[int]) -> torch.Tensor:
+    @property
+    def bert(self) -> BertFeatures | None:
+        """The BERT model, loaded on first use (None when no folder was given)."""
+        if self._bert is None and self.bert_dir is not None:
+            with self._lock:
+                if self._bert is None:
+                    self._bert = BertFeatures(self.bert_dir, self.device)
+        return self._bert
+
+    def _bert_features(self, text: str, word2ph: list[int]) -> torch.Tensor:
         if self.bert is None:
             if not self._warned_no_bert:
                 log.warning("no BERT folder given: Chinese text gets zero BERT features (flatter prosody)")
@@ -171,10 +190,10 @@ class Synthesizer:
         prompt = None
         prompt_text = prepare_prompt_text(prompt_text or "", prompt_language)
         if prompt_text:
-            prompt = phones_and_bert(prompt_text, prompt_language, self._bert)
+            prompt = phones_and_bert(prompt_text, prompt_language, self._bert_features)
         plans = []
         for sentence in sentences:
-            target = phones_and_bert(sentence, language, self._bert)
+            target = phones_and_bert(sentence, language, self._bert_features)
             ids = (prompt.ids if prompt else []) + target.ids
             bert = torch.cat([prompt.bert, target.bert], 1) if prompt else target.bert
             plans.append(SentencePlan(sentence, target, torch.tensor(ids, dtype=torch.long), bert))
@@ -191,7 +210,7 @@ class Synthesizer:
                         use_cache: bool = True, on_token: Callable[[int], None] | None = None
                         ) -> list[torch.Tensor]:
         """Run the GPT on a batch of sentences -> new semantic tokens of each, [T_i] int64."""
-        dtype = self.gpt.ar_predict_layer.weight.dtype
+        dtype = self.gpt.bert_proj.weight.dtype
         out: list[list[int]] = [[] for _ in plans]
         steps = self.gpt.generate(
             [p.gpt_ids for p in plans], [p.gpt_bert.to(dtype) for p in plans], prompt_tokens,
@@ -307,7 +326,7 @@ class Synthesizer:
         tokens: list[int] = []
         emitted = 0  # latent frames released so far
         since = 0
-        dtype = self.gpt.ar_predict_layer.weight.dtype
+        dtype = self.gpt.bert_proj.weight.dtype
         steps = self.gpt.generate([plan.gpt_ids], [plan.gpt_bert.to(dtype)], prompt, params, [gen], max_tokens,
                                   min_tokens)
         done = False

@@ -108,6 +108,28 @@ class SelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
 
 
+class Int8Weight:
+    """A linear layer's weight as int8 with one scale per output row (weight-only quantisation).
+
+    Activations stay bfloat16; the int8 weights are a quarter of the fp32 bytes, which is what
+    decoding one token at a time is bound by on a CPU.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        w = weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+        self.q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+        self.scale = scale.to(torch.bfloat16)
+        self.bias = None if bias is None else bias.detach().to(torch.bfloat16)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(torch.bfloat16), self.q, self.scale)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*shape[:-1], -1)
+
+
 class DecoderLayer(nn.Module):
     """Post-norm transformer layer (attention, then ReLU FFN of width 4*dim)."""
 
@@ -115,25 +137,45 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.heads = heads
         self.dim = dim
+        self.int8: dict[str, Int8Weight] | None = None
+        self.exact_attention = True
         self.self_attn = SelfAttention(dim)
         self.linear1 = nn.Linear(dim, dim * 4)
         self.linear2 = nn.Linear(dim * 4, dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
 
+    def quantize_int8(self) -> None:
+        """Switch to int8 weights (bf16 activations) and plain-matmul decode attention."""
+        self.int8 = {
+            "qkv": Int8Weight(self.self_attn.in_proj_weight, self.self_attn.in_proj_bias),
+            "out": Int8Weight(self.self_attn.out_proj.weight, self.self_attn.out_proj.bias),
+            "ff1": Int8Weight(self.linear1.weight, self.linear1.bias),
+            "ff2": Int8Weight(self.linear2.weight, self.linear2.bias),
+        }
+        self.exact_attention = False
+
+    def _linear(self, x: torch.Tensor, which: str, layer_w: torch.Tensor, layer_b: torch.Tensor) -> torch.Tensor:
+        if self.int8 is not None:
+            return self.int8[which](x)
+        return F.linear(x, layer_w, layer_b)
+
+    def _qkv(self, x: torch.Tensor):
+        return self._linear(x, "qkv", self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).chunk(3, dim=-1)
+
     def _finish(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         b, t = attn.shape[0], attn.shape[2]
         attn = attn.transpose(1, 2).reshape(b, t, -1)
-        x = x + F.linear(attn, self.self_attn.out_proj.weight, self.self_attn.out_proj.bias)
+        x = x + self._linear(attn, "out", self.self_attn.out_proj.weight, self.self_attn.out_proj.bias)
         x = F.layer_norm(x, [self.dim], self.norm1.weight, self.norm1.bias, self.norm1.eps)
-        h = F.linear(F.relu(F.linear(x, self.linear1.weight, self.linear1.bias)), self.linear2.weight, self.linear2.bias)
-        x = x + h
+        h = F.relu(self._linear(x, "ff1", self.linear1.weight, self.linear1.bias))
+        x = x + self._linear(h, "ff2", self.linear2.weight, self.linear2.bias)
         return F.layer_norm(x, [self.dim], self.norm2.weight, self.norm2.bias, self.norm2.eps)
 
     def prefill(self, x: torch.Tensor, mask: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
         """x: [B, T, D]; mask: [B, H, T, T] bool, True = may attend. Writes keys/values 0..T-1."""
         b, t, _ = x.shape
-        q, k, v = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = self._qkv(x)
         k_cache[:, :t].copy_(k)
         v_cache[:, :t].copy_(v)
         q = q.view(b, t, self.heads, -1).transpose(1, 2)
@@ -146,14 +188,21 @@ class DecoderLayer(nn.Module):
              mask: torch.Tensor | None) -> torch.Tensor:
         """x: [B, 1, D] at cache position ``pos``; attends to cache[:pos+1]."""
         b = x.shape[0]
-        q, k, v = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = self._qkv(x)
         k_cache[:, pos : pos + 1].copy_(k)
         v_cache[:, pos : pos + 1].copy_(v)
         kv_len = pos + 1
         q = q.view(b, 1, self.heads, -1).transpose(1, 2)
         k = k_cache[:, :kv_len].view(b, kv_len, self.heads, -1).transpose(1, 2)
         v = v_cache[:, :kv_len].view(b, kv_len, self.heads, -1).transpose(1, 2)
-        attn = F.scaled_dot_product_attention(q, k, v, mask)
+        if self.exact_attention:
+            attn = F.scaled_dot_product_attention(q, k, v, mask)
+        else:
+            # One query row: a plain matmul beats the fused CPU kernel's setup cost.
+            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            attn = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
         return self._finish(x, attn)
 
 
@@ -203,6 +252,21 @@ class Text2SemanticDecoder(nn.Module):
         self.h = Stack(config.hidden_dim, config.heads, config.layers)
         self.ar_predict_layer = nn.Linear(config.hidden_dim, config.vocab_size, bias=False)
 
+    def quantize_int8(self) -> None:
+        """Fast mode: bf16 activations, int8 weight-only linears in every layer and the output head."""
+        self.to(torch.bfloat16)
+        for layer in self.h.layers:
+            layer.quantize_int8()
+        head = Int8Weight(self.ar_predict_layer.weight, None)
+        self.ar_predict_layer.forward = head  # type: ignore[method-assign]
+        # The float copies of the quantised weights are no longer read: free them.
+        for layer in self.h.layers:
+            for p in (layer.self_attn.in_proj_weight, layer.self_attn.out_proj.weight, layer.linear1.weight,
+                      layer.linear2.weight):
+                p.data = torch.empty(0, dtype=p.dtype, device=p.device)
+        self.ar_predict_layer.weight.data = torch.empty(0, dtype=torch.bfloat16,
+                                                        device=self.ar_predict_layer.weight.device)
+
     def embed_text(self, phones: torch.Tensor, bert: torch.Tensor) -> torch.Tensor:
         """phones: [T] int64; bert: [1024, T] -> [T, D]."""
         x = self.ar_text_embedding(phones.unsqueeze(0))
@@ -231,8 +295,8 @@ class Text2SemanticDecoder(nn.Module):
         before ``min_new_tokens``. ``use_cache=False`` recomputes the whole sequence at every
         step (the reference for the KV-cache test; slow).
         """
-        device = self.ar_predict_layer.weight.device
-        dtype = self.ar_predict_layer.weight.dtype
+        device = self.bert_proj.weight.device
+        dtype = self.bert_proj.weight.dtype
         batch = len(phones)
         eos = self.config.eos
         x_lens = [int(p.numel()) for p in phones]
@@ -282,7 +346,7 @@ class Text2SemanticDecoder(nn.Module):
                 last = h[:, -1]
             else:
                 last = self._recompute_last(full_input, mask, idx)
-            logits = self.ar_predict_layer(last)
+            logits = self.ar_predict_layer(last).float()
             if idx < 11 or idx < min_new_tokens:
                 logits = logits[:, :-1]
             samples = sample_next(logits, history, params, gens)

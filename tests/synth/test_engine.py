@@ -150,3 +150,12 @@ def test_synth_imports_no_chain_or_queue_code():
             "sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_fast_modes_run_and_stay_close_to_fp32(tiny_files, reference_wav, precision):
+    """The fast modes speak the same lengths; greedy tokens mostly agree with fp32 (measured in BENCHMARKS.md)."""
+    fast = tiny_files.load(precision=precision)
+    rate, wave = fast.synthesize("Fast mode check.", "en", reference_wav, prompt_text=PROMPT_TEXT,
+                                 max_semantic_tokens=15, top_k=1)
+    assert rate == 32000 and wave.shape[0] == 15 * 2 * 640 + 9600 and np.isfinite(wave).all()

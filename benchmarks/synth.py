@@ -1,0 +1,139 @@
+"""Synthesis benchmark: a full-size GPT-SoVITS v2 voice (random weights), 250 semantic tokens = 10 s of audio.
+
+Writes benchmarks/results/synth.json with one object per device (``cpu``, and ``cuda`` when
+present): ``gpt_tokens_per_s``, ``sovits_seconds``, ``rtf`` (compute seconds / audio seconds),
+``first_chunk_s`` (streaming) and ``peak_rss_mb``; plus the same figures for the faster
+``bf16`` and ``int8`` modes under ``<device>_bf16`` and ``<device>_int8``, with how far its output moves from fp32.
+
+Random weights never emit EOS (the random writer zeroes that row), so every run is exactly
+250 tokens. Each device runs in its own process so that peak memory is that run's alone.
+Run: ``make bench-synth`` (or ``python -m benchmarks.synth``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOKENS = 250
+TEXT = "Hello there, how are you today? I am fine, thank you, and you?"
+PROMPT = "The quick brown fox jumps over the lazy dog."
+COMMAND = "make bench-synth"
+
+
+def _model_dir() -> Path:
+    return Path(os.environ.get("SYNTH_BENCH_DIR", Path(tempfile.gettempdir()) / "voicemarket-synth-full"))
+
+
+def measure(device: str, precision: str) -> dict:
+    """Runs inside a fresh process: load, warm up, time the stages, report peak memory."""
+    import numpy as np
+    import torch
+
+    from benchmarks.common import peak_rss_mb
+    from synth.random_model import write_random_model
+    from synth.sampling import SamplingParams
+    from synth.testing import make_reference_wav
+
+    files = write_random_model(_model_dir(), "full")
+    ref = make_reference_wav(_model_dir() / "ref.wav", seconds=5.0)
+    tts = files.load(device=device, precision=precision)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    prepared = tts.prepare_reference(ref)
+    plans = tts.plan(TEXT, "en", PROMPT, "en")[:1]
+    params = SamplingParams(top_k=15)
+    # Warm-up (first-call allocations), short.
+    tts.semantic_tokens(plans, prepared.prompt_tokens, params, tts._generators(0, 1), 20)
+
+    gpt_runs, sovits_runs = [], []
+    for _ in range(2):
+        gens = tts._generators(0, 1)
+        sync()
+        t0 = time.perf_counter()
+        tokens = tts.semantic_tokens(plans, prepared.prompt_tokens, params, gens, TOKENS)
+        sync()
+        t1 = time.perf_counter()
+        wave = tts.vocode(tokens, plans, prepared.style, gens)[0]
+        sync()
+        t2 = time.perf_counter()
+        assert tokens[0].numel() == TOKENS, tokens[0].numel()
+        gpt_runs.append(t1 - t0)
+        sovits_runs.append(t2 - t1)
+    audio_s = wave.shape[0] / tts.sample_rate
+
+    t0 = time.perf_counter()
+    stream = tts.stream(TEXT, "en", ref, prompt_text=PROMPT, prompt_language="en", max_semantic_tokens=TOKENS,
+                        chunk_tokens=25)
+    next(stream)
+    sync()
+    first_chunk = time.perf_counter() - t0
+    stream.close()
+
+    figures = {
+        "gpt_tokens_per_s": TOKENS / min(gpt_runs),
+        "sovits_seconds": min(sovits_runs),
+        "rtf": (min(gpt_runs) + min(sovits_runs)) / audio_s,
+        "first_chunk_s": first_chunk,
+        "audio_seconds": audio_s,
+        "tokens": TOKENS,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if device == "cuda":
+        figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if precision != "fp32":
+        # How far the fast mode moves from the default: same seed, greedy, against an fp32 copy.
+        ref_tts = files.load(device=device, precision="fp32")
+        greedy = SamplingParams(top_k=1)
+        a = tts.semantic_tokens(plans, prepared.prompt_tokens, greedy, tts._generators(0, 1), 100)[0]
+        b = ref_tts.semantic_tokens(plans, prepared.prompt_tokens, greedy, ref_tts._generators(0, 1), 100)[0]
+        figures["greedy_tokens_equal_to_fp32"] = float((a == b).float().mean())
+        first_diff = int(np.argmax((a != b).numpy())) if bool((a != b).any()) else 100
+        figures["greedy_tokens_identical_prefix"] = first_diff
+    return figures
+
+
+def _child(device: str, precision: str) -> dict:
+    code = ("import json,sys; from benchmarks.synth import measure; "
+            f"print('RESULT ' + json.dumps(measure({device!r}, {precision!r})))")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child for {device}/{precision} failed:\n{out.stderr[-3000:]}")
+    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    import torch
+
+    from benchmarks.common import print_table, write_results
+    from synth.random_model import write_random_model
+
+    # Write the model in a child process, so that writing it does not count in anyone's peak memory.
+    subprocess.run([sys.executable, "-c", f"from synth.random_model import write_random_model; "
+                    f"write_random_model({str(_model_dir())!r}, 'full')"], check=True,
+                   cwd=Path(__file__).resolve().parent.parent)
+    assert write_random_model  # imported for the child's sake; keeps linters quiet
+    figures: dict = {}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        figures[device] = _child(device, "fp32")
+        figures[f"{device}_bf16"] = _child(device, "bf16")
+        figures[f"{device}_int8"] = _child(device, "int8")
+    targets = {"gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
+               "rtf": "original: 0.66", "peak_rss_mb": "original: ~2,100"}
+    for name, values in figures.items():
+        print_table(f"synth {name} ({TOKENS} tokens = {values['audio_seconds']:.1f} s audio)", values, targets)
+    path = write_results("synth", figures, COMMAND)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
