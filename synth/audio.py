@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import wave
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 from synth.errors import ReferenceAudioError
+from synth.files import atomic_write_bytes
 
 MIN_REFERENCE_S = 3.0
 MAX_REFERENCE_S = 10.0
@@ -57,20 +59,14 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 def write_wav(path: str | os.PathLike[str], rate: int, audio: np.ndarray) -> Path:
     """Write 16-bit PCM mono, atomically (temp file, then rename)."""
-    path = Path(path)
     pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(pcm.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 @dataclass(frozen=True)

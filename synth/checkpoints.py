@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import torch
 
 from synth.errors import CorruptCheckpointError, UnsafeCheckpointError, UnsupportedModelError
+from synth.files import atomic_write_bytes
 
 # Two leading bytes that GPT-SoVITS writes over "PK" to mark a model version.
 VERSION_HEADS = {
@@ -296,24 +297,12 @@ def write_checkpoint(payload: Any, path: str | os.PathLike[str], version_mark: b
 
     ``version_mark`` overwrites the zip magic as GPT-SoVITS does for v2Pro and later files.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(payload, buffer, pickle_module=_PickleModule)
     data = buffer.getvalue()
     if version_mark is not None:
         data = version_mark + data[2:]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_bytes(path, data)
 
 
 # ----------------------------------------------------------------------------- model files
