@@ -36,3 +36,44 @@ def js_unixfs_cids(files: Sequence[dict], *, blocks: bool = False) -> list[dict]
 def js_importer():
     """The independent JavaScript computation of CIDs (see :func:`js_unixfs_cids`)."""
     return js_unixfs_cids
+
+
+def write_wav(path: Path, seconds: float = 1.0, rate: int = 32000, seed: int = 0) -> Path:
+    """A small mono 16-bit WAV of noise (the packages tests treat audio as opaque bytes)."""
+    import random
+    import wave
+
+    frames = random.Random(seed).randbytes(int(seconds * rate) * 2)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return path
+
+
+@pytest.fixture
+def make_model(tmp_path):
+    """Factory: a VoiceModelFiles with random checkpoint bytes of the given sizes."""
+    import random
+
+    from voicemarket.bundle import VoiceModelFiles
+
+    def make(gpt: bytes | int = 3000, sovits: bytes | int = 5000, *, seed: int = 0, folder: str = "model", **fields):
+        rng = random.Random(seed)
+        root = tmp_path / folder
+        root.mkdir(exist_ok=True)
+        (root / "voice.ckpt").write_bytes(gpt if isinstance(gpt, bytes) else rng.randbytes(gpt))
+        (root / "voice.pth").write_bytes(sovits if isinstance(sovits, bytes) else rng.randbytes(sovits))
+        defaults = dict(
+            name="Ada", description="A calm narrator voice.", languages=("en", "zh"),
+            gpt_checkpoint=root / "voice.ckpt", sovits_checkpoint=root / "voice.pth",
+            reference_audio=write_wav(root / "ref.wav", 0.2, seed=seed), reference_text="Hello there.",
+            reference_language="en", preview_audio=write_wav(root / "preview.wav", 0.1, seed=seed + 1),
+            creator="0x" + "11" * 20, voice_owner="0x" + "22" * 20,
+            consent={"voiceOwner": "0x" + "22" * 20, "statement": "I consent to this voice model.", "date": "2025-01-01"},
+        )
+        defaults.update(fields)
+        return VoiceModelFiles(**defaults)
+
+    return make
