@@ -27,7 +27,7 @@ from voicemarket.errors import IntegrityError
 from voicemarket.metadata import ipfs_uri, metadata_bytes, model_metadata
 from voicemarket.multiformats import CID
 from voicemarket.sealing import DEFAULT_CHUNK_SIZE, Keyring, SealWriter, atomic_output, new_data_key, unseal_file
-from voicemarket.store import ContentStore
+from voicemarket.store import ContentStore, LocalStore
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,17 @@ def open_bundle(store: ContentStore, bundle_cid: CID | str, keyring: Keyring | C
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", suffix=".fetch", dir=dest.parent) as scratch:
-        sealed = store.get_to_file(bundle_cid, Path(scratch) / "sealed")
+        if isinstance(store, LocalStore):
+            # Verified in place, then read once more while decrypting: every chunk's GCM tag and the
+            # final digest check still catch a change made between the two reads.
+            store.verify(bundle_cid)
+            sealed = store.path_of(bundle_cid)
+        else:
+            sealed = store.get_to_file(bundle_cid, Path(scratch) / "sealed")
         digest = hashlib.sha256()
         plain = Path(scratch) / "bundle.tar"
         unseal_file(sealed, plain, data_key, on_plaintext=digest.update)
-        sealed.unlink()
+        if not isinstance(store, LocalStore):
+            sealed.unlink()
         _check_digest(digest.digest(), expected_digest, f"the decrypted bundle {bundle_cid}")
         return unpack_bundle(plain, dest, expected_digest=expected_digest, _digest_verified=True)
