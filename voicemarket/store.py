@@ -234,6 +234,12 @@ class KuboStore(ContentStore):
         try:
             conn.request("POST", self._path(command, params))
             return conn, conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise StoreError(
+                f"the Kubo node at {self.api_url} gave no answer to {command} {params.get('arg', '')} within "
+                f"{self.timeout:g} s: the content may not be reachable from that node; try again later"
+            ) from None
         except OSError as exc:
             conn.close()
             raise StoreError(f"the Kubo node at {self.api_url} is unreachable ({exc}): is `ipfs daemon` running?") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -123,6 +124,8 @@ class FakeKubo(BaseHTTPRequestHandler):
                 self.pins.add(cid)
             self._reply(200, json.dumps({"Name": "blob", "Hash": cid, "Size": str(len(content))}).encode() + b"\n")
         elif url.path == "/api/v0/cat":
+            if self.misbehave == "hang":  # as Kubo does while it searches the network for absent content
+                time.sleep(1.5)
             content = self.blocks.get(params["arg"])
             if content is None:
                 return self._error(f"block was not found locally (offline): ipld: could not find {params['arg']}")
@@ -189,6 +192,14 @@ def test_kubo_client_refuses_a_node_that_disagrees_or_corrupts(fake_kubo, tmp_pa
     handler.misbehave = "corrupt-cat"
     with pytest.raises(IntegrityError, match="not saved"):
         store.get_to_file(cid, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_kubo_client_says_when_content_does_not_arrive_in_time(fake_kubo, tmp_path):
+    handler, url = fake_kubo
+    handler.misbehave = "hang"
+    with pytest.raises(StoreError, match="gave no answer to cat"):
+        KuboStore(url, timeout=0.3).get_to_file(cid_of_bytes(b"far away", 1), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
