@@ -145,10 +145,15 @@ class FakeKubo(BaseHTTPRequestHandler):
             self._reply(404, b"404 page not found", "text/plain")
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that gave up (timeout tests) breaks the pipe; nothing to report
+
+
 @pytest.fixture
 def fake_kubo():
     handler = type("Handler", (FakeKubo,), {"blocks": {}, "pins": set(), "requests": [], "misbehave": None})
-    server = ThreadingHTTPServer((LOOPBACK, 0), handler)
+    server = QuietServer((LOOPBACK, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
