@@ -38,6 +38,7 @@ from eth_utils import is_address, to_checksum_address
 
 from voicemarket.canonical import CanonicalJSONError, canonical_json
 from voicemarket.errors import BundleError, IntegrityError
+from voicemarket.files import atomic_output, sha256_file
 
 BUNDLE_TYPE = "voicemarket/voice-bundle"
 FORMAT_VERSION = 1
@@ -248,8 +249,6 @@ def pack_bundle(model: VoiceModelFiles, sink: Callable[[bytes], object], *, read
 
 def write_bundle(model: VoiceModelFiles, dest: str | Path) -> PackedBundle:
     """Pack into a plain (unencrypted) bundle file, written atomically."""
-    from voicemarket.sealing import atomic_output
-
     with atomic_output(dest) as out:
         return pack_bundle(model, out.write)
 
@@ -283,14 +282,6 @@ class UnpackedBundle:
     @property
     def preview_audio(self) -> Path:
         return self._path("preview")
-
-
-def sha256_file(path: str | Path) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while piece := handle.read(READ_SIZE):
-            digest.update(piece)
-    return digest.digest()
 
 
 def _check_digest(actual: bytes, expected: bytes | str, what: str) -> None:

@@ -20,7 +20,7 @@ from typing import BinaryIO
 from voicemarket.cid import READ_SIZE, UNIXFS_FILE, UnixFSBuilder, cid_of_file, decode_dag_pb, decode_unixfs
 from voicemarket.errors import IntegrityError
 from voicemarket.multiformats import CID, DAG_PB, RAW, InvalidCID, decode_varint, encode_varint
-from voicemarket.sealing import atomic_output
+from voicemarket.files import atomic_output
 
 _CID_TAG = 42
 

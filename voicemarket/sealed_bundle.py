@@ -26,7 +26,8 @@ from voicemarket.cid import UnixFSBuilder
 from voicemarket.errors import IntegrityError
 from voicemarket.metadata import ipfs_uri, metadata_bytes, model_metadata
 from voicemarket.multiformats import CID
-from voicemarket.sealing import DEFAULT_CHUNK_SIZE, Keyring, SealWriter, atomic_output, new_data_key, unseal_file
+from voicemarket.files import atomic_output
+from voicemarket.sealing import DEFAULT_CHUNK_SIZE, Keyring, SealWriter, new_data_key, unseal_file
 from voicemarket.store import ContentStore, LocalStore
 
 

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import struct
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_utils import keccak, to_checksum_address
 
 from voicemarket.errors import DecryptionError, IntegrityError
+from voicemarket.files import atomic_output
 
 MAGIC = b"VMSEAL\x00\x01"
 HEADER = struct.Struct(">8sI8s16s4x")
@@ -233,33 +232,6 @@ def unseal_file(source: str | Path, dest: str | Path, data_key: bytes,
                 on_plaintext(plaintext)
             size += len(plaintext)
     return size
-
-
-class atomic_output:  # noqa: N801 - used like open()
-    """``with atomic_output(path) as f:`` writes a temporary file beside ``path`` and renames it
-    onto ``path`` only if the block finishes without an exception (the temporary is removed otherwise)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __enter__(self) -> BinaryIO:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-        self._tmp = Path(tmp)
-        self._file = os.fdopen(fd, "wb")
-        return self._file
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-            self._file.close()
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-        finally:
-            if self._tmp.exists():
-                self._tmp.unlink()
 
 
 # ---------------------------------------------------------------- operator keys (secp256k1, as Ethereum)

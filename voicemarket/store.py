@@ -32,7 +32,7 @@ from typing import BinaryIO
 from voicemarket.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for
 from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
 from voicemarket.multiformats import CID, InvalidCID
-from voicemarket.sealing import atomic_output
+from voicemarket.files import atomic_output
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
