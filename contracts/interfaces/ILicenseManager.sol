@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.27;
+
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC5643} from "./IERC5643.sol";
+import {IRevenueLedger} from "./IRevenueLedger.sol";
+
+/// @title ODRL-style licence offers in three tiers, licences as ERC-721 tokens, subscriptions (ERC-5643)
+/// @notice A model's owner publishes offers; buyers buy licences (tokens). The fields of an offer
+/// are those of docs/licence-terms.md. Offer terms never change after publication (an offer can
+/// only be deactivated; a new price is a new offer), so every licence keeps the terms it was
+/// sold under: renewals are at the price of the offer it was bought from.
+///
+/// Tiers:
+/// - Buyout: one payment; perpetual (up to the offer's validUntil); `maxUses` lifetime uses (0 = unlimited).
+/// - Subscription: `price` per `period` seconds, renewable (ERC-5643); `maxUses` uses per period.
+/// - PayPerUse: `packSize` > 0 sells credit packs (`quantity` packs of `packSize` uses at
+///   `packSize * price` each); `packSize` == 0 sells a free licence and each use pays `price`
+///   when it is requested (escrowed by the synthesis router); `maxUses` caps lifetime uses.
+///
+/// Action bits (permissions / prohibitions): 0 text-to-speech, 1 commercial use, 2 distribution,
+/// 3 broadcast, 4 derivation (fine-tuning), 5 modification, 6 reproduction, 7 sublicensing.
+/// Purpose bits: 0 advertising, 1 audiobooks, 2 broadcast media, 3 education, 4 entertainment,
+/// 5 accessibility, 6 personal, 7 internal, 8 news, 9 research.
+interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
+    // ------------------------------------------------------------------ types
+
+    enum Tier {
+        Buyout,
+        Subscription,
+        PayPerUse
+    }
+
+    /// @notice The terms of an offer (docs/licence-terms.md); fixed at publication.
+    struct OfferTerms {
+        uint256 modelId;
+        Tier tier;
+        address asset; //        address(0) = ETH, else an allow-listed ERC-20
+        uint128 price; //        Buyout: once; Subscription: per period; PayPerUse: per use
+        uint32 period; //        Subscription: seconds (> 0); else 0
+        uint32 maxUses; //       0 = unlimited; Subscription: per period
+        uint32 packSize; //      PayPerUse only: uses per credit pack; 0 = pay each use at request time
+        uint64 validUntil; //    0 = none; after it the offer sells nothing and its licences stop working
+        uint32 maxLicenses; //   0 = unlimited
+        uint16 permissions; //   action bits
+        uint16 prohibitions; //  action bits, disjoint from permissions
+        bool attribution; //     duty: attribute the voice
+        bool transferable; //    the licence token may change hands
+        uint32 purposes; //      purpose bits; 0 = any (checked off-chain)
+        bytes32 policyHash; //   keccak256 of the offer's canonical ODRL document
+    }
+
+    /// @notice An offer as stored: its terms, whether it still sells, and how many licences it sold.
+    struct Offer {
+        OfferTerms terms;
+        bool active;
+        uint32 sold;
+    }
+
+    /// @notice A licence's own state (its terms are its offer's).
+    struct License {
+        uint64 offerId;
+        uint40 expiresAt; //  Subscription: paid until; 0 for the other tiers
+        uint40 anchor; //     Subscription: start of the current run of periods (quota periods count from it)
+        uint32 used; //       uses consumed: lifetime, or in period `usePeriod` for a subscription
+        uint32 usePeriod; //  Subscription: index of the period `used` counts
+        uint32 limit; //      PayPerUse with packs: uses bought; else 0 (the offer's maxUses applies)
+        bool cancelled; //    Subscription: no renewal by keepers; runs until expiresAt
+    }
+
+    /// @notice What the router needs to escrow and record a use (returned by `consumeUse`).
+    struct UseGrant {
+        address asset;
+        uint128 usePrice; //      > 0 only for PayPerUse without packs
+        uint32 useTag; //         pass back to restoreUse
+        uint16 platformFeeBps;
+        uint24 disputeWindow;
+        uint8 languages;
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    error Licensing_UnknownOffer(uint256 offerId);
+    error Licensing_OfferInactive(uint256 offerId);
+    /// @notice The offer's validUntil has passed: it sells nothing and its licences stopped working.
+    error Licensing_OfferExpired(uint256 offerId, uint64 validUntil);
+    error Licensing_SoldOut(uint256 offerId, uint32 maxLicenses);
+    error Licensing_NotModelOwner(uint256 modelId, address caller);
+    error Licensing_UnknownModel(uint256 modelId);
+    error Licensing_ModelFrozen(uint256 modelId);
+    /// @notice The model was retired: nothing more is sold or renewed.
+    error Licensing_ModelRetired(uint256 modelId, uint40 serviceEndsAt);
+    /// @notice The retired model's notice period is over: its licences stopped working.
+    error Licensing_ServiceEnded(uint256 modelId, uint40 serviceEndsAt);
+    error Licensing_AssetNotAllowed(address asset);
+    /// @notice Subscription needs period > 0; the other tiers need period == 0.
+    error Licensing_BadPeriod(Tier tier, uint32 period);
+    /// @notice Only PayPerUse offers may sell credit packs.
+    error Licensing_BadPackSize(Tier tier, uint32 packSize);
+    /// @notice Actions or purposes outside the defined bits.
+    error Licensing_UnknownBits(uint16 actions, uint32 purposes);
+    error Licensing_PermissionOverlap(uint16 overlap);
+    error Licensing_ValidUntilPassed(uint64 validUntil);
+    error Licensing_EmptyPolicyHash();
+    /// @notice Territories must be ISO-3166-1 alpha-2 codes, 2 upper-case letters each.
+    error Licensing_BadTerritories(uint256 index);
+    /// @notice Buyout and pay-per-use without packs sell quantity 1; the others at least 1.
+    error Licensing_BadQuantity(Tier tier, uint256 quantity);
+    /// @notice The uses bought (packs x packSize) exceed the offer's maxUses.
+    error Licensing_TooManyUses(uint256 uses, uint32 maxUses);
+    error Licensing_PriceAboveMax(uint256 cost, uint256 maxPrice);
+    /// @notice ETH sent must equal the cost exactly (and be 0 for an ERC-20 offer).
+    error Licensing_WrongPayment(uint256 expected, uint256 sent);
+    error Licensing_NotTransferable(uint256 licenseId);
+    error Licensing_UnknownLicense(uint256 licenseId);
+    error Licensing_NotSubscription(uint256 licenseId);
+    error Licensing_NotLicenseHolder(uint256 licenseId, address account);
+    error Licensing_WrongModel(uint256 licenseId, uint256 modelId);
+    error Licensing_ActionNotPermitted(uint256 licenseId, uint16 actions);
+    error Licensing_LicenseExpired(uint256 licenseId, uint40 expiresAt);
+    error Licensing_UsesExhausted(uint256 licenseId, uint256 limit);
+    /// @notice Renewals run in whole periods (keepers: exactly one).
+    error Licensing_BadDuration(uint64 duration, uint32 period);
+    error Licensing_SubscriptionCancelled(uint256 licenseId);
+    /// @notice Keepers may renew only from `dueAt` (RENEWAL_LEAD before expiry).
+    error Licensing_RenewalNotDue(uint256 licenseId, uint40 dueAt);
+    error Licensing_RenewalAllowanceTooLow(uint256 licenseId, uint256 allowance, uint256 cost);
+    error Licensing_RenewalBalanceTooLow(uint256 licenseId, uint256 balance, uint256 cost);
+    /// @notice The token refused the transfer for another reason.
+    error Licensing_PaymentFailed(address asset, address from, uint256 amount);
+
+    // ------------------------------------------------------------------ events
+
+    /// @notice An offer was published. `territories`: ISO-3166-1 alpha-2 codes, 2 bytes each
+    /// (empty = worldwide); recorded here only, checked off-chain.
+    event OfferPublished(
+        uint256 indexed offerId,
+        uint256 indexed modelId,
+        address indexed publisher,
+        OfferTerms terms,
+        bytes territories
+    );
+
+    event OfferDeactivated(uint256 indexed offerId, uint256 indexed modelId);
+
+    /// @notice A licence was sold: `quantity` (periods or packs) for `paid` in the offer's asset.
+    event LicensePurchased(
+        uint256 indexed licenseId,
+        uint256 indexed offerId,
+        address indexed buyer,
+        uint256 quantity,
+        uint256 paid
+    );
+
+    /// @notice The holder cancelled: keepers renew no more; the licence works until `expiresAt`.
+    event SubscriptionCancelled(uint256 indexed licenseId, uint64 expiresAt);
+
+    event AssetAllowed(address indexed asset, bool allowed);
+    event RouterSet(address indexed router);
+
+    // ------------------------------------------------------------------ offers
+
+    /// @notice The model's owner publishes an offer. Reverts if the model is frozen or retired.
+    /// @return offerId Sequential from 1.
+    function publishOffer(OfferTerms calldata terms, bytes calldata territories) external returns (uint256 offerId);
+
+    /// @notice The model's owner (or the admin) stops an offer from selling. Licences sold keep working.
+    function deactivateOffer(uint256 offerId) external;
+
+    // ------------------------------------------------------------------ licences
+
+    /// @notice Buys a licence token from an active offer, paying at most `maxPrice` in total.
+    /// @param quantity Subscription: periods prepaid; PayPerUse with packs: packs; otherwise 1.
+    /// ETH: msg.value must equal the cost. ERC-20: approve the cost first.
+    function buy(uint256 offerId, uint256 maxPrice, uint256 quantity) external payable returns (uint256 licenseId);
+
+    /// @notice ERC-5643 renewal by `duration` seconds (whole periods) at the offer's price. The
+    /// holder (or an approved account) may renew any time; anyone else (a keeper) may renew one
+    /// period once it is due (RENEWAL_LEAD before expiry, or later), unless cancelled. ERC-20
+    /// renewals are paid from the holder's allowance; ETH renewals by the caller.
+    function renewSubscription(uint256 tokenId, uint64 duration) external payable;
+
+    /// @notice ERC-5643 cancellation by the holder: no keeper renews it any more; it works until
+    /// it expires. (A later renewal by the holder resumes it.) No ETH accepted.
+    function cancelSubscription(uint256 tokenId) external payable;
+
+    // ------------------------------------------------------------------ the router's hooks
+
+    /// @notice Router role: check that `user` holds licence `licenseId`, that it permits
+    /// `actions` on `modelId` now and has a use left, and consume one use.
+    function consumeUse(uint256 licenseId, address user, uint256 modelId, uint16 actions)
+        external
+        returns (UseGrant memory grant);
+
+    /// @notice Router role: give back a use consumed under `useTag` (a refunded request). A
+    /// subscription's use is given back only within the same quota period.
+    function restoreUse(uint256 licenseId, uint32 useTag) external;
+
+    // ------------------------------------------------------------------ administration
+
+    /// @notice Admin: allow or disallow an ERC-20 as payment asset for new offers and sales.
+    function setAssetAllowed(address asset, bool allowed) external;
+
+    /// @notice Admin: the synthesis router (granted the router role; the previous one revoked).
+    function setRouter(address router) external;
+
+    function pause() external;
+
+    function unpause() external;
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Is `account` licensed by `licenseId` to perform `actions` on `modelId` now, and how
+    /// many uses remain (type(uint256).max = unlimited)? False for an unknown licence.
+    function isLicensed(uint256 licenseId, address account, uint256 modelId, uint16 actions)
+        external
+        view
+        returns (bool licensed, uint256 usesLeft);
+
+    function offer(uint256 offerId) external view returns (Offer memory);
+
+    function license(uint256 licenseId) external view returns (License memory);
+
+    /// @notice The offer a licence was sold from.
+    function offerOf(uint256 licenseId) external view returns (uint256 offerId);
+
+    function isAssetAllowed(address asset) external view returns (bool);
+
+    function nextOfferId() external view returns (uint256);
+
+    function nextLicenseId() external view returns (uint256);
+
+    function registry() external view returns (address);
+
+    function router() external view returns (address);
+
+    /// @notice Keepers may renew a subscription from this many seconds before it expires (1 day).
+    function RENEWAL_LEAD() external view returns (uint256);
+}
