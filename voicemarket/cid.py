@@ -211,6 +211,23 @@ def builder_for(cid: CID, on_block: BlockSink | None = None) -> UnixFSBuilder:
     return UnixFSBuilder(cid.version, on_block=on_block)
 
 
+def candidate_builders(cid: CID) -> list[UnixFSBuilder]:
+    """Builders for every Kubo layout that can produce ``cid``.
+
+    A CIDv1 dag-pb root names either a ``--cid-version 1`` DAG (raw leaves) or a CIDv0 DAG
+    re-expressed as CIDv1 (as the contracts return every CID), which the CID alone does not
+    tell apart; a match with either proves the bytes. Compare with :func:`matches`.
+    """
+    if cid.version == 1 and cid.codec == DAG_PB:
+        return [UnixFSBuilder(1), UnixFSBuilder(0)]
+    return [builder_for(cid)]
+
+
+def matches(cid: CID, builders: Iterable[UnixFSBuilder]) -> bool:
+    """Whether any finished builder's root has ``cid``'s codec and digest (version aside)."""
+    return any((root := b.finish()).digest == cid.digest and root.codec == cid.codec for b in builders)
+
+
 # ---------------------------------------------------------------- decoding (CAR import, checks)
 
 

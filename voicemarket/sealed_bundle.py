@@ -140,8 +140,7 @@ def open_bundle(store: ContentStore, bundle_cid: CID | str, keyring: Keyring | C
         if isinstance(store, LocalStore):
             # Verified in place, then read once more while decrypting: every chunk's GCM tag and the
             # final digest check still catch a change made between the two reads.
-            store.verify(bundle_cid)
-            sealed = store.path_of(bundle_cid)
+            sealed = store.local_path(bundle_cid)
         else:
             sealed = store.get_to_file(bundle_cid, Path(scratch) / "sealed")
         digest = hashlib.sha256()

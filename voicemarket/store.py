@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from voicemarket.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for
+from voicemarket.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for, candidate_builders, matches
 from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
-from voicemarket.multiformats import CID, InvalidCID
+from voicemarket.multiformats import CID, DAG_PB, InvalidCID
 from voicemarket.files import atomic_output
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -47,18 +47,19 @@ def _as_cid(cid: CID | str) -> CID:
 class VerifyingCopy:
     """Copies a stream of bytes into a file while computing its CID under ``expected``'s rules."""
 
-    def __init__(self, expected: CID, out: BinaryIO) -> None:
+    def __init__(self, expected: CID, out: BinaryIO, builders: list[UnixFSBuilder] | None = None) -> None:
         self.expected = expected
-        self._builder = builder_for(expected)
+        self._builders = candidate_builders(expected) if builders is None else builders
         self._out = out
 
     def write(self, data: bytes) -> None:
-        self._builder.update(data)
+        for builder in self._builders:
+            builder.update(data)
         self._out.write(data)
 
     def check(self, where: str) -> None:
-        actual = self._builder.finish()
-        if actual != self.expected:
+        if not matches(self.expected, self._builders):
+            actual = self._builders[0].finish()
             raise IntegrityError(
                 f"{where} returned content whose CID is {actual}, not the requested {self.expected}: "
                 "it is corrupt or was substituted; it was not saved"
@@ -136,8 +137,25 @@ class LocalStore(ContentStore):
         return f"LocalStore({str(self.root)!r}, cid_version={self.cid_version})"
 
     def path_of(self, cid: CID | str) -> Path:
+        """Where the object stored under exactly this CID lives (it may not exist)."""
         text = str(_as_cid(cid))
         return self.root / "objects" / text[-2:] / text
+
+    def _locate(self, cid: CID | str) -> tuple[Path, UnixFSBuilder]:
+        """The stored object for ``cid`` and the builder to verify it with.
+
+        The contracts give every CID as CIDv1; an object stored by a CIDv0 store is found
+        under its ``Qm...`` name too (same digest, verified with the CIDv0 layout).
+        """
+        cid = _as_cid(cid)
+        path = self.path_of(cid)
+        if not path.is_file() and cid.version == 1 and cid.codec == DAG_PB:
+            legacy = self.path_of(CID(0, DAG_PB, cid.digest))
+            if legacy.is_file():
+                return legacy, UnixFSBuilder(0)
+        if not path.is_file():
+            raise ContentNotFound(f"{cid} is not in the local store {self.root}")
+        return path, builder_for(cid)
 
     @contextmanager
     def writer(self) -> Iterator[StoreWriter]:
@@ -159,7 +177,11 @@ class LocalStore(ContentStore):
                 tmp_path.unlink()
 
     def has(self, cid: CID | str) -> bool:
-        return self.path_of(cid).is_file()
+        try:
+            self._locate(cid)
+        except ContentNotFound:
+            return False
+        return True
 
     def pin(self, cid: CID | str) -> None:
         if not self.has(cid):
@@ -167,13 +189,13 @@ class LocalStore(ContentStore):
 
     def get_to_file(self, cid: CID | str, dest: str | Path) -> Path:
         cid = _as_cid(cid)
-        source = self.path_of(cid)
+        source, builder = self._locate(cid)
         try:
             handle = open(source, "rb")
         except FileNotFoundError:
             raise ContentNotFound(f"{cid} is not in the local store {self.root}") from None
         with handle, atomic_output(dest) as out:
-            copy = VerifyingCopy(cid, out)
+            copy = VerifyingCopy(cid, out, [builder])
             while piece := handle.read(READ_SIZE):
                 copy.write(piece)
             copy.check(f"the local store ({source})")
@@ -182,16 +204,17 @@ class LocalStore(ContentStore):
     def verify(self, cid: CID | str) -> None:
         """Re-hash one stored object; raise :class:`IntegrityError` if it no longer matches its CID."""
         cid = _as_cid(cid)
-        try:
-            handle = open(self.path_of(cid), "rb")
-        except FileNotFoundError:
-            raise ContentNotFound(f"{cid} is not in the local store {self.root}") from None
-        builder = builder_for(cid)
-        with handle:
+        path, builder = self._locate(cid)
+        with open(path, "rb") as handle:
             while piece := handle.read(READ_SIZE):
                 builder.update(piece)
-        if builder.finish() != cid:
-            raise IntegrityError(f"the stored object {self.path_of(cid)} does not match its CID {cid}")
+        if not matches(cid, [builder]):
+            raise IntegrityError(f"the stored object {path} does not match its CID {cid}")
+
+    def local_path(self, cid: CID | str) -> Path:
+        """The stored object's path after :meth:`verify` (read it, never write to it)."""
+        self.verify(cid)
+        return self._locate(cid)[0]
 
 
 class KuboStore(ContentStore):

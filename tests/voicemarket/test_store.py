@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from voicemarket.cid import UnixFSBuilder, cid_of_bytes
 from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
+from voicemarket.multiformats import CID, DAG_PB
 from voicemarket.services import LOOPBACK
 from voicemarket.store import KuboStore, LocalStore, copy_between
 
@@ -40,6 +41,17 @@ def test_local_store_round_trip(tmp_path, version):
     assert store.put_file(tmp_path / "in.bin") == cid
     assert store.get_to_file(str(cid), tmp_path / "out.bin").read_bytes() == data
     assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def test_cidv0_objects_are_found_by_the_cidv1_form_the_contracts_return(tmp_path):
+    """The registry returns every CID as CIDv1; a CIDv0 store's objects answer to it, and stay verified."""
+    store = LocalStore(tmp_path / "store", cid_version=0)
+    for data in (b"small", bytes(700_000)):
+        cid = store.put_bytes(data)
+        as_v1 = CID.from_bytes(b"\x01\x70\x12\x20" + cid.digest)  # what bundleCid(modelId) returns
+        assert store.has(as_v1) and store.get_bytes(as_v1) == data
+        store.verify(as_v1)
+    assert not store.has(CID(1, DAG_PB, bytes(32)))
 
 
 def test_missing_content_is_a_clear_error(tmp_path):
