@@ -148,6 +148,42 @@ class OfferTerms:
         }
 
 
+CONTRACT_FIELDS = ("modelId", "tier", "asset", "price", "period", "maxUses", "packSize", "validUntil", "maxLicenses",
+                   "permissions", "prohibitions", "attribution", "transferable", "purposes", "policyHash")
+"""ILicenseManager.OfferTerms, in its declaration order (territories travel beside it)."""
+
+
+def contract_offer_terms(terms: OfferTerms, model_id: int, policy_hash_: bytes) -> tuple:
+    """The ``ILicenseManager.OfferTerms`` tuple for ``publishOffer(terms, territories)``."""
+    fields = {**terms.as_contract_fields(), "modelId": model_id, "policyHash": policy_hash_}
+    return tuple(fields[name] for name in CONTRACT_FIELDS)
+
+
+def terms_from_contract(onchain: Any, territories: bytes = b"") -> tuple[OfferTerms, int, bytes]:
+    """(terms, modelId, policyHash) from an ``OfferTerms`` struct read from the chain.
+
+    ``onchain``: the struct as Ape/web3 return it (attribute or key access, or a tuple in
+    declaration order); ``territories``: the bytes from the ``OfferPublished`` event.
+    Regenerate the document with ``build_policy(terms, PolicySubject(chain_id, registry,
+    owner, model_id))`` and compare its :func:`policy_hash` with the returned one.
+    """
+    if isinstance(onchain, (tuple, list)):
+        values = dict(zip(CONTRACT_FIELDS, onchain, strict=True))
+    elif isinstance(onchain, Mapping):
+        values = {name: onchain[name] for name in CONTRACT_FIELDS}
+    else:
+        values = {name: getattr(onchain, name) for name in CONTRACT_FIELDS}
+    terms = OfferTerms(
+        tier=Tier(int(values["tier"])), price=int(values["price"]), asset=str(values["asset"]),
+        period=int(values["period"]), max_uses=int(values["maxUses"]), pack_size=int(values["packSize"]),
+        valid_until=int(values["validUntil"]), max_licenses=int(values["maxLicenses"]),
+        permissions=int(values["permissions"]), prohibitions=int(values["prohibitions"]),
+        attribution=bool(values["attribution"]), transferable=bool(values["transferable"]),
+        territories=bytes(territories), purposes=int(values["purposes"]),
+    )
+    return terms, int(values["modelId"]), bytes(values["policyHash"])
+
+
 def action_bits(*names: str) -> int:
     """The bit set of the named actions, e.g. ``action_bits("vm:textToSpeech", "odrl:commercialize") == 3``."""
     try:

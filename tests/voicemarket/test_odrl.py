@@ -17,6 +17,7 @@ from voicemarket.canonical import CanonicalJSONError, canonical_json
 from voicemarket.errors import LicenceError
 from voicemarket.odrl import (
     ACTIONS,
+    CONTRACT_FIELDS,
     MAX_DATETIME,
     PURPOSES,
     OfferTerms,
@@ -24,10 +25,12 @@ from voicemarket.odrl import (
     Tier,
     action_bits,
     build_policy,
+    contract_offer_terms,
     parse_policy,
     policy_bytes,
     policy_hash,
     purpose_bits,
+    terms_from_contract,
     territories_bytes,
 )
 
@@ -75,6 +78,16 @@ def test_documents_round_trip_to_the_same_fields_and_hash(terms, subject):
     again = build_policy(parsed_terms, parsed_subject)
     assert policy_bytes(again) == policy_bytes(document)
     assert policy_hash(document) == keccak(canonical_json(document))
+
+
+@given(terms=offers(), model_id=st.integers(0, 2**256 - 1))
+def test_contract_tuples_round_trip(terms, model_id):
+    """The publishOffer tuple, read back as the chain returns it, gives the same terms, model and hash."""
+    subject = PolicySubject(SUBJECT.chain_id, SUBJECT.registry, SUBJECT.owner, model_id)
+    digest = policy_hash(build_policy(terms, subject))
+    onchain = contract_offer_terms(terms, model_id, digest)
+    assert terms_from_contract(onchain, terms.territories) == (terms, model_id, digest)
+    assert terms_from_contract(dict(zip(CONTRACT_FIELDS, onchain)), terms.territories)[0] == terms
 
 
 def test_a_subscription_document_reads_like_odrl():
