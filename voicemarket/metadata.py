@@ -37,11 +37,7 @@ def model_metadata(manifest: Manifest, *, digest: bytes, preview: CID | str, ima
             {"trait_type": "Creator", "value": manifest.creator},
             {"trait_type": "Voice owner", "value": manifest.voice_owner},
         ],
-        "properties": {
-            "languages": list(manifest.languages),
-            "digest": "0x" + digest.hex(),
-            "reference_transcript": manifest.reference_text,
-        },
+        "properties": {"languages": list(manifest.languages), "digest": "0x" + digest.hex()},
     }
     if image is not None:
         document["image"] = image
