@@ -62,8 +62,8 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
         uint64 offerId;
         uint40 expiresAt; //  Subscription: paid until; 0 for the other tiers
         uint40 anchor; //     Subscription: start of the current run of periods (quota periods count from it)
-        uint32 used; //       uses consumed: lifetime, or in period `usePeriod` for a subscription
-        uint32 usePeriod; //  Subscription: index of the period `used` counts
+        uint32 used; //       uses consumed: lifetime, or in the quota period starting at `periodStart`
+        uint40 periodStart; // Subscription: start of the quota period `used` counts
         uint32 limit; //      PayPerUse with packs: uses bought; else 0 (the offer's maxUses applies)
         bool cancelled; //    Subscription: no renewal by keepers; runs until expiresAt
     }
@@ -72,7 +72,7 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     struct UseGrant {
         address asset;
         uint128 usePrice; //      > 0 only for PayPerUse without packs
-        uint32 useTag; //         pass back to restoreUse
+        uint40 useTag; //         pass back to restoreUse (a subscription's quota-period start, else 0)
         uint16 platformFeeBps;
         uint24 disputeWindow;
         uint8 languages;
@@ -126,6 +126,7 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     error Licensing_RenewalNotDue(uint256 licenseId, uint40 dueAt);
     error Licensing_RenewalAllowanceTooLow(uint256 licenseId, uint256 allowance, uint256 cost);
     error Licensing_RenewalBalanceTooLow(uint256 licenseId, uint256 balance, uint256 cost);
+    error Licensing_PlatformFeeTooHigh(uint16 bps, uint16 max);
     /// @notice The token refused the transfer for another reason.
     error Licensing_PaymentFailed(address asset, address from, uint256 amount);
 
@@ -156,6 +157,8 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     event SubscriptionCancelled(uint256 indexed licenseId, uint64 expiresAt);
 
     event AssetAllowed(address indexed asset, bool allowed);
+    /// @notice The platform fee (basis points of every payment for a model) changed.
+    event PlatformFeeSet(uint16 platformFeeBps);
     event RouterSet(address indexed router);
 
     // ------------------------------------------------------------------ offers
@@ -194,12 +197,17 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
 
     /// @notice Router role: give back a use consumed under `useTag` (a refunded request). A
     /// subscription's use is given back only within the same quota period.
-    function restoreUse(uint256 licenseId, uint32 useTag) external;
+    function restoreUse(uint256 licenseId, uint40 useTag) external;
 
     // ------------------------------------------------------------------ administration
 
     /// @notice Admin: allow or disallow an ERC-20 as payment asset for new offers and sales.
     function setAssetAllowed(address asset, bool allowed) external;
+
+    /// @notice Fee-manager role: the platform fee in basis points, at most MAX_PLATFORM_FEE_BPS
+    /// (20%). It applies to payments from now on (pay-per-use requests keep the fee of their
+    /// request time).
+    function setPlatformFee(uint16 platformFeeBps) external;
 
     /// @notice Admin: the synthesis router (granted the router role; the previous one revoked).
     function setRouter(address router) external;
@@ -225,6 +233,11 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     function offerOf(uint256 licenseId) external view returns (uint256 offerId);
 
     function isAssetAllowed(address asset) external view returns (bool);
+
+    function platformFeeBps() external view returns (uint16);
+
+    /// @notice The cap on the platform fee: 2,000 basis points (20%).
+    function MAX_PLATFORM_FEE_BPS() external view returns (uint16);
 
     function nextOfferId() external view returns (uint256);
 

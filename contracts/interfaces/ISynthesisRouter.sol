@@ -87,7 +87,7 @@ interface ISynthesisRouter is IRevenueLedger {
         bytes32 inputHash;
         uint40 deadline;
         uint32 disputeWindow; //   seconds after fulfilment during which the buyer may dispute
-        uint32 useTag; //          the licence manager's tag of the consumed use (given back on refund)
+        uint40 useTag; //          the licence manager's tag of the consumed use (given back on refund)
         uint16 platformFeeBps; //  platform fee on usePrice, fixed at request time
     }
 
@@ -149,6 +149,8 @@ interface ISynthesisRouter is IRevenueLedger {
     error Router_EmptyOutput();
     error Router_EmptyBatch();
     error Router_ZeroAmount();
+    /// @notice The unbonding delay must cover the longest request lifetime plus the longest dispute window.
+    error Router_UnbondingDelayTooShort(uint256 delay, uint256 shortest);
 
     // ------------------------------------------------------------------ events
 

@@ -10,7 +10,8 @@ import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
 /// of its bundle (`uint256(bundleDigest)`), so the digest of a registered model never changes
 /// and a new bundle is a new token: a new version names its parent.
 ///
-/// Revenue split: every payment for a model, after the platform fee, is split into the voice
+/// Revenue split: every payment for a model, after the platform fee (set in the licence
+/// manager), is split into the voice
 /// owner's share, each co-creator's share (basis points, fixed at registration) and the
 /// creator's share: the rest of 10,000, plus all rounding dust.
 ///
@@ -52,7 +53,6 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
         uint40 serviceEndsAt; //   0 unless retired: licences work until then, nothing sells after retirement
         uint8 languages;
         uint24 disputeWindow;
-        uint16 platformFeeBps; //  the platform fee in force now
     }
 
     /// @notice A model's full record (view).
@@ -70,7 +70,6 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
         uint8 bundleCodec;
         bytes32 metadataCid;
         uint8 metadataCodec;
-        bytes32 policyHash;
     }
 
     // ------------------------------------------------------------------ errors
@@ -96,7 +95,6 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     error Registry_SelfShare(uint16 voiceOwnerBps);
     error Registry_RoyaltyTooHigh(uint16 bps, uint16 max);
     error Registry_DisputeWindowTooLong(uint24 window, uint24 max);
-    error Registry_PlatformFeeTooHigh(uint16 bps, uint16 max);
     error Registry_NoticeTooLong(uint40 notice, uint40 max);
     error Registry_AlreadyRetired(uint256 modelId, uint40 serviceEndsAt);
     error Registry_AlreadyFrozen(uint256 modelId);
@@ -129,7 +127,6 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     event ModelRetired(uint256 indexed modelId, uint40 serviceEndsAt);
     event ModelFrozen(uint256 indexed modelId, address indexed arbiter, bytes32 reason);
     event ModelUnfrozen(uint256 indexed modelId, address indexed arbiter);
-    event PlatformFeeSet(uint16 platformFeeBps);
     event RetirementNoticeSet(uint40 retirementNotice);
 
     // ------------------------------------------------------------------ functions
@@ -157,9 +154,6 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     /// @notice Arbiter role: lift a freeze.
     function unfreeze(uint256 modelId) external;
 
-    /// @notice Fee-manager role: the platform fee in basis points, at most MAX_PLATFORM_FEE_BPS.
-    function setPlatformFee(uint16 platformFeeBps) external;
-
     /// @notice Admin: the notice period granted to licensees when a model is retired.
     function setRetirementNotice(uint40 retirementNotice) external;
 
@@ -173,11 +167,10 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     /// other payees (the voice owner first when they are not the creator, then the co-creators).
     function revenueSplit(uint256 modelId) external view returns (address creator, Payee[] memory payees);
 
-    /// @notice The voice owner's consent on record.
-    function consentOf(uint256 modelId)
-        external
-        view
-        returns (address voiceOwner, uint16 voiceOwnerBps, bytes32 policyHash);
+    /// @notice Who consented and to which share (the creator with 0 when the creator is the voice
+    /// owner). The policy hash the voice owner signed is in `ModelRegistered` (and in the bundle's
+    /// consent record, which the model id commits to); it is not kept in storage, for gas.
+    function consentOf(uint256 modelId) external view returns (address voiceOwner, uint16 voiceOwnerBps);
 
     /// @notice The previous version of `modelId`, or 0.
     function parentOf(uint256 modelId) external view returns (uint256);
@@ -199,8 +192,6 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
 
     /// @notice keccak256("VoiceConsent(bytes32 bundleDigest,address creator,bytes32 policyHash,uint16 voiceOwnerBps,uint256 deadline)")
     function CONSENT_TYPEHASH() external view returns (bytes32);
-
-    function platformFeeBps() external view returns (uint16);
 
     function retirementNotice() external view returns (uint40);
 }

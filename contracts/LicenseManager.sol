@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+
+import {ILicenseManager} from "./interfaces/ILicenseManager.sol";
+import {IERC5643} from "./interfaces/IERC5643.sol";
+import {IVoiceModelRegistry} from "./interfaces/IVoiceModelRegistry.sol";
+import {RevenueLedger} from "./RevenueLedger.sol";
+import {Protocol} from "./libraries/Protocol.sol";
+
+/// @title LicenseManager
+/// @notice Offers, licence tokens, subscriptions and the revenue ledger of licence sales.
+/// @dev Offers are immutable once published (only `active` changes), so a licence needs to store
+/// only its own state (one slot): its terms are its offer's. Model state (frozen, retired,
+/// platform fee) is read from the registry on every sale and use.
+contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger, Pausable {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    bytes32 public constant TREASURER_ROLE = keccak256("TREASURER_ROLE");
+    bytes32 public constant ROUTER_ROLE = keccak256("ROUTER_ROLE");
+    bytes32 public constant FEE_MANAGER_ROLE = keccak256("FEE_MANAGER_ROLE");
+
+    /// @inheritdoc ILicenseManager
+    uint16 public constant MAX_PLATFORM_FEE_BPS = 2_000;
+
+    /// @inheritdoc ILicenseManager
+    uint256 public constant RENEWAL_LEAD = 1 days;
+
+    uint8 private constant _ATTRIBUTION = 1 << 0;
+    uint8 private constant _TRANSFERABLE = 1 << 1;
+    uint8 private constant _ACTIVE = 1 << 2;
+
+    /// @dev An offer in five slots, ordered by how often they are read: slot 0 on every transfer,
+    /// sale, use and renewal; slots 1 and 2 on every sale, use and renewal; slot 3 on sales.
+    struct OfferRecord {
+        // slot 0
+        address asset;
+        Tier tier;
+        uint8 flags; // _ATTRIBUTION | _TRANSFERABLE | _ACTIVE
+        uint16 permissions;
+        uint16 prohibitions;
+        uint32 period;
+        // slot 1
+        uint128 price;
+        uint64 validUntil;
+        uint32 maxUses;
+        uint32 packSize;
+        // slot 2
+        uint256 modelId;
+        // slot 3
+        uint32 maxLicenses;
+        uint32 sold;
+        uint32 purposes;
+        // slot 4
+        bytes32 policyHash;
+    }
+
+    // These share one slot with Pausable's flag (Pausable is the last base): a sale reads the
+    // flag, the fee and the licence counter in one cold read.
+    uint16 private _platformFeeBps;
+    uint64 private _nextLicenseId = 1;
+    uint64 private _nextOfferId = 1;
+
+    mapping(uint256 offerId => OfferRecord) private _offers;
+    mapping(uint256 licenseId => License) private _licenses;
+    mapping(address asset => bool) private _allowedAssets;
+    address private _router;
+
+    /// @param admin Gets the admin role (grants the others).
+    /// @param models The voice-model registry.
+    /// @param platformFeeBps_ Initial platform fee (the original design's 80/20 split: 2,000).
+    constructor(address admin, IVoiceModelRegistry models, uint16 platformFeeBps_)
+        ERC721("voicemarket licence", "VMLIC")
+        RevenueLedger(models)
+    {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setPlatformFee(platformFeeBps_);
+    }
+
+    // ------------------------------------------------------------------ offers
+
+    /// @inheritdoc ILicenseManager
+    function publishOffer(OfferTerms calldata t, bytes calldata territories) external returns (uint256 offerId) {
+        _requireSellable(t.modelId);
+        if (_models.ownerOf(t.modelId) != msg.sender) revert Licensing_NotModelOwner(t.modelId, msg.sender);
+        _checkTerms(t);
+        _checkTerritories(territories);
+
+        offerId = _nextOfferId++;
+        uint8 flags = _ACTIVE;
+        if (t.attribution) flags |= _ATTRIBUTION;
+        if (t.transferable) flags |= _TRANSFERABLE;
+        _offers[offerId] = OfferRecord({
+            asset: t.asset,
+            tier: t.tier,
+            flags: flags,
+            permissions: t.permissions,
+            prohibitions: t.prohibitions,
+            period: t.period,
+            price: t.price,
+            validUntil: t.validUntil,
+            maxUses: t.maxUses,
+            packSize: t.packSize,
+            modelId: t.modelId,
+            maxLicenses: t.maxLicenses,
+            sold: 0,
+            purposes: t.purposes,
+            policyHash: t.policyHash
+        });
+        emit OfferPublished(offerId, t.modelId, msg.sender, t, territories);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function deactivateOffer(uint256 offerId) external {
+        OfferRecord storage o = _existingOffer(offerId);
+        uint256 modelId = o.modelId;
+        if (!hasRole(DEFAULT_ADMIN_ROLE, msg.sender) && _models.ownerOf(modelId) != msg.sender) {
+            revert Licensing_NotModelOwner(modelId, msg.sender);
+        }
+        if (o.flags & _ACTIVE == 0) revert Licensing_OfferInactive(offerId);
+        o.flags &= ~_ACTIVE;
+        emit OfferDeactivated(offerId, modelId);
+    }
+
+    // ------------------------------------------------------------------ sales
+
+    /// @inheritdoc ILicenseManager
+    function buy(uint256 offerId, uint256 maxPrice, uint256 quantity)
+        external
+        payable
+        nonReentrant
+        whenNotPaused
+        returns (uint256 licenseId)
+    {
+        OfferRecord storage o = _offers[offerId];
+        uint256 modelId = _checkSale(offerId, o);
+        uint16 feeBps = _requireSellable(modelId);
+        (License memory l, uint256 cost) = _licenseFor(offerId, o, quantity);
+        if (cost > maxPrice) revert Licensing_PriceAboveMax(cost, maxPrice);
+
+        // Effects (the offer's sold count was raised by _checkSale):
+        licenseId = _nextLicenseId++;
+        _licenses[licenseId] = l;
+        _mint(msg.sender, licenseId);
+        emit LicensePurchased(licenseId, offerId, msg.sender, quantity, cost);
+        if (l.expiresAt != 0) emit SubscriptionUpdate(licenseId, l.expiresAt);
+        address asset = o.asset;
+        if (cost != 0) _accrue(modelId, asset, cost, feeBps);
+        // Interaction:
+        _collect(asset, msg.sender, cost);
+    }
+
+    /// @inheritdoc IERC5643
+    function renewSubscription(uint256 tokenId, uint64 duration)
+        external
+        payable
+       
+        nonReentrant
+        whenNotPaused
+    {
+        address holder = _ownerOf(tokenId);
+        if (holder == address(0)) revert Licensing_UnknownLicense(tokenId);
+        License memory l = _licenses[tokenId];
+        OfferRecord storage o = _offers[l.offerId];
+        uint256 cost = _extend(tokenId, holder, l, o, duration);
+        uint256 modelId = o.modelId;
+        uint16 feeBps = _requireSellable(modelId);
+
+        // Effects:
+        _licenses[tokenId] = l;
+        emit SubscriptionUpdate(tokenId, l.expiresAt);
+        address asset = o.asset;
+        if (cost != 0) _accrue(modelId, asset, cost, feeBps);
+        // Interaction: ETH from the caller; an ERC-20 from the holder's allowance (keepers pay nothing).
+        if (asset == address(0) || cost == 0) {
+            _collect(asset, msg.sender, cost);
+        } else {
+            if (msg.value != 0) revert Licensing_WrongPayment(0, msg.value);
+            _pullRenewal(tokenId, IERC20(asset), holder, cost);
+        }
+    }
+
+    /// @inheritdoc IERC5643
+    function cancelSubscription(uint256 tokenId) external payable {
+        if (msg.value != 0) revert Licensing_WrongPayment(0, msg.value);
+        address holder = _ownerOf(tokenId);
+        if (holder == address(0)) revert Licensing_UnknownLicense(tokenId);
+        if (!_isAuthorized(holder, msg.sender, tokenId)) revert Licensing_NotLicenseHolder(tokenId, msg.sender);
+        License storage l = _licenses[tokenId];
+        if (_offers[l.offerId].tier != Tier.Subscription) revert Licensing_NotSubscription(tokenId);
+        l.cancelled = true;
+        emit SubscriptionCancelled(tokenId, l.expiresAt);
+    }
+
+    // ------------------------------------------------------------------ the router's hooks
+
+    /// @inheritdoc ILicenseManager
+    function consumeUse(uint256 licenseId, address user, uint256 modelId, uint16 actions)
+        external
+        onlyRole(ROUTER_ROLE)
+        returns (UseGrant memory grant)
+    {
+        if (_ownerOf(licenseId) != user) {
+            if (_ownerOf(licenseId) == address(0)) revert Licensing_UnknownLicense(licenseId);
+            revert Licensing_NotLicenseHolder(licenseId, user);
+        }
+        License memory l = _licenses[licenseId];
+        OfferRecord storage o = _offers[l.offerId];
+        if (o.modelId != modelId) revert Licensing_WrongModel(licenseId, modelId);
+        if (o.permissions & actions != actions) revert Licensing_ActionNotPermitted(licenseId, actions);
+        IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(modelId);
+        if (m.frozen) revert Licensing_ModelFrozen(modelId);
+        if (m.serviceEndsAt != 0 && block.timestamp >= m.serviceEndsAt) {
+            revert Licensing_ServiceEnded(modelId, m.serviceEndsAt);
+        }
+        (uint256 limit, uint40 useTag) = _rollQuota(licenseId, l, o);
+        if (limit != 0 && l.used >= limit) revert Licensing_UsesExhausted(licenseId, limit);
+        ++l.used;
+        _licenses[licenseId] = l;
+
+        grant.asset = o.asset;
+        if (o.tier == Tier.PayPerUse && o.packSize == 0) grant.usePrice = o.price;
+        grant.useTag = useTag;
+        grant.platformFeeBps = _platformFeeBps;
+        grant.disputeWindow = m.disputeWindow;
+        grant.languages = m.languages;
+    }
+
+    /// @inheritdoc ILicenseManager
+    function restoreUse(uint256 licenseId, uint40 useTag) external onlyRole(ROUTER_ROLE) {
+        License storage l = _licenses[licenseId];
+        // A subscription's use comes back only into the quota period it was taken from.
+        if (l.used != 0 && l.periodStart == useTag) --l.used;
+    }
+
+    // ------------------------------------------------------------------ administration
+
+    /// @inheritdoc ILicenseManager
+    function setAssetAllowed(address asset, bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _allowedAssets[asset] = allowed;
+        emit AssetAllowed(asset, allowed);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function setRouter(address router_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (_router != address(0)) _revokeRole(ROUTER_ROLE, _router);
+        _router = router_;
+        _grantRole(ROUTER_ROLE, router_);
+        emit RouterSet(router_);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function setPlatformFee(uint16 platformFeeBps_) external onlyRole(FEE_MANAGER_ROLE) {
+        _setPlatformFee(platformFeeBps_);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @inheritdoc ILicenseManager
+    function unpause() external onlyRole(PAUSER_ROLE) {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ILicenseManager
+    function isLicensed(uint256 licenseId, address account, uint256 modelId, uint16 actions)
+        external
+        view
+        returns (bool licensed, uint256 usesLeft)
+    {
+        if (_ownerOf(licenseId) != account || account == address(0)) return (false, 0);
+        License memory l = _licenses[licenseId];
+        OfferRecord storage o = _offers[l.offerId];
+        if (o.modelId != modelId || o.permissions & actions != actions) return (false, 0);
+        if (o.validUntil != 0 && block.timestamp > o.validUntil) return (false, 0);
+        IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(modelId);
+        if (m.frozen || (m.serviceEndsAt != 0 && block.timestamp >= m.serviceEndsAt)) return (false, 0);
+        if (o.tier == Tier.Subscription && block.timestamp >= l.expiresAt) return (false, 0);
+        (uint256 limit,) = _quota(l, o);
+        if (limit == 0) return (true, type(uint256).max);
+        if (l.used >= limit) return (false, 0);
+        return (true, limit - l.used);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function offer(uint256 offerId) external view returns (Offer memory view_) {
+        OfferRecord storage o = _existingOffer(offerId);
+        view_.terms = OfferTerms({
+            modelId: o.modelId,
+            tier: o.tier,
+            asset: o.asset,
+            price: o.price,
+            period: o.period,
+            maxUses: o.maxUses,
+            packSize: o.packSize,
+            validUntil: o.validUntil,
+            maxLicenses: o.maxLicenses,
+            permissions: o.permissions,
+            prohibitions: o.prohibitions,
+            attribution: o.flags & _ATTRIBUTION != 0,
+            transferable: o.flags & _TRANSFERABLE != 0,
+            purposes: o.purposes,
+            policyHash: o.policyHash
+        });
+        view_.active = o.flags & _ACTIVE != 0;
+        view_.sold = o.sold;
+    }
+
+    /// @inheritdoc ILicenseManager
+    function license(uint256 licenseId) external view returns (License memory) {
+        _requireOwned(licenseId);
+        return _licenses[licenseId];
+    }
+
+    /// @inheritdoc ILicenseManager
+    function offerOf(uint256 licenseId) external view returns (uint256) {
+        _requireOwned(licenseId);
+        return _licenses[licenseId].offerId;
+    }
+
+    /// @inheritdoc IERC5643
+    function expiresAt(uint256 tokenId) external view returns (uint64) {
+        _requireOwned(tokenId);
+        License storage l = _licenses[tokenId];
+        return _offers[l.offerId].tier == Tier.Subscription ? l.expiresAt : 0;
+    }
+
+    /// @inheritdoc IERC5643
+    function isRenewable(uint256 tokenId) external view returns (bool) {
+        _requireOwned(tokenId);
+        License storage l = _licenses[tokenId];
+        OfferRecord storage o = _offers[l.offerId];
+        if (o.tier != Tier.Subscription || l.cancelled) return false;
+        if (o.validUntil != 0 && block.timestamp > o.validUntil) return false;
+        IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(o.modelId);
+        return !m.frozen && m.serviceEndsAt == 0;
+    }
+
+    /// @inheritdoc ILicenseManager
+    function isAssetAllowed(address asset) external view returns (bool) {
+        return asset == address(0) || _allowedAssets[asset];
+    }
+
+    /// @inheritdoc ILicenseManager
+    function platformFeeBps() external view returns (uint16) {
+        return _platformFeeBps;
+    }
+
+    /// @inheritdoc ILicenseManager
+    function nextOfferId() external view returns (uint256) {
+        return _nextOfferId;
+    }
+
+    /// @inheritdoc ILicenseManager
+    function nextLicenseId() external view returns (uint256) {
+        return _nextLicenseId;
+    }
+
+    /// @inheritdoc ILicenseManager
+    function registry() external view returns (address) {
+        return address(_models);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function router() external view returns (address) {
+        return _router;
+    }
+
+    /// @notice ERC-165: ERC-721, ERC-5643 and AccessControl.
+    function supportsInterface(bytes4 interfaceId)
+        public
+        view
+        override(ERC721, AccessControl, IERC165)
+        returns (bool)
+    {
+        return interfaceId == type(IERC5643).interfaceId || ERC721.supportsInterface(interfaceId)
+            || AccessControl.supportsInterface(interfaceId);
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev Licences move only when their offer says they are transferable (mint and burn always).
+    function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
+        from = super._update(to, tokenId, auth);
+        if (from != address(0) && to != address(0)) {
+            if (_offers[_licenses[tokenId].offerId].flags & _TRANSFERABLE == 0) {
+                revert Licensing_NotTransferable(tokenId);
+            }
+        }
+    }
+
+    function _authorizeTreasurer() internal view override {
+        _checkRole(TREASURER_ROLE);
+    }
+
+    /// @dev Checks that the offer sells now and counts the sale; returns its model.
+    function _checkSale(uint256 offerId, OfferRecord storage o) private returns (uint256 modelId) {
+        modelId = o.modelId;
+        if (modelId == 0) revert Licensing_UnknownOffer(offerId);
+        if (o.flags & _ACTIVE == 0) revert Licensing_OfferInactive(offerId);
+        uint64 validUntil = o.validUntil;
+        if (validUntil != 0 && block.timestamp > validUntil) revert Licensing_OfferExpired(offerId, validUntil);
+        (uint32 sold, uint32 maxLicenses) = (o.sold, o.maxLicenses);
+        if (maxLicenses != 0 && sold >= maxLicenses) revert Licensing_SoldOut(offerId, maxLicenses);
+        address asset = o.asset;
+        if (asset != address(0) && !_allowedAssets[asset]) revert Licensing_AssetNotAllowed(asset);
+        o.sold = sold + 1;
+    }
+
+    /// @dev The new licence's state and its cost for `quantity` (periods, packs, or 1).
+    function _licenseFor(uint256 offerId, OfferRecord storage o, uint256 quantity)
+        private
+        view
+        returns (License memory l, uint256 cost)
+    {
+        l.offerId = uint64(offerId);
+        (Tier tier, uint128 price, uint32 packSize) = (o.tier, o.price, o.packSize);
+        if (tier == Tier.Subscription) {
+            uint256 end = block.timestamp + uint256(o.period) * quantity;
+            if (quantity == 0 || end > type(uint40).max) revert Licensing_BadQuantity(tier, quantity);
+            l.anchor = uint40(block.timestamp);
+            l.expiresAt = uint40(end);
+            cost = price * quantity;
+        } else if (tier == Tier.PayPerUse && packSize != 0) {
+            if (quantity == 0 || quantity > type(uint32).max) revert Licensing_BadQuantity(tier, quantity);
+            uint256 uses = quantity * packSize;
+            uint32 maxUses = o.maxUses;
+            if (uses > type(uint32).max || (maxUses != 0 && uses > maxUses)) revert Licensing_TooManyUses(uses, maxUses);
+            l.limit = uint32(uses);
+            cost = uint256(price) * uses;
+        } else {
+            if (quantity != 1) revert Licensing_BadQuantity(tier, quantity);
+            if (tier == Tier.Buyout) cost = price; // pay-per-use without packs: each use pays at request time
+        }
+    }
+
+    /// @dev Checks a renewal by `duration` and applies it to `l` (in memory); returns its cost.
+    /// Anyone (a keeper) may renew one period once due, unless cancelled; the holder or an
+    /// account it approved may renew any time and by several periods, which also lifts a
+    /// cancellation. Approvals are looked up only when the keeper rule does not allow it.
+    function _extend(uint256 tokenId, address holder, License memory l, OfferRecord storage o, uint64 duration)
+        private
+        view
+        returns (uint256 cost)
+    {
+        uint32 period = o.period;
+        if (o.tier != Tier.Subscription) revert Licensing_NotSubscription(tokenId);
+        if (duration == 0 || duration % period != 0) revert Licensing_BadDuration(duration, period);
+        uint256 periods = duration / period;
+        if (msg.sender == holder) {
+            l.cancelled = false;
+        } else {
+            bytes memory keeperRefusal = _keeperRefusal(tokenId, l, periods, duration, period);
+            if (keeperRefusal.length != 0) {
+                if (!_isAuthorized(holder, msg.sender, tokenId)) {
+                    assembly ("memory-safe") {
+                        revert(add(keeperRefusal, 0x20), mload(keeperRefusal))
+                    }
+                }
+                l.cancelled = false;
+            }
+        }
+        (uint128 price, uint64 validUntil) = (o.price, o.validUntil);
+        if (validUntil != 0 && block.timestamp > validUntil) revert Licensing_OfferExpired(l.offerId, validUntil);
+        bool lapsed = block.timestamp >= l.expiresAt;
+        uint256 end = (lapsed ? block.timestamp : l.expiresAt) + uint256(duration);
+        if (end > type(uint40).max) revert Licensing_BadDuration(duration, period);
+        if (lapsed) {
+            // A new run of periods starts now, with a fresh quota.
+            l.anchor = uint40(block.timestamp);
+            l.used = 0;
+            l.periodStart = 0;
+        }
+        l.expiresAt = uint40(end);
+        cost = price * periods;
+    }
+
+    /// @dev Why a keeper may not make this renewal (the encoded error), or empty if it may.
+    function _keeperRefusal(uint256 tokenId, License memory l, uint256 periods, uint64 duration, uint32 period)
+        private
+        view
+        returns (bytes memory)
+    {
+        if (l.cancelled) return abi.encodeWithSelector(Licensing_SubscriptionCancelled.selector, tokenId);
+        if (periods != 1) return abi.encodeWithSelector(Licensing_BadDuration.selector, duration, period);
+        if (block.timestamp + RENEWAL_LEAD < l.expiresAt) {
+            return abi.encodeWithSelector(Licensing_RenewalNotDue.selector, tokenId, uint40(l.expiresAt - RENEWAL_LEAD));
+        }
+        return "";
+    }
+
+    /// @dev Reverts unless the model sells now; returns the platform fee in force.
+    function _requireSellable(uint256 modelId) private view returns (uint16) {
+        IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(modelId);
+        if (!m.exists) revert Licensing_UnknownModel(modelId);
+        if (m.frozen) revert Licensing_ModelFrozen(modelId);
+        if (m.serviceEndsAt != 0) revert Licensing_ModelRetired(modelId, m.serviceEndsAt);
+        return _platformFeeBps;
+    }
+
+    function _setPlatformFee(uint16 bps) private {
+        if (bps > MAX_PLATFORM_FEE_BPS) revert Licensing_PlatformFeeTooHigh(bps, MAX_PLATFORM_FEE_BPS);
+        _platformFeeBps = bps;
+        emit PlatformFeeSet(bps);
+    }
+
+    /// @dev Checks that `l` works now and returns its use limit (0 = unlimited) and use tag.
+    function _rollQuota(uint256 licenseId, License memory l, OfferRecord storage o)
+        private
+        view
+        returns (uint256 limit, uint40 useTag)
+    {
+        if (o.validUntil != 0 && block.timestamp > o.validUntil) revert Licensing_OfferExpired(l.offerId, o.validUntil);
+        if (o.tier == Tier.Subscription && block.timestamp >= l.expiresAt) {
+            revert Licensing_LicenseExpired(licenseId, l.expiresAt);
+        }
+        return _quota(l, o);
+    }
+
+    /// @dev The use limit of `l` (0 = unlimited) and its use tag. A subscription's quota counts per
+    /// period from its anchor: when a new period has begun, `l` (in memory) moves to it with no
+    /// use counted, and the tag is the period's start.
+    function _quota(License memory l, OfferRecord storage o) private view returns (uint256 limit, uint40 useTag) {
+        Tier tier = o.tier;
+        if (tier == Tier.Subscription) {
+            uint256 period = o.period;
+            useTag = uint40(l.anchor + ((block.timestamp - l.anchor) / period) * period);
+            if (l.periodStart != useTag) {
+                l.periodStart = useTag;
+                l.used = 0;
+            }
+            return (o.maxUses, useTag);
+        }
+        if (tier == Tier.PayPerUse && o.packSize != 0) return (l.limit, 0);
+        return (o.maxUses, 0);
+    }
+
+    function _checkTerms(OfferTerms calldata t) private view {
+        if (t.tier == Tier.Subscription ? t.period == 0 : t.period != 0) revert Licensing_BadPeriod(t.tier, t.period);
+        if (t.tier != Tier.PayPerUse && t.packSize != 0) revert Licensing_BadPackSize(t.tier, t.packSize);
+        if (
+            (t.permissions | t.prohibitions) & ~Protocol.ALL_ACTIONS != 0 || t.purposes & ~Protocol.ALL_PURPOSES != 0
+        ) {
+            revert Licensing_UnknownBits(t.permissions | t.prohibitions, t.purposes);
+        }
+        uint16 overlap = t.permissions & t.prohibitions;
+        if (overlap != 0) revert Licensing_PermissionOverlap(overlap);
+        if (t.validUntil != 0 && t.validUntil <= block.timestamp) revert Licensing_ValidUntilPassed(t.validUntil);
+        if (t.policyHash == 0) revert Licensing_EmptyPolicyHash();
+        if (t.asset != address(0) && !_allowedAssets[t.asset]) revert Licensing_AssetNotAllowed(t.asset);
+    }
+
+    function _checkTerritories(bytes calldata territories) private pure {
+        if (territories.length % 2 != 0) revert Licensing_BadTerritories(territories.length);
+        for (uint256 i; i < territories.length; ++i) {
+            bytes1 c = territories[i];
+            if (c < "A" || c > "Z") revert Licensing_BadTerritories(i);
+        }
+    }
+
+    function _existingOffer(uint256 offerId) private view returns (OfferRecord storage o) {
+        o = _offers[offerId];
+        if (o.modelId == 0) revert Licensing_UnknownOffer(offerId);
+    }
+
+    /// @dev Takes a payment: exactly `amount` ETH as msg.value, or an ERC-20 from `payer`.
+    function _collect(address asset, address payer, uint256 amount) private {
+        if (asset == address(0)) {
+            if (msg.value != amount) revert Licensing_WrongPayment(amount, msg.value);
+        } else {
+            if (msg.value != 0) revert Licensing_WrongPayment(0, msg.value);
+            if (amount != 0) IERC20(asset).safeTransferFrom(payer, address(this), amount);
+        }
+    }
+
+    /// @dev An ERC-20 renewal from the holder; a refusal is explained (allowance, balance) so a
+    /// keeper knows why the renewal cannot happen.
+    function _pullRenewal(uint256 tokenId, IERC20 token, address holder, uint256 cost) private {
+        if (token.trySafeTransferFrom(holder, address(this), cost)) return;
+        uint256 allowance = token.allowance(holder, address(this));
+        if (allowance < cost) revert Licensing_RenewalAllowanceTooLow(tokenId, allowance, cost);
+        uint256 balance = token.balanceOf(holder);
+        if (balance < cost) revert Licensing_RenewalBalanceTooLow(tokenId, balance, cost);
+        revert Licensing_PaymentFailed(address(token), holder, cost);
+    }
+}
