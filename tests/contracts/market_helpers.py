@@ -1,0 +1,158 @@
+"""Factories the contract tests share: a `Market` over one deployment, offer terms, keys."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from coincurve import PrivateKey
+
+from voicemarket import chain as vm
+from voicemarket.multiformats import CID, DAG_PB, RAW
+
+MONTH = 30 * vm.DAY
+OPERATOR_FEE = 10**14
+MIN_STAKE = 10**17
+SLASH = 10**16
+TEXT = "The quick brown fox jumps over the lazy dog."
+
+
+def public_key(account) -> bytes:
+    """The 64-byte uncompressed secp256k1 public key of an Ape test account."""
+    return PrivateKey(bytes.fromhex(account.private_key[2:])).public_key.format(compressed=False)[1:]
+
+
+def digest_of(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def offer_terms(model_id: int, tier: vm.Tier = vm.Tier.BUYOUT, *, asset: str = vm.ETH, price: int = 10**16,
+                period: int = 0, max_uses: int = 0, pack_size: int = 0, valid_until: int = 0,
+                max_licenses: int = 0, permissions: int = int(vm.Action.TEXT_TO_SPEECH | vm.Action.COMMERCIAL_USE),
+                prohibitions: int = int(vm.Action.SUBLICENSING), attribution: bool = True,
+                transferable: bool = False, purposes: int = 0, policy_hash: bytes | None = None) -> dict[str, Any]:
+    """An ILicenseManager.OfferTerms dict with sensible defaults (a buyout in ETH)."""
+    if tier == vm.Tier.SUBSCRIPTION and period == 0:
+        period = MONTH
+    return {
+        "modelId": model_id, "tier": int(tier), "asset": str(asset), "price": price, "period": period,
+        "maxUses": max_uses, "packSize": pack_size, "validUntil": valid_until, "maxLicenses": max_licenses,
+        "permissions": permissions, "prohibitions": prohibitions, "attribution": attribution,
+        "transferable": transferable, "purposes": purposes,
+        "policyHash": policy_hash or digest_of(f"policy {model_id} {tier} {price} {period}"),
+    }
+
+
+@dataclass
+class Market:
+    """Factories over one deployment: register models, publish offers, buy, request speech."""
+
+    d: vm.Deployment
+    a: SimpleNamespace
+    chain: Any
+
+    def __post_init__(self) -> None:
+        self._labels = itertools.count()
+
+    @property
+    def now(self) -> int:
+        return self.chain.pending_timestamp
+
+    def registration(self, *, creator=None, voice_owner=None, voice_owner_bps: int = 2_000,
+                     co_creators=(), languages: int | None = None, dispute_window: int = 0,
+                     parent_id: int = 0, royalty_bps: int = 500, label: str | None = None,
+                     sign: bool = True, deadline: int | None = None, signer=None) -> dict[str, Any]:
+        creator = creator or self.a.creator
+        voice_owner = self.a.voice if voice_owner is None else voice_owner
+        label = label or f"bundle {next(self._labels)}"
+        digest = digest_of(label)
+        policy = digest_of("consent policy " + label)
+        deadline = self.now + 3600 if deadline is None else deadline
+        voice_address = str(getattr(voice_owner, "address", voice_owner))
+        signature = b""
+        if voice_address != creator.address and sign:
+            signature = vm.sign_consent(
+                signer or voice_owner, self.d.registry, bundle_digest=digest, creator=creator.address,
+                policy_hash=policy, voice_owner_bps=voice_owner_bps, deadline=deadline,
+            )
+        return vm.model_registration(
+            bundle_digest=digest, bundle_cid=CID(1, RAW, digest_of("sealed " + label)),
+            metadata_cid=CID(0, DAG_PB, digest_of("metadata " + label)),
+            languages=vm.language_bits("zh", "en") if languages is None else languages,
+            voice_owner=voice_address, voice_owner_bps=voice_owner_bps if voice_address != creator.address else 0,
+            co_creators=list(co_creators), policy_hash=policy, consent_deadline=deadline,
+            consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window, parent_id=parent_id,
+        )
+
+    def register(self, *, creator=None, **kwargs) -> int:
+        creator = creator or self.a.creator
+        r = self.registration(creator=creator, **kwargs)
+        self.d.registry.registerModel(r, sender=creator)
+        return int.from_bytes(r["bundleDigest"], "big")
+
+    def publish(self, model_id: int, tier: vm.Tier = vm.Tier.BUYOUT, *, owner=None, territories: bytes = b"",
+                **terms) -> int:
+        receipt = self.d.licenses.publishOffer(offer_terms(model_id, tier, **terms), territories,
+                                               sender=owner or self.a.creator)
+        return receipt.events.filter(self.d.licenses.OfferPublished)[0].offerId
+
+    def buy(self, offer_id: int, buyer=None, quantity: int = 1, *, max_price: int | None = None) -> int:
+        buyer = buyer or self.a.buyer
+        o = self.d.licenses.offer(offer_id).terms
+        tier = vm.Tier(o.tier)
+        if tier == vm.Tier.PAY_PER_USE:
+            cost = o.price * o.packSize * quantity
+        elif tier == vm.Tier.SUBSCRIPTION:
+            cost = o.price * quantity
+        else:
+            cost = o.price
+        if o.asset != vm.ETH:
+            token = self.d.stablecoin
+            token.mint(buyer, cost, sender=self.a.deployer)
+            token.approve(self.d.licenses, token.allowance(buyer, self.d.licenses) + cost, sender=buyer)
+            receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity, sender=buyer)
+        else:
+            receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity,
+                                          value=cost, sender=buyer)
+        return receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId
+
+    def operator(self, account=None, *, models=(), fee: int = OPERATOR_FEE, asset: str = vm.ETH):
+        """Registers `account` as an operator with the minimum stake, its fee, allowed for `models`."""
+        account = account or self.a.operator
+        self.d.router.registerOperator(public_key(account), value=MIN_STAKE, sender=account)
+        if fee:
+            self.d.router.setFee(asset, fee, sender=account)
+        for model_id in models:
+            owner = self.d.registry.ownerOf(model_id)
+            self.d.router.setOperatorAllowed(model_id, account, True, sender=owner)
+        return account
+
+    def request_params(self, model_id: int, license_id: int, *, operator=None, text: str = TEXT,
+                       deadline_in: int = 3600, max_fee: int = OPERATOR_FEE,
+                       language: vm.Language = vm.Language.EN, params: int | None = None,
+                       input_: bytes | None = None) -> dict[str, Any]:
+        return {
+            "modelId": model_id, "licenseId": license_id,
+            "operator": str(getattr(operator or self.a.operator, "address", operator)),
+            "maxFee": max_fee, "deadline": self.now + deadline_in,
+            "params": vm.SynthesisParams(language).pack() if params is None else params,
+            "inputHash": vm.input_hash(text), "input": vm.inline_input(text) if input_ is None else input_,
+        }
+
+    def request(self, model_id: int, license_id: int, *, buyer=None, value: int | None = None, **kwargs):
+        """Requests speech; returns (SynthesisRequest tuple, receipt)."""
+        buyer = buyer or self.a.buyer
+        p = self.request_params(model_id, license_id, **kwargs)
+        if value is None:
+            value = p["maxFee"] + self._use_price(license_id)
+        receipt = self.d.router.requestSynthesis(p, value=value, sender=buyer)
+        return vm.request_from_log(receipt.events.filter(self.d.router.SynthesisRequested)[0]), receipt
+
+    def _use_price(self, license_id: int) -> int:
+        terms = self.d.licenses.offer(self.d.licenses.offerOf(license_id)).terms
+        if terms.asset != vm.ETH:
+            return 0
+        return terms.price if terms.tier == vm.Tier.PAY_PER_USE and terms.packSize == 0 else 0
