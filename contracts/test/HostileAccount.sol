@@ -11,7 +11,8 @@ contract HostileAccount {
     uint256 public received;
     uint256 public reentryAttempts;
     uint256 public reentrySuccesses;
-    bytes public lastReentryResult;
+    /// @notice How each re-entry attempt ended (revert data, or the return data), in order.
+    bytes[] public reentryResults;
 
     error HostileAccount_Refused();
 
@@ -41,6 +42,6 @@ contract HostileAccount {
         ++reentryAttempts;
         (bool ok, bytes memory result) = msg.sender.call(call);
         if (ok) ++reentrySuccesses;
-        lastReentryResult = result;
+        reentryResults.push(result);
     }
 }

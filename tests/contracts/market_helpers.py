@@ -110,7 +110,7 @@ class Market:
         else:
             cost = o.price
         if o.asset != vm.ETH:
-            token = self.d.stablecoin
+            token = self.token(o.asset)
             token.mint(buyer, cost, sender=self.a.deployer)
             token.approve(self.d.licenses, token.allowance(buyer, self.d.licenses) + cost, sender=buyer)
             receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity, sender=buyer)
@@ -118,6 +118,12 @@ class Market:
             receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity,
                                           value=cost, sender=buyer)
         return receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId
+
+    def token(self, asset: str):
+        """The test ERC-20 at `asset` (MockStablecoin or ReentrantToken: both mint to anyone)."""
+        import ape
+
+        return ape.project.MockStablecoin.at(asset)
 
     def operator(self, account=None, *, models=(), fee: int = OPERATOR_FEE, asset: str = vm.ETH):
         """Registers `account` as an operator with the minimum stake, its fee, allowed for `models`."""
