@@ -1,0 +1,213 @@
+"""``python -m oracle run | worker | status | config``: what an operator types.
+
+``run`` starts the listener and the batch submitter (each active on one machine at a time, by
+lease: start ``run`` on several machines and the others stand by), a Prometheus endpoint, and a
+Celery worker as a child process (``--workers 0`` for none: workers then run elsewhere with
+``python -m oracle worker``). SIGTERM or Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import click
+
+from oracle.errors import ConfigError
+
+log = logging.getLogger("oracle.run")
+
+
+def _settings(config: str | None):  # noqa: ANN202
+    from oracle.settings import load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _wait_for_services(svc, stop: threading.Event) -> None:  # noqa: ANN001
+    """Block until Redis and the node answer (an operator may start the oracle before them)."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            svc.redis.ping()
+            svc.router.w3.eth.block_number
+            return
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything from a connection that is not up yet
+            log.warning("waiting for Redis and the node", extra={"error": f"{type(exc).__name__}: {exc}"})
+            svc.__dict__.pop("router", None)
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _check_operator(svc) -> None:  # noqa: ANN001
+    info = svc.router.router.functions.operatorInfo(svc.key.address).call()
+    registered = info[3] if isinstance(info, (list, tuple)) else info["registered"]
+    if not registered:
+        log.warning("this account is not a registered operator of the router: nothing will be assigned to it",
+                    extra={"operator": svc.key.address})
+        return
+    public_key = bytes(svc.router.router.functions.operatorPublicKey(svc.key.address).call())
+    if public_key != svc.key.public_key:
+        log.warning("the public key registered on-chain is not this account's: creators' keyrings will not open",
+                    extra={"operator": svc.key.address})
+
+
+def worker_argv(settings, concurrency: int, pool: str) -> list[str]:  # noqa: ANN001
+    from oracle.runtime import queue_name
+
+    return [sys.executable, "-m", "celery", "-A", "oracle.app", "worker", "--pool", pool, "--concurrency",
+            str(concurrency), "-Q", queue_name(settings), "--hostname", f"oracle-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "--loglevel", settings.log_level]
+
+
+@click.group()
+def main() -> None:
+    """The voicemarket oracle (see docs/oracle.md)."""
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="TOML settings file (default: $ORACLE_CONFIG)")
+@click.option("--workers", default=1, show_default=True, help="worker processes to start here (0: none)")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
+@click.option("--listener/--no-listener", default=True, show_default=True, help="take part in following the chain")
+@click.option("--submitter/--no-submitter", default=True, show_default=True, help="take part in sending transactions")
+def run(config: str | None, workers: int, pool: str, listener: bool, submitter: bool) -> None:
+    """Listener + batch submitter + metrics (+ a Celery worker child)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from oracle.app import enqueue
+    from oracle.leases import Lease
+    from oracle.listener import Listener
+    from oracle.logs import setup_logging
+    from oracle.runtime import Services
+    from oracle.status import StatusCollector
+    from oracle.submitter import Submitter
+    from oracle.transactions import TxSender
+
+    settings = _settings(config)
+    setup_logging("run", settings.log_format, settings.log_level)
+    if workers and (settings.hubert_dir is None or not settings.hubert_dir.is_dir()):
+        raise click.ClickException(f"hubert_dir {settings.hubert_dir} is not a folder: workers need the "
+                                   "chinese-hubert-base folder to synthesise (set ORACLE_HUBERT_DIR)")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    svc = Services(settings)
+    _wait_for_services(svc, stop)
+    try:
+        key = svc.key
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    _check_operator(svc)
+    log.info("oracle starting", extra={"operator": key.address, "router": settings.router,
+                                       "chain_id": svc.chain_id, "namespace": svc.ledger.ns, "workers": workers})
+
+    if settings.metrics_port:
+        registry = CollectorRegistry()
+        registry.register(StatusCollector(svc))
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=registry)
+        log.info("metrics endpoint", extra={"url": f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"})
+
+    threads = []
+    leases = []
+    if listener:
+        lease = Lease(svc.redis, svc.ledger.key("lease", "listener"), svc.worker_id)
+        leases.append(lease)
+        follower = Listener(settings, svc.ledger, svc.router, key.address, enqueue)
+        threads.append(threading.Thread(target=follower.run, args=(stop, lease.hold), name="listener"))
+    if submitter:
+        lease = Lease(svc.redis, svc.ledger.key("lease", "submitter"), svc.worker_id)
+        leases.append(lease)
+        # The submitter gets its own connections: it must not wait behind the listener's calls.
+        own = Services(settings)
+        sender = TxSender(own.router.w3, key, own.ledger, settings, svc.chain_id)
+        batcher = Submitter(settings, own.ledger, own.router, sender, enqueue)
+        threads.append(threading.Thread(target=batcher.run, args=(stop, lease.hold), name="submitter"))
+    child = None
+    if workers:
+        child = subprocess.Popen(worker_argv(settings, workers, pool), env={**os.environ, **_config_env(config)})
+    for thread in threads:
+        thread.start()
+    try:
+        while not stop.is_set():
+            if child is not None and child.poll() is not None:
+                log.error("the worker process exited; stopping", extra={"returncode": child.returncode})
+                stop.set()
+            stop.wait(1.0)
+    finally:
+        stop.set()
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for thread in threads:
+            thread.join(timeout=10)
+        for lease in leases:
+            try:
+                lease.release()
+            except Exception:  # noqa: BLE001 - Redis gone: the lease lapses by itself
+                pass
+        log.info("oracle stopped")
+
+
+def _config_env(config: str | None) -> dict[str, str]:
+    return {"ORACLE_CONFIG": os.path.abspath(config)} if config else {}
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--concurrency", default=1, show_default=True)
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
+def worker(config: str | None, concurrency: int, pool: str) -> None:
+    """Only a Celery worker (for extra machines): `celery -A oracle.app worker` with this operator's queue."""
+    settings = _settings(config)
+    os.environ.update(_config_env(config))
+    argv = worker_argv(settings, concurrency, pool)
+    os.execv(argv[0], argv)
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable")
+def status(config: str | None, as_json: bool) -> None:
+    """Last block, queue depth, in flight, fulfilled, failed (for the whole operator)."""
+    from oracle.runtime import Services
+    from oracle.status import render, snapshot
+
+    svc = Services(_settings(config))
+    try:
+        snap = snapshot(svc)
+    except Exception as exc:  # noqa: BLE001 - say what is down instead of a traceback
+        raise click.ClickException(f"cannot read the oracle's state from {svc.settings.redis_url}: {exc}") from None
+    click.echo(json.dumps(snap, indent=2) if as_json else render(snap))
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+def config(config: str | None) -> None:
+    """Print the effective settings (after the file and the environment), then every setting's meaning."""
+    from oracle.settings import OracleSettings
+
+    settings = _settings(config)
+    click.echo(json.dumps(json.loads(settings.model_dump_json()), indent=2))
+    click.echo("\nsettings (ORACLE_<NAME> in the environment, or <name> in the TOML file):")
+    for name, field in OracleSettings.model_fields.items():
+        click.echo(f"  {name:<22} {field.description or ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""A local voicemarket for the oracle's tests, its benchmark and demos.
+
+On a local chain that Ape is connected to (anvil, via ape-foundry): the contracts deployed
+with :func:`voicemarket.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operators
+and published to a :class:`~voicemarket.store.LocalStore`, registered and offered for sale;
+licences bought; requests made; and the oracle's processes (Celery workers, the coordinator
+``python -m oracle run``) started as :class:`~voicemarket.services.ManagedProcess` children that
+talk to the chain's RPC URL and a Redis. Nothing here is a stand-in: it is the real market,
+small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voicemarket import chain as vm
+from voicemarket.services import ManagedProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+OPERATOR_FEE = 10**14
+LICENCE_PRICE = 10**15
+REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog."
+
+
+def account_key(account) -> bytes:  # noqa: ANN001 - an Ape test account
+    return bytes.fromhex(str(account.private_key).removeprefix("0x"))
+
+
+def public_key(account) -> bytes:  # noqa: ANN001
+    from coincurve import PrivateKey
+
+    return PrivateKey(account_key(account)).public_key.format(compressed=False)[1:]
+
+
+@dataclass(frozen=True)
+class TinyVoiceFiles:
+    """A tiny random voice on disk, plus its reference clip and the shared encoder folders."""
+
+    gpt: Path
+    sovits: Path
+    hubert_dir: Path
+    bert_dir: Path
+    reference: Path
+
+
+def tiny_voice_files(directory: Path, seed: int = 0) -> TinyVoiceFiles:
+    """Write (once per directory) a tiny random GPT-SoVITS voice and a 4 s espeak-ng reference."""
+    from synth.random_model import write_random_model
+    from synth.testing import make_reference_wav
+
+    marker = directory / "voice.json"
+    if marker.is_file():
+        return TinyVoiceFiles(**{k: Path(v) for k, v in json.loads(marker.read_text()).items()})
+    files = write_random_model(directory / "model", "tiny", seed=seed)
+    reference = make_reference_wav(directory / "reference.wav", REFERENCE_TEXT, seconds=4.0)
+    voice = TinyVoiceFiles(files.gpt_path, files.sovits_path, files.hubert_dir, files.bert_dir, reference)
+    marker.write_text(json.dumps({k: str(v) for k, v in voice.__dict__.items()}))
+    return voice
+
+
+@dataclass(frozen=True)
+class PublishedVoice:
+    """A voice registered on-chain and offered for sale (a buyout in ETH)."""
+
+    model_id: int
+    keyring_cid: str
+    bundle_cid: str
+    offer_id: int
+    files: TinyVoiceFiles
+
+
+class Sandbox:
+    """One deployment, one content store, and the helpers to make requests and run the oracle."""
+
+    def __init__(self, deployment: vm.Deployment, root: Path) -> None:
+        from voicemarket.store import LocalStore
+
+        self.d = deployment
+        self.router = deployment.router
+        self.root = Path(root)
+        self.store = LocalStore(self.root / "store")
+        self._labels = 0
+
+    @classmethod
+    def deploy(cls, deployer, root: Path) -> Sandbox:  # noqa: ANN001
+        return cls(vm.deploy(deployer, min_stake=10**17), root)
+
+    # ------------------------------------------------------------ market
+    def publish_voice(self, creator, operators, *, languages: tuple[str, ...] = ("en",),  # noqa: ANN001
+                      files: TinyVoiceFiles | None = None, recipients: list[bytes] | None = None,
+                      label: str | None = None) -> PublishedVoice:
+        """Seal a tiny voice to ``operators`` (and the creator), register it, allow the operators,
+        and publish a buyout offer. ``recipients`` overrides who can open it."""
+        from voicemarket.bundle import VoiceModelFiles
+        from voicemarket.sealed_bundle import publish_bundle
+
+        files = files or tiny_voice_files(self.root / "voice")
+        self._labels += 1
+        label = label or f"voice {self._labels}"
+        model = VoiceModelFiles(
+            name=f"Tiny {label}", description=f"random weights ({label})", languages=languages,
+            gpt_checkpoint=files.gpt, sovits_checkpoint=files.sovits, reference_audio=files.reference,
+            reference_text=REFERENCE_TEXT, reference_language="en", preview_audio=files.reference,
+            creator=creator.address, voice_owner=creator.address, consent={"label": label})
+        keys = recipients if recipients is not None else [public_key(op) for op in operators] + [public_key(creator)]
+        published = publish_bundle(model, self.store, keys)
+        registration = vm.model_registration(
+            bundle_digest=published.digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
+            languages=vm.language_bits(*languages), voice_owner=creator.address,
+            policy_hash=hashlib.sha256(f"policy {label}".encode()).digest())
+        self.d.registry.registerModel(registration, sender=creator)
+        model_id = int.from_bytes(published.digest, "big")
+        for operator in operators:
+            self.add_operator(operator)
+            self.router.setOperatorAllowed(model_id, operator, True, sender=creator)
+        terms = {
+            "modelId": model_id, "tier": int(vm.Tier.BUYOUT), "asset": vm.ETH, "price": LICENCE_PRICE, "period": 0,
+            "maxUses": 0, "packSize": 0, "validUntil": 0, "maxLicenses": 0,
+            "permissions": int(vm.Action.TEXT_TO_SPEECH), "prohibitions": 0, "attribution": False,
+            "transferable": False, "purposes": 0, "policyHash": hashlib.sha256(f"offer {label}".encode()).digest(),
+        }
+        receipt = self.d.licenses.publishOffer(terms, b"", sender=creator)
+        offer_id = receipt.events.filter(self.d.licenses.OfferPublished)[0].offerId
+        return PublishedVoice(model_id, str(published.keyring_cid), str(published.bundle_cid), offer_id, files)
+
+    def add_operator(self, operator, fee: int = OPERATOR_FEE) -> None:  # noqa: ANN001
+        if not self.router.operatorInfo(operator).registered:
+            self.router.registerOperator(public_key(operator), value=self.router.minStake(), sender=operator)
+            self.router.setFee(vm.ETH, fee, sender=operator)
+
+    def buy_licence(self, buyer, voice: PublishedVoice) -> int:  # noqa: ANN001
+        receipt = self.d.licenses.buy(voice.offer_id, LICENCE_PRICE, 1, value=LICENCE_PRICE, sender=buyer)
+        return receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId
+
+    def request_params(self, voice: PublishedVoice, licence: int, operator, text: str, *,  # noqa: ANN001
+                       language: str = "en", deadline_in: int = 3600, input_: bytes | None = None,
+                       input_hash: bytes | None = None, seed: int = 0, now: int | None = None) -> dict[str, Any]:
+        import ape
+
+        now = ape.chain.pending_timestamp if now is None else now
+        return {
+            "modelId": voice.model_id, "licenseId": licence, "operator": operator.address, "maxFee": OPERATOR_FEE,
+            "deadline": now + deadline_in, "params": vm.SynthesisParams(vm.Language.parse(language), seed=seed).pack(),
+            "inputHash": vm.input_hash(text) if input_hash is None else input_hash,
+            "input": vm.inline_input(text) if input_ is None else input_,
+        }
+
+    def request(self, buyer, voice: PublishedVoice, licence: int, operator, text: str, **kwargs) -> int:  # noqa: ANN001
+        """Ask for speech (through Ape); returns the request id."""
+        params = self.request_params(voice, licence, operator, text, **kwargs)
+        receipt = self.router.requestSynthesis(params, value=OPERATOR_FEE, sender=buyer)
+        return receipt.events.filter(self.router.SynthesisRequested)[0].requestId
+
+    def credit(self, account) -> int:  # noqa: ANN001
+        """What the router credits ``account`` in ETH (refunds land here, withdrawable)."""
+        return int(self.router.creditOf(account, vm.ETH))
+
+    # ------------------------------------------------------------ the oracle's processes
+    def oracle_env(self, *, rpc_url: str, redis_url: str, operator_index: int, voices: list[PublishedVoice],
+                   work_dir: Path, **overrides: Any) -> dict[str, str]:
+        """Environment for oracle processes (settings as ``ORACLE_*`` variables), tuned for tests."""
+        files = voices[0].files if voices else tiny_voice_files(self.root / "voice")
+        settings: dict[str, Any] = {
+            "rpc_url": rpc_url, "router": self.router.address, "redis_url": redis_url,
+            "test_account": operator_index,
+            "models": json.dumps({hex(v.model_id): {"keyring": v.keyring_cid} for v in voices}),
+            "store": f"local:{self.store.root}", "models_dir": work_dir / "models",
+            "hubert_dir": files.hubert_dir, "bert_dir": files.bert_dir,
+            "confirmations": 0, "poll_interval_s": 0.1, "max_semantic_tokens": 10, "torch_threads": 1,
+            "work_lease_s": 3, "requeue_after_s": 4, "sweep_interval_s": 1, "retry_backoff_max_s": 2,
+            "visibility_timeout_s": 30, "metrics_port": 0, "log_format": "json", "stuck_after_s": 30,
+            "batch_linger_s": 0.05,
+        }
+        settings.update(overrides)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
+        env.update({f"ORACLE_{k.upper()}": str(v) for k, v in settings.items() if v is not None})
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    @staticmethod
+    def start_worker(env: dict[str, str], log_path: Path, name: str = "worker", pool: str = "solo",
+                     concurrency: int = 1) -> ManagedProcess:
+        argv = [sys.executable, "-m", "celery", "-A", "oracle.app", "worker", "--pool", pool,
+                "--concurrency", str(concurrency), "--hostname", f"{name}-{os.urandom(3).hex()}@%h",
+                "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+        process = ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name).start()
+        process.wait_until(lambda: "ready" in _log(log_path), 60, "the Celery worker to be ready")
+        return process
+
+    @staticmethod
+    def start_coordinator(env: dict[str, str], log_path: Path, name: str = "coordinator") -> ManagedProcess:
+        """``python -m oracle run --workers 0``: the listener and the batch submitter."""
+        argv = [sys.executable, "-m", "oracle", "run", "--workers", "0"]
+        process = ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name).start()
+        process.wait_until(lambda: "oracle starting" in _log(log_path), 60, "the coordinator to start")
+        return process
+
+
+def _log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def clear_directory(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,243 @@
+"""Sending the operator's transactions: nonces shared through Redis, capped gas, stuck-transaction
+replacement, and reconciliation after crashes, reorgs and foreign transactions.
+
+Every transaction of the operator account that the oracle sends goes through here, on whichever
+process or machine: the nonce is reserved in Redis atomically *together with* the record of the
+signed transaction (:meth:`Ledger.begin_submission`), so two processes never sign different
+transactions for one nonce, no nonce is ever reserved without a record, and a crash between
+the record and the broadcast is repaired by broadcasting the same bytes again.
+
+The next nonce is ``max(Redis counter, the node's pending count)``: another program that uses
+the same account ("a nonce taken by another process") only moves the node's count forward. A
+submission whose nonce was consumed by a transaction that is not one of ours cannot ever be
+mined, so its requests go back to the ready set and are sent again with a fresh nonce.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from eth_account import Account
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+
+from oracle.keys import OperatorKey
+from oracle.ledger import Ledger, Submission
+from oracle.settings import OracleSettings
+
+log = logging.getLogger("oracle.transactions")
+
+GWEI = 10**9
+FOREIGN_GRACE_S = 1.0  # a consumed nonce without our receipt is trusted as foreign after this long
+REBROADCAST_AFTER_S = 3.0  # the head-of-line transaction is checked for presence in the node this often
+
+
+class GasTooHigh(Exception):
+    """The transaction's gas estimate exceeds ``gas_limit_cap``: send less in it."""
+
+
+class WouldRevert(Exception):
+    """The node says the transaction would revert; the message is the node's reason."""
+
+
+@dataclass(frozen=True)
+class Fees:
+    max_fee: int
+    tip: int
+
+
+def _rpc_message(exc: Exception) -> str:
+    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        error = exc.rpc_response.get("error") or {}
+        return str(error.get("message", exc))
+    return str(exc)
+
+
+class TxSender:
+    """Signs and sends one operator account's transactions; :meth:`reconcile` follows them to the end."""
+
+    def __init__(self, w3: Web3, key: OperatorKey, ledger: Ledger, settings: OracleSettings, chain_id: int,
+                 on_final: Callable[[Submission, Any | None], dict[int, str]] | None = None) -> None:
+        self.w3 = w3
+        self.key = key
+        self.ledger = ledger
+        self.settings = settings
+        self.chain_id = chain_id
+        self.on_final = on_final  # receipt -> per-request results (None: the nonce went to a foreign tx)
+        self._foreign_since: dict[str, float] = {}
+        self._checked_presence: dict[str, float] = {}
+
+    # ------------------------------------------------------------ building
+    def fees(self, floor: Fees | None = None) -> Fees:
+        """EIP-1559 fees for now (2 x base fee + tip), capped at ``max_fee_cap_gwei``; at least
+        ``fee_bump`` x ``floor`` when replacing (still capped)."""
+        cap = int(self.settings.max_fee_cap_gwei * GWEI)
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+        tip = int(self.settings.priority_fee_gwei * GWEI)
+        max_fee = 2 * base + tip
+        if floor is not None:
+            tip = max(tip, int(floor.tip * self.settings.fee_bump) + 1)
+            max_fee = max(max_fee, int(floor.max_fee * self.settings.fee_bump) + 1)
+        max_fee = min(max_fee, cap)
+        return Fees(max_fee=max_fee, tip=min(tip, max_fee))
+
+    def estimate_gas(self, to: str, data: str) -> int:
+        """Gas limit for a call (estimate x margin); raises :class:`WouldRevert` or :class:`GasTooHigh`."""
+        try:
+            estimate = self.w3.eth.estimate_gas({"from": self.key.address, "to": to, "data": data})
+        except ContractLogicError as exc:
+            raise WouldRevert(str(exc)) from None
+        except Web3RPCError as exc:
+            message = _rpc_message(exc)
+            if "revert" in message.lower():
+                raise WouldRevert(message) from None
+            raise
+        if estimate > self.settings.gas_limit_cap:
+            raise GasTooHigh(f"estimated {estimate} gas, above gas_limit_cap {self.settings.gas_limit_cap}")
+        return min(int(estimate * self.settings.gas_margin), self.settings.gas_limit_cap)
+
+    def _sign(self, to: str, data: str, gas: int, nonce: int, fees: Fees) -> dict[str, Any]:
+        tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to, "data": data, "value": 0, "gas": gas,
+              "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.tip}
+        signed = Account.sign_transaction(tx, self.key.private_key)
+        return {"hash": Web3.to_hex(signed.hash), "raw": Web3.to_hex(signed.raw_transaction), "to": to,
+                "data": data, "gas": gas, "max_fee": str(fees.max_fee), "tip": str(fees.tip)}
+
+    # ------------------------------------------------------------ sending
+    def submit(self, kind: str, request_ids: list[int], to: str, data: str, gas: int) -> str | None:
+        """Reserve a nonce, record the signed transaction, then broadcast it. Returns the submission
+        id, or None if one of the requests is no longer ready (nothing was reserved or sent)."""
+        fees = self.fees()
+        while True:
+            pending = self.w3.eth.get_transaction_count(self.key.address, "pending")
+            nonce = max(self.ledger.next_nonce(), pending)
+            tx = self._sign(to, data, gas, nonce, fees)
+            verdict, value = self.ledger.begin_submission(nonce, pending, kind, request_ids, tx)
+            if verdict == "ok":
+                self._broadcast(tx["raw"], value)
+                return value
+            if verdict == "state":
+                return None
+            # Another process took that nonce between our read and the reservation: sign again.
+
+    def _broadcast(self, raw: str, sub_id: str) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Web3RPCError as exc:
+            message = _rpc_message(exc).lower()
+            if "already known" in message or "already imported" in message:
+                return
+            # "nonce too low" and the like: reconcile() sees the consumed nonce and decides.
+            log.warning("broadcast refused", extra={"submission": sub_id, "error": message})
+        except (OSError, ConnectionError) as exc:
+            # Requests' connection errors derive from OSError; the record stays and is broadcast again.
+            log.warning("broadcast failed; will retry", extra={"submission": sub_id, "error": str(exc)})
+
+    # ------------------------------------------------------------ following
+    def reconcile(self) -> None:
+        """Move every recorded submission forward: receipts, confirmations, reorgs, foreign nonces,
+        stuck transactions and transactions the node forgot."""
+        subs = self.ledger.submissions()
+        if not subs:
+            return
+        mined_count = self.w3.eth.get_transaction_count(self.key.address, "latest")
+        head = self.w3.eth.block_number
+        now = time.time()
+        for sub in subs:
+            if sub.state == "mined":
+                self._confirm(sub, head)
+            elif sub.nonce < mined_count:
+                self._find_receipt(sub, now, head)
+            else:
+                self._keep_alive(sub, now, head_of_line=sub.nonce == mined_count)
+
+    def _receipt(self, tx_hash: str) -> Any | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def _find_receipt(self, sub: Submission, now: float, head: int) -> None:
+        for tx in reversed(sub.txs):
+            receipt = self._receipt(tx["hash"])
+            if receipt is not None:
+                self._foreign_since.pop(sub.id, None)
+                self.ledger.mark_mined(sub.id, {"tx": tx["hash"], "block": int(receipt["blockNumber"]),
+                                                "block_hash": Web3.to_hex(receipt["blockHash"]),
+                                                "status": int(receipt["status"]), "gas_used": int(receipt["gasUsed"])})
+                sub.state, sub.mined = "mined", {"tx": tx["hash"], "block": int(receipt["blockNumber"]),
+                                                 "block_hash": Web3.to_hex(receipt["blockHash"])}
+                self._confirm(sub, head)
+                return
+        first = self._foreign_since.setdefault(sub.id, now)
+        if now - first < FOREIGN_GRACE_S:
+            return
+        # The nonce went to a transaction that is not ours: ours can never be mined.
+        self._foreign_since.pop(sub.id, None)
+        log.warning("nonce taken by another transaction; sending its requests again",
+                    extra={"submission": sub.id, "nonce": sub.nonce, "requests": sub.request_ids})
+        self.ledger.count("foreign_nonces")
+        if self.on_final is not None:
+            self.on_final(sub, None)
+        self.ledger.requeue_submission(sub)
+
+    def _confirm(self, sub: Submission, head: int) -> None:
+        mined = sub.mined
+        if head < mined["block"] + self.settings.confirmations:
+            return
+        receipt = self._receipt(mined["tx"])
+        if receipt is None or Web3.to_hex(receipt["blockHash"]) != mined["block_hash"]:
+            log.warning("a reorg removed our transaction; following it again",
+                        extra={"submission": sub.id, "tx": mined["tx"], "block": mined["block"]})
+            self.ledger.mark_unmined(sub.id)
+            return
+        if int(receipt["status"]) != 1:
+            log.error("transaction reverted; its requests are checked and sent again",
+                      extra={"submission": sub.id, "tx": mined["tx"], "requests": sub.request_ids})
+            self.ledger.count("reverted_transactions")
+            if self.on_final is not None:
+                self.on_final(sub, receipt)
+            self.ledger.requeue_submission(sub)
+            return
+        results = self.on_final(sub, receipt) if self.on_final is not None else {}
+        self.ledger.count("gas_used", int(receipt["gasUsed"]))
+        self.ledger.close_submission(sub, results)
+
+    def _keep_alive(self, sub: Submission, now: float, head_of_line: bool) -> None:
+        last = sub.txs[-1]
+        if now - sub.sent_at >= self.settings.stuck_after_s:
+            self._replace(sub)
+            return
+        if head_of_line and now - self._checked_presence.get(sub.id, sub.sent_at) >= REBROADCAST_AFTER_S:
+            self._checked_presence[sub.id] = now
+            try:
+                known = self.w3.eth.get_transaction(last["hash"]) is not None
+            except TransactionNotFound:
+                known = False
+            if not known:
+                log.info("node does not know our transaction; broadcasting it again",
+                         extra={"submission": sub.id, "nonce": sub.nonce, "tx": last["hash"]})
+                self._broadcast(last["raw"], sub.id)
+
+    def _replace(self, sub: Submission) -> None:
+        last = sub.txs[-1]
+        floor = Fees(max_fee=int(last["max_fee"]), tip=int(last["tip"]))
+        fees = self.fees(floor)
+        if fees.max_fee <= floor.max_fee:
+            # At the fee cap: nothing higher to offer; make sure the node still has it.
+            self._broadcast(last["raw"], sub.id)
+            self.ledger.touch_submission(sub.id)
+            log.warning("transaction stuck at the fee cap", extra={"submission": sub.id, "nonce": sub.nonce,
+                                                                    "max_fee": fees.max_fee})
+            return
+        tx = self._sign(last["to"], last["data"], int(last["gas"]), sub.nonce, fees)
+        if not self.ledger.add_tx(sub.id, tx):
+            return  # finished meanwhile
+        log.info("replacing a stuck transaction", extra={"submission": sub.id, "nonce": sub.nonce,
+                                                        "old": last["hash"], "new": tx["hash"],
+                                                        "max_fee": fees.max_fee})
+        self.ledger.count("replacements")
+        self._broadcast(tx["raw"], sub.id)
