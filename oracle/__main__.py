@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import click
 
@@ -25,10 +24,12 @@ log = logging.getLogger("oracle.run")
 
 
 def _settings(config: str | None):  # noqa: ANN202
-    from oracle.settings import load_settings
+    from oracle.settings import CONFIG_ENV, load_settings
 
+    if config is not None:
+        os.environ[CONFIG_ENV] = os.path.abspath(config)  # oracle.app and worker children read the same file
     try:
-        return load_settings(config)
+        return load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -137,7 +138,7 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
         threads.append(threading.Thread(target=batcher.run, args=(stop, lease.hold), name="submitter"))
     child = None
     if workers:
-        child = subprocess.Popen(worker_argv(settings, workers, pool), env={**os.environ, **_config_env(config)})
+        child = subprocess.Popen(worker_argv(settings, workers, pool))
     for thread in threads:
         thread.start()
     try:
@@ -164,10 +165,6 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
         log.info("oracle stopped")
 
 
-def _config_env(config: str | None) -> dict[str, str]:
-    return {"ORACLE_CONFIG": os.path.abspath(config)} if config else {}
-
-
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
 @click.option("--concurrency", default=1, show_default=True)
@@ -175,7 +172,6 @@ def _config_env(config: str | None) -> dict[str, str]:
 def worker(config: str | None, concurrency: int, pool: str) -> None:
     """Only a Celery worker (for extra machines): `celery -A oracle.app worker` with this operator's queue."""
     settings = _settings(config)
-    os.environ.update(_config_env(config))
     argv = worker_argv(settings, concurrency, pool)
     os.execv(argv[0], argv)
 

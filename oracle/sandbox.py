@@ -95,9 +95,19 @@ class Sandbox:
     # ------------------------------------------------------------ market
     def publish_voice(self, creator, operators, *, languages: tuple[str, ...] = ("en",),  # noqa: ANN001
                       files: TinyVoiceFiles | None = None, recipients: list[bytes] | None = None,
-                      label: str | None = None) -> PublishedVoice:
+                      label: str | None = None, registered_digest: bytes | None = None) -> PublishedVoice:
         """Seal a tiny voice to ``operators`` (and the creator), register it, allow the operators,
-        and publish a buyout offer. ``recipients`` overrides who can open it."""
+        and publish a buyout offer. ``recipients`` overrides who can open it; ``registered_digest``
+        registers it under another digest than its own (a creator's mistake, for tests)."""
+        files = files or tiny_voice_files(self.root / "voice")
+        keys = [public_key(op) for op in operators] + [public_key(creator)] if recipients is None else recipients
+        published = self.seal_voice(creator, keys, languages=languages, files=files, label=label)
+        return self.register_voice(creator, published, operators, languages=languages, files=files,
+                                   digest=registered_digest or published.digest)
+
+    def seal_voice(self, creator, recipients: list[bytes], *, languages: tuple[str, ...] = ("en",),  # noqa: ANN001
+                   files: TinyVoiceFiles | None = None, label: str | None = None):  # noqa: ANN201
+        """Pack and seal a tiny voice into the store (a voicemarket PublishedBundle)."""
         from voicemarket.bundle import VoiceModelFiles
         from voicemarket.sealed_bundle import publish_bundle
 
@@ -109,14 +119,18 @@ class Sandbox:
             gpt_checkpoint=files.gpt, sovits_checkpoint=files.sovits, reference_audio=files.reference,
             reference_text=REFERENCE_TEXT, reference_language="en", preview_audio=files.reference,
             creator=creator.address, voice_owner=creator.address, consent={"label": label})
-        keys = recipients if recipients is not None else [public_key(op) for op in operators] + [public_key(creator)]
-        published = publish_bundle(model, self.store, keys)
+        return publish_bundle(model, self.store, recipients)
+
+    def register_voice(self, creator, published, operators, *, languages: tuple[str, ...],  # noqa: ANN001
+                       files: TinyVoiceFiles, digest: bytes) -> PublishedVoice:
+        """Register a sealed voice under ``digest``, allow ``operators``, publish a buyout offer."""
+        label = digest.hex()[:12]
         registration = vm.model_registration(
-            bundle_digest=published.digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
+            bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
             languages=vm.language_bits(*languages), voice_owner=creator.address,
             policy_hash=hashlib.sha256(f"policy {label}".encode()).digest())
         self.d.registry.registerModel(registration, sender=creator)
-        model_id = int.from_bytes(published.digest, "big")
+        model_id = int.from_bytes(digest, "big")
         for operator in operators:
             self.add_operator(operator)
             self.router.setOperatorAllowed(model_id, operator, True, sender=creator)
@@ -174,7 +188,7 @@ class Sandbox:
             "store": f"local:{self.store.root}", "models_dir": work_dir / "models",
             "hubert_dir": files.hubert_dir, "bert_dir": files.bert_dir,
             "confirmations": 0, "poll_interval_s": 0.1, "max_semantic_tokens": 10, "torch_threads": 1,
-            "work_lease_s": 3, "requeue_after_s": 4, "sweep_interval_s": 1, "retry_backoff_max_s": 2,
+            "work_lease_s": 3, "requeue_after_s": 20, "sweep_interval_s": 1, "retry_backoff_max_s": 2,
             "visibility_timeout_s": 30, "metrics_port": 0, "log_format": "json", "stuck_after_s": 30,
             "batch_linger_s": 0.05,
         }

@@ -106,9 +106,12 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
     """Voice + text -> audio in the output store -> the fulfilment. Raises RequestFailure / TransientError."""
     request = event.request
     settings = ctx.settings
-    voice = ctx.voices.get(request.modelId)
+    if settings.served(request.modelId) is None:
+        raise RequestFailure(FailReason.MODEL_UNAVAILABLE,
+                             f"this operator does not serve model {request.modelId:#x} (not in `models`)")
     text = read_text(event.input, request.inputHash, ctx.input_store, max_chars=settings.max_text_chars,
                      max_bytes=settings.max_input_bytes)
+    voice = ctx.voices.get(request.modelId)
     started = time.perf_counter()
     rate, waveform = _synthesize(ctx, voice, request, text)
     wav = encode_wav(rate, waveform)

@@ -23,29 +23,29 @@ def tiny_voice(tmp_path_factory):
     return tiny_voice_files(tmp_path_factory.mktemp("oracle-voice"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sandbox(accounts, tmp_path_factory, tiny_voice) -> Sandbox:
     box = Sandbox.deploy(accounts[0], tmp_path_factory.mktemp("market"))
     box.tiny = tiny_voice
     return box
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def operator(accounts):
     return accounts[OPERATOR_INDEX]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def buyers(accounts):
     return [accounts[i] for i in range(4, 8)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def voice(sandbox, accounts, operator) -> PublishedVoice:
     return sandbox.publish_voice(accounts[1], [operator], files=sandbox.tiny)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def licences(sandbox, voice, buyers) -> dict[str, int]:
     return {buyer.address: sandbox.buy_licence(buyer, voice) for buyer in buyers}
 
@@ -58,7 +58,8 @@ def start_oracle(sandbox, voice, redis_server, tmp_path, chain) -> Iterator[Call
     def start(*, workers: int = 1, coordinator: bool = True, voices: list[PublishedVoice] | None = None,
               operator_index: int = OPERATOR_INDEX, **overrides) -> Oracle:
         overrides.setdefault("start_block", chain.blocks.head.number)
-        env = sandbox.oracle_env(rpc_url=chain.provider.uri, redis_url=redis_server.url,
+        rpc_url = overrides.pop("rpc_url", chain.provider.uri)
+        env = sandbox.oracle_env(rpc_url=rpc_url, redis_url=redis_server.url,
                                  operator_index=operator_index, voices=voices or [voice],
                                  work_dir=tmp_path, **overrides)
         oracle = Oracle(sandbox, env, tmp_path / "logs")

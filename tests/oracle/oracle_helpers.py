@@ -40,6 +40,33 @@ class Oracle:
         for process in reversed(self.processes):
             process.stop()
 
+    def settings(self):
+        """The settings the oracle's processes read (from this test's ORACLE_* environment)."""
+        import os
+
+        from oracle.settings import load_settings
+
+        saved = {k: v for k, v in os.environ.items() if k.startswith("ORACLE_")}
+        try:
+            for key in saved:
+                del os.environ[key]
+            os.environ.update({k: v for k, v in self.env.items() if k.startswith("ORACLE_")})
+            return load_settings()
+        finally:
+            for key in [k for k in os.environ if k.startswith("ORACLE_")]:
+                del os.environ[key]
+            os.environ.update(saved)
+
+    def ledger(self):
+        """The oracle's Redis ledger, read from the test."""
+        import redis
+
+        from oracle.ledger import Ledger
+        from oracle.runtime import namespace
+
+        settings = self.settings()
+        return Ledger(redis.Redis.from_url(settings.redis_url), namespace(settings))
+
     def log_tails(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log_tail(40)}" for p in self.processes)
 
@@ -54,3 +81,97 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, oracle: O
         time.sleep(interval)
     tails = oracle.log_tails() if oracle is not None else ""
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
+
+
+class TcpProxy:
+    """A TCP forwarder on 127.0.0.1 in front of the node, that the test can cut and restore.
+
+    The oracle's processes are given the proxy's URL as their RPC endpoint. ``pause()`` closes
+    the listening socket and every open connection, so the oracle sees exactly what it sees when
+    a node goes away (connection refused, connections reset); ``resume()`` listens again on the
+    same port. The node itself keeps running and the test keeps using it directly.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        from voicemarket.services import free_port
+
+        self.target_port = target_port
+        self.port = free_port()
+        self._socket_module = socket
+        self._lock = threading.Lock()
+        self._connections: list = []
+        self._server = None
+        self._accepting = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> TcpProxy:
+        import threading
+
+        socket = self._socket_module
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        self._accepting = True
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        return self
+
+    def _accept(self, server) -> None:
+        import threading
+
+        socket = self._socket_module
+        while self._accepting:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._connections += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def pause(self) -> None:
+        socket = self._socket_module
+        self._accepting = False
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        with self._lock:
+            for conn in self._connections:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    conn.close()
+                except OSError:
+                    pass
+            self._connections.clear()
+
+    def resume(self) -> None:
+        self.start()
+
+    def stop(self) -> None:
+        self.pause()

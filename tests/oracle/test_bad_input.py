@@ -1,0 +1,75 @@
+"""Every input the oracle cannot serve ends in an on-chain `fail` with its reason, and the buyer is refunded."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from oracle_helpers import wait_for
+
+from oracle.errors import FailReason
+from oracle.router import RouterClient
+from oracle.sandbox import OPERATOR_FEE, public_key
+from voicemarket import chain as vm
+from voicemarket.multiformats import CID, RAW
+
+pytestmark = pytest.mark.integration
+
+
+def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
+        sandbox, accounts, operator, voice, buyers, start_oracle, chain):
+    creator, buyer = accounts[1], buyers[0]
+    unserved = sandbox.publish_voice(creator, [operator], files=sandbox.tiny)
+    missing = sandbox.publish_voice(creator, [operator], files=sandbox.tiny)
+    sandbox.store.path_of(CID.parse(missing.bundle_cid)).unlink()
+    corrupt = sandbox.publish_voice(creator, [operator], files=sandbox.tiny)
+    stored = sandbox.store.path_of(CID.parse(corrupt.bundle_cid))
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+    wrong_digest = sandbox.publish_voice(creator, [operator], files=sandbox.tiny,
+                                         registered_digest=hashlib.sha256(b"not this bundle").digest())
+    not_for_us = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, recipients=[public_key(creator)])
+    japanese = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, languages=("en", "ja"))
+    served = [voice, missing, corrupt, wrong_digest, not_for_us, japanese]
+    client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
+    first_block = chain.blocks.head.number
+    oracle = start_oracle(workers=1, voices=served, max_text_chars=40)
+
+    expected: dict[int, FailReason | None] = {}
+    credit_before = sandbox.credit(buyer)
+
+    def ask(target, text: str, reason: FailReason | None, **kwargs) -> None:
+        licence = sandbox.buy_licence(buyer, target)
+        expected[sandbox.request(buyer, target, licence, operator, text, **kwargs)] = reason
+
+    absent_text = CID(1, RAW, hashlib.sha256(b"never stored").digest())
+    ask(unserved, "Hello.", FailReason.MODEL_UNAVAILABLE)
+    ask(missing, "Hello.", FailReason.BUNDLE_UNAVAILABLE)
+    ask(corrupt, "Hello.", FailReason.BUNDLE_CORRUPT)
+    ask(wrong_digest, "Hello.", FailReason.BUNDLE_CORRUPT)
+    ask(not_for_us, "Hello.", FailReason.BUNDLE_UNDECRYPTABLE)
+    ask(japanese, "こんにちは。", FailReason.UNSUPPORTED_LANGUAGE, language="ja")
+    ask(voice, "This sentence is much longer than the forty characters allowed.", FailReason.TEXT_TOO_LONG)
+    ask(voice, "never stored", FailReason.INPUT_UNAVAILABLE, input_=vm.cid_input(absent_text))
+    ask(voice, "Hello.", FailReason.BAD_INPUT, input_hash=hashlib.sha256(b"another text").digest())
+    ask(voice, "Hello.", FailReason.BAD_INPUT, input_=b"\x01\x02\x03")  # neither inline text nor a CID
+    ask(voice, "Good morning.", None)  # a good request among them is still served
+
+    def outcomes():
+        return {rid: (name, args) for name, rid, args in client.outcome_logs(first_block) if rid in expected}
+
+    wait_for(lambda: len(outcomes()) == len(expected), 90, "an outcome for every request", oracle)
+    events = client.outcome_logs(first_block)
+    assert sorted(rid for _, rid, _ in events if rid in expected) == sorted(expected), "one outcome each"
+    got = outcomes()
+    for request_id, reason in expected.items():
+        name, args = got[request_id]
+        if reason is None:
+            assert name == "SynthesisFulfilled"
+        else:
+            assert (name, FailReason(args["reason"])) == ("SynthesisFailed", reason), f"request {request_id}"
+    failed = sum(1 for r in expected.values() if r is not None)
+    assert sandbox.credit(buyer) - credit_before == failed * OPERATOR_FEE
+    for request_id in expected:
+        assert sandbox.router.requestStatus(request_id) in (vm.RequestStatus.FAILED, vm.RequestStatus.SETTLED)
