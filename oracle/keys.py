@@ -92,7 +92,7 @@ def load_keystore(settings: OracleSettings, alias: str) -> OperatorKey:
     return OperatorKey(address, private_key, f"ape account {alias}")
 
 
-def test_account_key(index: int) -> OperatorKey:
+def ape_test_key(index: int) -> OperatorKey:
     from eth_account import Account
 
     Account.enable_unaudited_hdwallet_features()
@@ -105,7 +105,7 @@ def operator_address(settings: OracleSettings) -> str:
     from eth_utils import to_checksum_address
 
     if settings.test_account is not None:
-        return test_account_key(settings.test_account).address
+        return ape_test_key(settings.test_account).address
     assert settings.account is not None
     path = keystore_dir(settings) / f"{settings.account}.json"
     try:
@@ -120,6 +120,6 @@ def load_operator_key(settings: OracleSettings, chain_id: int | None = None) -> 
         if chain_id is not None and chain_id not in LOCAL_CHAIN_IDS:
             raise OperatorKeyError(f"test_account is for local chains only; this node is chain {chain_id}. "
                                    "Use `account` (an Ape alias) instead")
-        return test_account_key(settings.test_account)
+        return ape_test_key(settings.test_account)
     assert settings.account is not None  # the settings refuse having neither
     return load_keystore(settings, settings.account)

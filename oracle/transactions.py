@@ -146,6 +146,7 @@ class TxSender:
         mined_count = self.w3.eth.get_transaction_count(self.key.address, "latest")
         head = self.w3.eth.block_number
         now = time.time()
+        self._checked_presence = {k: v for k, v in self._checked_presence.items() if k in {s.id for s in subs}}
         for sub in subs:
             if sub.state == "mined":
                 self._confirm(sub, head)
@@ -202,7 +203,8 @@ class TxSender:
                 self.on_final(sub, receipt)
             self.ledger.requeue_submission(sub)
             return
-        results = self.on_final(sub, receipt) if self.on_final is not None else {}
+        results = (self.on_final(sub, receipt) if self.on_final is not None
+                   else dict.fromkeys(sub.request_ids, "mined"))
         self.ledger.count("gas_used", int(receipt["gasUsed"]))
         self.ledger.close_submission(sub, results)
 
@@ -211,7 +213,7 @@ class TxSender:
         if now - sub.sent_at >= self.settings.stuck_after_s:
             self._replace(sub)
             return
-        if head_of_line and now - self._checked_presence.get(sub.id, sub.sent_at) >= REBROADCAST_AFTER_S:
+        if head_of_line and now - self._checked_presence.get(sub.id, 0.0) >= REBROADCAST_AFTER_S:
             self._checked_presence[sub.id] = now
             try:
                 known = self.w3.eth.get_transaction(last["hash"]) is not None

@@ -175,3 +175,39 @@ class TcpProxy:
 
     def stop(self) -> None:
         self.pause()
+
+
+def rpc(chain, method: str, params: list | None = None):
+    """A raw JSON-RPC call to the session's anvil (evm_setAutomine, evm_mine, ...)."""
+    response = chain.provider.web3.provider.make_request(method, params or [])
+    if "error" in response:
+        raise RuntimeError(f"{method}: {response['error']}")
+    return response.get("result")
+
+
+def fake_ready(ledger, request_ids) -> None:
+    """Mark ids as ready in a ledger, for tests of the transaction layer alone."""
+    for request_id in request_ids:
+        ledger.redis.hset(ledger.key("req", request_id), mapping={"state": "ready", "outcome": "{}"})
+        ledger.redis.zadd(ledger.key("ready"), {str(request_id): 0})
+
+
+def nonce_client(rpc_url: str, redis_url: str, namespace: str, account_index: int, first_id: int, count: int) -> None:
+    """One process of the shared-nonce test: send ``count`` self-transfers through the shared ledger."""
+    import redis
+
+    from oracle.keys import ape_test_key
+    from oracle.ledger import Ledger
+    from oracle.settings import OracleSettings
+    from oracle.transactions import TxSender
+    from web3 import Web3
+
+    key = ape_test_key(account_index)
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    ledger = Ledger(redis.Redis.from_url(redis_url), namespace)
+    settings = OracleSettings(router=key.address, test_account=account_index, confirmations=0)
+    sender = TxSender(w3, key, ledger, settings, w3.eth.chain_id)
+    ids = list(range(first_id, first_id + count))
+    fake_ready(ledger, ids)
+    for request_id in ids:
+        assert sender.submit("fulfil", [request_id], key.address, "0x", 30_000) is not None

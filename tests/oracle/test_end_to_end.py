@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -10,6 +14,7 @@ from oracle_helpers import wait_for
 
 from oracle.router import RouterClient
 from voicemarket.multiformats import CID
+from voicemarket.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +23,8 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
         sandbox, voice, licences, buyers, operator, start_oracle, chain):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
-    oracle = start_oracle(workers=2)
+    metrics_port = free_port()
+    oracle = start_oracle(workers=2, metrics_port=metrics_port)
     ids = []
     for i in range(8):
         buyer = buyers[i % len(buyers)]
@@ -36,3 +42,18 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
         audio = sandbox.store.get_bytes(cid)
         assert hashlib.sha256(audio).digest() == bytes(args["outputDigest"])
         assert audio[:4] == b"RIFF" and len(audio) > 1000
+
+    # What the operator sees: `python -m oracle status` and the Prometheus endpoint agree with the chain.
+    wait_for(lambda: oracle.ledger().stats().get("fulfilled", 0) == len(ids), 10, "the ledger to catch up", oracle)
+    shown = subprocess.run([sys.executable, "-m", "oracle", "status", "--json"], env=oracle.env, capture_output=True,
+                           text=True, check=True, timeout=60)
+    snapshot = json.loads(shown.stdout)
+    assert snapshot["fulfilled"] == len(ids) and snapshot["failed"] == 0
+    assert snapshot["in_flight"] == snapshot["ready"] == snapshot["queue_depth"] == 0
+    assert snapshot["last_block"] >= first_block + len(ids)
+    human = subprocess.run([sys.executable, "-m", "oracle", "status"], env=oracle.env, capture_output=True,
+                           text=True, check=True, timeout=60).stdout
+    assert f"fulfilled         {len(ids)}" in human
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    assert f"oracle_fulfilled_total {float(len(ids))}" in metrics
+    assert 'oracle_requests{state="in_flight"} 0.0' in metrics
