@@ -4,6 +4,13 @@ pragma solidity 0.8.30;
 /// @notice The few Foundry cheatcodes these suites use. forge-std cannot be installed offline; the
 /// cheatcodes are reachable through this interface at the well-known cheatcode address.
 interface Vm {
+    struct Wallet {
+        address addr;
+        uint256 publicKeyX;
+        uint256 publicKeyY;
+        uint256 privateKey;
+    }
+
     function prank(address msgSender) external;
     function startPrank(address msgSender) external;
     function stopPrank() external;
@@ -15,10 +22,11 @@ interface Vm {
     function label(address account, string calldata newLabel) external;
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
-    function targetContract(address newTargetedContract) external;
+    function createWallet(uint256 privateKey) external returns (Wallet memory wallet);
 }
 
-/// @notice Minimal base for forge tests: the cheatcode handle and assertion helpers.
+/// @notice Minimal base for forge tests: the cheatcode handle and assertion helpers. (Invariant
+/// suites name their handlers by defining `targetContracts()`, as forge-std's StdInvariant does.)
 abstract contract ForgeTest {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 

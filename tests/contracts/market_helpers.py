@@ -112,7 +112,9 @@ class Market:
         if o.asset != vm.ETH:
             token = self.token(o.asset)
             token.mint(buyer, cost, sender=self.a.deployer)
-            token.approve(self.d.licenses, token.allowance(buyer, self.d.licenses) + cost, sender=buyer)
+            allowance = token.allowance(buyer, self.d.licenses)
+            if allowance < cost:
+                token.approve(self.d.licenses, allowance + cost, sender=buyer)
             receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity, sender=buyer)
         else:
             receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity,
