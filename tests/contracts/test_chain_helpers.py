@@ -1,0 +1,81 @@
+"""voicemarket.chain: parameter packing, inputs, CIDs, enums and deployment roles."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from voicemarket import chain as vm
+from voicemarket.multiformats import CID, DAG_PB, RAW
+
+centi = st.one_of(st.none(), st.integers(1, 255).map(lambda x: x / 100))
+
+
+@given(
+    language=st.sampled_from(list(vm.Language)),
+    speed=st.one_of(st.none(), st.integers(25, 400).map(lambda x: x / 100)),
+    top_k=st.one_of(st.none(), st.integers(1, 255)),
+    top_p=st.one_of(st.none(), st.integers(1, 100).map(lambda x: x / 100)),
+    temperature=centi,
+    repetition_penalty=centi,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_params_round_trip(language, speed, top_k, top_p, temperature, repetition_penalty, seed):
+    """Packing then unpacking gives the parameters back, and never sets the reserved bits."""
+    params = vm.SynthesisParams(language, speed, top_k, top_p, temperature, repetition_penalty, seed)
+    packed = params.pack()
+    assert packed >> 88 == 0 and packed & 0xFF == int(language)
+    assert vm.SynthesisParams.unpack(packed) == params
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"speed": 0.1}, {"speed": 5.0}, {"top_p": 1.5}, {"temperature": 3.0}, {"top_k": 256}, {"seed": 2**32}],
+)
+def test_params_out_of_range_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        vm.SynthesisParams(vm.Language.EN, **kwargs).pack()
+
+
+def test_reserved_bits_are_refused_when_unpacking():
+    with pytest.raises(ValueError, match="reserved"):
+        vm.SynthesisParams.unpack(1 << 100)
+
+
+def test_inputs():
+    assert vm.inline_input("héllo") == b"\x00" + "héllo".encode()
+    assert vm.input_hash("héllo") == hashlib.sha256("héllo".encode()).digest()
+    with pytest.raises(ValueError, match="cid_input"):
+        vm.inline_input("x" * vm.MAX_INPUT_BYTES)
+    cid = CID(0, DAG_PB, hashlib.sha256(b"text").digest())
+    assert vm.cid_input(str(cid)) == b"\x12\x20" + cid.digest
+
+
+def test_cids_convert_to_and_from_what_the_chain_stores():
+    v0 = CID(0, DAG_PB, hashlib.sha256(b"a").digest())
+    assert vm.cid_parts(str(v0)) == (DAG_PB, v0.digest)
+    assert vm.cid_from_chain(b"\x01\x70\x12\x20" + v0.digest) == v0.to_v1()
+    raw = CID(1, RAW, hashlib.sha256(b"b").digest())
+    assert vm.cid_parts(raw.to_bytes()) == (RAW, raw.digest)
+
+
+def test_languages_and_enums():
+    assert vm.language_bits("zh", "en") == 0b11 and vm.language_bits(vm.Language.YUE) == 0b10000
+    with pytest.raises(ValueError, match="unknown language"):
+        vm.Language.parse("fr")
+    assert vm.RequestStatus.SETTLED.is_final and not vm.RequestStatus.DISPUTED.is_final
+    assert int(vm.Action.TEXT_TO_SPEECH | vm.Action.SUBLICENSING) == 0x81
+
+
+def test_deploy_can_hand_every_role_to_another_admin(project, accounts):
+    deployer, admin = accounts[0], accounts[9]
+    d = vm.deploy(deployer, admin=admin, stablecoin="mock", project=project)
+    for contract in (d.registry, d.licenses, d.router):
+        assert contract.hasRole(contract.DEFAULT_ADMIN_ROLE(), admin)
+        assert not contract.hasRole(contract.DEFAULT_ADMIN_ROLE(), deployer)
+    assert d.licenses.router() == d.router.address
+    assert d.licenses.isAssetAllowed(d.stablecoin)
+    assert set(d.addresses) == {"registry", "licenses", "router", "stablecoin"}
