@@ -124,16 +124,16 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     threads = []
     leases = []
     if listener:
-        lease = Lease(svc.redis, svc.ledger.key("lease", "listener"), svc.worker_id)
+        lease = Lease(svc.redis, svc.ledger.key("lease", "listener"), svc.worker_id, settings.leader_lease_s)
         leases.append(lease)
         follower = Listener(settings, svc.ledger, svc.router, key.address, enqueue)
         threads.append(threading.Thread(target=follower.run, args=(stop, lease.hold), name="listener"))
     if submitter:
-        lease = Lease(svc.redis, svc.ledger.key("lease", "submitter"), svc.worker_id)
+        lease = Lease(svc.redis, svc.ledger.key("lease", "submitter"), svc.worker_id, settings.leader_lease_s)
         leases.append(lease)
         # The submitter gets its own connections: it must not wait behind the listener's calls.
         own = Services(settings)
-        sender = TxSender(own.router.w3, key, own.ledger, settings, svc.chain_id)
+        sender = TxSender(own.router.rpc, key, own.ledger, settings, svc.chain_id)
         batcher = Submitter(settings, own.ledger, own.router, sender, enqueue)
         threads.append(threading.Thread(target=batcher.run, args=(stop, lease.hold), name="submitter"))
     child = None

@@ -280,6 +280,11 @@ class Ledger:
             out.append((request_id, json.loads(raw)))
         return out
 
+    def oldest_ready_age(self) -> float:
+        """Seconds the oldest ready outcome has waited for the submitter (0 if none)."""
+        oldest = self.redis.zrange(self.key("ready"), 0, 0, withscores=True)
+        return max(0.0, time.time() - oldest[0][1]) if oldest else 0.0
+
     def ready_count(self) -> int:
         return int(self.redis.zcard(self.key("ready")))
 

@@ -22,6 +22,7 @@ from web3 import Web3
 
 from oracle.ledger import Ledger
 from oracle.router import RouterClient
+from oracle.rpc import to_int
 from oracle.settings import OracleSettings
 
 log = logging.getLogger("oracle.listener")
@@ -45,8 +46,8 @@ class Listener:
         self._last_sweep = 0.0
 
     def _block_hash(self, number: int) -> str | None:
-        block = self.router.w3.eth.get_block(number)
-        return Web3.to_hex(block["hash"]) if block is not None else None
+        block = self.router.rpc.call("eth_getBlockByNumber", hex(number), False)
+        return block["hash"] if block is not None else None
 
     def resume_block(self) -> int:
         """Where to start reading: behind the checkpoint by the overlap (or further after a deep reorg)."""
@@ -71,8 +72,12 @@ class Listener:
         """Read the newly confirmed blocks once; returns how many new requests were queued."""
         if self.next_block is None:
             self.next_block = self.resume_block()
-        self.head = self.router.w3.eth.block_number
-        if self.last is not None and self._block_hash(self.last[0]) != self.last[1]:
+        calls = [("eth_blockNumber", [])]
+        if self.last is not None:
+            calls.append(("eth_getBlockByNumber", [hex(self.last[0]), False]))
+        answers = self.router.rpc.batch(calls)
+        self.head = to_int(answers[0])
+        if self.last is not None and (answers[1] or {}).get("hash") != self.last[1]:
             rewind = max(self.settings.start_block, self.last[0] - max(self.settings.overlap_blocks, DEEP_REORG_REWIND))
             log.warning("a block already read was reorged away (deeper than `confirmations`); re-reading",
                         extra={"block": self.last[0], "from_block": rewind})
@@ -81,7 +86,9 @@ class Listener:
         queued = 0
         while self.next_block <= safe:
             to_block = min(safe, self.next_block + self.settings.max_block_range - 1)
-            for raw in self.router.requested_logs(self.next_block, to_block):
+            logs, block = self.router.rpc.batch([self.router.logs_call(self.next_block, to_block, None),
+                                                 ("eth_getBlockByNumber", [hex(to_block), False])])
+            for raw in logs:
                 event = self.router.decode_requested(raw)
                 if event.request.operator != self.operator:
                     continue
@@ -93,7 +100,7 @@ class Listener:
                     queued += 1
                     log.info("request queued", extra={"request_id": request_id, "block": event.block_number,
                                                       "model_id": hex(event.request.modelId)})
-            block_hash = self._block_hash(to_block)
+            block_hash = block["hash"]
             self.ledger.save_checkpoint(to_block, block_hash)
             self.last = (to_block, block_hash)
             self.next_block = to_block + 1

@@ -14,12 +14,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from oracle.errors import ConfigError
+from oracle.rpc import JsonRpc, to_int
 from voicemarket.chain import RequestStatus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,16 +75,6 @@ class SynthesisRequest:
     disputeWindow: int  # noqa: N815
     useTag: int  # noqa: N815
     platformFeeBps: int  # noqa: N815
-
-    @classmethod
-    def from_event(cls, struct: Any) -> SynthesisRequest:
-        get = (lambda n: struct[n]) if isinstance(struct, dict) or hasattr(struct, "keys") else (
-            lambda n: getattr(struct, n))
-        values = {f.name: get(f.name) for f in fields(cls)}
-        for name in ("requester", "operator", "asset"):
-            values[name] = to_checksum_address(values[name])
-        values["inputHash"] = bytes(values["inputHash"])
-        return cls(**values)
 
     def as_tuple(self) -> tuple:
         return tuple(getattr(self, f.name) for f in fields(self))
@@ -140,21 +132,25 @@ class ModelRecord:
 class RouterClient:
     """Reads and writes the SynthesisRouter (and reads the registry) through one web3 connection."""
 
-    def __init__(self, w3: Web3, router: str, registry: str | None = None) -> None:
+    def __init__(self, w3: Web3, router: str, registry: str | None = None, timeout: float = 10.0) -> None:
         self.w3 = w3
+        self.rpc = JsonRpc(str(w3.provider.endpoint_uri), timeout)  # hot paths: raw batches, one round trip
         self.router = w3.eth.contract(address=to_checksum_address(router), abi=load_abi("ISynthesisRouter"))
         self.address = self.router.address
         registry = registry or self.router.functions.registry().call()
         self.registry = w3.eth.contract(address=to_checksum_address(registry), abi=load_abi("IVoiceModelRegistry"))
-        self._requested = self.router.events.SynthesisRequested()
         abi = next(e for e in self.router.abi if e.get("name") == "SynthesisRequested" and e["type"] == "event")
         self.requested_topic = "0x" + keccak(text=self._signature(abi)).hex()
         struct = next(i for i in abi["inputs"] if i["name"] == "request")
         self._request_type = _abi_type(struct)
+        self._requested_data_types = [_abi_type(i) for i in abi["inputs"] if not i["indexed"]]
+        self._state_selector = "0x" + keccak(text="requestState(uint256)")[:4].hex()
         self._outcome_events = {}  # topic0 -> (name, web3 event)
+        self.topics = {"SynthesisRequested": self.requested_topic}
         for name in ("SynthesisFulfilled", "FulfilmentSkipped", "SynthesisFailed"):
             event_abi = next(e for e in self.router.abi if e.get("name") == name and e["type"] == "event")
             topic = "0x" + keccak(text=self._signature(event_abi)).hex()
+            self.topics[name] = topic
             self._outcome_events[topic] = (name, getattr(self.router.events, name)())
 
     @staticmethod
@@ -164,7 +160,28 @@ class RouterClient:
     @classmethod
     def connect(cls, rpc_url: str, router: str, registry: str | None = None, timeout: float = 10.0) -> RouterClient:
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
-        return cls(w3, router, registry)
+        return cls(w3, router, registry, timeout)
+
+    # ------------------------------------------------------------ raw JSON-RPC
+    def rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        return self.rpc.batch(calls)
+
+    def _state_call(self, request_id: int) -> tuple[str, list[Any]]:
+        data = self._state_selector + request_id.to_bytes(32, "big").hex()
+        return "eth_call", [{"to": self.address, "data": data}, "latest"]
+
+    @staticmethod
+    def _decode_state(result: str) -> tuple[int, int]:
+        raw = bytes.fromhex(result[2:])
+        return int.from_bytes(raw[0:32], "big"), int.from_bytes(raw[64:96], "big")
+
+    def logs_call(self, from_block: int, to_block: int | str, request_id: int | None) -> tuple[str, list[Any]]:
+        topics: list[Any] = [self.requested_topic]
+        if request_id is not None:
+            topics.append("0x" + request_id.to_bytes(32, "big").hex())
+        to = to_block if isinstance(to_block, str) else hex(to_block)
+        return "eth_getLogs", [{"address": self.address, "fromBlock": hex(from_block), "toBlock": to,
+                                "topics": topics}]
 
     # ------------------------------------------------------------ requests
     def commitment(self, request: SynthesisRequest) -> int:
@@ -173,39 +190,48 @@ class RouterClient:
         return int.from_bytes(digest, "big") & HASH_MASK
 
     def decode_requested(self, log: Any) -> RequestedEvent:
-        event = self._requested.process_log(log)
+        """A ``SynthesisRequested`` log (raw JSON-RPC form or web3's) -> :class:`RequestedEvent`."""
+        data = log["data"]
+        data = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+        struct, input_ = abi_decode(self._requested_data_types, data)
+        request = SynthesisRequest(*struct)
+        request = SynthesisRequest(**{**request.__dict__, "requester": to_checksum_address(request.requester),
+                                      "operator": to_checksum_address(request.operator),
+                                      "asset": to_checksum_address(request.asset)})
+        number = log["blockNumber"]
         return RequestedEvent(
-            request=SynthesisRequest.from_event(event["args"]["request"]),
-            input=bytes(event["args"]["input"]),
-            block_number=int(log["blockNumber"]),
-            block_hash=Web3.to_hex(log["blockHash"]),
-            log_index=int(log["logIndex"]),
+            request=request,
+            input=bytes(input_),
+            block_number=int(number, 16) if isinstance(number, str) else int(number),
+            block_hash=log["blockHash"] if isinstance(log["blockHash"], str) else Web3.to_hex(log["blockHash"]),
+            log_index=int(log["logIndex"], 16) if isinstance(log["logIndex"], str) else int(log["logIndex"]),
         )
 
     def requested_logs(self, from_block: int, to_block: int | str, request_id: int | None = None) -> list[Any]:
-        topics: list[Any] = [self.requested_topic]
-        if request_id is not None:
-            topics.append("0x" + request_id.to_bytes(32, "big").hex())
-        return self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block,
-                                     "topics": topics})
+        return self.rpc_batch([self.logs_call(from_block, to_block, request_id)])[0]
 
-    def find_request(self, request_id: int, near_block: int, reorg_window: int = 128) -> RequestedEvent | None:
-        """Read a request's ``SynthesisRequested`` again from the chain (the canonical one, if any)."""
-        logs = self.requested_logs(max(0, near_block - reorg_window), "latest", request_id)
-        return self.decode_requested(logs[-1]) if logs else None
+    def request_snapshot(self, request_id: int, near_block: int, reorg_window: int = 128
+                         ) -> tuple[RequestedEvent | None, int, int, int]:
+        """One round trip: the request's canonical ``SynthesisRequested`` (None if there is none),
+        its on-chain status and commitment, and the latest block's timestamp."""
+        logs, state, block = self.rpc_batch([
+            self.logs_call(max(0, near_block - reorg_window), "latest", request_id),
+            self._state_call(request_id),
+            ("eth_getBlockByNumber", ["latest", False]),
+        ])
+        status, commitment = self._decode_state(state)
+        event = self.decode_requested(logs[-1]) if logs else None
+        return event, status, commitment, to_int(block["timestamp"])
 
     def request_states(self, request_ids: list[int]) -> dict[int, tuple[int, int]]:
         """``requestState`` of each id -> (status, commitment), in one JSON-RPC batch."""
         if not request_ids:
             return {}
-        if len(request_ids) == 1:
-            status, _, commitment = self.router.functions.requestState(request_ids[0]).call()
-            return {request_ids[0]: (int(status), int.from_bytes(commitment, "big"))}
-        with self.w3.batch_requests() as batch:
-            for request_id in request_ids:
-                batch.add(self.router.functions.requestState(request_id))
-            answers = batch.execute()
-        return {rid: (int(a[0]), int.from_bytes(a[2], "big")) for rid, a in zip(request_ids, answers, strict=True)}
+        answers = self.rpc_batch([self._state_call(request_id) for request_id in request_ids])
+        return {rid: self._decode_state(answer) for rid, answer in zip(request_ids, answers, strict=True)}
+
+    def latest_timestamp(self) -> int:
+        return to_int(self.rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"])
 
     def model(self, model_id: int) -> ModelRecord | None:
         """The registry's record of ``model_id``, or None if no such model is registered."""
@@ -242,22 +268,21 @@ class RouterClient:
             out.append((name, int(args["requestId"]), args))
         return out
 
-    def outcomes(self, receipt: Any) -> dict[int, str]:
-        """request id -> 'fulfilled' / 'failed' / 'skipped:<status>' from a receipt's router logs."""
+    def outcomes(self, receipt: dict[str, Any]) -> dict[int, str]:
+        """request id -> 'fulfilled' / 'failed' / 'skipped:<status>' from a raw JSON-RPC receipt's logs."""
         out: dict[int, str] = {}
         for log in receipt["logs"]:
-            if not log["topics"] or Web3.to_checksum_address(log["address"]) != self.address:
+            if not log["topics"] or to_checksum_address(log["address"]) != self.address:
                 continue
-            known = self._outcome_events.get(Web3.to_hex(log["topics"][0]))
+            known = self._outcome_events.get(log["topics"][0])
             if known is None:
                 continue
-            name, event = known
-            decoded = event.process_log(log)
-            request_id = int(decoded["args"]["requestId"])
+            name = known[0]
+            request_id = int(log["topics"][1], 16)  # requestId is the first indexed argument of all three
             if name == "SynthesisFulfilled":
                 out[request_id] = "fulfilled"
             elif name == "SynthesisFailed":
                 out[request_id] = "failed"
             else:
-                out[request_id] = "skipped:" + status_name(int(decoded["args"]["status"]))
+                out[request_id] = "skipped:" + status_name(int(log["data"][2:66], 16))
         return out

@@ -172,25 +172,32 @@ class Sandbox:
         receipt = self.router.requestSynthesis(params, value=OPERATOR_FEE, sender=buyer)
         return receipt.events.filter(self.router.SynthesisRequested)[0].requestId
 
-    def request_raw(self, buyer_key: bytes, nonce: int, params: dict[str, Any], w3=None) -> str:  # noqa: ANN001
-        """Send ``requestSynthesis`` signed with ``buyer_key`` straight to the node, without waiting
-        (web3, not Ape: fast, and usable while automining is off). Returns the transaction hash."""
+    def sign_request(self, buyer_key: bytes, nonce: int, params: dict[str, Any], chain_id: int) -> str:
+        """A signed ``requestSynthesis`` transaction (raw hex), for sending without Ape."""
         from eth_account import Account
 
         from oracle.router import load_abi
 
+        if not hasattr(self, "_router_w3"):
+            from web3 import Web3
+
+            self._router_w3 = Web3().eth.contract(address=self.router.address, abi=load_abi("ISynthesisRouter"))
+        fields = ("modelId", "licenseId", "operator", "maxFee", "deadline", "params", "inputHash", "input")
+        data = self._router_w3.encode_abi("requestSynthesis", [tuple(params[f] for f in fields)])
+        tx = {"type": 2, "to": self.router.address, "data": data, "value": OPERATOR_FEE, "nonce": nonce,
+              "gas": 400_000, "maxFeePerGas": 50 * 10**9, "maxPriorityFeePerGas": 10**9, "chainId": chain_id}
+        return "0x" + bytes(Account.sign_transaction(tx, buyer_key).raw_transaction).hex()
+
+    def request_raw(self, buyer_key: bytes, nonce: int, params: dict[str, Any], w3=None) -> str:  # noqa: ANN001
+        """Send ``requestSynthesis`` signed with ``buyer_key`` straight to the node, without waiting
+        (not through Ape: usable while automining is off). Returns the transaction hash."""
         if w3 is None:
             import ape
             from web3 import Web3
 
             w3 = Web3(Web3.HTTPProvider(ape.chain.provider.uri))
-        router = w3.eth.contract(address=self.router.address, abi=load_abi("ISynthesisRouter"))
-        fields = ("modelId", "licenseId", "operator", "maxFee", "deadline", "params", "inputHash", "input")
-        data = router.encode_abi("requestSynthesis", [tuple(params[f] for f in fields)])
-        tx = {"type": 2, "to": self.router.address, "data": data, "value": OPERATOR_FEE, "nonce": nonce,
-              "gas": 400_000, "maxFeePerGas": 50 * 10**9, "maxPriorityFeePerGas": 10**9, "chainId": self.chain_id(w3)}
-        signed = Account.sign_transaction(tx, buyer_key)
-        return w3.to_hex(w3.eth.send_raw_transaction(signed.raw_transaction))
+        raw = self.sign_request(buyer_key, nonce, params, self.chain_id(w3))
+        return w3.to_hex(w3.eth.send_raw_transaction(raw))
 
     def chain_id(self, w3) -> int:  # noqa: ANN001
         if not hasattr(self, "_chain_id"):
@@ -213,7 +220,7 @@ class Sandbox:
             "store": f"local:{self.store.root}", "models_dir": work_dir / "models",
             "hubert_dir": files.hubert_dir, "bert_dir": files.bert_dir,
             "confirmations": 0, "poll_interval_s": 0.1, "max_semantic_tokens": 10, "torch_threads": 1,
-            "work_lease_s": 3, "requeue_after_s": 20, "sweep_interval_s": 1, "retry_backoff_max_s": 2,
+            "work_lease_s": 3, "leader_lease_s": 3, "requeue_after_s": 20, "sweep_interval_s": 1, "retry_backoff_max_s": 2,
             "visibility_timeout_s": 30, "metrics_port": 0, "log_format": "json", "stuck_after_s": 30,
             "batch_linger_s": 0.05,
         }
@@ -229,17 +236,26 @@ class Sandbox:
         argv = [sys.executable, "-m", "celery", "-A", "oracle.app", "worker", "--pool", pool,
                 "--concurrency", str(concurrency), "--hostname", f"{name}-{os.urandom(3).hex()}@%h",
                 "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
-        process = ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name).start()
-        process.wait_until(lambda: "ready" in _log(log_path), 60, "the Celery worker to be ready")
-        return process
+        return _started(ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
+                        lambda: "ready" in _log(log_path), "the Celery worker to be ready")
 
     @staticmethod
     def start_coordinator(env: dict[str, str], log_path: Path, name: str = "coordinator") -> ManagedProcess:
         """``python -m oracle run --workers 0``: the listener and the batch submitter."""
         argv = [sys.executable, "-m", "oracle", "run", "--workers", "0"]
-        process = ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name).start()
-        process.wait_until(lambda: "oracle starting" in _log(log_path), 60, "the coordinator to start")
-        return process
+        return _started(ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
+                        lambda: "oracle starting" in _log(log_path), "the coordinator to start")
+
+
+def _started(process: ManagedProcess, ready, what: str) -> ManagedProcess:  # noqa: ANN001
+    """Start ``process`` and wait until ``ready()``; stop it (by PID) if it never gets there."""
+    process.start()
+    try:
+        process.wait_until(ready, 60, what)
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
 
 def _log(path: Path) -> str:

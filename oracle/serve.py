@@ -51,6 +51,7 @@ def serve_request(ctx: Context, request_id: int, block: int) -> str:
     claim = ctx.ledger.claim(request_id, ctx.worker_id, ctx.settings.work_lease_s, block)
     if claim != "claimed":
         return claim  # 'locked': another worker has it; otherwise it is already ready, submitting or done
+    started = time.perf_counter()
     heartbeat = _Heartbeat(ctx, request_id)
     try:
         with heartbeat:
@@ -65,14 +66,15 @@ def serve_request(ctx: Context, request_id: int, block: int) -> str:
         return "skipped"
     verdict = ctx.ledger.record_outcome(request_id, ctx.worker_id, outcome)
     log.info("request served", extra={"request_id": request_id, "outcome": outcome["kind"], "ledger": verdict,
-                                       "reason": outcome.get("reason_name")})
+                                       "reason": outcome.get("reason_name"), "synth_s": outcome.get("synth_s"),
+                                       "total_s": round(time.perf_counter() - started, 4)})
     return f"{outcome['kind']}:{verdict}"
 
 
 def _serve_claimed(ctx: Context, request_id: int, block: int) -> dict[str, Any] | None:
-    event = ctx.router.find_request(request_id, block)
+    event, status, commitment, now = ctx.router.request_snapshot(request_id, block)
     if event is None:
-        if ctx.router.request_states([request_id])[request_id][0] == RequestStatus.NONE:
+        if status == RequestStatus.NONE:
             log.warning("request vanished from the chain (reorg); forgotten", extra={"request_id": request_id})
             ctx.ledger.forget(request_id)
             return None
@@ -81,13 +83,11 @@ def _serve_claimed(ctx: Context, request_id: int, block: int) -> dict[str, Any] 
     if request.operator != ctx.operator:
         ctx.ledger.finish(request_id, "not-ours")
         return None
-    status, commitment = ctx.router.request_states([request_id])[request_id]
     if status != RequestStatus.PENDING:
         ctx.ledger.finish(request_id, f"onchain:{status_name(status)}")
         return None
     if commitment != ctx.router.commitment(request):
         raise TransientError(f"request {request_id}: the log and the stored commitment disagree (reorg in progress)")
-    now = ctx.router.w3.eth.get_block("latest")["timestamp"]
     if now > request.deadline:
         log.warning("request expired before it was served; the buyer can cancelExpired",
                     extra={"request_id": request_id, "deadline": request.deadline})

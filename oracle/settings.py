@@ -133,7 +133,9 @@ class OracleSettings(BaseSettings):
     namespace: str | None = Field(None, description="Redis key prefix (default oracle:<chain>:<router>:<operator>)")
     visibility_timeout_s: int = Field(3_600, ge=5, description="Celery redelivers a task unacknowledged this long")
     work_lease_s: float = Field(30.0, ge=1, description="a worker's claim on a request lapses this long after it dies")
-    requeue_after_s: float = Field(300.0, ge=1, description="a queued request nobody works on is queued again")
+    leader_lease_s: float = Field(10.0, ge=1, description="a standby listener/submitter takes over this long after "
+                                                           "the active one dies")
+    requeue_after_s: float = Field(120.0, ge=1, description="a queued request nobody works on is queued again")
     sweep_interval_s: float = Field(10.0, gt=0, description="how often the listener looks for forgotten requests")
     retry_backoff_max_s: int = Field(60, ge=1, description="longest pause between retries of a transient fault")
 
@@ -154,7 +156,7 @@ class OracleSettings(BaseSettings):
 
     # ---------------------------------------------------------------- transactions
     max_batch: int = Field(50, ge=1, le=500, description="most fulfilments in one fulfilBatch transaction")
-    batch_linger_s: float = Field(0.05, ge=0, description="wait this long for more results before sending a batch")
+    batch_linger_s: float = Field(0.2, ge=0, description="wait this long for more results before sending a batch")
     max_pending_txs: int = Field(8, ge=1, description="most unmined transactions at once")
     gas_limit_cap: int = Field(10_000_000, ge=21_000, description="refuse (split) a transaction estimated above this")
     gas_margin: float = Field(1.25, ge=1.0, le=3.0, description="gas limit = estimate x margin")

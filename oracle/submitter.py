@@ -19,6 +19,7 @@ from typing import Any
 from oracle.errors import FailReason
 from oracle.ledger import Ledger, Submission
 from oracle.router import RequestStatus, RouterClient, SynthesisRequest, status_name
+from oracle.rpc import to_int
 from oracle.settings import OracleSettings
 from oracle.transactions import GasTooHigh, TxSender, WouldRevert
 
@@ -39,16 +40,23 @@ class Submitter:
         self._reverts: dict[int, int] = {}
 
     # ------------------------------------------------------------ one round
-    def step(self) -> int:
-        """Follow what was sent, then send what is ready (within ``max_pending_txs``). Returns txs sent."""
-        self.sender.reconcile()
-        unmined = sum(1 for sub in self.ledger.submissions() if sub.state == "sent")
+    def step(self) -> float:
+        """Follow what was sent, then send what is ready (within ``max_pending_txs``).
+
+        A batch goes out when ``max_batch`` outcomes are ready or the oldest has waited
+        ``batch_linger_s``. Returns how long to wait before the next step."""
+        subs = self.sender.reconcile()
+        unmined = sum(1 for sub in subs if sub.state == "sent")
+        follow = 0.02 if unmined else (0.25 if subs else None)  # receipts, confirmations
         capacity = self.settings.max_pending_txs - unmined
         if capacity <= 0:
-            return 0
+            return follow or 0.02
         ready = self.ledger.ready(self.settings.max_batch * capacity)
         if not ready:
-            return 0
+            return follow if follow is not None else 0.5
+        waited = self.ledger.oldest_ready_age()
+        if len(ready) < self.settings.max_batch and waited < self.settings.batch_linger_s:
+            return min(follow or 1.0, self.settings.batch_linger_s - waited)
         fulfils, fails = self._check(ready)
         sent = 0
         for start in range(0, len(fulfils), self.settings.max_batch):
@@ -59,12 +67,12 @@ class Submitter:
             if sent >= capacity:
                 break
             sent += self._send_fail(request, int(outcome["reason"]))
-        return sent
+        return 0.02 if sent or unmined else (follow or 0.05)
 
     def _check(self, ready: list[tuple[int, dict[str, Any]]]) -> tuple[list, list]:
         """Keep only requests that can still be served; finish or requeue the others."""
         states = self.router.request_states([request_id for request_id, _ in ready])
-        now = self.router.w3.eth.get_block("latest")["timestamp"]
+        now = self.router.latest_timestamp()
         fulfils, fails = [], []
         for request_id, outcome in ready:
             request = SynthesisRequest.from_json(outcome["request"])
@@ -135,7 +143,7 @@ class Submitter:
         """Per-request results of a final submission (called by the sender; None: foreign nonce)."""
         if receipt is None:
             return {}
-        if int(receipt["status"]) != 1:
+        if to_int(receipt["status"]) != 1:
             for request_id in sub.request_ids:
                 self._reverts[request_id] = self._reverts.get(request_id, 0) + 1
                 if self._reverts[request_id] >= MAX_REVERTS:
@@ -172,14 +180,11 @@ class Submitter:
                 if not hold():
                     stop.wait(1.0)
                     continue
-                sent = self.step()
-                busy = sent or any(sub.state == "sent" for sub in self.ledger.submissions())
-                if busy:
-                    stop.wait(0.02)
+                pause = self.step()
+                if pause >= 0.5:
+                    self.ledger.wait_for_ready(pause)  # idle: a worker's outcome wakes us at once
                 else:
-                    self.ledger.wait_for_ready(0.5)
-                    if self.settings.batch_linger_s:
-                        stop.wait(self.settings.batch_linger_s)  # let a batch gather
+                    stop.wait(pause)
             except Exception as exc:  # noqa: BLE001 - RPC or Redis down: wait and try again, never exit
                 log.warning("submitter step failed; retrying", extra={"error": f"{type(exc).__name__}: {exc}"})
                 stop.wait(1.0)

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 from eth_account import Account
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from oracle.keys import OperatorKey
 from oracle.ledger import Ledger, Submission
+from oracle.rpc import JsonRpc, RpcError, to_int
 from oracle.settings import OracleSettings
 
 log = logging.getLogger("oracle.transactions")
@@ -49,19 +49,12 @@ class Fees:
     tip: int
 
 
-def _rpc_message(exc: Exception) -> str:
-    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
-        error = exc.rpc_response.get("error") or {}
-        return str(error.get("message", exc))
-    return str(exc)
-
-
 class TxSender:
     """Signs and sends one operator account's transactions; :meth:`reconcile` follows them to the end."""
 
-    def __init__(self, w3: Web3, key: OperatorKey, ledger: Ledger, settings: OracleSettings, chain_id: int,
+    def __init__(self, rpc: JsonRpc, key: OperatorKey, ledger: Ledger, settings: OracleSettings, chain_id: int,
                  on_final: Callable[[Submission, Any | None], dict[int, str]] | None = None) -> None:
-        self.w3 = w3
+        self.rpc = rpc
         self.key = key
         self.ledger = ledger
         self.settings = settings
@@ -71,11 +64,13 @@ class TxSender:
         self._checked_presence: dict[str, float] = {}
 
     # ------------------------------------------------------------ building
-    def fees(self, floor: Fees | None = None) -> Fees:
+    def fees(self, floor: Fees | None = None, base_fee: int | None = None) -> Fees:
         """EIP-1559 fees for now (2 x base fee + tip), capped at ``max_fee_cap_gwei``; at least
         ``fee_bump`` x ``floor`` when replacing (still capped)."""
         cap = int(self.settings.max_fee_cap_gwei * GWEI)
-        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+        if base_fee is None:
+            base_fee = to_int(self.rpc.call("eth_getBlockByNumber", "latest", False).get("baseFeePerGas"))
+        base = base_fee
         tip = int(self.settings.priority_fee_gwei * GWEI)
         max_fee = 2 * base + tip
         if floor is not None:
@@ -87,13 +82,10 @@ class TxSender:
     def estimate_gas(self, to: str, data: str) -> int:
         """Gas limit for a call (estimate x margin); raises :class:`WouldRevert` or :class:`GasTooHigh`."""
         try:
-            estimate = self.w3.eth.estimate_gas({"from": self.key.address, "to": to, "data": data})
-        except ContractLogicError as exc:
-            raise WouldRevert(str(exc)) from None
-        except Web3RPCError as exc:
-            message = _rpc_message(exc)
-            if "revert" in message.lower():
-                raise WouldRevert(message) from None
+            estimate = to_int(self.rpc.call("eth_estimateGas", {"from": self.key.address, "to": to, "data": data}))
+        except RpcError as exc:
+            if "revert" in exc.message.lower() or exc.code == 3:
+                raise WouldRevert(f"{exc.message} {exc.data or ''}".strip()) from None
             raise
         if estimate > self.settings.gas_limit_cap:
             raise GasTooHigh(f"estimated {estimate} gas, above gas_limit_cap {self.settings.gas_limit_cap}")
@@ -110,9 +102,11 @@ class TxSender:
     def submit(self, kind: str, request_ids: list[int], to: str, data: str, gas: int) -> str | None:
         """Reserve a nonce, record the signed transaction, then broadcast it. Returns the submission
         id, or None if one of the requests is no longer ready (nothing was reserved or sent)."""
-        fees = self.fees()
+        pending_hex, block = self.rpc.batch([("eth_getTransactionCount", [self.key.address, "pending"]),
+                                             ("eth_getBlockByNumber", ["latest", False])])
+        fees = self.fees(base_fee=to_int(block.get("baseFeePerGas")))
+        pending = to_int(pending_hex)
         while True:
-            pending = self.w3.eth.get_transaction_count(self.key.address, "pending")
             nonce = max(self.ledger.next_nonce(), pending)
             tx = self._sign(to, data, gas, nonce, fees)
             verdict, value = self.ledger.begin_submission(nonce, pending, kind, request_ids, tx)
@@ -122,12 +116,13 @@ class TxSender:
             if verdict == "state":
                 return None
             # Another process took that nonce between our read and the reservation: sign again.
+            pending = to_int(self.rpc.call("eth_getTransactionCount", self.key.address, "pending"))
 
     def _broadcast(self, raw: str, sub_id: str) -> None:
         try:
-            self.w3.eth.send_raw_transaction(raw)
-        except Web3RPCError as exc:
-            message = _rpc_message(exc).lower()
+            self.rpc.call("eth_sendRawTransaction", raw)
+        except RpcError as exc:
+            message = exc.message.lower()
             if "already known" in message or "already imported" in message:
                 return
             # "nonce too low" and the like: reconcile() sees the consumed nonce and decides.
@@ -137,14 +132,15 @@ class TxSender:
             log.warning("broadcast failed; will retry", extra={"submission": sub_id, "error": str(exc)})
 
     # ------------------------------------------------------------ following
-    def reconcile(self) -> None:
+    def reconcile(self) -> list[Submission]:
         """Move every recorded submission forward: receipts, confirmations, reorgs, foreign nonces,
-        stuck transactions and transactions the node forgot."""
+        stuck transactions and transactions the node forgot. Returns those still open."""
         subs = self.ledger.submissions()
         if not subs:
-            return
-        mined_count = self.w3.eth.get_transaction_count(self.key.address, "latest")
-        head = self.w3.eth.block_number
+            return []
+        count_hex, head_hex = self.rpc.batch([("eth_getTransactionCount", [self.key.address, "latest"]),
+                                              ("eth_blockNumber", [])])
+        mined_count, head = to_int(count_hex), to_int(head_hex)
         now = time.time()
         self._checked_presence = {k: v for k, v in self._checked_presence.items() if k in {s.id for s in subs}}
         for sub in subs:
@@ -154,24 +150,21 @@ class TxSender:
                 self._find_receipt(sub, now, head)
             else:
                 self._keep_alive(sub, now, head_of_line=sub.nonce == mined_count)
+        return self.ledger.submissions()
 
-    def _receipt(self, tx_hash: str) -> Any | None:
-        try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)
-        except TransactionNotFound:
-            return None
+    def _receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """The raw JSON-RPC receipt (hex quantities), or None while there is none."""
+        return self.rpc.call("eth_getTransactionReceipt", tx_hash)
 
     def _find_receipt(self, sub: Submission, now: float, head: int) -> None:
-        for tx in reversed(sub.txs):
-            receipt = self._receipt(tx["hash"])
+        receipts = self.rpc.batch([("eth_getTransactionReceipt", [tx["hash"]]) for tx in sub.txs])
+        for tx, receipt in zip(sub.txs, receipts, strict=True):
             if receipt is not None:
                 self._foreign_since.pop(sub.id, None)
-                self.ledger.mark_mined(sub.id, {"tx": tx["hash"], "block": int(receipt["blockNumber"]),
-                                                "block_hash": Web3.to_hex(receipt["blockHash"]),
-                                                "status": int(receipt["status"]), "gas_used": int(receipt["gasUsed"])})
-                sub.state, sub.mined = "mined", {"tx": tx["hash"], "block": int(receipt["blockNumber"]),
-                                                 "block_hash": Web3.to_hex(receipt["blockHash"])}
-                self._confirm(sub, head)
+                sub.state, sub.mined = "mined", {"tx": tx["hash"], "block": to_int(receipt["blockNumber"]),
+                                                 "block_hash": receipt["blockHash"]}
+                self.ledger.mark_mined(sub.id, sub.mined)
+                self._confirm(sub, head, receipt)
                 return
         first = self._foreign_since.setdefault(sub.id, now)
         if now - first < FOREIGN_GRACE_S:
@@ -185,17 +178,18 @@ class TxSender:
             self.on_final(sub, None)
         self.ledger.requeue_submission(sub)
 
-    def _confirm(self, sub: Submission, head: int) -> None:
+    def _confirm(self, sub: Submission, head: int, receipt: dict[str, Any] | None = None) -> None:
         mined = sub.mined
         if head < mined["block"] + self.settings.confirmations:
             return
-        receipt = self._receipt(mined["tx"])
-        if receipt is None or Web3.to_hex(receipt["blockHash"]) != mined["block_hash"]:
+        if receipt is None or self.settings.confirmations > 0:
+            receipt = self._receipt(mined["tx"])  # again: is it still in the canonical chain?
+        if receipt is None or receipt["blockHash"] != mined["block_hash"]:
             log.warning("a reorg removed our transaction; following it again",
                         extra={"submission": sub.id, "tx": mined["tx"], "block": mined["block"]})
             self.ledger.mark_unmined(sub.id)
             return
-        if int(receipt["status"]) != 1:
+        if to_int(receipt["status"]) != 1:
             log.error("transaction reverted; its requests are checked and sent again",
                       extra={"submission": sub.id, "tx": mined["tx"], "requests": sub.request_ids})
             self.ledger.count("reverted_transactions")
@@ -205,7 +199,7 @@ class TxSender:
             return
         results = (self.on_final(sub, receipt) if self.on_final is not None
                    else dict.fromkeys(sub.request_ids, "mined"))
-        self.ledger.count("gas_used", int(receipt["gasUsed"]))
+        self.ledger.count("gas_used", to_int(receipt["gasUsed"]))
         self.ledger.close_submission(sub, results)
 
     def _keep_alive(self, sub: Submission, now: float, head_of_line: bool) -> None:
@@ -215,11 +209,7 @@ class TxSender:
             return
         if head_of_line and now - self._checked_presence.get(sub.id, 0.0) >= REBROADCAST_AFTER_S:
             self._checked_presence[sub.id] = now
-            try:
-                known = self.w3.eth.get_transaction(last["hash"]) is not None
-            except TransactionNotFound:
-                known = False
-            if not known:
+            if self.rpc.call("eth_getTransactionByHash", last["hash"]) is None:
                 log.info("node does not know our transaction; broadcasting it again",
                          extra={"submission": sub.id, "nonce": sub.nonce, "tx": last["hash"]})
                 self._broadcast(last["raw"], sub.id)

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from oracle_helpers import Oracle
+from oracle_helpers import OPERATOR_INDEX, Oracle
 
 from oracle.sandbox import PublishedVoice, Sandbox, tiny_voice_files
 
-OPERATOR_INDEX = 2
-SECOND_OPERATOR_INDEX = 3
 
 
 @pytest.fixture(scope="session")

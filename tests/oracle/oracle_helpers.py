@@ -12,6 +12,9 @@ import pytest
 from oracle.sandbox import Sandbox
 from voicemarket.services import ManagedProcess
 
+OPERATOR_INDEX = 2  # Ape test accounts: 0 deploys, 1 creates voices, 2 and 3 operate, 4..7 buy, 9 spare
+SECOND_OPERATOR_INDEX = 3
+
 
 @dataclass
 class Oracle:
@@ -37,6 +40,10 @@ class Oracle:
         return self.coordinator
 
     def stop(self) -> None:
+        import signal
+
+        for process in self.processes:  # all at once; workers cold (SIGQUIT: Celery's immediate shutdown)
+            process.signal(signal.SIGQUIT if process in self.workers else signal.SIGTERM)
         for process in reversed(self.processes):
             process.stop()
 
@@ -199,14 +206,14 @@ def nonce_client(rpc_url: str, redis_url: str, namespace: str, account_index: in
     from oracle.keys import ape_test_key
     from oracle.ledger import Ledger
     from oracle.settings import OracleSettings
+    from oracle.rpc import JsonRpc, to_int
     from oracle.transactions import TxSender
-    from web3 import Web3
 
     key = ape_test_key(account_index)
-    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    rpc = JsonRpc(rpc_url)
     ledger = Ledger(redis.Redis.from_url(redis_url), namespace)
     settings = OracleSettings(router=key.address, test_account=account_index, confirmations=0)
-    sender = TxSender(w3, key, ledger, settings, w3.eth.chain_id)
+    sender = TxSender(rpc, key, ledger, settings, to_int(rpc.call("eth_chainId")))
     ids = list(range(first_id, first_id + count))
     fake_ready(ledger, ids)
     for request_id in ids:

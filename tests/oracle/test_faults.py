@@ -71,7 +71,8 @@ def test_a_worker_killed_mid_synthesis_loses_nothing(client, ask, start_oracle, 
 
 def test_redis_restarted_with_persistence_loses_nothing(client, ask, start_oracle, chain, redis_server):
     first_block = chain.blocks.head.number
-    oracle = start_oracle(workers=1)
+    # A task a worker held when Redis went away is redelivered by the sweeper after requeue_after_s.
+    oracle = start_oracle(workers=1, requeue_after_s=5)
     ids = ask(4)
     wait_for(lambda: len(client.outcome_logs(first_block)) >= 1, 60, "the first fulfilment", oracle)
     ids += ask(2)

@@ -17,6 +17,7 @@ from web3 import Web3
 from oracle.keys import ape_test_key
 from oracle.ledger import Ledger
 from oracle.router import RouterClient
+from oracle.rpc import JsonRpc
 from oracle.sandbox import account_key
 from oracle.settings import OracleSettings
 from oracle.transactions import TxSender
@@ -65,8 +66,8 @@ def test_processes_sharing_redis_never_reuse_a_nonce(chain, redis_server):
                 p.kill()
     w3 = chain.provider.web3
     ledger = Ledger(redis.Redis.from_url(redis_url := redis_server.url), namespace)
-    sender = TxSender(w3, key, ledger, OracleSettings(router=key.address, test_account=SPARE_ACCOUNT,
-                                                      confirmations=0, redis_url=redis_url), w3.eth.chain_id)
+    sender = TxSender(JsonRpc(chain.provider.uri), key, ledger, OracleSettings(
+        router=key.address, test_account=SPARE_ACCOUNT, confirmations=0, redis_url=redis_url), w3.eth.chain_id)
     wait_for(lambda: (sender.reconcile(), not ledger.submissions())[1], 30, "every submission to be final")
     assert w3.eth.get_transaction_count(key.address) == start_nonce + 24
     assert ledger.stats()["transactions"] == 24
@@ -78,14 +79,14 @@ def test_a_crash_between_record_and_broadcast_is_repaired_with_the_same_bytes(ch
     ledger = Ledger(redis.Redis.from_url(redis_server.url), "oracle:test:crash")
     settings = OracleSettings(router=key.address, test_account=SPARE_ACCOUNT, confirmations=0)
     fake_ready(ledger, [1])
-    crashed = TxSender(w3, key, ledger, settings, w3.eth.chain_id)
+    crashed = TxSender(JsonRpc(chain.provider.uri), key, ledger, settings, w3.eth.chain_id)
     nonce = w3.eth.get_transaction_count(key.address, "pending")
     tx = crashed._sign(key.address, "0x", 30_000, nonce, crashed.fees())
     verdict, sub_id = ledger.begin_submission(nonce, nonce, "fulfil", [1], tx)
     assert verdict == "ok"  # recorded, then the process "died" before broadcasting
     assert w3.eth.get_transaction_count(key.address, "pending") == nonce
 
-    restarted = TxSender(w3, key, ledger, settings, w3.eth.chain_id)
+    restarted = TxSender(JsonRpc(chain.provider.uri), key, ledger, settings, w3.eth.chain_id)
     wait_for(lambda: (restarted.reconcile(), not ledger.submissions())[1], 20, "the recorded tx to be mined")
     assert w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1
     assert ledger.request(1)["state"] == "done"

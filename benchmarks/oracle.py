@@ -1,0 +1,267 @@
+"""Oracle benchmark: 200 requests against a tiny voice on anvil, 1 then 2 worker processes
+(`make bench-oracle` -> benchmarks/results/oracle.json).
+
+Everything is real and local: anvil (started through ape-foundry, automining: every
+transaction is mined in its own block as it arrives), a private redis-server, the contracts
+deployed with `voicemarket.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operator
+in a LocalStore, and the oracle run as operators run it: `python -m oracle run --workers 0`
+(listener + batch submitter) and N `celery -A oracle.app worker --pool solo` processes, each
+with one torch thread. Settings: confirmations 0 (an automining chain makes no blocks between
+requests to confirm with), listener poll 0.05 s, batches up to 50 fulfilments, 25 semantic
+tokens per request (1 s of audio), fp32.
+
+Per run: each worker first serves two warm-up requests (its voice loads: not timed), then the
+load generator sends REQUESTS pre-signed `requestSynthesis` transactions from 6 buyers at
+RATE per second (open loop) while a watcher polls the chain every 20 ms for
+`SynthesisRequested` and `SynthesisFulfilled`. Latency is the wall time between the watcher
+first seeing a request mined and first seeing its fulfilment mined (both ends observed by the
+same 20 ms poll); throughput is fulfilments over the time from the first request seen mined
+to the last fulfilment seen. Duplicates: fulfilment events beyond one per request, plus batch entries the
+router skipped (gas paid for nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.common import print_table, write_results
+
+REQUESTS = 200
+RATE = 25.0
+BUYERS = range(4, 10)
+OPERATOR = 2
+TARGETS = {"throughput_per_s": ">= 20 with 2 workers", "latency_p95_s": "< 3 s", "duplicates": "0"}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Watcher(threading.Thread):
+    """Polls the chain every ``interval`` and notes when each request's SynthesisRequested and
+    SynthesisFulfilled were first seen: both ends of a latency are observed the same way."""
+
+    def __init__(self, client, from_block: int, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.client = client
+        self.from_block = from_block
+        self.interval = interval
+        self.requested: dict[int, float] = {}
+        self.fulfilled: dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import requests
+
+        from oracle.rpc import JsonRpc
+
+        rpc = JsonRpc(self.client.rpc.url)
+        topics = {self.client.topics["SynthesisRequested"]: self.requested,
+                  self.client.topics["SynthesisFulfilled"]: self.fulfilled}
+        query = {"address": self.client.address, "topics": [list(topics)]}
+        next_block = self.from_block
+        while not self.stop.is_set():
+            try:
+                head = int(rpc.call("eth_blockNumber"), 16)
+                if head >= next_block:
+                    logs = rpc.call("eth_getLogs", {**query, "fromBlock": hex(next_block), "toBlock": hex(head)})
+                    now = time.perf_counter()
+                    for entry in logs:
+                        topics[entry["topics"][0]].setdefault(int(entry["topics"][1], 16), now)
+                    next_block = head + 1
+            except requests.RequestException:
+                pass  # the node was busy; ask again
+            self.stop.wait(self.interval)
+
+
+def _send(rpc, raw: str) -> str:  # noqa: ANN001
+    import requests
+
+    for _ in range(20):
+        try:
+            return rpc.call("eth_sendRawTransaction", raw)
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise RuntimeError("the node refused a request transaction 20 times")
+
+
+def run_once(box, voice, licences, buyer_accounts, operator, workers: int, requests: int, rate: float,
+             work: Path, rpc_url: str, anvil_pid: int) -> dict:
+    from web3 import Web3
+
+    from oracle.router import RouterClient
+    from oracle.rpc import JsonRpc
+    from oracle.sandbox import account_key
+    from voicemarket.services import RedisServer
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    client = RouterClient.connect(rpc_url, box.router.address)
+    with RedisServer(directory=work / f"redis-{workers}") as redis_server:
+        env = box.oracle_env(rpc_url=rpc_url, redis_url=redis_server.url, operator_index=OPERATOR, voices=[voice],
+                             work_dir=work / f"oracle-{workers}", start_block=w3.eth.block_number,
+                             poll_interval_s=0.05, max_semantic_tokens=10, max_batch=50, batch_linger_s=0.2,
+                             requeue_after_s=120)
+        processes = [box.start_coordinator(env, work / f"logs-{workers}" / "coordinator.log")]
+        try:
+            for i in range(workers):
+                processes.append(box.start_worker(env, work / f"logs-{workers}" / f"worker{i}.log", name=f"w{i}"))
+            nonces = {b.address: w3.eth.get_transaction_count(b.address) for b in buyer_accounts}
+
+            def send(count: int, label: str) -> list[tuple[str, float]]:
+                now = w3.eth.get_block("latest")["timestamp"]
+                signed = []
+                for i in range(count):
+                    buyer = buyer_accounts[i % len(buyer_accounts)]
+                    params = box.request_params(voice, licences[buyer.address], operator, f"{label} {i}.",
+                                                seed=i, now=now)
+                    signed.append((buyer, params, nonces[buyer.address]))
+                    nonces[buyer.address] += 1
+                return [(box.request_raw(account_key(b), n, p, w3=w3), time.perf_counter()) for b, p, n in signed]
+
+            # Warm-up: every worker loads its voice (not timed).
+            warm = send(2 * workers, "Warm up")
+            warm_ids = _request_ids(w3, client, [h for h, _ in warm])
+            deadline = time.monotonic() + 180
+            while not set(warm_ids) <= {r for n, r, _ in client.outcome_logs(0) if n == "SynthesisFulfilled"}:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("warm-up requests were not fulfilled in 180 s; see " + str(work))
+                time.sleep(0.2)
+
+            start_block = w3.eth.block_number + 1
+            watcher = Watcher(client, start_block)
+            watcher.start()
+            # Pre-sign everything, then send open-loop at `rate`.
+            now = w3.eth.get_block("latest")["timestamp"]
+            plan = []
+            chain_id = w3.eth.chain_id
+            for i in range(requests):
+                buyer = buyer_accounts[i % len(buyer_accounts)]
+                params = box.request_params(voice, licences[buyer.address], operator, f"Request number {i}.",
+                                            seed=i, now=now)
+                plan.append(box.sign_request(account_key(buyer), nonces[buyer.address], params, chain_id))
+                nonces[buyer.address] += 1
+            rpc = JsonRpc(rpc_url)
+            hashes: list[str] = []
+            pids = {"coordinator": processes[0].pid, "redis": redis_server.pid, "anvil": anvil_pid,
+                    "benchmark": os.getpid(), **{f"worker{i}": p.pid for i, p in enumerate(processes[1:])}}
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            t0 = time.perf_counter()
+            for i, raw in enumerate(plan):
+                delay = t0 + i / rate - time.perf_counter() if rate > 0 else 0
+                if delay > 0:
+                    time.sleep(delay)
+                hashes.append(_send(rpc, raw))
+            ids = _request_ids(w3, client, hashes)
+            deadline = time.monotonic() + 300
+            while len(set(ids) & set(watcher.fulfilled)) < len(ids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            wall = time.perf_counter() - t0
+            cpu = {name: round(_cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
+            time.sleep(1.0)  # anything sent twice would land now
+            watcher.stop.set()
+            watcher.join()
+        finally:
+            for process in reversed(processes):
+                process.stop()
+
+    wanted = set(ids)
+    events = [(n, r) for n, r, _ in client.outcome_logs(start_block) if r in wanted]
+    fulfil_counts = Counter(r for n, r in events if n == "SynthesisFulfilled")
+    skipped = sum(1 for n, _ in events if n == "FulfilmentSkipped")
+    failed = sum(1 for n, _ in events if n == "SynthesisFailed")
+    seen = [r for r in ids if r in watcher.fulfilled and r in watcher.requested]
+    latencies = [watcher.fulfilled[r] - watcher.requested[r] for r in seen]
+    fulfilled = len(fulfil_counts)
+    span = (max(watcher.fulfilled[r] for r in seen) - min(watcher.requested[r] for r in seen)) if seen else 0.0
+    batches = _batch_sizes(w3, client, start_block)
+    return {
+        "requests": requests,
+        "fulfilled": fulfilled,
+        "failed": failed,
+        "lost": requests - fulfilled - failed,
+        "duplicates": sum(c - 1 for c in fulfil_counts.values()) + skipped,
+        "throughput_per_s": round(fulfilled / span, 2) if span else 0.0,
+        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "latency_p95_s": round(_percentile(latencies, 0.95), 3) if latencies else None,
+        "latency_max_s": round(max(latencies), 3) if latencies else None,
+        "offered_rate_per_s": rate,
+        "fulfil_transactions": len(batches),
+        "mean_batch": round(statistics.mean(batches), 2) if batches else 0.0,
+        "cpu_s": {**cpu, "wall": round(wall, 2)},
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _request_ids(w3, client, tx_hashes: list[str]) -> list[int]:  # noqa: ANN001
+    ids = []
+    for tx in tx_hashes:
+        receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60, poll_latency=0.05)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"request transaction {tx} reverted")
+        (log,) = [entry for entry in receipt["logs"]
+                  if entry["topics"] and w3.to_hex(entry["topics"][0]) == client.requested_topic]
+        ids.append(client.decode_requested(log).request.id)
+    return ids
+
+
+def _batch_sizes(w3, client, from_block: int) -> list[int]:  # noqa: ANN001
+    """Fulfilments per fulfilBatch transaction."""
+    per_tx = Counter()
+    for entry in w3.eth.get_logs({"address": client.address, "fromBlock": from_block, "toBlock": "latest",
+                                  "topics": [client.topics["SynthesisFulfilled"]]}):
+        per_tx[w3.to_hex(entry["transactionHash"])] += 1
+    return list(per_tx.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=REQUESTS)
+    parser.add_argument("--rate", type=float, default=RATE, help="offered requests per second (0: as fast as possible)")
+    parser.add_argument("--workers", default="1,2", help="worker process counts to run, comma-separated")
+    parser.add_argument("--keep", type=Path, default=None, help="keep logs and data in this folder")
+    args = parser.parse_args()
+    import ape
+
+    from oracle.sandbox import Sandbox
+
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="bench-oracle-") as scratch, \
+            ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
+        work = args.keep or Path(scratch)
+        accounts = ape.accounts.test_accounts
+        box = Sandbox.deploy(accounts[0], work / "market")
+        operator = accounts[OPERATOR]
+        voice = box.publish_voice(accounts[1], [operator])
+        buyers = [accounts[i] for i in BUYERS]
+        licences = {b.address: box.buy_licence(b, voice) for b in buyers}
+        for count in (int(x) for x in args.workers.split(",")):
+            result = run_once(box, voice, licences, buyers, operator, count, args.requests, args.rate, work,
+                              provider.uri, provider.process.pid)
+            figures[f"workers_{count}"] = result
+            print_table(f"oracle, {count} worker process(es), {args.requests} requests offered at "
+                        f"{args.rate or 'max'}/s", result, TARGETS)
+    command = f"python -m benchmarks.oracle --requests {args.requests} --rate {args.rate} --workers {args.workers}"
+    path = write_results("oracle", figures, command)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

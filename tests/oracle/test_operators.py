@@ -1,0 +1,61 @@
+"""Deployments operators run: several operators serving one model on one Redis, and a standby
+coordinator on another "machine" taking over when the active one dies."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+
+import pytest
+from oracle_helpers import SECOND_OPERATOR_INDEX, wait_for
+
+from oracle.router import RouterClient
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_operators_serve_one_model_from_one_redis_each_only_what_names_it(
+        sandbox, accounts, buyers, start_oracle, chain):
+    operators = [accounts[2], accounts[SECOND_OPERATOR_INDEX]]
+    shared = sandbox.publish_voice(accounts[1], operators, files=sandbox.tiny)
+    licences = {b.address: sandbox.buy_licence(b, shared) for b in buyers[:2]}
+    client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
+    first_block = chain.blocks.head.number
+    first = start_oracle(workers=1, voices=[shared], operator_index=2)
+    second = start_oracle(workers=1, voices=[shared], operator_index=SECOND_OPERATOR_INDEX)
+    assert first.ledger().ns != second.ledger().ns  # one Redis, two namespaces
+    named = {}
+    for i in range(6):
+        buyer, operator = buyers[i % 2], operators[i % 2]
+        named[sandbox.request(buyer, shared, licences[buyer.address], operator, f"Line {i}.")] = operator.address
+
+    def fulfilled():
+        return [(rid, args["operator"]) for name, rid, args in client.outcome_logs(first_block)
+                if name == "SynthesisFulfilled" and rid in named]
+
+    wait_for(lambda: len(fulfilled()) >= len(named), 90, "every request to be fulfilled", first)
+    time.sleep(0.5)
+    assert Counter(rid for rid, _ in fulfilled()) == dict.fromkeys(named, 1)
+    assert all(operator == named[rid] for rid, operator in fulfilled())
+
+
+def test_a_standby_coordinator_takes_over_when_the_active_one_dies(
+        sandbox, voice, licences, buyers, operator, start_oracle, chain):
+    client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
+    first_block = chain.blocks.head.number
+    oracle = start_oracle(workers=1)
+    active = oracle.coordinator
+    standby = oracle.start_coordinator("standby")  # a second machine: same settings, same Redis
+    ledger = oracle.ledger()
+    assert ledger.redis.get(ledger.key("lease", "listener")) is not None
+    buyer = buyers[0]
+    ids = [sandbox.request(buyer, voice, licences[buyer.address], operator, "Before.")]
+    wait_for(lambda: len(client.outcome_logs(first_block)) >= 1, 60, "the first fulfilment", oracle)
+    active.signal(signal.SIGKILL)
+    active.stop()
+    ids += [sandbox.request(buyer, voice, licences[buyer.address], operator, f"After {i}.") for i in range(3)]
+    wait_for(lambda: {r for _, r, _ in client.outcome_logs(first_block)} >= set(ids), 60,
+             "the standby to serve what came after", oracle)
+    assert standby.alive()
+    assert Counter(r for _, r, _ in client.outcome_logs(first_block)) == dict.fromkeys(ids, 1)
