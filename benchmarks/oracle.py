@@ -151,6 +151,7 @@ def run_once(box, voice, licences, buyer_accounts, operator, workers: int, reque
                 nonces[buyer.address] += 1
             rpc = JsonRpc(rpc_url)
             hashes: list[str] = []
+            busy_before = _machine_busy_seconds()
             pids = {"coordinator": processes[0].pid, "redis": redis_server.pid, "anvil": anvil_pid,
                     "benchmark": os.getpid(), **{f"worker{i}": p.pid for i, p in enumerate(processes[1:])}}
             cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
@@ -166,6 +167,7 @@ def run_once(box, voice, licences, buyer_accounts, operator, workers: int, reque
                 time.sleep(0.1)
             wall = time.perf_counter() - t0
             cpu = {name: round(_cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
+            cpu["others"] = round(_machine_busy_seconds() - busy_before - sum(cpu.values()), 2)
             time.sleep(1.0)  # anything sent twice would land now
             watcher.stop.set()
             watcher.join()
@@ -207,6 +209,13 @@ def _cpu_seconds(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all processes, all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _request_ids(w3, client, tx_hashes: list[str]) -> list[int]:  # noqa: ANN001

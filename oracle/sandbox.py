@@ -240,11 +240,13 @@ class Sandbox:
                         lambda: "ready" in _log(log_path), "the Celery worker to be ready")
 
     @staticmethod
-    def start_coordinator(env: dict[str, str], log_path: Path, name: str = "coordinator") -> ManagedProcess:
-        """``python -m oracle run --workers 0``: the listener and the batch submitter."""
-        argv = [sys.executable, "-m", "oracle", "run", "--workers", "0"]
+    def start_coordinator(env: dict[str, str], log_path: Path, name: str = "coordinator", workers: int = 0,
+                          pool: str = "solo") -> ManagedProcess:
+        """``python -m oracle run``: the listener and the batch submitter (and ``workers`` worker children)."""
+        argv = [sys.executable, "-m", "oracle", "run", "--workers", str(workers), "--pool", pool]
         return _started(ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
-                        lambda: "oracle starting" in _log(log_path), "the coordinator to start")
+                        lambda: "oracle starting" in _log(log_path) and (not workers or "ready" in _log(log_path)),
+                        "the coordinator to start")
 
 
 def _started(process: ManagedProcess, ready, what: str) -> ManagedProcess:  # noqa: ANN001

@@ -130,7 +130,7 @@ class OracleSettings(BaseSettings):
 
     # ---------------------------------------------------------------- Redis and Celery
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis shared by every process and machine")
-    namespace: str | None = Field(None, description="Redis key prefix (default oracle:<chain>:<router>:<operator>)")
+    namespace: str | None = Field(None, description="Redis key prefix (default oracle:<router>:<operator>)")
     visibility_timeout_s: int = Field(3_600, ge=5, description="Celery redelivers a task unacknowledged this long")
     work_lease_s: float = Field(30.0, ge=1, description="a worker's claim on a request lapses this long after it dies")
     leader_lease_s: float = Field(10.0, ge=1, description="a standby listener/submitter takes over this long after "
@@ -147,7 +147,8 @@ class OracleSettings(BaseSettings):
     hubert_dir: Path | None = Field(None, description="chinese-hubert-base folder (needed to synthesise)")
     bert_dir: Path | None = Field(None, description="chinese-roberta-wwm-ext-large folder (Chinese text)")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1 ...")
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    precision: Literal["fp32", "bf16", "int8"] = Field("fp32", description="GPT precision (synth: fp32 is the "
+                                                                           "original's numerics; bf16/int8 faster)")
     torch_threads: int | None = Field(None, ge=1, description="torch threads per worker process (default: torch's)")
     voice_cache_size: int = Field(2, ge=1, description="voices kept loaded per worker process")
     max_text_chars: int = Field(1_000, ge=1, description="longest text served (longer: fail TextTooLong)")
@@ -166,10 +167,10 @@ class OracleSettings(BaseSettings):
     fee_bump: float = Field(1.125, ge=1.1, le=3.0, description="fee multiplier of a replacement (nodes need >= 1.1)")
 
     # ---------------------------------------------------------------- operations
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = Field("127.0.0.1", description="address the Prometheus endpoint binds to")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus endpoint of `oracle run` (0: off)")
-    log_format: Literal["json", "text"] = "json"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field("json", description="one JSON object per line, or plain text")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="of the oracle and Celery")
 
     # ---------------------------------------------------------------- validation
     @field_validator("router")

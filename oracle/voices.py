@@ -44,6 +44,7 @@ class VoiceCache:
         self.store = store
         self._voices: OrderedDict[int, Voice] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[int, threading.Lock] = {}
 
     def get(self, model_id: int) -> Voice:
         with self._lock:
@@ -51,7 +52,12 @@ class VoiceCache:
             if voice is not None:
                 self._voices.move_to_end(model_id)
                 return voice
-        voice = self._load(model_id)
+            loading = self._loading.setdefault(model_id, threading.Lock())
+        with loading:  # a threads pool: one load per voice, the other tasks wait for it
+            with self._lock:
+                voice = self._voices.get(model_id)
+            if voice is None:
+                voice = self._load(model_id)
         with self._lock:
             self._voices[model_id] = voice
             while len(self._voices) > self.settings.voice_cache_size:

@@ -54,7 +54,8 @@ def start_oracle(sandbox, voice, redis_server, tmp_path, chain) -> Iterator[Call
     started: list[Oracle] = []
 
     def start(*, workers: int = 1, coordinator: bool = True, voices: list[PublishedVoice] | None = None,
-              operator_index: int = OPERATOR_INDEX, **overrides) -> Oracle:
+              operator_index: int = OPERATOR_INDEX, all_in_one: bool = False, **overrides) -> Oracle:
+        """``all_in_one``: one `python -m oracle run --workers N` process, as on a laptop."""
         overrides.setdefault("start_block", chain.blocks.head.number)
         rpc_url = overrides.pop("rpc_url", chain.provider.uri)
         env = sandbox.oracle_env(rpc_url=rpc_url, redis_url=redis_server.url,
@@ -62,6 +63,9 @@ def start_oracle(sandbox, voice, redis_server, tmp_path, chain) -> Iterator[Call
                                  work_dir=tmp_path, **overrides)
         oracle = Oracle(sandbox, env, tmp_path / "logs")
         started.append(oracle)
+        if all_in_one:
+            oracle.start_coordinator(workers=workers)
+            return oracle
         if coordinator:
             oracle.start_coordinator()
         for _ in range(workers):

@@ -34,8 +34,10 @@ class Oracle:
         self.processes.append(process)
         return process
 
-    def start_coordinator(self, name: str = "coordinator") -> ManagedProcess:
-        self.coordinator = self.sandbox.start_coordinator(self.env, self.logs / f"{name}.log", name=name)
+    def start_coordinator(self, name: str = "coordinator", workers: int = 0) -> ManagedProcess:
+        """``python -m oracle run`` (with ``workers`` Celery worker children: the one-laptop setup)."""
+        self.coordinator = self.sandbox.start_coordinator(self.env, self.logs / f"{name}.log", name=name,
+                                                          workers=workers)
         self.processes.append(self.coordinator)
         return self.coordinator
 

@@ -23,7 +23,8 @@ def test_two_operators_serve_one_model_from_one_redis_each_only_what_names_it(
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
     first = start_oracle(workers=1, voices=[shared], operator_index=2)
-    second = start_oracle(workers=1, voices=[shared], operator_index=SECOND_OPERATOR_INDEX)
+    # The second operator runs everything in one `python -m oracle run --workers 1` (a laptop).
+    second = start_oracle(workers=1, voices=[shared], operator_index=SECOND_OPERATOR_INDEX, all_in_one=True)
     assert first.ledger().ns != second.ledger().ns  # one Redis, two namespaces
     named = {}
     for i in range(6):
