@@ -235,7 +235,7 @@ class Ledger:
         """The request changed on-chain under its outcome (a reorg reused its id): serve it afresh."""
         pipe = self.redis.pipeline()
         pipe.hset(self._req(request_id), mapping={"state": "queued", "updated_at": time.time()})
-        pipe.hdel(self._req(request_id), "outcome", "sub", "attempts")
+        pipe.hdel(self._req(request_id), "outcome", "sub", "attempts:store", "attempts:synthesis")
         pipe.zrem(self.key("ready"), request_id)
         pipe.execute()
 
@@ -247,8 +247,9 @@ class Ledger:
         pipe.zrem(self.key("ready"), request_id)
         pipe.execute()
 
-    def bump_attempts(self, request_id: int) -> int:
-        return int(self.redis.hincrby(self._req(request_id), "attempts", 1))
+    def bump_attempts(self, request_id: int, what: str) -> int:
+        """Count another failed attempt at ``what`` for a request (kept across workers and retries)."""
+        return int(self.redis.hincrby(self._req(request_id), f"attempts:{what}", 1))
 
     def open_requests(self) -> list[int]:
         return [int(x) for x in self.redis.zrange(self.key("open"), 0, -1)]

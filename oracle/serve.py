@@ -118,7 +118,7 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
     try:
         cid = ctx.output_store.put_bytes(wav)
     except Exception as exc:  # noqa: BLE001 - a store's failure of any kind: retried, then reported
-        if ctx.ledger.bump_attempts(request.id) >= MAX_OUTPUT_STORE_ATTEMPTS:
+        if ctx.ledger.bump_attempts(request.id, "store") >= MAX_OUTPUT_STORE_ATTEMPTS:
             raise RequestFailure(FailReason.OUTPUT_STORAGE_ERROR, f"the audio could not be stored: {exc}") from None
         raise TransientError(f"the audio could not be stored: {exc}") from None
     return {"kind": "fulfil", "request": request.to_json(), "digest": "0x" + hashlib.sha256(wav).hexdigest(),
@@ -160,7 +160,7 @@ def _synthesize(ctx: Context, voice: Voice, request, text: str) -> tuple[int, np
     except SynthError as exc:
         raise RequestFailure(FailReason.SYNTHESIS_ERROR, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - the engine failed unexpectedly: retried, then reported
-        attempts = ctx.ledger.bump_attempts(request.id)
+        attempts = ctx.ledger.bump_attempts(request.id, "synthesis")
         log.exception("synthesis failed", extra={"request_id": request.id, "attempt": attempts})
         if attempts >= MAX_UNEXPECTED_ATTEMPTS:
             raise RequestFailure(FailReason.SYNTHESIS_ERROR, f"{type(exc).__name__}: {exc}") from None

@@ -91,3 +91,18 @@ def test_test_accounts_are_refused_off_local_chains():
         load_operator_key(settings, chain_id=1)
     with pytest.raises(ConfigError, match="local chains only"):
         load_settings(router=ROUTER, test_account=2, chain_id=1)
+
+
+def test_processes_refuse_to_start_with_invalid_settings(monkeypatch):
+    """A worker and the CLI stop at once with the message, before touching Redis or the chain."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("ORACLE_")}
+    env.update({"ORACLE_ROUTER": "0x12", "ORACLE_TEST_ACCOUNT": "1"})
+    worker = subprocess.run([sys.executable, "-m", "celery", "-A", "oracle.app", "worker", "--pool", "solo"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert worker.returncode != 0 and "router '0x12' is not an Ethereum address" in worker.stderr
+    status = subprocess.run([sys.executable, "-m", "oracle", "status"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert status.returncode != 0 and "router '0x12' is not an Ethereum address" in status.stderr
