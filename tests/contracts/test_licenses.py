@@ -477,12 +477,14 @@ def test_platform_fee_is_capped_and_the_fee_managers(market, licenses, model, ac
     assert licenses.potOf(model, vm.ETH) == (9 * 10**15, 10**15)
 
 
-def test_administration_is_the_admins(licenses, actors, router):
+def test_administration_is_the_admins(licenses, actors, router, registry):
     with ape.reverts(licenses.AccessControlUnauthorizedAccount, account=actors.other.address):
         licenses.setAssetAllowed(actors.other, True, sender=actors.other)
     with ape.reverts(licenses.AccessControlUnauthorizedAccount, account=actors.other.address):
         licenses.setRouter(actors.other, sender=actors.other)
     assert licenses.router() == router.address and licenses.isAssetAllowed(vm.ETH)
+    assert licenses.registry() == registry.address and licenses.platformFeeBps() == 2_000
+    assert licenses.RENEWAL_LEAD() == 86_400 and licenses.MAX_PLATFORM_FEE_BPS() == 2_000
     licenses.setRouter(actors.other, sender=actors.deployer)
     assert not licenses.hasRole(licenses.ROUTER_ROLE(), router)
     assert licenses.hasRole(licenses.ROUTER_ROLE(), actors.other)

@@ -136,6 +136,10 @@ def test_pause_stops_requests_only(market, router, served, actors, chain):
     chain.pending_timestamp += 200
     router.cancelExpired(pending, sender=actors.keeper)  # refunds work while paused
     router.withdraw(vm.ETH, sender=actors.buyer)  # so do withdrawals
+    with ape.reverts(router.AccessControlUnauthorizedAccount, account=actors.other.address):
+        router.unpause(sender=actors.other)
+    router.unpause(sender=actors.deployer)
+    market.request(model, license_id)
 
 
 # ---------------------------------------------------------------- fulfilling
@@ -417,7 +421,7 @@ def test_operator_settings(market, router, actors, usd):
     assert router.isOperatorAllowed(model, actors.operator) and router.canServe(model, actors.operator)
 
 
-def test_administration(router, actors):
+def test_administration(router, registry, licenses, actors):
     with ape.reverts(router.AccessControlUnauthorizedAccount, account=actors.other.address):
         router.setMinStake(1, sender=actors.other)
     with ape.reverts(router.AccessControlUnauthorizedAccount, account=actors.other.address):
@@ -429,6 +433,7 @@ def test_administration(router, actors):
     assert (router.minStake(), router.slashAmount()) == (5, 6)
     assert router.unbondingDelay() == 8 * 86_400
     assert router.MAX_INPUT_BYTES() == 512 and router.MAX_TTL() == 86_400
+    assert router.registry() == registry.address and router.licenseManager() == licenses.address
 
 
 def test_unbonding_delay_must_cover_requests_and_disputes(project, actors, registry, licenses, router):
