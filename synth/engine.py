@@ -125,6 +125,8 @@ class Synthesizer:
             gpt.to(torch.bfloat16)
         elif precision == "int8":
             gpt.quantize_int8()
+        if device.type == "cpu" and not gpt.use_native_kernels():
+            gpt.store_weights_transposed()
         sovits.fold_weight_norm()
         ssl = SSLEncoder(hubert_dir, device)
         if bert_dir is not None and not (Path(bert_dir) / "config.json").is_file():

@@ -1,0 +1,147 @@
+/* Kernels for decoding one token at a time on a CPU (loaded by native.py).
+ *
+ * Decoding a token reads every GPT weight once, in a chain of matrix-vector products: it is
+ * bound by memory bandwidth, and by the cost of the many small steps around the products.
+ *
+ * synth_gemv:   y[b, o] = act(bias[o] + sum_i w[o, i] x[b, i]) + residual[b, o]
+ *               w: [rows, n] row-major float32; x: [batch, n]; y, residual: [batch, rows].
+ *               Each weight row is read once, as one sequential stream, and dotted with every
+ *               x row while it is in L1; four 16-lane accumulators keep the loads flowing.
+ * synth_attend: one query per head against a key/value cache, after writing the new key and
+ *               value into it: softmax(q k^T * scale) v, with left-padding positions hidden.
+ *
+ * Built at run time with the system compiler for the machine it runs on (-O3 -march=native).
+ * OpenMP splits the work between the cores through the OpenMP runtime PyTorch has loaded.
+ */
+#include <math.h>
+#include <string.h>
+
+typedef float v16 __attribute__((vector_size(64)));
+
+static inline v16 load16(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float dot(const float *a, const float *b, long n) {
+    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    long i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 += load16(a + i) * load16(b + i);
+        s1 += load16(a + i + 16) * load16(b + i + 16);
+        s2 += load16(a + i + 32) * load16(b + i + 32);
+        s3 += load16(a + i + 48) * load16(b + i + 48);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 += load16(a + i) * load16(b + i);
+    v16 s = (s0 + s1) + (s2 + s3);
+    float total = 0.0f;
+    for (int k = 0; k < 16; k++)
+        total += s[k];
+    for (; i < n; i++)
+        total += a[i] * b[i];
+    return total;
+}
+
+void synth_gemv(const float *w, const float *bias, const float *residual, const float *x, float *y, long rows,
+                long n, long batch, int relu) {
+#pragma omp parallel for schedule(static) if (rows * n >= 65536)
+    for (long o = 0; o < rows; o++) {
+        const float *row = w + o * n;
+        float b = bias ? bias[o] : 0.0f;
+        for (long r = 0; r < batch; r++) {
+            float v = b + dot(row, x + r * n, n);
+            if (relu && v < 0.0f)
+                v = 0.0f;
+            if (residual)
+                v += residual[r * rows + o];
+            y[r * rows + o] = v;
+        }
+    }
+}
+
+/* qkv: [batch, 3 * heads * dh] (query, key, value of the new token); caches: [batch, heads, max_len, dh];
+ * hidden: [batch, max_len] (1 = a pad no query may see) or NULL; out: [batch, heads * dh];
+ * scratch: [batch, heads, max_len] floats for the scores.
+ * Writes the key and value at position pos, then attends over positions 0..pos. */
+static void attend(const float *qkv, float *k_cache, float *v_cache, const unsigned char *hidden, float *out,
+                   float *scratch, long batch, long heads, long dh, long max_len, long pos, float scale) {
+    long dim = heads * dh, n = pos + 1;
+#pragma omp parallel for collapse(2) schedule(static) if (batch * heads * n * dh >= 65536)
+    for (long b = 0; b < batch; b++) {
+        for (long h = 0; h < heads; h++) {
+            const float *q = qkv + b * 3 * dim + h * dh;
+            float *keys = k_cache + (b * heads + h) * max_len * dh;
+            float *values = v_cache + (b * heads + h) * max_len * dh;
+            memcpy(keys + pos * dh, q + dim, dh * sizeof(float));
+            memcpy(values + pos * dh, q + 2 * dim, dh * sizeof(float));
+            const unsigned char *pad = hidden ? hidden + b * max_len : NULL;
+            float *scores = scratch + (b * heads + h) * max_len;
+            float top = -INFINITY;
+            for (long l = 0; l < n; l++) {
+                float s = (pad && pad[l]) ? -INFINITY : dot(q, keys + l * dh, dh) * scale;
+                scores[l] = s;
+                if (s > top)
+                    top = s;
+            }
+            float total = 0.0f;
+            for (long l = 0; l < n; l++) {
+                float p = expf(scores[l] - top);
+                scores[l] = p;
+                total += p;
+            }
+            float *o = out + b * dim + h * dh;
+            for (long d = 0; d < dh; d++)
+                o[d] = 0.0f;
+            for (long l = 0; l < n; l++) {
+                float p = scores[l] / total;
+                const float *v = values + l * dh;
+                for (long d = 0; d < dh; d++)
+                    o[d] += p * v[d];
+            }
+        }
+    }
+}
+
+/* y[b] = (x[b] - mean) / sqrt(var + eps) * weight + bias over the last axis (dim). */
+static void layer_norm(const float *x, float *y, const float *weight, const float *bias, long batch, long dim,
+                       float eps) {
+    for (long b = 0; b < batch; b++) {
+        const float *row = x + b * dim;
+        float mean = 0.0f, var = 0.0f;
+        for (long i = 0; i < dim; i++)
+            mean += row[i];
+        mean /= (float)dim;
+        for (long i = 0; i < dim; i++)
+            var += (row[i] - mean) * (row[i] - mean);
+        float inv = 1.0f / sqrtf(var / (float)dim + eps);
+        for (long i = 0; i < dim; i++)
+            y[b * dim + i] = (row[i] - mean) * inv * weight[i] + bias[i];
+    }
+}
+
+enum { QKV_W, QKV_B, OUT_W, OUT_B, FF1_W, FF1_B, FF2_W, FF2_B, LN1_W, LN1_B, LN2_W, LN2_B, K_CACHE, V_CACHE,
+       PER_LAYER };
+
+/* One decoding step through every layer of the post-norm transformer:
+ *   x <- LN1(x + out(attend(qkv(x))));  x <- LN2(x + ff2(relu(ff1(x))))
+ * params: [layers][PER_LAYER] pointers (weights [out, in], biases, norms, this layer's caches);
+ * x: [batch, dim], overwritten with the output; work: batch * (9 * dim + heads * max_len) floats. */
+void synth_decode(void *const *params, long layers, float *x, long batch, long dim, long heads, long max_len,
+                  long pos, const unsigned char *hidden, float eps, float *work) {
+    long ffn = 4 * dim, dh = dim / heads;
+    float *qkv = work, *attn = qkv + batch * 3 * dim, *mid = attn + batch * dim, *h = mid + batch * dim;
+    float *scores = h + batch * ffn;
+    for (long l = 0; l < layers; l++) {
+        void *const *p = params + l * PER_LAYER;
+        synth_gemv(p[QKV_W], p[QKV_B], NULL, x, qkv, 3 * dim, dim, batch, 0);
+        attend(qkv, p[K_CACHE], p[V_CACHE], hidden, attn, scores, batch, heads, dh, max_len, pos,
+               1.0f / sqrtf((float)dh));
+        synth_gemv(p[OUT_W], p[OUT_B], x, attn, mid, dim, dim, batch, 0);
+        layer_norm(mid, x, p[LN1_W], p[LN1_B], batch, dim, eps);
+        synth_gemv(p[FF1_W], p[FF1_B], NULL, x, h, ffn, dim, batch, 1);
+        synth_gemv(p[FF2_W], p[FF2_B], x, h, mid, dim, ffn, batch, 0);
+        layer_norm(mid, x, p[LN2_W], p[LN2_B], batch, dim, eps);
+    }
+}

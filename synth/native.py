@@ -1,0 +1,199 @@
+"""Native kernels for token-by-token GPT decoding on a CPU (``native.c``).
+
+Decoding one token reads every weight of the GPT once: a chain of matrix-vector products,
+bound by memory bandwidth, with a few hundred small steps around them. PyTorch sends the
+products to MKL, whose GEMV streams the weights at about half the speed this machine reads
+memory, and each small step costs a few microseconds of dispatch. ``native.c`` has a GEMV
+that reads each weight row as one sequential stream (with the bias, a ReLU and the residual
+folded in) and a single-query attention that also writes the new key and value into the
+cache. With them the default fp32 mode decodes about twice as fast as the original code
+(BENCHMARKS.md).
+
+The kernels are compiled on first use with the system C compiler (``cc -O3 -march=native``,
+about a quarter of a second) into a per-user cache and loaded with ctypes. They are optional:
+without a compiler, or with ``SYNTH_NATIVE=0``, decoding runs the same arithmetic through
+PyTorch. The two differ only in the order of float additions (relative differences of about
+1e-7; the greedy tokens of the full-size test voice are the same).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("native.c")
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+MAX_BATCH = 16  # beyond this many rows a blocked GEMM (MKL) reuses each weight better
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_tried = False
+_p = ctypes.c_void_p
+_long = ctypes.c_long
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("SYNTH_KERNEL_CACHE"):
+        return Path(os.environ["SYNTH_KERNEL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "voicemarket" / "synth"
+
+
+def _cpu_signature() -> str:
+    """What -march=native depends on: the CPU's feature flags (a cache shared across machines stays safe)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return platform.machine() + flags
+
+
+def _build(compiler: str) -> Path:
+    source = SOURCE.read_bytes()
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256(source + " ".join(FLAGS).encode() + version.encode() + _cpu_signature().encode())
+    target = _cache_dir() / f"native-{key.hexdigest()[:16]}.so"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target, then rename: workers starting together never load a half-written file.
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built)], capture_output=True, text=True,
+                                timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
+        os.replace(built, target)
+    return target
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, or None (no compiler, the build failed, or ``SYNTH_NATIVE=0``). Built once."""
+    global _library, _tried
+    with _lock:
+        if _tried:
+            return _library
+        _tried = True
+        if os.environ.get("SYNTH_NATIVE", "1") == "0":
+            return None
+        compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            log.info("no C compiler found: GPT decoding runs through PyTorch (slower)")
+            return None
+        try:
+            lib = ctypes.CDLL(str(_build(compiler)))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            log.warning("native decoding kernels unavailable (%s): GPT decoding runs through PyTorch (slower)", exc)
+            return None
+        lib.synth_gemv.argtypes = [_p, _p, _p, _p, _p, _long, _long, _long, ctypes.c_int]
+        lib.synth_gemv.restype = None
+        lib.synth_decode.argtypes = [_p, _long, _p, _long, _long, _long, _long, _long, _p, ctypes.c_float, _p]
+        lib.synth_decode.restype = None
+        _library = lib
+        return lib
+
+
+def _check_fp32_cpu(name: str, t: torch.Tensor) -> None:
+    if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+        raise ValueError(f"native kernels need {name} as a contiguous float32 CPU tensor")
+
+
+class NativeLinear:
+    """``F.linear`` for a few rows of fp32 ``x`` on the CPU, with an optional ReLU and residual.
+
+    weight: [out, in] contiguous fp32 (referenced, not copied); bias: [out] or None.
+    """
+
+    def __init__(self, lib: ctypes.CDLL, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        _check_fp32_cpu("the weight", weight)
+        self._fn = lib.synth_gemv
+        self.weight = weight.detach()
+        self.bias = None if bias is None else bias.detach().contiguous()
+        self.rows, self.n = weight.shape
+
+    def __call__(self, x: torch.Tensor, residual: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
+        """x: [B, in] (B <= MAX_BATCH) -> relu?(x W^T + b) + residual: [B, out]."""
+        x = x.contiguous()
+        _check_fp32_cpu("the input", x)
+        batch = x.shape[0]
+        y = torch.empty(batch, self.rows, dtype=torch.float32)
+        if residual is not None:
+            residual = residual.contiguous()
+            _check_fp32_cpu("the residual", residual)
+        self._fn(self.weight.data_ptr(), None if self.bias is None else self.bias.data_ptr(),
+                 None if residual is None else residual.data_ptr(), x.data_ptr(), y.data_ptr(), self.rows, self.n,
+                 batch, int(relu))
+        return y
+
+
+class NativeDecoder:
+    """One decoding step through every layer of the GPT in one native call (``synth_decode``).
+
+    layers: per layer, the twelve fp32 tensors in ``LAYER_TENSORS`` order (weights [out, in]);
+    they are referenced, not copied. Call :meth:`bind` with the KV cache before stepping, and
+    again whenever the cache tensors are replaced (a finished row dropped from the batch).
+    """
+
+    LAYER_TENSORS = ("qkv_w", "qkv_b", "out_w", "out_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b",
+                     "ln1_w", "ln1_b", "ln2_w", "ln2_b")
+
+    def __init__(self, lib: ctypes.CDLL, layers: list[tuple[torch.Tensor, ...]], heads: int, eps: float) -> None:
+        for tensors in layers:
+            if len(tensors) != len(self.LAYER_TENSORS):
+                raise ValueError(f"each layer needs {len(self.LAYER_TENSORS)} tensors: {self.LAYER_TENSORS}")
+            for name, t in zip(self.LAYER_TENSORS, tensors):
+                _check_fp32_cpu(name, t)
+        self._fn = lib.synth_decode
+        self.layers = [tuple(t.detach() for t in tensors) for tensors in layers]
+        self.dim = int(layers[0][0].shape[1])
+        self.heads, self.eps = heads, eps
+        self._params: ctypes.Array | None = None
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._work: torch.Tensor | None = None
+
+    def bind(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """k, v: the KV cache, [layers, B, H, max_len, D/H] contiguous fp32 each."""
+        _check_fp32_cpu("the key cache", k)
+        _check_fp32_cpu("the value cache", v)
+        if k.shape != v.shape or k.shape[0] != len(self.layers) or k.shape[2] * k.shape[4] != self.dim:
+            raise ValueError(f"KV cache of shape {tuple(k.shape)} does not fit {len(self.layers)} layers of {self.dim}")
+        pointers = []
+        for n, tensors in enumerate(self.layers):
+            pointers += [t.data_ptr() for t in tensors] + [k[n].data_ptr(), v[n].data_ptr()]
+        self._params = (ctypes.c_void_p * len(pointers))(*pointers)
+        self._cache = (k, v)  # keeps the memory the pointers name alive
+        batch, max_len = k.shape[1], k.shape[3]
+        self._work = torch.empty(batch * (9 * self.dim + self.heads * max_len), dtype=torch.float32)
+
+    def step(self, x: torch.Tensor, pos: int, hidden: torch.Tensor | None) -> torch.Tensor:
+        """x: [B, D] (the new tokens' inputs at cache position ``pos``) -> the last layer's output [B, D].
+
+        hidden: [B, max_len] bool, True = a pad position no row attends to; None when there are none."""
+        if self._cache is None:
+            raise RuntimeError("bind the KV cache before stepping")
+        k = self._cache[0]
+        batch, max_len = k.shape[1], k.shape[3]
+        if x.shape != (batch, self.dim):
+            raise ValueError(f"x has shape {tuple(x.shape)}, expected {(batch, self.dim)}")
+        if not 0 <= pos < max_len:
+            raise ValueError(f"position {pos} is outside the cache (length {max_len})")
+        if hidden is not None and (hidden.dtype != torch.bool or hidden.shape != (batch, max_len)
+                                   or not hidden.is_contiguous()):
+            raise ValueError("hidden must be a contiguous [B, max_len] bool tensor")
+        out = x.float().contiguous().clone()
+        self._fn(self._params, len(self.layers), out.data_ptr(), batch, self.dim, self.heads, max_len, pos,
+                 None if hidden is None else hidden.data_ptr(), self.eps, self._work.data_ptr())
+        return out
