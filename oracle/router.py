@@ -210,16 +210,22 @@ class RouterClient:
     def requested_logs(self, from_block: int, to_block: int | str, request_id: int | None = None) -> list[Any]:
         return self.rpc_batch([self.logs_call(from_block, to_block, request_id)])[0]
 
-    def request_snapshot(self, request_id: int, near_block: int, reorg_window: int = 128
+    def request_snapshot(self, request_id: int, near_block: int, reorg_window: int = 1024
                          ) -> tuple[RequestedEvent | None, int, int, int]:
         """One round trip: the request's canonical ``SynthesisRequested`` (None if there is none),
-        its on-chain status and commitment, and the latest block's timestamp."""
+        its on-chain status and commitment, and the latest block's timestamp.
+
+        The log is looked for from a few blocks before ``near_block`` (where the listener saw it);
+        only if it is not there while the request exists (a reorg moved it further back) is the
+        search widened to ``reorg_window`` blocks."""
         logs, state, block = self.rpc_batch([
-            self.logs_call(max(0, near_block - reorg_window), "latest", request_id),
+            self.logs_call(max(0, near_block - 8), "latest", request_id),
             self._state_call(request_id),
             ("eth_getBlockByNumber", ["latest", False]),
         ])
         status, commitment = self._decode_state(state)
+        if not logs and status != RequestStatus.NONE and near_block > 8:
+            logs = self.requested_logs(max(0, near_block - reorg_window), "latest", request_id)
         event = self.decode_requested(logs[-1]) if logs else None
         return event, status, commitment, to_int(block["timestamp"])
 

@@ -61,7 +61,7 @@ def start_oracle(sandbox, voice, redis_server, tmp_path, chain) -> Iterator[Call
         env = sandbox.oracle_env(rpc_url=rpc_url, redis_url=redis_server.url,
                                  operator_index=operator_index, voices=voices or [voice],
                                  work_dir=tmp_path, **overrides)
-        oracle = Oracle(sandbox, env, tmp_path / "logs")
+        oracle = Oracle(sandbox, env, tmp_path / "logs" / f"oracle{len(started) + 1}")
         started.append(oracle)
         if all_in_one:
             oracle.start_coordinator(workers=workers)

@@ -1,9 +1,8 @@
-"""Deployments operators run: several operators serving one model on one Redis, and a standby
-coordinator on another "machine" taking over when the active one dies."""
+"""Several operators serving one model, their oracles sharing one Redis (a standby coordinator
+taking over is in test_faults.py)."""
 
 from __future__ import annotations
 
-import signal
 import time
 from collections import Counter
 
@@ -39,24 +38,3 @@ def test_two_operators_serve_one_model_from_one_redis_each_only_what_names_it(
     time.sleep(0.5)
     assert Counter(rid for rid, _ in fulfilled()) == dict.fromkeys(named, 1)
     assert all(operator == named[rid] for rid, operator in fulfilled())
-
-
-def test_a_standby_coordinator_takes_over_when_the_active_one_dies(
-        sandbox, voice, licences, buyers, operator, start_oracle, chain):
-    client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
-    first_block = chain.blocks.head.number
-    oracle = start_oracle(workers=1)
-    active = oracle.coordinator
-    standby = oracle.start_coordinator("standby")  # a second machine: same settings, same Redis
-    ledger = oracle.ledger()
-    assert ledger.redis.get(ledger.key("lease", "listener")) is not None
-    buyer = buyers[0]
-    ids = [sandbox.request(buyer, voice, licences[buyer.address], operator, "Before.")]
-    wait_for(lambda: len(client.outcome_logs(first_block)) >= 1, 60, "the first fulfilment", oracle)
-    active.signal(signal.SIGKILL)
-    active.stop()
-    ids += [sandbox.request(buyer, voice, licences[buyer.address], operator, f"After {i}.") for i in range(3)]
-    wait_for(lambda: {r for _, r, _ in client.outcome_logs(first_block)} >= set(ids), 60,
-             "the standby to serve what came after", oracle)
-    assert standby.alive()
-    assert Counter(r for _, r, _ in client.outcome_logs(first_block)) == dict.fromkeys(ids, 1)
