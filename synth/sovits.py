@@ -388,10 +388,13 @@ class ResBlock1(nn.Module):
         )
 
     def forward(self, x):
-        for c1, c2 in zip(self.convs1, self.convs2):
+        """x: [B, C, T] (not modified: the generator feeds the same x to every block) -> [B, C, T]."""
+        for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
             xt = c1(F.leaky_relu(x, LRELU_SLOPE))
-            xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
-            x = xt + x
+            xt = c2(F.leaky_relu_(xt, LRELU_SLOPE))
+            # In place after the first sum: these tensors are tens of MB at the late stages, and every
+            # fresh one costs page faults; the sums are the same.
+            x = xt + x if i == 0 else x.add_(xt)
         return x
 
 
@@ -421,13 +424,12 @@ class Generator(nn.Module):
         x = x + self.cond(g)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
-            xs = None
-            for j in range(self.num_kernels):
-                r = self.resblocks[i * self.num_kernels + j](x)
-                xs = r if xs is None else xs + r
-            x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))
-        return torch.tanh(x)
+            xs = self.resblocks[i * self.num_kernels](x)
+            for j in range(1, self.num_kernels):
+                xs.add_(self.resblocks[i * self.num_kernels + j](x))
+            x = xs.div_(self.num_kernels)
+        x = self.conv_post(F.leaky_relu_(x))
+        return torch.tanh_(x)
 
 
 class LinearNorm(nn.Module):
