@@ -87,5 +87,6 @@ def serve_request(self, request_id: int, block: int) -> str:  # noqa: ANN001 - C
 
 
 def enqueue(request_id: int, block: int) -> None:
-    """Publish the task for a request (the listener's and the sweeper's way in)."""
-    serve_request.apply_async((request_id, block), queue=QUEUE)
+    """Publish the task for a request (the listener's and the sweeper's way in). The task id is the
+    request id, so a duplicate (overlap, sweeper, redelivery) reads as the same task in every log."""
+    serve_request.apply_async((request_id, block), queue=QUEUE, task_id=f"request-{request_id}")

@@ -11,8 +11,8 @@ has no batch form of ``fail``). Sending, nonces, replacement and reconciliation 
 from __future__ import annotations
 
 import logging
+import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -167,8 +167,6 @@ class Submitter:
         for request_id in sub.request_ids:
             raw = self.ledger.request(request_id).get("outcome")
             if raw:
-                import json
-
                 out[request_id] = json.loads(raw).get("reason_name", "unknown")
         return out
 
