@@ -1,0 +1,667 @@
+"""Minting a voice model in one call: pack, seal, store, register with consent, publish offers.
+
+What ``ape run mint`` does (and what demos and tests call directly)::
+
+    result = mint_voice(creator, deployment, "my-voice/", offers=read_offers("offers.yaml", deployment),
+                        operators=["0xOperator..."], store=open_store("local:.voicemarket/store"))
+    result.model_id, result.bundle_cid, result.keyring_cid, result.offers
+
+1. The model folder (:func:`read_model_folder`, format below) becomes a bundle, sealed for the
+   chosen operators' public keys (read from their on-chain registration,
+   ``router.operatorPublicKey``) and the creator's own key, and stored with its keyring,
+   preview clip and ERC-721 metadata.
+2. The voice owner consents: ``consent.json`` in the bundle records the offers' terms and
+   their *consent policy hash* (:func:`consent_policy_hash`: keccak256 of the canonical terms,
+   independent of the model id, so the bundle can record it), which the voice owner signs
+   with EIP-712 ``VoiceConsent`` over the bundle digest. No signature is needed when the
+   creator is the voice owner.
+3. The model is registered, the operators allowed to serve it, and each offer published with
+   the keccak256 of its ODRL document (:mod:`voicemarket.odrl`) as ``policyHash``; the ODRL
+   documents are stored too (their CIDs are in the result).
+
+Model folder::
+
+    my-voice/
+      voice.yaml        name, description, languages, reference {audio, text, language},
+                        and optionally preview, gpt, sovits, version, sample_rate,
+                        architecture_version, consent_statement
+      *.ckpt            the GPT checkpoint (the only one, unless voice.yaml names it: gpt:)
+      *.pth             the SoVITS checkpoint (the only one, unless voice.yaml names it: sovits:)
+      reference.wav     the reference clip voice.yaml names (preview defaults to it)
+
+Offers YAML (docs/commands.md shows a full one)::
+
+    asset: ETH                    # default for every offer: ETH, stablecoin, or an ERC-20 address
+    offers:
+      - tier: subscription        # buyout | subscription | pay-per-use
+        price: 0.01 ether         # wei, '<n> ether|gwei', or '<n> <token symbol>'
+        period: 30 days
+        max_uses: 1000            # per period for subscriptions; 0 = unlimited
+        permit: [textToSpeech, commercialize]
+        prohibit: [sublicense]
+      - tier: pay-per-use
+        price: 0.0001 ether
+        pack_size: 100            # 0: each use is paid when requested
+    # also, per offer: asset, valid_until (unix time, YYYY-MM-DD or '90 days' from now), max_licenses,
+    # attribution, transferable, territories [DE, FR], purposes [audiobooks, education]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from eth_utils import is_address, keccak, to_checksum_address
+
+from voicemarket import chain as vm
+from voicemarket.bundle import VoiceModelFiles
+from voicemarket.canonical import canonical_json
+from voicemarket.deployments import home, parse_amount, parse_duration
+from voicemarket.errors import PackageError
+from voicemarket.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, check_terms,
+                              contract_offer_terms, policy_bytes, policy_hash)
+from voicemarket.store import ContentStore, KuboStore, LocalStore
+
+CONSENT_POLICY_TYPE = "voicemarket/consent-policy"
+DEFAULT_CONSENT_STATEMENT = (
+    "I am the person whose voice this model reproduces. I consent to its registration and to the sale of "
+    "licences to synthesise speech with it under exactly the offers listed here."
+)
+CONSENT_TTL = 86_400
+TIER_LABELS = {Tier.BUYOUT: "buyout", Tier.SUBSCRIPTION: "subscription", Tier.PAY_PER_USE: "pay-per-use"}
+TIER_NAMES = {"buyout": Tier.BUYOUT, "subscription": Tier.SUBSCRIPTION, "pay-per-use": Tier.PAY_PER_USE,
+              "payperuse": Tier.PAY_PER_USE, "pay_per_use": Tier.PAY_PER_USE}
+OFFER_KEYS = {"tier", "price", "asset", "period", "max_uses", "pack_size", "valid_until", "max_licenses", "permit",
+              "prohibit", "attribution", "transferable", "territories", "purposes"}
+VOICE_KEYS = {"name", "description", "languages", "reference", "preview", "gpt", "sovits", "version",
+              "sample_rate", "architecture_version", "consent_statement"}
+
+
+_ANY_SUBJECT = PolicySubject(1, "0x" + "11" * 20, "0x" + "11" * 20, 0)
+
+
+class MintError(Exception):
+    """Something the creator can fix (the folder, the offers file, an operator, the consent); the message says how."""
+
+
+# ---------------------------------------------------------------- stores
+
+
+def default_store_spec() -> str:
+    import os
+
+    return os.environ.get("VOICEMARKET_STORE") or f"local:{home() / 'store'}"
+
+
+def open_store(spec: str | None = None) -> ContentStore:
+    """``local:PATH`` (a :class:`LocalStore`) or ``kubo:http://host:5001`` (a :class:`KuboStore`)."""
+    import os
+
+    spec = spec or default_store_spec()
+    kind, _, location = spec.partition(":")
+    if kind == "local" and location:
+        return LocalStore(os.path.expanduser(location))
+    if kind == "kubo" and location:
+        return KuboStore(location)
+    raise MintError(f"store {spec!r} must be `local:PATH` or `kubo:http://host:5001`")
+
+
+# ---------------------------------------------------------------- the model folder
+
+
+def _load_yaml(path: Path, what: str) -> Any:
+    import yaml
+
+    if not path.is_file():
+        raise MintError(f"{what} {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MintError(f"{path} is not valid YAML: {exc}") from None
+
+
+def _one_file(folder: Path, named: Any, pattern: str, what: str) -> Path:
+    if named:
+        path = folder / str(named)
+        if not path.is_file():
+            raise MintError(f"{folder / 'voice.yaml'} names the {what} {named}, which is not in {folder}")
+        return path
+    found = sorted(folder.glob(pattern))
+    if len(found) != 1:
+        have = ", ".join(p.name for p in found) or "none"
+        raise MintError(f"{folder} must hold exactly one {pattern} file (the {what}; found: {have}), "
+                        f"or voice.yaml must name it")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model folder as read from disk (files checked to exist)."""
+
+    name: str
+    description: str
+    languages: tuple[str, ...]
+    gpt: Path
+    sovits: Path
+    reference_audio: Path
+    reference_text: str
+    reference_language: str
+    preview: Path
+    version: str = "1"
+    sample_rate: int = 32000
+    architecture_version: str = "v2"
+    consent_statement: str = DEFAULT_CONSENT_STATEMENT
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in (self.gpt, self.sovits, self.reference_audio, self.preview))
+
+
+def read_model_folder(folder: str | Path) -> ModelFolder:
+    """Read ``folder/voice.yaml`` and find the checkpoints and clips it describes."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MintError(f"the model folder {folder} does not exist")
+    spec = _load_yaml(folder / "voice.yaml", "the model description")
+    if not isinstance(spec, dict):
+        raise MintError(f"{folder / 'voice.yaml'} must be a mapping (name:, languages:, reference:, ...)")
+    unknown = set(spec) - VOICE_KEYS
+    if unknown:
+        raise MintError(f"{folder / 'voice.yaml'}: unknown key(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(VOICE_KEYS))}")
+    reference = spec.get("reference")
+    if not isinstance(reference, dict) or not reference.get("audio") or not reference.get("text"):
+        raise MintError(f"{folder / 'voice.yaml'} needs reference: {{audio: <clip>, text: <its transcript>, "
+                        "language: <code>}}")
+    languages = spec.get("languages")
+    if isinstance(languages, str):
+        languages = [languages]
+    if not languages or not isinstance(languages, list):
+        raise MintError(f"{folder / 'voice.yaml'} needs languages: [en, zh, ...] (zh, en, ja, ko, yue)")
+    for code in languages:
+        try:
+            vm.Language.parse(str(code))
+        except ValueError as exc:
+            raise MintError(f"{folder / 'voice.yaml'}: {exc}") from None
+    reference_audio = _one_file(folder, reference["audio"], "*.wav", "reference clip")
+    if not spec.get("name"):
+        raise MintError(f"{folder / 'voice.yaml'} needs a name")
+    return ModelFolder(
+        name=str(spec["name"]), description=str(spec.get("description", "")),
+        languages=tuple(str(code) for code in languages),
+        gpt=_one_file(folder, spec.get("gpt"), "*.ckpt", "GPT checkpoint"),
+        sovits=_one_file(folder, spec.get("sovits"), "*.pth", "SoVITS checkpoint"),
+        reference_audio=reference_audio, reference_text=str(reference["text"]),
+        reference_language=str(reference.get("language", languages[0])),
+        preview=_one_file(folder, spec["preview"], "", "preview clip") if spec.get("preview") else reference_audio,
+        version=str(spec.get("version", "1")), sample_rate=int(spec.get("sample_rate", 32000)),
+        architecture_version=str(spec.get("architecture_version", "v2")),
+        consent_statement=str(spec.get("consent_statement", DEFAULT_CONSENT_STATEMENT)),
+    )
+
+
+def write_model_folder(folder: str | Path, *, name: str, languages: Sequence[str], gpt: Path, sovits: Path,
+                       reference_audio: Path, reference_text: str, reference_language: str | None = None,
+                       description: str = "", preview: Path | None = None) -> Path:
+    """Make a model folder from files elsewhere (copies them in); returns ``folder``."""
+    import shutil
+
+    import yaml
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec: dict[str, Any] = {"name": name, "description": description, "languages": list(languages),
+                            "reference": {"audio": "reference.wav", "text": reference_text,
+                                          "language": reference_language or languages[0]},
+                            "gpt": "gpt.ckpt", "sovits": "sovits.pth"}
+    shutil.copyfile(gpt, folder / "gpt.ckpt")
+    shutil.copyfile(sovits, folder / "sovits.pth")
+    shutil.copyfile(reference_audio, folder / "reference.wav")
+    if preview is not None:
+        shutil.copyfile(preview, folder / "preview.wav")
+        spec["preview"] = "preview.wav"
+    (folder / "voice.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    return folder
+
+
+# ---------------------------------------------------------------- offers
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """A payment asset: its address, symbol and decimals."""
+
+    address: str
+    symbol: str
+    decimals: int
+
+    @property
+    def is_eth(self) -> bool:
+        return int(self.address, 16) == 0
+
+
+ETH_ASSET = AssetInfo(vm.ETH, "ETH", 18)
+
+
+def asset_info(asset: str, deployment: Any = None) -> AssetInfo:
+    """``ETH``, ``stablecoin`` (the deployment's) or an ERC-20 address, with its symbol and decimals."""
+    text = str(asset).strip()
+    if text.upper() == "ETH" or (is_address(text) and int(text, 16) == 0):
+        return ETH_ASSET
+    if text.lower() == "stablecoin":
+        if deployment is None or deployment.stablecoin is None:
+            raise MintError("this deployment has no stablecoin: use asset: ETH or an ERC-20 address")
+        text = deployment.stablecoin.address
+    if not is_address(text):
+        raise MintError(f"asset must be ETH, stablecoin or an ERC-20 address, got {asset!r}")
+    address = to_checksum_address(text)
+    if deployment is not None and deployment.stablecoin is not None and address == deployment.stablecoin.address:
+        token = deployment.stablecoin
+        return AssetInfo(address, str(token.symbol()), int(token.decimals()))
+    return _erc20_info(address)
+
+
+def _erc20_info(address: str) -> AssetInfo:
+    """Symbol and decimals of any ERC-20 (raw calls: no ABI of it is needed)."""
+    import ape
+    from eth_abi import decode
+
+    def call(selector: str, kind: str) -> Any:
+        try:
+            raw = ape.chain.provider.web3.eth.call({"to": address, "data": keccak(text=selector)[:4]})
+            return decode([kind], bytes(raw))[0]
+        except Exception:  # noqa: BLE001 - any failure means "not an ERC-20 we can read"
+            return None
+
+    decimals = call("decimals()", "uint8")
+    if decimals is None:
+        raise MintError(f"{address} does not answer decimals(): it is not an ERC-20 token on this chain")
+    return AssetInfo(address, call("symbol()", "string") or address[:10], int(decimals))
+
+
+def format_amount(amount: int, asset: AssetInfo) -> str:
+    """``0.01 ETH``, ``5 mUSD``: the amount in whole units, without trailing zeros."""
+    from decimal import Decimal
+
+    if asset.decimals == 0:
+        return f"{amount} {asset.symbol}"
+    text = format(Decimal(int(amount)).scaleb(-asset.decimals), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {asset.symbol}"
+
+
+def _action_bits(names: Any, where: str) -> int:
+    if names is None:
+        return 0
+    if isinstance(names, str):
+        names = [names]
+    bits = 0
+    for name in names:
+        text = str(name)
+        matches = [i for i, action in enumerate(ACTIONS) if text in (action, action.split(":", 1)[1])]
+        if not matches:
+            short = ", ".join(a.split(":", 1)[1] for a in ACTIONS)
+            raise MintError(f"{where}: unknown action {text!r}; known: {short}")
+        bits |= 1 << matches[0]
+    return bits
+
+
+def _purpose_bits(names: Any, where: str) -> int:
+    if not names:
+        return 0
+    bits = 0
+    for name in [names] if isinstance(names, str) else names:
+        text = str(name).removeprefix("vm:purpose/")
+        if text not in PURPOSES:
+            raise MintError(f"{where}: unknown purpose {name!r}; known: {', '.join(PURPOSES)}")
+        bits |= 1 << PURPOSES.index(text)
+    return bits
+
+
+def _valid_until(value: Any, where: str) -> int:
+    if value in (None, 0):
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, datetime):
+        return int(value.replace(tzinfo=value.tzinfo or UTC).timestamp())
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, 23, 59, 59, tzinfo=UTC).timestamp())
+    try:
+        return int(time.time()) + parse_duration(value, "valid_until")
+    except ValueError:
+        raise MintError(f"{where}: valid_until must be a unix time, a date (YYYY-MM-DD) or '<n> days' "
+                        f"from now, got {value!r}") from None
+
+
+def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers") -> list[OfferTerms]:
+    """The :class:`OfferTerms` of an offers description (the YAML format in the module docstring)."""
+    if isinstance(spec, list):
+        spec = {"offers": spec}
+    if not isinstance(spec, dict) or not isinstance(spec.get("offers"), list) or not spec["offers"]:
+        raise MintError(f"{source} must hold `offers:` with at least one offer (tier:, price:, ...)")
+    unknown = set(spec) - {"asset", "offers"}
+    if unknown:
+        raise MintError(f"{source}: unknown key(s) {', '.join(sorted(unknown))} (expected asset:, offers:)")
+    default_asset = spec.get("asset", "ETH")
+    terms_list = []
+    for index, offer in enumerate(spec["offers"], 1):
+        where = f"{source}, offer {index}"
+        if not isinstance(offer, dict):
+            raise MintError(f"{where} must be a mapping (tier:, price:, ...)")
+        unknown = set(offer) - OFFER_KEYS
+        if unknown:
+            raise MintError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(OFFER_KEYS))}")
+        tier_name = str(offer.get("tier", "")).lower()
+        if tier_name not in TIER_NAMES:
+            raise MintError(f"{where}: tier must be buyout, subscription or pay-per-use, got {offer.get('tier')!r}")
+        if "price" not in offer:
+            raise MintError(f"{where}: price is missing (e.g. price: 0.01 ether)")
+        asset = asset_info(offer.get("asset", default_asset), deployment)
+        try:
+            price = parse_amount(offer["price"], f"{where}: price", decimals=asset.decimals,
+                                 symbol=None if asset.is_eth else asset.symbol)
+            period = parse_duration(offer.get("period", 0), f"{where}: period")
+        except ValueError as exc:
+            raise MintError(str(exc)) from None
+        territories = offer.get("territories") or []
+        terms = OfferTerms(
+            tier=TIER_NAMES[tier_name], price=price, asset=asset.address, period=period,
+            max_uses=int(offer.get("max_uses", 0)), pack_size=int(offer.get("pack_size", 0)),
+            valid_until=_valid_until(offer.get("valid_until"), where),
+            max_licenses=int(offer.get("max_licenses", 0)),
+            permissions=_action_bits(offer.get("permit", ["textToSpeech"]), where),
+            prohibitions=_action_bits(offer.get("prohibit"), where),
+            attribution=bool(offer.get("attribution", False)), transferable=bool(offer.get("transferable", False)),
+            territories="".join(str(c).upper() for c in ([territories] if isinstance(territories, str) else territories)).encode(),
+            purposes=_purpose_bits(offer.get("purposes"), where),
+        )
+        try:  # the subject does not change what is checked about the terms
+            check_terms(terms, _ANY_SUBJECT)
+        except PackageError as exc:
+            raise MintError(f"{where}: {exc}") from None
+        terms_list.append(terms)
+    return terms_list
+
+
+def read_offers(path: str | Path, deployment: Any = None) -> list[OfferTerms]:
+    """:func:`parse_offers` of a YAML file."""
+    return parse_offers(_load_yaml(Path(path), "the offers file"), deployment, source=str(path))
+
+
+def consent_policy(terms_list: Sequence[OfferTerms], chain_id: int) -> dict[str, Any]:
+    """What the voice owner consents to: the offers' terms on this chain (prices as decimal strings)."""
+    offers = []
+    for terms in terms_list:
+        fields = terms.as_contract_fields()
+        fields["price"] = str(fields["price"])
+        fields["territories"] = [terms.territories[i:i + 2].decode() for i in range(0, len(terms.territories), 2)]
+        offers.append(fields)
+    return {"type": CONSENT_POLICY_TYPE, "chainId": chain_id, "offers": offers}
+
+
+def consent_policy_hash(terms_list: Sequence[OfferTerms], chain_id: int) -> bytes:
+    """keccak256 of the canonical (RFC 8785) :func:`consent_policy`: the ``policyHash`` the voice owner signs."""
+    return keccak(canonical_json(consent_policy(terms_list, chain_id)))
+
+
+# ---------------------------------------------------------------- keys
+
+
+def account_public_key(account: Any) -> bytes:
+    """The 64-byte secp256k1 public key of an Ape account (from a signature, so any account type works)."""
+    from eth_account.messages import encode_defunct
+    from eth_keys import keys
+
+    text = b"voicemarket: my public key, for sealing my voice models to myself"
+    signature = account.sign_message(encode_defunct(primitive=text))
+    if signature is None:
+        raise MintError(f"account {account.address} declined to sign: its public key is needed to seal the bundle")
+    message_hash = keccak(b"\x19Ethereum Signed Message:\n" + str(len(text)).encode() + text)  # EIP-191
+    v = signature.v - 27 if signature.v >= 27 else signature.v
+    sig = keys.Signature(vrs=(v, int.from_bytes(bytes(signature.r), "big"), int.from_bytes(bytes(signature.s), "big")))
+    public = sig.recover_public_key_from_msg_hash(message_hash)
+    if public.to_checksum_address() != account.address:
+        raise MintError(f"the signature of {account.address} does not recover its own address")
+    return public.to_bytes()
+
+
+def operator_public_keys(router: Any, operators: Sequence[str]) -> dict[str, bytes]:
+    """Each operator's registered 64-byte public key; refuses unregistered or unbonding operators."""
+    keys: dict[str, bytes] = {}
+    for operator in operators:
+        if not is_address(str(operator)):
+            raise MintError(f"operator {operator!r} is not an address")
+        address = to_checksum_address(str(operator))
+        info = router.operatorInfo(address)
+        if not info.registered:
+            raise MintError(f"{address} is not a registered operator on this deployment: the operator runs "
+                            "`ape run operator register` first (or choose another with --operator)")
+        if info.unbondingEndsAt:
+            raise MintError(f"operator {address} is unbonding and can take no new requests: choose another")
+        keys[address] = bytes(router.operatorPublicKey(address))
+    return keys
+
+
+# ---------------------------------------------------------------- minting
+
+
+@dataclass(frozen=True)
+class PublishedOffer:
+    offer_id: int
+    terms: OfferTerms
+    policy_hash: bytes
+    policy_cid: str
+
+
+@dataclass(frozen=True)
+class MintResult:
+    """Everything a mint made: ids, content ids and the transactions' hashes."""
+
+    model_id: int
+    digest: bytes
+    bundle_cid: str
+    keyring_cid: str
+    metadata_cid: str
+    preview_cid: str
+    consent_policy_hash: bytes
+    offers: tuple[PublishedOffer, ...]
+    operators: tuple[str, ...]
+    transactions: tuple[str, ...] = field(default=())
+
+    @property
+    def model_hex(self) -> str:
+        return f"{self.model_id:#066x}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "modelId": self.model_hex, "bundleSha256": "0x" + self.digest.hex(), "bundleCid": self.bundle_cid,
+            "keyringCid": self.keyring_cid, "metadataCid": self.metadata_cid, "previewCid": self.preview_cid,
+            "consentPolicyHash": "0x" + self.consent_policy_hash.hex(), "operators": list(self.operators),
+            "offers": [{"offerId": o.offer_id, "tier": TIER_LABELS[Tier(o.terms.tier)], "policyHash": "0x" + o.policy_hash.hex(),
+                        "policyCid": o.policy_cid} for o in self.offers],
+            "transactions": list(self.transactions),
+        }
+
+
+class _CountingStore(ContentStore):
+    """A store that reports the bytes written through it (for progress bars while sealing)."""
+
+    def __init__(self, inner: ContentStore, on_bytes: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._on_bytes = on_bytes
+        self.cid_version = inner.cid_version
+
+    @contextmanager
+    def writer(self) -> Iterator[Any]:
+        with self._inner.writer() as inner:
+            write = inner.write
+
+            def counted(data: bytes) -> None:
+                write(data)
+                self._on_bytes(len(data))
+
+            inner.write = counted
+            yield inner
+
+    def get_to_file(self, cid, dest):  # noqa: ANN001, ANN201
+        return self._inner.get_to_file(cid, dest)
+
+    def has(self, cid) -> bool:  # noqa: ANN001
+        return self._inner.has(cid)
+
+    def pin(self, cid) -> None:  # noqa: ANN001
+        self._inner.pin(cid)
+
+
+def _tx_hash(receipt: Any) -> str:
+    return str(getattr(receipt, "txn_hash", ""))
+
+
+def mint_voice(
+    creator: Any,
+    deployment: Any,
+    folder: str | Path | ModelFolder,
+    *,
+    offers: Sequence[OfferTerms],
+    operators: Sequence[str],
+    store: ContentStore | None = None,
+    voice_owner: Any = None,
+    voice_owner_bps: int = 0,
+    co_creators: Sequence[tuple[str, int]] = (),
+    royalty_bps: int = 0,
+    dispute_window: int = 0,
+    consent_ttl: int = CONSENT_TTL,
+    include_creator_key: bool = True,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> MintResult:
+    """Pack, seal, store, register (with the voice owner's consent) and publish ``offers``.
+
+    ``creator``, ``voice_owner``: Ape accounts (``voice_owner`` None: the creator is the voice
+    owner). ``operators``: addresses of registered operators to seal for and allow.
+    ``on_progress(step, done, total)`` is called while sealing (``step == "seal"``, bytes) and
+    for each transaction (``step == "chain"``, transactions).
+    """
+    import ape
+
+    progress = on_progress or (lambda step, done, total: None)
+    model = folder if isinstance(folder, ModelFolder) else read_model_folder(folder)
+    store = store if store is not None else open_store()
+    if not offers:
+        raise MintError("give at least one offer (an offers YAML file): a model nobody can license is not useful")
+    if not operators:
+        raise MintError("name at least one operator (--operator ADDRESS) to seal the bundle for: nobody else "
+                        "could open it to synthesise speech")
+    registry, licenses, router = deployment.registry, deployment.licenses, deployment.router
+    chain_id = int(ape.chain.chain_id)
+    owner = voice_owner if voice_owner is not None else creator
+    if owner.address == creator.address and voice_owner_bps:
+        raise MintError("the creator is the voice owner: they take the creator's share, so voice_owner_bps must be 0")
+    for terms in offers:
+        if int(terms.asset, 16) and not licenses.isAssetAllowed(terms.asset):
+            raise MintError(f"asset {terms.asset} is not allowed for payments on this deployment: use ETH or "
+                            "the deployment's stablecoin")
+    keys = operator_public_keys(router, operators)
+    recipients = list(keys.values())
+    if include_creator_key:
+        recipients.append(account_public_key(creator))
+
+    policy = consent_policy(offers, chain_id)
+    consent_hash = keccak(canonical_json(policy))
+    consent_record = {
+        "type": "voicemarket/voice-consent", "voiceOwner": owner.address, "creator": creator.address,
+        "statement": model.consent_statement, "voiceOwnerBps": voice_owner_bps,
+        "coCreators": [{"account": to_checksum_address(a), "bps": bps} for a, bps in co_creators],
+        "policy": policy, "policyHash": "0x" + consent_hash.hex(),
+    }
+    files = VoiceModelFiles(
+        name=model.name, description=model.description, languages=model.languages, gpt_checkpoint=model.gpt,
+        sovits_checkpoint=model.sovits, reference_audio=model.reference_audio, reference_text=model.reference_text,
+        reference_language=model.reference_language, preview_audio=model.preview, creator=creator.address,
+        voice_owner=owner.address, consent=consent_record, architecture_version=model.architecture_version,
+        sample_rate=model.sample_rate, version=model.version,
+    )
+
+    from voicemarket.sealed_bundle import publish_bundle
+
+    total = model.size
+    sealed = 0
+
+    def on_bytes(count: int) -> None:
+        nonlocal sealed
+        sealed += count
+        progress("seal", min(sealed, total), total)
+
+    progress("seal", 0, total)
+    try:
+        published = publish_bundle(files, _CountingStore(store, on_bytes), recipients)
+    except PackageError as exc:
+        raise MintError(f"could not pack and seal {model.name!r}: {exc}") from None
+    progress("seal", total, total)
+    digest = published.digest
+    model_id = int.from_bytes(digest, "big")
+    if registry.modelTerms(model_id).exists:
+        raise MintError(f"this exact bundle is already registered as model {model_id:#066x}: see its offers with "
+                        f"`ape run offers {model_id:#x}`, or change the model (a new version is a new bundle)")
+
+    steps = 1 + len(keys) + len(offers)
+    done = 0
+    receipts: list[str] = []
+
+    def sent(receipt: Any) -> Any:
+        nonlocal done
+        done += 1
+        receipts.append(_tx_hash(receipt))
+        progress("chain", done, steps)
+        return receipt
+
+    deadline = int(ape.chain.pending_timestamp) + consent_ttl
+    signature = b""
+    if owner.address != creator.address:
+        signature = vm.sign_consent(owner, registry, bundle_digest=digest, creator=creator.address,
+                                    policy_hash=consent_hash, voice_owner_bps=voice_owner_bps, deadline=deadline)
+    registration = vm.model_registration(
+        bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
+        languages=vm.language_bits(*model.languages), voice_owner=owner.address, voice_owner_bps=voice_owner_bps,
+        co_creators=list(co_creators), policy_hash=consent_hash, consent_deadline=deadline,
+        consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window,
+    )
+    progress("chain", 0, steps)
+    sent(registry.registerModel(registration, sender=creator))
+    for address in keys:
+        sent(router.setOperatorAllowed(model_id, address, True, sender=creator))
+    subject = PolicySubject(chain_id, registry.address, creator.address, model_id)
+    published_offers = []
+    for terms in offers:
+        document = build_policy(terms, subject)
+        hash_ = policy_hash(document)
+        policy_cid = store.put_bytes(policy_bytes(document))
+        receipt = sent(licenses.publishOffer(contract_offer_terms(terms, model_id, hash_), terms.territories,
+                                             sender=creator))
+        offer_id = int(receipt.events.filter(licenses.OfferPublished)[0].offerId)
+        published_offers.append(PublishedOffer(offer_id, terms, hash_, str(policy_cid)))
+    return MintResult(
+        model_id=model_id, digest=digest, bundle_cid=str(published.bundle_cid),
+        keyring_cid=str(published.keyring_cid), metadata_cid=str(published.metadata_cid),
+        preview_cid=str(published.preview_cid), consent_policy_hash=consent_hash, offers=tuple(published_offers),
+        operators=tuple(keys), transactions=tuple(receipts),
+    )
+
+
+def save_mint_record(result: MintResult, network_key: str) -> Path:
+    """Keep what operators need to serve the model (the keyring CID is not on-chain):
+    ``<home>/models/<network>/<model id>.json``, written atomically."""
+    import json
+
+    from voicemarket.files import atomic_output
+
+    path = home() / "models" / network_key / f"{result.model_hex}.json"
+    with atomic_output(path) as out:
+        out.write((json.dumps(result.as_json(), indent=2) + "\n").encode())
+    return path
