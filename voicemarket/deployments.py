@@ -208,6 +208,8 @@ def parse_duration(value: Any, what: str = "duration") -> int:
     """Seconds (an int) or ``"<n> seconds|minutes|hours|days|weeks"``."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
     match = re.fullmatch(r"\s*([0-9]+)\s*([A-Za-z]+?)s?\s*", str(value))
     if match is None or match[2].lower() not in _DURATIONS:
         raise ValueError(f"{what} must be seconds or '<n> minutes|hours|days|weeks', got {value!r}")

@@ -1,0 +1,317 @@
+"""Buyers' side of the market: a model's offers, buying, renewing and cancelling licences.
+
+Each function checks what it can before sending (so a mistake costs no gas and gets a
+:class:`LicensingError` that says what to do), then sends the transaction; a revert the checks
+did not foresee reaches the caller as Ape's custom-error exception
+(:func:`voicemarket.console.explain_revert` words it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from voicemarket import chain as vm
+from voicemarket.minting import TIER_LABELS, AssetInfo, MintError, asset_info, format_amount
+from voicemarket.odrl import ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, policy_hash, terms_from_contract
+
+
+class LicensingError(MintError):
+    """A buyer's mistake (wrong offer, cap too low, allowance missing, ...); the message says what to do."""
+
+
+def events(event: Any, deployment: Any, **topics: Any) -> list[Any]:
+    """The logs of ``event`` (an Ape ContractEvent) since the deployment, filtered by indexed ``topics``."""
+    import ape
+
+    head = ape.chain.blocks.head.number
+    start = int(getattr(deployment, "start_block", 0) or 0)
+    return list(event.range(start, head + 1, search_topics=topics or None))
+
+
+# ---------------------------------------------------------------- offers
+
+
+@dataclass(frozen=True)
+class OfferView:
+    """An offer as the ``offers`` table shows it."""
+
+    offer_id: int
+    model_id: int
+    terms: OfferTerms
+    asset: AssetInfo
+    active: bool
+    sold: int
+    publisher: str
+    policy_hash: bytes
+    policy_matches: bool  # the ODRL document regenerated from the chain hashes to the stored policyHash
+
+    @property
+    def tier(self) -> str:
+        return TIER_LABELS[Tier(self.terms.tier)]
+
+    @property
+    def status(self) -> str:
+        import time
+
+        if not self.active:
+            return "retired"
+        if self.terms.valid_until and self.terms.valid_until < time.time():
+            return "expired"
+        if self.terms.max_licenses and self.sold >= self.terms.max_licenses:
+            return "sold out"
+        return "on sale"
+
+    def price_text(self) -> str:
+        price = format_amount(self.terms.price, self.asset)
+        if self.terms.tier == Tier.SUBSCRIPTION:
+            from voicemarket.console import format_duration
+
+            return f"{price} / {format_duration(self.terms.period)}"
+        if self.terms.tier == Tier.PAY_PER_USE:
+            if self.terms.pack_size:
+                return f"{price} / use, packs of {self.terms.pack_size}"
+            return f"{price} / use"
+        return price
+
+    def uses_text(self) -> str:
+        if not self.terms.max_uses:
+            return "unlimited"
+        return f"{self.terms.max_uses}" + (" / period" if self.terms.tier == Tier.SUBSCRIPTION else "")
+
+    def cost(self, quantity: int = 1) -> int:
+        """What ``buy(offer, quantity)`` charges."""
+        if self.terms.tier == Tier.PAY_PER_USE:
+            return self.terms.price * self.terms.pack_size * quantity
+        return self.terms.price * quantity
+
+
+def action_names(bits: int) -> str:
+    names = [action.split(":", 1)[1] for bit, action in enumerate(ACTIONS) if bits >> bit & 1]
+    return ", ".join(names) or "-"
+
+
+def purpose_names(bits: int) -> str:
+    return ", ".join(name for bit, name in enumerate(PURPOSES) if bits >> bit & 1) or "any"
+
+
+def territory_names(territories: bytes) -> str:
+    return " ".join(territories[i:i + 2].decode() for i in range(0, len(territories), 2)) or "worldwide"
+
+
+def _view(deployment: Any, log: Any, asset_cache: dict[str, AssetInfo]) -> OfferView:
+    import ape
+
+    offer_id = int(log.offerId)
+    stored = deployment.licenses.offer(offer_id)
+    terms, model_id, stored_hash = terms_from_contract(stored.terms, bytes(log.territories))
+    if terms.asset not in asset_cache:
+        asset_cache[terms.asset] = asset_info(terms.asset, deployment)
+    try:
+        document = build_policy(terms, PolicySubject(int(ape.chain.chain_id), deployment.registry.address,
+                                                     str(log.publisher), model_id))
+        matches = policy_hash(document) == stored_hash
+    except MintError:
+        matches = False
+    except ValueError:
+        matches = False
+    return OfferView(offer_id, model_id, terms, asset_cache[terms.asset], bool(stored.active), int(stored.sold),
+                     str(log.publisher), stored_hash, matches)
+
+
+def model_offers(deployment: Any, model_id: int) -> list[OfferView]:
+    """Every offer published for ``model_id`` (oldest first), read from ``OfferPublished`` and the views."""
+    if not deployment.registry.modelTerms(model_id).exists:
+        raise LicensingError(f"there is no model {model_id:#x} on this deployment: check the id (the mint command "
+                             "printed it)")
+    cache: dict[str, AssetInfo] = {}
+    return [_view(deployment, log, cache) for log in events(deployment.licenses.OfferPublished, deployment,
+                                                              modelId=model_id)]
+
+
+def offer_view(deployment: Any, offer_id: int) -> OfferView:
+    logs = events(deployment.licenses.OfferPublished, deployment, offerId=offer_id)
+    if not logs:
+        raise LicensingError(f"there is no offer {offer_id} on this deployment: `ape run offers <model id>` "
+                             "lists a model's offers")
+    return _view(deployment, logs[0], {})
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model_id: int
+    creator: str
+    voice_owner: str
+    languages: str
+    frozen: bool
+    service_ends_at: int
+    name: str | None
+
+
+def model_summary(deployment: Any, model_id: int, store: Any = None) -> ModelSummary:
+    """Who made the model and its state; the name from its metadata when ``store`` holds it."""
+    info = deployment.registry.modelInfo(model_id)
+    languages = ", ".join(lang.name.lower() for lang in vm.Language if int(info.languages) >> lang & 1)
+    name = None
+    if store is not None:
+        import json
+
+        try:
+            cid = vm.cid_from_chain(deployment.registry.metadataCid(model_id))
+            name = json.loads(store.get_bytes(cid, max_bytes=1 << 20)).get("name")
+        except Exception:  # noqa: BLE001 - the name is a nicety; the store may not hold the metadata
+            name = None
+    return ModelSummary(model_id, str(info.creator), str(info.voiceOwner), languages, bool(info.frozen),
+                        int(info.serviceEndsAt), name)
+
+
+# ---------------------------------------------------------------- buying
+
+
+def _token(deployment: Any, asset: AssetInfo) -> Any:
+    import ape
+
+    if deployment.stablecoin is not None and asset.address == deployment.stablecoin.address:
+        return deployment.stablecoin
+    return ape.project.MockStablecoin.at(asset.address)  # any ERC-20 answers the calls used here
+
+
+def check_payment(deployment: Any, payer: Any, asset: AssetInfo, cost: int, *, approve: bool, what: str) -> None:
+    """Refuse (or, with ``approve``, fix) a payment that would fail: balance and allowance."""
+    import ape
+
+    if asset.is_eth:
+        balance = int(ape.chain.provider.get_balance(payer.address))
+        if balance < cost:
+            raise LicensingError(f"{what} costs {format_amount(cost, asset)} and {payer.address} holds "
+                                 f"{format_amount(balance, asset)}: fund the account first")
+        return
+    token = _token(deployment, asset)
+    balance = int(token.balanceOf(payer))
+    if balance < cost:
+        raise LicensingError(f"{what} costs {format_amount(cost, asset)} and {payer.address} holds "
+                             f"{format_amount(balance, asset)}: get more {asset.symbol} first")
+    allowance = int(token.allowance(payer, deployment.licenses))
+    if allowance < cost:
+        if not approve:
+            raise LicensingError(
+                f"{what} is paid in {asset.symbol}: the licence manager may take {format_amount(allowance, asset)} "
+                f"from {payer.address} but needs {format_amount(cost, asset)}. Approve it: rerun with --approve "
+                f"(approves exactly {format_amount(cost, asset)})")
+        token.approve(deployment.licenses, cost, sender=payer)
+
+
+@dataclass(frozen=True)
+class Purchase:
+    license_id: int
+    offer: OfferView
+    quantity: int
+    paid: int
+    expires_at: int
+    tx: str
+
+
+def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity: int = 1,
+        approve: bool = False) -> Purchase:
+    """Buy ``quantity`` (periods or packs; 1 otherwise) of offer ``offer_id`` for at most ``max_price``."""
+    offer = offer_view(deployment, offer_id)
+    if offer.status != "on sale":
+        hint = "`ape run offers " + f"{offer.model_id:#x}` shows the offers still on sale"
+        raise LicensingError(f"offer {offer_id} is {offer.status}: it sells nothing; {hint}")
+    if quantity < 1:
+        raise LicensingError("--quantity must be at least 1")
+    if quantity != 1 and not (offer.terms.tier == Tier.SUBSCRIPTION or offer.terms.pack_size):
+        raise LicensingError(f"a {offer.tier} licence is bought once (quantity 1); quantities are for subscription "
+                             "periods and pay-per-use packs")
+    cost = offer.cost(quantity)
+    if cost > max_price:
+        raise LicensingError(f"offer {offer_id} costs {format_amount(cost, offer.asset)} for quantity {quantity}, more "
+                             f"than your --max-price {format_amount(max_price, offer.asset)}: raise --max-price if "
+                             "you accept")
+    check_payment(deployment, buyer, offer.asset, cost, approve=approve, what=f"offer {offer_id}")
+    receipt = deployment.licenses.buy(offer_id, max_price, quantity, value=cost if offer.asset.is_eth else 0,
+                                      sender=buyer)
+    log = receipt.events.filter(deployment.licenses.LicensePurchased)[0]
+    license_id = int(log.licenseId)
+    expires = int(deployment.licenses.license(license_id).expiresAt)
+    return Purchase(license_id, offer, quantity, int(log.paid), expires, str(receipt.txn_hash))
+
+
+@dataclass(frozen=True)
+class LicenceState:
+    license_id: int
+    holder: str
+    offer: OfferView
+    expires_at: int
+    cancelled: bool
+    licensed: bool
+    uses_left: int
+
+
+def licence_state(deployment: Any, license_id: int) -> LicenceState:
+    licenses = deployment.licenses
+    if not 0 < license_id < int(licenses.nextLicenseId()):
+        raise LicensingError(f"there is no licence {license_id} on this deployment (the buy command printed yours)")
+    state = licenses.license(license_id)
+    holder = str(licenses.ownerOf(license_id))
+    offer = offer_view(deployment, int(state.offerId))
+    licensed, uses_left = licenses.isLicensed(license_id, holder, offer.model_id, int(vm.Action.TEXT_TO_SPEECH))
+    return LicenceState(license_id, holder, offer, int(state.expiresAt), bool(state.cancelled), bool(licensed),
+                        int(uses_left))
+
+
+def _subscription(deployment: Any, license_id: int) -> LicenceState:
+    state = licence_state(deployment, license_id)
+    if state.offer.terms.tier != Tier.SUBSCRIPTION:
+        raise LicensingError(f"licence {license_id} is a {state.offer.tier} licence, not a subscription: nothing "
+                             "to renew or cancel")
+    return state
+
+
+def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max_price: int | None = None,
+          approve: bool = False) -> LicenceState:
+    """Renew subscription ``license_id`` by ``periods`` periods at its offer's price."""
+    import ape
+
+    state = _subscription(deployment, license_id)
+    offer = state.offer
+    if periods < 1:
+        raise LicensingError("--periods must be at least 1")
+    if offer.status in ("retired", "expired"):
+        raise LicensingError(f"licence {license_id}'s offer {offer.offer_id} is {offer.status}: it renews nothing; "
+                             f"`ape run offers {offer.model_id:#x}` shows what is on sale")
+    holder = payer.address == state.holder
+    if not holder:
+        if state.cancelled:
+            raise LicensingError(f"licence {license_id} was cancelled by its holder {state.holder}: only they can "
+                                 "renew it now")
+        if periods != 1:
+            raise LicensingError("a keeper (not the holder) renews exactly one period")
+        due = state.expires_at - int(deployment.licenses.RENEWAL_LEAD())
+        if int(ape.chain.pending_timestamp) < due:
+            from voicemarket.console import format_time
+
+            raise LicensingError(f"licence {license_id} is not due for renewal until {format_time(due)}; only its "
+                                 f"holder {state.holder} may renew earlier")
+    cost = offer.terms.price * periods
+    if max_price is not None and cost > max_price:
+        raise LicensingError(f"renewing {periods} period(s) costs {format_amount(cost, offer.asset)}, more than your "
+                             f"--max-price {format_amount(max_price, offer.asset)}")
+    # An ERC-20 renewal is paid from the holder's allowance, whoever sends it.
+    if offer.asset.is_eth or holder:
+        check_payment(deployment, payer, offer.asset, cost, approve=approve, what=f"renewing licence {license_id}")
+    deployment.licenses.renewSubscription(license_id, periods * offer.terms.period,
+                                          value=cost if offer.asset.is_eth else 0, sender=payer)
+    return licence_state(deployment, license_id)
+
+
+def cancel(deployment: Any, holder: Any, license_id: int) -> LicenceState:
+    """Cancel subscription ``license_id``: no keeper renews it; it works until it expires."""
+    state = _subscription(deployment, license_id)
+    if holder.address != state.holder:
+        raise LicensingError(f"licence {license_id} is held by {state.holder}, not {holder.address}: "
+                             "only the holder cancels (use their --account)")
+    if state.cancelled:
+        raise LicensingError(f"licence {license_id} is already cancelled; it runs until it expires")
+    deployment.licenses.cancelSubscription(license_id, sender=holder)
+    return licence_state(deployment, license_id)
