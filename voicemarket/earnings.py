@@ -23,7 +23,7 @@ from typing import Any
 from voicemarket import chain as vm
 from voicemarket.licensing import LicensingError, events
 from voicemarket.minting import TIER_LABELS, AssetInfo, asset_info
-from voicemarket.odrl import Tier
+from voicemarket.odrl import Tier, terms_from_contract
 
 PARTIES = ("creator", "voice owner", "co-creators", "platform", "operators")
 REFUNDED = {vm.RequestStatus.FAILED, vm.RequestStatus.EXPIRED, vm.RequestStatus.REVERSED}
@@ -92,7 +92,7 @@ class Earnings:
 def model_split(deployment: Any, model_id: int) -> Split:
     creator, payees = deployment.registry.revenueSplit(model_id)
     voice_owner, _ = deployment.registry.consentOf(model_id)
-    return Split(str(creator), str(voice_owner), [(str(p.account), int(p.bps)) for p in payees])
+    return Split(str(creator), str(voice_owner), [(str(account), int(bps)) for account, bps in payees])
 
 
 def models_of(deployment: Any, account: str | None) -> list[int]:
@@ -118,7 +118,7 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
     report = ModelEarnings(model_id, split)
     licenses, router = deployment.licenses, deployment.router
 
-    offers = {int(log.offerId): int(log.terms.tier) if hasattr(log.terms, "tier") else int(log.terms[1])
+    offers = {int(log.offerId): int(terms_from_contract(log.terms)[0].tier)
               for log in events(licenses.OfferPublished, deployment, modelId=model_id)}
     for offer_id, tier in offers.items():
         for _ in events(licenses.LicensePurchased, deployment, offerId=offer_id):
@@ -126,10 +126,10 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
 
     requests: dict[int, Any] = {}
     for log in events(router.SynthesisRequested, deployment, modelId=model_id):
-        request = log.request
+        request = dict(zip(vm.REQUEST_FIELDS, vm.request_from_log(log), strict=True))
         request_id = int(log.requestId)
         requests[request_id] = request
-        tier = TIER_LABELS[Tier(offers.get(int(licenses.offerOf(int(request.licenseId))), 0))]
+        tier = TIER_LABELS[Tier(offers.get(int(licenses.offerOf(int(request["licenseId"]))), 0))]
         status = vm.RequestStatus(int(router.requestStatus(request_id)))
         kind = "delivered" if status in DELIVERED else "refunded" if status in REFUNDED else "pending"
         counts = report.uses_by_tier.setdefault(tier, {"delivered": 0, "pending": 0, "refunded": 0})
@@ -155,7 +155,7 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
 
     for request_id, request in requests.items():
         for log in events(router.SynthesisSettled, deployment, requestId=request_id):
-            asset = _asset(assets, deployment, str(request.asset))
+            asset = _asset(assets, deployment, str(request["asset"]))
             report.add(asset, "operators", int(log.fee))
             report.add_account(asset, str(log.operator), int(log.fee))
     return report
@@ -190,7 +190,7 @@ def earnings(deployment: Any, account: str | None = None, model_ids: list[int] |
                         distributable[address] += model.split.shares(int(model_share)).get(account, 0)
         for log in events(deployment.router.SynthesisSettled, deployment, operator=account):
             request_logs = events(deployment.router.SynthesisRequested, deployment, requestId=int(log.requestId))
-            asset = str(request_logs[0].request.asset) if request_logs else vm.ETH
+            asset = str(vm.request_from_log(request_logs[0])[5]) if request_logs else vm.ETH
             operator_fees[_asset(assets, deployment, asset)] += int(log.fee)
     return Earnings(account, models, assets, withdrawable, dict(distributable), dict(operator_fees))
 

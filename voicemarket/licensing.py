@@ -63,18 +63,13 @@ class OfferView:
         return "on sale"
 
     def price_text(self) -> str:
+        """The price as the offers table shows it (a subscription's is per period, in the period column)."""
         price = format_amount(self.terms.price, self.asset)
-        if self.terms.tier == Tier.SUBSCRIPTION:
-            from voicemarket.console import format_duration
-
-            return f"{price} / {format_duration(self.terms.period)}"
-        if self.terms.tier == Tier.PAY_PER_USE:
-            if self.terms.pack_size:
-                return f"{price} / use, packs of {self.terms.pack_size}"
-            return f"{price} / use"
-        return price
+        return f"{price} / use" if self.terms.tier == Tier.PAY_PER_USE else price
 
     def uses_text(self) -> str:
+        if self.terms.pack_size:
+            return f"packs of {self.terms.pack_size}" + (f", at most {self.terms.max_uses}" if self.terms.max_uses else "")
         if not self.terms.max_uses:
             return "unlimited"
         return f"{self.terms.max_uses}" + (" / period" if self.terms.tier == Tier.SUBSCRIPTION else "")

@@ -1,0 +1,22 @@
+"""`ape run cancel LICENCE`: cancel a subscription (no keeper renews it; it works until it expires)."""
+
+from __future__ import annotations
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+
+from voicemarket import licensing
+from voicemarket.console import console, deployment, format_time, parse_id, user_errors
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Cancel a subscription's renewals")
+@network_option()
+@account_option()
+@click.argument("licence_id")
+def cli(account, licence_id: str) -> None:  # noqa: ANN001
+    """Cancel subscription LICENCE_ID: it keeps working until it expires, and nobody renews it but you."""
+    licence = parse_id(licence_id, "LICENCE_ID")
+    with user_errors():
+        state = licensing.cancel(deployment(), account, licence)
+    console().print(f"Licence {licence} cancelled: it works until {format_time(state.expires_at)}; "
+                    f"`ape run renew {licence}` resumes it.")

@@ -1,0 +1,56 @@
+"""`ape run offers MODEL_ID`: a model's offers as a table (for buyers).
+
+Tier, price, asset, period, uses, permitted and prohibited actions, territories, purposes,
+transferable, licences sold, and whether the offer still sells. Each offer's ODRL document is
+regenerated from the chain and its hash compared with the offer's policyHash ("terms" column).
+"""
+
+from __future__ import annotations
+
+import click
+from ape.cli import ConnectedProviderCommand, network_option
+
+from voicemarket import licensing, minting
+from voicemarket.console import console, deployment, format_duration, format_time, parse_id, table, user_errors
+from voicemarket.odrl import Tier
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Show a voice model's offers")
+@network_option()
+@click.argument("model_id")
+@click.option("--all", "show_all", is_flag=True, help="also show retired, expired and sold-out offers")
+@click.option("--store", "store_spec", default=None, help="where to read the model's name (default .voicemarket/store)")
+def cli(model_id: str, show_all: bool, store_spec: str | None) -> None:
+    """Show the offers of MODEL_ID (0x... as `ape run mint` printed it)."""
+    model = parse_id(model_id, "MODEL_ID")
+    with user_errors():
+        market = deployment()
+        offers = licensing.model_offers(market, model)
+        summary = licensing.model_summary(market, model, minting.open_store(store_spec))
+    out = console()
+    state = "frozen by the arbiter" if summary.frozen else (
+        f"retired: licences work until {format_time(summary.service_ends_at)}" if summary.service_ends_at else "on sale")
+    out.print(f"Model {summary.name or ''} {model:#x}".replace("  ", " "))
+    out.print(f"  creator {summary.creator}, voice owner {summary.voice_owner}; languages: {summary.languages}; {state}")
+    shown = [o for o in offers if show_all or o.status == "on sale"]
+    if not shown:
+        hidden = len(offers) - len(shown)
+        out.print(f"No offer on sale ({hidden} retired, expired or sold out: --all shows them).")
+        return
+    grid = table(None, "offer", "tier", "price", "period", "uses", "permits", "prohibits", "territories", "purposes",
+                 "transferable", "sold", "status", "terms")
+    for offer in shown:
+        terms = offer.terms
+        grid.add_row(
+            str(offer.offer_id), offer.tier, offer.price_text(),
+            format_duration(terms.period) if terms.tier == Tier.SUBSCRIPTION else "-", offer.uses_text(),
+            licensing.action_names(terms.permissions), licensing.action_names(terms.prohibitions),
+            licensing.territory_names(terms.territories), licensing.purpose_names(terms.purposes),
+            "yes" if terms.transferable else "no",
+            f"{offer.sold}" + (f"/{terms.max_licenses}" if terms.max_licenses else ""),
+            offer.status + (f" until {format_time(terms.valid_until)}" if terms.valid_until else ""),
+            "ok" if offer.policy_matches else "MISMATCH")
+    out.print(grid)
+    if any(not o.policy_matches for o in shown):
+        out.print("MISMATCH: the offer's policyHash is not the hash of its regenerated ODRL document; do not buy it.")
+    out.print("Buy one with: ape run buy OFFER --max-price PRICE --account YOU")

@@ -1,0 +1,33 @@
+"""`ape run renew LICENCE`: renew a subscription by whole periods at its offer's price.
+
+The holder renews any time, by several periods (which also lifts a cancellation); anyone else
+(a keeper) renews one period once it is due. A token subscription is paid from the holder's
+allowance: `--approve` (as the holder) approves the cost first.
+"""
+
+from __future__ import annotations
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+
+from voicemarket import licensing
+from voicemarket.console import amount_in, console, deployment, format_time, parse_id, user_errors
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Renew a subscription")
+@network_option()
+@account_option()
+@click.argument("licence_id")
+@click.option("--periods", default=1, show_default=True, help="how many periods to add")
+@click.option("--max-price", default=None, help="the most you pay, e.g. '0.02 ether' (default: the offer's price)")
+@click.option("--approve", is_flag=True, help="approve the token payment first (token subscriptions)")
+def cli(account, licence_id: str, periods: int, max_price: str | None, approve: bool) -> None:  # noqa: ANN001
+    """Renew subscription LICENCE_ID."""
+    licence = parse_id(licence_id, "LICENCE_ID")
+    with user_errors():
+        market = deployment()
+        before = licensing.licence_state(market, licence)
+        cap = amount_in(max_price, before.offer.asset, "--max-price") if max_price else None
+        after = licensing.renew(market, account, licence, periods=periods, max_price=cap, approve=approve)
+    console().print(f"Licence {licence} renewed by {periods} period(s): it now runs until {format_time(after.expires_at)} "
+                    f"(was {format_time(before.expires_at)}).")

@@ -1,0 +1,219 @@
+"""`ape run say`: text -> a synthesis request on your licence -> the operator's audio, verified, in a WAV file.
+
+    ape run say "Hello there." --licence 3 -o hello.wav --network ethereum:local --account alice
+    ape run say --text-file chapter.txt --licence 3 --language en --seed 7 --max-fee "0.001 ether"
+    ape run say --request 12 -o hello.wav              # follow (or fetch) an earlier request again
+    ape run say --request 12 --cancel-expired          # refund a request its operator never delivered
+
+The request escrows the operator's fee (and, on a pay-per-use licence, the use price); the
+audio is fetched by the CID the operator delivered and written only if its SHA-256 is the
+digest on-chain. A failed or expired request is refunded in full to your credit on the router
+(`ape run withdraw`) and the licence use is given back.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import wave
+from pathlib import Path
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option
+
+from voicemarket import chain as vm
+from voicemarket import speech
+
+REASONS = {
+    vm.FailReason.MODEL_UNAVAILABLE: "the operator does not (or can no longer) serve this model",
+    vm.FailReason.BUNDLE_UNAVAILABLE: "the operator cannot find the model's bundle in its store",
+    vm.FailReason.BUNDLE_CORRUPT: "the model's bundle does not match its CID or SHA-256",
+    vm.FailReason.BUNDLE_UNDECRYPTABLE: "the model's bundle is not sealed to this operator's key",
+    vm.FailReason.INPUT_UNAVAILABLE: "the operator cannot fetch the text by its CID",
+    vm.FailReason.BAD_INPUT: "the text or the parameters are malformed (or do not match inputHash)",
+    vm.FailReason.UNSUPPORTED_LANGUAGE: "the operator's engine cannot speak this language",
+    vm.FailReason.TEXT_TOO_LONG: "the text is longer than this operator accepts",
+    vm.FailReason.SYNTHESIS_ERROR: "the operator's engine failed on this text",
+    vm.FailReason.OUTPUT_STORAGE_ERROR: "the operator could not store the audio",
+}
+SPINNER = "|/-\\"
+
+
+def reason_text(reason: vm.FailReason) -> str:
+    """``TextTooLong (7): the text is longer than this operator accepts``."""
+    camel = "".join(part.capitalize() for part in reason.name.split("_"))
+    return f"{camel} ({int(reason)}): {REASONS[reason]}"
+
+
+class ProgressLine:
+    """One line that redraws itself on a terminal; a line every 10 s otherwise (logs, pipes)."""
+
+    def __init__(self, operator: str) -> None:
+        self.operator = operator
+        self.tty = sys.stdout.isatty()
+        self.last = -10.0
+        self.ticks = 0
+
+    def __call__(self, status: vm.RequestStatus, waited: float, left: int) -> None:
+        if status != vm.RequestStatus.PENDING:
+            return
+        text = (f"waiting for operator {_short(self.operator)}: {status.name.lower()}, {waited:4.0f} s "
+                f"(deadline in {_duration(max(left, 0))})")
+        if self.tty:
+            self.ticks += 1
+            click.echo(f"\r{SPINNER[self.ticks % 4]} {text}  ", nl=False)
+        elif waited - self.last >= 10:
+            self.last = waited
+            click.echo(f"  {text}")
+
+    def done(self) -> None:
+        if self.tty and self.ticks:
+            click.echo("\r" + " " * 100 + "\r", nl=False)
+
+
+def _short(address: str) -> str:
+    return f"{address[:6]}…{address[-4:]}"
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _wav_summary(path: Path) -> str:
+    try:
+        with wave.open(str(path), "rb") as audio:
+            return f"{audio.getnframes() / audio.getframerate():.2f} s at {audio.getframerate()} Hz, " \
+                   f"{path.stat().st_size:,} bytes"
+    except (wave.Error, EOFError):
+        return f"{path.stat().st_size:,} bytes (not a WAV file the wave module reads)"
+
+
+def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outcome: speech.Outcome,  # noqa: ANN001
+                   store, output: Path, *, cancel: bool, waited: float) -> int:  # noqa: ANN001
+    """Print what happened to the request (and fetch, verify and write the audio). The exit code."""
+    from voicemarket.minting import asset_info, format_amount
+
+    router = deployment.router
+    asset = asset_info(submitted.asset, deployment)
+    request_id = submitted.request_id
+    if outcome.delivered:
+        click.echo(f"{outcome.status.name.lower()} after {waited:.1f} s: audio {outcome.output_cid}")
+        path = speech.fetch_audio(store, outcome, output)
+        click.echo(f"verified: the audio's SHA-256 {outcome.output_digest.hex()[:16]}… is the digest on-chain")
+        click.echo(f"wrote {path} ({_wav_summary(path)})")
+        if outcome.status == vm.RequestStatus.FULFILLED:
+            click.echo(f"the payout settles at {time.strftime('%H:%M:%S', time.localtime(outcome.settle_after))}; "
+                       f"until then you may dispute request {request_id}")
+        return 0
+    refund = format_amount(submitted.escrow, asset)
+    if outcome.status == vm.RequestStatus.FAILED:
+        click.echo(f"failed: the operator reported {reason_text(outcome.reason)}")
+    elif outcome.status == vm.RequestStatus.EXPIRED:
+        click.echo("expired: the operator did not deliver by the deadline; the request was cancelled")
+    elif outcome.status == vm.RequestStatus.REVERSED:
+        click.echo("reversed: your dispute was upheld")
+    elif outcome.status == vm.RequestStatus.PENDING:
+        import ape
+
+        if int(ape.chain.pending_timestamp) <= submitted.deadline:
+            click.echo(f"still pending after {waited:.0f} s; follow it again with `ape run say --request {request_id}`")
+            return 3
+        if not cancel:
+            click.echo(f"expired: the operator did not deliver by the deadline. Cancel it for a full refund of "
+                       f"{refund}: `ape run say --request {request_id} --cancel-expired`")
+            return 2
+        outcome = speech.cancel_expired(router, account, submitted)
+        click.echo(f"expired: the operator did not deliver by the deadline; cancelled request {request_id}")
+    if outcome.refunded:
+        credit = format_amount(speech.credit(router, account.address, submitted.asset), asset)
+        click.echo(f"refunded {refund} to your credit on the router (now {credit}; `ape run withdraw` pays it out); "
+                   "the licence use was given back")
+    return 1
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Speak text with a licensed voice (request, wait, verify, save)")
+@click.argument("text", required=False)
+@click.option("--text-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="read the text from this UTF-8 file instead")
+@click.option("--licence", "--license", "licence_id", type=int, help="your licence (token id) for the voice")
+@click.option("--language", default="en", show_default=True, help="zh, en, ja, ko or yue (one of the model's)")
+@click.option("--speed", type=float, help="0.25 .. 4.0 (default: the engine's 1.0)")
+@click.option("--seed", type=int, default=0, show_default=True, help="sampling seed: the same seed, the same speech")
+@click.option("--top-k", type=int)
+@click.option("--top-p", type=float)
+@click.option("--temperature", type=float)
+@click.option("--repetition-penalty", type=float)
+@click.option("--operator", help="the operator to ask (default: the cheapest one the model allows)")
+@click.option("--max-fee", help="the most you pay the operator, e.g. '0.001 ether' or '2 mUSD' (default: its fee now)")
+@click.option("--ttl", default=speech.DEFAULT_TTL_S, show_default=True, help="seconds the operator has to deliver")
+@click.option("--store", "store_spec", help="where the audio (and a long text) is: local:PATH or kubo:URL "
+                                            "(default: $VOICEMARKET_STORE or local:.voicemarket/store)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="the WAV file to write (default: request-<id>.wav)")
+@click.option("--timeout", type=float, help="stop waiting after this many seconds (default: until the deadline)")
+@click.option("--request", "request_id", type=int, help="follow an earlier request instead of making one")
+@click.option("--cancel-expired", is_flag=True, help="if the deadline passes undelivered, cancel for a full refund")
+@account_option()
+def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temperature, repetition_penalty,  # noqa: ANN001, PLR0913
+        operator, max_fee, ttl, store_spec, output, timeout, request_id, cancel_expired, account) -> None:
+    """Say TEXT with the voice of your licence --licence, and save the verified audio."""
+    from voicemarket.deployments import DeploymentError, load
+    from voicemarket.minting import MintError, asset_info, format_amount, open_store
+    from voicemarket.deployments import parse_amount
+
+    try:
+        deployment = load()
+        store = open_store(store_spec)
+    except (DeploymentError, MintError) as exc:
+        raise click.ClickException(str(exc)) from None
+    router = deployment.router
+    try:
+        if request_id is not None:
+            if text or text_file or licence_id is not None:
+                raise click.UsageError("--request follows an existing request: give no text or licence with it")
+            submitted = speech.find_request(router, request_id, deployment.start_block)
+            click.echo(f"request {request_id}: operator {submitted.operator}, deadline "
+                       f"{time.strftime('%H:%M:%S', time.localtime(submitted.deadline))}")
+        else:
+            if text_file is not None:
+                if text:
+                    raise click.UsageError("give the text as an argument or with --text-file, not both")
+                text = text_file.read_text(encoding="utf-8")
+            if not text:
+                raise click.UsageError("give the text to say (an argument or --text-file)")
+            if licence_id is None:
+                raise click.UsageError("give --licence: the id of your licence for the voice (`ape run buy` prints it)")
+            licence = speech.licence_use(deployment.licenses, licence_id, account.address)
+            asset = asset_info(licence.asset, deployment)
+            chosen, fee = speech.choose_operator(router, licence.model_id, licence.asset, operator,
+                                                 deployment.start_block)
+            cap = fee if max_fee is None else parse_amount(max_fee, "--max-fee", decimals=asset.decimals,
+                                                            symbol=None if asset.is_eth else asset.symbol)
+            uses = "unlimited uses" if licence.uses_left is None else f"{licence.uses_left} uses left"
+            click.echo(f"licence {licence_id}: {licence.tier.name.lower().replace('_', '-')}, model "
+                       f"{licence.model_id:#x} ({', '.join(licence.language_codes)}), {uses}")
+            price = f"use price {format_amount(licence.use_price, asset)}, " if licence.use_price else ""
+            click.echo(f"operator {chosen}: {price}fee {format_amount(fee, asset)} (your maximum "
+                       f"{format_amount(cap, asset)})")
+            options = speech.SpeechOptions(text, language, speed, top_k, top_p, temperature, repetition_penalty, seed)
+            submitted = speech.submit(router, deployment.licenses, account, licence, options, operator=chosen,
+                                      max_fee=cap, ttl_s=ttl, store=store)
+            how = f"by CID {submitted.input_cid}" if submitted.input_cid else "inline"
+            click.echo(f"request {submitted.request_id} sent in block {submitted.block_number} "
+                       f"(text {how}, {format_amount(submitted.escrow, asset)} in escrow, deadline in {_duration(ttl)})")
+        progress = ProgressLine(submitted.operator)
+        started = time.monotonic()
+        try:
+            outcome = speech.wait_for_outcome(router, submitted, timeout_s=timeout, on_progress=progress)
+        finally:
+            progress.done()
+        code = report_outcome(deployment, account, submitted, outcome, store,
+                              output or Path(f"request-{submitted.request_id}.wav"), cancel=cancel_expired,
+                              waited=time.monotonic() - started)
+    except (speech.SpeechError, MintError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: the request stays on-chain; follow it with "
+                                   "`ape run say --request <id>`") from None
+    if code:
+        sys.exit(code)
