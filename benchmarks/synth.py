@@ -3,7 +3,10 @@
 Writes benchmarks/results/synth.json with one object per device (``cpu``, and ``cuda`` when
 present): ``gpt_tokens_per_s``, ``sovits_seconds``, ``rtf`` (compute seconds / audio seconds),
 ``first_chunk_s`` (streaming) and ``peak_rss_mb``; plus the same figures for the faster
-``bf16`` and ``int8`` modes under ``<device>_bf16`` and ``<device>_int8``, with how far its output moves from fp32.
+``bf16`` and ``int8`` modes under ``<device>_bf16`` and ``<device>_int8``, with how far its output moves from fp32,
+and on the CPU the fp32 mode without the native decode step under ``cpu_fp32_pytorch``. Each
+figure is the best of ``RUNS`` runs; the 1-minute load average before and after each mode's
+run is recorded beside it (the machine is shared).
 
 Random weights never emit EOS (the random writer zeroes that row), so every run is exactly
 250 tokens. Each device runs in its own process so that peak memory is that run's alone.
@@ -30,6 +33,17 @@ def _model_dir() -> Path:
     return Path(os.environ.get("SYNTH_BENCH_DIR", Path(tempfile.gettempdir()) / "voicemarket-synth-full"))
 
 
+RUNS = 3  # best of RUNS: the machine is shared, so the least disturbed run is the closest to its speed
+
+
+def _load() -> float:
+    """The machine's 1-minute load average (other programs running beside the benchmark)."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return float("nan")
+
+
 def measure(device: str, precision: str) -> dict:
     """Runs inside a fresh process: load, warm up, time the stages, report peak memory."""
     import numpy as np
@@ -40,8 +54,11 @@ def measure(device: str, precision: str) -> dict:
     from synth.sampling import SamplingParams
     from synth.testing import make_reference_wav
 
+    load_before = _load()
     files = write_random_model(_model_dir(), "full")
-    ref = make_reference_wav(_model_dir() / "ref.wav", seconds=5.0)
+    ref = _model_dir() / "ref.wav"
+    if not ref.is_file():
+        make_reference_wav(ref, seconds=5.0)
     tts = files.load(device=device, precision=precision)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     prepared = tts.prepare_reference(ref)
@@ -51,14 +68,14 @@ def measure(device: str, precision: str) -> dict:
     tts.semantic_tokens(plans, prepared.prompt_tokens, params, tts._generators(0, 1), 20)
 
     gpt_runs, sovits_runs = [], []
-    for _ in range(2):
+    for _ in range(RUNS):
         gens = tts._generators(0, 1)
         sync()
         t0 = time.perf_counter()
         tokens = tts.semantic_tokens(plans, prepared.prompt_tokens, params, gens, TOKENS)
         sync()
         t1 = time.perf_counter()
-        wave = tts.vocode(tokens, plans, prepared.style, gens)[0]
+        wave = tts.vocode(tokens, plans, prepared.style, tts._prior_noise("frames", 0, gens))[0]
         sync()
         t2 = time.perf_counter()
         assert tokens[0].numel() == TOKENS, tokens[0].numel()
@@ -66,27 +83,39 @@ def measure(device: str, precision: str) -> dict:
         sovits_runs.append(t2 - t1)
     audio_s = wave.shape[0] / tts.sample_rate
 
-    t0 = time.perf_counter()
-    stream = tts.stream(TEXT, "en", ref, prompt_text=PROMPT, prompt_language="en", max_semantic_tokens=TOKENS,
-                        chunk_tokens=25)
-    next(stream)
-    sync()
-    first_chunk = time.perf_counter() - t0
-    stream.close()
+    first_chunks = []
+    for _ in range(2):
+        sync()
+        t0 = time.perf_counter()
+        stream = tts.stream(TEXT, "en", ref, prompt_text=PROMPT, prompt_language="en", max_semantic_tokens=TOKENS,
+                            chunk_tokens=25)
+        next(stream)
+        sync()
+        first_chunks.append(time.perf_counter() - t0)
+        stream.close()
 
     figures = {
         "gpt_tokens_per_s": TOKENS / min(gpt_runs),
+        "gpt_tokens_per_s_runs": [round(TOKENS / t, 1) for t in gpt_runs],
         "sovits_seconds": min(sovits_runs),
+        "sovits_seconds_runs": [round(t, 2) for t in sovits_runs],
         "rtf": (min(gpt_runs) + min(sovits_runs)) / audio_s,
-        "first_chunk_s": first_chunk,
+        "first_chunk_s": min(first_chunks),
         "audio_seconds": audio_s,
         "tokens": TOKENS,
         "precision": precision,
+        "native_kernels": tts.gpt._native is not None,
         "threads": torch.get_num_threads(),
         "peak_rss_mb": peak_rss_mb(),
     }
     if device == "cuda":
         figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        figures["gpu"] = torch.cuda.get_device_name()
+    # Token sequences, for the parent to compare modes (not written to synth.json).
+    greedy = tts.semantic_tokens(plans, prepared.prompt_tokens, SamplingParams(top_k=1), tts._generators(0, 1),
+                                 TOKENS)[0]
+    figures["_greedy_tokens"] = greedy.tolist()
+    figures["_sampled_tokens"] = tokens[0].tolist()
     if precision != "fp32":
         # How far the fast mode moves from the default: same seed, greedy, against an fp32 copy.
         ref_tts = files.load(device=device, precision="fp32")
@@ -96,14 +125,18 @@ def measure(device: str, precision: str) -> dict:
         figures["greedy_tokens_equal_to_fp32"] = float((a == b).float().mean())
         first_diff = int(np.argmax((a != b).numpy())) if bool((a != b).any()) else 100
         figures["greedy_tokens_identical_prefix"] = first_diff
+    figures["load_1min_before"] = load_before
+    figures["load_1min_after"] = _load()
     return figures
 
 
-def _child(device: str, precision: str) -> dict:
+def _child(device: str, precision: str, native: bool = True) -> dict:
     code = ("import json,sys; from benchmarks.synth import measure; "
             f"print('RESULT ' + json.dumps(measure({device!r}, {precision!r})))")
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=3600)
+    env = {**os.environ, **({} if native else {"SYNTH_NATIVE": "0"})}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=3600,
+                         env=env)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child for {device}/{precision} failed:\n{out.stderr[-3000:]}")
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
@@ -125,8 +158,19 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         figures[device] = _child(device, "fp32")
+        if device == "cpu":
+            # The same fp32 arithmetic without the native decode step (SYNTH_NATIVE=0): its speed, and
+            # whether the native step's different order of float additions changes any token.
+            plain = _child(device, "fp32", native=False)
+            for kind in ("greedy", "sampled"):
+                figures[device][f"{kind}_tokens_equal_to_pytorch_path"] = (
+                    figures[device][f"_{kind}_tokens"] == plain[f"_{kind}_tokens"])
+            figures[f"{device}_fp32_pytorch"] = plain
         figures[f"{device}_bf16"] = _child(device, "bf16")
         figures[f"{device}_int8"] = _child(device, "int8")
+    for values in figures.values():
+        for key in [k for k in values if k.startswith("_")]:
+            del values[key]
     targets = {"gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
                "rtf": "original: 0.66", "peak_rss_mb": "original: ~2,100"}
     for name, values in figures.items():

@@ -4,10 +4,12 @@
 ...                              bert_dir="chinese-roberta-wwm-ext-large")
 >>> rate, wave = tts.synthesize("Hello there.", "en", "ref.wav", prompt_text="...", prompt_language="en")
 
-Randomness: sentence ``i`` of a request draws from its own generator seeded ``seed + i``,
-first the GPT's sampling noise, then the SoVITS prior noise, exactly the draws the
-original makes after ``torch.manual_seed(seed + i)`` for that sentence alone. So a request
-is deterministic under a seed, and batching sentences does not change what each draws.
+Randomness: sentence ``i`` of a request samples its GPT tokens from its own generator seeded
+``seed + i``, exactly the draws the original makes after ``torch.manual_seed(seed + i)`` for
+that sentence alone. The SoVITS prior's noise comes by default from a second, per-frame source
+(:class:`~synth.sovits.PriorNoise`, also keyed by ``seed + i``), so that streaming and one-shot
+synthesis use the same noise; ``prior_noise="original"`` draws it as the original does instead.
+So a request is deterministic under a seed, and batching sentences does not change what each draws.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from synth.errors import CheckpointError, CorruptCheckpointError, TextError
 from synth.features import BertFeatures, SSLEncoder
 from synth.gpt import GPTConfig, Text2SemanticDecoder
 from synth.sampling import SamplingParams
-from synth.sovits import SoVITSConfig, SynthesizerTrn
+from synth.sovits import NoiseSource, OriginalPriorNoise, PriorNoise, SoVITSConfig, SynthesizerTrn
 from synth.text.frontend import (PhoneSequence, check_language, phones_and_bert, prepare_prompt_text,
                                  split_sentences)
 
@@ -206,6 +208,15 @@ class Synthesizer:
     def _generators(self, seed: int, count: int) -> list[torch.Generator]:
         return [torch.Generator(device=self.device).manual_seed(int(seed) + i) for i in range(count)]
 
+    def _prior_noise(self, kind: str, seed: int, generators: list[torch.Generator]) -> list[NoiseSource]:
+        """The prior's noise source of each sentence (sentence i: seed + i; see ``synthesize``)."""
+        channels = self.sovits.cfg.inter_channels
+        if kind == "frames":
+            return [PriorNoise(int(seed) + i, channels, self.device) for i in range(len(generators))]
+        if kind == "original":
+            return [OriginalPriorNoise(gen, channels, self.device) for gen in generators]
+        raise ValueError(f"prior_noise must be 'frames' or 'original', got {kind!r}")
+
     @torch.no_grad()
     def semantic_tokens(self, plans: list[SentencePlan], prompt_tokens: torch.Tensor, params: SamplingParams,
                         generators: list[torch.Generator], max_semantic_tokens: int, min_semantic_tokens: int = 0,
@@ -228,10 +239,10 @@ class Synthesizer:
         # The original never returns an empty sequence ("bad zero prediction" -> one 0 token).
         return [torch.tensor(tokens or [0], dtype=torch.long) for tokens in out]
 
-    @torch.no_grad()
-    def vocode(self, tokens: list[torch.Tensor], plans: list[SentencePlan], style: torch.Tensor,
-               generators: list[torch.Generator], speed: float = 1.0, noise_scale: float = 0.5) -> list[np.ndarray]:
-        """SoVITS decode of a batch: tokens [T_i] + sentence phones -> float32 waveforms."""
+    def _prior(self, tokens: list[torch.Tensor], plans: list[SentencePlan], style: torch.Tensor,
+               noises: list[NoiseSource], speed: float, noise_scale: float
+               ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Sample the SoVITS prior of a batch -> z_p [B, C, T'], mask [B, 1, T'], frames per row."""
         device = self.device
         codes = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True).to(device)
         code_lengths = torch.tensor([t.numel() for t in tokens], device=device)
@@ -239,24 +250,22 @@ class Synthesizer:
         text_lengths = torch.tensor([len(p.target.ids) for p in plans], device=device)
         m_p, logs_p, y_mask, lengths = self.sovits.decode_latent(codes, code_lengths, text, text_lengths, style, speed)
         noise = torch.zeros_like(m_p)
-        for i, gen in enumerate(generators):
-            noise[i, :, : lengths[i]] = torch.randn(1, m_p.shape[1], lengths[i], generator=gen, device=device,
-                                                    dtype=m_p.dtype)[0]
-        z_p = m_p + noise * torch.exp(logs_p) * noise_scale
-        waves = self.sovits.flow_and_vocode(z_p, y_mask, style, lengths)
-        out = []
-        for w in waves:
-            peak = w.abs().max()
-            if peak > 1:
-                w = w / peak
-            out.append(w.float().cpu().numpy())
-        return out
+        for i, source in enumerate(noises):
+            noise[i, :, : lengths[i]] = source.take(lengths[i])
+        return m_p + noise * torch.exp(logs_p) * noise_scale, y_mask, lengths
+
+    @torch.no_grad()
+    def vocode(self, tokens: list[torch.Tensor], plans: list[SentencePlan], style: torch.Tensor,
+               noises: list[NoiseSource], speed: float = 1.0, noise_scale: float = 0.5) -> list[np.ndarray]:
+        """SoVITS decode of a batch: tokens [T_i] + sentence phones -> float32 waveforms."""
+        z_p, y_mask, lengths = self._prior(tokens, plans, style, noises, speed, noise_scale)
+        return [_normalised(w) for w in self.sovits.flow_and_vocode(z_p, y_mask, style, lengths)]
 
     def synthesize(self, text: str, language: str, reference, *, prompt_text: str = "",
                    prompt_language: str | None = None, seed: int = 0, top_k: int = 15, top_p: float = 1.0,
                    temperature: float = 1.0, repetition_penalty: float = 1.35, speed: float = 1.0,
                    max_semantic_tokens: int = 1500, min_semantic_tokens: int = 0, noise_scale: float = 0.5,
-                   pause_s: float = 0.3, batch_size: int = 8,
+                   pause_s: float = 0.3, batch_size: int = 8, prior_noise: str = "frames",
                    on_token: Callable[[int], None] | None = None) -> tuple[int, np.ndarray]:
         """Speak ``text`` in the reference's voice -> (sample rate, float32 mono waveform).
 
@@ -265,6 +274,12 @@ class Synthesizer:
         batches of ``batch_size`` and joined with ``pause_s`` of silence after each, as the original.
         ``max_semantic_tokens`` bounds each sentence (25 tokens = 1 s); ``min_semantic_tokens``
         forbids EOS before that many.
+
+        ``prior_noise``: how the SoVITS prior's noise is drawn. ``"frames"`` (default) draws it
+        frame by frame (:class:`~synth.sovits.PriorNoise`), so that :meth:`stream` can use the
+        same noise; ``"original"`` draws it as the original does (``randn`` over the whole
+        ``[C, T]`` prior from the sentence's generator, after the GPT's draws), which reproduces
+        the original's waveform for a given seed.
         """
         params = SamplingParams(top_k=top_k, top_p=top_p, temperature=temperature,
                                 repetition_penalty=repetition_penalty)
@@ -273,14 +288,14 @@ class Synthesizer:
         ref = self.prepare_reference(reference)
         prompt = ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0]
         generators = self._generators(seed, len(plans))
+        noises = self._prior_noise(prior_noise, seed, generators)
         pause = np.zeros(int(self.sample_rate * pause_s), dtype=np.float32)
         pieces: list[np.ndarray] = []
         for start in range(0, len(plans), max(1, batch_size)):
-            group = plans[start : start + batch_size]
-            gens = generators[start : start + batch_size]
-            tokens = self.semantic_tokens(group, prompt, params, gens, max_semantic_tokens, min_semantic_tokens,
-                                          on_token=on_token)
-            for wave in self.vocode(tokens, group, ref.style, gens, speed, noise_scale):
+            group = slice(start, start + batch_size)
+            tokens = self.semantic_tokens(plans[group], prompt, params, generators[group], max_semantic_tokens,
+                                          min_semantic_tokens, on_token=on_token)
+            for wave in self.vocode(tokens, plans[group], ref.style, noises[group], speed, noise_scale):
                 pieces += [wave, pause]
         return self.sample_rate, np.concatenate(pieces).astype(np.float32)
 
@@ -288,94 +303,135 @@ class Synthesizer:
                prompt_language: str | None = None, seed: int = 0, top_k: int = 15, top_p: float = 1.0,
                temperature: float = 1.0, repetition_penalty: float = 1.35, speed: float = 1.0,
                max_semantic_tokens: int = 1500, min_semantic_tokens: int = 0, noise_scale: float = 0.5,
-               pause_s: float = 0.3, chunk_tokens: int = 25) -> Iterator[np.ndarray]:
+               pause_s: float = 0.3, chunk_tokens: int = 25, exact: bool = False, prior_noise: str = "frames",
+               on_token: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
         """Like :meth:`synthesize`, but yields float32 chunks as semantic tokens arrive.
 
-        Every ``chunk_tokens`` tokens (25 = 1 s) the sentence so far is run through SoVITS and the
-        new audio is released, less a margin of frames kept back until their right-hand context
-        exists. The GPT draws the same tokens as :meth:`synthesize`; the SoVITS prior noise is
-        drawn per frame position from a second generator (the length is not known in advance),
-        so with ``noise_scale=0`` the joined chunks match :meth:`synthesize` up to the encoders'
-        missing right-hand context at each cut.
+        The GPT draws the same tokens, and the SoVITS prior the same noise, as :meth:`synthesize`
+        with the same arguments; each sentence is followed by a chunk of ``pause_s`` silence.
+
+        ``exact=False`` (default, low latency): every ``chunk_tokens`` tokens (25 = 1 s) the
+        sentence so far goes through SoVITS and its audio is released, less the last
+        ``HOLD_FRAMES`` latent frames (about 1 s of audio), which wait for more right-hand
+        context; consecutive pieces are cross-faded. The SoVITS encoders attend over the whole
+        sentence, so audio made from part of it differs somewhat from :meth:`synthesize`'s
+        (docs/synth.md gives the measured size). A stream cannot rescale audio it has released:
+        where the original scales a sentence peaking above 1 down to peak 1, each piece here is
+        scaled by the highest peak seen so far in its sentence.
+
+        ``exact=True``: each sentence's audio is released, in pieces of ``chunk_tokens``, once its
+        last token is known; joined, it equals :meth:`synthesize` with ``batch_size=1`` (float
+        tolerance with other batch sizes). First audio comes after the first sentence's tokens.
+        ``prior_noise="original"`` (see :meth:`synthesize`) needs ``exact=True``.
         """
         params = SamplingParams(top_k=top_k, top_p=top_p, temperature=temperature,
                                 repetition_penalty=repetition_penalty)
         _check_knobs(speed, max_semantic_tokens, noise_scale)
         if chunk_tokens < 1:
             raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
+        if prior_noise == "original" and not exact:
+            raise ValueError("prior_noise='original' draws the noise of a whole sentence at once, which a "
+                             "low-latency stream cannot wait for: use exact=True or prior_noise='frames'")
         plans = self.plan(text, language, prompt_text, prompt_language)
         ref = self.prepare_reference(reference)
         prompt = ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0]
         generators = self._generators(seed, len(plans))
+        noises = self._prior_noise(prior_noise, seed, generators)
         pause = np.zeros(int(self.sample_rate * pause_s), dtype=np.float32)
+        dtype = self.gpt.bert_proj.weight.dtype
         for i, plan in enumerate(plans):
-            yield from self._stream_sentence(plan, prompt, ref.style, params, generators[i], int(seed) + i,
-                                             max_semantic_tokens, min_semantic_tokens, speed, noise_scale,
-                                             chunk_tokens)
+            sentence = _SentenceStream(self, plan, ref.style, noises[i], speed, noise_scale, chunk_tokens, exact)
+            steps = self.gpt.generate([plan.gpt_ids], [plan.gpt_bert.to(dtype)], prompt, params, [generators[i]],
+                                      max_semantic_tokens, min_semantic_tokens)
+            try:
+                for step in steps:
+                    if on_token is not None:
+                        on_token(1)
+                    if not step.finished:  # the stopping step's token is dropped, as in synthesize
+                        yield from sentence.add(step.tokens[0])
+            finally:
+                steps.close()
+            yield from sentence.finish()
             yield pause.copy()
 
-    @torch.no_grad()
-    def _stream_sentence(self, plan: SentencePlan, prompt: torch.Tensor, style: torch.Tensor,
-                         params: SamplingParams, gen: torch.Generator, noise_seed: int, max_tokens: int,
-                         min_tokens: int, speed: float, noise_scale: float, chunk_tokens: int
-                         ) -> Iterator[np.ndarray]:
-        frames_per_token = 2 / speed
-        max_frames = int(max_tokens * frames_per_token) + 4
-        noise_gen = torch.Generator(device=self.device).manual_seed(noise_seed)
-        noise = torch.randn(1, self.sovits.cfg.inter_channels, max_frames, generator=noise_gen, device=self.device)
-        hold = 16  # latent frames kept back: more than the vocoder's receptive field on either side
-        context = 16
-        tokens: list[int] = []
-        emitted = 0  # latent frames released so far
-        since = 0
-        dtype = self.gpt.bert_proj.weight.dtype
-        steps = self.gpt.generate([plan.gpt_ids], [plan.gpt_bert.to(dtype)], prompt, params, [gen], max_tokens,
-                                  min_tokens)
-        done = False
-        while not done:
-            try:
-                step = next(steps)
-            except StopIteration:
-                break
-            if step.finished:
-                done = True
-            else:
-                tokens.append(step.tokens[0])
-                since += 1
-            if len(tokens) == max_tokens:
-                done = True
-            if not done and since < chunk_tokens:
-                continue
-            since = 0
-            if not tokens:
-                tokens = [0]
-            z, frames = self._latent(tokens, plan, style, noise, noise_scale, speed)
-            end = frames if done else max(emitted, frames - hold)
-            if end > emitted:
-                lo = max(0, emitted - context)
-                hi = min(frames, end + context)
-                wave = self.sovits.dec(z[:, :, lo:hi], style)[0, 0]
-                spf = self.sovits.cfg.samples_per_frame
-                piece = wave[(emitted - lo) * spf : (end - lo) * spf]
-                peak = piece.abs().max()
-                if peak > 1:
-                    piece = piece / peak
-                yield piece.float().cpu().numpy()
-                emitted = end
-        steps.close()
 
-    def _latent(self, tokens: list[int], plan: SentencePlan, style: torch.Tensor, noise: torch.Tensor,
-                noise_scale: float, speed: float) -> tuple[torch.Tensor, int]:
-        device = self.device
-        codes = torch.tensor([tokens], device=device)
-        text = torch.tensor([plan.target.ids], device=device)
-        m_p, logs_p, y_mask, lengths = self.sovits.decode_latent(
-            codes, torch.tensor([len(tokens)], device=device), text, torch.tensor([text.shape[1]], device=device),
-            style, speed)
-        n = lengths[0]
-        z_p = m_p + noise[:, :, :n] * torch.exp(logs_p) * noise_scale
-        z = self.sovits.flow.reverse(z_p, y_mask, style) * y_mask
-        return z, n
+# Latent frames (50 per second at speed 1) that a low-latency stream holds back until they have
+# right-hand context: the SoVITS encoders attend over the whole sentence, so no margin makes the
+# released frames final; 48 keeps the measured error small (docs/synth.md) for about 1 s of delay.
+HOLD_FRAMES = 48
+VOCODER_CONTEXT = 16  # frames either side of a generator window (its receptive field is about 12)
+FLOW_CONTEXT = 32  # frames either side of a flow window (4 couplings of 4 convolutions of width 5)
+CROSSFADE_FRAMES = 2  # frames over which consecutive low-latency pieces are blended
+
+
+class _SentenceStream:
+    """Turns one sentence's semantic tokens, as they arrive, into audio pieces (see Synthesizer.stream)."""
+
+    def __init__(self, tts: Synthesizer, plan: SentencePlan, style: torch.Tensor, noise: NoiseSource, speed: float,
+                 noise_scale: float, chunk_tokens: int, exact: bool) -> None:
+        self.tts, self.plan, self.style, self.noise = tts, plan, style, noise
+        self.speed, self.noise_scale, self.chunk_tokens, self.exact = speed, noise_scale, chunk_tokens, exact
+        self.spf = tts.sovits.cfg.samples_per_frame
+        self.tokens: list[int] = []
+        self.emitted = 0  # latent frames released
+        self.tail: torch.Tensor | None = None  # audio of frames past `emitted` from the last piece, to blend
+        self.peak = 1.0  # the highest peak released so far (pieces are scaled by it when above 1)
+
+    def add(self, token: int) -> Iterator[np.ndarray]:
+        self.tokens.append(token)
+        # A piece once ``chunk_tokens`` tokens' worth of frames wait beyond those held back.
+        if not self.exact and (2 * len(self.tokens) - HOLD_FRAMES * self.speed - self.emitted * self.speed
+                               >= 2 * self.chunk_tokens):
+            yield from self._release(final=False)
+
+    def finish(self) -> Iterator[np.ndarray]:
+        if not self.tokens:
+            self.tokens = [0]  # as synthesize: never an empty sentence
+        if self.exact:
+            wave = self.tts.vocode([torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed,
+                                   self.noise_scale)[0]
+            step = max(1, round(2 * self.chunk_tokens / self.speed)) * self.spf
+            for start in range(0, wave.shape[0], step):
+                yield wave[start : start + step]
+        else:
+            yield from self._release(final=True)
+
+    @torch.no_grad()
+    def _release(self, final: bool) -> Iterator[np.ndarray]:
+        """Vocode frames [emitted, end) of the sentence so far; the flow and the generator see a window only."""
+        sovits = self.tts.sovits
+        z_p, mask, lengths = self.tts._prior([torch.tensor(self.tokens)], [self.plan], self.style, [self.noise],
+                                             self.speed, self.noise_scale)
+        frames = lengths[0]
+        end = frames if final else frames - HOLD_FRAMES
+        if end <= self.emitted:
+            return
+        stop = end if final else min(frames, end + CROSSFADE_FRAMES)
+        lo = max(0, self.emitted - VOCODER_CONTEXT - FLOW_CONTEXT)
+        hi = min(frames, stop + VOCODER_CONTEXT + FLOW_CONTEXT)
+        z = sovits.flow.reverse(z_p[:, :, lo:hi], mask[:, :, lo:hi], self.style) * mask[:, :, lo:hi]
+        # The generator on frames [emitted, stop) with VOCODER_CONTEXT frames either side.
+        v_lo, v_hi = max(lo, self.emitted - VOCODER_CONTEXT), min(hi, stop + VOCODER_CONTEXT)
+        wave = sovits.dec(z[:, :, v_lo - lo : v_hi - lo], self.style)[0, 0]
+        piece = wave[(self.emitted - v_lo) * self.spf : (stop - v_lo) * self.spf]
+        if self.tail is not None:
+            n = min(self.tail.shape[0], piece.shape[0])
+            ramp = torch.linspace(0.0, 1.0, n + 2, dtype=piece.dtype, device=piece.device)[1:-1]
+            piece[:n] = self.tail[:n] * (1 - ramp) + piece[:n] * ramp
+        cut = (end - self.emitted) * self.spf
+        self.tail = None if final else piece[cut:]
+        self.emitted = end
+        piece = piece[:cut]
+        self.peak = max(self.peak, float(piece.abs().max()))
+        yield (piece / self.peak).float().cpu().numpy()
+
+
+def _normalised(wave: torch.Tensor) -> np.ndarray:
+    """As the original: a waveform peaking above 1 is scaled down to peak at 1."""
+    peak = wave.abs().max()
+    if peak > 1:
+        wave = wave / peak
+    return wave.float().cpu().numpy()
 
 
 def _check_knobs(speed: float, max_tokens: int, noise_scale: float) -> None:

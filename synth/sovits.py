@@ -15,6 +15,7 @@ original calls on every forward.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -564,6 +565,65 @@ class Quantizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: [B, T] -> [B, 768, T]."""
         return F.embedding(codes, self.embed).transpose(1, 2)
+
+
+# ----------------------------------------------------------------------------- the prior's noise
+
+
+class PriorNoise:
+    """The noise that samples the SoVITS prior, drawn frame by frame from its own generator.
+
+    Frame ``t`` always gets the ``t``-th block of ``channels`` normals, whatever the sentence's
+    length and however its frames are asked for (all at once, or chunk by chunk while
+    streaming), so streamed audio can use exactly the noise that one-shot synthesis uses.
+    (The original draws ``randn_like`` of the whole ``[C, T]`` prior, whose value at a frame
+    depends on ``T``; a stream cannot know ``T`` before the sentence ends.)
+    """
+
+    BLOCK = 64  # frames drawn at a time
+
+    def __init__(self, seed: int, channels: int, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        # A seed of its own, so that these draws are not the GPT sampler's (which uses ``seed``).
+        digest = hashlib.sha256(f"sovits-prior-noise/{int(seed)}".encode()).digest()
+        self._generator = torch.Generator(device=device).manual_seed(int.from_bytes(digest[:4], "little"))
+        self.channels, self.device, self.dtype = channels, device, dtype
+        self._frames = torch.empty(0, channels, dtype=dtype, device=device)  # [drawn, C]
+
+    def take(self, frames: int) -> torch.Tensor:
+        """The noise of frames 0..frames-1: [C, frames]."""
+        while self._frames.shape[0] < frames:
+            block = torch.randn(self.BLOCK, self.channels, generator=self._generator, device=self.device,
+                                dtype=self.dtype)
+            self._frames = torch.cat([self._frames, block])
+        return self._frames[:frames].t()
+
+
+class OriginalPriorNoise:
+    """The original's draw: ``randn`` over the whole ``[C, T]`` prior, from the sentence's generator.
+
+    Taken after the GPT has sampled the sentence, this is exactly what the original draws after
+    ``torch.manual_seed(seed)``. Its value at a frame depends on ``T``, so it can be taken once,
+    for the whole sentence, and cannot serve a low-latency stream.
+    """
+
+    def __init__(self, generator: torch.Generator, channels: int, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        self._generator, self.channels, self.device, self.dtype = generator, channels, device, dtype
+        self._drawn: torch.Tensor | None = None
+
+    def take(self, frames: int) -> torch.Tensor:
+        """The noise of frames 0..frames-1: [C, frames]; always the same length."""
+        if self._drawn is None:
+            self._drawn = torch.randn(1, self.channels, frames, generator=self._generator, device=self.device,
+                                      dtype=self.dtype)[0]
+        if self._drawn.shape[1] != frames:
+            raise ValueError("the original's prior noise is drawn once for a whole sentence; "
+                             "use PriorNoise for a sentence decoded piece by piece")
+        return self._drawn
+
+
+NoiseSource = PriorNoise | OriginalPriorNoise
 
 
 # ----------------------------------------------------------------------------- the model

@@ -8,6 +8,7 @@ import torch
 
 from synth.gpt import GPTConfig, Text2SemanticDecoder
 from synth.sampling import SamplingParams, next_token_probs, sample_next
+from synth.sovits import PriorNoise
 
 PROMPT_TEXT = "The quick brown fox jumps over the lazy dog."
 
@@ -111,7 +112,7 @@ def test_shapes_through_the_sovits_stage(tts, reference_wav):
         codes[0][None], torch.tensor([20]), torch.tensor([plans[0].target.ids]),
         torch.tensor([len(plans[0].target.ids)]), prepared.style)
     assert m_p.shape == logs_p.shape == (1, 32, 40) and lengths == [40]
-    waves = tts.vocode(codes, plans, prepared.style, [torch.Generator().manual_seed(0)])
+    waves = tts.vocode(codes, plans, prepared.style, [PriorNoise(0, 32)])
     assert waves[0].shape == (40 * 640,) and waves[0].dtype == np.float32 and np.isfinite(waves[0]).all()
 
 
@@ -122,7 +123,19 @@ def test_batched_vocoding_matches_single(tts, reference_wav):
     assert len(plans) == 2
     g = torch.Generator().manual_seed(9)
     codes = [torch.randint(0, 1024, (n,), generator=g) for n in (15, 28)]
-    batch = tts.vocode(codes, plans, prepared.style, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    batch = tts.vocode(codes, plans, prepared.style, [PriorNoise(1, 32), PriorNoise(2, 32)])
     for i, seed in enumerate((1, 2)):
-        alone = tts.vocode([codes[i]], [plans[i]], prepared.style, [torch.Generator().manual_seed(seed)])[0]
+        alone = tts.vocode([codes[i]], [plans[i]], prepared.style, [PriorNoise(seed, 32)])[0]
         np.testing.assert_allclose(batch[i], alone, atol=1e-4)
+
+
+def test_prior_noise_is_the_same_however_its_frames_are_asked_for():
+    """Frame t gets the same noise whether frames come all at once or a chunk at a time (streaming)."""
+    whole = PriorNoise(5, 32).take(150)
+    pieces = PriorNoise(5, 32)
+    for n in (10, 64, 65, 150):
+        assert torch.equal(pieces.take(n), whole[:, :n])
+    assert whole.shape == (32, 150) and abs(float(whole.mean())) < 0.05 and abs(float(whole.std()) - 1) < 0.05
+    assert not torch.equal(PriorNoise(6, 32).take(150), whole)
+    # Its own stream of numbers: not the GPT sampler's generator (seeded with the same seed).
+    assert not torch.equal(whole[:, :1].flatten(), torch.randn(32, generator=torch.Generator().manual_seed(5)))
