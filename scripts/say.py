@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 from ape.cli import ConnectedProviderCommand, account_option
+from ape.exceptions import ContractLogicError
 
 from voicemarket import chain as vm
 from voicemarket import speech
@@ -157,9 +158,8 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
 def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temperature, repetition_penalty,  # noqa: ANN001, PLR0913
         operator, max_fee, ttl, store_spec, output, timeout, request_id, cancel_expired, account) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
-    from voicemarket.deployments import DeploymentError, load
+    from voicemarket.deployments import DeploymentError, load, parse_amount
     from voicemarket.minting import MintError, asset_info, format_amount, open_store
-    from voicemarket.deployments import parse_amount
 
     try:
         deployment = load()
@@ -195,9 +195,10 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
             price = f"use price {format_amount(licence.use_price, asset)}, " if licence.use_price else ""
             click.echo(f"operator {chosen}: {price}fee {format_amount(fee, asset)} (your maximum "
                        f"{format_amount(cap, asset)})")
-            options = speech.SpeechOptions(text, language, speed, top_k, top_p, temperature, repetition_penalty, seed)
-            submitted = speech.submit(router, deployment.licenses, account, licence, options, operator=chosen,
-                                      max_fee=cap, ttl_s=ttl, store=store)
+            params = vm.SynthesisParams(vm.Language.parse(language), speed=speed, top_k=top_k, top_p=top_p,
+                                        temperature=temperature, repetition_penalty=repetition_penalty, seed=seed)
+            submitted = speech.submit(router, account, licence, text, params, operator=chosen, max_fee=cap,
+                                      ttl_s=ttl, store=store)
             how = f"by CID {submitted.input_cid}" if submitted.input_cid else "inline"
             click.echo(f"request {submitted.request_id} sent in block {submitted.block_number} "
                        f"(text {how}, {format_amount(submitted.escrow, asset)} in escrow, deadline in {_duration(ttl)})")
@@ -205,6 +206,9 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
         started = time.monotonic()
         try:
             outcome = speech.wait_for_outcome(router, submitted, timeout_s=timeout, on_progress=progress)
+        except KeyboardInterrupt:
+            raise click.ClickException(f"interrupted: request {submitted.request_id} stays on-chain; follow it with "
+                                       f"`ape run say --request {submitted.request_id}`") from None
         finally:
             progress.done()
         code = report_outcome(deployment, account, submitted, outcome, store,
@@ -212,8 +216,7 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
                               waited=time.monotonic() - started)
     except (speech.SpeechError, MintError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        raise click.ClickException("interrupted: the request stays on-chain; follow it with "
-                                   "`ape run say --request <id>`") from None
+    except ContractLogicError as exc:  # the chain refused: a licence, fee or deadline that changed meanwhile
+        raise click.ClickException(f"the chain refused the transaction: {exc}") from None
     if code:
         sys.exit(code)

@@ -1,0 +1,373 @@
+"""A buyer asks for speech: text -> ``requestSynthesis`` -> the outcome -> a verified WAV.
+
+The steps of ``ape run say``, as plain functions over Ape contract instances (the router and
+the licence manager of a deployment):
+
+- :func:`licence_use` reads what a licence allows (model, asset, use price, uses left) and
+  refuses, with what to do, a licence the account cannot use now;
+- :func:`choose_operator` finds an operator that may serve the model (or checks the one named);
+- :func:`submit` builds the request (inline text, or the text's CID when it is too long to
+  carry on-chain), escrows ``usePrice + fee`` and returns the committed request;
+- :func:`wait_for_outcome` follows the request until it is fulfilled, failed, or past its
+  deadline (calling back with progress);
+- :func:`fetch_audio` reads the audio by its CID from a store and writes it only if its SHA-256
+  is the digest the operator committed on-chain;
+- :func:`cancel_expired` refunds an undelivered request after its deadline.
+
+Refunds (failure, expiry) are credited on the router: ``router.creditOf(buyer, asset)``,
+withdrawable with ``router.withdraw(asset)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voicemarket import chain as vm
+from voicemarket.files import atomic_output
+from voicemarket.multiformats import CID
+
+DEFAULT_TTL_S = 15 * 60
+"""How long an operator has to deliver, by default (the router allows up to a day)."""
+
+
+class SpeechError(Exception):
+    """Something the buyer can fix (licence, operator, text, fee, store); the message says what."""
+
+
+class AudioMismatch(SpeechError):
+    """The audio behind the delivered CID is not what the operator committed to on-chain."""
+
+
+@dataclass(frozen=True)
+class LicenceUse:
+    """What one use of a licence costs and allows, read from the chain."""
+
+    licence_id: int
+    model_id: int
+    offer_id: int
+    tier: vm.Tier
+    asset: str
+    use_price: int  # paid per request (pay-per-use without packs), else 0
+    uses_left: int | None  # None: unlimited
+    languages: int  # the model's language bits
+
+    def speaks(self, language: vm.Language) -> bool:
+        return bool(self.languages >> int(language) & 1)
+
+    @property
+    def language_codes(self) -> list[str]:
+        return [lang.name.lower() for lang in vm.Language if self.languages >> int(lang) & 1]
+
+
+@dataclass(frozen=True)
+class SubmittedRequest:
+    """A request on-chain: its id, the committed ``SynthesisRequest`` tuple and where it was mined."""
+
+    request_id: int
+    request: tuple
+    block_number: int
+    transaction: str
+    input_cid: CID | None  # the text's CID when it did not fit inline
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return dict(zip(vm.REQUEST_FIELDS, self.request, strict=True))
+
+    @property
+    def deadline(self) -> int:
+        return int(self.fields["deadline"])
+
+    @property
+    def operator(self) -> str:
+        return str(self.fields["operator"])
+
+    @property
+    def asset(self) -> str:
+        return str(self.fields["asset"])
+
+    @property
+    def escrow(self) -> int:
+        """What the request holds in escrow (and what a failure or an expiry refunds)."""
+        return int(self.fields["usePrice"]) + int(self.fields["fee"])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a request ended up (or stands, if it is still pending past its deadline)."""
+
+    request_id: int
+    status: vm.RequestStatus
+    output_digest: bytes | None = None  # fulfilled: the audio's SHA-256, as committed on-chain
+    output_cid: CID | None = None  # fulfilled: where the audio is
+    reason: vm.FailReason | None = None  # failed: why
+    settle_after: int | None = None  # fulfilled: when the payout settles (the dispute window's end)
+
+    @property
+    def delivered(self) -> bool:
+        return self.output_cid is not None
+
+    @property
+    def refunded(self) -> bool:
+        return self.status in (vm.RequestStatus.FAILED, vm.RequestStatus.EXPIRED, vm.RequestStatus.REVERSED)
+
+
+# ---------------------------------------------------------------- before the request
+
+
+def licence_use(licenses, licence_id: int, account: str) -> LicenceUse:  # noqa: ANN001 - Ape contract
+    """What ``account`` may do with ``licence_id`` now; :class:`SpeechError` if it cannot use it."""
+    import ape
+
+    registry = ape.project.VoiceModelRegistry.at(licenses.registry())
+    try:
+        holder = licenses.ownerOf(licence_id)
+    except Exception:  # noqa: BLE001 - any revert of ownerOf means the token does not exist
+        raise SpeechError(f"licence {licence_id} does not exist: buy one first (`ape run buy`)") from None
+    if str(holder).lower() != str(account).lower():
+        raise SpeechError(f"licence {licence_id} belongs to {holder}, not to {account}: use --account with its holder")
+    offer_id = int(licenses.offerOf(licence_id))
+    terms = licenses.offer(offer_id).terms
+    model_id = int(terms.modelId)
+    licensed, uses_left = licenses.isLicensed(licence_id, account, model_id, int(vm.Action.TEXT_TO_SPEECH))
+    if not licensed:
+        raise SpeechError(_why_not_licensed(licenses, registry, licence_id, offer_id, model_id, terms))
+    tier = vm.Tier(int(terms.tier))
+    use_price = int(terms.price) if tier == vm.Tier.PAY_PER_USE and int(terms.packSize) == 0 else 0
+    return LicenceUse(
+        licence_id=licence_id, model_id=model_id, offer_id=offer_id, tier=tier, asset=str(terms.asset),
+        use_price=use_price, uses_left=None if int(uses_left) == 2**256 - 1 else int(uses_left),
+        languages=int(registry.modelTerms(model_id).languages),
+    )
+
+
+def _why_not_licensed(licenses, registry, licence_id: int, offer_id: int, model_id: int, terms) -> str:  # noqa: ANN001
+    import ape
+
+    now = ape.chain.pending_timestamp
+    licence = licenses.license(licence_id)
+    model = registry.modelTerms(model_id)
+    if not int(terms.permissions) & int(vm.Action.TEXT_TO_SPEECH):
+        return f"licence {licence_id} (offer {offer_id}) does not permit text-to-speech"
+    if int(terms.validUntil) and now > int(terms.validUntil):
+        return f"offer {offer_id} of licence {licence_id} ended; buy a licence from a current offer (`ape run offers`)"
+    if model.frozen:
+        return f"model {model_id:#x} is frozen by the arbiter: nothing can be synthesised with it for now"
+    if int(model.serviceEndsAt) and now >= int(model.serviceEndsAt):
+        return f"model {model_id:#x} was retired and its notice period is over"
+    if vm.Tier(int(terms.tier)) == vm.Tier.SUBSCRIPTION and now >= int(licence.expiresAt):
+        return f"subscription {licence_id} expired; renew it with `ape run renew {licence_id}`"
+    return f"licence {licence_id} has no uses left (it used {int(licence.used)}); buy more or wait for the next period"
+
+
+def choose_operator(router, model_id: int, asset: str, operator: str | None = None,  # noqa: ANN001
+                    from_block: int = 0) -> tuple[str, int]:
+    """(operator, its fee in ``asset``): the one named, or the cheapest allowed operator serving now."""
+    if operator is not None:
+        if not router.canServe(model_id, operator):
+            raise SpeechError(f"operator {operator} cannot serve model {model_id:#x} now (not registered, below the "
+                              "minimum stake, unbonding, or not allowed by the model's owner)")
+        return str(operator), int(router.operatorFee(operator, asset))
+    candidates = {str(log.operator) for log in _logs(router.ModelOperatorSet, from_block, modelId=model_id)}
+    serving = [op for op in sorted(candidates) if router.canServe(model_id, op)]
+    if not serving:
+        raise SpeechError(f"no operator may serve model {model_id:#x} now: ask its owner to allow one")
+    fees = {op: int(router.operatorFee(op, asset)) for op in serving}
+    chosen = min(serving, key=lambda op: (fees[op], op))
+    return chosen, fees[chosen]
+
+
+def request_input(text: str, store=None) -> tuple[bytes, CID | None]:  # noqa: ANN001 - a ContentStore
+    """The request's ``input``: the text inline, or (too long for the chain) its CID after storing it."""
+    if not text.strip():
+        raise SpeechError("the text is empty: give some words to say")
+    try:
+        return vm.inline_input(text), None
+    except ValueError:
+        pass
+    if store is None:
+        raise SpeechError(f"the text is {len(text.encode())} bytes, more than the {vm.MAX_INPUT_BYTES - 1} that fit "
+                          "on-chain: give a --store the operator reads, to pass the text by its CID")
+    cid = store.put_bytes(text.encode("utf-8"))
+    return vm.cid_input(cid), cid
+
+
+# ---------------------------------------------------------------- the request
+
+
+def submit(router, account, licence: LicenceUse, text: str, params: vm.SynthesisParams, *,  # noqa: ANN001
+           operator: str, max_fee: int, ttl_s: int = DEFAULT_TTL_S, store=None) -> SubmittedRequest:  # noqa: ANN001
+    """Send ``requestSynthesis`` from ``account`` (escrowing ``use price + fee``); the committed request.
+
+    ``max_fee`` caps the operator's fee (the router reverts above it). An ERC-20 licence's escrow
+    is approved to the router first if the allowance is short.
+    """
+    import ape
+
+    language = vm.Language(params.language)
+    if not licence.speaks(language):
+        raise SpeechError(f"model {licence.model_id:#x} speaks {', '.join(licence.language_codes)}, "
+                          f"not {language.name.lower()!r}: pick --language from those")
+    try:
+        packed = params.pack()
+    except ValueError as exc:
+        raise SpeechError(str(exc)) from None
+    fee = int(router.operatorFee(operator, licence.asset))
+    if fee > max_fee:
+        raise SpeechError(f"operator {operator} charges {fee} (smallest units) per request, above your maximum "
+                          f"{max_fee}: raise --max-fee or pick another --operator")
+    if not 0 < ttl_s <= int(router.MAX_TTL()):
+        raise SpeechError(f"--ttl must be 1..{int(router.MAX_TTL())} seconds, got {ttl_s}")
+    data, cid = request_input(text, store)
+    escrow = licence.use_price + fee
+    value = 0
+    if licence.asset == vm.ETH:
+        value = escrow
+    elif escrow:
+        token = ape.project.MockStablecoin.at(licence.asset)  # any ERC-20: only allowance/approve are called
+        if int(token.allowance(account, router.address)) < escrow:
+            token.approve(router.address, escrow, sender=account)
+    request = {
+        "modelId": licence.model_id, "licenseId": licence.licence_id, "operator": operator, "maxFee": max_fee,
+        "deadline": chain_time() + ttl_s, "params": packed,
+        "inputHash": vm.input_hash(text), "input": data,
+    }
+    receipt = router.requestSynthesis(request, value=value, sender=account)
+    log = receipt.events.filter(router.SynthesisRequested)[0]
+    return SubmittedRequest(int(log.requestId), vm.request_from_log(log), int(receipt.block_number),
+                            str(receipt.txn_hash), cid)
+
+
+def find_request(router, request_id: int, from_block: int = 0) -> SubmittedRequest:  # noqa: ANN001
+    """An earlier request (to follow it again or cancel it), from its ``SynthesisRequested`` log."""
+    logs = _logs(router.SynthesisRequested, from_block, requestId=request_id)
+    if not logs:
+        raise SpeechError(f"no request {request_id} on this router (searched from block {from_block})")
+    log = logs[-1]  # after a reorg the surviving log is the latest
+    data = bytes(log.input)
+    cid = None if data[:1] == b"\x00" else CID.from_bytes(data)
+    return SubmittedRequest(request_id, vm.request_from_log(log), int(log.block_number), str(log.transaction_hash), cid)
+
+
+# ---------------------------------------------------------------- after the request
+
+
+Progress = Callable[[vm.RequestStatus, float, int], None]
+"""``on_progress(status, seconds waited, seconds to the deadline)``."""
+
+
+def chain_time() -> int:
+    """The chain's time now: the timestamp the next block gets (the pending block's; a local node's runs
+    on between blocks, while the head's stands still)."""
+    import ape
+
+    try:
+        return int(ape.chain.pending_timestamp)
+    except Exception:  # noqa: BLE001 - a provider without a pending block: the head is the best we know
+        return int(ape.chain.blocks.head.timestamp)
+
+
+def wait_for_outcome(router, submitted: SubmittedRequest, *, timeout_s: float | None = None,  # noqa: ANN001
+                     poll_s: float = 0.5, on_progress: Progress | None = None) -> Outcome:
+    """Follow the request until it leaves Pending, its deadline passes, or ``timeout_s`` runs out.
+
+    A request still Pending past its deadline comes back as such: anyone may then cancel it
+    (:func:`cancel_expired`), which refunds the buyer in full.
+    """
+    started = time.monotonic()
+    while True:
+        status = vm.RequestStatus(int(router.requestStatus(submitted.request_id)))
+        left = submitted.deadline - chain_time()
+        waited = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(status, waited, left)
+        if status != vm.RequestStatus.PENDING or left < 0:
+            return outcome_of(router, submitted, status)
+        if timeout_s is not None and waited >= timeout_s:
+            return outcome_of(router, submitted, status)
+        time.sleep(min(poll_s, max(left, 0) + 0.1))
+
+
+def outcome_of(router, submitted: SubmittedRequest, status: vm.RequestStatus | None = None) -> Outcome:  # noqa: ANN001
+    """The request's outcome as the chain records it (the delivery's CID and digest, or the reason)."""
+    request_id = submitted.request_id
+    if status is None:
+        status = vm.RequestStatus(int(router.requestStatus(request_id)))
+    if status == vm.RequestStatus.FAILED:
+        log = _last(_logs(router.SynthesisFailed, submitted.block_number, requestId=request_id))
+        return Outcome(request_id, status, reason=vm.FailReason(int(log.reason)))
+    if status in (vm.RequestStatus.FULFILLED, vm.RequestStatus.DISPUTED, vm.RequestStatus.SETTLED,
+                  vm.RequestStatus.REVERSED):
+        log = _last(_logs(router.SynthesisFulfilled, submitted.block_number, requestId=request_id))
+        return Outcome(request_id, status, output_digest=bytes(log.outputDigest),
+                       output_cid=CID.from_bytes(bytes(log.outputCid)), settle_after=int(log.settleAfter))
+    return Outcome(request_id, status)
+
+
+def _logs(event, from_block: int, **topics) -> list:  # noqa: ANN001 - an Ape ContractEvent
+    """The event's logs from ``from_block`` to the head whose indexed arguments are ``topics``."""
+    import ape
+
+    return list(event.range(from_block, ape.chain.blocks.height + 1, search_topics=topics or None))
+
+
+def _last(found: list):  # noqa: ANN202
+    if not found:
+        raise SpeechError("the chain says the request ended but its event is missing from the node's logs")
+    return found[-1]
+
+
+def fetch_audio(store, outcome: Outcome, dest: str | Path) -> Path:  # noqa: ANN001 - a ContentStore
+    """Read the delivered audio by CID and write it to ``dest`` only if its SHA-256 is the on-chain digest.
+
+    The store checks the bytes against the CID; this checks them against ``outputDigest`` (what
+    the operator committed to, and what a dispute is judged on). Nothing is written on a mismatch.
+    """
+    from voicemarket.errors import ContentNotFound
+
+    if not outcome.delivered:
+        raise SpeechError(f"request {outcome.request_id} was not delivered ({outcome.status.name.lower()})")
+    try:
+        audio = store.get_bytes(outcome.output_cid)
+    except ContentNotFound:
+        raise SpeechError(f"the audio {outcome.output_cid} is not in {store!r}: point --store at the store the "
+                          "operator delivers to") from None
+    digest = hashlib.sha256(audio).digest()
+    if digest != outcome.output_digest:
+        raise AudioMismatch(f"the audio under {outcome.output_cid} has SHA-256 {digest.hex()}, but the operator "
+                            f"committed {outcome.output_digest.hex()} on-chain: nothing written; you may dispute "
+                            f"request {outcome.request_id} within its window")
+    dest = Path(dest)
+    with atomic_output(dest) as out:
+        out.write(audio)
+    return dest
+
+
+def cancel_expired(router, account, submitted: SubmittedRequest, *, attempts: int = 10) -> Outcome:  # noqa: ANN001
+    """Cancel an undelivered request past its deadline: the buyer is refunded in full, the use given back.
+
+    The deadline is judged by the block that mines the cancellation: if the node's clock has not
+    passed it yet (``Router_NotExpired``), the cancellation is tried again a second later.
+    """
+    to_go = submitted.deadline - chain_time()
+    if to_go >= 0:
+        raise SpeechError(f"request {submitted.request_id} is not past its deadline yet ({to_go + 1} s to go)")
+    for attempt in range(attempts):
+        try:
+            router.cancelExpired(submitted.request, sender=account)
+            return Outcome(submitted.request_id, vm.RequestStatus.EXPIRED)
+        except router.Router_NotExpired:
+            if attempt == attempts - 1:
+                raise SpeechError(f"the chain still says request {submitted.request_id} is not past its deadline; "
+                                  "try again in a moment") from None
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def credit(router, account: str, asset: str) -> int:  # noqa: ANN001
+    """What the router owes ``account`` in ``asset`` (refunds land here): withdrawable now."""
+    return int(router.creditOf(account, asset))
