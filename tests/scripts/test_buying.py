@@ -1,0 +1,88 @@
+"""`ape run offers`, `buy`, `renew`, `cancel`: a buyer's commands and their errors."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import fails, ok
+
+BUYER, TOKEN_BUYER, KEEPER = 5, 6, 7
+
+
+def _licence(output: str) -> int:
+    return int(re.search(r"Licence (\d+)", output)[1])
+
+
+def test_offers_shows_every_tier_with_verified_terms(run, minted):
+    out = ok(run("offers", hex(minted["model_id"])))
+    assert "subscription 0.01 ETH 30 days 100 / period textToSpeech, commercialize sublicense worldwide" in out
+    assert "pay-per-use 0.05 mUSD / use - packs of 10 textToSpeech - DE FR audiobooks" in out
+    assert "buyout 0.1 ETH - unlimited textToSpeech - worldwide any yes" in out
+    assert out.count(" ok ") == 3 and "MISMATCH" not in out
+
+
+def test_offers_of_an_unknown_model(run, market):
+    assert "there is no model 0x1234" in fails(run("offers", "0x1234"))
+
+
+def test_buy_a_subscription_within_the_cap(run, minted, market, accounts):
+    out = ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.02 ether", "--quantity", "2",
+                 account=BUYER))
+    licence = _licence(out)
+    assert market.licenses.ownerOf(licence) == accounts[BUYER].address and "paid 0.02 ETH" in out
+    assert "expires" in out
+
+
+def test_buy_refuses_a_price_above_the_cap(run, minted, accounts, chain):
+    before = chain.provider.get_balance(accounts[BUYER].address)
+    out = fails(run("buy", str(minted["offers"]["buyout"]), "--max-price", "0.05 ether", account=BUYER))
+    assert "costs 0.1 ETH" in out and "more than your --max-price 0.05 ETH" in out
+    assert chain.provider.get_balance(accounts[BUYER].address) == before  # nothing sent, no gas spent
+
+
+def test_a_token_offer_says_approve_then_buys_with_approve(run, minted, market, accounts):
+    market.stablecoin.mint(accounts[TOKEN_BUYER], 10 * 10**6, sender=accounts[TOKEN_BUYER])
+    offer = str(minted["offers"]["pay-per-use"])
+    out = fails(run("buy", offer, "--max-price", "1 mUSD", account=TOKEN_BUYER))
+    assert "Approve it: rerun with --approve" in out and "needs 0.5 mUSD" in out
+    out = ok(run("buy", offer, "--max-price", "1 mUSD", "--approve", account=TOKEN_BUYER))
+    assert "paid 0.5 mUSD" in out and market.stablecoin.balanceOf(accounts[TOKEN_BUYER]) == 9_500_000
+
+
+def test_a_retired_offer_is_refused_by_name(run, market, minted, accounts):
+    from voicemarket.minting import parse_offers
+    from voicemarket.odrl import PolicySubject, build_policy, contract_offer_terms, policy_hash
+
+    import ape
+
+    terms = parse_offers({"offers": [{"tier": "buyout", "price": "0.2 ether"}]}, market)[0]
+    subject = PolicySubject(ape.chain.chain_id, market.registry.address, accounts[1].address, minted["model_id"])
+    receipt = market.licenses.publishOffer(contract_offer_terms(terms, minted["model_id"], policy_hash(build_policy(terms, subject))),
+                                           b"", sender=accounts[1])
+    offer = receipt.events.filter(market.licenses.OfferPublished)[0].offerId
+    market.licenses.deactivateOffer(offer, sender=accounts[1])
+    out = fails(run("buy", str(offer), "--max-price", "1 ether", account=BUYER))
+    assert f"offer {offer} is retired" in out and "ape run offers" in out
+    assert "retired" in ok(run("offers", hex(minted["model_id"]), "--all"))
+
+
+def test_renew_and_cancel_a_subscription(run, minted, market, accounts):
+    licence = _licence(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether", account=BUYER)))
+    expires = market.licenses.license(licence).expiresAt
+    out = ok(run("renew", str(licence), "--periods", "2", account=BUYER))
+    assert market.licenses.license(licence).expiresAt == expires + 2 * 30 * 86400 and "renewed by 2 period(s)" in out
+    # A keeper may not renew before it is due.
+    assert "only its holder" in fails(run("renew", str(licence), account=KEEPER))
+    out = ok(run("cancel", str(licence), account=BUYER))
+    assert market.licenses.license(licence).cancelled and "cancelled" in out
+    assert "already cancelled" in fails(run("cancel", str(licence), account=BUYER))
+    assert "was cancelled by its holder" in fails(run("renew", str(licence), account=KEEPER))
+    ok(run("renew", str(licence), account=BUYER))  # the holder's renewal lifts the cancellation
+    assert not market.licenses.license(licence).cancelled
+
+
+def test_renew_and_cancel_refuse_what_is_not_a_subscription(run, minted, accounts):
+    licence = _licence(ok(run("buy", str(minted["offers"]["buyout"]), "--max-price", "0.1 ether", account=BUYER)))
+    assert "not a subscription" in fails(run("renew", str(licence), account=BUYER))
+    assert "not a subscription" in fails(run("cancel", str(licence), account=BUYER))
+    assert "there is no licence 999" in fails(run("cancel", "999", account=BUYER))

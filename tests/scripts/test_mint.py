@@ -1,0 +1,80 @@
+"""`ape run mint`: one command from a model folder to a registered model with offers."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import fails
+
+from voicemarket import chain as vm
+from voicemarket.minting import consent_policy_hash, read_offers
+from voicemarket.odrl import PolicySubject, build_policy, parse_policy, policy_hash, terms_from_contract
+
+
+def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, accounts, operator, offers_file, chain):
+    model_id = minted["model_id"]
+    registry, licenses, router = market.registry, market.licenses, market.router
+    info = registry.modelInfo(model_id)
+    assert info.creator == accounts[1].address and info.voiceOwner == accounts[3].address and info.voiceOwnerBps == 1000
+    assert info.languages == vm.language_bits("en", "zh")
+    creator, payees = registry.revenueSplit(model_id)
+    assert creator == accounts[1].address and [tuple(p) for p in payees] == [(accounts[3].address, 1000), (accounts[4].address, 500)]
+    assert router.isOperatorAllowed(model_id, operator)
+    # The voice owner signed the hash of exactly these terms (ModelRegistered carries it).
+    registered = list(registry.ModelRegistered.range(0, chain.blocks.head.number + 1, search_topics={"modelId": model_id}))
+    expected = consent_policy_hash(read_offers(offers_file, market), chain.chain_id)
+    assert bytes(registered[0].policyHash) == expected == bytes.fromhex(minted["record"]["consentPolicyHash"][2:])
+    # Each offer's policyHash is the hash of its ODRL document, which the store holds.
+    from voicemarket.minting import open_store
+
+    store = open_store()
+    assert set(minted["offers"]) == {"subscription", "pay-per-use", "buyout"}
+    for record in minted["record"]["offers"]:
+        stored = licenses.offer(record["offerId"])
+        terms, onchain_model, hash_ = terms_from_contract(stored.terms)
+        document = store.get_bytes(record["policyCid"])
+        assert policy_hash(json.loads(document)) == hash_ == bytes.fromhex(record["policyHash"][2:])
+        parsed_terms, subject = parse_policy(document)
+        assert subject == PolicySubject(chain.chain_id, registry.address, accounts[1].address, model_id)
+        assert onchain_model == model_id and parsed_terms.price == terms.price
+    assert "model id" in minted["output"] and minted["record"]["keyringCid"] in minted["output"]
+
+
+def test_the_sealed_bundle_opens_for_the_operator_only(minted, market, operator, accounts, tmp_path):
+    from oracle.sandbox import account_key
+    from voicemarket.errors import DecryptionError
+    from voicemarket.minting import open_store
+    from voicemarket.sealed_bundle import open_bundle
+
+    store, record = open_store(), minted["record"]
+    digest = minted["model_id"].to_bytes(32, "big")
+    unpacked = open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(operator), digest, tmp_path / "m")
+    assert unpacked.manifest.name == "Ada" and unpacked.consent["policyHash"] == record["consentPolicyHash"]
+    try:
+        open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(accounts[7]), digest, tmp_path / "x")
+    except DecryptionError:
+        pass
+    else:
+        raise AssertionError("a non-recipient opened the bundle")
+
+
+def test_minting_the_same_bundle_again_says_it_is_registered(run, minted, model_folder, offers_file, operator, accounts):
+    out = fails(run("mint", str(model_folder), "--offers", str(offers_file), "--operator", operator.address,
+                    "--voice-owner", "TEST::3", "--voice-owner-share", "10%", "--co-creator",
+                    f"{accounts[4].address}:500", account=1))
+    assert "already registered as model" in out and "ape run offers" in out
+
+
+def test_an_unregistered_operator_is_refused_before_sealing(run, market, model_folder, offers_file, accounts):
+    out = fails(run("mint", str(model_folder), "--offers", str(offers_file), "--operator", accounts[9].address, account=1))
+    assert f"{accounts[9].address} is not a registered operator" in out and "ape run operator register" in out
+
+
+def test_a_bad_offers_file_names_the_offer_and_key(run, market, model_folder, operator, tmp_path):
+    bad = tmp_path / "offers.yaml"
+    bad.write_text("offers:\n  - tier: subscription\n    price: 0.01 ether\n")
+    out = fails(run("mint", str(model_folder), "--offers", str(bad), "--operator", operator.address, account=1))
+    assert "offer 1" in out and "Subscription needs a period" in out
+    bad.write_text("offers:\n  - tier: rental\n    price: 1\n")
+    assert "tier must be buyout, subscription or pay-per-use" in fails(
+        run("mint", str(model_folder), "--offers", str(bad), "--operator", operator.address, account=1))
