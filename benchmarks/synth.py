@@ -143,19 +143,50 @@ def _child(device: str, precision: str, native: bool = True) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
-def main() -> None:
+def _machine() -> dict:
+    """Which machine a device's figures come from (cuda figures may be measured on another machine)."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     import torch
 
-    from benchmarks.common import print_table, write_results
-    from synth.random_model import write_random_model
+    from benchmarks.common import RESULTS_DIR, print_table, write_results
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="auto",
+                        help="comma-separated: cpu, cuda (default: cpu, and cuda when present)")
+    parser.add_argument("--merge", metavar="SYNTH_JSON",
+                        help="measure nothing: copy the device objects of another machine's synth.json "
+                             "(e.g. cuda measured on a GPU machine with --devices cuda) into this one's")
+    args = parser.parse_args(argv)
+    previous_path = RESULTS_DIR / "synth.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
+    previous.pop("_meta", None)
+    if args.merge:
+        other = json.loads(Path(args.merge).read_text())
+        other.pop("_meta", None)
+        path = write_results("synth", {**previous, **other}, COMMAND)
+        print(f"merged {sorted(other)} into {path}")
+        return
 
     # Write the model in a child process, so that writing it does not count in anyone's peak memory.
     subprocess.run([sys.executable, "-c", f"from synth.random_model import write_random_model; "
                     f"write_random_model({str(_model_dir())!r}, 'full')"], check=True,
                    cwd=Path(__file__).resolve().parent.parent)
-    assert write_random_model  # imported for the child's sake; keeps linters quiet
+    if args.devices == "auto":
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        devices = args.devices.split(",")
     figures: dict = {}
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         figures[device] = _child(device, "fp32")
         if device == "cpu":
@@ -168,15 +199,19 @@ def main() -> None:
             figures[f"{device}_fp32_pytorch"] = plain
         figures[f"{device}_bf16"] = _child(device, "bf16")
         figures[f"{device}_int8"] = _child(device, "int8")
+    machine = _machine()
     for values in figures.values():
         for key in [k for k in values if k.startswith("_")]:
             del values[key]
+        values["machine"] = machine
     targets = {"gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
                "rtf": "original: 0.66", "peak_rss_mb": "original: ~2,100"}
     for name, values in figures.items():
         print_table(f"synth {name} ({TOKENS} tokens = {values['audio_seconds']:.1f} s audio)", values, targets)
-    path = write_results("synth", figures, COMMAND)
-    print(f"\nwrote {path}")
+    # Devices not measured in this run keep their earlier figures (each object names its machine).
+    kept = {k: v for k, v in previous.items() if k.split("_")[0] not in devices}
+    path = write_results("synth", {**kept, **figures}, COMMAND)
+    print(f"\nwrote {path}" + (f" (kept earlier {sorted(kept)})" if kept else ""))
 
 
 if __name__ == "__main__":
