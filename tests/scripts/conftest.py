@@ -60,15 +60,16 @@ def run(chain):
     host = chain.provider.uri
 
     def invoke(name: str, *args: str, account: int | None = None, network: bool = True) -> Result:
-        if name not in commands:
-            commands[name] = load_command(name.split()[0])
-        argv = list(name.split()[1:]) + list(args)
+        script, *subcommand = name.split()
+        if script not in commands:
+            commands[script] = load_command(script)
+        argv = subcommand + list(args)
         if network:
             argv += ["--network", "ethereum:local:foundry"]
         if account is not None:
             argv += ["--account", f"TEST::{account}"]
         env = {"COLUMNS": "200", "APE_FOUNDRY_HOST": host}
-        return CliRunner().invoke(commands[name.split()[0]], argv, env=env, catch_exceptions=True)
+        return CliRunner().invoke(commands[script], argv, env=env, catch_exceptions=True)
 
     return invoke
 
