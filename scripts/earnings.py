@@ -66,5 +66,5 @@ def cli(alias: str | None, address: str | None, models: tuple[str, ...]) -> None
                      "+" + format_amount(result.distributable.get(asset_address, 0), asset),
                      format_amount(result.operator_fees.get(asset_address, 0), asset))
     out.print(mine)
-    out.print("Model revenue is split among creator, voice owner, co-creators and platform; operator fees are paid on "
-              "top. Withdraw with: ape run withdraw --account YOU")
+    out.print("Model revenue is split among creator, voice owner, co-creators and platform; operator fees come on top.")
+    out.print("Withdraw with: ape run withdraw --account YOU")

@@ -87,12 +87,13 @@ def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...], vo
     summary.add_row("consented policy", "0x" + result.consent_policy_hash.hex())
     summary.add_row("operators", "\n".join(result.operators))
     out.print(summary)
-    offers_table = table("Offers", "offer", "tier", "price", "permits", "territories", "ODRL document")
+    offers_table = table("Offers", "offer", "tier", "price", "permits", "territories", "policy hash")
     for offer in result.offers:
         asset = minting.asset_info(offer.terms.asset, market)
         offers_table.add_row(str(offer.offer_id), minting.TIER_LABELS[offer.terms.tier],
                              format_amount(offer.terms.price, asset), action_names(offer.terms.permissions),
-                             territory_names(offer.terms.territories), offer.policy_cid)
+                             territory_names(offer.terms.territories), "0x" + offer.policy_hash.hex()[:16] + "…")
     out.print(offers_table)
-    out.print(f"Saved to {record}. Operators serve it with its keyring CID {result.keyring_cid}.")
+    out.print(f"Saved (with the ODRL documents' CIDs) to {record}")
+    out.print(f"Operators serve the model with its keyring CID {result.keyring_cid}.")
     out.print(f"Buyers see the offers with: ape run offers {result.model_hex}")

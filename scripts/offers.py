@@ -11,8 +11,7 @@ import click
 from ape.cli import ConnectedProviderCommand, network_option
 
 from voicemarket import licensing, minting
-from voicemarket.console import console, deployment, format_duration, format_time, parse_id, table, user_errors
-from voicemarket.odrl import Tier
+from voicemarket.console import console, deployment, format_time, parse_id, table, user_errors
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Show a voice model's offers")
@@ -37,20 +36,20 @@ def cli(model_id: str, show_all: bool, store_spec: str | None) -> None:
         hidden = len(offers) - len(shown)
         out.print(f"No offer on sale ({hidden} retired, expired or sold out: --all shows them).")
         return
-    grid = table(None, "offer", "tier", "price", "period", "uses", "permits", "prohibits", "territories", "purposes",
-                 "transferable", "sold", "status", "terms")
+    grid = table(None, "offer", "tier", "price", "uses", "actions", "regions", "purposes", "transfer", "sold", "status")
     for offer in shown:
         terms = offer.terms
         grid.add_row(
-            str(offer.offer_id), offer.tier, offer.price_text(),
-            format_duration(terms.period) if terms.tier == Tier.SUBSCRIPTION else "-", offer.uses_text(),
-            licensing.action_names(terms.permissions), licensing.action_names(terms.prohibitions),
+            str(offer.offer_id), offer.tier, offer.price_text(), offer.uses_text(), licensing.rights_text(terms),
             licensing.territory_names(terms.territories), licensing.purpose_names(terms.purposes),
             "yes" if terms.transferable else "no",
             f"{offer.sold}" + (f"/{terms.max_licenses}" if terms.max_licenses else ""),
-            offer.status + (f" until {format_time(terms.valid_until)}" if terms.valid_until else ""),
-            "ok" if offer.policy_matches else "MISMATCH")
+            offer.status + (f" until {format_time(terms.valid_until)}" if terms.valid_until else ""))
     out.print(grid)
-    if any(not o.policy_matches for o in shown):
-        out.print("MISMATCH: the offer's policyHash is not the hash of its regenerated ODRL document; do not buy it.")
+    mismatched = [str(o.offer_id) for o in shown if not o.policy_matches]
+    if mismatched:
+        out.print(f"WARNING: offer(s) {', '.join(mismatched)}: the policyHash is not the hash of the ODRL document "
+                  "regenerated from the offer's terms; do not buy them.")
+    else:
+        out.print("Each offer's ODRL document, regenerated from the chain, matches its policyHash.")
     out.print("Buy one with: ape run buy OFFER --max-price PRICE --account YOU")

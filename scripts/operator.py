@@ -94,8 +94,9 @@ def status(account) -> None:  # noqa: ANN001
 def unbond(account) -> None:  # noqa: ANN001
     with user_errors():
         ends = operators.unbond(deployment(), account)
-        console().print(f"Unbonding: no new requests name you; finish what you were given. The stake is withdrawable "
-                        f"from {format_time(ends)} (`ape run operator withdraw-stake`).")
+        out = console()
+        out.print("Unbonding: no new request can name you; deliver or fail what you were given.")
+        out.print(f"The stake is withdrawable from {format_time(ends)}: ape run operator withdraw-stake")
 
 
 @cli.command("withdraw-stake", cls=ConnectedProviderCommand, short_help="Take your stake back after unbonding")

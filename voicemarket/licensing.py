@@ -63,13 +63,18 @@ class OfferView:
         return "on sale"
 
     def price_text(self) -> str:
-        """The price as the offers table shows it (a subscription's is per period, in the period column)."""
+        """The price as the offers table shows it: per period, per use, or once."""
         price = format_amount(self.terms.price, self.asset)
+        if self.terms.tier == Tier.SUBSCRIPTION:
+            from voicemarket.console import format_duration
+
+            return f"{price} / {format_duration(self.terms.period)}"
         return f"{price} / use" if self.terms.tier == Tier.PAY_PER_USE else price
 
     def uses_text(self) -> str:
         if self.terms.pack_size:
-            return f"packs of {self.terms.pack_size}" + (f", at most {self.terms.max_uses}" if self.terms.max_uses else "")
+            pack = format_amount(self.terms.price * self.terms.pack_size, self.asset)
+            return f"packs of {self.terms.pack_size} ({pack})" + (f", at most {self.terms.max_uses}" if self.terms.max_uses else "")
         if not self.terms.max_uses:
             return "unlimited"
         return f"{self.terms.max_uses}" + (" / period" if self.terms.tier == Tier.SUBSCRIPTION else "")
@@ -84,6 +89,13 @@ class OfferView:
 def action_names(bits: int) -> str:
     names = [action.split(":", 1)[1] for bit, action in enumerate(ACTIONS) if bits >> bit & 1]
     return ", ".join(names) or "-"
+
+
+def rights_text(terms: OfferTerms) -> str:
+    """``+textToSpeech`` / ``+commercialize`` / ``-sublicense``, one a line: permitted and prohibited actions."""
+    permitted = [f"+{name}" for name in action_names(terms.permissions).split(", ") if name != "-"]
+    prohibited = [f"-{name}" for name in action_names(terms.prohibitions).split(", ") if name != "-"]
+    return "\n".join(permitted + prohibited)
 
 
 def purpose_names(bits: int) -> str:
