@@ -34,3 +34,35 @@ def test_commands_without_a_deployment_say_to_deploy(run, market, tmp_path, monk
     out = fails(run("offers", "0x01"))
     assert "no voicemarket deployment on ethereum:local" in out
     assert "ape run deploy --network ethereum:local" in out
+
+
+def test_a_deployment_from_a_restarted_chain_is_refused(market, tmp_path, monkeypatch):
+    """A saved file whose contracts are not on the connected chain (a local chain restarted) says to deploy."""
+    import json
+
+    import pytest
+
+    from voicemarket import deployments
+
+    monkeypatch.setenv("VOICEMARKET_HOME", str(tmp_path))
+    deployments.save("ethereum:local", market, start_block=0)
+    path = deployments.path_for("ethereum:local")
+    record = json.loads(path.read_text())
+    record["contracts"]["registry"] = "0x" + "12" * 20
+    path.write_text(json.dumps(record))
+    with pytest.raises(deployments.DeploymentError, match="no contract at the saved registry address"):
+        deployments.load()
+
+
+def test_parameters_read_units_and_refuse_public_networks_without_a_file():
+    import pytest
+
+    from voicemarket import deployments
+
+    params = deployments.load_parameters("ethereum:local")
+    assert params["min_stake"] == 10**17 and params["unbonding_delay"] == 8 * 86400 and params["stablecoin"] == "mock"
+    with pytest.raises(deployments.DeploymentError, match="write .*deploy/sepolia.yaml"):
+        deployments.load_parameters("ethereum:sepolia")
+    assert deployments.parse_amount("1.5 gwei") == 1_500_000_000
+    with pytest.raises(ValueError, match="finer than the asset's smallest unit"):
+        deployments.parse_amount("0.0000001 mUSD", decimals=6, symbol="mUSD")
