@@ -50,9 +50,10 @@ def _co_creator(text: str) -> tuple[str, int]:
 @click.option("--co-creator", "co_creators", multiple=True, help="ADDRESS:SHARE of a co-creator (repeatable)")
 @click.option("--royalty", default="0", help="ERC-2981 royalty on resales of the model token (bps or %)")
 @click.option("--dispute-window", default="0", help="how long buyers may dispute a delivery (e.g. '1 day'; 0 = none)")
-@click.option("--store", "store_spec", default=None, help="local:PATH or kubo:http://host:5001 (default .voicemarket/store)")
-def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...], voice_owner_alias: str | None,  # noqa: ANN001
-        voice_owner_share: str, co_creators: tuple[str, ...], royalty: str, dispute_window: str,
+@click.option("--store", "store_spec", default=None,
+              help="local:PATH or kubo:http://host:5001 (default .voicemarket/store)")
+def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...],  # noqa: ANN001
+        voice_owner_alias: str | None, voice_owner_share: str, co_creators: tuple[str, ...], royalty: str, dispute_window: str,
         store_spec: str | None) -> None:
     """Mint the voice model in FOLDER (voice.yaml, *.ckpt, *.pth, reference clip) with the offers of --offers."""
     out = console()

@@ -27,10 +27,14 @@ def cli(model_id: str, show_all: bool, store_spec: str | None) -> None:
         offers = licensing.model_offers(market, model)
         summary = licensing.model_summary(market, model, minting.open_store(store_spec))
     out = console()
-    state = "frozen by the arbiter" if summary.frozen else (
-        f"retired: licences work until {format_time(summary.service_ends_at)}" if summary.service_ends_at else "on sale")
+    state = "on sale"
+    if summary.frozen:
+        state = "frozen by the arbiter"
+    elif summary.service_ends_at:
+        state = f"retired: licences work until {format_time(summary.service_ends_at)}"
     out.print(f"Model {summary.name or ''} {model:#x}".replace("  ", " "))
-    out.print(f"  creator {summary.creator}, voice owner {summary.voice_owner}; languages: {summary.languages}; {state}")
+    out.print(f"  creator {summary.creator}, voice owner {summary.voice_owner}; "
+              f"languages: {summary.languages}; {state}")
     shown = [o for o in offers if show_all or o.status == "on sale"]
     if not shown:
         hidden = len(offers) - len(shown)

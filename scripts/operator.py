@@ -28,7 +28,8 @@ def _print_status(account) -> None:  # noqa: ANN001
     state = operators.status(market, account.address, assets_of(market))
     grid = table(f"Operator {state.address}", header=False)
     grid.add_row("state", state.state)
-    grid.add_row("stake", f"{format_amount(state.stake, ETH_ASSET)} (minimum {format_amount(state.min_stake, ETH_ASSET)})")
+    minimum = format_amount(state.min_stake, ETH_ASSET)
+    grid.add_row("stake", f"{format_amount(state.stake, ETH_ASSET)} (minimum {minimum})")
     for symbol, fee in state.fees.items():
         asset = next(a for a in assets_of(market) if a.symbol == symbol)
         grid.add_row(f"fee per request ({symbol})", format_amount(fee, asset))
@@ -105,4 +106,5 @@ def unbond(account) -> None:  # noqa: ANN001
 def withdraw_stake(account) -> None:  # noqa: ANN001
     with user_errors():
         amount = operators.withdraw_stake(deployment(), account)
-        console().print(f"Withdrew {format_amount(amount, ETH_ASSET)} of stake; {account.address} is no longer an operator.")
+        console().print(f"Withdrew {format_amount(amount, ETH_ASSET)} of stake; "
+                        f"{account.address} is no longer an operator.")

@@ -29,5 +29,6 @@ def cli(account, licence_id: str, periods: int, max_price: str | None, approve: 
         before = licensing.licence_state(market, licence)
         cap = amount_in(max_price, before.offer.asset, "--max-price") if max_price else None
         after = licensing.renew(market, account, licence, periods=periods, max_price=cap, approve=approve)
-    console().print(f"Licence {licence} renewed by {periods} period(s): it now runs until {format_time(after.expires_at)} "
+    console().print(f"Licence {licence} renewed by {periods} period(s): it now runs until "
+                    f"{format_time(after.expires_at)} "
                     f"(was {format_time(before.expires_at)}).")

@@ -17,7 +17,8 @@ from voicemarket.console import asset_of, console, deployment, format_amount, ta
 @click.command(cls=ConnectedProviderCommand, short_help="Withdraw your revenue, fees and refunds")
 @network_option()
 @account_option()
-@click.option("--asset", "assets", multiple=True, help="ETH, stablecoin or a token address (default: ETH and the stablecoin)")
+@click.option("--asset", "assets", multiple=True,
+              help="ETH, stablecoin or a token address (default: ETH and the stablecoin)")
 @click.option("--no-distribute", is_flag=True, help="only withdraw credits; do not distribute your models' pots first")
 def cli(account, assets: tuple[str, ...], no_distribute: bool) -> None:  # noqa: ANN001
     """Withdraw all of your credits (after distributing your models' revenue pots)."""

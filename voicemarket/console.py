@@ -21,7 +21,8 @@ from voicemarket.errors import PackageError
 from voicemarket.minting import ETH_ASSET, AssetInfo, MintError, asset_info, format_amount
 
 __all__ = ["console", "user_errors", "explain_revert", "deployment", "resolve_account", "asset_info",
-           "format_amount", "format_time", "format_duration", "progress", "table", "parse_id", "amount_in", "asset_of", "assets_of",
+           "format_amount", "format_time", "format_duration", "progress", "table", "parse_id", "amount_in", "asset_of",
+           "assets_of",
            "AssetInfo", "ETH_ASSET"]
 
 
@@ -89,7 +90,8 @@ def resolve_account(alias: str) -> Any:
     if alias.upper().startswith("TEST::"):
         index = alias.split("::", 1)[1]
         if not index.isdigit() or int(index) >= len(ape.accounts.test_accounts):
-            raise click.BadParameter(f"{alias}: test accounts are TEST::0 .. TEST::{len(ape.accounts.test_accounts) - 1}")
+            last = len(ape.accounts.test_accounts) - 1
+            raise click.BadParameter(f"{alias}: test accounts are TEST::0 .. TEST::{last}")
         return ape.accounts.test_accounts[int(index)]
     try:
         return ape.accounts.load(alias)
@@ -123,7 +125,8 @@ REVERT_ADVICE: dict[str, str] = {
     "Licensing_ModelFrozen": "model {modelId} is frozen by the arbiter: nothing is sold or renewed while it is",
     "Licensing_ModelRetired": "the model was retired by its owner: nothing more is sold or renewed",
     "Licensing_ServiceEnded": "the model was retired and its notice period is over",
-    "Licensing_PriceAboveMax": "it costs {cost}, more than your --max-price {maxPrice}: raise --max-price if you accept",
+    "Licensing_PriceAboveMax": "it costs {cost}, more than your --max-price {maxPrice}: raise --max-price if you "
+                               "accept",
     "Licensing_WrongPayment": "the payment must be exactly {expected}, {sent} was sent",
     "Licensing_BadQuantity": "this tier sells a quantity of 1 (buyouts, pay-per-use without packs) or at least 1",
     "Licensing_TooManyUses": "{uses} uses exceed the offer's limit of {maxUses}: buy fewer packs",
@@ -211,7 +214,7 @@ def user_errors() -> Iterator[None]:
 
 
 def amount_in(text: str, asset: AssetInfo, option: str) -> int:
-    """``--max-price 0.01`` style input in ``asset``: the smallest unit, or '<n> <unit>' (ether, gwei, or the token's symbol)."""
+    """An amount option in ``asset``: the smallest unit, or '<n> <unit>' (ether, gwei, or the token's symbol)."""
     try:
         return parse_amount(text, option, decimals=asset.decimals, symbol=None if asset.is_eth else asset.symbol)
     except ValueError as exc:

@@ -193,7 +193,8 @@ def parse_amount(value: Any, what: str = "amount", *, decimals: int = 18, symbol
     units = dict(_UNITS) if symbol is None else {symbol.lower(): decimals}
     if match is None or (match[2] is not None and match[2].lower() not in units):
         known = ", ".join(sorted(units))
-        raise ValueError(f"{what} must be a whole number of the smallest unit or '<number> <unit>' ({known}), got {value!r}")
+        raise ValueError(f"{what} must be a whole number of the smallest unit or '<number> <unit>' ({known}), "
+                         f"got {value!r}")
     try:
         number = Decimal(match[1].replace("_", ""))
     except InvalidOperation:

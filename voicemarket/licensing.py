@@ -13,7 +13,8 @@ from typing import Any
 
 from voicemarket import chain as vm
 from voicemarket.minting import TIER_LABELS, AssetInfo, MintError, asset_info, format_amount
-from voicemarket.odrl import ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, policy_hash, terms_from_contract
+from voicemarket.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, policy_hash,
+                              terms_from_contract)
 
 
 class LicensingError(MintError):
@@ -74,7 +75,8 @@ class OfferView:
     def uses_text(self) -> str:
         if self.terms.pack_size:
             pack = format_amount(self.terms.price * self.terms.pack_size, self.asset)
-            return f"packs of {self.terms.pack_size} ({pack})" + (f", at most {self.terms.max_uses}" if self.terms.max_uses else "")
+            limit = f", at most {self.terms.max_uses}" if self.terms.max_uses else ""
+            return f"packs of {self.terms.pack_size} ({pack}){limit}"
         if not self.terms.max_uses:
             return "unlimited"
         return f"{self.terms.max_uses}" + (" / period" if self.terms.tier == Tier.SUBSCRIPTION else "")

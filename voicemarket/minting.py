@@ -357,7 +357,8 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
             raise MintError(f"{where} must be a mapping (tier:, price:, ...)")
         unknown = set(offer) - OFFER_KEYS
         if unknown:
-            raise MintError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(OFFER_KEYS))}")
+            raise MintError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(sorted(OFFER_KEYS))}")
         tier_name = str(offer.get("tier", "")).lower()
         if tier_name not in TIER_NAMES:
             raise MintError(f"{where}: tier must be buyout, subscription or pay-per-use, got {offer.get('tier')!r}")
@@ -371,6 +372,7 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
         except ValueError as exc:
             raise MintError(str(exc)) from None
         territories = offer.get("territories") or []
+        codes = [territories] if isinstance(territories, str) else territories
         terms = OfferTerms(
             tier=TIER_NAMES[tier_name], price=price, asset=asset.address, period=period,
             max_uses=int(offer.get("max_uses", 0)), pack_size=int(offer.get("pack_size", 0)),
@@ -379,7 +381,7 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
             permissions=_action_bits(offer.get("permit", ["textToSpeech"]), where),
             prohibitions=_action_bits(offer.get("prohibit"), where),
             attribution=bool(offer.get("attribution", False)), transferable=bool(offer.get("transferable", False)),
-            territories="".join(str(c).upper() for c in ([territories] if isinstance(territories, str) else territories)).encode(),
+            territories="".join(str(code).upper() for code in codes).encode(),
             purposes=_purpose_bits(offer.get("purposes"), where),
         )
         try:  # the subject does not change what is checked about the terms
@@ -484,8 +486,8 @@ class MintResult:
             "modelId": self.model_hex, "bundleSha256": "0x" + self.digest.hex(), "bundleCid": self.bundle_cid,
             "keyringCid": self.keyring_cid, "metadataCid": self.metadata_cid, "previewCid": self.preview_cid,
             "consentPolicyHash": "0x" + self.consent_policy_hash.hex(), "operators": list(self.operators),
-            "offers": [{"offerId": o.offer_id, "tier": TIER_LABELS[Tier(o.terms.tier)], "policyHash": "0x" + o.policy_hash.hex(),
-                        "policyCid": o.policy_cid} for o in self.offers],
+            "offers": [{"offerId": o.offer_id, "tier": TIER_LABELS[Tier(o.terms.tier)],
+                        "policyHash": "0x" + o.policy_hash.hex(), "policyCid": o.policy_cid} for o in self.offers],
             "transactions": list(self.transactions),
         }
 

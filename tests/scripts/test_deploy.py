@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import fails, ok
+from conftest import fails
 
 
 def test_deploy_saves_the_wired_contracts(deploy_output, market, vm_home, chain):

@@ -8,7 +8,7 @@ from conftest import fails
 
 from voicemarket import chain as vm
 from voicemarket.minting import consent_policy_hash, read_offers
-from voicemarket.odrl import PolicySubject, build_policy, parse_policy, policy_hash, terms_from_contract
+from voicemarket.odrl import PolicySubject, parse_policy, policy_hash, terms_from_contract
 
 
 def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, accounts, operator, offers_file, chain):
