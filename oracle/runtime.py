@@ -37,14 +37,12 @@ def redis_client(settings: OracleSettings) -> redis.Redis:
 
 
 def make_store(spec: str):  # noqa: ANN201 - a voicemarket ContentStore
-    from voicemarket.store import KuboStore, LocalStore
+    from voicemarket.store import store_from_spec
 
-    kind, _, location = spec.partition(":")
-    if kind == "local":
-        return LocalStore(os.path.expanduser(location))
-    if kind == "kubo":
-        return KuboStore(location)
-    raise ConfigError(f"store {spec!r} must be `local:PATH` or `kubo:http://host:5001`")
+    try:
+        return store_from_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class Services:

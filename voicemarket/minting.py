@@ -65,7 +65,7 @@ from voicemarket.deployments import home, parse_amount, parse_duration
 from voicemarket.errors import PackageError
 from voicemarket.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, check_terms,
                               contract_offer_terms, policy_bytes, policy_hash)
-from voicemarket.store import ContentStore, KuboStore, LocalStore
+from voicemarket.store import ContentStore, store_from_spec
 
 CONSENT_POLICY_TYPE = "voicemarket/consent-policy"
 DEFAULT_CONSENT_STATEMENT = (
@@ -100,15 +100,10 @@ def default_store_spec() -> str:
 
 def open_store(spec: str | None = None) -> ContentStore:
     """``local:PATH`` (a :class:`LocalStore`) or ``kubo:http://host:5001`` (a :class:`KuboStore`)."""
-    import os
-
-    spec = spec or default_store_spec()
-    kind, _, location = spec.partition(":")
-    if kind == "local" and location:
-        return LocalStore(os.path.expanduser(location))
-    if kind == "kubo" and location:
-        return KuboStore(location)
-    raise MintError(f"store {spec!r} must be `local:PATH` or `kubo:http://host:5001`")
+    try:
+        return store_from_spec(spec or default_store_spec())
+    except ValueError as exc:
+        raise MintError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- the model folder

@@ -382,6 +382,17 @@ class KuboStore(ContentStore):
             conn.close()
 
 
+def store_from_spec(spec: str) -> ContentStore:
+    """The store a setting names: ``local:PATH`` (a :class:`LocalStore`, ``~`` expanded) or
+    ``kubo:http://host:5001`` (a :class:`KuboStore`). Raises ValueError for anything else."""
+    kind, _, location = spec.partition(":")
+    if kind == "local" and location:
+        return LocalStore(os.path.expanduser(location))
+    if kind == "kubo" and location:
+        return KuboStore(location)
+    raise ValueError(f"store {spec!r} must be `local:PATH` or `kubo:http://host:5001`")
+
+
 def copy_between(source: ContentStore, target: ContentStore, cid: CID | str) -> CID:
     """Copy verified content from one store to another; the target must give the same CID."""
     cid = _as_cid(cid)
