@@ -17,13 +17,14 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER ?= $(ROOT)/.ape
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps compile test test-python test-forge audit demo bench bench-gas bench-synth bench-oracle bench-storage clean
+.PHONY: help setup system-deps compile test test-python test-forge audit demo chain bench bench-gas bench-synth bench-oracle bench-storage clean
 
 help:
 	@echo "make test    - set up (if needed), compile, run the pytest suite on anvil and the forge suite"
 	@echo "make demo    - set up (if needed) and run the end-to-end marketplace story"
 	@echo "make bench   - run every benchmark (bench-gas, bench-synth, bench-oracle, bench-storage)"
 	@echo "make audit   - the deep Hypothesis and forge profiles, for auditors (slow)"
+	@echo "make chain   - a local anvil on 127.0.0.1:8545 that keeps its state between \`ape run\` commands"
 	@echo "make setup   - only install: venv, npm packages, solc wrapper, redis-server/espeak-ng/sox"
 
 # ---------------------------------------------------------------- setup (idempotent)
@@ -78,6 +79,13 @@ audit: compile
 # ---------------------------------------------------------------- demo and benchmarks
 demo: compile
 	$(PY) -m voicemarket.demo
+
+# A chain for trying the `ape run` commands by hand (docs/commands.md): Ctrl-C stops it.
+chain: compile
+	@echo "anvil on http://127.0.0.1:8545 (Ctrl-C stops it). In another shell:"
+	@echo "  export APE_FOUNDRY_HOST=http://127.0.0.1:8545"
+	@echo "  .venv/bin/ape run deploy --network ethereum:local:foundry --account TEST::0"
+	anvil --host 127.0.0.1 --port 8545 --silent
 
 bench: bench-gas bench-synth bench-oracle bench-storage
 	$(PY) -m benchmarks.summary
