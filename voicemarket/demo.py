@@ -204,7 +204,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
     import yaml
 
     from voicemarket import chain as vm
-    from voicemarket import speech
+    from voicemarket import earnings, licensing, operators, speech
     from voicemarket.deployments import LOCAL_DEFAULTS
     from voicemarket.minting import ETH_ASSET, ModelFolder, format_amount, mint_voice, parse_offers
     from voicemarket.services import RedisServer, local_chain
@@ -230,6 +230,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
 
         steps("Start a private chain (anvil) and Redis")
         provider = stack.enter_context(local_chain())
+        _interruptible()  # Ape's provider installed handlers that exit at once; ours unwind the ExitStack
         redis_server = stack.enter_context(RedisServer(directory=work / "redis"))
         accounts = ape.accounts.test_accounts
         deployer, creator, owner, operator, buyer = (accounts[i] for i in
@@ -248,12 +249,10 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             f"{eth(LOCAL_DEFAULTS['min_stake'])}")
 
         steps("The operator registers with a stake and sets its fee")
-        from voicemarket.minting import account_public_key
-
-        d.router.registerOperator(account_public_key(operator), value=d.router.minStake(), sender=operator)
-        d.router.setFee(vm.ETH, OPERATOR_FEE, sender=operator)
-        say(f"operator {operator.address}: staked {eth(d.router.operatorInfo(operator).stake)}, "
-            f"fee {eth(OPERATOR_FEE)} per request")
+        stake = operators.register(d, operator)  # what `ape run operator register` and `... fee` do
+        operators.set_fee(d, operator, ETH_ASSET, OPERATOR_FEE)
+        say(f"operator {operator.address}: staked {eth(stake)} (its public key is on-chain for creators to seal "
+            f"to), fee {eth(OPERATOR_FEE)} per request")
 
         steps("The creator mints a voice (pack, seal for the operator, store, register with consent, offers)")
         if weights_folder:
@@ -271,9 +270,10 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
                         "architecture:\n      its audio will be NOISE, not speech.", fg="yellow")
             for line in WEIGHTS_HELP.splitlines():
                 say(line)
-            say(f"A random voice never emits its end-of-speech token, so the operator's oracle caps each sentence at "
-                f"{max_tokens} semantic tokens ({max_tokens / 25:.0f} s of audio; max_semantic_tokens in its "
-                "oracle.toml); with real weights speech ends by itself.")
+            say("A random voice never emits its end-of-speech token: it would babble until the oracle's limit (1500")
+            say(f"semantic tokens = 60 s of audio, minutes of CPU per sentence). So the operator's oracle.toml caps it at")
+            say(f"max_semantic_tokens = {max_tokens} ({max_tokens / 25:.0f} s of audio per sentence); "
+                "real weights end speech by themselves.")
         from synth.testing import make_reference_wav
 
         reference = make_reference_wav(work / "reference.wav", REFERENCE_TEXT, seconds=5.0)
@@ -312,14 +312,14 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         shutil.copyfile(config, output / "oracle.toml")
 
         steps("The buyer buys a subscription and a pay-per-use licence")
-        licences = {}
+        licences, buyer_paid = {}, 0
         for label in ("subscription", "pay-per-use"):
-            offer = d.licenses.offer(offer_ids[label]).terms
-            cost = int(offer.price) if label == "subscription" else 0
-            receipt = d.licenses.buy(offer_ids[label], cost, 1, value=cost, sender=buyer)
-            licences[label] = int(receipt.events.filter(d.licenses.LicensePurchased)[0].licenseId)
-            paid = f"paid {eth(cost)} for 30 days" if cost else f"free licence; each use pays {eth(int(offer.price))}"
-            say(f"licence {licences[label]}  {label:<12} {paid}")
+            purchase = licensing.buy(d, buyer, offer_ids[label], max_price=10**16)  # as `ape run buy` does
+            licences[label] = purchase.license_id
+            buyer_paid += purchase.paid
+            paid = (f"paid {eth(purchase.paid)} for 30 days" if purchase.paid else
+                    f"free licence; each use pays {eth(int(purchase.offer.terms.price))} when requested")
+            say(f"licence {purchase.license_id}  {label:<12} {paid}")
 
         steps("The buyer asks for speech in English and Chinese; the oracle synthesises and delivers")
         submitted = []
@@ -352,27 +352,29 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             say(f"(noise: random weights; set {WEIGHTS_ENV} to hear speech)")
 
         steps("Split the revenue and show what each party can withdraw")
-        for ledger in (d.licenses, d.router):
+        buyer_paid += sum(request.escrow for _, _, _, request in submitted)
+        split = earnings.model_earnings(d, minted.model_id, {vm.ETH: ETH_ASSET}).revenue[vm.ETH]
+        for ledger in (d.licenses, d.router):  # anyone may distribute a pot (`ape run withdraw` does it first)
             ledger.distribute(minted.model_id, vm.ETH, sender=deployer)
-        parties = [("creator", creator.address), ("voice owner", owner.address), ("operator", operator.address)]
-        say(f"{'party':<12} {'address':<13} {'licence sales':>14} {'per-use + fees':>15} {'withdrawable':>13}")
-        total = 0
-        for name, address in parties:
-            sales = int(d.licenses.creditOf(address, vm.ETH))
-            uses = int(d.router.creditOf(address, vm.ETH))
-            total += sales + uses
-            say(f"{name:<12} {short(address):<13} {eth(sales):>14} {eth(uses):>15} {eth(sales + uses):>13}")
-        platform = (int(d.licenses.platformBalance(vm.ETH)), int(d.router.platformBalance(vm.ETH)))
-        total += sum(platform)
-        say(f"{'platform':<12} {'(treasurer)':<13} {eth(platform[0]):>14} {eth(platform[1]):>15} "
-            f"{eth(sum(platform)):>13}")
-        paid = 10**16 + sum(r.escrow for _, _, _, r in submitted)
-        say(f"the buyer paid {eth(paid)}; the parties hold {eth(total)}"
-            + (" (every wei accounted for)" if total == paid else " (MISMATCH)"))
-        say("withdrawals: each party calls withdraw(ETH) on each contract (`ape run withdraw`); the platform's "
-            "treasurer calls withdrawPlatformFees")
-        if total != paid:
+        say(f"{'party':<12} {'address':<13} {'revenue':>11}   {'withdrawable: sales':>19} {'+ router':>11} {'= total':>11}")
+        held = 0
+        for name, party, address in (("creator", "creator", creator.address), ("voice owner", "voice owner", owner.address),
+                                     ("operator", "operators", operator.address), ("platform", "platform", None)):
+            if address is None:  # the platform's share waits for its treasurer (withdrawPlatformFees)
+                sales, uses = int(d.licenses.platformBalance(vm.ETH)), int(d.router.platformBalance(vm.ETH))
+            else:
+                sales, uses = int(d.licenses.creditOf(address, vm.ETH)), int(d.router.creditOf(address, vm.ETH))
+            held += sales + uses
+            say(f"{name:<12} {short(address) if address else '(treasurer)':<13} {eth(split.get(party, 0)):>11}   "
+                f"{eth(sales):>19} {eth(uses):>11} {eth(sales + uses):>11}")
+            if split.get(party, 0) != sales + uses:
+                raise DemoError(f"the {name}'s revenue from the events ({split.get(party, 0)}) is not what it can "
+                                f"withdraw ({sales + uses})")
+        say(f"the buyer paid {eth(buyer_paid)} (licences, use price, fees); the parties can withdraw {eth(held)}"
+            + (": every wei accounted for" if held == buyer_paid else ": MISMATCH"))
+        if held != buyer_paid:
             raise DemoError("the revenue split does not add up to what the buyer paid")
+        say("each party takes its share with `ape run withdraw` (the treasurer: withdrawPlatformFees)")
 
         steps("Stop everything the demo started (the oracle, redis-server, anvil, the scratch folder)")
     steps.end()
@@ -390,6 +392,13 @@ def _terminate(signum, frame) -> None:  # noqa: ANN001
     raise KeyboardInterrupt
 
 
+def _interruptible() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so that everything started is stopped on the way out
+    (also when the demo was started with SIGINT ignored, as `cmd &` does)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @click.command()
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "demo-output",
               show_default=True, help="where the WAV files (and the oracle's log and config) go")
@@ -399,7 +408,7 @@ def main(output: Path, tiny: bool) -> None:
     missing = [tool for tool in ("anvil", "redis-server", "espeak-ng", "sox") if shutil.which(tool) is None]
     if missing:
         raise click.ClickException(f"missing tools: {', '.join(missing)}. Run `make setup` (or `make demo`).")
-    signal.signal(signal.SIGTERM, _terminate)
+    _interruptible()
     try:
         run(output, "tiny" if tiny else "full")
     except KeyboardInterrupt:

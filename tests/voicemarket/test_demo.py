@@ -44,7 +44,34 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
     for wav in wavs:
         assert wav.read_bytes()[:4] == b"RIFF"
         assert f"{wav}  " in out and "= the digest on-chain" in out
-    assert "the buyer paid 0.0114 ETH; the parties hold 0.0114 ETH (every wei accounted for)" in out, shown
+    assert "the buyer paid 0.0114 ETH (licences, use price, fees); the parties can withdraw 0.0114 ETH: every wei " \
+           "accounted for" in out, shown
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) == 3, shown  # anvil, redis-server, the oracle
     assert not [pid for pid in pids if alive(pid)], "the demo left processes running"
+
+
+def test_real_weights_are_found_in_the_gpt_sovits_layout_or_refused_with_how_to_configure_them(tmp_path):
+    from voicemarket.demo import DemoError, find_real_weights
+
+    folder = tmp_path / "pretrained_models"
+    with pytest.raises(DemoError, match="is not a folder"):
+        find_real_weights(folder)
+    for name in ("chinese-hubert-base", "chinese-roberta-wwm-ext-large"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "config.json").write_text("{}")
+    (folder / "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt").write_bytes(b"v1")  # v1 files sit at the top
+    (folder / "s2G488k.pth").write_bytes(b"v1")
+    v2 = folder / "gsv-v2final-pretrained"
+    v2.mkdir()
+    with pytest.raises(DemoError, match=r"(?s)exactly one \.ckpt.*VOICEMARKET_WEIGHTS=/path/to/pretrained_models"):
+        find_real_weights(folder)
+    (v2 / "s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt").write_bytes(b"gpt")
+    (v2 / "s2G2333k.pth").write_bytes(b"sovits")
+    weights = find_real_weights(folder)
+    assert (weights.gpt.name, weights.sovits.name, weights.real) == (
+        "s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt", "s2G2333k.pth", True)
+    assert weights.bert_dir == folder / "chinese-roberta-wwm-ext-large"
+    (folder / "chinese-hubert-base" / "config.json").unlink()
+    with pytest.raises(DemoError, match="no chinese-hubert-base"):
+        find_real_weights(folder)
