@@ -13,6 +13,7 @@ digest on-chain. A failed or expired request is refunded in full to your credit 
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import wave
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import click
 from ape.cli import ConnectedProviderCommand, account_option
-from ape.exceptions import ContractLogicError
 
 from voicemarket import chain as vm
 from voicemarket import speech
@@ -92,7 +92,7 @@ def _wav_summary(path: Path) -> str:
 def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outcome: speech.Outcome,  # noqa: ANN001
                    store, output: Path, *, cancel: bool, waited: float) -> int:  # noqa: ANN001
     """Print what happened to the request (and fetch, verify and write the audio). The exit code."""
-    from voicemarket.minting import asset_info, format_amount
+    from voicemarket.console import asset_info, format_amount
 
     router = deployment.router
     asset = asset_info(submitted.asset, deployment)
@@ -158,14 +158,12 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
 def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temperature, repetition_penalty,  # noqa: ANN001, PLR0913
         operator, max_fee, ttl, store_spec, output, timeout, request_id, cancel_expired, account) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
-    from voicemarket.deployments import DeploymentError, load, parse_amount
-    from voicemarket.minting import MintError, asset_info, format_amount, open_store
+    from voicemarket.console import amount_in, asset_info, deployment as saved_deployment, format_amount, user_errors
+    from voicemarket.minting import open_store
 
-    try:
-        deployment = load()
+    with user_errors():  # the deployment, the store, and the contracts' custom errors: one line with what to do
+        deployment = saved_deployment()
         store = open_store(store_spec)
-    except (DeploymentError, MintError) as exc:
-        raise click.ClickException(str(exc)) from None
     router = deployment.router
     try:
         if request_id is not None:
@@ -187,8 +185,7 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
             asset = asset_info(licence.asset, deployment)
             chosen, fee = speech.choose_operator(router, licence.model_id, licence.asset, operator,
                                                  deployment.start_block)
-            cap = fee if max_fee is None else parse_amount(max_fee, "--max-fee", decimals=asset.decimals,
-                                                            symbol=None if asset.is_eth else asset.symbol)
+            cap = fee if max_fee is None else amount_in(max_fee, asset, "--max-fee")
             uses = "unlimited uses" if licence.uses_left is None else f"{licence.uses_left} uses left"
             click.echo(f"licence {licence_id}: {licence.tier.name.lower().replace('_', '-')}, model "
                        f"{licence.model_id:#x} ({', '.join(licence.language_codes)}), {uses}")
@@ -197,26 +194,29 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
                        f"{format_amount(cap, asset)})")
             params = vm.SynthesisParams(vm.Language.parse(language), speed=speed, top_k=top_k, top_p=top_p,
                                         temperature=temperature, repetition_penalty=repetition_penalty, seed=seed)
-            submitted = speech.submit(router, account, licence, text, params, operator=chosen, max_fee=cap,
-                                      ttl_s=ttl, store=store)
+            with user_errors():
+                submitted = speech.submit(router, account, licence, text, params, operator=chosen, max_fee=cap,
+                                          ttl_s=ttl, store=store)
             how = f"by CID {submitted.input_cid}" if submitted.input_cid else "inline"
             click.echo(f"request {submitted.request_id} sent in block {submitted.block_number} "
                        f"(text {how}, {format_amount(submitted.escrow, asset)} in escrow, deadline in {_duration(ttl)})")
         progress = ProgressLine(submitted.operator)
         started = time.monotonic()
+        # Ctrl-C while waiting says how to come back (Ape's own handler would exit without a word).
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             outcome = speech.wait_for_outcome(router, submitted, timeout_s=timeout, on_progress=progress)
         except KeyboardInterrupt:
             raise click.ClickException(f"interrupted: request {submitted.request_id} stays on-chain; follow it with "
                                        f"`ape run say --request {submitted.request_id}`") from None
         finally:
+            signal.signal(signal.SIGINT, previous)
             progress.done()
-        code = report_outcome(deployment, account, submitted, outcome, store,
-                              output or Path(f"request-{submitted.request_id}.wav"), cancel=cancel_expired,
-                              waited=time.monotonic() - started)
-    except (speech.SpeechError, MintError, ValueError) as exc:
+        with user_errors():
+            code = report_outcome(deployment, account, submitted, outcome, store,
+                                  output or Path(f"request-{submitted.request_id}.wav"), cancel=cancel_expired,
+                                  waited=time.monotonic() - started)
+    except (speech.SpeechError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    except ContractLogicError as exc:  # the chain refused: a licence, fee or deadline that changed meanwhile
-        raise click.ClickException(f"the chain refused the transaction: {exc}") from None
     if code:
         sys.exit(code)
