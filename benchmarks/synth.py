@@ -33,7 +33,7 @@ def _model_dir() -> Path:
     return Path(os.environ.get("SYNTH_BENCH_DIR", Path(tempfile.gettempdir()) / "voicemarket-synth-full"))
 
 
-RUNS = 3  # best of RUNS: the machine is shared, so the least disturbed run is the closest to its speed
+RUNS = int(os.environ.get("SYNTH_BENCH_RUNS", "3"))  # best of RUNS: the machine is shared, so the least disturbed run is the closest to its speed
 
 
 def _load() -> float:
@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="auto",
                         help="comma-separated: cpu, cuda (default: cpu, and cuda when present)")
+    parser.add_argument("--modes", default="fp32,bf16,int8",
+                        help="comma-separated precisions to measure (fp32 also measures the PyTorch-only path on a CPU)")
     parser.add_argument("--merge", metavar="SYNTH_JSON",
                         help="measure nothing: copy the device objects of another machine's synth.json "
                              "(e.g. cuda measured on a GPU machine with --devices cuda) into this one's")
@@ -188,8 +190,10 @@ def main(argv: list[str] | None = None) -> None:
         devices = args.devices.split(",")
     figures: dict = {}
     for device in devices:
-        figures[device] = _child(device, "fp32")
-        if device == "cpu":
+        modes = args.modes.split(",")
+        if "fp32" in modes:
+            figures[device] = _child(device, "fp32")
+        if device == "cpu" and "fp32" in modes:
             # The same fp32 arithmetic without the native decode step (SYNTH_NATIVE=0): its speed, and
             # whether the native step's different order of float additions changes any token.
             plain = _child(device, "fp32", native=False)
@@ -197,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
                 figures[device][f"{kind}_tokens_equal_to_pytorch_path"] = (
                     figures[device][f"_{kind}_tokens"] == plain[f"_{kind}_tokens"])
             figures[f"{device}_fp32_pytorch"] = plain
-        figures[f"{device}_bf16"] = _child(device, "bf16")
-        figures[f"{device}_int8"] = _child(device, "int8")
+        for precision in [m for m in modes if m != "fp32"]:
+            figures[f"{device}_{precision}"] = _child(device, precision)
     machine = _machine()
     for values in figures.values():
         for key in [k for k in values if k.startswith("_")]:
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, values in figures.items():
         print_table(f"synth {name} ({TOKENS} tokens = {values['audio_seconds']:.1f} s audio)", values, targets)
     # Devices not measured in this run keep their earlier figures (each object names its machine).
-    kept = {k: v for k, v in previous.items() if k.split("_")[0] not in devices}
+    kept = {k: v for k, v in previous.items() if k not in figures}
     path = write_results("synth", {**kept, **figures}, COMMAND)
     print(f"\nwrote {path}" + (f" (kept earlier {sorted(kept)})" if kept else ""))
 
