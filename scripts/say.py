@@ -182,6 +182,7 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
             if licence_id is None:
                 raise click.UsageError("give --licence: the id of your licence for the voice (`ape run buy` prints it)")
             licence = speech.licence_use(deployment.licenses, licence_id, account.address)
+            licence.check_language(vm.Language.parse(language))
             asset = asset_info(licence.asset, deployment)
             chosen, fee = speech.choose_operator(router, licence.model_id, licence.asset, operator,
                                                  deployment.start_block)

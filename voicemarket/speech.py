@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from voicemarket import chain as vm
 from voicemarket.files import atomic_output
 from voicemarket.multiformats import CID
@@ -59,6 +61,12 @@ class LicenceUse:
     def speaks(self, language: vm.Language) -> bool:
         return bool(self.languages >> int(language) & 1)
 
+    def check_language(self, language: vm.Language) -> None:
+        """:class:`SpeechError` unless the model speaks ``language`` (the router would revert)."""
+        if not self.speaks(language):
+            raise SpeechError(f"model {self.model_id:#x} speaks {', '.join(self.language_codes)}, "
+                              f"not {language.name.lower()!r}: pick --language from those")
+
     @property
     def language_codes(self) -> list[str]:
         return [lang.name.lower() for lang in vm.Language if self.languages >> int(lang) & 1]
@@ -84,11 +92,11 @@ class SubmittedRequest:
 
     @property
     def operator(self) -> str:
-        return str(self.fields["operator"])
+        return to_checksum_address(str(self.fields["operator"]))
 
     @property
     def asset(self) -> str:
-        return str(self.fields["asset"])
+        return to_checksum_address(str(self.fields["asset"]))
 
     @property
     def escrow(self) -> int:
@@ -208,10 +216,7 @@ def submit(router, account, licence: LicenceUse, text: str, params: vm.Synthesis
     """
     import ape
 
-    language = vm.Language(params.language)
-    if not licence.speaks(language):
-        raise SpeechError(f"model {licence.model_id:#x} speaks {', '.join(licence.language_codes)}, "
-                          f"not {language.name.lower()!r}: pick --language from those")
+    licence.check_language(vm.Language(params.language))
     try:
         packed = params.pack()
     except ValueError as exc:
