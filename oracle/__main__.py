@@ -88,6 +88,7 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     """Listener + batch submitter + metrics (+ a Celery worker child)."""
     from prometheus_client import CollectorRegistry, start_http_server
 
+    settings = _settings(config)  # before oracle.app, which reads the settings when it is imported
     from oracle.app import enqueue
     from oracle.leases import Lease
     from oracle.listener import Listener
@@ -97,7 +98,6 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     from oracle.submitter import Submitter
     from oracle.transactions import TxSender
 
-    settings = _settings(config)
     setup_logging("run", settings.log_format, settings.log_level)
     if workers and (settings.hubert_dir is None or not settings.hubert_dir.is_dir()):
         raise click.ClickException(f"hubert_dir {settings.hubert_dir} is not a folder: workers need the "

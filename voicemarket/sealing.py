@@ -225,7 +225,7 @@ def unseal_file(source: str | Path, dest: str | Path, data_key: bytes,
     ``on_plaintext`` sees every authenticated chunk (to hash it on the way). Returns the size.
     """
     size = 0
-    with atomic_output(dest) as out, open(source, "rb") as src:
+    with atomic_output(dest, private=True) as out, open(source, "rb") as src:
         for plaintext in iter_unsealed(src, data_key):
             out.write(plaintext)
             if on_plaintext:

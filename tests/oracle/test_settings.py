@@ -106,3 +106,28 @@ def test_processes_refuse_to_start_with_invalid_settings(monkeypatch):
     status = subprocess.run([sys.executable, "-m", "oracle", "status"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert status.returncode != 0 and "router '0x12' is not an Ethereum address" in status.stderr
+
+
+def test_run_reads_the_settings_from_its_config_option(tmp_path):
+    """`python -m oracle run --config FILE` with no ORACLE_* variables uses the file (it once read the
+    environment first, on importing the Celery app, and stopped with 'router: required')."""
+    import os
+    import subprocess
+    import sys
+
+    from voicemarket.services import free_port
+
+    config = tmp_path / "oracle.toml"
+    closed = free_port()  # nothing listens there: run waits for the node and Redis, which is what we look for
+    config.write_text(f'[oracle]\nrouter = "{ROUTER}"\ntest_account = 1\nrpc_url = "http://127.0.0.1:{closed}"\n'
+                      f'redis_url = "redis://127.0.0.1:{closed}/0"\nmetrics_port = 0\nlog_format = "text"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
+    process = subprocess.Popen([sys.executable, "-m", "oracle", "run", "--config", str(config), "--workers", "0"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=8)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "router: required" not in output
+    assert "waiting for Redis and the node" in output
