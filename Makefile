@@ -103,4 +103,4 @@ bench-storage: setup
 	$(PY) -m benchmarks.storage
 
 clean:
-	rm -rf .build contracts/.cache out cache .ape .deps benchmarks/results demo-output
+	rm -rf .build contracts/.cache out cache .ape .deps benchmarks/results demo-output .demo-cache
