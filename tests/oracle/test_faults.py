@@ -91,10 +91,13 @@ def test_the_listener_restarted_resumes_from_its_checkpoint_and_a_standby_takes_
     oracle.coordinator.stop()
     ids += ask(3)  # made while no listener runs
     restarted = oracle.start_coordinator("restarted")
+    # The standby starts once the restarted one holds the listener lease (started together, either
+    # may win it, and the one that wins is the one that resumes).
+    wait_for(lambda: "resuming from checkpoint" in restarted.log_path.read_text(), 60,
+             "the restarted listener to resume from its checkpoint", oracle)
     standby = oracle.start_coordinator("standby")  # a second machine: same settings, same Redis
     wait_for(lambda: {r for _, r, _ in client.outcome_logs(first_block)} >= set(ids), 60,
              "the restarted listener to catch up", oracle)
-    assert "resuming from checkpoint" in restarted.log_path.read_text()
     restarted.signal(signal.SIGKILL)  # the active one dies; the standby takes over within the lease
     restarted.stop()
     ids += ask(3)
