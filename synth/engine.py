@@ -108,7 +108,8 @@ class Synthesizer:
         """Load a voice.
 
         ``precision``: ``fp32`` (default) computes exactly what the original computes; ``bf16`` runs
-        the GPT in bfloat16; ``int8`` runs it with int8 weights and bf16 activations (fastest on a
+        the GPT in bfloat16; ``int8`` runs it with int8 weights (one scale per row), with float32
+        activations through the native decode step on a CPU, bf16 ones otherwise (fastest on a
         CPU, whose token-by-token decoding is bound by reading the weights). The two fast modes
         change the numerics slightly; BENCHMARKS.md gives their effect on the tokens."""
         if precision not in PRECISIONS:
@@ -126,7 +127,7 @@ class Synthesizer:
         if precision == "bf16":
             gpt.to(torch.bfloat16)
         elif precision == "int8":
-            gpt.quantize_int8()
+            gpt.quantize_int8()  # fp32 activations through the native step on a CPU, else bf16
         # fp32 only: a bf16 matrix-vector product over the transposed layout takes a slow generic
         # path on CPUs without native bf16 (30x slower on an AVX2 EPYC: 4 ms instead of 0.13 ms).
         if device.type == "cpu" and precision == "fp32" and not gpt.use_native_kernels():

@@ -112,20 +112,29 @@ class SelfAttention(nn.Module):
 class Int8Weight:
     """A linear layer's weight as int8 with one scale per output row (weight-only quantisation).
 
-    Activations stay bfloat16; the int8 weights are a quarter of the fp32 bytes, which is what
-    decoding one token at a time is bound by on a CPU.
+    The int8 weights are a quarter of the fp32 bytes, which is what decoding one token at a time
+    is bound by on a CPU. ``activations``: the dtype ``x`` is computed in (bfloat16 for PyTorch's
+    int8 kernel; float32 beside the native decode step). ``scale32`` is the float32 scale the
+    weights were rounded with (``scale`` is it in the activations' dtype).
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None,
+                 activations: torch.dtype = torch.bfloat16) -> None:
         w = weight.detach().float()
         scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
         self.q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
-        self.scale = scale.to(torch.bfloat16)
-        self.bias = None if bias is None else bias.detach().to(torch.bfloat16)
+        self.scale32 = scale.contiguous()
+        self.activations = activations
+        self.scale = scale.to(activations)
+        self.bias = None if bias is None else bias.detach().to(activations).contiguous()
+
+    def native(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The matrix for :mod:`synth.native`: ``(q, scale32)``."""
+        return self.q, self.scale32
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(torch.bfloat16), self.q, self.scale)
+        y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(self.activations), self.q, self.scale)
         if self.bias is not None:
             y = y + self.bias
         return y.view(*shape[:-1], -1)
@@ -145,13 +154,14 @@ class DecoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
 
-    def quantize_int8(self) -> None:
-        """Switch to int8 weights (bf16 activations)."""
+    def quantize_int8(self, activations: torch.dtype = torch.bfloat16) -> None:
+        """Switch to int8 weights (activations in ``activations``)."""
+        a = self.self_attn
         self.int8 = {
-            "qkv": Int8Weight(self.self_attn.in_proj_weight, self.self_attn.in_proj_bias),
-            "out": Int8Weight(self.self_attn.out_proj.weight, self.self_attn.out_proj.bias),
-            "ff1": Int8Weight(self.linear1.weight, self.linear1.bias),
-            "ff2": Int8Weight(self.linear2.weight, self.linear2.bias),
+            "qkv": Int8Weight(a.in_proj_weight, a.in_proj_bias, activations),
+            "out": Int8Weight(a.out_proj.weight, a.out_proj.bias, activations),
+            "ff1": Int8Weight(self.linear1.weight, self.linear1.bias, activations),
+            "ff2": Int8Weight(self.linear2.weight, self.linear2.bias, activations),
         }
 
     def weights(self) -> list[torch.Tensor]:
@@ -160,11 +170,14 @@ class DecoderLayer(nn.Module):
                 self.linear2.weight]
 
     def native_tensors(self) -> tuple[torch.Tensor, ...]:
-        """The layer's tensors in :attr:`NativeDecoder.LAYER_TENSORS` order."""
-        a = self.self_attn
-        return (a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias, self.linear1.weight,
-                self.linear1.bias, self.linear2.weight, self.linear2.bias, self.norm1.weight, self.norm1.bias,
-                self.norm2.weight, self.norm2.bias)
+        """The layer's tensors in :attr:`NativeDecoder.LAYER_TENSORS` order (int8 matrices as ``(q, scale)``)."""
+        a, q = self.self_attn, self.int8
+        if q is None:
+            linears = (a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias, self.linear1.weight,
+                       self.linear1.bias, self.linear2.weight, self.linear2.bias)
+        else:
+            linears = tuple(t for name in ("qkv", "out", "ff1", "ff2") for t in (q[name].native(), q[name].bias))
+        return (*linears, self.norm1.weight, self.norm1.bias, self.norm2.weight, self.norm2.bias)
 
     def _linear(self, x: torch.Tensor, which: str, layer_w: torch.Tensor, layer_b: torch.Tensor) -> torch.Tensor:
         if self.int8 is not None:
@@ -266,27 +279,41 @@ class Text2SemanticDecoder(nn.Module):
         self.ar_predict_layer = nn.Linear(config.hidden_dim, config.vocab_size, bias=False)
         self._native: NativeDecoder | None = None
         self._head: NativeLinear | None = None
+        self._int8_head: Int8Weight | None = None
 
-    def quantize_int8(self) -> None:
-        """Fast mode: bf16 activations, int8 weight-only linears in every layer and the output head."""
-        self.to(torch.bfloat16)
+    def quantize_int8(self, activations: torch.dtype | None = None) -> bool:
+        """Fast mode: int8 weight-only linears in every layer and the output head.
+
+        ``activations``: None (default) = float32 with the native decode step on a CPU where its
+        kernels build, else bfloat16 (PyTorch's int8 kernel). Given explicitly, no native step is
+        set up (:meth:`use_native_kernels` does it; float32 without it: PyTorch's int8 kernel
+        computes the same math). The weights are rounded from their float32 values either way.
+        Returns whether decoding uses the native step."""
+        auto = activations is None
+        if auto:
+            native = self.bert_proj.weight.device.type == "cpu" and library() is not None
+            activations = torch.float32 if native else torch.bfloat16
         for layer in self.h.layers:
-            layer.quantize_int8()
-        head = Int8Weight(self.ar_predict_layer.weight, None)
+            layer.quantize_int8(activations)
+        head = Int8Weight(self.ar_predict_layer.weight, None, activations)
+        self._int8_head = head
         self.ar_predict_layer.forward = head  # type: ignore[method-assign]
         # The float copies of the quantised weights are no longer read: free them.
         for layer in self.h.layers:
             for p in layer.weights():
                 p.data = torch.empty(0, dtype=p.dtype, device=p.device)
-        self.ar_predict_layer.weight.data = torch.empty(0, dtype=torch.bfloat16,
+        self.ar_predict_layer.weight.data = torch.empty(0, dtype=activations,
                                                         device=self.ar_predict_layer.weight.device)
+        self.to(activations)
+        return auto and activations == torch.float32 and self.use_native_kernels()
 
     def use_native_kernels(self) -> bool:
-        """fp32 on a CPU: decode steps through :mod:`synth.native` if its kernels build here.
+        """fp32 activations on a CPU (fp32 weights, or int8 ones quantised with float32 activations):
+        decode steps through :mod:`synth.native` if its kernels build here.
 
         Returns whether they are used. The weights stay where they are, in their original layout;
         the prefill (a matrix of positions, not a vector) stays with PyTorch's GEMM."""
-        weight = self.ar_predict_layer.weight
+        weight = self.bert_proj.weight
         if weight.dtype != torch.float32 or weight.device.type != "cpu":
             return False
         lib = library()
@@ -295,7 +322,8 @@ class Text2SemanticDecoder(nn.Module):
         layers = self.h.layers
         self._native = NativeDecoder(lib, [layer.native_tensors() for layer in layers], self.config.heads,
                                      layers[0].norm1.eps)
-        self._head = NativeLinear(lib, weight, None)
+        head = self._int8_head
+        self._head = NativeLinear(lib, self.ar_predict_layer.weight if head is None else head.native(), None)
         return True
 
     def _predict(self, last: torch.Tensor) -> torch.Tensor:

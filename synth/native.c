@@ -7,6 +7,9 @@
  *               w: [rows, n] row-major float32; x: [batch, n]; y, residual: [batch, rows].
  *               Each weight row is read once, as one sequential stream, and dotted with every
  *               x row while it is in L1; four 16-lane accumulators keep the loads flowing.
+ * synth_gemv_q8: the same with int8 weights and one float32 scale per row:
+ *               y[b, o] = act(bias[o] + scale[o] * sum_i q[o, i] x[b, i]) + residual[b, o]
+ *               (a quarter of the bytes to stream; activations and sums stay float32).
  * synth_attend: one query per head against a key/value cache, after writing the new key and
  *               value into it: softmax(q k^T * scale) v, with left-padding positions hidden.
  *
@@ -44,21 +47,87 @@ static inline float dot(const float *a, const float *b, long n) {
     return total;
 }
 
+static inline float finish(float v, const float *bias, const float *residual, long o, long r, long rows, int relu) {
+    if (bias)
+        v += bias[o];
+    if (relu && v < 0.0f)
+        v = 0.0f;
+    if (residual)
+        v += residual[r * rows + o];
+    return v;
+}
+
 void synth_gemv(const float *w, const float *bias, const float *residual, const float *x, float *y, long rows,
                 long n, long batch, int relu) {
 #pragma omp parallel for schedule(static) if (rows * n >= 65536)
     for (long o = 0; o < rows; o++) {
         const float *row = w + o * n;
-        float b = bias ? bias[o] : 0.0f;
-        for (long r = 0; r < batch; r++) {
-            float v = b + dot(row, x + r * n, n);
-            if (relu && v < 0.0f)
-                v = 0.0f;
-            if (residual)
-                v += residual[r * rows + o];
-            y[r * rows + o] = v;
-        }
+        for (long r = 0; r < batch; r++)
+            y[r * rows + o] = finish(dot(row, x + r * n, n), bias, residual, o, r, rows, relu);
     }
+}
+
+/* sum_i q[i] x[i], the int8 weights widened to float32 as they are read. */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+static inline __m256 widen8(const signed char *q) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
+}
+
+static inline float dot_q8(const signed char *q, const float *x, long n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(widen8(q + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(widen8(q + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(widen8(q + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(widen8(q + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(widen8(q + i), _mm256_loadu_ps(x + i), s0);
+    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float total = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        total += (float)q[i] * x[i];
+    return total;
+}
+#else
+static inline float dot_q8(const signed char *q, const float *x, long n) {
+    float sums[16] = {0};
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++)
+            sums[k] += (float)q[i + k] * x[i + k];
+    float total = 0.0f;
+    for (int k = 0; k < 16; k++)
+        total += sums[k];
+    for (; i < n; i++)
+        total += (float)q[i] * x[i];
+    return total;
+}
+#endif
+
+void synth_gemv_q8(const signed char *q, const float *scale, const float *bias, const float *residual,
+                   const float *x, float *y, long rows, long n, long batch, int relu) {
+#pragma omp parallel for schedule(static) if (rows * n >= 65536)
+    for (long o = 0; o < rows; o++) {
+        const signed char *row = q + o * n;  /* read from memory once, from L1 for the other x rows */
+        for (long r = 0; r < batch; r++)
+            y[r * rows + o] = finish(scale[o] * dot_q8(row, x + r * n, n), bias, residual, o, r, rows, relu);
+    }
+}
+
+/* y = x W^T (+ bias ...) for fp32 weights (scale NULL) or int8 weights with per-row scales. */
+static void linear(const void *w, const float *scale, const float *bias, const float *residual, const float *x,
+                   float *y, long rows, long n, long batch, int relu) {
+    if (scale)
+        synth_gemv_q8(w, scale, bias, residual, x, y, rows, n, batch, relu);
+    else
+        synth_gemv(w, bias, residual, x, y, rows, n, batch, relu);
 }
 
 /* qkv: [batch, 3 * heads * dh] (query, key, value of the new token); caches: [batch, heads, max_len, dh];
@@ -121,12 +190,13 @@ static void layer_norm(const float *x, float *y, const float *weight, const floa
     }
 }
 
-enum { QKV_W, QKV_B, OUT_W, OUT_B, FF1_W, FF1_B, FF2_W, FF2_B, LN1_W, LN1_B, LN2_W, LN2_B, K_CACHE, V_CACHE,
-       PER_LAYER };
+enum { QKV_W, QKV_S, QKV_B, OUT_W, OUT_S, OUT_B, FF1_W, FF1_S, FF1_B, FF2_W, FF2_S, FF2_B, LN1_W, LN1_B, LN2_W,
+       LN2_B, K_CACHE, V_CACHE, PER_LAYER };
 
 /* One decoding step through every layer of the post-norm transformer:
  *   x <- LN1(x + out(attend(qkv(x))));  x <- LN2(x + ff2(relu(ff1(x))))
- * params: [layers][PER_LAYER] pointers (weights [out, in], biases, norms, this layer's caches);
+ * params: [layers][PER_LAYER] pointers (weights [out, in], each with its per-row scales when int8 or NULL
+ * when float32, biases, norms, this layer's caches);
  * x: [batch, dim], overwritten with the output; work: batch * (9 * dim + heads * max_len) floats. */
 void synth_decode(void *const *params, long layers, float *x, long batch, long dim, long heads, long max_len,
                   long pos, const unsigned char *hidden, float eps, float *work) {
@@ -135,13 +205,13 @@ void synth_decode(void *const *params, long layers, float *x, long batch, long d
     float *scores = h + batch * ffn;
     for (long l = 0; l < layers; l++) {
         void *const *p = params + l * PER_LAYER;
-        synth_gemv(p[QKV_W], p[QKV_B], NULL, x, qkv, 3 * dim, dim, batch, 0);
+        linear(p[QKV_W], p[QKV_S], p[QKV_B], NULL, x, qkv, 3 * dim, dim, batch, 0);
         attend(qkv, p[K_CACHE], p[V_CACHE], hidden, attn, scores, batch, heads, dh, max_len, pos,
                1.0f / sqrtf((float)dh));
-        synth_gemv(p[OUT_W], p[OUT_B], x, attn, mid, dim, dim, batch, 0);
+        linear(p[OUT_W], p[OUT_S], p[OUT_B], x, attn, mid, dim, dim, batch, 0);
         layer_norm(mid, x, p[LN1_W], p[LN1_B], batch, dim, eps);
-        synth_gemv(p[FF1_W], p[FF1_B], NULL, x, h, ffn, dim, batch, 1);
-        synth_gemv(p[FF2_W], p[FF2_B], x, h, mid, dim, ffn, batch, 0);
+        linear(p[FF1_W], p[FF1_S], p[FF1_B], NULL, x, h, ffn, dim, batch, 1);
+        linear(p[FF2_W], p[FF2_S], p[FF2_B], x, h, mid, dim, ffn, batch, 0);
         layer_norm(mid, x, p[LN2_W], p[LN2_B], batch, dim, eps);
     }
 }

@@ -7,18 +7,21 @@ import torch
 import torch.nn.functional as F
 
 from synth import native
-from synth.gpt import GPTConfig, KVCache, Text2SemanticDecoder
+from synth.gpt import GPTConfig, Int8Weight, KVCache, Text2SemanticDecoder
 from synth.sampling import SamplingParams
 
 lib = native.library()
 pytestmark = pytest.mark.skipif(lib is None, reason="no C compiler here: the native kernels are optional")
 
 
-def _gpt(seed: int, native_kernels: bool) -> Text2SemanticDecoder:
+def _gpt(seed: int, native_kernels: bool, precision: str = "fp32") -> Text2SemanticDecoder:
+    """A tiny GPT; ``int8``: int8 weights with fp32 activations (native or PyTorch's same math)."""
     torch.manual_seed(seed)
     gpt = Text2SemanticDecoder(GPTConfig(embedding_dim=48, hidden_dim=48, heads=3, layers=2)).eval()
     for p in gpt.parameters():
         torch.nn.init.normal_(p, std=0.3)
+    if precision == "int8":
+        gpt.quantize_int8(torch.float32)
     if native_kernels:
         assert gpt.use_native_kernels()
     return gpt
@@ -35,22 +38,35 @@ def _decode(gpt, phones, prompt, params, seeds, max_new):
     return out
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
 @pytest.mark.parametrize("n", [7, 48, 130, 512])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_linear_matches_pytorch(n, batch):
-    """bias + x W^T, with and without ReLU and residual, for lengths that are and are not multiples of 16/64."""
+def test_linear_matches_pytorch(n, batch, precision):
+    """bias + x W^T, with and without ReLU and residual, for lengths that are and are not multiples of 16/64.
+
+    int8: W is the int8 rows times their fp32 scales (the kernel's output against fp32 math on them)."""
     g = torch.Generator().manual_seed(n + batch)
     w, b = torch.randn(37, n, generator=g), torch.randn(37, generator=g)
     x, res = torch.randn(batch, n, generator=g), torch.randn(batch, 37, generator=g)
-    lin = native.NativeLinear(lib, w, b)
+    weight = w
+    if precision == "int8":
+        q = Int8Weight(w, b, torch.float32)
+        weight, w = q.native(), q.q.float() * q.scale32[:, None]
+        torch.testing.assert_close(q(x), F.linear(x, w, b), rtol=1e-5, atol=1e-5)  # PyTorch's int8 kernel
+        with pytest.raises(ValueError, match="scales"):
+            native.NativeLinear(lib, (q.q, q.scale32[:-1]), None)
+    lin = native.NativeLinear(lib, weight, b)
     torch.testing.assert_close(lin(x), F.linear(x, w, b), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(lin(x, residual=res, relu=True), F.relu(F.linear(x, w, b)) + res, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(native.NativeLinear(lib, w, None)(x), F.linear(x, w), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(native.NativeLinear(lib, weight, None)(x), F.linear(x, w), rtol=1e-5, atol=1e-5)
 
 
-def test_decoder_step_matches_the_pytorch_layers():
-    """One native step over all layers equals the layers' own step, keys/values written alike, pads hidden."""
-    gpt = _gpt(0, native_kernels=False)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_decoder_step_matches_the_pytorch_layers(precision):
+    """One native step over all layers equals the layers' own step, keys/values written alike, pads hidden.
+
+    int8: the layers' PyTorch step multiplies fp32 activations by the dequantised int8 weights."""
+    gpt = _gpt(0, native_kernels=False, precision=precision)
     cfg = gpt.config
     batch, max_len, pos = 2, 40, 23
     caches = [KVCache(cfg.layers, batch, cfg.heads, max_len, cfg.hidden_dim, torch.float32, "cpu") for _ in range(2)]
@@ -84,12 +100,15 @@ def test_decoder_refuses_a_cache_that_does_not_fit():
         decoder.step(torch.zeros(1, 48), 10, None)
 
 
-def test_native_decoding_gives_the_same_tokens():
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_native_decoding_gives_the_same_tokens(precision):
     """Greedy and sampled tokens, single rows and a left-padded batch: native kernels or PyTorch, the same."""
     g = torch.Generator().manual_seed(4)
     phones = [torch.randint(0, 732, (n,), generator=g) for n in (9, 30, 17)]
     prompt = torch.randint(0, 1024, (12,), generator=g)
-    plain, fast = _gpt(1, native_kernels=False), _gpt(1, native_kernels=True)
+    plain, fast = _gpt(1, False, precision), _gpt(1, True, precision)
+    if precision == "int8":
+        assert fast._native is not None and fast._head is not None and plain._native is None
     for params in (SamplingParams(top_k=1), SamplingParams(top_k=10, top_p=0.9, temperature=0.8)):
         assert _decode(fast, phones, prompt, params, [10, 11, 12], 30) == \
             _decode(plain, phones, prompt, params, [10, 11, 12], 30)
@@ -103,3 +122,23 @@ def test_the_kernels_are_optional(monkeypatch):
     monkeypatch.setenv("SYNTH_NATIVE", "0")
     assert native.library() is None
     assert not _gpt(0, native_kernels=False).use_native_kernels()
+
+
+def test_int8_falls_back_to_pytorch_without_the_kernels(monkeypatch):
+    """quantize_int8(): the native step with fp32 activations, or (SYNTH_NATIVE=0) PyTorch's int8 kernel, bf16;
+    the same int8 weights either way."""
+    fast = _gpt(2, native_kernels=False)
+    assert fast.quantize_int8()
+    assert fast._native is not None and fast.bert_proj.weight.dtype == torch.float32
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setenv("SYNTH_NATIVE", "0")
+    slow = _gpt(2, native_kernels=False)
+    assert not slow.quantize_int8()
+    assert slow._native is None and slow._head is None and slow.bert_proj.weight.dtype == torch.bfloat16
+    for layer_fast, layer_slow in zip(fast.h.layers, slow.h.layers):
+        for name, q in layer_fast.int8.items():
+            assert torch.equal(q.q, layer_slow.int8[name].q) and torch.equal(q.scale32, layer_slow.int8[name].scale32)
+    phones, prompt, params = [torch.arange(5, 25)], torch.arange(100, 110), SamplingParams(top_k=1)
+    tokens = [_decode(gpt, phones, prompt, params, [0], 12)[0] for gpt in (fast, slow)]
+    assert len(tokens[0]) == len(tokens[1]) == 12
