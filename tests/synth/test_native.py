@@ -52,7 +52,6 @@ def test_linear_matches_pytorch(n, batch, precision):
     if precision == "int8":
         q = Int8Weight(w, b, torch.float32)
         weight, w = q.native(), q.q.float() * q.scale32[:, None]
-        torch.testing.assert_close(q(x), F.linear(x, w, b), rtol=1e-5, atol=1e-5)  # PyTorch's int8 kernel
         with pytest.raises(ValueError, match="scales"):
             native.NativeLinear(lib, (q.q, q.scale32[:-1]), None)
     lin = native.NativeLinear(lib, weight, b)
