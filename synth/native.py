@@ -12,9 +12,10 @@ cache. With them the default fp32 mode decodes about 1.5x as fast as PyTorch's o
 
 The kernels are compiled on first use with the system C compiler (``cc -O3 -march=native``,
 about a quarter of a second) into a per-user cache and loaded with ctypes. They are optional:
-without a compiler, or with ``SYNTH_NATIVE=0``, decoding runs the same arithmetic through
+without a compiler, or with ``SYNTH_NATIVE=0``, fp32 decoding runs the same arithmetic through
 PyTorch. The two differ only in the order of float additions (relative differences of about
-1e-7; the greedy tokens of the full-size test voice are the same).
+1e-7; the greedy tokens of the full-size test voice are the same). ``int8`` then falls back to
+PyTorch's int8 kernel with bf16 activations (same int8 weights, other numerics).
 """
 
 from __future__ import annotations
