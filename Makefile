@@ -67,7 +67,7 @@ test-forge: setup
 	forge test
 
 test-python: compile
-	$(APE) test tests --network $(NETWORK)
+	$(APE) test tests --network $(NETWORK) --durations=15
 
 # forge first, pytest last: its closing summary line is the last line of the run.
 test: compile test-forge test-python
