@@ -134,6 +134,13 @@ def _one_file(folder: Path, named: Any, pattern: str, what: str) -> Path:
     return found[0]
 
 
+def _reject_unknown_keys(spec: dict, known: set[str], where: str) -> None:
+    """A YAML mapping may hold only the keys this format knows; name the others and the known ones."""
+    unknown = set(spec) - known
+    if unknown:
+        raise MintError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+
+
 @dataclass(frozen=True)
 class ModelFolder:
     """A model folder as read from disk (files checked to exist)."""
@@ -165,10 +172,7 @@ def read_model_folder(folder: str | Path) -> ModelFolder:
     spec = _load_yaml(folder / "voice.yaml", "the model description")
     if not isinstance(spec, dict):
         raise MintError(f"{folder / 'voice.yaml'} must be a mapping (name:, languages:, reference:, ...)")
-    unknown = set(spec) - VOICE_KEYS
-    if unknown:
-        raise MintError(f"{folder / 'voice.yaml'}: unknown key(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(sorted(VOICE_KEYS))}")
+    _reject_unknown_keys(spec, VOICE_KEYS, f"{folder / 'voice.yaml'}")
     reference = spec.get("reference")
     if not isinstance(reference, dict) or not reference.get("audio") or not reference.get("text"):
         raise MintError(f"{folder / 'voice.yaml'} needs reference: {{audio: <clip>, text: <its transcript>, "
@@ -350,10 +354,7 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
         where = f"{source}, offer {index}"
         if not isinstance(offer, dict):
             raise MintError(f"{where} must be a mapping (tier:, price:, ...)")
-        unknown = set(offer) - OFFER_KEYS
-        if unknown:
-            raise MintError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(sorted(OFFER_KEYS))}")
+        _reject_unknown_keys(offer, OFFER_KEYS, where)
         tier_name = str(offer.get("tier", "")).lower()
         if tier_name not in TIER_NAMES:
             raise MintError(f"{where}: tier must be buyout, subscription or pay-per-use, got {offer.get('tier')!r}")
