@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synth.native import MAX_BATCH, NativeDecoder, NativeLinear, library
+from synth.native import MAX_BATCH, WEIGHT_F16, WEIGHT_F32, WEIGHT_Q8, NativeDecoder, NativeLinear, Weight, library
 from synth.sampling import SamplingParams, sample_next
 
 
@@ -98,6 +98,12 @@ class SinePositions(nn.Module):
         return self.alpha * self.pe[:, position].to(dtype)
 
 
+def _exact_half(weight: torch.Tensor) -> torch.Tensor | None:
+    """A contiguous float16 copy of a float32 matrix if float16 holds each of its values exactly, else None."""
+    half = weight.detach().to(torch.float16).contiguous()
+    return half if torch.equal(half.to(torch.float32), weight.detach()) else None
+
+
 class SelfAttention(nn.Module):
     """Holds ``in_proj_weight``/``in_proj_bias``/``out_proj`` under nn.MultiheadAttention's names."""
 
@@ -152,6 +158,7 @@ class DecoderLayer(nn.Module):
         self.heads = heads
         self.dim = dim
         self.int8: dict[str, Int8Weight] | None = None
+        self.half: tuple[torch.Tensor, ...] | None = None  # float16 copies of weights() for the native step
         self.self_attn = SelfAttention(dim)
         self.linear1 = nn.Linear(dim, dim * 4)
         self.linear2 = nn.Linear(dim * 4, dim)
@@ -177,8 +184,8 @@ class DecoderLayer(nn.Module):
         """The layer's tensors in :attr:`NativeDecoder.LAYER_TENSORS` order (int8 matrices as ``(q, scale)``)."""
         a, q = self.self_attn, self.int8
         if q is None:
-            linears = (a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias, self.linear1.weight,
-                       self.linear1.bias, self.linear2.weight, self.linear2.bias)
+            qkv, out, ff1, ff2 = self.half or self.weights()
+            linears = (qkv, a.in_proj_bias, out, a.out_proj.bias, ff1, self.linear1.bias, ff2, self.linear2.bias)
         else:
             linears = tuple(t for name in ("qkv", "out", "ff1", "ff2") for t in (q[name].native(), q[name].bias))
         return (*linears, self.norm1.weight, self.norm1.bias, self.norm2.weight, self.norm2.bias)
@@ -311,12 +318,16 @@ class Text2SemanticDecoder(nn.Module):
         self.to(activations)
         return auto and activations == torch.float32 and self.use_native_kernels()
 
-    def use_native_kernels(self) -> bool:
+    def use_native_kernels(self, half_storage: bool = True) -> bool:
         """fp32 activations on a CPU (fp32 weights, or int8 ones quantised with float32 activations):
         decode steps through :mod:`synth.native` if its kernels build here.
 
-        Returns whether they are used. The weights stay where they are, in their original layout;
-        the prefill (a matrix of positions, not a vector) stays with PyTorch's GEMM."""
+        Returns whether they are used. The prefill (a matrix of positions, not a vector) stays with
+        PyTorch's GEMM on the float32 parameters. ``half_storage``: when every fp32 matrix holds
+        values that float16 represents exactly (as in every checkpoint the original trainer
+        writes: it saves the weights with ``.half()``), the native step reads float16 copies of
+        them and widens each value to float32 as it reads it. The products and sums are then the
+        same as over the float32 matrices, bit for bit, and decoding streams half the bytes."""
         weight = self.bert_proj.weight
         if weight.dtype != torch.float32 or weight.device.type != "cpu":
             return False
@@ -324,11 +335,28 @@ class Text2SemanticDecoder(nn.Module):
         if lib is None:
             return False
         layers = self.h.layers
+        head = self._int8_head
+        head_matrix: Weight = self.ar_predict_layer.weight if head is None else head.native()
+        for layer in layers:
+            layer.half = None
+        if head is None and half_storage:
+            halves = [_exact_half(w) for layer in layers for w in layer.weights()]
+            head_half = _exact_half(self.ar_predict_layer.weight)
+            if head_half is not None and all(h is not None for h in halves):
+                for n, layer in enumerate(layers):
+                    layer.half = tuple(halves[4 * n : 4 * n + 4])
+                head_matrix = head_half
         self._native = NativeDecoder(lib, [layer.native_tensors() for layer in layers], self.config.heads,
                                      layers[0].norm1.eps)
-        head = self._int8_head
-        self._head = NativeLinear(lib, self.ar_predict_layer.weight if head is None else head.native(), None)
+        self._head = NativeLinear(lib, head_matrix, None)
         return True
+
+    @property
+    def native_weights(self) -> str | None:
+        """How the native decode step stores the matrices (``fp32``, ``fp16``, ``int8``), or None without it."""
+        if self._native is None:
+            return None
+        return {WEIGHT_F32: "fp32", WEIGHT_F16: "fp16", WEIGHT_Q8: "int8"}[self._native.kind]
 
     def _predict(self, last: torch.Tensor) -> torch.Tensor:
         """last: [B, D] -> logits [B, vocab] (float32)."""

@@ -3,14 +3,16 @@
  * Decoding a token reads every GPT weight once, in a chain of matrix-vector products: it is
  * bound by memory bandwidth, and by the cost of the many small steps around the products.
  *
- * synth_gemv:   y[b, o] = act(bias[o] + sum_i w[o, i] x[b, i]) + residual[b, o]
- *               w: [rows, n] row-major float32; x: [batch, n]; y, residual: [batch, rows].
+ * synth_linear: y[b, o] = act(bias[o] + sum_i w[o, i] x[b, i]) + residual[b, o]
+ *               w: [rows, n] row-major; x: [batch, n]; y, residual: [batch, rows].
  *               Each weight row is read once, as one sequential stream, and dotted with every
  *               x row while it is in L1; four 16-lane accumulators keep the loads flowing.
- * synth_gemv_q8: the same with int8 weights and one float32 scale per row:
- *               y[b, o] = act(bias[o] + scale[o] * sum_i q[o, i] x[b, i]) + residual[b, o]
- *               (a quarter of the bytes to stream; activations and sums stay float32).
- * synth_attend: one query per head against a key/value cache, after writing the new key and
+ *               Three kinds of stored weights (WEIGHT_* below): float32; float16, widened to
+ *               float32 as they are read (exact: the products and their order are those of the
+ *               float32 kernel on the same values, for half the bytes); int8 with one float32
+ *               scale per row: y[b, o] = act(bias[o] + scale[o] * sum_i q[o, i] x[b, i]) + ...
+ *               (a quarter of the bytes; activations and sums stay float32).
+ * attend:       one query per head against a key/value cache, after writing the new key and
  *               value into it: softmax(q k^T * scale) v, with left-padding positions hidden.
  *
  * Built at run time with the system compiler for the machine it runs on (-O3 -march=native).
@@ -27,25 +29,74 @@ static inline v16 load16(const float *p) {
     return v;
 }
 
-static inline float dot(const float *a, const float *b, long n) {
-    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-    long i = 0;
-    for (; i + 64 <= n; i += 64) {
-        s0 += load16(a + i) * load16(b + i);
-        s1 += load16(a + i + 16) * load16(b + i + 16);
-        s2 += load16(a + i + 32) * load16(b + i + 32);
-        s3 += load16(a + i + 48) * load16(b + i + 48);
-    }
-    for (; i + 16 <= n; i += 16)
-        s0 += load16(a + i) * load16(b + i);
-    v16 s = (s0 + s1) + (s2 + s3);
-    float total = 0.0f;
-    for (int k = 0; k < 16; k++)
-        total += s[k];
-    for (; i < n; i++)
-        total += a[i] * b[i];
-    return total;
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+static inline float half_to_float(unsigned short h) { return _cvtsh_ss(h); }
+
+static inline v16 load16h(const unsigned short *p) {
+    __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)));
+    v16 v;
+    memcpy(&v, &lo, sizeof lo);
+    memcpy((char *)&v + sizeof lo, &hi, sizeof hi);
+    return v;
 }
+#else
+/* IEEE 754 binary16 -> binary32 (exact: every half is a float). */
+static inline float half_to_float(unsigned short h) {
+    unsigned sign = (unsigned)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else if (exponent) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa) {  /* subnormal: normalise */
+        exponent = 113;
+        while (!(mantissa & 0x400u)) {
+            mantissa <<= 1;
+            exponent--;
+        }
+        bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
+    } else {
+        bits = sign;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline v16 load16h(const unsigned short *p) {
+    float f[16];
+    for (int k = 0; k < 16; k++)
+        f[k] = half_to_float(p[k]);
+    return load16(f);
+}
+#endif
+
+/* sum_i a[i] b[i] in a fixed order: four 16-lane partial sums, paired, then the lanes in order, then the tail.
+ * DOT_BODY is written once for float32 and float16 weights (LOAD/SCALAR widen them), so that both
+ * give bit-identical sums for the same values. */
+#define DOT_BODY(LOAD, SCALAR)                                                   \
+    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};                                  \
+    long i = 0;                                                                  \
+    for (; i + 64 <= n; i += 64) {                                               \
+        s0 += LOAD(a + i) * load16(b + i);                                       \
+        s1 += LOAD(a + i + 16) * load16(b + i + 16);                             \
+        s2 += LOAD(a + i + 32) * load16(b + i + 32);                             \
+        s3 += LOAD(a + i + 48) * load16(b + i + 48);                             \
+    }                                                                            \
+    for (; i + 16 <= n; i += 16)                                                 \
+        s0 += LOAD(a + i) * load16(b + i);                                       \
+    v16 s = (s0 + s1) + (s2 + s3);                                               \
+    float total = 0.0f;                                                          \
+    for (int k = 0; k < 16; k++)                                                 \
+        total += s[k];                                                           \
+    for (; i < n; i++)                                                           \
+        total = fmaf(SCALAR(a[i]), b[i], total); /* one rounding, as the lanes */ \
+    return total;
+
+#define AS_FLOAT(v) (v)
+static inline float dot(const float *a, const float *b, long n) { DOT_BODY(load16, AS_FLOAT) }
+static inline float dot_f16(const unsigned short *a, const float *b, long n) { DOT_BODY(load16h, half_to_float) }
 
 static inline float finish(float v, const float *bias, const float *residual, long o, long r, long rows, int relu) {
     if (bias)
@@ -57,8 +108,8 @@ static inline float finish(float v, const float *bias, const float *residual, lo
     return v;
 }
 
-void synth_gemv(const float *w, const float *bias, const float *residual, const float *x, float *y, long rows,
-                long n, long batch, int relu) {
+static void gemv(const float *w, const float *bias, const float *residual, const float *x, float *y, long rows,
+                 long n, long batch, int relu) {
 #pragma omp parallel for schedule(static) if (rows * n >= 65536)
     for (long o = 0; o < rows; o++) {
         const float *row = w + o * n;
@@ -67,10 +118,19 @@ void synth_gemv(const float *w, const float *bias, const float *residual, const 
     }
 }
 
+static void gemv_f16(const unsigned short *w, const float *bias, const float *residual, const float *x, float *y,
+                     long rows, long n, long batch, int relu) {
+#pragma omp parallel for schedule(static) if (rows * n >= 65536)
+    for (long o = 0; o < rows; o++) {
+        const unsigned short *row = w + o * n;
+        for (long r = 0; r < batch; r++)
+            y[r * rows + o] = finish(dot_f16(row, x + r * n, n), bias, residual, o, r, rows, relu);
+    }
+}
+
 /* sum_i q[i] x[i], the int8 weights widened to float32 as they are read. */
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-
 static inline __m256 widen8(const signed char *q) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
 }
@@ -111,7 +171,7 @@ static inline float dot_q8(const signed char *q, const float *x, long n) {
 }
 #endif
 
-void synth_gemv_q8(const signed char *q, const float *scale, const float *bias, const float *residual,
+static void gemv_q8(const signed char *q, const float *scale, const float *bias, const float *residual,
                    const float *x, float *y, long rows, long n, long batch, int relu) {
 #pragma omp parallel for schedule(static) if (rows * n >= 65536)
     for (long o = 0; o < rows; o++) {
@@ -121,13 +181,17 @@ void synth_gemv_q8(const signed char *q, const float *scale, const float *bias, 
     }
 }
 
-/* y = x W^T (+ bias ...) for fp32 weights (scale NULL) or int8 weights with per-row scales. */
-static void linear(const void *w, const float *scale, const float *bias, const float *residual, const float *x,
-                   float *y, long rows, long n, long batch, int relu) {
-    if (scale)
-        synth_gemv_q8(w, scale, bias, residual, x, y, rows, n, batch, relu);
+enum { WEIGHT_F32 = 0, WEIGHT_F16 = 1, WEIGHT_Q8 = 2 };
+
+/* y = act(x W^T + bias) + residual for weights of the given kind (scale: the int8 weights' per-row scales). */
+void synth_linear(int kind, const void *w, const float *scale, const float *bias, const float *residual,
+                  const float *x, float *y, long rows, long n, long batch, int relu) {
+    if (kind == WEIGHT_Q8)
+        gemv_q8(w, scale, bias, residual, x, y, rows, n, batch, relu);
+    else if (kind == WEIGHT_F16)
+        gemv_f16(w, bias, residual, x, y, rows, n, batch, relu);
     else
-        synth_gemv(w, bias, residual, x, y, rows, n, batch, relu);
+        gemv(w, bias, residual, x, y, rows, n, batch, relu);
 }
 
 /* qkv: [batch, 3 * heads * dh] (query, key, value of the new token); caches: [batch, heads, max_len, dh];
@@ -195,23 +259,24 @@ enum { QKV_W, QKV_S, QKV_B, OUT_W, OUT_S, OUT_B, FF1_W, FF1_S, FF1_B, FF2_W, FF2
 
 /* One decoding step through every layer of the post-norm transformer:
  *   x <- LN1(x + out(attend(qkv(x))));  x <- LN2(x + ff2(relu(ff1(x))))
- * params: [layers][PER_LAYER] pointers (weights [out, in], each with its per-row scales when int8 or NULL
- * when float32, biases, norms, this layer's caches);
+ * kind: how every matrix is stored (WEIGHT_*);
+ * params: [layers][PER_LAYER] pointers (matrices [out, in], each with its per-row scales when int8, else NULL;
+ * biases, norms, this layer's caches);
  * x: [batch, dim], overwritten with the output; work: batch * (9 * dim + heads * max_len) floats. */
-void synth_decode(void *const *params, long layers, float *x, long batch, long dim, long heads, long max_len,
+void synth_decode(int kind, void *const *params, long layers, float *x, long batch, long dim, long heads, long max_len,
                   long pos, const unsigned char *hidden, float eps, float *work) {
     long ffn = 4 * dim, dh = dim / heads;
     float *qkv = work, *attn = qkv + batch * 3 * dim, *mid = attn + batch * dim, *h = mid + batch * dim;
     float *scores = h + batch * ffn;
     for (long l = 0; l < layers; l++) {
         void *const *p = params + l * PER_LAYER;
-        linear(p[QKV_W], p[QKV_S], p[QKV_B], NULL, x, qkv, 3 * dim, dim, batch, 0);
+        synth_linear(kind, p[QKV_W], p[QKV_S], p[QKV_B], NULL, x, qkv, 3 * dim, dim, batch, 0);
         attend(qkv, p[K_CACHE], p[V_CACHE], hidden, attn, scores, batch, heads, dh, max_len, pos,
                1.0f / sqrtf((float)dh));
-        linear(p[OUT_W], p[OUT_S], p[OUT_B], x, attn, mid, dim, dim, batch, 0);
+        synth_linear(kind, p[OUT_W], p[OUT_S], p[OUT_B], x, attn, mid, dim, dim, batch, 0);
         layer_norm(mid, x, p[LN1_W], p[LN1_B], batch, dim, eps);
-        linear(p[FF1_W], p[FF1_S], p[FF1_B], NULL, x, h, ffn, dim, batch, 1);
-        linear(p[FF2_W], p[FF2_S], p[FF2_B], x, h, mid, dim, ffn, batch, 0);
+        synth_linear(kind, p[FF1_W], p[FF1_S], p[FF1_B], NULL, x, h, ffn, dim, batch, 1);
+        synth_linear(kind, p[FF2_W], p[FF2_S], p[FF2_B], x, h, mid, dim, ffn, batch, 0);
         layer_norm(mid, x, p[LN2_W], p[LN2_B], batch, dim, eps);
     }
 }

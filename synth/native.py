@@ -8,7 +8,11 @@ that reads each weight row as one sequential stream (with the bias, a ReLU and t
 folded in) and a single-query attention that also writes the new key and value into the
 cache. With them the default fp32 mode decodes about 1.5x as fast as PyTorch's own kernels
 (BENCHMARKS.md). The same step takes int8 weights with one float32 scale per output row
-(``int8`` precision): a quarter of the bytes to stream, float32 activations and sums.
+(``int8`` precision): a quarter of the bytes to stream, float32 activations and sums. And it
+takes float16 weights, widened to float32 as they are read: the checkpoints GPT-SoVITS's trainer
+writes hold float16 values (it saves with ``.half()``), so in the default fp32 mode the step
+streams float16 copies of them, half the bytes, and computes bit for bit what it computes on
+the float32 matrices (the widening is exact and the sums keep their order).
 
 The kernels are compiled on first use with the system C compiler (``cc -O3 -march=native``,
 about a quarter of a second) into a per-user cache and loaded with ctypes. They are optional:
@@ -100,11 +104,10 @@ def library() -> ctypes.CDLL | None:
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             log.warning("native decoding kernels unavailable (%s): GPT decoding runs through PyTorch (slower)", exc)
             return None
-        lib.synth_gemv.argtypes = [_p, _p, _p, _p, _p, _long, _long, _long, ctypes.c_int]
-        lib.synth_gemv.restype = None
-        lib.synth_gemv_q8.argtypes = [_p, _p, _p, _p, _p, _p, _long, _long, _long, ctypes.c_int]
-        lib.synth_gemv_q8.restype = None
-        lib.synth_decode.argtypes = [_p, _long, _p, _long, _long, _long, _long, _long, _p, ctypes.c_float, _p]
+        lib.synth_linear.argtypes = [ctypes.c_int, _p, _p, _p, _p, _p, _p, _long, _long, _long, ctypes.c_int]
+        lib.synth_linear.restype = None
+        lib.synth_decode.argtypes = [ctypes.c_int, _p, _long, _p, _long, _long, _long, _long, _long, _p,
+                                     ctypes.c_float, _p]
         lib.synth_decode.restype = None
         _library = lib
         return lib
@@ -116,22 +119,28 @@ def _check_fp32_cpu(name: str, t: torch.Tensor) -> None:
 
 
 Weight = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-"""A matrix for the kernels: fp32 ``[out, in]``, or ``(q, scale)``: int8 ``[out, in]`` and fp32 ``[out]``
+"""A matrix for the kernels: fp32 or fp16 ``[out, in]`` (fp16 is widened to fp32 as it is read: the same
+products as the fp32 matrix of the same values), or ``(q, scale)``: int8 ``[out, in]`` and fp32 ``[out]``
 (the matrix is ``q * scale[:, None]``)."""
 
+# How a matrix is stored (native.c's WEIGHT_* values).
+WEIGHT_F32, WEIGHT_F16, WEIGHT_Q8 = 0, 1, 2
 
-def _weight_pointers(name: str, weight: Weight) -> tuple[tuple[torch.Tensor, ...], int, int | None]:
-    """Check a :data:`Weight`; -> (the tensors to keep alive, the matrix's address, the scales' or None)."""
+
+def _weight_pointers(name: str, weight: Weight) -> tuple[tuple[torch.Tensor, ...], int, int, int | None]:
+    """Check a :data:`Weight`; -> (the tensors to keep alive, its kind, the matrix's address, the scales' or None)."""
     if isinstance(weight, torch.Tensor):
+        if weight.dtype == torch.float16 and weight.device.type == "cpu" and weight.is_contiguous():
+            return (weight.detach(),), WEIGHT_F16, weight.data_ptr(), None
         _check_fp32_cpu(name, weight)
-        return (weight.detach(),), weight.data_ptr(), None
+        return (weight.detach(),), WEIGHT_F32, weight.data_ptr(), None
     q, scale = weight
     if q.dtype != torch.int8 or q.device.type != "cpu" or not q.is_contiguous() or q.dim() != 2:
         raise ValueError(f"native kernels need {name} as a contiguous int8 CPU matrix")
     _check_fp32_cpu(f"the scales of {name}", scale)
     if scale.shape != (q.shape[0],):
         raise ValueError(f"{name} has {q.shape[0]} rows but {scale.numel()} scales")
-    return (q.detach(), scale.detach()), q.data_ptr(), scale.data_ptr()
+    return (q.detach(), scale.detach()), WEIGHT_Q8, q.data_ptr(), scale.data_ptr()
 
 
 class NativeLinear:
@@ -141,7 +150,7 @@ class NativeLinear:
     """
 
     def __init__(self, lib: ctypes.CDLL, weight: Weight, bias: torch.Tensor | None) -> None:
-        self._keep, self._w, self._scale = _weight_pointers("the weight", weight)
+        self._keep, self._kind, self._w, self._scale = _weight_pointers("the weight", weight)
         self.rows, self.n = self._keep[0].shape
         self.bias = None if bias is None else bias.detach().contiguous()
         if self.bias is not None:
@@ -159,10 +168,7 @@ class NativeLinear:
             _check_fp32_cpu("the residual", residual)
         args = (None if self.bias is None else self.bias.data_ptr(), None if residual is None else residual.data_ptr(),
                 x.data_ptr(), y.data_ptr(), self.rows, self.n, batch, int(relu))
-        if self._scale is None:
-            self._lib.synth_gemv(self._w, *args)
-        else:
-            self._lib.synth_gemv_q8(self._w, self._scale, *args)
+        self._lib.synth_linear(self._kind, self._w, self._scale, *args)
         return y
 
 
@@ -170,8 +176,8 @@ class NativeDecoder:
     """One decoding step through every layer of the GPT in one native call (``synth_decode``).
 
     layers: per layer, the twelve tensors in ``LAYER_TENSORS`` order: the four matrices as
-    :data:`Weight` (fp32, or int8 with per-row scales), the biases and norms fp32; they are
-    referenced, not copied. Call :meth:`bind` with the KV cache before stepping, and
+    :data:`Weight` (all of one kind: fp32, fp16, or int8 with per-row scales), the biases and norms
+    fp32; they are referenced, not copied. Call :meth:`bind` with the KV cache before stepping, and
     again whenever the cache tensors are replaced (a finished row dropped from the batch).
     """
 
@@ -183,13 +189,15 @@ class NativeDecoder:
                  eps: float) -> None:
         self._keep: list[torch.Tensor] = []
         self._layer_pointers: list[list[int | None]] = []  # per layer, synth_decode's order less the caches
+        kinds: set[int] = set()
         for tensors in layers:
             if len(tensors) != len(self.LAYER_TENSORS):
                 raise ValueError(f"each layer needs {len(self.LAYER_TENSORS)} tensors: {self.LAYER_TENSORS}")
             pointers: list[int | None] = []
             for name, t in zip(self.LAYER_TENSORS, tensors):
                 if name in self.MATRICES:
-                    keep, w, scale = _weight_pointers(name, t)
+                    keep, kind, w, scale = _weight_pointers(name, t)
+                    kinds.add(kind)
                     self._keep += keep
                     pointers += [w, scale]
                 else:
@@ -197,6 +205,9 @@ class NativeDecoder:
                     self._keep.append(t.detach())
                     pointers.append(t.data_ptr())
             self._layer_pointers.append(pointers)
+        if len(kinds) != 1:
+            raise ValueError("every matrix of the decoder must be stored the same way (fp32, fp16 or int8)")
+        self.kind = kinds.pop()
         self._fn = lib.synth_decode
         self.num_layers = len(layers)
         first = layers[0][0]
@@ -236,6 +247,6 @@ class NativeDecoder:
                                    or not hidden.is_contiguous()):
             raise ValueError("hidden must be a contiguous [B, max_len] bool tensor")
         out = x.float().contiguous().clone()
-        self._fn(self._params, self.num_layers, out.data_ptr(), batch, self.dim, self.heads, max_len, pos,
+        self._fn(self.kind, self._params, self.num_layers, out.data_ptr(), batch, self.dim, self.heads, max_len, pos,
                  None if hidden is None else hidden.data_ptr(), self.eps, self._work.data_ptr())
         return out

@@ -139,3 +139,42 @@ def test_prior_noise_is_the_same_however_its_frames_are_asked_for():
     assert not torch.equal(PriorNoise(6, 32).take(150), whole)
     # Its own stream of numbers: not the GPT sampler's generator (seeded with the same seed).
     assert not torch.equal(whole[:, :1].flatten(), torch.randn(32, generator=torch.Generator().manual_seed(5)))
+
+
+def _generator_on_frames(dec, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The HiFi-GAN generator as the original runs it: every convolution on [B, C, T] (conv1d)."""
+    from synth.sovits import LRELU_SLOPE
+
+    def block(rb, h):
+        for c1, c2 in zip(rb.convs1, rb.convs2):
+            h = h + c2(torch.nn.functional.leaky_relu(c1(torch.nn.functional.leaky_relu(h, LRELU_SLOPE)), LRELU_SLOPE))
+        return h
+
+    x = dec.conv_pre(x) + dec.cond(g)
+    for i, up in enumerate(dec.ups):
+        x = up(torch.nn.functional.leaky_relu(x, LRELU_SLOPE))
+        x = sum(block(dec.resblocks[i * dec.num_kernels + j], x) for j in range(dec.num_kernels)) / dec.num_kernels
+    return torch.tanh(dec.conv_post(torch.nn.functional.leaky_relu(x)))
+
+
+@pytest.mark.parametrize("size", ["tiny", "full"])
+def test_the_generator_on_time_major_rows_computes_the_original_waveform(size):
+    """The generator runs its convolutions time-major (channels last) on a CPU, for speed: the same
+    waveform as the original's [B, C, T] convolutions, up to float rounding."""
+    from synth.random_model import sovits_config
+    from synth.sovits import Generator
+
+    torch.manual_seed(3)
+    cfg = sovits_config(size)
+    dec = Generator(cfg).eval()
+    for m in dec.modules():
+        if hasattr(m, "weight_v"):
+            torch.nn.init.normal_(m.weight_v, std=0.05)
+            m.fold()
+    frames = 12 if size == "full" else 40
+    x, g = torch.randn(2, cfg.inter_channels, frames), torch.randn(2, cfg.gin_channels, 1)
+    with torch.no_grad():
+        ours, original = dec(x, g), _generator_on_frames(dec, x, g)
+    assert ours.shape == original.shape == (2, 1, frames * cfg.samples_per_frame)
+    assert original.abs().max() > 0.1  # not a silent output: the comparison means something
+    torch.testing.assert_close(ours, original, rtol=1e-4, atol=1e-5)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import shutil
+import subprocess
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -38,17 +42,24 @@ def _decode(gpt, phones, prompt, params, seeds, max_new):
     return out
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("n", [7, 48, 130, 512])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_linear_matches_pytorch(n, batch, precision):
     """bias + x W^T, with and without ReLU and residual, for lengths that are and are not multiples of 16/64.
 
+    fp16: the stored halves widened are W, and the sums are bit for bit those of the fp32 kernel on W.
     int8: W is the int8 rows times their fp32 scales (the kernel's output against fp32 math on them)."""
     g = torch.Generator().manual_seed(n + batch)
     w, b = torch.randn(37, n, generator=g), torch.randn(37, generator=g)
     x, res = torch.randn(batch, n, generator=g), torch.randn(batch, 37, generator=g)
     weight = w
+    if precision == "fp16":
+        weight = w.half()
+        w = weight.float()
+        as_fp32 = native.NativeLinear(lib, w, b)
+        assert torch.equal(native.NativeLinear(lib, weight, b)(x, residual=res, relu=True),
+                           as_fp32(x, residual=res, relu=True))
     if precision == "int8":
         q = Int8Weight(w, b, torch.float32)
         weight, w = q.native(), q.q.float() * q.scale32[:, None]
@@ -85,6 +96,73 @@ def test_decoder_step_matches_the_pytorch_layers(precision):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(caches[1].k, caches[0].k, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(caches[1].v, caches[0].v, rtol=1e-5, atol=1e-6)
+
+
+def _round_to_half(gpt: Text2SemanticDecoder) -> Text2SemanticDecoder:
+    """Every parameter rounded to a float16 value (as a checkpoint the original trainer saves), kept float32."""
+    with torch.no_grad():
+        for p in gpt.parameters():
+            p.copy_(p.half().float())
+    return gpt
+
+
+def test_weights_saved_as_float16_decode_from_float16_copies_with_the_same_sums():
+    """A voice whose weights are float16 values (the original saves them with .half()): the native step
+    streams float16 copies and decodes bit for bit what it decodes from the float32 matrices."""
+    g = torch.Generator().manual_seed(6)
+    phones = [torch.randint(0, 732, (n,), generator=g) for n in (9, 30)]
+    prompt = torch.randint(0, 1024, (12,), generator=g)
+    halves = _round_to_half(_gpt(7, False))
+    assert halves.use_native_kernels() and halves.native_weights == "fp16"
+    floats = _round_to_half(_gpt(7, False))
+    assert floats.use_native_kernels(half_storage=False) and floats.native_weights == "fp32"
+    plain = _round_to_half(_gpt(7, False))
+    cfg = halves.config
+    x = torch.randn(2, cfg.hidden_dim, generator=g)
+    steps = []
+    for model in (halves, floats):
+        cache = KVCache(cfg.layers, 2, cfg.heads, 16, cfg.hidden_dim, torch.float32, "cpu")
+        cache.k.zero_()
+        cache.v.zero_()
+        model._native.bind(cache.k, cache.v)
+        steps.append(model._native.step(x, 3, None))
+        steps.append(model._predict(steps[-1]))
+    assert torch.equal(steps[0], steps[2]) and torch.equal(steps[1], steps[3])
+    for params in (SamplingParams(top_k=1), SamplingParams(top_k=10, top_p=0.9, temperature=0.8)):
+        tokens = _decode(halves, phones, prompt, params, [1, 2], 30)
+        assert tokens == _decode(floats, phones, prompt, params, [1, 2], 30)
+        assert tokens == _decode(plain, phones, prompt, params, [1, 2], 30)
+
+
+def test_weights_float16_cannot_hold_stay_float32():
+    gpt = _round_to_half(_gpt(8, False))
+    with torch.no_grad():
+        gpt.h.layers[1].linear2.weight[0, 0] += 1e-4  # no longer a float16 value
+    assert gpt.use_native_kernels() and gpt.native_weights == "fp32"
+    assert all(layer.half is None for layer in gpt.h.layers)
+
+
+def test_float16_widening_without_f16c_gives_the_same_floats(tmp_path):
+    """The portable widening (CPUs without F16C) against the hardware's, specials and subnormals included."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    built = tmp_path / "portable.so"
+    subprocess.run([compiler, "-O2", "-mno-f16c", "-fopenmp", "-shared", "-fPIC", str(native.SOURCE), "-o",
+                    str(built)], check=True, capture_output=True)
+    portable = ctypes.CDLL(str(built))
+    portable.synth_linear.argtypes = lib.synth_linear.argtypes
+    bits = torch.arange(0, 65536, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    finite = bits[torch.isfinite(bits.float())]
+    rows = finite[: (finite.numel() // 64) * 64].reshape(-1, 64).contiguous()
+    x = torch.zeros(64)
+    for column in (0, 17, 63):  # pick one column: y[o] = w[o, column] exactly
+        x.zero_()
+        x[column] = 1.0
+        y = torch.empty(rows.shape[0])
+        portable.synth_linear(native.WEIGHT_F16, rows.data_ptr(), None, None, None, x.data_ptr(), y.data_ptr(),
+                              rows.shape[0], 64, 1, 0)
+        assert torch.equal(y, rows[:, column].float())
 
 
 def test_decoder_refuses_a_cache_that_does_not_fit():
