@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import itertools
+import json
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 from coincurve import PrivateKey
+from eth_abi import decode, encode
+from eth_utils import keccak, to_checksum_address
 
 from voicemarket import chain as vm
 from voicemarket.multiformats import CID, DAG_PB, RAW
@@ -164,3 +169,89 @@ class Market:
         if terms.asset != vm.ETH:
             return 0
         return terms.price if terms.tier == vm.Tier.PAY_PER_USE and terms.packSize == 0 else 0
+
+
+class RpcError(Exception):
+    """A JSON-RPC error answer: ``code``, ``message`` and ``data`` (a revert's data, hex) as sent."""
+
+    def __init__(self, error: dict) -> None:
+        super().__init__(error.get("message", str(error)))
+        self.code, self.message, self.data = error.get("code"), error.get("message", ""), error.get("data")
+
+
+class Rpc:
+    """JSON-RPC to the node over one kept-alive HTTP connection, with no formatting around it.
+
+    For reads (``eth_call``): through web3 each costs several milliseconds of Python
+    (middlewares, formatters, the requests library) against well under one for anvil to answer.
+    Values go in and come out as JSON-RPC has them (hex quantities). Transactions stay with
+    web3: sent this way, some were still on the chain after Ape's snapshot revert between
+    state-machine examples (not investigated further)."""
+
+    def __init__(self, uri: str) -> None:
+        url = urlsplit(uri)
+        self._connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
+        self._path = url.path or "/"
+        self._ids = itertools.count()
+
+    def __call__(self, method: str, *params):
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
+        self._connection.request("POST", self._path, body, {"Content-Type": "application/json"})
+        answer = json.loads(self._connection.getresponse().read())
+        if "error" in answer:
+            raise RpcError(answer["error"])
+        return answer["result"]
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class RawViews:
+    """A contract's view functions, each one ``eth_call`` whose result eth_abi alone decodes.
+
+    web3's contract functions run every element of a result through Python formatters (about
+    25 ms for one of LedgerLens's array-heavy answers, three of them after every step of the
+    state machine: most of its time); eth_abi decodes the same bytes far faster. Results read
+    as web3's do: addresses checksummed, arrays as lists, structs as tuples.
+    """
+
+    def __init__(self, rpc: Rpc, address: str, abi: list[dict]) -> None:
+        self._rpc, self._address = rpc, address
+        self._functions = {item["name"]: item for item in abi if item.get("type") == "function"}
+
+    def __getattr__(self, name: str):
+        try:
+            item = self._functions[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        inputs = [_abi_type(x) for x in item["inputs"]]
+        outputs = [_abi_type(x) for x in item["outputs"]]
+        selector = keccak(text=f"{name}({','.join(inputs)})")[:4]
+
+        def call(*args):
+            data = "0x" + (selector + encode(inputs, list(args))).hex()
+            raw = bytes.fromhex(self._rpc("eth_call", {"to": self._address, "data": data}, "latest")[2:])
+            values = [_as_web3(x, v) for x, v in zip(item["outputs"], decode(outputs, raw), strict=True)]
+            return values[0] if len(values) == 1 else values
+
+        return call
+
+
+def _abi_type(item: dict) -> str:
+    """The canonical type string of an ABI input/output (tuples spelled out)."""
+    t = item["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple"):]
+    return t
+
+
+def _as_web3(item: dict, value):
+    t = item["type"]
+    if t.endswith("]"):
+        inner = {**item, "type": t[: t.rindex("[")]}
+        return [_as_web3(inner, v) for v in value]
+    if t == "tuple":
+        return tuple(_as_web3(c, v) for c, v in zip(item["components"], value, strict=True))
+    if t == "address":
+        return to_checksum_address(value)
+    return value

@@ -39,7 +39,7 @@ from eth_utils import keccak
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from market_helpers import offer_terms, public_key
+from market_helpers import RawViews, Rpc, offer_terms, public_key
 
 from voicemarket import chain as vm
 from voicemarket.multiformats import CID, RAW
@@ -129,8 +129,13 @@ def world(deployment, actors, market, project, chain, usd):
     provider.cache_allowed_requests, provider.cacheable_requests = True, {"eth_chainId"}
     session = provider._request_session_manager.cache_and_return_session(provider.endpoint_uri)
     session.trust_env = False
-    yield SimpleNamespace(d=d, a=a, usd=usd, lens=raw(lens), usd_raw=raw(usd), offers_raw=raw(d.licenses),
-                           models=(m1, m2), offers=offers, licences=licences, chain=chain, errors=errors, w3=w3)
+    # The invariants' three LedgerLens reads after every step: raw eth_calls decoded by eth_abi.
+    rpc = Rpc(provider.endpoint_uri)
+    lens_abi = [item.model_dump(mode="json", by_alias=True) for item in lens.contract_type.abi]
+    yield SimpleNamespace(d=d, a=a, usd=usd, lens=RawViews(rpc, lens.address, lens_abi), usd_raw=raw(usd),
+                          offers_raw=raw(d.licenses), models=(m1, m2), offers=offers, licences=licences,
+                          chain=chain, errors=errors, w3=w3)
+    rpc.close()
     provider.cache_allowed_requests, provider.cacheable_requests = saved
     session.trust_env = True
 
@@ -971,7 +976,7 @@ def machine_for(w):
 
         def _check_ledgers(self) -> None:
             assets, models = [eth, dollar], list(w.models)
-            out = w.lens.functions.snapshot([d.licenses.address, d.router.address], assets, addresses, models).call()
+            out = w.lens.snapshot([d.licenses.address, d.router.address], assets, addresses, models)
             k = 0
             for name in ("lm", "rt"):
                 lm = self.ledgers[name]
@@ -997,8 +1002,8 @@ def machine_for(w):
             if not self.licences:
                 return
             ids = [lic.id for lic in self.licences]
-            holders, licensed, left, records = w.lens.functions.licences(
-                d.licenses.address, ids, [lic.offer.model for lic in self.licences]).call()
+            holders, licensed, left, records = w.lens.licences(
+                d.licenses.address, ids, [lic.offer.model for lic in self.licences])
             for lic, holder, ok, uses, record in zip(self.licences, holders, licensed, left, records, strict=True):
                 assert holder == lic.holder
                 assert (ok, uses) == self._licensed(lic, t), f"licence {lic.id} validity"
@@ -1010,8 +1015,8 @@ def machine_for(w):
 
         def _check_requests(self) -> None:
             ids = [r.id for r in self.requests]
-            statuses, settle_after, commitments, infos = w.lens.functions.requests(
-                d.router.address, ids, [x.address for x in op_accounts]).call()
+            statuses, settle_after, commitments, infos = w.lens.requests(
+                d.router.address, ids, [x.address for x in op_accounts])
             for r, status, after, commitment in zip(self.requests, statuses, settle_after, commitments, strict=True):
                 assert status == r.status, f"request {r.id} is {S(status).name}, the model says {r.status.name}"
                 if r.status in (S.FULFILLED, S.DISPUTED):
