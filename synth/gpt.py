@@ -158,7 +158,7 @@ class DecoderLayer(nn.Module):
         self.heads = heads
         self.dim = dim
         self.int8: dict[str, Int8Weight] | None = None
-        self.half: tuple[torch.Tensor, ...] | None = None  # float16 copies of weights() for the native step
+        self.half: tuple[torch.Tensor, ...] | None = None  # weights() as float16, when stored so
         self.self_attn = SelfAttention(dim)
         self.linear1 = nn.Linear(dim, dim * 4)
         self.linear2 = nn.Linear(dim * 4, dim)
@@ -193,6 +193,8 @@ class DecoderLayer(nn.Module):
     def _linear(self, x: torch.Tensor, which: str, layer_w: torch.Tensor, layer_b: torch.Tensor) -> torch.Tensor:
         if self.int8 is not None:
             return self.int8[which](x)
+        if self.half is not None:  # float16 storage: the same float32 values, widened for the moment
+            layer_w = self.half[("qkv", "out", "ff1", "ff2").index(which)].float()
         return F.linear(x, layer_w, layer_b)
 
     def _qkv(self, x: torch.Tensor) -> torch.Tensor:
@@ -291,6 +293,7 @@ class Text2SemanticDecoder(nn.Module):
         self._native: NativeDecoder | None = None
         self._head: NativeLinear | None = None
         self._int8_head: Int8Weight | None = None
+        self._half_head: torch.Tensor | None = None  # the output head as float16 (see use_native_kernels)
 
     def quantize_int8(self, activations: torch.dtype | None = None) -> bool:
         """Fast mode: int8 weight-only linears in every layer and the output head.
@@ -323,11 +326,14 @@ class Text2SemanticDecoder(nn.Module):
         decode steps through :mod:`synth.native` if its kernels build here.
 
         Returns whether they are used. The prefill (a matrix of positions, not a vector) stays with
-        PyTorch's GEMM on the float32 parameters. ``half_storage``: when every fp32 matrix holds
-        values that float16 represents exactly (as in every checkpoint the original trainer
-        writes: it saves the weights with ``.half()``), the native step reads float16 copies of
-        them and widens each value to float32 as it reads it. The products and sums are then the
-        same as over the float32 matrices, bit for bit, and decoding streams half the bytes."""
+        PyTorch's GEMM. ``half_storage``: when every fp32 matrix holds values that float16
+        represents exactly (as in every checkpoint the original trainer writes: it saves the
+        weights with ``.half()``), the matrices are kept as float16 only, and the native step
+        widens each value to float32 as it reads it: the products and sums are the same as over
+        the float32 matrices, bit for bit, decoding streams half the bytes, and the float32
+        copies (300 MB at full size) are freed; PyTorch's paths (the prefill, batches of more
+        than ``MAX_BATCH`` rows) widen a matrix when they use it. One way: once freed, the
+        float32 matrices are not rebuilt (``half_storage=False`` is then refused)."""
         weight = self.bert_proj.weight
         if weight.dtype != torch.float32 or weight.device.type != "cpu":
             return False
@@ -337,15 +343,21 @@ class Text2SemanticDecoder(nn.Module):
         layers = self.h.layers
         head = self._int8_head
         head_matrix: Weight = self.ar_predict_layer.weight if head is None else head.native()
-        for layer in layers:
-            layer.half = None
-        if head is None and half_storage:
+        if self._half_head is not None:
+            if not half_storage:
+                raise ValueError("the float32 matrices were freed when float16 storage was chosen")
+            head_matrix = self._half_head
+        elif head is None and half_storage:
             halves = [_exact_half(w) for layer in layers for w in layer.weights()]
             head_half = _exact_half(self.ar_predict_layer.weight)
             if head_half is not None and all(h is not None for h in halves):
                 for n, layer in enumerate(layers):
                     layer.half = tuple(halves[4 * n : 4 * n + 4])
-                head_matrix = head_half
+                    for p in layer.weights():
+                        p.data = torch.empty(0, dtype=p.dtype)
+                self._half_head = head_matrix = head_half
+                self.ar_predict_layer.weight.data = torch.empty(0)
+                self.ar_predict_layer.forward = lambda x: F.linear(x, head_half.float())  # type: ignore[method-assign]
         self._native = NativeDecoder(lib, [layer.native_tensors() for layer in layers], self.config.heads,
                                      layers[0].norm1.eps)
         self._head = NativeLinear(lib, head_matrix, None)
@@ -500,7 +512,7 @@ class Text2SemanticDecoder(nn.Module):
         mask[:, :, src:, :src] = prefix_mask[:, :, -1:, :]
         h = full_input
         for layer in self.h.layers:
-            q, k, v = F.linear(h, layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = layer._qkv(h).chunk(3, dim=-1)
             q = q.view(b, t, layer.heads, -1).transpose(1, 2)
             k = k.view(b, t, layer.heads, -1).transpose(1, 2)
             v = v.view(b, t, layer.heads, -1).transpose(1, 2)

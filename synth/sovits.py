@@ -15,6 +15,8 @@ original calls on every forward.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import math
 from collections.abc import Sequence
@@ -459,8 +461,33 @@ class Generator(nn.Module):
             for j in range(1, self.num_kernels):
                 xs.add_(self.resblocks[i * self.num_kernels + j](x))
             x = xs.div_(self.num_kernels)
+            if x.device.type == "cpu":
+                release_freed_memory()
         x = self.conv_post(F.leaky_relu_(x))
         return torch.tanh_(x).squeeze(2)
+
+
+_libc: ctypes.CDLL | None | bool = False  # False: not looked up yet
+
+
+def release_freed_memory() -> None:
+    """Hand the memory freed so far back to the operating system (glibc's ``malloc_trim``).
+
+    Each generator stage frees tens of MB of activations of one size and allocates the next
+    stage's, twice as long; glibc keeps the freed pieces in a fragmented heap instead of
+    reusing them, and a 10 s sentence peaked about 300 MB higher than the live tensors needed.
+    Trimming once per stage keeps the peak at what is live (a few milliseconds at most).
+    A no-op where the C library has no ``malloc_trim``."""
+    global _libc
+    if _libc is False:
+        name = ctypes.util.find_library("c")
+        try:
+            lib = ctypes.CDLL(name) if name else None
+        except OSError:
+            lib = None
+        _libc = lib if lib is not None and hasattr(lib, "malloc_trim") else None
+    if _libc is not None:
+        _libc.malloc_trim(0)
 
 
 class LinearNorm(nn.Module):

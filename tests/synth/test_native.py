@@ -132,6 +132,19 @@ def test_weights_saved_as_float16_decode_from_float16_copies_with_the_same_sums(
         tokens = _decode(halves, phones, prompt, params, [1, 2], 30)
         assert tokens == _decode(floats, phones, prompt, params, [1, 2], 30)
         assert tokens == _decode(plain, phones, prompt, params, [1, 2], 30)
+    # Only the float16 matrices stay in memory; PyTorch's paths widen them when they use them:
+    # the prefill (above), a batch too large for the native step, the cache-free reference.
+    assert all(w.numel() == 0 for layer in halves.h.layers for w in layer.weights())
+    assert halves.ar_predict_layer.weight.numel() == 0
+    many = [phones[i % 2] for i in range(native.MAX_BATCH + 1)]
+    greedy = SamplingParams(top_k=1)
+    assert _decode(halves, many, prompt, greedy, list(range(len(many))), 8) == \
+        _decode(plain, many, prompt, greedy, list(range(len(many))), 8)
+    bert = [torch.randn(1024, phones[0].numel(), generator=torch.Generator().manual_seed(5))]
+    uncached = [s.tokens[0] for s in halves.generate(phones[:1], bert, prompt, greedy, [None], 6, use_cache=False)]
+    assert uncached == [s.tokens[0] for s in plain.generate(phones[:1], bert, prompt, greedy, [None], 6)]
+    with pytest.raises(ValueError, match="freed"):
+        halves.use_native_kernels(half_storage=False)
 
 
 def test_weights_float16_cannot_hold_stay_float32():
