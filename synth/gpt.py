@@ -14,7 +14,7 @@ attended keys), so greedy tokens and sampled tokens under a seed come out the sa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -153,6 +153,8 @@ class Int8Weight:
 class DecoderLayer(nn.Module):
     """Post-norm transformer layer (attention, then ReLU FFN of width 4*dim)."""
 
+    MATRICES = ("qkv", "out", "ff1", "ff2")  # the names of weights(), in its order
+
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
@@ -187,14 +189,14 @@ class DecoderLayer(nn.Module):
             qkv, out, ff1, ff2 = self.half or self.weights()
             linears = (qkv, a.in_proj_bias, out, a.out_proj.bias, ff1, self.linear1.bias, ff2, self.linear2.bias)
         else:
-            linears = tuple(t for name in ("qkv", "out", "ff1", "ff2") for t in (q[name].native(), q[name].bias))
+            linears = tuple(t for name in self.MATRICES for t in (q[name].native(), q[name].bias))
         return (*linears, self.norm1.weight, self.norm1.bias, self.norm2.weight, self.norm2.bias)
 
     def _linear(self, x: torch.Tensor, which: str, layer_w: torch.Tensor, layer_b: torch.Tensor) -> torch.Tensor:
         if self.int8 is not None:
             return self.int8[which](x)
         if self.half is not None:  # float16 storage: the same float32 values, widened for the moment
-            layer_w = self.half[("qkv", "out", "ff1", "ff2").index(which)].float()
+            layer_w = self.half[self.MATRICES.index(which)].float()
         return F.linear(x, layer_w, layer_b)
 
     def _qkv(self, x: torch.Tensor) -> torch.Tensor:
@@ -311,15 +313,19 @@ class Text2SemanticDecoder(nn.Module):
             layer.quantize_int8(activations)
         head = Int8Weight(self.ar_predict_layer.weight, None, activations)
         self._int8_head = head
-        self.ar_predict_layer.forward = head  # type: ignore[method-assign]
-        # The float copies of the quantised weights are no longer read: free them.
+        self._free_float_matrices(head, activations)
+        self.to(activations)
+        return auto and activations == torch.float32 and self.use_native_kernels()
+
+    def _free_float_matrices(self, head: Callable[[torch.Tensor], torch.Tensor], head_dtype: torch.dtype) -> None:
+        """Free the float parameters of every layer's matrices and of the output head, once they are
+        held another way (int8, float16); ``head`` computes the output head from then on."""
         for layer in self.h.layers:
             for p in layer.weights():
                 p.data = torch.empty(0, dtype=p.dtype, device=p.device)
-        self.ar_predict_layer.weight.data = torch.empty(0, dtype=activations,
-                                                        device=self.ar_predict_layer.weight.device)
-        self.to(activations)
-        return auto and activations == torch.float32 and self.use_native_kernels()
+        weight = self.ar_predict_layer.weight
+        weight.data = torch.empty(0, dtype=head_dtype, device=weight.device)
+        self.ar_predict_layer.forward = head  # type: ignore[method-assign]
 
     def use_native_kernels(self, half_storage: bool = True) -> bool:
         """fp32 activations on a CPU (fp32 weights, or int8 ones quantised with float32 activations):
@@ -353,11 +359,8 @@ class Text2SemanticDecoder(nn.Module):
             if head_half is not None and all(h is not None for h in halves):
                 for n, layer in enumerate(layers):
                     layer.half = tuple(halves[4 * n : 4 * n + 4])
-                    for p in layer.weights():
-                        p.data = torch.empty(0, dtype=p.dtype)
                 self._half_head = head_matrix = head_half
-                self.ar_predict_layer.weight.data = torch.empty(0)
-                self.ar_predict_layer.forward = lambda x: F.linear(x, head_half.float())  # type: ignore[method-assign]
+                self._free_float_matrices(lambda x: F.linear(x, head_half.float()), torch.float32)
         self._native = NativeDecoder(lib, [layer.native_tensors() for layer in layers], self.config.heads,
                                      layers[0].norm1.eps)
         self._head = NativeLinear(lib, head_matrix, None)

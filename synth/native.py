@@ -7,8 +7,9 @@ memory, and each small step costs a few microseconds of dispatch. ``native.c`` h
 that reads each weight row as one sequential stream (with the bias, a ReLU and the residual
 folded in) and a single-query attention that also writes the new key and value into the
 cache. With them the default fp32 mode decodes about 3x as fast as PyTorch's own kernels
-(BENCHMARKS.md: 78 against 25 tokens/s on a 2-core AVX2 EPYC, with the float16 storage below). The same step takes int8 weights with one float32 scale per output row
-(``int8`` precision): a quarter of the bytes to stream, float32 activations and sums. And it
+(BENCHMARKS.md: 78 against 25 tokens/s on a 2-core AVX2 EPYC, with the float16 storage
+below). The same step takes int8 weights with one float32 scale per output row (``int8``
+precision): a quarter of the bytes to stream, float32 activations and sums. And it
 takes float16 weights, widened to float32 as they are read: the checkpoints GPT-SoVITS's trainer
 writes hold float16 values (it saves with ``.half()``), so in the default fp32 mode the step
 streams float16 copies of them, half the bytes, and computes bit for bit what it computes on
