@@ -11,11 +11,15 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ILicenseManager} from "./interfaces/ILicenseManager.sol";
 import {IERC5643} from "./interfaces/IERC5643.sol";
 import {IVoiceModelRegistry} from "./interfaces/IVoiceModelRegistry.sol";
+import {IOfferBook} from "./interfaces/IOfferBook.sol";
+import {OfferBook} from "./OfferBook.sol";
 import {RevenueLedger} from "./RevenueLedger.sol";
 import {Protocol} from "./libraries/Protocol.sol";
+import {OfferRecords} from "./libraries/OfferRecords.sol";
 
 /// @title LicenseManager
-/// @notice Offers, licence tokens, subscriptions and the revenue ledger of licence sales.
+/// @notice Offers, licence tokens, subscriptions and the revenue ledger of licence sales. Offers
+/// are published through the OfferBook this contract deploys (`offerBook()`), and stored here.
 /// @dev Offers are immutable once published (only `active` changes), so a licence needs to store
 /// only its own state (one slot): its terms are its offer's. Model state (frozen, retired,
 /// platform fee) is read from the registry on every sale and use.
@@ -24,43 +28,20 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
 
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     bytes32 public constant TREASURER_ROLE = keccak256("TREASURER_ROLE");
-    bytes32 public constant ROUTER_ROLE = keccak256("ROUTER_ROLE");
     bytes32 public constant FEE_MANAGER_ROLE = keccak256("FEE_MANAGER_ROLE");
 
     /// @inheritdoc ILicenseManager
     uint16 public constant MAX_PLATFORM_FEE_BPS = 2_000;
 
     /// @inheritdoc ILicenseManager
-    uint256 public constant RENEWAL_LEAD = 1 days;
+    uint256 public constant RENEWAL_LEAD = Protocol.RENEWAL_LEAD;
 
-    uint8 private constant _ATTRIBUTION = 1 << 0;
-    uint8 private constant _TRANSFERABLE = 1 << 1;
-    uint8 private constant _ACTIVE = 1 << 2;
+    /// @inheritdoc ILicenseManager
+    uint256 public constant ROUTER_DELAY = 2 days;
 
-    /// @dev An offer in five slots, ordered by how often they are read: slot 0 on every transfer,
-    /// sale, use and renewal; slots 1 and 2 on every sale, use and renewal; slot 3 on sales.
-    struct OfferRecord {
-        // slot 0
-        address asset;
-        Tier tier;
-        uint8 flags; // _ATTRIBUTION | _TRANSFERABLE | _ACTIVE
-        uint16 permissions;
-        uint16 prohibitions;
-        uint32 period;
-        // slot 1
-        uint128 price;
-        uint64 validUntil;
-        uint32 maxUses;
-        uint32 packSize;
-        // slot 2
-        uint256 modelId;
-        // slot 3
-        uint32 maxLicenses;
-        uint32 sold;
-        uint32 purposes;
-        // slot 4
-        bytes32 policyHash;
-    }
+    uint8 private constant _ATTRIBUTION = OfferRecords.ATTRIBUTION;
+    uint8 private constant _TRANSFERABLE = OfferRecords.TRANSFERABLE;
+    uint8 private constant _ACTIVE = OfferRecords.ACTIVE;
 
     // These share one slot with Pausable's flag (Pausable is the last base): a sale reads the
     // flag, the fee and the licence counter in one cold read.
@@ -68,10 +49,17 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     uint64 private _nextLicenseId = 1;
     uint64 private _nextOfferId = 1;
 
-    mapping(uint256 offerId => OfferRecord) private _offers;
+    mapping(uint256 offerId => OfferRecords.Record) private _offers;
     mapping(uint256 licenseId => License) private _licenses;
     mapping(address asset => bool) private _allowedAssets;
+    /// @dev Routers replaced by a newer one: they may still give uses back (their refunds), nothing else.
+    mapping(address router => bool) private _formerRouters;
     address private _router;
+    address private _pendingRouter;
+    uint40 private _pendingRouterAt;
+
+    /// @dev Publishes offers (checks, events) and is the only account that records and closes them.
+    IOfferBook private immutable _offerBook;
 
     /// @param admin Gets the admin role (grants the others).
     /// @param models The voice-model registry.
@@ -82,51 +70,36 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setPlatformFee(platformFeeBps_);
+        _offerBook = new OfferBook(models);
     }
 
     // ------------------------------------------------------------------ offers
 
     /// @inheritdoc ILicenseManager
-    function publishOffer(OfferTerms calldata t, bytes calldata territories) external returns (uint256 offerId) {
-        _requireSellable(t.modelId);
-        if (_models.ownerOf(t.modelId) != msg.sender) revert Licensing_NotModelOwner(t.modelId, msg.sender);
-        _checkTerms(t);
-        _checkTerritories(territories);
-
+    function recordOffer(uint256[5] calldata words) external returns (uint256 offerId) {
+        if (msg.sender != address(_offerBook)) revert Licensing_NotOfferBook(msg.sender);
+        _requireSellable(words[2]);
         offerId = _nextOfferId++;
-        uint8 flags = _ACTIVE;
-        if (t.attribution) flags |= _ATTRIBUTION;
-        if (t.transferable) flags |= _TRANSFERABLE;
-        _offers[offerId] = OfferRecord({
-            asset: t.asset,
-            tier: t.tier,
-            flags: flags,
-            permissions: t.permissions,
-            prohibitions: t.prohibitions,
-            period: t.period,
-            price: t.price,
-            validUntil: t.validUntil,
-            maxUses: t.maxUses,
-            packSize: t.packSize,
-            modelId: t.modelId,
-            maxLicenses: t.maxLicenses,
-            sold: 0,
-            purposes: t.purposes,
-            policyHash: t.policyHash
-        });
-        emit OfferPublished(offerId, t.modelId, msg.sender, t, territories);
+        OfferRecords.Record storage o = _offers[offerId];
+        // Effects: the five words as OfferRecords.pack laid them out.
+        assembly ("memory-safe") {
+            let slot := o.slot
+            for { let i := 0 } lt(i, 5) { i := add(i, 1) } {
+                sstore(add(slot, i), calldataload(add(words, mul(i, 0x20))))
+            }
+        }
     }
 
     /// @inheritdoc ILicenseManager
-    function deactivateOffer(uint256 offerId) external {
-        OfferRecord storage o = _existingOffer(offerId);
-        uint256 modelId = o.modelId;
-        if (!hasRole(DEFAULT_ADMIN_ROLE, msg.sender) && _models.ownerOf(modelId) != msg.sender) {
-            revert Licensing_NotModelOwner(modelId, msg.sender);
+    function closeOffer(uint256 offerId, address caller) external returns (uint256 modelId) {
+        if (msg.sender != address(_offerBook)) revert Licensing_NotOfferBook(msg.sender);
+        OfferRecords.Record storage o = _existingOffer(offerId);
+        modelId = o.modelId;
+        if (!hasRole(DEFAULT_ADMIN_ROLE, caller) && _models.ownerOf(modelId) != caller) {
+            revert Licensing_NotModelOwner(modelId, caller);
         }
         if (o.flags & _ACTIVE == 0) revert Licensing_OfferInactive(offerId);
         o.flags &= ~_ACTIVE;
-        emit OfferDeactivated(offerId, modelId);
     }
 
     // ------------------------------------------------------------------ sales
@@ -139,10 +112,11 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
         whenNotPaused
         returns (uint256 licenseId)
     {
-        OfferRecord storage o = _offers[offerId];
+        OfferRecords.Record storage o = _offers[offerId];
         uint256 modelId = _checkSale(offerId, o);
         uint16 feeBps = _requireSellable(modelId);
         (License memory l, uint256 cost) = _licenseFor(offerId, o, quantity);
+        if (l.expiresAt != 0) _checkPaidUntil(o, l.expiresAt);
         if (cost > maxPrice) revert Licensing_PriceAboveMax(cost, maxPrice);
 
         // Effects (the offer's sold count was raised by _checkSale):
@@ -158,27 +132,24 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @inheritdoc IERC5643
-    function renewSubscription(uint256 tokenId, uint64 duration)
-        external
-        payable
-       
-        nonReentrant
-        whenNotPaused
-    {
+    function renewSubscription(uint256 tokenId, uint64 duration) external payable nonReentrant whenNotPaused {
         address holder = _ownerOf(tokenId);
         if (holder == address(0)) revert Licensing_UnknownLicense(tokenId);
         License memory l = _licenses[tokenId];
-        OfferRecord storage o = _offers[l.offerId];
+        OfferRecords.Record storage o = _offers[l.offerId];
         uint256 cost = _extend(tokenId, holder, l, o, duration);
         uint256 modelId = o.modelId;
         uint16 feeBps = _requireSellable(modelId);
+        _checkPaidUntil(o, l.expiresAt);
 
         // Effects:
         _licenses[tokenId] = l;
         emit SubscriptionUpdate(tokenId, l.expiresAt);
         address asset = o.asset;
         if (cost != 0) _accrue(modelId, asset, cost, feeBps);
-        // Interaction: ETH from the caller; an ERC-20 from the holder's allowance (keepers pay nothing).
+        // Interaction: ETH from the caller. An ERC-20 from the holder: their own renewal, or a
+        // keeper's renewal of one due period that the holder agreed to (autoRenew) — never on
+        // anyone else's word.
         if (asset == address(0) || cost == 0) {
             _collect(asset, msg.sender, cost);
         } else {
@@ -190,13 +161,12 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @inheritdoc IERC5643
     function cancelSubscription(uint256 tokenId) external payable {
         if (msg.value != 0) revert Licensing_WrongPayment(0, msg.value);
-        address holder = _ownerOf(tokenId);
-        if (holder == address(0)) revert Licensing_UnknownLicense(tokenId);
-        if (!_isAuthorized(holder, msg.sender, tokenId)) revert Licensing_NotLicenseHolder(tokenId, msg.sender);
-        License storage l = _licenses[tokenId];
-        if (_offers[l.offerId].tier != Tier.Subscription) revert Licensing_NotSubscription(tokenId);
-        l.cancelled = true;
-        emit SubscriptionCancelled(tokenId, l.expiresAt);
+        _setAutoRenew(tokenId, false, true);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function setAutoRenew(uint256 tokenId, bool autoRenew) external {
+        _setAutoRenew(tokenId, autoRenew, false);
     }
 
     // ------------------------------------------------------------------ the router's hooks
@@ -204,15 +174,16 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @inheritdoc ILicenseManager
     function consumeUse(uint256 licenseId, address user, uint256 modelId, uint16 actions)
         external
-        onlyRole(ROUTER_ROLE)
+        whenNotPaused
         returns (UseGrant memory grant)
     {
+        if (msg.sender != _router) revert Licensing_NotRouter(msg.sender);
         if (_ownerOf(licenseId) != user) {
             if (_ownerOf(licenseId) == address(0)) revert Licensing_UnknownLicense(licenseId);
             revert Licensing_NotLicenseHolder(licenseId, user);
         }
         License memory l = _licenses[licenseId];
-        OfferRecord storage o = _offers[l.offerId];
+        OfferRecords.Record storage o = _offers[l.offerId];
         if (o.modelId != modelId) revert Licensing_WrongModel(licenseId, modelId);
         if (o.permissions & actions != actions) revert Licensing_ActionNotPermitted(licenseId, actions);
         IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(modelId);
@@ -234,7 +205,9 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @inheritdoc ILicenseManager
-    function restoreUse(uint256 licenseId, uint40 useTag) external onlyRole(ROUTER_ROLE) {
+    function restoreUse(uint256 licenseId, uint40 useTag) external {
+        // A replaced router keeps this one power, so that its escrow can always be refunded.
+        if (msg.sender != _router && !_formerRouters[msg.sender]) revert Licensing_NotRouter(msg.sender);
         License storage l = _licenses[licenseId];
         // A subscription's use comes back only into the quota period it was taken from.
         if (l.used != 0 && l.periodStart == useTag) --l.used;
@@ -250,9 +223,22 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
 
     /// @inheritdoc ILicenseManager
     function setRouter(address router_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (_router != address(0)) _revokeRole(ROUTER_ROLE, _router);
+        if (router_.code.length == 0) revert Licensing_RouterNotContract(router_);
+        address current = _router;
+        if (current != address(0)) {
+            // A replacement is announced ROUTER_DELAY ahead, then made by calling again.
+            (address pending, uint40 at) = (_pendingRouter, _pendingRouterAt);
+            if (pending != router_ || at == 0) {
+                at = uint40(block.timestamp + ROUTER_DELAY);
+                (_pendingRouter, _pendingRouterAt) = (router_, at);
+                emit RouterProposed(router_, at);
+                return;
+            }
+            if (block.timestamp < at) revert Licensing_RouterNotYet(router_, at);
+            (_pendingRouter, _pendingRouterAt) = (address(0), 0);
+            _formerRouters[current] = true;
+        }
         _router = router_;
-        _grantRole(ROUTER_ROLE, router_);
         emit RouterSet(router_);
     }
 
@@ -281,7 +267,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     {
         if (_ownerOf(licenseId) != account || account == address(0)) return (false, 0);
         License memory l = _licenses[licenseId];
-        OfferRecord storage o = _offers[l.offerId];
+        OfferRecords.Record storage o = _offers[l.offerId];
         if (o.modelId != modelId || o.permissions & actions != actions) return (false, 0);
         if (o.validUntil != 0 && block.timestamp > o.validUntil) return (false, 0);
         IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(modelId);
@@ -295,7 +281,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
 
     /// @inheritdoc ILicenseManager
     function offer(uint256 offerId) external view returns (Offer memory view_) {
-        OfferRecord storage o = _existingOffer(offerId);
+        OfferRecords.Record storage o = _existingOffer(offerId);
         view_.terms = OfferTerms({
             modelId: o.modelId,
             tier: o.tier,
@@ -339,10 +325,10 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @inheritdoc IERC5643
     function isRenewable(uint256 tokenId) external view returns (bool) {
         _requireOwned(tokenId);
-        License storage l = _licenses[tokenId];
-        OfferRecord storage o = _offers[l.offerId];
-        if (o.tier != Tier.Subscription || l.cancelled) return false;
-        if (o.validUntil != 0 && block.timestamp > o.validUntil) return false;
+        OfferRecords.Record storage o = _offers[_licenses[tokenId].offerId];
+        if (o.tier != Tier.Subscription || o.flags & _ACTIVE == 0) return false;
+        if (o.validUntil != 0 && block.timestamp + o.period > o.validUntil) return false;
+        if (o.asset != address(0) && !_allowedAssets[o.asset]) return false;
         IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(o.modelId);
         return !m.frozen && m.serviceEndsAt == 0;
     }
@@ -373,8 +359,18 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @inheritdoc ILicenseManager
+    function offerBook() external view returns (address) {
+        return address(_offerBook);
+    }
+
+    /// @inheritdoc ILicenseManager
     function router() external view returns (address) {
         return _router;
+    }
+
+    /// @inheritdoc ILicenseManager
+    function pendingRouter() external view returns (address, uint40) {
+        return (_pendingRouter, _pendingRouterAt);
     }
 
     /// @notice ERC-165: ERC-721, ERC-5643 and AccessControl.
@@ -391,13 +387,40 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     // ------------------------------------------------------------------ internal
 
     /// @dev Licences move only when their offer says they are transferable (mint and burn always).
+    /// A holder's agreement to keeper renewals is theirs alone: it does not pass to the next holder.
     function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
         from = super._update(to, tokenId, auth);
         if (from != address(0) && to != address(0)) {
-            if (_offers[_licenses[tokenId].offerId].flags & _TRANSFERABLE == 0) {
-                revert Licensing_NotTransferable(tokenId);
+            License storage l = _licenses[tokenId];
+            if (_offers[l.offerId].flags & _TRANSFERABLE == 0) revert Licensing_NotTransferable(tokenId);
+            if (l.autoRenew) {
+                l.autoRenew = false;
+                emit AutoRenewSet(tokenId, false);
             }
         }
+    }
+
+    /// @dev The holder turns keeper renewals on or off (off also by an approved account: cancelling).
+    function _setAutoRenew(uint256 tokenId, bool on, bool cancelling) private {
+        address holder = _ownerOf(tokenId);
+        if (holder == address(0)) revert Licensing_UnknownLicense(tokenId);
+        if (msg.sender != holder && !(cancelling && _isAuthorized(holder, msg.sender, tokenId))) {
+            revert Licensing_NotLicenseHolder(tokenId, msg.sender);
+        }
+        License storage l = _licenses[tokenId];
+        if (_offers[l.offerId].tier != Tier.Subscription) revert Licensing_NotSubscription(tokenId);
+        l.autoRenew = on;
+        emit AutoRenewSet(tokenId, on);
+        if (cancelling) emit SubscriptionCancelled(tokenId, l.expiresAt);
+    }
+
+    /// @dev A subscription is sold or renewed no further than its offer's validUntil, nor further
+    /// ahead than the registry's retirement notice (so a retirement never cuts paid-up time).
+    function _checkPaidUntil(OfferRecords.Record storage o, uint256 end) private view {
+        uint64 validUntil = o.validUntil;
+        if (validUntil != 0 && end > validUntil) revert Licensing_BeyondValidUntil(end, validUntil);
+        uint256 latest = block.timestamp + _models.retirementNotice();
+        if (end > latest) revert Licensing_BeyondNotice(end, latest);
     }
 
     function _authorizeTreasurer() internal view override {
@@ -405,7 +428,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @dev Checks that the offer sells now and counts the sale; returns its model.
-    function _checkSale(uint256 offerId, OfferRecord storage o) private returns (uint256 modelId) {
+    function _checkSale(uint256 offerId, OfferRecords.Record storage o) private returns (uint256 modelId) {
         modelId = o.modelId;
         if (modelId == 0) revert Licensing_UnknownOffer(offerId);
         if (o.flags & _ACTIVE == 0) revert Licensing_OfferInactive(offerId);
@@ -419,7 +442,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @dev The new licence's state and its cost for `quantity` (periods, packs, or 1).
-    function _licenseFor(uint256 offerId, OfferRecord storage o, uint256 quantity)
+    function _licenseFor(uint256 offerId, OfferRecords.Record storage o, uint256 quantity)
         private
         view
         returns (License memory l, uint256 cost)
@@ -446,35 +469,31 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @dev Checks a renewal by `duration` and applies it to `l` (in memory); returns its cost.
-    /// Anyone (a keeper) may renew one period once due, unless cancelled; the holder or an
-    /// account it approved may renew any time and by several periods, which also lifts a
-    /// cancellation. Approvals are looked up only when the keeper rule does not allow it.
-    function _extend(uint256 tokenId, address holder, License memory l, OfferRecord storage o, uint64 duration)
+    /// The holder may renew by whole periods at any time (resuming a lapsed subscription). Anyone
+    /// else (a keeper, an approved account) may renew exactly one period, only if the current
+    /// holder turned autoRenew on, and only once it is due: in the last min(RENEWAL_LEAD, period)
+    /// before expiry, never after (so at most once per period, and never reviving a lapsed one).
+    /// Either way the offer must still sell in the asset it names.
+    function _extend(uint256 tokenId, address holder, License memory l, OfferRecords.Record storage o, uint64 duration)
         private
         view
         returns (uint256 cost)
     {
-        uint32 period = o.period;
-        if (o.tier != Tier.Subscription) revert Licensing_NotSubscription(tokenId);
+        (Tier tier, uint8 flags, uint32 period, address asset) = (o.tier, o.flags, o.period, o.asset);
+        if (tier != Tier.Subscription) revert Licensing_NotSubscription(tokenId);
         if (duration == 0 || duration % period != 0) revert Licensing_BadDuration(duration, period);
-        uint256 periods = duration / period;
-        if (msg.sender == holder) {
-            l.cancelled = false;
-        } else {
-            bytes memory keeperRefusal = _keeperRefusal(tokenId, l, periods, duration, period);
-            if (keeperRefusal.length != 0) {
-                if (!_isAuthorized(holder, msg.sender, tokenId)) {
-                    assembly ("memory-safe") {
-                        revert(add(keeperRefusal, 0x20), mload(keeperRefusal))
-                    }
-                }
-                l.cancelled = false;
-            }
+        if (flags & _ACTIVE == 0) revert Licensing_OfferInactive(l.offerId);
+        if (asset != address(0) && !_allowedAssets[asset]) revert Licensing_AssetNotAllowed(asset);
+        uint256 expires = l.expiresAt;
+        if (msg.sender != holder) {
+            if (!l.autoRenew) revert Licensing_AutoRenewOff(tokenId);
+            if (duration != period) revert Licensing_BadDuration(duration, period);
+            if (block.timestamp >= expires) revert Licensing_SubscriptionLapsed(tokenId, uint40(expires));
+            uint256 lead = Protocol.renewalLead(period);
+            if (block.timestamp + lead < expires) revert Licensing_RenewalNotDue(tokenId, uint40(expires - lead));
         }
-        (uint128 price, uint64 validUntil) = (o.price, o.validUntil);
-        if (validUntil != 0 && block.timestamp > validUntil) revert Licensing_OfferExpired(l.offerId, validUntil);
-        bool lapsed = block.timestamp >= l.expiresAt;
-        uint256 end = (lapsed ? block.timestamp : l.expiresAt) + uint256(duration);
+        bool lapsed = block.timestamp >= expires;
+        uint256 end = (lapsed ? block.timestamp : expires) + uint256(duration);
         if (end > type(uint40).max) revert Licensing_BadDuration(duration, period);
         if (lapsed) {
             // A new run of periods starts now, with a fresh quota.
@@ -483,21 +502,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
             l.periodStart = 0;
         }
         l.expiresAt = uint40(end);
-        cost = price * periods;
-    }
-
-    /// @dev Why a keeper may not make this renewal (the encoded error), or empty if it may.
-    function _keeperRefusal(uint256 tokenId, License memory l, uint256 periods, uint64 duration, uint32 period)
-        private
-        view
-        returns (bytes memory)
-    {
-        if (l.cancelled) return abi.encodeWithSelector(Licensing_SubscriptionCancelled.selector, tokenId);
-        if (periods != 1) return abi.encodeWithSelector(Licensing_BadDuration.selector, duration, period);
-        if (block.timestamp + RENEWAL_LEAD < l.expiresAt) {
-            return abi.encodeWithSelector(Licensing_RenewalNotDue.selector, tokenId, uint40(l.expiresAt - RENEWAL_LEAD));
-        }
-        return "";
+        cost = uint256(o.price) * (duration / period);
     }
 
     /// @dev Reverts unless the model sells now; returns the platform fee in force.
@@ -516,7 +521,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @dev Checks that `l` works now and returns its use limit (0 = unlimited) and use tag.
-    function _rollQuota(uint256 licenseId, License memory l, OfferRecord storage o)
+    function _rollQuota(uint256 licenseId, License memory l, OfferRecords.Record storage o)
         private
         view
         returns (uint256 limit, uint40 useTag)
@@ -531,7 +536,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @dev The use limit of `l` (0 = unlimited) and its use tag. A subscription's quota counts per
     /// period from its anchor: when a new period has begun, `l` (in memory) moves to it with no
     /// use counted, and the tag is the period's start.
-    function _quota(License memory l, OfferRecord storage o) private view returns (uint256 limit, uint40 useTag) {
+    function _quota(License memory l, OfferRecords.Record storage o) private view returns (uint256 limit, uint40 useTag) {
         Tier tier = o.tier;
         if (tier == Tier.Subscription) {
             uint256 period = o.period;
@@ -546,30 +551,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
         return (o.maxUses, 0);
     }
 
-    function _checkTerms(OfferTerms calldata t) private view {
-        if (t.tier == Tier.Subscription ? t.period == 0 : t.period != 0) revert Licensing_BadPeriod(t.tier, t.period);
-        if (t.tier != Tier.PayPerUse && t.packSize != 0) revert Licensing_BadPackSize(t.tier, t.packSize);
-        if (
-            (t.permissions | t.prohibitions) & ~Protocol.ALL_ACTIONS != 0 || t.purposes & ~Protocol.ALL_PURPOSES != 0
-        ) {
-            revert Licensing_UnknownBits(t.permissions | t.prohibitions, t.purposes);
-        }
-        uint16 overlap = t.permissions & t.prohibitions;
-        if (overlap != 0) revert Licensing_PermissionOverlap(overlap);
-        if (t.validUntil != 0 && t.validUntil <= block.timestamp) revert Licensing_ValidUntilPassed(t.validUntil);
-        if (t.policyHash == 0) revert Licensing_EmptyPolicyHash();
-        if (t.asset != address(0) && !_allowedAssets[t.asset]) revert Licensing_AssetNotAllowed(t.asset);
-    }
-
-    function _checkTerritories(bytes calldata territories) private pure {
-        if (territories.length % 2 != 0) revert Licensing_BadTerritories(territories.length);
-        for (uint256 i; i < territories.length; ++i) {
-            bytes1 c = territories[i];
-            if (c < "A" || c > "Z") revert Licensing_BadTerritories(i);
-        }
-    }
-
-    function _existingOffer(uint256 offerId) private view returns (OfferRecord storage o) {
+    function _existingOffer(uint256 offerId) private view returns (OfferRecords.Record storage o) {
         o = _offers[offerId];
         if (o.modelId == 0) revert Licensing_UnknownOffer(offerId);
     }

@@ -32,9 +32,17 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
     uint256 public constant MAX_INPUT_BYTES = 512;
     /// @inheritdoc ISynthesisRouter
     uint256 public constant MAX_TTL = 1 days;
+    /// @inheritdoc ISynthesisRouter
+    uint40 public constant ARBITRATION_PERIOD = 7 days;
+    /// @inheritdoc ISynthesisRouter
+    uint256 public constant MAX_DISPUTE_BOND = 1 ether;
+    /// @inheritdoc ISynthesisRouter
+    uint256 public constant MAX_MIN_STAKE = 1_000 ether;
 
     uint256 private constant _HASH_MASK = ~uint256(0) << 48;
-    uint256 private constant _RESERVED_PARAMS_SHIFT = 88;
+    uint256 private constant _MIN_WINDOW_SHIFT = 88;
+    uint256 private constant _RESERVED_PARAMS_SHIFT = 112;
+    uint40 private constant _ALWAYS = type(uint40).max;
 
     struct Operator {
         uint128 stake;
@@ -56,9 +64,13 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
     mapping(address operator => Operator) private _operators;
     mapping(address operator => bytes32[2] xy) private _publicKeys;
     mapping(address operator => mapping(address asset => uint128 fee)) private _fees;
-    mapping(uint256 modelId => mapping(address operator => bool)) private _allowed;
+    /// @dev Until when an operator may be named for a model: _ALWAYS while allowed, the end of
+    /// its notice once disallowed, 0 if never allowed.
+    mapping(uint256 modelId => mapping(address operator => uint40 until)) private _allowedUntil;
+    mapping(uint256 requestId => uint256 bond) private _disputeBonds;
 
     uint256 private _slashAmount;
+    uint256 private _disputeBond;
 
     /// @param admin Gets the admin role (grants the others).
     /// @param models The voice-model registry.
@@ -78,10 +90,8 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _licenses = licenses;
         unbondingDelay = unbondingDelay_;
-        _minStake = minStake_.toUint128();
-        _slashAmount = slashAmount_;
-        emit MinStakeSet(minStake_);
-        emit SlashAmountSet(slashAmount_);
+        _setMinStake(minStake_);
+        _setSlashAmount(slashAmount_);
     }
 
     // ------------------------------------------------------------------ requests
@@ -100,7 +110,7 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
         if (inputLength == 0) revert Router_EmptyInput();
         if (inputLength > MAX_INPUT_BYTES) revert Router_InputTooLong(inputLength, MAX_INPUT_BYTES);
         if (p.params >> _RESERVED_PARAMS_SHIFT != 0) revert Router_NonZeroReservedParams(p.params);
-        _requireCanServe(p.modelId, p.operator);
+        _requireCanServe(p.modelId, p.operator, p.deadline);
 
         // The licence manager is trusted: it checks the licence and counts the use.
         ILicenseManager.UseGrant memory g =
@@ -109,6 +119,9 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
         if (language >= 8 || g.languages & (1 << language) == 0) {
             revert Router_LanguageNotSupported(p.modelId, language);
         }
+        // The buyer's floor on the dispute window: the owner cannot cut it under a pending request.
+        uint24 minWindow = uint24(p.params >> _MIN_WINDOW_SHIFT);
+        if (g.disputeWindow < minWindow) revert Router_DisputeWindowTooShort(g.disputeWindow, minWindow);
         uint128 fee = _fees[p.operator][g.asset];
         if (fee > p.maxFee) revert Router_FeeAboveMax(fee, p.maxFee);
 
@@ -202,15 +215,20 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
     }
 
     /// @inheritdoc ISynthesisRouter
-    function dispute(SynthesisRequest calldata r) external nonReentrant {
+    function dispute(SynthesisRequest calldata r) external payable nonReentrant {
         if (msg.sender != r.requester) revert Router_NotRequester(r.id, msg.sender);
         RequestStatus status = _load(r);
         if (status != RequestStatus.Fulfilled) revert Router_WrongStatus(r.id, status);
         uint40 settleAfter = uint40(_requests[r.id] >> 8);
         if (block.timestamp >= settleAfter) revert Router_DisputeWindowClosed(r.id, settleAfter);
-        _setStatus(r, settleAfter, RequestStatus.Disputed);
+        uint256 bond = _disputeBond;
+        if (msg.value != bond) revert Router_WrongPayment(bond, msg.value);
+        // Effects: the arbiter has until `decideBy`; after it the dispute lapses (see settle).
+        uint40 decideBy = uint40(block.timestamp) + ARBITRATION_PERIOD;
+        _setStatus(r, decideBy, RequestStatus.Disputed);
+        if (bond != 0) _disputeBonds[r.id] = bond;
         ++_operators[r.operator].openDisputes;
-        emit SynthesisDisputed(r.id, msg.sender);
+        emit SynthesisDisputed(r.id, msg.sender, bond, decideBy);
     }
 
     /// @inheritdoc ISynthesisRouter
@@ -219,33 +237,48 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
         if (status != RequestStatus.Disputed) revert Router_WrongStatus(r.id, status);
         Operator storage op = _operators[r.operator];
         --op.openDisputes;
+        uint256 bond = _takeBond(r.id);
         uint256 slashed;
         if (upheld) {
             _setStatus(r, 0, RequestStatus.Reversed);
             slashed = _slashAmount < op.stake ? _slashAmount : op.stake;
             op.stake -= uint128(slashed);
-            _credit(r.requester, address(0), slashed);
+            _credit(r.requester, address(0), slashed + bond);
             if (slashed != 0) emit OperatorSlashed(r.operator, r.id, slashed);
             emit DisputeResolved(r.id, msg.sender, true, slashed);
             _refund(r);
         } else {
+            // A rejected dispute's bond goes to the operator whose payout it held up.
             _setStatus(r, 0, RequestStatus.Settled);
+            _credit(r.operator, address(0), bond);
             emit DisputeResolved(r.id, msg.sender, false, 0);
             _payOut(r);
         }
     }
 
     /// @inheritdoc ISynthesisRouter
-    function settle(SynthesisRequest[] calldata requests) external nonReentrant {
+    function settle(SynthesisRequest[] calldata requests) external nonReentrant returns (uint256 settled) {
         if (requests.length == 0) revert Router_EmptyBatch();
         for (uint256 i; i < requests.length; ++i) {
             SynthesisRequest calldata r = requests[i];
             RequestStatus status = _load(r);
-            if (status != RequestStatus.Fulfilled) revert Router_WrongStatus(r.id, status);
             uint40 settleAfter = uint40(_requests[r.id] >> 8);
-            if (block.timestamp < settleAfter) revert Router_DisputeWindowOpen(r.id, settleAfter);
+            // Anything not ready (settled meanwhile, still in its window) is skipped, so that nobody
+            // can make a keeper's whole batch revert by settling one of its items first.
+            if ((status != RequestStatus.Fulfilled && status != RequestStatus.Disputed) || block.timestamp < settleAfter) {
+                emit SettlementSkipped(r.id, status);
+                continue;
+            }
+            if (status == RequestStatus.Disputed) {
+                // The arbiter did not decide in ARBITRATION_PERIOD: the dispute lapses, the delivery
+                // stands, and the bond goes back to the buyer.
+                --_operators[r.operator].openDisputes;
+                _credit(r.requester, address(0), _takeBond(r.id));
+                emit DisputeLapsed(r.id);
+            }
             _setStatus(r, 0, RequestStatus.Settled);
             _payOut(r);
+            ++settled;
         }
     }
 
@@ -307,22 +340,36 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
     /// @inheritdoc ISynthesisRouter
     function setOperatorAllowed(uint256 modelId, address operator, bool allowed) external {
         if (_models.ownerOf(modelId) != msg.sender) revert Router_NotModelOwner(modelId, msg.sender);
-        _allowed[modelId][operator] = allowed;
-        emit ModelOperatorSet(modelId, operator, allowed);
+        uint40 until = _ALWAYS;
+        if (!allowed) {
+            // A removal takes the retirement notice to take effect: paid-up licences keep the
+            // service they were sold with, and requests already made can still be delivered.
+            uint40 current = _allowedUntil[modelId][operator];
+            until = uint40(block.timestamp) + _models.retirementNotice();
+            if (current < until) until = current;
+        }
+        _allowedUntil[modelId][operator] = until;
+        emit ModelOperatorSet(modelId, operator, allowed, until);
     }
 
     // ------------------------------------------------------------------ administration
 
     /// @inheritdoc ISynthesisRouter
     function setMinStake(uint256 minStake_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _minStake = minStake_.toUint128();
-        emit MinStakeSet(minStake_);
+        _setMinStake(minStake_);
+        if (_slashAmount > minStake_) _setSlashAmount(minStake_);
     }
 
     /// @inheritdoc ISynthesisRouter
     function setSlashAmount(uint256 slashAmount_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _slashAmount = slashAmount_;
-        emit SlashAmountSet(slashAmount_);
+        _setSlashAmount(slashAmount_);
+    }
+
+    /// @inheritdoc ISynthesisRouter
+    function setDisputeBond(uint256 bond) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (bond > MAX_DISPUTE_BOND) revert Router_DisputeBondTooHigh(bond, MAX_DISPUTE_BOND);
+        _disputeBond = bond;
+        emit DisputeBondSet(bond);
     }
 
     /// @inheritdoc ISynthesisRouter
@@ -382,13 +429,29 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
 
     /// @inheritdoc ISynthesisRouter
     function isOperatorAllowed(uint256 modelId, address operator) external view returns (bool) {
-        return _allowed[modelId][operator];
+        return _allowedUntil[modelId][operator] == _ALWAYS;
+    }
+
+    /// @inheritdoc ISynthesisRouter
+    function operatorAllowedUntil(uint256 modelId, address operator) external view returns (uint40) {
+        return _allowedUntil[modelId][operator];
     }
 
     /// @inheritdoc ISynthesisRouter
     function canServe(uint256 modelId, address operator) external view returns (bool) {
         Operator memory op = _operators[operator];
-        return op.registered && op.unbondingEndsAt == 0 && op.stake >= _minStake && _allowed[modelId][operator];
+        return op.registered && op.unbondingEndsAt == 0 && op.stake >= _minStake
+            && _allowedUntil[modelId][operator] > block.timestamp + MAX_TTL;
+    }
+
+    /// @inheritdoc ISynthesisRouter
+    function disputeBond() external view returns (uint256) {
+        return _disputeBond;
+    }
+
+    /// @inheritdoc ISynthesisRouter
+    function disputeBondOf(uint256 requestId) external view returns (uint256) {
+        return _disputeBonds[requestId];
     }
 
     /// @inheritdoc ISynthesisRouter
@@ -417,13 +480,14 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
         _checkRole(TREASURER_ROLE);
     }
 
-    /// @dev New requests may name only an active operator with enough stake, allowed for the model.
-    function _requireCanServe(uint256 modelId, address operator) private view {
+    /// @dev New requests may name only an active operator with enough stake, allowed for the model
+    /// until at least the request's deadline.
+    function _requireCanServe(uint256 modelId, address operator, uint40 deadline) private view {
         Operator memory op = _operators[operator];
         if (!op.registered) revert Router_OperatorNotRegistered(operator);
         if (op.unbondingEndsAt != 0) revert Router_OperatorUnbonding(operator, op.unbondingEndsAt);
         if (op.stake < _minStake) revert Router_StakeBelowMinimum(operator, op.stake, _minStake);
-        if (!_allowed[modelId][operator]) revert Router_OperatorNotAllowed(modelId, operator);
+        if (_allowedUntil[modelId][operator] < deadline) revert Router_OperatorNotAllowed(modelId, operator);
     }
 
     /// @dev Deliveries need a registered operator with at least the minimum stake (unbonding or not).
@@ -433,11 +497,16 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
         if (op.stake < _minStake) revert Router_StakeBelowMinimum(operator, op.stake, _minStake);
     }
 
-    /// @dev The caller is the request's operator, still allowed for a model that is not frozen.
+    /// @dev The caller is the request's operator and the model is not frozen and still in service.
+    /// (The operator was allowed until at least the deadline when the request was made, and a
+    /// removal never takes effect sooner: no allowance check is needed here.)
     function _requireDeliverable(SynthesisRequest calldata r) private view {
         if (msg.sender != r.operator) revert Router_NotAssignedOperator(r.id, msg.sender);
-        if (!_allowed[r.modelId][msg.sender]) revert Router_OperatorNotAllowed(r.modelId, msg.sender);
-        if (_models.modelTerms(r.modelId).frozen) revert Router_ModelFrozen(r.modelId);
+        IVoiceModelRegistry.ModelTerms memory t = _models.modelTerms(r.modelId);
+        if (t.frozen) revert Router_ModelFrozen(r.modelId);
+        if (t.serviceEndsAt != 0 && block.timestamp >= t.serviceEndsAt) {
+            revert Router_ServiceEnded(r.modelId, t.serviceEndsAt);
+        }
     }
 
     function _deliver(SynthesisRequest calldata r, bytes32 outputDigest, bytes calldata outputCid) private {
@@ -480,6 +549,25 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
 
     function _pack(bytes32 commitment, uint40 settleAfter, RequestStatus status) private pure returns (uint256) {
         return (uint256(commitment) & _HASH_MASK) | (uint256(settleAfter) << 8) | uint256(status);
+    }
+
+    /// @dev Clears and returns the bond posted with a dispute.
+    function _takeBond(uint256 requestId) private returns (uint256 bond) {
+        bond = _disputeBonds[requestId];
+        if (bond != 0) delete _disputeBonds[requestId];
+    }
+
+    function _setMinStake(uint256 minStake_) private {
+        if (minStake_ > MAX_MIN_STAKE) revert Router_MinStakeTooHigh(minStake_, MAX_MIN_STAKE);
+        _minStake = uint128(minStake_);
+        emit MinStakeSet(minStake_);
+    }
+
+    /// @dev A slash takes at most the minimum stake: what every operator put up to serve.
+    function _setSlashAmount(uint256 slashAmount_) private {
+        if (slashAmount_ > _minStake) revert Router_SlashTooHigh(slashAmount_, _minStake);
+        _slashAmount = slashAmount_;
+        emit SlashAmountSet(slashAmount_);
     }
 
     function _registered(address operator) private view returns (Operator storage op) {

@@ -26,12 +26,14 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
 
     /// @notice keccak256 of the EIP-712 VoiceConsent type.
     bytes32 public constant CONSENT_TYPEHASH = keccak256(
-        "VoiceConsent(bytes32 bundleDigest,address creator,bytes32 policyHash,uint16 voiceOwnerBps,uint256 deadline)"
+        "VoiceConsent(address voiceOwner,bytes32 bundleDigest,address creator,bytes32 policyHash,uint16 voiceOwnerBps,uint256 nonce,uint256 deadline)"
     );
 
     uint16 public constant MAX_ROYALTY_BPS = 1_000;
     uint24 public constant MAX_DISPUTE_WINDOW = Protocol.MAX_DISPUTE_WINDOW;
     uint40 public constant MAX_RETIREMENT_NOTICE = 365 days;
+    /// @inheritdoc IVoiceModelRegistry
+    uint40 public constant MIN_RETIREMENT_NOTICE = Protocol.MIN_RETIREMENT_NOTICE;
     uint256 public constant MAX_CO_CREATORS = 8;
 
     uint8 private constant _BUNDLE_RAW = 1 << 0;
@@ -58,8 +60,14 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
     mapping(uint256 modelId => Model) private _modelRecords;
     mapping(uint256 modelId => mapping(uint256 index => Payee)) private _coCreators;
     mapping(uint256 modelId => uint256) private _parents;
+    mapping(address voiceOwner => uint256) private _consentNonces;
 
+    /// @dev The notice in force, and the one before it with when it changed: a shorter notice
+    /// takes effect only as fast as time passes (see `retirementNotice`), so no licence sold under
+    /// a longer notice loses any of it.
     uint40 private _retirementNotice;
+    uint40 private _previousNotice;
+    uint40 private _noticeChangedAt;
 
     /// @param admin Gets the admin role (grants the others).
     /// @param retirementNotice_ Initial notice period for retirements, in seconds.
@@ -75,8 +83,9 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
 
     /// @inheritdoc IVoiceModelRegistry
     function registerModel(ModelRegistration calldata r) external returns (uint256 modelId) {
-        modelId = uint256(r.bundleDigest);
-        if (modelId == 0) revert Registry_EmptyDigest();
+        if (r.bundleDigest == 0) revert Registry_EmptyDigest();
+        // The id binds the bundle to its creator: nobody can take another creator's id first.
+        modelId = modelIdOf(msg.sender, r.bundleDigest);
         if (_modelRecords[modelId].creator != address(0)) revert Registry_ModelExists(modelId);
         uint8 flags = _codecFlag(r.bundleCodec, _BUNDLE_RAW) | _codecFlag(r.metadataCodec, _METADATA_RAW);
         if (r.bundleCid == 0 || r.metadataCid == 0) revert Registry_EmptyCid();
@@ -85,7 +94,7 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
         if (r.disputeWindow > MAX_DISPUTE_WINDOW) {
             revert Registry_DisputeWindowTooLong(r.disputeWindow, MAX_DISPUTE_WINDOW);
         }
-        if (r.parentId != 0) _requireOwner(r.parentId);
+        if (r.parentId != 0) _checkParent(r);
         _checkSplit(r);
         if (r.voiceOwner != msg.sender) _checkConsent(r);
 
@@ -111,7 +120,7 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
         _mint(msg.sender, modelId);
 
         emit ModelRegistered(
-            modelId, msg.sender, r.voiceOwner, r.parentId, r.policyHash, r.voiceOwnerBps, r.languages
+            modelId, msg.sender, r.voiceOwner, r.bundleDigest, r.parentId, r.policyHash, r.voiceOwnerBps, r.languages
         );
         emit MetadataSet(modelId, r.metadataCid, r.metadataCodec);
     }
@@ -142,10 +151,16 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
         _requireOwner(modelId);
         Model storage m = _modelRecords[modelId];
         if (m.serviceEndsAt != 0) revert Registry_AlreadyRetired(modelId, m.serviceEndsAt);
-        uint40 endsAt = uint40(block.timestamp) + _retirementNotice;
+        uint40 endsAt = uint40(block.timestamp) + retirementNotice();
         m.serviceEndsAt = endsAt;
         emit ModelRetired(modelId, endsAt);
         emit MetadataUpdate(modelId);
+    }
+
+    /// @inheritdoc IVoiceModelRegistry
+    function revokeConsents() external returns (uint256 nonce) {
+        nonce = ++_consentNonces[msg.sender];
+        emit ConsentsRevoked(msg.sender, nonce);
     }
 
     // ------------------------------------------------------------------ roles
@@ -255,20 +270,40 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
 
     /// @inheritdoc IVoiceModelRegistry
     function consentDigest(
+        address voiceOwner,
         bytes32 bundleDigest,
         address creator,
         bytes32 policyHash,
         uint16 voiceOwnerBps,
+        uint256 nonce,
         uint256 deadline
     ) public view returns (bytes32) {
         return _hashTypedDataV4(
-            keccak256(abi.encode(CONSENT_TYPEHASH, bundleDigest, creator, policyHash, voiceOwnerBps, deadline))
+            keccak256(
+                abi.encode(
+                    CONSENT_TYPEHASH, voiceOwner, bundleDigest, creator, policyHash, voiceOwnerBps, nonce, deadline
+                )
+            )
         );
     }
 
     /// @inheritdoc IVoiceModelRegistry
-    function retirementNotice() external view returns (uint40) {
-        return _retirementNotice;
+    function consentNonce(address voiceOwner) external view returns (uint256) {
+        return _consentNonces[voiceOwner];
+    }
+
+    /// @inheritdoc IVoiceModelRegistry
+    function modelIdOf(address creator, bytes32 bundleDigest) public pure returns (uint256) {
+        return uint256(keccak256(abi.encode(creator, bundleDigest)));
+    }
+
+    /// @inheritdoc IVoiceModelRegistry
+    function retirementNotice() public view returns (uint40) {
+        (uint40 notice, uint40 previous, uint40 changedAt) = (_retirementNotice, _previousNotice, _noticeChangedAt);
+        uint256 elapsed = block.timestamp - changedAt;
+        // A shortened notice shrinks no faster than time passes.
+        if (previous > notice && previous > elapsed && previous - elapsed > notice) return uint40(previous - elapsed);
+        return notice;
     }
 
     /// @notice ERC-165: ERC-721, ERC-2981, ERC-4906 (0x49064906) and AccessControl.
@@ -298,9 +333,27 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
         if (total > Protocol.BPS) revert Registry_SplitTooLarge(total);
     }
 
+    /// @dev A new version: the parent exists, is the caller's, is not frozen, and the child keeps
+    /// the parent's voice owner (who must consent again unless they are the caller).
+    function _checkParent(ModelRegistration calldata r) private view {
+        _requireOwner(r.parentId);
+        Model storage parent = _modelRecords[r.parentId];
+        if (parent.flags & _FROZEN != 0) revert Registry_ParentFrozen(r.parentId);
+        (address parentVoice,) = _voiceOwner(parent);
+        if (r.voiceOwner != parentVoice) revert Registry_VoiceOwnerChanged(r.parentId, parentVoice, r.voiceOwner);
+    }
+
     function _checkConsent(ModelRegistration calldata r) private view {
         if (block.timestamp > r.consentDeadline) revert Registry_ConsentExpired(r.consentDeadline, block.timestamp);
-        bytes32 digest = consentDigest(r.bundleDigest, msg.sender, r.policyHash, r.voiceOwnerBps, r.consentDeadline);
+        bytes32 digest = consentDigest(
+            r.voiceOwner,
+            r.bundleDigest,
+            msg.sender,
+            r.policyHash,
+            r.voiceOwnerBps,
+            _consentNonces[r.voiceOwner],
+            r.consentDeadline
+        );
         // An EOA's ECDSA signature first: it needs no code-size lookup of the signer (2,600 gas).
         // Anything else is asked of the signer as an ERC-1271 contract wallet.
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, r.consentSignature);
@@ -327,6 +380,10 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
 
     function _setRetirementNotice(uint40 notice) private {
         if (notice > MAX_RETIREMENT_NOTICE) revert Registry_NoticeTooLong(notice, MAX_RETIREMENT_NOTICE);
+        if (notice < MIN_RETIREMENT_NOTICE) revert Registry_NoticeTooShort(notice, MIN_RETIREMENT_NOTICE);
+        // The notice in force now (a shortening still running down) is what a later shortening starts from.
+        _previousNotice = _retirementNotice == 0 ? notice : retirementNotice();
+        _noticeChangedAt = uint40(block.timestamp);
         _retirementNotice = notice;
         emit RetirementNoticeSet(notice);
     }

@@ -65,7 +65,8 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
         uint32 used; //       uses consumed: lifetime, or in the quota period starting at `periodStart`
         uint40 periodStart; // Subscription: start of the quota period `used` counts
         uint32 limit; //      PayPerUse with packs: uses bought; else 0 (the offer's maxUses applies)
-        bool cancelled; //    Subscription: no renewal by keepers; runs until expiresAt
+        bool autoRenew; //    Subscription: the current holder lets keepers renew it from their funds
+        //                    (one due period at a time, at the offer's price); cleared on transfer
     }
 
     /// @notice What the router needs to escrow and record a use (returned by `consumeUse`).
@@ -93,17 +94,6 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     /// @notice The retired model's notice period is over: its licences stopped working.
     error Licensing_ServiceEnded(uint256 modelId, uint40 serviceEndsAt);
     error Licensing_AssetNotAllowed(address asset);
-    /// @notice Subscription needs period > 0; the other tiers need period == 0.
-    error Licensing_BadPeriod(Tier tier, uint32 period);
-    /// @notice Only PayPerUse offers may sell credit packs.
-    error Licensing_BadPackSize(Tier tier, uint32 packSize);
-    /// @notice Actions or purposes outside the defined bits.
-    error Licensing_UnknownBits(uint16 actions, uint32 purposes);
-    error Licensing_PermissionOverlap(uint16 overlap);
-    error Licensing_ValidUntilPassed(uint64 validUntil);
-    error Licensing_EmptyPolicyHash();
-    /// @notice Territories must be ISO-3166-1 alpha-2 codes, 2 upper-case letters each.
-    error Licensing_BadTerritories(uint256 index);
     /// @notice Buyout and pay-per-use without packs sell quantity 1; the others at least 1.
     error Licensing_BadQuantity(Tier tier, uint256 quantity);
     /// @notice The uses bought (packs x packSize) exceed the offer's maxUses.
@@ -122,8 +112,23 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     /// @notice Renewals run in whole periods (keepers: exactly one).
     error Licensing_BadDuration(uint64 duration, uint32 period);
     error Licensing_SubscriptionCancelled(uint256 licenseId);
-    /// @notice Keepers may renew only from `dueAt` (RENEWAL_LEAD before expiry).
+    /// @notice Keepers may renew only from `dueAt` (min(RENEWAL_LEAD, period) before expiry).
     error Licensing_RenewalNotDue(uint256 licenseId, uint40 dueAt);
+    /// @notice Only the holder renews a subscription that has lapsed (keepers never revive one).
+    error Licensing_SubscriptionLapsed(uint256 licenseId, uint40 expiresAt);
+    /// @notice The holder has not agreed to keeper renewals (`setAutoRenew`).
+    error Licensing_AutoRenewOff(uint256 licenseId);
+    /// @notice Subscription time is not sold past the offer's validUntil.
+    error Licensing_BeyondValidUntil(uint256 end, uint64 validUntil);
+    /// @notice Subscription time is not sold further ahead than the registry's retirement notice.
+    error Licensing_BeyondNotice(uint256 end, uint256 latest);
+    /// @notice Only the synthesis router (or, to give uses back, a router it replaced).
+    error Licensing_NotRouter(address caller);
+    error Licensing_RouterNotContract(address router);
+    /// @notice Only the OfferBook this manager deployed records and closes offers.
+    error Licensing_NotOfferBook(address caller);
+    /// @notice A router replacement takes effect only from `at` (ROUTER_DELAY after it was proposed).
+    error Licensing_RouterNotYet(address router, uint40 at);
     error Licensing_RenewalAllowanceTooLow(uint256 licenseId, uint256 allowance, uint256 cost);
     error Licensing_RenewalBalanceTooLow(uint256 licenseId, uint256 balance, uint256 cost);
     error Licensing_PlatformFeeTooHigh(uint16 bps, uint16 max);
@@ -131,18 +136,6 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     error Licensing_PaymentFailed(address asset, address from, uint256 amount);
 
     // ------------------------------------------------------------------ events
-
-    /// @notice An offer was published. `territories`: ISO-3166-1 alpha-2 codes, 2 bytes each
-    /// (empty = worldwide); recorded here only, checked off-chain.
-    event OfferPublished(
-        uint256 indexed offerId,
-        uint256 indexed modelId,
-        address indexed publisher,
-        OfferTerms terms,
-        bytes territories
-    );
-
-    event OfferDeactivated(uint256 indexed offerId, uint256 indexed modelId);
 
     /// @notice A licence was sold: `quantity` (periods or packs) for `paid` in the offer's asset.
     event LicensePurchased(
@@ -156,19 +149,27 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     /// @notice The holder cancelled: keepers renew no more; the licence works until `expiresAt`.
     event SubscriptionCancelled(uint256 indexed licenseId, uint64 expiresAt);
 
+    /// @notice The holder turned keeper renewals on or off (off also on every transfer).
+    event AutoRenewSet(uint256 indexed licenseId, bool autoRenew);
+
+    /// @notice The admin proposed a new router; `setRouter(router)` makes it the router from `at`.
+    event RouterProposed(address indexed router, uint40 at);
+
     event AssetAllowed(address indexed asset, bool allowed);
     /// @notice The platform fee (basis points of every payment for a model) changed.
     event PlatformFeeSet(uint16 platformFeeBps);
     event RouterSet(address indexed router);
 
-    // ------------------------------------------------------------------ offers
+    // ------------------------------------------------------------------ offers (through the OfferBook)
 
-    /// @notice The model's owner publishes an offer. Reverts if the model is frozen or retired.
-    /// @return offerId Sequential from 1.
-    function publishOffer(OfferTerms calldata terms, bytes calldata territories) external returns (uint256 offerId);
+    /// @notice The OfferBook only (`publishOffer` there): stores checked terms, packed by
+    /// `OfferRecords.pack`, of a model that sells now (not frozen, not retired) and returns the
+    /// new offer's id (sequential from 1).
+    function recordOffer(uint256[5] calldata words) external returns (uint256 offerId);
 
-    /// @notice The model's owner (or the admin) stops an offer from selling. Licences sold keep working.
-    function deactivateOffer(uint256 offerId) external;
+    /// @notice The OfferBook only (`deactivateOffer` there, by `caller`: the model's owner or the
+    /// admin): the offer sells and renews no more. Returns its model.
+    function closeOffer(uint256 offerId, address caller) external returns (uint256 modelId);
 
     // ------------------------------------------------------------------ licences
 
@@ -177,26 +178,33 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     /// ETH: msg.value must equal the cost. ERC-20: approve the cost first.
     function buy(uint256 offerId, uint256 maxPrice, uint256 quantity) external payable returns (uint256 licenseId);
 
-    /// @notice ERC-5643 renewal by `duration` seconds (whole periods) at the offer's price. The
-    /// holder (or an approved account) may renew any time; anyone else (a keeper) may renew one
-    /// period once it is due (RENEWAL_LEAD before expiry, or later), unless cancelled. ERC-20
-    /// renewals are paid from the holder's allowance; ETH renewals by the caller.
+    /// @notice ERC-5643 renewal by `duration` seconds (whole periods) at the offer's price, while
+    /// the offer is active, its asset allowed and the model sells; never past the offer's
+    /// validUntil nor further ahead than the retirement notice. The holder may renew any time
+    /// (a lapsed subscription restarts now), paying themselves. Anyone else (a keeper, or an
+    /// account approved on the token) may renew exactly one period, only if the holder turned
+    /// autoRenew on, and only in the last min(RENEWAL_LEAD, period) before expiry: ERC-20
+    /// renewals are then paid from the holder's allowance, ETH renewals by the caller.
     function renewSubscription(uint256 tokenId, uint64 duration) external payable;
 
-    /// @notice ERC-5643 cancellation by the holder: no keeper renews it any more; it works until
-    /// it expires. (A later renewal by the holder resumes it.) No ETH accepted.
+    /// @notice ERC-5643 cancellation by the holder (or an approved account): autoRenew off; it
+    /// works until it expires. No ETH accepted.
     function cancelSubscription(uint256 tokenId) external payable;
+
+    /// @notice The holder lets keepers renew the subscription from their funds (see
+    /// `renewSubscription`), or stops them. Cleared when the licence is transferred.
+    function setAutoRenew(uint256 tokenId, bool autoRenew) external;
 
     // ------------------------------------------------------------------ the router's hooks
 
-    /// @notice Router role: check that `user` holds licence `licenseId`, that it permits
-    /// `actions` on `modelId` now and has a use left, and consume one use.
+    /// @notice The router only: check that `user` holds licence `licenseId`, that it permits
+    /// `actions` on `modelId` now and has a use left, and consume one use. Reverts while paused.
     function consumeUse(uint256 licenseId, address user, uint256 modelId, uint16 actions)
         external
         returns (UseGrant memory grant);
 
-    /// @notice Router role: give back a use consumed under `useTag` (a refunded request). A
-    /// subscription's use is given back only within the same quota period.
+    /// @notice The router, or a router it replaced: give back a use consumed under `useTag` (a
+    /// refunded request). A subscription's use is given back only within the same quota period.
     function restoreUse(uint256 licenseId, uint40 useTag) external;
 
     // ------------------------------------------------------------------ administration
@@ -209,7 +217,9 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     /// request time).
     function setPlatformFee(uint16 platformFeeBps) external;
 
-    /// @notice Admin: the synthesis router (granted the router role; the previous one revoked).
+    /// @notice Admin: the synthesis router (a contract). The first is set at once; a replacement
+    /// is proposed by one call and made by a second call with the same address at least
+    /// ROUTER_DELAY later. A replaced router can still give uses back (refund its requests).
     function setRouter(address router) external;
 
     function pause() external;
@@ -247,6 +257,15 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
 
     function router() external view returns (address);
 
-    /// @notice Keepers may renew a subscription from this many seconds before it expires (1 day).
+    /// @notice The OfferBook through which offers are published (deployed by this contract).
+    function offerBook() external view returns (address);
+
+    /// @notice A proposed router replacement and when it can be made (zeros if none).
+    function pendingRouter() external view returns (address router, uint40 at);
+
+    /// @notice How long a router replacement is announced ahead (2 days).
+    function ROUTER_DELAY() external view returns (uint256);
+
+    /// @notice Keepers may renew a subscription from min(this, period) seconds before it expires (1 day).
     function RENEWAL_LEAD() external view returns (uint256);
 }

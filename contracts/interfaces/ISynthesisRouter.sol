@@ -9,8 +9,11 @@ import {IRevenueLedger} from "./IRevenueLedger.sol";
 /// operator delivers the output's CID and SHA-256 exactly once (`fulfil`), or reports why it
 /// cannot (`fail`, full refund); after the deadline anyone can `cancelExpired` (full refund).
 /// Delivered requests pay out (operator fee, model revenue, platform fee) at once when the
-/// model's dispute window is zero, otherwise after it (`settle`), unless the buyer disputes and
-/// the arbiter upholds the dispute (refund, and the operator's stake is slashed to the buyer).
+/// model's dispute window is zero, otherwise after it (`settle`), unless the buyer disputes
+/// (posting the dispute bond) and the arbiter upholds the dispute (refund, the bond back, and the
+/// operator's stake slashed to the buyer). A rejected dispute's bond goes to the operator; a
+/// dispute the arbiter leaves undecided for ARBITRATION_PERIOD lapses (`settle`): the delivery
+/// stands and the bond goes back to the buyer.
 ///
 /// Only a commitment to each request is stored (one slot: a 208-bit hash of the
 /// `SynthesisRequest`, the status and the settlement time). Everything an operator needs is in
@@ -30,7 +33,9 @@ import {IRevenueLedger} from "./IRevenueLedger.sol";
 ///   bits  40..47  temperature x 100
 ///   bits  48..55  repetition penalty x 100
 ///   bits  56..87  seed
-///   bits  88..127 reserved, zero
+///   bits  88..111 the shortest dispute window (seconds) the buyer accepts: the request reverts
+///                 if the model's window is shorter (its owner cannot cut it under a pending request)
+///   bits 112..127 reserved, zero
 interface ISynthesisRouter is IRevenueLedger {
     // ------------------------------------------------------------------ types
 
@@ -151,6 +156,14 @@ interface ISynthesisRouter is IRevenueLedger {
     error Router_ZeroAmount();
     /// @notice The unbonding delay must cover the longest request lifetime plus the longest dispute window.
     error Router_UnbondingDelayTooShort(uint256 delay, uint256 shortest);
+    /// @notice The model's dispute window is shorter than the buyer's floor (params bits 88..111).
+    error Router_DisputeWindowTooShort(uint24 window, uint24 minWindow);
+    /// @notice The model was retired and its notice has run out: the operator can only `fail`.
+    error Router_ServiceEnded(uint256 modelId, uint40 serviceEndsAt);
+    error Router_DisputeBondTooHigh(uint256 bond, uint256 max);
+    error Router_MinStakeTooHigh(uint256 minStake, uint256 max);
+    /// @notice A slash may take at most the minimum stake.
+    error Router_SlashTooHigh(uint256 slashAmount, uint256 minStake);
 
     // ------------------------------------------------------------------ events
 
@@ -186,7 +199,16 @@ interface ISynthesisRouter is IRevenueLedger {
     /// @notice A delivered request was paid out: operator fee and model revenue credited.
     event SynthesisSettled(uint256 indexed requestId, address indexed operator, uint256 fee, uint256 usePrice);
 
-    event SynthesisDisputed(uint256 indexed requestId, address indexed requester);
+    /// @notice The buyer disputed a delivery, posting `bond` wei; the arbiter has until `decideBy`.
+    event SynthesisDisputed(uint256 indexed requestId, address indexed requester, uint256 bond, uint40 decideBy);
+
+    /// @notice The arbiter left a dispute undecided past its `decideBy`: it lapsed, the delivery
+    /// was settled and the bond credited back to the buyer.
+    event DisputeLapsed(uint256 indexed requestId);
+
+    /// @notice A request in a `settle` batch was not ready (not delivered, already settled, or
+    /// still in its window) and was skipped.
+    event SettlementSkipped(uint256 indexed requestId, RequestStatus status);
 
     /// @notice The arbiter resolved a dispute. Upheld: the buyer was refunded and `slashed` wei of
     /// the operator's stake credited to the buyer. Rejected: the request was settled.
@@ -202,11 +224,13 @@ interface ISynthesisRouter is IRevenueLedger {
     event OperatorSlashed(address indexed operator, uint256 indexed requestId, uint256 amount);
     event OperatorFeeSet(address indexed operator, address indexed asset, uint128 fee);
 
-    /// @notice The model's owner allowed or disallowed an operator to serve the model.
-    event ModelOperatorSet(uint256 indexed modelId, address indexed operator, bool allowed);
+    /// @notice The model's owner allowed or disallowed an operator to serve the model. A
+    /// disallowed operator may still be named in requests whose deadline is by `allowedUntil`.
+    event ModelOperatorSet(uint256 indexed modelId, address indexed operator, bool allowed, uint40 allowedUntil);
 
     event MinStakeSet(uint256 minStake);
     event SlashAmountSet(uint256 slashAmount);
+    event DisputeBondSet(uint256 bond);
 
     // ------------------------------------------------------------------ requests
 
@@ -219,7 +243,8 @@ interface ISynthesisRouter is IRevenueLedger {
     function requestSynthesis(RequestParams calldata p) external payable returns (uint256 requestId);
 
     /// @notice The assigned operator delivers `outputCid` / `outputDigest`, at most once, by the
-    /// deadline. Pays out at once when the dispute window is zero. Works while paused.
+    /// deadline, while the model is neither frozen nor past the end of its service. Pays out at
+    /// once when the dispute window is zero. Works while paused.
     function fulfil(SynthesisRequest calldata request, bytes32 outputDigest, bytes calldata outputCid) external;
 
     /// @notice Several deliveries by the calling operator in one transaction. Requests that are
@@ -236,15 +261,20 @@ interface ISynthesisRouter is IRevenueLedger {
     /// buyer (credited), the use given back. Works while paused.
     function cancelExpired(SynthesisRequest calldata request) external;
 
-    /// @notice The buyer disputes a delivery while its dispute window is open.
-    function dispute(SynthesisRequest calldata request) external;
+    /// @notice The buyer disputes a delivery while its dispute window is open, sending exactly
+    /// `disputeBond()` wei as the bond. The arbiter then has ARBITRATION_PERIOD to decide.
+    function dispute(SynthesisRequest calldata request) external payable;
 
-    /// @notice The arbiter resolves a dispute. Upheld: refund, use given back, and
-    /// min(slashAmount, stake) of the operator's stake credited to the buyer. Rejected: settled.
+    /// @notice The arbiter resolves a dispute. Upheld: refund, use given back, the bond and
+    /// min(slashAmount, stake) of the operator's stake credited to the buyer. Rejected: settled,
+    /// the bond credited to the operator.
     function resolveDispute(SynthesisRequest calldata request, bool upheld) external;
 
-    /// @notice Anyone settles delivered requests whose dispute window has closed.
-    function settle(SynthesisRequest[] calldata requests) external;
+    /// @notice Anyone settles delivered requests whose dispute window has closed, and disputes the
+    /// arbiter left undecided past ARBITRATION_PERIOD (they lapse: settled, bond back to the
+    /// buyer). Items not ready are skipped (`SettlementSkipped`), never reverting the batch.
+    /// @return settled How many were settled.
+    function settle(SynthesisRequest[] calldata requests) external returns (uint256 settled);
 
     // ------------------------------------------------------------------ operators
 
@@ -266,14 +296,23 @@ interface ISynthesisRouter is IRevenueLedger {
     /// @notice The caller's fee per request in `asset` (default 0). Requests record the fee.
     function setFee(address asset, uint128 fee) external;
 
-    /// @notice The model's owner allows (or stops allowing) `operator` to serve `modelId`.
+    /// @notice The model's owner allows `operator` to serve `modelId`, or stops allowing it: a
+    /// removal takes effect after the registry's retirement notice (requests may name the
+    /// operator while their deadline falls before that), so that the owner cannot cut off the
+    /// service that paid-up licences were sold with.
     function setOperatorAllowed(uint256 modelId, address operator, bool allowed) external;
 
     // ------------------------------------------------------------------ administration
 
+    /// @notice Admin: the minimum stake, at most MAX_MIN_STAKE (the slash amount follows it down).
     function setMinStake(uint256 minStake) external;
 
+    /// @notice Admin: what an upheld dispute takes from the operator's stake, at most minStake.
     function setSlashAmount(uint256 slashAmount) external;
+
+    /// @notice Admin: the bond a buyer posts with a dispute (ETH), at most MAX_DISPUTE_BOND. A
+    /// dispute keeps the bond it was opened with.
+    function setDisputeBond(uint256 bond) external;
 
     function pause() external;
 
@@ -304,11 +343,32 @@ interface ISynthesisRouter is IRevenueLedger {
 
     function operatorFee(address operator, address asset) external view returns (uint128);
 
+    /// @notice Whether the model's owner allows `operator` (false from the moment of a removal,
+    /// although requests may still name it until `operatorAllowedUntil`).
     function isOperatorAllowed(uint256 modelId, address operator) external view returns (bool);
 
-    /// @notice Whether `operator` can be named in a new request for `modelId` now: registered,
-    /// not unbonding, stake at least minStake, allowed by the model's owner.
+    /// @notice The latest deadline a request naming `operator` for `modelId` may have
+    /// (type(uint40).max while allowed; 0 if never allowed).
+    function operatorAllowedUntil(uint256 modelId, address operator) external view returns (uint40);
+
+    /// @notice Whether `operator` can be named in a new request for `modelId` now (with a deadline
+    /// up to MAX_TTL away): registered, not unbonding, stake at least minStake, allowed.
     function canServe(uint256 modelId, address operator) external view returns (bool);
+
+    /// @notice The bond a new dispute must post (wei).
+    function disputeBond() external view returns (uint256);
+
+    /// @notice The bond held for a disputed request (0 once resolved, or if none).
+    function disputeBondOf(uint256 requestId) external view returns (uint256);
+
+    /// @notice How long the arbiter has to decide a dispute before it lapses (7 days).
+    function ARBITRATION_PERIOD() external view returns (uint40);
+
+    /// @notice The highest dispute bond the admin may set (1 ether).
+    function MAX_DISPUTE_BOND() external view returns (uint256);
+
+    /// @notice The highest minimum stake the admin may set (1,000 ether).
+    function MAX_MIN_STAKE() external view returns (uint256);
 
     /// @notice Longest inline input or CID accepted, in bytes (512).
     function MAX_INPUT_BYTES() external view returns (uint256);

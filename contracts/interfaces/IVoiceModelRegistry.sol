@@ -6,9 +6,11 @@ import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
 
 /// @title Voice models as ERC-721 tokens (with ERC-2981 royalties and ERC-4906 metadata events)
 /// @notice Anyone registers a voice model; the voice owner (the person whose voice it is) must
-/// consent with an EIP-712 signature unless they are the creator. A model's id is the SHA-256
-/// of its bundle (`uint256(bundleDigest)`), so the digest of a registered model never changes
-/// and a new bundle is a new token: a new version names its parent.
+/// consent with an EIP-712 signature unless they are the creator. A model's id binds the
+/// SHA-256 of its bundle to its creator (`modelIdOf(creator, bundleDigest)`), so nobody can
+/// take a pending or published bundle's id before its creator, the digest of a registered model
+/// never changes, and a new bundle is a new token: a new version names its parent and keeps its
+/// voice owner, who consents to it again.
 ///
 /// Revenue split: every payment for a model, after the platform fee (set in the licence
 /// manager), is split into the voice
@@ -29,7 +31,7 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
 
     /// @notice Everything `registerModel` records.
     struct ModelRegistration {
-        bytes32 bundleDigest; //      SHA-256 of the bundle; becomes the model id
+        bytes32 bundleDigest; //      SHA-256 of the bundle; the model id is modelIdOf(creator, bundleDigest)
         bytes32 bundleCid; //         sha2-256 digest in the bundle's CID
         uint8 bundleCodec; //         0x70 (dag-pb) or 0x55 (raw)
         bytes32 metadataCid; //       sha2-256 digest in the CID of the ERC-721 metadata JSON
@@ -37,13 +39,14 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
         uint8 languages; //           bit set, at least one of bits 0..4
         uint16 royaltyBps; //         ERC-2981 royalty to the creator, at most MAX_ROYALTY_BPS
         uint24 disputeWindow; //      seconds, at most MAX_DISPUTE_WINDOW (see the synthesis router)
-        uint256 parentId; //          the previous version's model id, or 0
-        address voiceOwner; //        whose voice it is (the creator themself is allowed)
+        uint256 parentId; //          the previous version's model id (owned by the caller, not frozen), or 0
+        address voiceOwner; //        whose voice it is (the creator themself is allowed); a version keeps its parent's
         uint16 voiceOwnerBps; //      the voice owner's share (0 when the voice owner is the creator)
         Payee[] coCreators; //        at most MAX_CO_CREATORS, each with a non-zero share
         bytes32 policyHash; //        the licence-policy hash the voice owner consented to
         uint256 consentDeadline; //   the consent signature is void after this unix time
-        bytes consentSignature; //    EIP-712 VoiceConsent by voiceOwner (ECDSA or ERC-1271); empty if voiceOwner == creator
+        bytes consentSignature; //    EIP-712 VoiceConsent by voiceOwner (ECDSA or ERC-1271) under their current
+        //                            consent nonce; empty if voiceOwner == creator
     }
 
     /// @notice What the licence manager and the router read on every sale and use.
@@ -96,6 +99,11 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     error Registry_RoyaltyTooHigh(uint16 bps, uint16 max);
     error Registry_DisputeWindowTooLong(uint24 window, uint24 max);
     error Registry_NoticeTooLong(uint40 notice, uint40 max);
+    error Registry_NoticeTooShort(uint40 notice, uint40 min);
+    /// @notice A new version cannot be registered under a frozen model.
+    error Registry_ParentFrozen(uint256 parentId);
+    /// @notice A new version must keep its parent's voice owner (who consents to it again).
+    error Registry_VoiceOwnerChanged(uint256 parentId, address parentVoiceOwner, address voiceOwner);
     error Registry_AlreadyRetired(uint256 modelId, uint40 serviceEndsAt);
     error Registry_AlreadyFrozen(uint256 modelId);
     error Registry_NotFrozen(uint256 modelId);
@@ -107,6 +115,7 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
         uint256 indexed modelId,
         address indexed creator,
         address indexed voiceOwner,
+        bytes32 bundleDigest,
         uint256 parentId,
         bytes32 policyHash,
         uint16 voiceOwnerBps,
@@ -128,12 +137,15 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     event ModelFrozen(uint256 indexed modelId, address indexed arbiter, bytes32 reason);
     event ModelUnfrozen(uint256 indexed modelId, address indexed arbiter);
     event RetirementNoticeSet(uint40 retirementNotice);
+    /// @notice The voice owner voided every consent signed under a nonce below `nonce`.
+    event ConsentsRevoked(address indexed voiceOwner, uint256 nonce);
 
     // ------------------------------------------------------------------ functions
 
     /// @notice Registers a model and mints its token to the caller (the creator). A new version
-    /// names its parent, and only the parent's current owner may register it.
-    /// @return modelId `uint256(r.bundleDigest)`.
+    /// names its parent: only the parent's current owner may register it, not under a frozen
+    /// parent, and with the parent's voice owner (whose consent it needs unless they are the caller).
+    /// @return modelId `modelIdOf(msg.sender, r.bundleDigest)`.
     function registerModel(ModelRegistration calldata r) external returns (uint256 modelId);
 
     /// @notice The owner points the model at new ERC-721 metadata (ERC-4906 `MetadataUpdate`).
@@ -154,8 +166,15 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     /// @notice Arbiter role: lift a freeze.
     function unfreeze(uint256 modelId) external;
 
-    /// @notice Admin: the notice period granted to licensees when a model is retired.
+    /// @notice Admin: the notice period granted to licensees when a model is retired, between
+    /// MIN_RETIREMENT_NOTICE and MAX_RETIREMENT_NOTICE. A longer notice applies at once; a shorter
+    /// one runs down from the old one as time passes (`retirementNotice`), so no licence sold
+    /// under the old notice (subscriptions are sold at most that far ahead) loses any of it.
     function setRetirementNotice(uint40 retirementNotice) external;
+
+    /// @notice The voice owner voids every consent signature they gave that has not been used
+    /// yet (it raises their consent nonce). Models already registered keep their consent.
+    function revokeConsents() external returns (uint256 nonce);
 
     // ------------------------------------------------------------------ views
 
@@ -182,16 +201,30 @@ interface IVoiceModelRegistry is IERC721, IERC2981 {
     function metadataCid(uint256 modelId) external view returns (bytes memory);
 
     /// @notice The EIP-712 digest the voice owner signs (VoiceConsent under this registry's domain).
+    /// It names the voice owner (no replay of one ERC-1271 wallet's signature for another) and
+    /// their consent nonce (`revokeConsents` voids outstanding signatures).
     function consentDigest(
+        address voiceOwner,
         bytes32 bundleDigest,
         address creator,
         bytes32 policyHash,
         uint16 voiceOwnerBps,
+        uint256 nonce,
         uint256 deadline
     ) external view returns (bytes32);
 
-    /// @notice keccak256("VoiceConsent(bytes32 bundleDigest,address creator,bytes32 policyHash,uint16 voiceOwnerBps,uint256 deadline)")
+    /// @notice keccak256("VoiceConsent(address voiceOwner,bytes32 bundleDigest,address creator,bytes32 policyHash,uint16 voiceOwnerBps,uint256 nonce,uint256 deadline)")
     function CONSENT_TYPEHASH() external view returns (bytes32);
 
+    /// @notice The nonce the voice owner's next consent must be signed under.
+    function consentNonce(address voiceOwner) external view returns (uint256);
+
+    /// @notice The id `creator` gets for a bundle: uint256(keccak256(abi.encode(creator, bundleDigest))).
+    function modelIdOf(address creator, bytes32 bundleDigest) external pure returns (uint256);
+
+    /// @notice The retirement notice in force now (a shortened notice runs down from the old one).
     function retirementNotice() external view returns (uint40);
+
+    /// @notice The shortest notice the admin may set (1 day, at least a request's lifetime).
+    function MIN_RETIREMENT_NOTICE() external view returns (uint40);
 }

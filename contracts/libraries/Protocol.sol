@@ -19,6 +19,20 @@ library Protocol {
     /// every delivery it made.
     uint24 internal constant MAX_DISPUTE_WINDOW = 7 days;
 
+    /// @notice Shortest retirement notice. It also delays an operator's removal from a model, so
+    /// it is at least the longest request lifetime (the router's MAX_TTL): every request made
+    /// before a removal can still be delivered.
+    uint40 internal constant MIN_RETIREMENT_NOTICE = 1 days;
+
+    /// @notice Keepers may renew a subscription from this long before it expires (or from one
+    /// period before, when the period is shorter), so that a keeper renews at most once per period.
+    uint256 internal constant RENEWAL_LEAD = 1 days;
+
+    /// @notice min(RENEWAL_LEAD, period).
+    function renewalLead(uint256 period) internal pure returns (uint256) {
+        return period < RENEWAL_LEAD ? period : RENEWAL_LEAD;
+    }
+
     /// @notice `amount * bps / BPS`, rounded down.
     function share(uint256 amount, uint256 bps) internal pure returns (uint256) {
         return amount * bps / BPS;
