@@ -31,7 +31,7 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
 
     uint16 public constant MAX_ROYALTY_BPS = 1_000;
     uint24 public constant MAX_DISPUTE_WINDOW = Protocol.MAX_DISPUTE_WINDOW;
-    uint40 public constant MAX_RETIREMENT_NOTICE = 365 days;
+    uint40 public constant MAX_RETIREMENT_NOTICE = 400 days; // a yearly subscription and its renewal lead fit
     /// @inheritdoc IVoiceModelRegistry
     uint40 public constant MIN_RETIREMENT_NOTICE = Protocol.MIN_RETIREMENT_NOTICE;
     uint256 public constant MAX_CO_CREATORS = 8;

@@ -1,11 +1,12 @@
 """The Python side of voicemarket's contracts, shared by scripts, the oracle, tests and benchmarks.
 
-- :func:`deploy` deploys and wires the three contracts (registry, licence manager, router), with
-  roles, and returns a :class:`Deployment` of Ape contract instances.
+- :func:`deploy` deploys and wires the contracts (registry, licence manager with the offer book
+  it creates, router), with roles, and returns a :class:`Deployment` of Ape contract instances.
 - Enums mirror the Solidity ones: :class:`Tier`, :class:`Action`, :class:`Purpose`,
   :class:`Language`, :class:`FailReason`, :class:`RequestStatus`.
 - :func:`sign_consent` signs the voice owner's EIP-712 ``VoiceConsent`` with an Ape account;
-  :func:`model_registration` builds the ``registerModel`` argument.
+  :func:`model_registration` builds the ``registerModel`` argument; :func:`model_id` is the id a
+  creator gets for a bundle (``keccak256(abi.encode(creator, bundleDigest))``).
 - :class:`SynthesisParams` packs and unpacks the request's ``params`` word; :func:`inline_input`,
   :func:`cid_input` and :func:`input_hash` build the request's input fields;
   :func:`request_from_log` turns a ``SynthesisRequested`` log into the struct that ``fulfil`` /
@@ -34,12 +35,14 @@ DAY = 86_400
 MAX_INPUT_BYTES = 512
 CONSENT_DOMAIN_NAME = "voicemarket VoiceModelRegistry"
 CONSENT_DOMAIN_VERSION = "1"
+RENEWAL_LEAD = DAY
+"""Keepers renew a subscription from min(RENEWAL_LEAD, period) before it expires."""
 
 __all__ = [
     "ETH", "BPS", "DAG_PB", "RAW", "MAX_INPUT_BYTES",
     "Tier", "Action", "Purpose", "Language", "FailReason", "RequestStatus",
     "SynthesisParams", "Deployment", "deploy",
-    "consent_typed_data", "sign_consent", "model_registration",
+    "consent_typed_data", "sign_consent", "model_registration", "model_id", "renewal_lead",
     "cid_parts", "cid_from_chain", "inline_input", "cid_input", "input_hash", "request_from_log",
     "language_bits",
 ]
@@ -163,7 +166,9 @@ class SynthesisParams:
     """The request's packed ``params`` (uint128). ``None`` (packed as 0) means the engine's default.
 
     Layout, low bits first: language (8), speed x100 (16), top-k (8), top-p x100 (8),
-    temperature x100 (8), repetition penalty x100 (8), seed (32); bits 88..127 are zero.
+    temperature x100 (8), repetition penalty x100 (8), seed (32), the shortest dispute window in
+    seconds the buyer accepts (24: the request reverts if the model's is shorter, so its owner
+    cannot cut it under a request on its way); bits 112..127 are zero.
     """
 
     language: Language
@@ -173,6 +178,7 @@ class SynthesisParams:
     temperature: float | None = None
     repetition_penalty: float | None = None
     seed: int = 0
+    min_dispute_window: int = 0
 
     def pack(self) -> int:
         language = Language.parse(self.language)
@@ -181,6 +187,8 @@ class SynthesisParams:
             raise ValueError(f"top_k must be 1..255, got {top_k}")
         if not 0 <= self.seed < 1 << 32:
             raise ValueError(f"seed must be a 32-bit unsigned integer, got {self.seed}")
+        if not 0 <= self.min_dispute_window < 1 << 24:
+            raise ValueError(f"min_dispute_window must be 0..{(1 << 24) - 1} seconds, got {self.min_dispute_window}")
         return (
             int(language)
             | _centi(self.speed, "speed", 0.25, 4.0, 16) << 8
@@ -189,11 +197,12 @@ class SynthesisParams:
             | _centi(self.temperature, "temperature", 0.01, 2.55, 8) << 40
             | _centi(self.repetition_penalty, "repetition_penalty", 0.01, 2.55, 8) << 48
             | self.seed << 56
+            | self.min_dispute_window << 88
         )
 
     @classmethod
     def unpack(cls, packed: int) -> SynthesisParams:
-        if packed >> 88:
+        if packed >> 112:
             raise ValueError(f"reserved bits set in params {packed:#x}")
 
         def centi(shift: int, bits: int) -> float | None:
@@ -208,6 +217,7 @@ class SynthesisParams:
             temperature=centi(40, 8),
             repetition_penalty=centi(48, 8),
             seed=(packed >> 56) & 0xFFFFFFFF,
+            min_dispute_window=(packed >> 88) & 0xFFFFFF,
         )
 
 
@@ -249,17 +259,34 @@ def cid_from_chain(data: bytes) -> CID:
 # ---------------------------------------------------------------- consent and registration
 
 
+def model_id(creator: str, bundle_digest: bytes) -> int:
+    """The model id ``creator`` gets for a bundle: ``uint256(keccak256(abi.encode(creator, digest)))``
+    (the registry's ``modelIdOf``). It binds the bundle to its creator, so no one else can take it."""
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    return int.from_bytes(keccak(encode(["address", "bytes32"], [str(creator), bytes(bundle_digest)])), "big")
+
+
+def renewal_lead(period: int) -> int:
+    """How long before expiry a keeper may renew a subscription of this period: min(1 day, period)."""
+    return min(RENEWAL_LEAD, period)
+
+
 def consent_typed_data(
     registry_address: str,
     chain_id: int,
     *,
+    voice_owner: str,
     bundle_digest: bytes,
     creator: str,
     policy_hash: bytes,
     voice_owner_bps: int,
+    nonce: int,
     deadline: int,
 ) -> dict[str, Any]:
-    """The EIP-712 ``VoiceConsent`` message (eth_account's ``full_message`` form)."""
+    """The EIP-712 ``VoiceConsent`` message (eth_account's ``full_message`` form). It names the
+    voice owner and their consent nonce (``registry.consentNonce``; ``revokeConsents`` raises it)."""
     return {
         "types": {
             "EIP712Domain": [
@@ -269,10 +296,12 @@ def consent_typed_data(
                 {"name": "verifyingContract", "type": "address"},
             ],
             "VoiceConsent": [
+                {"name": "voiceOwner", "type": "address"},
                 {"name": "bundleDigest", "type": "bytes32"},
                 {"name": "creator", "type": "address"},
                 {"name": "policyHash", "type": "bytes32"},
                 {"name": "voiceOwnerBps", "type": "uint16"},
+                {"name": "nonce", "type": "uint256"},
                 {"name": "deadline", "type": "uint256"},
             ],
         },
@@ -284,28 +313,34 @@ def consent_typed_data(
             "verifyingContract": registry_address,
         },
         "message": {
+            "voiceOwner": voice_owner,
             "bundleDigest": bytes(bundle_digest),
             "creator": creator,
             "policyHash": bytes(policy_hash),
             "voiceOwnerBps": voice_owner_bps,
+            "nonce": nonce,
             "deadline": deadline,
         },
     }
 
 
 def sign_consent(voice_owner, registry, *, bundle_digest: bytes, creator: str, policy_hash: bytes,
-                 voice_owner_bps: int, deadline: int) -> bytes:
+                 voice_owner_bps: int, deadline: int, nonce: int | None = None) -> bytes:
     """The voice owner's 65-byte signature (r, s, v) of their consent, signed with an Ape account.
 
-    ``registry`` is the registry contract (or its address; the chain id is the connected one).
+    ``registry`` is the registry contract (the chain id is the connected one). ``nonce`` defaults
+    to the voice owner's current consent nonce, read from the registry.
     """
     import ape
     from eth_account.messages import encode_typed_data
 
     address = getattr(registry, "address", registry)
+    if nonce is None:
+        nonce = int(registry.consentNonce(voice_owner.address))
     message = consent_typed_data(
-        address, ape.chain.chain_id, bundle_digest=bundle_digest, creator=str(creator),
-        policy_hash=policy_hash, voice_owner_bps=voice_owner_bps, deadline=deadline,
+        address, ape.chain.chain_id, voice_owner=str(voice_owner.address), bundle_digest=bundle_digest,
+        creator=str(creator), policy_hash=policy_hash, voice_owner_bps=voice_owner_bps, nonce=nonce,
+        deadline=deadline,
     )
     signature = voice_owner.sign_message(encode_typed_data(full_message=message))
     if signature is None:
@@ -388,12 +423,20 @@ class Deployment:
     stablecoin: Any | None = None
     deployer: Any = None
     roles: dict[str, str] = field(default_factory=dict)
+    offers: Any = None  # the OfferBook the licence manager created (publishOffer, deactivateOffer)
+
+    def __post_init__(self) -> None:
+        if self.offers is None:
+            import ape
+
+            self.offers = ape.project.OfferBook.at(self.licenses.offerBook())
 
     @property
     def addresses(self) -> dict[str, str]:
         out = {
             "registry": self.registry.address,
             "licenses": self.licenses.address,
+            "offers": self.offers.address,
             "router": self.router.address,
         }
         if self.stablecoin is not None:
@@ -405,11 +448,12 @@ def deploy(
     deployer,
     *,
     platform_fee_bps: int = 2_000,
-    retirement_notice: int = 30 * DAY,
+    retirement_notice: int = 45 * DAY,
     stablecoin: Any | str | None = None,
     min_stake: int = 10**17,
     slash_amount: int = 10**16,
     unbonding_delay: int = 8 * DAY,
+    dispute_bond: int = 0,
     admin=None,
     arbiter=None,
     treasurer=None,
@@ -441,6 +485,8 @@ def deploy(
         project.SynthesisRouter, deployer, registry, licenses, min_stake, slash_amount, unbonding_delay
     )
     licenses.setRouter(router, sender=deployer)
+    if dispute_bond:
+        router.setDisputeBond(dispute_bond, sender=deployer)
     registry.grantRole(registry.ARBITER_ROLE(), roles["arbiter"], sender=deployer)
     licenses.grantRole(licenses.FEE_MANAGER_ROLE(), roles["fee_manager"], sender=deployer)
     for contract in (licenses, router):
@@ -460,7 +506,8 @@ def deploy(
         for contract in (registry, licenses, router):
             contract.grantRole(contract.DEFAULT_ADMIN_ROLE(), roles["admin"], sender=deployer)
             contract.renounceRole(contract.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
-    return Deployment(registry, licenses, router, token, deployer, roles)
+    offers = project.OfferBook.at(licenses.offerBook())
+    return Deployment(registry, licenses, router, token, deployer, roles, offers)
 
 
 def _address(account) -> str:

@@ -166,7 +166,7 @@ def load(network: Any = None, *, project: Any = None, check_code: bool = True) -
 
 LOCAL_DEFAULTS: dict[str, Any] = {
     "platform_fee_bps": 2_000,
-    "retirement_notice": 30 * DAY,
+    "retirement_notice": 45 * DAY,
     "stablecoin": "mock",
     "min_stake": 10**17,
     "slash_amount": 10**16,
