@@ -109,13 +109,15 @@ class RequestedEvent:
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """What the registry says about a model (``modelInfo``): where its bundle is."""
+    """What the registry says about a model (``modelInfo``): who registered it and where its bundle is."""
 
     model_id: int
     bundle_digest: bytes  # the sha2-256 digest inside the bundle's CID
     bundle_codec: int
     languages: int
     frozen: bool
+    creator: str  # the model id is keccak256(abi.encode(creator, sha256(bundle)))
+    service_ends_at: int = 0  # 0 unless retired: deliveries stop then (Router_ServiceEnded)
 
     @property
     def bundle_cid(self):  # noqa: ANN201 - a voicemarket CID
@@ -124,9 +126,14 @@ class ModelRecord:
         return CID(1, self.bundle_codec, self.bundle_digest)
 
     @property
-    def sha256(self) -> bytes:
-        """The bundle's SHA-256: the model id is ``uint256(bundleDigest)``."""
-        return self.model_id.to_bytes(32, "big")
+    def registered(self):  # noqa: ANN201 - a voicemarket RegisteredModel
+        """What a fetched bundle must be: its SHA-256 with ``creator`` gives the model id, and it names ``creator``."""
+        from voicemarket.sealed_bundle import RegisteredModel
+
+        return RegisteredModel(self.model_id, self.creator)
+
+    def service_ended(self, now: int) -> bool:
+        return bool(self.service_ends_at) and now >= self.service_ends_at
 
 
 class RouterClient:
@@ -248,7 +255,16 @@ class RouterClient:
         record = dict(zip([o["name"] for o in self._model_info_fields()], info, strict=True)) if isinstance(
             info, (list, tuple)) else info
         return ModelRecord(model_id, bytes(record["bundleCid"]), int(record["bundleCodec"]), int(record["languages"]),
-                           bool(record["frozen"]))
+                           bool(record["frozen"]), to_checksum_address(record["creator"]),
+                           int(record["serviceEndsAt"]))
+
+    def service_ends_at(self, model_id: int) -> int:
+        """When a retired model's service ends (``modelTerms(id).serviceEndsAt``; 0 if not retired or unknown)."""
+        try:
+            terms = self.registry.functions.modelTerms(model_id).call()
+        except ContractLogicError:
+            return 0
+        return int(terms[2] if isinstance(terms, (list, tuple)) else terms["serviceEndsAt"])
 
     @cache  # noqa: B019 - one client per process, a handful of entries
     def _model_info_fields(self) -> list[dict[str, Any]]:

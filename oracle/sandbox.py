@@ -89,8 +89,9 @@ class Sandbox:
         self._labels = 0
 
     @classmethod
-    def deploy(cls, deployer, root: Path) -> Sandbox:  # noqa: ANN001
-        return cls(vm.deploy(deployer, min_stake=10**17), root)
+    def deploy(cls, deployer, root: Path, **parameters: Any) -> Sandbox:  # noqa: ANN001
+        """A new deployment (``parameters``: :func:`voicemarket.chain.deploy` keywords) and store under ``root``."""
+        return cls(vm.deploy(deployer, **{"min_stake": 10**17, **parameters}), root)
 
     # ------------------------------------------------------------ market
     def publish_voice(self, creator, operators, *, languages: tuple[str, ...] = ("en",),  # noqa: ANN001
@@ -123,14 +124,15 @@ class Sandbox:
 
     def register_voice(self, creator, published, operators, *, languages: tuple[str, ...],  # noqa: ANN001
                        files: TinyVoiceFiles, digest: bytes) -> PublishedVoice:
-        """Register a sealed voice under ``digest``, allow ``operators``, publish a buyout offer."""
+        """Register a sealed voice under ``digest`` (``creator``'s model id of it), allow ``operators``,
+        publish a buyout offer."""
         label = digest.hex()[:12]
         registration = vm.model_registration(
             bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
             languages=vm.language_bits(*languages), voice_owner=creator.address,
             policy_hash=hashlib.sha256(f"policy {label}".encode()).digest())
         self.d.registry.registerModel(registration, sender=creator)
-        model_id = int.from_bytes(digest, "big")
+        model_id = vm.model_id(creator.address, digest)
         for operator in operators:
             self.add_operator(operator)
             self.router.setOperatorAllowed(model_id, operator, True, sender=creator)
@@ -140,8 +142,8 @@ class Sandbox:
             "permissions": int(vm.Action.TEXT_TO_SPEECH), "prohibitions": 0, "attribution": False,
             "transferable": False, "purposes": 0, "policyHash": hashlib.sha256(f"offer {label}".encode()).digest(),
         }
-        receipt = self.d.licenses.publishOffer(terms, b"", sender=creator)
-        offer_id = receipt.events.filter(self.d.licenses.OfferPublished)[0].offerId
+        receipt = self.d.offers.publishOffer(terms, b"", sender=creator)
+        offer_id = receipt.events.filter(self.d.offers.OfferPublished)[0].offerId
         return PublishedVoice(model_id, str(published.keyring_cid), str(published.bundle_cid), offer_id, files)
 
     def add_operator(self, operator, fee: int = OPERATOR_FEE) -> None:  # noqa: ANN001

@@ -94,12 +94,25 @@ def _serve_claimed(ctx: Context, request_id: int, block: int) -> dict[str, Any] 
         ctx.ledger.finish(request_id, "expired")
         return None
     try:
+        check_service(ctx, request.modelId, now)
         return produce(ctx, event)
     except RequestFailure as failure:
         log.warning("request cannot be served", extra={"request_id": request_id, "reason": failure.reason.name,
                                                         "detail": failure.detail})
         return {"kind": "fail", "request": request.to_json(), "reason": int(failure.reason),
                 "reason_name": failure.reason.name, "detail": failure.detail[:500]}
+
+
+def check_service(ctx: Context, model_id: int, now: int) -> None:
+    """A retired model whose service has ended takes no delivery (``Router_ServiceEnded``) and never
+    will again: report ModelUnavailable at once (the buyer is refunded) instead of synthesising
+    audio the router would refuse. A frozen model is not failed here: the arbiter may lift the
+    freeze before the deadline (the submitter fails it if the router still refuses the delivery)."""
+    service_ends_at = ctx.router.service_ends_at(model_id)
+    if service_ends_at and now >= service_ends_at:
+        raise RequestFailure(FailReason.MODEL_UNAVAILABLE,
+                             f"model {model_id:#x} was retired and its service ended at {service_ends_at}: the "
+                             "router accepts no more deliveries for it")
 
 
 def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:

@@ -28,7 +28,7 @@ _SECRET_NAMES = ("private_key", "privatekey", "secret_key", "mnemonic", "passphr
 
 
 def parse_model_id(value: object) -> int:
-    """A model id (uint256: the bundle's SHA-256) from an int, a decimal string or 0x-hex."""
+    """A model id (uint256: ``modelIdOf(creator, bundle SHA-256)``) from an int, a decimal string or 0x-hex."""
     if isinstance(value, int) and not isinstance(value, bool):
         model_id = value
     elif isinstance(value, str):
@@ -238,17 +238,18 @@ class OracleSettings(BaseSettings):
         return self.models.get(model_id)
 
 
-def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> OracleSettings:
+def load_settings(config: str | os.PathLike[str] | None = None, *, kind: type[OracleSettings] = OracleSettings,
+                  **overrides: Any) -> OracleSettings:
     """Read and validate the settings; raise :class:`ConfigError` that names every problem.
 
     ``config`` (a TOML file; keys at the top level or under ``[oracle]``) is used instead of
-    ``$ORACLE_CONFIG`` when given.
+    ``$ORACLE_CONFIG`` when given. ``kind``: a subclass with more fields (the keeper's).
     """
     previous = os.environ.get(CONFIG_ENV)
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)
     try:
-        return OracleSettings(**overrides)
+        return kind(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
     finally:

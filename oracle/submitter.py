@@ -113,7 +113,8 @@ class Submitter:
                 half = len(items) // 2
                 return self._send_fulfils(items[:half]) + self._send_fulfils(items[half:])
             request, outcome = items[0]
-            # The router refuses delivery (model frozen, operator no longer allowed or staked): refund instead.
+            # The router refuses delivery (model frozen, a retired model's service ended, operator no
+            # longer staked): report a failure, which refunds the buyer, instead of retrying the delivery.
             log.error("the router refuses this fulfilment; reporting a failure instead",
                       extra={"request_id": request.id, "error": str(exc)})
             return self._send_fail(request, int(FailReason.MODEL_UNAVAILABLE))

@@ -95,7 +95,8 @@ class VoiceCache:
 
     def _unpacked(self, model_id: int, record, keyring_cid: str):  # noqa: ANN001, ANN202 - voicemarket types
         from voicemarket.bundle import Manifest, UnpackedBundle
-        from voicemarket.errors import BundleError, ContentNotFound, DecryptionError, IntegrityError, StoreError
+        from voicemarket.errors import (BundleError, ContentNotFound, CreatorMismatch, DecryptionError, IntegrityError,
+                                        StoreError)
         from voicemarket.sealed_bundle import load_keyring, open_bundle
 
         directory = self.directory(model_id)
@@ -119,7 +120,9 @@ class VoiceCache:
                 raise TransientError(f"cannot fetch the keyring of model {model_id:#x}: {exc}") from None
             try:
                 unpacked = open_bundle(self.store, record.bundle_cid, keyring, self._private_key,
-                                       expected_digest=record.sha256, dest=directory)
+                                       expected_digest=record.registered, dest=directory)
+            except CreatorMismatch as exc:  # intact, but another creator's bundle registered again: never served
+                raise RequestFailure(FailReason.MODEL_UNAVAILABLE, str(exc)) from None
             except ContentNotFound as exc:
                 raise RequestFailure(FailReason.BUNDLE_UNAVAILABLE, f"model {model_id:#x}: {exc}") from None
             except DecryptionError as exc:

@@ -311,6 +311,29 @@ def read_manifest(source: str | Path | BinaryIO) -> Manifest:
             handle.close()
 
 
+def read_records(source: str | Path) -> tuple[Manifest, dict[str, Any]]:
+    """The manifest and the consent record of a plain bundle (its first two members), without
+    reading the rest: who the bundle says made it and who consented, before anything is extracted."""
+    with open(source, "rb") as handle:
+        manifest = read_manifest(handle)
+        handle.seek(0)
+        try:
+            archive = tarfile.open(fileobj=handle, mode="r|")
+            members = iter(archive)
+            next(members)  # manifest.json, parsed above
+            member = next(members, None)
+            if member is None or member.name != "consent.json" or not member.isreg() or member.size > 1024 * 1024:
+                raise BundleError("not a voice bundle: the second member must be consent.json")
+            consent = json.loads(archive.extractfile(member).read())
+        except tarfile.TarError as exc:
+            raise BundleError(f"the bundle archive is damaged: {exc}") from None
+        except ValueError as exc:
+            raise BundleError(f"consent.json is not JSON: {exc}") from None
+    if not isinstance(consent, dict):
+        raise BundleError("consent.json must hold a JSON object")
+    return manifest, consent
+
+
 def _parse_manifest(data: bytes) -> Manifest:
     try:
         obj = json.loads(data)

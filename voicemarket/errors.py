@@ -6,6 +6,7 @@
     │                                  authentication tag disagrees (corrupt, truncated, tampered)
     ├── DecryptionError                this private key cannot open this bundle (not a recipient)
     ├── BundleError (ValueError)       inputs or a bundle's layout are not a valid voice bundle
+    │   └── CreatorMismatch            an intact bundle registered by another creator than it names
     ├── StoreError                     the store itself failed (Kubo unreachable, disk full, ...)
     └── LicenceError (ValueError)      an offer or ODRL document the contract cannot express
 """
@@ -31,6 +32,11 @@ class DecryptionError(PackageError):
 
 class BundleError(PackageError, ValueError):
     """The inputs do not make a valid voice bundle, or a file is not a voice bundle."""
+
+
+class CreatorMismatch(BundleError):
+    """The bundle names one creator and the registry another: someone re-registered a bundle they
+    did not make (a public bundle's digest is no secret). Never serve such a model."""
 
 
 class StoreError(PackageError):

@@ -388,6 +388,20 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
     return terms_list
 
 
+def check_periods_fit_notice(offers: Sequence[OfferTerms], notice: int) -> None:
+    """Refuse a subscription whose period plus its renewal lead does not fit in the retirement notice
+    (the offer book would revert ``Licensing_PeriodAboveNotice``: subscription time is never sold
+    further ahead than the notice that a retirement gives)."""
+    from voicemarket.console import format_duration
+
+    for index, terms in enumerate(offers, 1):
+        if terms.tier == Tier.SUBSCRIPTION and terms.period + vm.renewal_lead(terms.period) > notice:
+            raise MintError(
+                f"offer {index}: a subscription period of {format_duration(terms.period)} (plus its "
+                f"{format_duration(vm.renewal_lead(terms.period))} renewal lead) is longer than this deployment's "
+                f"retirement notice of {format_duration(notice)}: choose a shorter period")
+
+
 def read_offers(path: str | Path, deployment: Any = None) -> list[OfferTerms]:
     """:func:`parse_offers` of a YAML file."""
     return parse_offers(_load_yaml(Path(path), "the offers file"), deployment, source=str(path))
@@ -565,6 +579,7 @@ def mint_voice(
         if int(terms.asset, 16) and not licenses.isAssetAllowed(terms.asset):
             raise MintError(f"asset {terms.asset} is not allowed for payments on this deployment: use ETH or "
                             "the deployment's stablecoin")
+    check_periods_fit_notice(offers, int(registry.retirementNotice()))
     keys = operator_public_keys(router, operators)
     recipients = list(keys.values())
     if include_creator_key:
@@ -603,10 +618,11 @@ def mint_voice(
         raise MintError(f"could not pack and seal {model.name!r}: {exc}") from None
     progress("seal", total, total)
     digest = published.digest
-    model_id = int.from_bytes(digest, "big")
+    model_id = vm.model_id(creator.address, digest)
     if registry.modelTerms(model_id).exists:
-        raise MintError(f"this exact bundle is already registered as model {model_id:#066x}: see its offers with "
-                        f"`ape run offers {model_id:#x}`, or change the model (a new version is a new bundle)")
+        raise MintError(f"{creator.address} already registered this exact bundle as model {model_id:#066x}: see its "
+                        f"offers with `ape run offers {model_id:#x}`, or change the model (a new version is a new "
+                        "bundle)")
 
     steps = 1 + len(keys) + len(offers)
     done = 0
@@ -640,9 +656,9 @@ def mint_voice(
         document = build_policy(terms, subject)
         hash_ = policy_hash(document)
         policy_cid = store.put_bytes(policy_bytes(document))
-        receipt = sent(licenses.publishOffer(contract_offer_terms(terms, model_id, hash_), terms.territories,
-                                             sender=creator))
-        offer_id = int(receipt.events.filter(licenses.OfferPublished)[0].offerId)
+        receipt = sent(deployment.offers.publishOffer(contract_offer_terms(terms, model_id, hash_), terms.territories,
+                                                      sender=creator))
+        offer_id = int(receipt.events.filter(deployment.offers.OfferPublished)[0].offerId)
         published_offers.append(PublishedOffer(offer_id, terms, hash_, str(policy_cid)))
     return MintResult(
         model_id=model_id, digest=digest, bundle_cid=str(published.bundle_cid),

@@ -10,7 +10,9 @@ Creators (the ``mint`` command) call :func:`publish_bundle`; oracle operators ca
 
 The bundle's SHA-256 (of the plain archive, before encryption) is the on-chain digest: it
 is the same however often the model is encrypted, and :func:`open_bundle` checks it after
-decryption, before anything is extracted.
+decryption, before anything is extracted. The model id binds that digest to the creator who
+registered it (``keccak256(abi.encode(creator, digest))``): an operator opens a registered model
+with a :class:`RegisteredModel`, which checks the id and that the bundle itself names that creator.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicemarket.bundle import Manifest, PackedBundle, UnpackedBundle, VoiceModelFiles, _check_digest, pack_bundle, unpack_bundle
+from voicemarket.bundle import (Manifest, PackedBundle, UnpackedBundle, VoiceModelFiles, _check_digest, pack_bundle,
+                                read_records, unpack_bundle)
 from voicemarket.cid import UnixFSBuilder
-from voicemarket.errors import IntegrityError
+from voicemarket.errors import CreatorMismatch, IntegrityError
 from voicemarket.metadata import ipfs_uri, metadata_bytes, model_metadata
 from voicemarket.multiformats import CID
 from voicemarket.files import atomic_output
@@ -115,6 +118,40 @@ def publish_bundle(model: VoiceModelFiles, store: ContentStore, recipients: Iter
     return PublishedBundle(sealed, cid, keyring_cid, preview_cid, metadata_cid)
 
 
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model as the registry records it: its id and the creator who registered it.
+
+    A bundle opens as this model only if ``keccak256(abi.encode(creator, sha256(bundle)))`` is
+    the id (:class:`IntegrityError` otherwise), and only if the bundle's own records (its
+    manifest, and its consent record when that names one) name the same creator
+    (:class:`CreatorMismatch`): anyone can register a public bundle's digest under their own
+    address, and such a copy must not be served.
+    """
+
+    model_id: int
+    creator: str
+
+    def check_digest(self, digest: bytes, what: str) -> None:
+        from voicemarket.chain import model_id
+
+        if model_id(self.creator, digest) != self.model_id:
+            raise IntegrityError(
+                f"{what} has SHA-256 0x{digest.hex()}, which with creator {self.creator} gives model id "
+                f"{model_id(self.creator, digest):#066x}, not {self.model_id:#066x}: the bundle is corrupt or is not "
+                "the registered one")
+
+    def check_creator(self, manifest: Manifest, consent: dict) -> None:
+        named = {("manifest", str(manifest.creator))}
+        if isinstance(consent.get("creator"), str):
+            named.add(("consent record", consent["creator"]))
+        for where, creator in sorted(named):
+            if creator.lower() != self.creator.lower():
+                raise CreatorMismatch(
+                    f"model {self.model_id:#x} was registered by {self.creator}, but its bundle's {where} names the "
+                    f"creator {creator}: a copy of another creator's bundle, not served")
+
+
 def load_keyring(store: ContentStore, keyring: Keyring | CID | str) -> Keyring:
     if isinstance(keyring, Keyring):
         return keyring
@@ -122,16 +159,17 @@ def load_keyring(store: ContentStore, keyring: Keyring | CID | str) -> Keyring:
 
 
 def open_bundle(store: ContentStore, bundle_cid: CID | str, keyring: Keyring | CID | str, private_key: bytes | str,
-                expected_digest: bytes | str, dest: str | Path) -> UnpackedBundle:
+                expected_digest: bytes | str | RegisteredModel, dest: str | Path) -> UnpackedBundle:
     """Fetch, verify, decrypt and extract a bundle into the new directory ``dest``.
 
     In order: the keyring is read (by CID, verified) and the data key unwrapped with the
     operator's private key (:class:`DecryptionError` if this operator is not a recipient);
     the sealed file is fetched and its CID checked (:class:`ContentNotFound`,
     :class:`IntegrityError`); it is decrypted chunk by chunk (any tampering or truncation:
-    :class:`IntegrityError`); the plain bundle's SHA-256 must equal ``expected_digest``
-    (the on-chain digest); only then is it extracted, atomically, into ``dest``.
-    Temporary files live beside ``dest`` and are removed in every case.
+    :class:`IntegrityError`); the plain bundle's SHA-256 must equal ``expected_digest``, or,
+    given a :class:`RegisteredModel`, give its model id with its creator, whom the bundle's
+    records must name (:class:`CreatorMismatch`); only then is it extracted, atomically, into
+    ``dest``. Temporary files live beside ``dest`` and are removed in every case.
     """
     data_key = load_keyring(store, keyring).unwrap(private_key)
     dest = Path(dest)
@@ -148,5 +186,11 @@ def open_bundle(store: ContentStore, bundle_cid: CID | str, keyring: Keyring | C
         unseal_file(sealed, plain, data_key, on_plaintext=digest.update)
         if not isinstance(store, LocalStore):
             sealed.unlink()
-        _check_digest(digest.digest(), expected_digest, f"the decrypted bundle {bundle_cid}")
+        what = f"the decrypted bundle {bundle_cid}"
+        if isinstance(expected_digest, RegisteredModel):
+            expected_digest.check_digest(digest.digest(), what)
+            expected_digest.check_creator(*read_records(plain))
+            expected_digest = digest.digest()
+        else:
+            _check_digest(digest.digest(), expected_digest, what)
         return unpack_bundle(plain, dest, expected_digest=expected_digest, _digest_verified=True)

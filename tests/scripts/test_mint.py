@@ -14,6 +14,9 @@ from voicemarket.odrl import PolicySubject, parse_policy, policy_hash, terms_fro
 def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, accounts, operator, offers_file, chain):
     model_id = minted["model_id"]
     registry, licenses, router = market.registry, market.licenses, market.router
+    # The id binds the bundle to its creator: nobody else can register under it.
+    digest = bytes.fromhex(minted["record"]["bundleSha256"][2:])
+    assert model_id == vm.model_id(accounts[1].address, digest) == registry.modelIdOf(accounts[1].address, digest)
     info = registry.modelInfo(model_id)
     assert info.creator == accounts[1].address and info.voiceOwner == accounts[3].address and info.voiceOwnerBps == 1000
     assert info.languages == vm.language_bits("en", "zh")
@@ -24,6 +27,7 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
     registered = list(registry.ModelRegistered.range(0, chain.blocks.head.number + 1, search_topics={"modelId": model_id}))
     expected = consent_policy_hash(read_offers(offers_file, market), chain.chain_id)
     assert bytes(registered[0].policyHash) == expected == bytes.fromhex(minted["record"]["consentPolicyHash"][2:])
+    assert bytes(registered[0].bundleDigest) == digest
     # Each offer's policyHash is the hash of its ODRL document, which the store holds.
     from voicemarket.minting import open_store
 
@@ -41,15 +45,25 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
 
 
 def test_the_sealed_bundle_opens_for_the_operator_only(minted, market, operator, accounts, tmp_path):
+    import pytest
+
     from oracle.sandbox import account_key
-    from voicemarket.errors import DecryptionError
+    from voicemarket.errors import DecryptionError, IntegrityError
     from voicemarket.minting import open_store
-    from voicemarket.sealed_bundle import open_bundle
+    from voicemarket.sealed_bundle import RegisteredModel, open_bundle
 
     store, record = open_store(), minted["record"]
-    digest = minted["model_id"].to_bytes(32, "big")
-    unpacked = open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(operator), digest, tmp_path / "m")
+    registered = RegisteredModel(minted["model_id"], accounts[1].address)
+    unpacked = open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(operator), registered,
+                           tmp_path / "m")
     assert unpacked.manifest.name == "Ada" and unpacked.consent["policyHash"] == record["consentPolicyHash"]
+    assert unpacked.manifest.creator == unpacked.consent["creator"] == accounts[1].address
+    # The same id claimed for another creator does not match the bundle's digest.
+    with pytest.raises(IntegrityError, match=f"with creator {accounts[4].address} gives model id"):
+        open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(operator),
+                    RegisteredModel(minted["model_id"], accounts[4].address), tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+    digest = bytes.fromhex(record["bundleSha256"][2:])
     try:
         open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(accounts[7]), digest, tmp_path / "x")
     except DecryptionError:
@@ -62,7 +76,8 @@ def test_minting_the_same_bundle_again_says_it_is_registered(run, minted, model_
     out = fails(run("mint", str(model_folder), "--offers", str(offers_file), "--operator", operator.address,
                     "--voice-owner", "TEST::3", "--voice-owner-share", "10%", "--co-creator",
                     f"{accounts[4].address}:500", account=1))
-    assert "already registered as model" in out and "ape run offers" in out
+    assert f"{accounts[1].address} already registered this exact bundle as model {minted['model_id']:#066x}" in out
+    assert "ape run offers" in out
 
 
 def test_an_unregistered_operator_is_refused_before_sealing(run, market, model_folder, offers_file, accounts):
@@ -78,3 +93,16 @@ def test_a_bad_offers_file_names_the_offer_and_key(run, market, model_folder, op
     bad.write_text("offers:\n  - tier: rental\n    price: 1\n")
     assert "tier must be buyout, subscription or pay-per-use" in fails(
         run("mint", str(model_folder), "--offers", str(bad), "--operator", operator.address, account=1))
+
+
+def test_a_subscription_period_longer_than_the_retirement_notice_is_refused_before_sealing(
+        run, market, model_folder, operator, accounts, tmp_path):
+    """Subscription time is never sold further ahead than the notice (45 days here): a 45-day period plus
+    its one-day renewal lead cannot be offered (the offer book would revert Licensing_PeriodAboveNotice)."""
+    offers = tmp_path / "offers.yaml"
+    offers.write_text("offers:\n  - tier: subscription\n    price: 0.01 ether\n    period: 45 days\n")
+    before = market.registry.balanceOf(accounts[1])
+    out = fails(run("mint", str(model_folder), "--offers", str(offers), "--operator", operator.address, account=1))
+    assert "offer 1: a subscription period of 45 days (plus its 1 day renewal lead)" in out
+    assert "retirement notice of 45 days: choose a shorter period" in out
+    assert market.registry.balanceOf(accounts[1]) == before  # nothing registered
