@@ -1,4 +1,4 @@
-"""`ape run cancel LICENCE`: cancel a subscription (no keeper renews it; it works until it expires)."""
+"""`ape run cancel LICENCE`: cancel a subscription's auto-renewal (no keeper renews it; it works until it expires)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from voicemarket.console import console, deployment, format_time, parse_id, user
 @account_option()
 @click.argument("licence_id")
 def cli(account, licence_id: str) -> None:  # noqa: ANN001
-    """Cancel subscription LICENCE_ID: it keeps working until it expires, and nobody renews it but you."""
+    """Cancel subscription LICENCE_ID's auto-renewal: it keeps working until it expires, and nobody
+    renews it but its holder."""
     licence = parse_id(licence_id, "LICENCE_ID")
     with user_errors():
         state = licensing.cancel(deployment(), account, licence)
-    console().print(f"Licence {licence} cancelled: it works until {format_time(state.expires_at)}; "
-                    f"`ape run renew {licence}` resumes it.")
+    console().print(f"Licence {licence} cancelled: auto-renewal is off, so no keeper renews it; it works until "
+                    f"{format_time(state.expires_at)}, and its holder can still renew it (`ape run renew {licence}`).")

@@ -25,8 +25,8 @@ from voicemarket.minting import ETH_ASSET
               help="constructor parameters (default: deploy/<network>.yaml)")
 @click.option("--replace", is_flag=True, help="deploy a new set even if a working one is saved for this network")
 def cli(provider, account, parameters_path: Path | None, replace: bool) -> None:  # noqa: ANN001
-    """Deploy the registry, licence manager and router (and the test stablecoin on a local chain),
-    grant the roles, and save the addresses for the other commands."""
+    """Deploy the registry, licence manager (with its offer book) and router (and the test stablecoin
+    on a local chain), grant the roles, and save the addresses for the other commands."""
     import ape
 
     with user_errors():
@@ -57,6 +57,7 @@ def cli(provider, account, parameters_path: Path | None, replace: bool) -> None:
     settings.add_row("operator minimum stake", format_amount(params["min_stake"], ETH_ASSET))
     settings.add_row("slash per upheld dispute", format_amount(params["slash_amount"], ETH_ASSET))
     settings.add_row("unbonding delay", format_duration(params["unbonding_delay"]))
+    settings.add_row("dispute bond", format_amount(params.get("dispute_bond", 0), ETH_ASSET))
     for role, holder in deployment.roles.items():
         settings.add_row(f"{role.replace('_', ' ')} role", holder)
     out.print(contracts)

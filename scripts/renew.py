@@ -1,8 +1,10 @@
 """`ape run renew LICENCE`: renew a subscription by whole periods at its offer's price.
 
-The holder renews any time, by several periods (which also lifts a cancellation); anyone else
-(a keeper) renews one period once it is due. A token subscription is paid from the holder's
-allowance: `--approve` (as the holder) approves the cost first.
+The holder renews any time, by several periods (a lapsed subscription restarts now); anyone else
+(a keeper) renews one period, only if the holder turned auto-renewal on (`ape run buy
+--auto-renew`), in its last min(1 day, period), before it lapses. Time is never sold past the
+offer's end nor further ahead than the retirement notice. A token subscription is paid from the
+holder's allowance: `--approve` (as the holder) approves the cost first.
 """
 
 from __future__ import annotations

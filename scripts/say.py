@@ -147,6 +147,9 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
 @click.option("--operator", help="the operator to ask (default: the cheapest one the model allows)")
 @click.option("--max-fee", help="the most you pay the operator, e.g. '0.001 ether' or '2 mUSD' (default: its fee now)")
 @click.option("--ttl", default=speech.DEFAULT_TTL_S, show_default=True, help="seconds the operator has to deliver")
+@click.option("--min-dispute-window", type=click.IntRange(min=0), default=None,
+              help="the shortest dispute window (seconds) you accept; the request is refused if the model's owner "
+                   "shortened it below this (default: the model's window now)")
 @click.option("--store", "store_spec", help="where the audio (and a long text) is: local:PATH or kubo:URL "
                                             "(default: $VOICEMARKET_STORE or local:.voicemarket/store)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -156,7 +159,8 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
 @click.option("--cancel-expired", is_flag=True, help="if the deadline passes undelivered, cancel for a full refund")
 @account_option()
 def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temperature, repetition_penalty,  # noqa: ANN001, PLR0913
-        operator, max_fee, ttl, store_spec, output, timeout, request_id, cancel_expired, account) -> None:
+        operator, max_fee, ttl, min_dispute_window, store_spec, output, timeout, request_id, cancel_expired,
+        account) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
     from voicemarket.console import amount_in, asset_info, deployment as saved_deployment, format_amount, user_errors
     from voicemarket.minting import open_store
@@ -197,7 +201,7 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
                                         temperature=temperature, repetition_penalty=repetition_penalty, seed=seed)
             with user_errors():
                 submitted = speech.submit(router, account, licence, text, params, operator=chosen, max_fee=cap,
-                                          ttl_s=ttl, store=store)
+                                          ttl_s=ttl, store=store, min_dispute_window=min_dispute_window)
             how = f"by CID {submitted.input_cid}" if submitted.input_cid else "inline"
             click.echo(f"request {submitted.request_id} sent in block {submitted.block_number} "
                        f"(text {how}, {format_amount(submitted.escrow, asset)} in escrow, deadline in {_duration(ttl)})")

@@ -31,7 +31,7 @@ LOCAL_NETWORKS = ("local",)
 
 PARAMETER_KEYS = {
     "platform_fee_bps": "bps", "retirement_notice": "duration", "stablecoin": "stablecoin",
-    "min_stake": "amount", "slash_amount": "amount", "unbonding_delay": "duration",
+    "min_stake": "amount", "slash_amount": "amount", "unbonding_delay": "duration", "dispute_bond": "amount",
     "admin": "address", "arbiter": "address", "treasurer": "address", "pauser": "address",
     "fee_manager": "address",
 }
@@ -147,10 +147,16 @@ def load(network: Any = None, *, project: Any = None, check_code: bool = True) -
                     f"(a local chain starts empty each time): {deploy_hint}")
     project = project or ape.project
     token = contracts.get("stablecoin")
+    licenses = project.LicenseManager.at(addresses["licenses"])
+    offers = str(licenses.offerBook())  # the licence manager's own book is the one it accepts offers from
+    if contracts.get("offers") not in (None, offers):
+        raise DeploymentError(f"{path} names the offer book {contracts['offers']}, but the saved licence manager's "
+                              f"is {offers}: the file is stale; {deploy_hint}")
     return SavedDeployment(
         registry=project.VoiceModelRegistry.at(addresses["registry"]),
-        licenses=project.LicenseManager.at(addresses["licenses"]),
+        licenses=licenses,
         router=project.SynthesisRouter.at(addresses["router"]),
+        offers=project.OfferBook.at(offers),
         stablecoin=project.MockStablecoin.at(token) if token else None,
         deployer=record.get("deployer"),
         roles=dict(record.get("roles", {})),
@@ -171,6 +177,7 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     "min_stake": 10**17,
     "slash_amount": 10**16,
     "unbonding_delay": 8 * DAY,
+    "dispute_bond": 0,
 }
 """What ``deploy/local.yaml`` says; used when a local network has no parameters file."""
 

@@ -119,7 +119,7 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
     licenses, router = deployment.licenses, deployment.router
 
     offers = {int(log.offerId): int(terms_from_contract(log.terms)[0].tier)
-              for log in events(licenses.OfferPublished, deployment, modelId=model_id)}
+              for log in events(deployment.offers.OfferPublished, deployment, modelId=model_id)}
     for offer_id, tier in offers.items():
         for _ in events(licenses.LicensePurchased, deployment, offerId=offer_id):
             report.licences_by_tier[TIER_LABELS[Tier(tier)]] += 1

@@ -1,5 +1,12 @@
 """Buyers' side of the market: a model's offers, buying, renewing and cancelling licences.
 
+Offers are published through the offer book (``deployment.offers``), so their ``OfferPublished``
+logs come from it; the licences and their state are the licence manager's. A subscription renews
+by its holder (any whole number of periods, any time) or, once its holder turned auto-renewal on
+(:func:`set_auto_renew`, ``buy(..., auto_renew=True)``), by anyone (a keeper) one period at a
+time in its last ``min(1 day, period)``; subscription time is never sold past the offer's
+``validUntil`` nor further ahead than the registry's retirement notice.
+
 Each function checks what it can before sending (so a mistake costs no gas and gets a
 :class:`LicensingError` that says what to do), then sends the transaction; a revert the checks
 did not foresee reaches the caller as Ape's custom-error exception
@@ -134,12 +141,12 @@ def model_offers(deployment: Any, model_id: int) -> list[OfferView]:
         raise LicensingError(f"there is no model {model_id:#x} on this deployment: check the id (the mint command "
                              "printed it)")
     cache: dict[str, AssetInfo] = {}
-    return [_view(deployment, log, cache) for log in events(deployment.licenses.OfferPublished, deployment,
+    return [_view(deployment, log, cache) for log in events(deployment.offers.OfferPublished, deployment,
                                                               modelId=model_id)]
 
 
 def offer_view(deployment: Any, offer_id: int) -> OfferView:
-    logs = events(deployment.licenses.OfferPublished, deployment, offerId=offer_id)
+    logs = events(deployment.offers.OfferPublished, deployment, offerId=offer_id)
     if not logs:
         raise LicensingError(f"there is no offer {offer_id} on this deployment: `ape run offers <model id>` "
                              "lists a model's offers")
@@ -218,11 +225,60 @@ class Purchase:
     paid: int
     expires_at: int
     tx: str
+    auto_renew: bool = False
+
+
+def _now() -> int:
+    import ape
+
+    return int(ape.chain.pending_timestamp)
+
+
+def _check_sellable(deployment: Any, model_id: int, what: str) -> None:
+    """Refuse before sending when the model sells nothing (frozen or retired)."""
+    terms = deployment.registry.modelTerms(model_id)
+    if terms.frozen:
+        raise LicensingError(f"model {model_id:#x} is frozen by the arbiter: {what} is not possible while it is")
+    if int(terms.serviceEndsAt):
+        from voicemarket.console import format_time
+
+        raise LicensingError(f"model {model_id:#x} was retired by its owner (its licences work until "
+                             f"{format_time(int(terms.serviceEndsAt))}): {what} is not possible")
+
+
+def subscription_horizon(deployment: Any, offer: OfferView, now: int) -> tuple[int, str]:
+    """The latest end a subscription may be paid until now, and what sets it: the offer's
+    ``validUntil`` or ``now`` + the registry's retirement notice (time is never sold past either)."""
+    from voicemarket.console import format_duration
+
+    notice = int(deployment.registry.retirementNotice())
+    latest, why = now + notice, f"the retirement notice ({format_duration(notice)}) ahead"
+    if offer.terms.valid_until and offer.terms.valid_until < latest:
+        latest, why = offer.terms.valid_until, f"the end of offer {offer.offer_id} (its valid_until)"
+    return latest, why
+
+
+def _check_paid_until(deployment: Any, offer: OfferView, start: int, periods: int, now: int, what: str) -> None:
+    """Refuse ``periods`` from ``start`` when they would end past :func:`subscription_horizon`."""
+    from voicemarket.console import format_time
+
+    latest, why = subscription_horizon(deployment, offer, now)
+    end = start + periods * offer.terms.period
+    if end <= latest:
+        return
+    fits = max(0, (latest - start) // offer.terms.period)
+    advice = f"at most {fits} period(s) fit now" if fits else "no whole period fits now"
+    raise LicensingError(f"{what} would run until {format_time(end)}, past {format_time(latest)} ({why}): subscription "
+                         f"time is not sold beyond it; {advice}")
 
 
 def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity: int = 1,
-        approve: bool = False) -> Purchase:
-    """Buy ``quantity`` (periods or packs; 1 otherwise) of offer ``offer_id`` for at most ``max_price``."""
+        approve: bool = False, auto_renew: bool = False) -> Purchase:
+    """Buy ``quantity`` (periods or packs; 1 otherwise) of offer ``offer_id`` for at most ``max_price``.
+
+    ``auto_renew`` (subscriptions only): then let keepers renew it, one period at a time when it is
+    due, from the buyer's funds (``setAutoRenew``; a bought licence does not auto-renew otherwise).
+    """
     offer = offer_view(deployment, offer_id)
     if offer.status != "on sale":
         hint = "`ape run offers " + f"{offer.model_id:#x}` shows the offers still on sale"
@@ -232,6 +288,13 @@ def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity:
     if quantity != 1 and not (offer.terms.tier == Tier.SUBSCRIPTION or offer.terms.pack_size):
         raise LicensingError(f"a {offer.tier} licence is bought once (quantity 1); quantities are for subscription "
                              "periods and pay-per-use packs")
+    if auto_renew and offer.terms.tier != Tier.SUBSCRIPTION:
+        raise LicensingError(f"offer {offer_id} sells a {offer.tier} licence: only subscriptions renew (drop "
+                             "--auto-renew)")
+    _check_sellable(deployment, offer.model_id, "buying")
+    if offer.terms.tier == Tier.SUBSCRIPTION:
+        now = _now()
+        _check_paid_until(deployment, offer, now, quantity, now, f"{quantity} period(s) of offer {offer_id}")
     cost = offer.cost(quantity)
     if cost > max_price:
         raise LicensingError(f"offer {offer_id} costs {format_amount(cost, offer.asset)} for quantity {quantity}, more "
@@ -242,8 +305,10 @@ def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity:
                                       sender=buyer)
     log = receipt.events.filter(deployment.licenses.LicensePurchased)[0]
     license_id = int(log.licenseId)
+    if auto_renew:
+        deployment.licenses.setAutoRenew(license_id, True, sender=buyer)
     expires = int(deployment.licenses.license(license_id).expiresAt)
-    return Purchase(license_id, offer, quantity, int(log.paid), expires, str(receipt.txn_hash))
+    return Purchase(license_id, offer, quantity, int(log.paid), expires, str(receipt.txn_hash), auto_renew)
 
 
 @dataclass(frozen=True)
@@ -252,7 +317,7 @@ class LicenceState:
     holder: str
     offer: OfferView
     expires_at: int
-    cancelled: bool
+    auto_renew: bool  # subscriptions: the holder lets keepers renew it from their funds
     licensed: bool
     uses_left: int
 
@@ -265,7 +330,7 @@ def licence_state(deployment: Any, license_id: int) -> LicenceState:
     holder = str(licenses.ownerOf(license_id))
     offer = offer_view(deployment, int(state.offerId))
     licensed, uses_left = licenses.isLicensed(license_id, holder, offer.model_id, int(vm.Action.TEXT_TO_SPEECH))
-    return LicenceState(license_id, holder, offer, int(state.expiresAt), bool(state.cancelled), bool(licensed),
+    return LicenceState(license_id, holder, offer, int(state.expiresAt), bool(state.autoRenew), bool(licensed),
                         int(uses_left))
 
 
@@ -279,8 +344,13 @@ def _subscription(deployment: Any, license_id: int) -> LicenceState:
 
 def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max_price: int | None = None,
           approve: bool = False) -> LicenceState:
-    """Renew subscription ``license_id`` by ``periods`` periods at its offer's price."""
-    import ape
+    """Renew subscription ``license_id`` by ``periods`` periods at its offer's price.
+
+    The holder renews any time (a lapsed subscription restarts now) and pays; anyone else (a
+    keeper) renews one period, only when the holder turned auto-renewal on, not after it lapsed,
+    and only in its last ``min(1 day, period)``.
+    """
+    from voicemarket.console import format_time
 
     state = _subscription(deployment, license_id)
     offer = state.offer
@@ -289,19 +359,24 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
     if offer.status in ("retired", "expired"):
         raise LicensingError(f"licence {license_id}'s offer {offer.offer_id} is {offer.status}: it renews nothing; "
                              f"`ape run offers {offer.model_id:#x}` shows what is on sale")
+    _check_sellable(deployment, offer.model_id, f"renewing licence {license_id}")
+    now = _now()
     holder = payer.address == state.holder
     if not holder:
-        if state.cancelled:
-            raise LicensingError(f"licence {license_id} was cancelled by its holder {state.holder}: only they can "
-                                 "renew it now")
+        if not state.auto_renew:
+            raise LicensingError(f"licence {license_id}'s holder {state.holder} has not turned auto-renewal on: only "
+                                 "the holder can renew it (as its --account)")
         if periods != 1:
             raise LicensingError("a keeper (not the holder) renews exactly one period")
-        due = state.expires_at - int(deployment.licenses.RENEWAL_LEAD())
-        if int(ape.chain.pending_timestamp) < due:
-            from voicemarket.console import format_time
-
+        if now >= state.expires_at:
+            raise LicensingError(f"licence {license_id} lapsed at {format_time(state.expires_at)}: keepers never "
+                                 f"revive a lapsed subscription; only its holder {state.holder} can renew it now")
+        due = state.expires_at - vm.renewal_lead(offer.terms.period)
+        if now < due:
             raise LicensingError(f"licence {license_id} is not due for renewal until {format_time(due)}; only its "
                                  f"holder {state.holder} may renew earlier")
+    start = max(state.expires_at, now)
+    _check_paid_until(deployment, offer, start, periods, now, f"renewing licence {license_id} by {periods} period(s)")
     cost = offer.terms.price * periods
     if max_price is not None and cost > max_price:
         raise LicensingError(f"renewing {periods} period(s) costs {format_amount(cost, offer.asset)}, more than your "
@@ -314,13 +389,39 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
     return licence_state(deployment, license_id)
 
 
-def cancel(deployment: Any, holder: Any, license_id: int) -> LicenceState:
-    """Cancel subscription ``license_id``: no keeper renews it; it works until it expires."""
+def _may_act_for(deployment: Any, account: str, license_id: int, holder: str) -> bool:
+    """The holder, or an account the holder approved on this licence (or on all of theirs)."""
+    licenses = deployment.licenses
+    return account == holder or str(licenses.getApproved(license_id)) == account or bool(
+        licenses.isApprovedForAll(holder, account))
+
+
+def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool = True) -> LicenceState:
+    """The holder lets keepers renew subscription ``license_id`` from their funds (``on``), or stops them.
+
+    Keepers then renew one period at a time in its last ``min(1 day, period)``, at the offer's
+    price (an ERC-20 subscription from the holder's allowance). A transfer turns it off.
+    """
     state = _subscription(deployment, license_id)
     if holder.address != state.holder:
+        raise LicensingError(f"licence {license_id} is held by {state.holder}, not {holder.address}: only the holder "
+                             "turns auto-renewal on or off (use their --account)")
+    if state.auto_renew == on:
+        raise LicensingError(f"licence {license_id} already {'auto-renews' if on else 'does not auto-renew'}")
+    deployment.licenses.setAutoRenew(license_id, on, sender=holder)
+    return licence_state(deployment, license_id)
+
+
+def cancel(deployment: Any, holder: Any, license_id: int) -> LicenceState:
+    """Cancel subscription ``license_id``: auto-renewal off, so no keeper renews it; it works until it expires.
+
+    The holder or an account approved on the licence may cancel."""
+    state = _subscription(deployment, license_id)
+    if not _may_act_for(deployment, holder.address, license_id, state.holder):
         raise LicensingError(f"licence {license_id} is held by {state.holder}, not {holder.address}: "
-                             "only the holder cancels (use their --account)")
-    if state.cancelled:
-        raise LicensingError(f"licence {license_id} is already cancelled; it runs until it expires")
+                             "only the holder (or an account it approved) cancels (use their --account)")
+    if not state.auto_renew:
+        raise LicensingError(f"licence {license_id} does not auto-renew (it was never turned on, or was already "
+                             "cancelled): no keeper renews it; it runs until it expires")
     deployment.licenses.cancelSubscription(license_id, sender=holder)
     return licence_state(deployment, license_id)

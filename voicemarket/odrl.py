@@ -154,7 +154,7 @@ CONTRACT_FIELDS = ("modelId", "tier", "asset", "price", "period", "maxUses", "pa
 
 
 def contract_offer_terms(terms: OfferTerms, model_id: int, policy_hash_: bytes) -> tuple:
-    """The ``ILicenseManager.OfferTerms`` tuple for ``publishOffer(terms, territories)``."""
+    """The ``ILicenseManager.OfferTerms`` tuple for the offer book's ``publishOffer(terms, territories)``."""
     fields = {**terms.as_contract_fields(), "modelId": model_id, "policyHash": policy_hash_}
     return tuple(fields[name] for name in CONTRACT_FIELDS)
 
@@ -163,7 +163,7 @@ def terms_from_contract(onchain: Any, territories: bytes = b"") -> tuple[OfferTe
     """(terms, modelId, policyHash) from an ``OfferTerms`` struct read from the chain.
 
     ``onchain``: the struct as Ape/web3 return it (attribute or key access, or a tuple in
-    declaration order); ``territories``: the bytes from the ``OfferPublished`` event.
+    declaration order); ``territories``: the bytes from the offer book's ``OfferPublished`` event.
     Regenerate the document with ``build_policy(terms, PolicySubject(chain_id, registry,
     owner, model_id))`` and compare its :func:`policy_hash` with the returned one.
     """

@@ -7,7 +7,9 @@ the licence manager of a deployment):
   refuses, with what to do, a licence the account cannot use now;
 - :func:`choose_operator` finds an operator that may serve the model (or checks the one named);
 - :func:`submit` builds the request (inline text, or the text's CID when it is too long to
-  carry on-chain), escrows ``usePrice + fee`` and returns the committed request;
+  carry on-chain, and by default the model's current dispute window as the shortest the buyer
+  accepts, so that its owner cannot cut the window under the request), escrows
+  ``usePrice + fee`` and returns the committed request;
 - :func:`wait_for_outcome` follows the request until it is fulfilled, failed, or past its
   deadline (calling back with progress);
 - :func:`fetch_audio` reads the audio by its CID from a store and writes it only if its SHA-256
@@ -57,6 +59,7 @@ class LicenceUse:
     use_price: int  # paid per request (pay-per-use without packs), else 0
     uses_left: int | None  # None: unlimited
     languages: int  # the model's language bits
+    dispute_window: int = 0  # the model's dispute window now (seconds)
 
     def speaks(self, language: vm.Language) -> bool:
         return bool(self.languages >> int(language) & 1)
@@ -146,10 +149,11 @@ def licence_use(licenses, licence_id: int, account: str) -> LicenceUse:  # noqa:
         raise SpeechError(_why_not_licensed(licenses, registry, licence_id, offer_id, model_id, terms))
     tier = vm.Tier(int(terms.tier))
     use_price = int(terms.price) if tier == vm.Tier.PAY_PER_USE and int(terms.packSize) == 0 else 0
+    model = registry.modelTerms(model_id)
     return LicenceUse(
         licence_id=licence_id, model_id=model_id, offer_id=offer_id, tier=tier, asset=str(terms.asset),
         use_price=use_price, uses_left=None if int(uses_left) == 2**256 - 1 else int(uses_left),
-        languages=int(registry.modelTerms(model_id).languages),
+        languages=int(model.languages), dispute_window=int(model.disputeWindow),
     )
 
 
@@ -178,7 +182,7 @@ def choose_operator(router, model_id: int, asset: str, operator: str | None = No
     if operator is not None:
         if not router.canServe(model_id, operator):
             raise SpeechError(f"operator {operator} cannot serve model {model_id:#x} now (not registered, below the "
-                              "minimum stake, unbonding, or not allowed by the model's owner)")
+                              "minimum stake, unbonding, or not (or no longer) allowed by the model's owner)")
         return str(operator), int(router.operatorFee(operator, asset))
     candidates = {str(log.operator) for log in _logs(router.ModelOperatorSet, from_block, modelId=model_id)}
     serving = [op for op in sorted(candidates) if router.canServe(model_id, op)]
@@ -208,15 +212,27 @@ def request_input(text: str, store=None) -> tuple[bytes, CID | None]:  # noqa: A
 
 
 def submit(router, account, licence: LicenceUse, text: str, params: vm.SynthesisParams, *,  # noqa: ANN001
-           operator: str, max_fee: int, ttl_s: int = DEFAULT_TTL_S, store=None) -> SubmittedRequest:  # noqa: ANN001
+           operator: str, max_fee: int, ttl_s: int = DEFAULT_TTL_S, store=None,  # noqa: ANN001
+           min_dispute_window: int | None = None) -> SubmittedRequest:
     """Send ``requestSynthesis`` from ``account`` (escrowing ``use price + fee``); the committed request.
 
-    ``max_fee`` caps the operator's fee (the router reverts above it). An ERC-20 licence's escrow
-    is approved to the router first if the allowance is short.
+    ``max_fee`` caps the operator's fee (the router reverts above it). ``min_dispute_window``
+    (seconds; None: the model's window now, ``licence.dispute_window``) is the shortest dispute
+    window the buyer accepts: it replaces ``params.min_dispute_window``, and the router refuses the
+    request (``Router_DisputeWindowTooShort``) if the model's owner shortened the window below it in
+    the meantime. An ERC-20 licence's escrow is approved to the router first if the allowance is short.
     """
+    import dataclasses
+
     import ape
 
     licence.check_language(vm.Language(params.language))
+    floor = licence.dispute_window if min_dispute_window is None else min_dispute_window
+    if floor > licence.dispute_window:
+        raise SpeechError(f"model {licence.model_id:#x} has a dispute window of {licence.dispute_window} s, shorter "
+                          f"than the {floor} s you ask for: the router would refuse the request; ask for at most "
+                          f"{licence.dispute_window} s if you accept")
+    params = dataclasses.replace(params, min_dispute_window=floor)
     try:
         packed = params.pack()
     except ValueError as exc:

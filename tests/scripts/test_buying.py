@@ -27,11 +27,26 @@ def test_offers_of_an_unknown_model(run, market):
 
 
 def test_buy_a_subscription_within_the_cap(run, minted, market, accounts):
-    out = ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.02 ether", "--quantity", "2",
-                 account=BUYER))
+    out = ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.02 ether", account=BUYER))
     licence = _licence(out)
-    assert market.licenses.ownerOf(licence) == accounts[BUYER].address and "paid 0.02 ETH" in out
-    assert "expires" in out
+    assert market.licenses.ownerOf(licence) == accounts[BUYER].address and "paid 0.01 ETH" in out
+    assert "expires" in out and "auto-renew off: only you renew it" in out
+    assert not market.licenses.license(licence).autoRenew
+
+
+def test_subscription_time_is_not_sold_beyond_the_retirement_notice(run, minted, market, accounts, chain):
+    """Two 30-day periods end past now + the 45-day notice: refused before anything is sent."""
+    before = chain.provider.get_balance(accounts[BUYER].address)
+    out = fails(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.02 ether", "--quantity", "2",
+                    account=BUYER))
+    assert "2 period(s) of offer" in out and "the retirement notice (45 days) ahead" in out
+    assert "at most 1 period(s) fit now" in out
+    assert chain.provider.get_balance(accounts[BUYER].address) == before
+
+
+def test_auto_renew_is_for_subscriptions_only(run, minted, accounts):
+    out = fails(run("buy", str(minted["offers"]["buyout"]), "--max-price", "0.1 ether", "--auto-renew", account=BUYER))
+    assert "only subscriptions renew" in out
 
 
 def test_buy_refuses_a_price_above_the_cap(run, minted, accounts, chain):
@@ -58,28 +73,40 @@ def test_a_retired_offer_is_refused_by_name(run, market, minted, accounts):
 
     terms = parse_offers({"offers": [{"tier": "buyout", "price": "0.2 ether"}]}, market)[0]
     subject = PolicySubject(ape.chain.chain_id, market.registry.address, accounts[1].address, minted["model_id"])
-    receipt = market.licenses.publishOffer(contract_offer_terms(terms, minted["model_id"], policy_hash(build_policy(terms, subject))),
-                                           b"", sender=accounts[1])
-    offer = receipt.events.filter(market.licenses.OfferPublished)[0].offerId
-    market.licenses.deactivateOffer(offer, sender=accounts[1])
+    receipt = market.offers.publishOffer(
+        contract_offer_terms(terms, minted["model_id"], policy_hash(build_policy(terms, subject))), b"",
+        sender=accounts[1])
+    offer = receipt.events.filter(market.offers.OfferPublished)[0].offerId
+    market.offers.deactivateOffer(offer, sender=accounts[1])
     out = fails(run("buy", str(offer), "--max-price", "1 ether", account=BUYER))
     assert f"offer {offer} is retired" in out and "ape run offers" in out
     assert "retired" in ok(run("offers", hex(minted["model_id"]), "--all"))
 
 
-def test_renew_and_cancel_a_subscription(run, minted, market, accounts):
-    licence = _licence(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether", account=BUYER)))
-    expires = market.licenses.license(licence).expiresAt
-    out = ok(run("renew", str(licence), "--periods", "2", account=BUYER))
-    assert market.licenses.license(licence).expiresAt == expires + 2 * 30 * 86400 and "renewed by 2 period(s)" in out
-    # A keeper may not renew before it is due.
-    assert "only its holder" in fails(run("renew", str(licence), account=KEEPER))
+def test_renew_and_cancel_a_subscription(run, minted, market, accounts, chain):
+    """Keepers renew one due period of a subscription whose holder turned auto-renewal on, never a lapsed
+    one; the holder renews when time fits the notice (a lapsed one restarts); cancelling stops keepers."""
+    licence = _licence(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
+                              "--auto-renew", account=BUYER)))
+    state = market.licenses.license(licence)
+    expires, period = state.expiresAt, 30 * 86400
+    assert state.autoRenew
+    # 30 days bought, 45 days of notice: no second period may be sold yet, by anyone.
+    out = fails(run("renew", str(licence), account=BUYER))
+    assert "the retirement notice (45 days) ahead" in out and "no whole period fits now" in out
+    assert "not due for renewal until" in fails(run("renew", str(licence), account=KEEPER))
+    chain.mine(timestamp=expires - 3600)  # due: in its last day
+    assert "renews exactly one period" in fails(run("renew", str(licence), "--periods", "2", account=KEEPER))
+    out = ok(run("renew", str(licence), account=KEEPER))  # an ETH subscription: the keeper pays
+    assert market.licenses.license(licence).expiresAt == expires + period and "renewed by 1 period(s)" in out
+    chain.mine(timestamp=expires + period + 10)  # lapsed
+    assert "keepers never revive a lapsed subscription" in fails(run("renew", str(licence), account=KEEPER))
+    ok(run("renew", str(licence), account=BUYER))  # the holder restarts it now
+    assert market.licenses.license(licence).expiresAt >= expires + 2 * period + 10
     out = ok(run("cancel", str(licence), account=BUYER))
-    assert market.licenses.license(licence).cancelled and "cancelled" in out
-    assert "already cancelled" in fails(run("cancel", str(licence), account=BUYER))
-    assert "was cancelled by its holder" in fails(run("renew", str(licence), account=KEEPER))
-    ok(run("renew", str(licence), account=BUYER))  # the holder's renewal lifts the cancellation
-    assert not market.licenses.license(licence).cancelled
+    assert not market.licenses.license(licence).autoRenew and "auto-renewal is off" in out
+    assert "does not auto-renew" in fails(run("cancel", str(licence), account=BUYER))
+    assert "has not turned auto-renewal on" in fails(run("renew", str(licence), account=KEEPER))
 
 
 def test_renew_and_cancel_refuse_what_is_not_a_subscription(run, minted, accounts):
