@@ -220,6 +220,8 @@ REVERT_ADVICE: dict[str, str] = {
     "Router_NotExpired": "request {requestId} is not past its deadline ({deadline}) yet",
     "Router_RequestExpired": "request {requestId} passed its deadline ({deadline})",
     "Router_WrongStatus": "request {requestId} is {status}, which does not allow this",
+    "Router_NotModelOwner": "only the owner of model {modelId} chooses its operators ({caller} is not): use the "
+                            "owner's --account",
     "Router_NotRequester": "only the buyer who made request {requestId} may do this ({caller} did not)",
     "Router_FeeAboveMax": "the operator charges {fee}, above your maximum {maxFee}: raise --max-fee or pick another "
                           "--operator",

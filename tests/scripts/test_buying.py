@@ -114,3 +114,18 @@ def test_renew_and_cancel_refuse_what_is_not_a_subscription(run, minted, account
     assert "not a subscription" in fails(run("renew", str(licence), account=BUYER))
     assert "not a subscription" in fails(run("cancel", str(licence), account=BUYER))
     assert "there is no licence 999" in fails(run("cancel", "999", account=BUYER))
+
+
+def test_a_keeper_renewal_the_holder_did_not_agree_to_reverts_and_is_explained(run, minted, market, accounts):
+    """Past the command's own checks, the contract refuses with its custom error, and the advice says what to do."""
+    import pytest
+
+    from voicemarket.console import explain_revert
+
+    licence = _licence(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
+                              account=BUYER)))
+    with pytest.raises(market.licenses.Licensing_AutoRenewOff) as refused:
+        market.licenses.renewSubscription(licence, 30 * 86400, value=10**16, sender=accounts[KEEPER])
+    assert refused.value.inputs == {"licenseId": licence}
+    assert explain_revert(refused.value).startswith(
+        f"licence {licence}'s holder has not turned auto-renewal on: only the holder renews it")

@@ -15,6 +15,10 @@ def test_deploy_saves_the_wired_contracts(deploy_output, market, vm_home, chain)
     assert market.licenses.isAssetAllowed(market.stablecoin)
     assert market.licenses.platformFeeBps() == 2000 and market.router.minStake() == 10**17
     assert "platform fee 20%" in deploy_output and "unbonding delay 8 days" in deploy_output
+    # Offers are published through the licence manager's own offer book, saved beside it.
+    assert record["contracts"]["offers"] == market.offers.address == market.licenses.offerBook() in deploy_output
+    assert market.offers.licenseManager() == market.licenses.address
+    assert "dispute bond 0 ETH" in deploy_output and market.router.disputeBond() == 0
 
 
 def test_a_second_deploy_needs_replace(run, market):
@@ -51,6 +55,22 @@ def test_a_deployment_from_a_restarted_chain_is_refused(market, tmp_path, monkey
     record["contracts"]["registry"] = "0x" + "12" * 20
     path.write_text(json.dumps(record))
     with pytest.raises(deployments.DeploymentError, match="no contract at the saved registry address"):
+        deployments.load()
+
+
+def test_a_saved_offer_book_that_is_not_the_licence_managers_is_refused(market, tmp_path, monkeypatch):
+    import pytest
+
+    from voicemarket import deployments
+
+    monkeypatch.setenv("VOICEMARKET_HOME", str(tmp_path))
+    deployments.save("ethereum:local", market, start_block=0)
+    assert deployments.load().offers.address == market.offers.address
+    path = deployments.path_for("ethereum:local")
+    record = json.loads(path.read_text())
+    record["contracts"]["offers"] = market.router.address
+    path.write_text(json.dumps(record))
+    with pytest.raises(deployments.DeploymentError, match="names the offer book .* but the saved licence manager's"):
         deployments.load()
 
 

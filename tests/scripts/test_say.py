@@ -154,3 +154,42 @@ def test_bad_input_is_refused_before_anything_is_sent(market, chain, accounts):
     with pytest.raises(speech.SpeechError, match="fit on-chain"):
         speech.request_input("x" * 600)
     assert box.router.nextRequestId() == next_id
+
+
+def test_a_request_carries_the_models_dispute_window_as_the_buyers_floor(market, chain, accounts):
+    """By default a request names the model's dispute window as the shortest the buyer accepts: an owner who
+    cuts the window after the buyer read it gets the request refused, not a shorter window under it."""
+    from voicemarket import speech
+    from voicemarket.console import explain_revert
+
+    box, creator, buyer, idle = market["box"], accounts[1], accounts[BUYER], accounts[IDLE_OPERATOR]
+    model_id, registry = market["voice"].model_id, box.d.registry
+    params = vm.SynthesisParams(vm.Language.EN)
+    registry.setDisputeWindow(model_id, 3600, sender=creator)
+    try:
+        licence = speech.licence_use(box.d.licenses, market["licence"], buyer.address)
+        assert licence.dispute_window == 3600
+        registry.setDisputeWindow(model_id, 60, sender=creator)  # the owner cuts it in the meantime
+        next_id = box.router.nextRequestId()
+        with pytest.raises(box.router.Router_DisputeWindowTooShort) as refused:
+            speech.submit(box.router, buyer, licence, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE)
+        assert refused.value.inputs == {"window": 60, "minWindow": 3600}
+        assert explain_revert(refused.value).startswith(
+            "the model's dispute window (60 s) is now shorter than the 3600 s you asked for")
+        assert box.router.nextRequestId() == next_id
+
+        licence = speech.licence_use(box.d.licenses, market["licence"], buyer.address)
+        with pytest.raises(speech.SpeechError, match="dispute window of 60 s, shorter than the 120 s you ask for"):
+            speech.submit(box.router, buyer, licence, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE,
+                          min_dispute_window=120)
+        submitted = speech.submit(box.router, buyer, licence, "Hello.", params, operator=idle.address,
+                                  max_fee=OPERATOR_FEE, ttl_s=5)
+        assert vm.SynthesisParams.unpack(submitted.fields["params"]).min_dispute_window == 60
+        assert submitted.fields["disputeWindow"] == 60
+
+        result = say(market, chain, "Hello.", "--licence", str(market["licence"]), "--operator", idle.address,
+                     "--min-dispute-window", "7200")
+        assert result.returncode == 1, output_of(result)
+        assert "dispute window of 60 s, shorter than the 7200 s you ask for" in result.stderr, output_of(result)
+    finally:
+        registry.setDisputeWindow(model_id, 0, sender=creator)
