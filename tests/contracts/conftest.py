@@ -50,3 +50,8 @@ def router(deployment):
 @pytest.fixture(scope="session")
 def usd(deployment):
     return deployment.stablecoin
+
+
+@pytest.fixture(scope="session")
+def offers(deployment):
+    return deployment.offers

@@ -6,13 +6,18 @@ import hashlib
 import http.client
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
+import ape
+from ape.exceptions import CustomError
 from coincurve import PrivateKey
 from eth_abi import decode, encode
+from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
 from voicemarket import chain as vm
@@ -32,6 +37,51 @@ def public_key(account) -> bytes:
 
 def digest_of(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
+
+
+@contextmanager
+def reverts(error, **inputs) -> Iterator[Any]:
+    """``ape.reverts(error, **inputs)``, strict: the revert must decode to exactly that custom error
+    and carry every input named. (``ape.reverts`` passes when Ape could not decode the revert data,
+    and skips input names the error does not have.)"""
+    with ape.reverts(error, **inputs) as info:
+        yield info
+    exc = info.value
+    assert isinstance(exc, CustomError), f"expected {error.__name__}, got an undecoded revert: {exc!r}"
+    assert type(exc).__name__ == error.__name__, f"expected {error.__name__}, got {type(exc).__name__}"
+    unknown = set(inputs) - set(exc.inputs)
+    assert not unknown, f"{error.__name__} has no inputs {sorted(unknown)} (it has {sorted(exc.inputs)})"
+
+
+def view_reverts(error, view, *args, **inputs) -> None:
+    """The view call ``view(*args)`` reverts with custom error ``error`` carrying ``inputs``. (Ape
+    reports a view's revert data only as text, so the call is made through web3 here.)"""
+    from web3.exceptions import ContractCustomError
+
+    call = {"to": view.contract.address, "data": "0x" + bytes(view.encode_input(*args)).hex()}
+    try:
+        ape.chain.provider.web3.eth.call(call)
+    except ContractCustomError as failure:
+        raw = bytes.fromhex(str(failure.data)[2:])
+    else:
+        raise AssertionError(f"{view} did not revert")
+    abi = error.abi
+    assert raw[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, got revert data 0x{raw.hex()}"
+    values = decode([x.canonical_type for x in abi.inputs], raw[4:])
+    actual = {x.name: v for x, v in zip(abi.inputs, values, strict=True)}
+    for name, expected in inputs.items():
+        assert name in actual, f"{error.__name__} has no input {name}"
+        got = actual[name]
+        if isinstance(got, str) and got.startswith("0x") and len(got) == 42:
+            got = to_checksum_address(got)
+        assert got == expected, f"{error.__name__}.{name}: expected {expected}, got {got}"
+
+
+def error_data(error, *args) -> bytes:
+    """The revert data of custom error ``error`` (an Ape error class) with ``args``: what a contract
+    that catches a failed call records."""
+    abi = error.abi
+    return keccak(text=abi.selector)[:4] + encode([x.canonical_type for x in abi.inputs], list(args))
 
 
 def offer_terms(model_id: int, tier: vm.Tier = vm.Tier.BUYOUT, *, asset: str = vm.ETH, price: int = 10**16,
@@ -79,10 +129,8 @@ class Market:
         voice_address = str(getattr(voice_owner, "address", voice_owner))
         signature = b""
         if voice_address != creator.address and sign:
-            signature = vm.sign_consent(
-                signer or voice_owner, self.d.registry, bundle_digest=digest, creator=creator.address,
-                policy_hash=policy, voice_owner_bps=voice_owner_bps, deadline=deadline,
-            )
+            signature = self.consent(voice_address, signer or voice_owner, digest=digest, creator=creator,
+                                     policy_hash=policy, voice_owner_bps=voice_owner_bps, deadline=deadline)
         return vm.model_registration(
             bundle_digest=digest, bundle_cid=CID(1, RAW, digest_of("sealed " + label)),
             metadata_cid=CID(0, DAG_PB, digest_of("metadata " + label)),
@@ -92,17 +140,31 @@ class Market:
             consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window, parent_id=parent_id,
         )
 
+    def consent(self, voice_owner: str, signer, *, digest: bytes, creator, policy_hash: bytes,
+                voice_owner_bps: int, deadline: int, nonce: int | None = None) -> bytes:
+        """The consent of ``voice_owner`` (an address: an EOA, or an ERC-1271 wallet whose owner key
+        is ``signer``), signed by ``signer`` under the voice owner's current nonce unless given."""
+        if nonce is None:
+            nonce = self.d.registry.consentNonce(voice_owner)
+        message = vm.consent_typed_data(
+            self.d.registry.address, self.chain.chain_id, voice_owner=voice_owner, bundle_digest=digest,
+            creator=str(getattr(creator, "address", creator)), policy_hash=policy_hash,
+            voice_owner_bps=voice_owner_bps, nonce=nonce, deadline=deadline)
+        return signer.sign_message(encode_typed_data(full_message=message)).encode_rsv()
+
     def register(self, *, creator=None, **kwargs) -> int:
+        """Registers a model; returns its id (``modelIdOf(creator, bundleDigest)``)."""
         creator = creator or self.a.creator
         r = self.registration(creator=creator, **kwargs)
         self.d.registry.registerModel(r, sender=creator)
-        return int.from_bytes(r["bundleDigest"], "big")
+        return vm.model_id(creator.address, r["bundleDigest"])
 
     def publish(self, model_id: int, tier: vm.Tier = vm.Tier.BUYOUT, *, owner=None, territories: bytes = b"",
                 **terms) -> int:
-        receipt = self.d.licenses.publishOffer(offer_terms(model_id, tier, **terms), territories,
-                                               sender=owner or self.a.creator)
-        return receipt.events.filter(self.d.licenses.OfferPublished)[0].offerId
+        """Publishes an offer through the OfferBook; returns its id."""
+        receipt = self.d.offers.publishOffer(offer_terms(model_id, tier, **terms), territories,
+                                             sender=owner or self.d.registry.ownerOf(model_id))
+        return receipt.events.filter(self.d.offers.OfferPublished)[0].offerId
 
     def buy(self, offer_id: int, buyer=None, quantity: int = 1, *, max_price: int | None = None) -> int:
         buyer = buyer or self.a.buyer
@@ -146,12 +208,14 @@ class Market:
     def request_params(self, model_id: int, license_id: int, *, operator=None, text: str = TEXT,
                        deadline_in: int = 3600, max_fee: int = OPERATOR_FEE,
                        language: vm.Language = vm.Language.EN, params: int | None = None,
-                       input_: bytes | None = None) -> dict[str, Any]:
+                       min_dispute_window: int = 0, input_: bytes | None = None) -> dict[str, Any]:
+        if params is None:
+            params = vm.SynthesisParams(language, min_dispute_window=min_dispute_window).pack()
         return {
             "modelId": model_id, "licenseId": license_id,
             "operator": str(getattr(operator or self.a.operator, "address", operator)),
             "maxFee": max_fee, "deadline": self.now + deadline_in,
-            "params": vm.SynthesisParams(language).pack() if params is None else params,
+            "params": params,
             "inputHash": vm.input_hash(text), "input": vm.inline_input(text) if input_ is None else input_,
         }
 

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import ape
 import pytest
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
+from market_helpers import digest_of, reverts, view_reverts
 
 from voicemarket import chain as vm
 from voicemarket.multiformats import CID, DAG_PB, RAW
-
-from market_helpers import digest_of
 
 
 def test_register_with_eoa_consent_mints_to_creator_and_records_everything(market, registry, actors):
     r = market.registration(co_creators=[(actors.co.address, 1_000)], dispute_window=3600, royalty_bps=700)
     receipt = registry.registerModel(r, sender=actors.creator)
-    model_id = int.from_bytes(r["bundleDigest"], "big")
+    model_id = vm.model_id(actors.creator.address, r["bundleDigest"])
+    assert model_id == registry.modelIdOf(actors.creator, r["bundleDigest"])
 
     assert registry.ownerOf(model_id) == actors.creator
     event = receipt.events.filter(registry.ModelRegistered)[0]
     assert (event.modelId, event.creator, event.voiceOwner) == (model_id, actors.creator, actors.voice)
+    assert (event.bundleDigest, event.parentId) == (r["bundleDigest"], 0)
     assert event.policyHash == r["policyHash"] and event.voiceOwnerBps == 2_000
+    assert event.languages == vm.language_bits("zh", "en")
     assert registry.consentOf(model_id) == (actors.voice, 2_000)
     info = registry.modelInfo(model_id)
     assert info.creator == actors.creator and info.royaltyBps == 700 and info.disputeWindow == 3600
@@ -59,51 +60,90 @@ def test_consent_by_erc1271_contract_wallet(market, registry, actors, project):
 def test_erc1271_wallet_refusing_the_signature_reverts(market, registry, actors, project):
     wallet = actors.deployer.deploy(project.ConsentWallet, actors.other)  # owned by someone else
     r = market.registration(voice_owner=wallet.address, signer=actors.voice)
-    with ape.reverts(registry.Registry_InvalidConsent, voiceOwner=wallet.address):
+    with reverts(registry.Registry_InvalidConsent, voiceOwner=wallet.address):
         registry.registerModel(r, sender=actors.creator)
 
 
 def test_consent_signed_by_someone_else_reverts(market, registry, actors):
     r = market.registration(signer=actors.other)
-    with ape.reverts(registry.Registry_InvalidConsent, voiceOwner=actors.voice.address):
+    with reverts(registry.Registry_InvalidConsent, voiceOwner=actors.voice.address):
         registry.registerModel(r, sender=actors.creator)
 
 
 def test_consent_for_another_creator_cannot_be_replayed(market, registry, actors):
     r = market.registration(creator=actors.creator)
-    with ape.reverts(registry.Registry_InvalidConsent, voiceOwner=actors.voice.address):
+    with reverts(registry.Registry_InvalidConsent, voiceOwner=actors.voice.address):
         registry.registerModel(r, sender=actors.other)
 
 
 def test_missing_signature_reverts(market, registry, actors):
     r = market.registration(sign=False)
-    with ape.reverts(registry.Registry_InvalidConsent, voiceOwner=actors.voice.address):
+    with reverts(registry.Registry_InvalidConsent, voiceOwner=actors.voice.address):
         registry.registerModel(r, sender=actors.creator)
 
 
 def test_expired_consent_reverts(market, registry, actors, chain):
     deadline = chain.pending_timestamp - 1
     r = market.registration(deadline=deadline)
-    with ape.reverts(registry.Registry_ConsentExpired, deadline=deadline):
+    with reverts(registry.Registry_ConsentExpired, deadline=deadline):
         registry.registerModel(r, sender=actors.creator)
 
 
 def test_consent_digest_is_the_eip712_hash_wallets_sign(registry, chain):
-    args = dict(bundle_digest=digest_of("a"), creator="0x" + "11" * 20, policy_hash=digest_of("p"),
-                voice_owner_bps=123, deadline=456)
+    args = dict(voice_owner="0x" + "22" * 20, bundle_digest=digest_of("a"), creator="0x" + "11" * 20,
+                policy_hash=digest_of("p"), voice_owner_bps=123, nonce=7, deadline=456)
     message = vm.consent_typed_data(registry.address, chain.chain_id, **args)
     signable = encode_typed_data(full_message=message)
     expected = keccak(b"\x19" + signable.version + signable.header + signable.body)
     assert registry.consentDigest(*args.values()) == expected
     assert registry.CONSENT_TYPEHASH() == keccak(
-        text="VoiceConsent(bytes32 bundleDigest,address creator,bytes32 policyHash,uint16 voiceOwnerBps,uint256 deadline)")
+        text="VoiceConsent(address voiceOwner,bytes32 bundleDigest,address creator,bytes32 policyHash,"
+             "uint16 voiceOwnerBps,uint256 nonce,uint256 deadline)")
 
 
-def test_the_same_bundle_cannot_be_registered_twice(market, registry, actors):
-    market.register(label="twice")
+def test_sign_consent_signs_under_the_current_nonce(market, registry, actors, chain):
+    """voicemarket.chain.sign_consent reads the voice owner's nonce: its signature registers."""
+    digest, policy, deadline = digest_of("sign_consent bundle"), digest_of("consent policy sign_consent bundle"), \
+        market.now + 600
+    registry.revokeConsents(sender=actors.voice)
+    signature = vm.sign_consent(actors.voice, registry, bundle_digest=digest, creator=actors.creator.address,
+                                policy_hash=policy, voice_owner_bps=100, deadline=deadline)
+    assert signature == market.consent(actors.voice.address, actors.voice, digest=digest, creator=actors.creator,
+                                       policy_hash=policy, voice_owner_bps=100, deadline=deadline, nonce=1)
+    r = {**market.registration(label="sign_consent bundle", voice_owner_bps=100), "consentSignature": signature,
+         "consentDeadline": deadline}
+    registry.registerModel(r, sender=actors.creator)
+    assert registry.consentOf(vm.model_id(actors.creator.address, digest)) == (actors.voice, 100)
+
+
+def test_revoking_consents_voids_every_unused_signature(market, registry, actors):
+    """revokeConsents raises the nonce: a signature given before no longer registers; one under the
+    new nonce does, and registrations do not use nonces up."""
+    stale = market.registration()
+    receipt = registry.revokeConsents(sender=actors.voice)
+    event = receipt.events.filter(registry.ConsentsRevoked)[0]
+    assert (event.voiceOwner, event.nonce) == (actors.voice, 1) and registry.consentNonce(actors.voice) == 1
+    with reverts(registry.Registry_InvalidConsent, voiceOwner=actors.voice.address):
+        registry.registerModel(stale, sender=actors.creator)
+    market.register()
+    market.register()
+    assert registry.consentNonce(actors.voice) == 1 and registry.consentNonce(actors.creator) == 0
+
+
+def test_the_same_bundle_cannot_be_registered_twice_by_its_creator(market, registry, actors):
+    model_id = market.register(label="twice")
     r = market.registration(label="twice")
-    with ape.reverts(registry.Registry_ModelExists, modelId=int.from_bytes(r["bundleDigest"], "big")):
+    with reverts(registry.Registry_ModelExists, modelId=model_id):
         registry.registerModel(r, sender=actors.creator)
+
+
+def test_model_ids_bind_the_bundle_to_its_creator(market, registry, actors):
+    """Two creators registering the same bundle get two ids (each their own)."""
+    mine = market.register(label="shared bundle")
+    theirs = market.register(creator=actors.other, voice_owner=actors.other, label="shared bundle")
+    digest = digest_of("shared bundle")
+    assert mine == registry.modelIdOf(actors.creator, digest) != theirs == registry.modelIdOf(actors.other, digest)
+    assert (registry.ownerOf(mine), registry.ownerOf(theirs)) == (actors.creator, actors.other)
 
 
 @pytest.mark.parametrize(
@@ -122,26 +162,26 @@ def test_the_same_bundle_cannot_be_registered_twice(market, registry, actors):
 )
 def test_malformed_registration_reverts(market, registry, actors, change, error, args):
     r = {**market.registration(), **change}
-    with ape.reverts(getattr(registry, error), **args):
+    with reverts(getattr(registry, error), **args):
         registry.registerModel(r, sender=actors.creator)
 
 
 def test_split_checks(market, registry, actors):
     co = actors.co.address
-    with ape.reverts(registry.Registry_SplitTooLarge, totalBps=10_001):
+    with reverts(registry.Registry_SplitTooLarge, totalBps=10_001):
         registry.registerModel(market.registration(voice_owner_bps=9_000, co_creators=[(co, 1_001)]),
                                sender=actors.creator)
-    with ape.reverts(registry.Registry_BadCoCreator, index=1, account=vm.ETH, bps=5):
+    with reverts(registry.Registry_BadCoCreator, index=1, account=vm.ETH, bps=5):
         registry.registerModel(market.registration(co_creators=[(co, 5), (vm.ETH, 5)]), sender=actors.creator)
-    with ape.reverts(registry.Registry_BadCoCreator, index=0, account=co, bps=0):
+    with reverts(registry.Registry_BadCoCreator, index=0, account=co, bps=0):
         registry.registerModel(market.registration(co_creators=[(co, 0)]), sender=actors.creator)
-    with ape.reverts(registry.Registry_TooManyCoCreators, count=9, max=8):
+    with reverts(registry.Registry_TooManyCoCreators, count=9, max=8):
         registry.registerModel(market.registration(co_creators=[(co, 1)] * 9), sender=actors.creator)
     r = {**market.registration(voice_owner=actors.creator, sign=False), "voiceOwnerBps": 10}
-    with ape.reverts(registry.Registry_SelfShare, voiceOwnerBps=10):
+    with reverts(registry.Registry_SelfShare, voiceOwnerBps=10):
         registry.registerModel(r, sender=actors.creator)
     r = {**market.registration(sign=False), "voiceOwner": vm.ETH}
-    with ape.reverts(registry.Registry_ZeroVoiceOwner):
+    with reverts(registry.Registry_ZeroVoiceOwner):
         registry.registerModel(r, sender=actors.creator)
 
 
@@ -155,16 +195,38 @@ def test_versions_link_to_their_parent_and_only_its_owner_may_add_one(market, re
     child = market.register(parent_id=parent)
     assert registry.parentOf(child) == parent and registry.parentOf(parent) == 0
     assert registry.modelInfo(child).parentId == parent
-    r = market.registration(creator=actors.other, voice_owner=actors.other, parent_id=parent)
-    with ape.reverts(registry.Registry_NotModelOwner, modelId=parent, caller=actors.other.address):
+    assert registry.consentOf(child) == (actors.voice, 2_000)
+    r = market.registration(creator=actors.other, parent_id=parent)
+    with reverts(registry.Registry_NotModelOwner, modelId=parent, caller=actors.other.address):
         registry.registerModel(r, sender=actors.other)
     r = market.registration(parent_id=12345)
-    with ape.reverts(registry.Registry_UnknownModel, modelId=12345):
+    with reverts(registry.Registry_UnknownModel, modelId=12345):
         registry.registerModel(r, sender=actors.creator)
-    # A new owner of the parent may publish the next version.
+    # A new owner of the parent may publish the next version, with the same voice owner's consent.
     registry.transferFrom(actors.creator, actors.other, parent, sender=actors.creator)
-    grandchild = market.register(creator=actors.other, voice_owner=actors.other, parent_id=parent)
+    grandchild = market.register(creator=actors.other, parent_id=parent)
     assert registry.parentOf(grandchild) == parent
+    assert registry.revenueSplit(grandchild)[0] == actors.other
+
+
+def test_a_version_keeps_its_parents_voice_owner(market, registry, actors):
+    """The child must name the parent's voice owner (the parent's creator when it had none), and the
+    parent must not be frozen."""
+    parent = market.register()
+    r = market.registration(voice_owner=actors.creator, parent_id=parent)
+    with reverts(registry.Registry_VoiceOwnerChanged, parentId=parent, parentVoiceOwner=actors.voice.address,
+                 voiceOwner=actors.creator.address):
+        registry.registerModel(r, sender=actors.creator)
+    own = market.register(voice_owner=actors.creator)
+    r = market.registration(parent_id=own)
+    with reverts(registry.Registry_VoiceOwnerChanged, parentId=own, parentVoiceOwner=actors.creator.address,
+                 voiceOwner=actors.voice.address):
+        registry.registerModel(r, sender=actors.creator)
+    assert registry.parentOf(market.register(voice_owner=actors.creator, parent_id=own)) == own
+    registry.freeze(parent, b"\x02" * 32, sender=actors.arbiter)
+    r = market.registration(parent_id=parent)
+    with reverts(registry.Registry_ParentFrozen, parentId=parent):
+        registry.registerModel(r, sender=actors.creator)
 
 
 def test_metadata_update_emits_erc4906_and_keeps_the_bundle(market, registry, actors):
@@ -175,13 +237,13 @@ def test_metadata_update_emits_erc4906_and_keeps_the_bundle(market, registry, ac
     assert receipt.events.filter(registry.MetadataUpdate)[0]._tokenId == model_id
     assert registry.tokenURI(model_id) == f"ipfs://{new}"
     assert registry.bundleCid(model_id) == bundle
-    with ape.reverts(registry.Registry_NotModelOwner, modelId=model_id, caller=actors.other.address):
+    with reverts(registry.Registry_NotModelOwner, modelId=model_id, caller=actors.other.address):
         registry.setMetadata(model_id, new.digest, RAW, sender=actors.other)
-    with ape.reverts(registry.Registry_UnsupportedCodec, codec=0x71):
+    with reverts(registry.Registry_UnsupportedCodec, codec=0x71):
         registry.setMetadata(model_id, new.digest, 0x71, sender=actors.creator)
-    with ape.reverts(registry.Registry_EmptyCid):
+    with reverts(registry.Registry_EmptyCid):
         registry.setMetadata(model_id, bytes(32), RAW, sender=actors.creator)
-    with ape.reverts(registry.Registry_UnknownModel, modelId=7):
+    with reverts(registry.Registry_UnknownModel, modelId=7):
         registry.setMetadata(7, new.digest, RAW, sender=actors.creator)
 
 
@@ -189,51 +251,77 @@ def test_dispute_window_is_the_owners_to_set(market, registry, actors):
     model_id = market.register()
     registry.setDisputeWindow(model_id, 600, sender=actors.creator)
     assert registry.modelTerms(model_id).disputeWindow == 600
-    with ape.reverts(registry.Registry_DisputeWindowTooLong, window=7 * 86_400 + 1):
+    with reverts(registry.Registry_DisputeWindowTooLong, window=7 * 86_400 + 1):
         registry.setDisputeWindow(model_id, 7 * 86_400 + 1, sender=actors.creator)
-    with ape.reverts(registry.Registry_NotModelOwner, modelId=model_id, caller=actors.other.address):
+    with reverts(registry.Registry_NotModelOwner, modelId=model_id, caller=actors.other.address):
         registry.setDisputeWindow(model_id, 1, sender=actors.other)
 
 
 def test_retirement_sets_the_end_of_service_once(market, registry, actors, chain):
     model_id = market.register()
-    with ape.reverts(registry.Registry_NotModelOwner, modelId=model_id, caller=actors.other.address):
+    with reverts(registry.Registry_NotModelOwner, modelId=model_id, caller=actors.other.address):
         registry.retire(model_id, sender=actors.other)
     receipt = registry.retire(model_id, sender=actors.creator)
     ends = receipt.events.filter(registry.ModelRetired)[0].serviceEndsAt
     assert ends == receipt.timestamp + registry.retirementNotice()
     assert registry.modelTerms(model_id).serviceEndsAt == ends
-    with ape.reverts(registry.Registry_AlreadyRetired, modelId=model_id, serviceEndsAt=ends):
+    with reverts(registry.Registry_AlreadyRetired, modelId=model_id, serviceEndsAt=ends):
         registry.retire(model_id, sender=actors.creator)
 
 
 def test_freeze_is_the_arbiters(market, registry, actors):
     model_id = market.register()
     role = registry.ARBITER_ROLE()
-    with ape.reverts(registry.AccessControlUnauthorizedAccount, account=actors.creator.address, neededRole=role):
+    with reverts(registry.AccessControlUnauthorizedAccount, account=actors.creator.address, neededRole=role):
         registry.freeze(model_id, b"\x01" * 32, sender=actors.creator)
     receipt = registry.freeze(model_id, b"\x01" * 32, sender=actors.arbiter)
     assert receipt.events.filter(registry.ModelFrozen)[0].arbiter == actors.arbiter
     assert registry.modelTerms(model_id).frozen
-    with ape.reverts(registry.Registry_AlreadyFrozen, modelId=model_id):
+    with reverts(registry.Registry_AlreadyFrozen, modelId=model_id):
         registry.freeze(model_id, b"\x01" * 32, sender=actors.arbiter)
-    with ape.reverts(registry.AccessControlUnauthorizedAccount, account=actors.creator.address, neededRole=role):
+    with reverts(registry.AccessControlUnauthorizedAccount, account=actors.creator.address, neededRole=role):
         registry.unfreeze(model_id, sender=actors.creator)
     registry.unfreeze(model_id, sender=actors.arbiter)
     assert not registry.modelTerms(model_id).frozen
-    with ape.reverts(registry.Registry_NotFrozen, modelId=model_id):
+    with reverts(registry.Registry_NotFrozen, modelId=model_id):
         registry.unfreeze(model_id, sender=actors.arbiter)
-    with ape.reverts(registry.Registry_UnknownModel, modelId=5):
+    with reverts(registry.Registry_UnknownModel, modelId=5):
         registry.freeze(5, b"\x01" * 32, sender=actors.arbiter)
 
 
-def test_retirement_notice_is_the_admins(registry, actors):
-    registry.setRetirementNotice(86_400, sender=actors.deployer)
-    assert registry.retirementNotice() == 86_400
-    with ape.reverts(registry.Registry_NoticeTooLong, notice=365 * 86_400 + 1):
-        registry.setRetirementNotice(365 * 86_400 + 1, sender=actors.deployer)
-    with ape.reverts(registry.AccessControlUnauthorizedAccount, account=actors.other.address):
-        registry.setRetirementNotice(1, sender=actors.other)
+def test_retirement_notice_is_the_admins_within_bounds(registry, actors):
+    day = 86_400
+    assert registry.retirementNotice() == 45 * day  # vm.deploy's default
+    assert (registry.MIN_RETIREMENT_NOTICE(), registry.MAX_RETIREMENT_NOTICE()) == (day, 400 * day)
+    receipt = registry.setRetirementNotice(60 * day, sender=actors.deployer)
+    assert receipt.events.filter(registry.RetirementNoticeSet)[0].retirementNotice == 60 * day
+    assert registry.retirementNotice() == 60 * day  # a longer notice applies at once
+    with reverts(registry.Registry_NoticeTooLong, notice=400 * day + 1, max=400 * day):
+        registry.setRetirementNotice(400 * day + 1, sender=actors.deployer)
+    with reverts(registry.Registry_NoticeTooShort, notice=day - 1, min=day):
+        registry.setRetirementNotice(day - 1, sender=actors.deployer)
+    with reverts(registry.AccessControlUnauthorizedAccount, account=actors.other.address):
+        registry.setRetirementNotice(day, sender=actors.other)
+
+
+def test_a_shortened_notice_runs_down_with_time(registry, actors, chain):
+    """Shortening the notice from 45 to 1 day: it shrinks by the time passed, never faster, so
+    now + notice never decreases."""
+    day = 86_400
+    start = registry.setRetirementNotice(day, sender=actors.deployer).timestamp
+    assert registry.retirementNotice() == 45 * day - (chain.blocks.head.timestamp - start)
+    chain.pending_timestamp = start + 10 * day
+    chain.mine()
+    assert registry.retirementNotice() == 35 * day
+    # A second shortening starts from the notice in force, not from the first value.
+    second = registry.setRetirementNotice(2 * day, sender=actors.deployer).timestamp
+    assert registry.retirementNotice() == 45 * day - (second - start)
+    chain.pending_timestamp = start + 44 * day
+    chain.mine()
+    assert registry.retirementNotice() == 2 * day  # the floor now in force
+    chain.pending_timestamp = start + 50 * day
+    chain.mine()
+    assert registry.retirementNotice() == 2 * day
 
 
 def test_royalty_info_pays_the_creator(market, registry, actors):
@@ -253,6 +341,5 @@ def test_interfaces(registry):
 def test_views_of_unknown_models_revert(registry):
     for view in (registry.modelInfo, registry.consentOf, registry.parentOf, registry.bundleCid,
                  registry.metadataCid, registry.revenueSplit):
-        with ape.reverts(registry.Registry_UnknownModel, modelId=9):
-            view(9)
+        view_reverts(registry.Registry_UnknownModel, view, 9, modelId=9)
     assert not registry.modelTerms(9).exists
