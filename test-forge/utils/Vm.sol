@@ -36,8 +36,16 @@ abstract contract ForgeTest {
         if (left != right) revert AssertionFailed(what, left, right);
     }
 
+    function assertEq(address left, address right, string memory what) internal pure {
+        if (left != right) revert AssertionFailed(what, uint160(left), uint160(right));
+    }
+
     function assertLe(uint256 left, uint256 right, string memory what) internal pure {
         if (left > right) revert AssertionFailed(what, left, right);
+    }
+
+    function assertGe(uint256 left, uint256 right, string memory what) internal pure {
+        if (left < right) revert AssertionFailed(what, left, right);
     }
 
     function assertTrue(bool condition, string memory what) internal pure {
@@ -47,5 +55,15 @@ abstract contract ForgeTest {
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
         if (max <= min) return min;
         return min + (x % (max - min + 1));
+    }
+}
+
+/// @notice forge's console.log (its address and the (string, uint256) overload), for debugging.
+library console {
+    address internal constant CONSOLE = 0x000000000000000000636F6e736F6c652e6c6f67;
+
+    function log(string memory what, uint256 value) internal view {
+        (bool ok,) = CONSOLE.staticcall(abi.encodeWithSignature("log(string,uint256)", what, value));
+        ok;
     }
 }
