@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from oracle_helpers import wait_for
@@ -14,6 +15,13 @@ from voicemarket import chain as vm
 from voicemarket.multiformats import CID, RAW
 
 pytestmark = pytest.mark.integration
+SQUATTER = 8  # registers another creator's public bundle as its own
+
+
+def _worker_log(oracle) -> list[dict]:
+    """The JSON log lines of the oracle's workers."""
+    return [json.loads(line) for worker in oracle.workers for line in worker.log_path.read_text().splitlines()
+            if line.startswith("{")]
 
 
 def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
@@ -30,8 +38,15 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     wrong_digest = sandbox.publish_voice(creator, [operator], files=sandbox.tiny,
                                          registered_digest=hashlib.sha256(b"not this bundle").digest())
     not_for_us = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, recipients=[public_key(creator)])
+    # Another account registers the creator's public bundle (and keyring) under its own address: a
+    # valid id for that account, an intact bundle, but the bundle names its real creator.
+    sealed = sandbox.seal_voice(creator, [public_key(operator), public_key(creator)], files=sandbox.tiny)
+    sandbox.register_voice(creator, sealed, [operator], languages=("en",), files=sandbox.tiny, digest=sealed.digest)
+    copied = sandbox.register_voice(accounts[SQUATTER], sealed, [operator], languages=("en",), files=sandbox.tiny,
+                                    digest=sealed.digest)
+    assert copied.model_id == vm.model_id(accounts[SQUATTER].address, sealed.digest)
     japanese = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, languages=("en", "ja"))
-    served = [voice, missing, corrupt, wrong_digest, not_for_us, japanese]
+    served = [voice, missing, corrupt, wrong_digest, not_for_us, japanese, copied]
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
     oracle = start_oracle(workers=1, voices=served, max_text_chars=40)
@@ -39,16 +54,19 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     expected: dict[int, FailReason | None] = {}
     credit_before = sandbox.credit(buyer)
 
-    def ask(target, text: str, reason: FailReason | None, **kwargs) -> None:
+    def ask(target, text: str, reason: FailReason | None, **kwargs) -> int:
         licence = sandbox.buy_licence(buyer, target)
-        expected[sandbox.request(buyer, target, licence, operator, text, **kwargs)] = reason
+        request_id = sandbox.request(buyer, target, licence, operator, text, **kwargs)
+        expected[request_id] = reason
+        return request_id
 
     absent_text = CID(1, RAW, hashlib.sha256(b"never stored").digest())
     ask(unserved, "Hello.", FailReason.MODEL_UNAVAILABLE)
     ask(missing, "Hello.", FailReason.BUNDLE_UNAVAILABLE)
     ask(corrupt, "Hello.", FailReason.BUNDLE_CORRUPT)
-    ask(wrong_digest, "Hello.", FailReason.BUNDLE_CORRUPT)
+    wrong_id = ask(wrong_digest, "Hello.", FailReason.BUNDLE_CORRUPT)
     ask(not_for_us, "Hello.", FailReason.BUNDLE_UNDECRYPTABLE)
+    copied_id = ask(copied, "Hello.", FailReason.MODEL_UNAVAILABLE)
     ask(japanese, "こんにちは。", FailReason.UNSUPPORTED_LANGUAGE, language="ja")
     ask(voice, "This sentence is much longer than the forty characters allowed.", FailReason.TEXT_TOO_LONG)
     ask(voice, "never stored", FailReason.INPUT_UNAVAILABLE, input_=vm.cid_input(absent_text))
@@ -69,6 +87,11 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
             assert name == "SynthesisFulfilled"
         else:
             assert (name, FailReason(args["reason"])) == ("SynthesisFailed", reason), f"request {request_id}"
+    details = {event["request_id"]: event["detail"] for event in _worker_log(oracle)
+               if event.get("event") == "request cannot be served"}
+    assert f"with creator {creator.address} gives model id" in details[wrong_id]
+    assert f"registered by {accounts[SQUATTER].address}, but its bundle's manifest names the creator " \
+           f"{creator.address}: a copy of another creator's bundle, not served" in details[copied_id]
     failed = sum(1 for r in expected.values() if r is not None)
     assert sandbox.credit(buyer) - credit_before == failed * OPERATOR_FEE
     for request_id in expected:
