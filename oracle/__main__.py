@@ -1,4 +1,4 @@
-"""``python -m oracle run | worker | status | config``: what an operator types.
+"""``python -m oracle run | worker | keeper | status | config``: what an operator types.
 
 ``run`` starts the listener and the batch submitter (each active on one machine at a time, by
 lease: start ``run`` on several machines and the others stand by), a Prometheus endpoint, and a
@@ -23,13 +23,13 @@ from oracle.errors import ConfigError
 log = logging.getLogger("oracle.run")
 
 
-def _settings(config: str | None):  # noqa: ANN202
-    from oracle.settings import CONFIG_ENV, load_settings
+def _settings(config: str | None, kind=None):  # noqa: ANN001, ANN202
+    from oracle.settings import CONFIG_ENV, OracleSettings, load_settings
 
     if config is not None:
         os.environ[CONFIG_ENV] = os.path.abspath(config)  # oracle.app and worker children read the same file
     try:
-        return load_settings()
+        return load_settings(kind=kind or OracleSettings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -174,6 +174,29 @@ def worker(config: str | None, concurrency: int, pool: str) -> None:
     settings = _settings(config)
     argv = worker_argv(settings, concurrency, pool)
     os.execv(argv[0], argv)
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="TOML settings file with a [keeper] table (default: $ORACLE_CONFIG)")
+@click.option("--once", is_flag=True, help="make one round, then exit (e.g. from cron)")
+def keeper(config: str | None, once: bool) -> None:
+    """Renew agreed subscriptions, settle closed dispute windows, refund expired requests (docs/oracle.md)."""
+    from oracle.keeper import start
+    from oracle.keeper_settings import KeeperSettings
+    from oracle.logs import setup_logging
+    from oracle.runtime import Services
+
+    settings = _settings(config, KeeperSettings)
+    setup_logging("keeper", settings.log_format, settings.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    _wait_for_services(Services(settings), stop)
+    try:
+        start(settings, stop, once=once)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
