@@ -41,16 +41,35 @@ def digest_of(label: str) -> bytes:
 
 @contextmanager
 def reverts(error, **inputs) -> Iterator[Any]:
-    """``ape.reverts(error, **inputs)``, strict: the revert must decode to exactly that custom error
-    and carry every input named. (``ape.reverts`` passes when Ape could not decode the revert data,
-    and skips input names the error does not have.)"""
+    """``ape.reverts(error, **inputs)``, strict: the revert must be exactly that custom error, with
+    every input named. (``ape.reverts`` passes when Ape could not decode the revert data, and skips
+    input names the error does not have.) An error bubbled up from another contract, which Ape
+    reports as raw data, is decoded here with ``error``'s ABI."""
     with ape.reverts(error, **inputs) as info:
         yield info
     exc = info.value
-    assert isinstance(exc, CustomError), f"expected {error.__name__}, got an undecoded revert: {exc!r}"
-    assert type(exc).__name__ == error.__name__, f"expected {error.__name__}, got {type(exc).__name__}"
-    unknown = set(inputs) - set(exc.inputs)
-    assert not unknown, f"{error.__name__} has no inputs {sorted(unknown)} (it has {sorted(exc.inputs)})"
+    if isinstance(exc, CustomError):
+        assert type(exc).__name__ == error.__name__, f"expected {error.__name__}, got {type(exc).__name__}"
+        unknown = set(inputs) - set(exc.inputs)
+        assert not unknown, f"{error.__name__} has no inputs {sorted(unknown)} (it has {sorted(exc.inputs)})"
+        return
+    data = str(exc.revert_message)
+    assert data.startswith("0x"), f"expected {error.__name__}, got an undecoded revert: {exc!r}"
+    _check_error_data(error, bytes.fromhex(data[2:]), inputs)
+
+
+def _check_error_data(error, raw: bytes, inputs: dict[str, Any]) -> None:
+    """``raw`` is the revert data of custom error ``error`` with the ``inputs`` named."""
+    abi = error.abi
+    assert raw[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, got revert data 0x{raw.hex()}"
+    values = decode([x.canonical_type for x in abi.inputs], raw[4:])
+    actual = {x.name: v for x, v in zip(abi.inputs, values, strict=True)}
+    for name, expected in inputs.items():
+        assert name in actual, f"{error.__name__} has no input {name}"
+        got = actual[name]
+        if isinstance(got, str) and got.startswith("0x") and len(got) == 42:
+            got = to_checksum_address(got)
+        assert got == expected, f"{error.__name__}.{name}: expected {expected}, got {got}"
 
 
 def view_reverts(error, view, *args, **inputs) -> None:
@@ -65,16 +84,7 @@ def view_reverts(error, view, *args, **inputs) -> None:
         raw = bytes.fromhex(str(failure.data)[2:])
     else:
         raise AssertionError(f"{view} did not revert")
-    abi = error.abi
-    assert raw[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, got revert data 0x{raw.hex()}"
-    values = decode([x.canonical_type for x in abi.inputs], raw[4:])
-    actual = {x.name: v for x, v in zip(abi.inputs, values, strict=True)}
-    for name, expected in inputs.items():
-        assert name in actual, f"{error.__name__} has no input {name}"
-        got = actual[name]
-        if isinstance(got, str) and got.startswith("0x") and len(got) == 42:
-            got = to_checksum_address(got)
-        assert got == expected, f"{error.__name__}.{name}: expected {expected}, got {got}"
+    _check_error_data(error, raw, inputs)
 
 
 def error_data(error, *args) -> bytes:
