@@ -22,18 +22,24 @@ centi = st.one_of(st.none(), st.integers(1, 255).map(lambda x: x / 100))
     temperature=centi,
     repetition_penalty=centi,
     seed=st.integers(0, 2**32 - 1),
+    min_dispute_window=st.integers(0, 2**24 - 1),
 )
-def test_params_round_trip(language, speed, top_k, top_p, temperature, repetition_penalty, seed):
-    """Packing then unpacking gives the parameters back, and never sets the reserved bits."""
-    params = vm.SynthesisParams(language, speed, top_k, top_p, temperature, repetition_penalty, seed)
+def test_params_round_trip(language, speed, top_k, top_p, temperature, repetition_penalty, seed,
+                           min_dispute_window):
+    """Packing then unpacking gives the parameters back, and never sets the reserved bits (112..127);
+    the buyer's dispute-window floor sits in bits 88..111."""
+    params = vm.SynthesisParams(language, speed, top_k, top_p, temperature, repetition_penalty, seed,
+                                min_dispute_window)
     packed = params.pack()
-    assert packed >> 88 == 0 and packed & 0xFF == int(language)
+    assert packed >> 112 == 0 and packed & 0xFF == int(language)
+    assert (packed >> 88) & 0xFFFFFF == min_dispute_window
     assert vm.SynthesisParams.unpack(packed) == params
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"speed": 0.1}, {"speed": 5.0}, {"top_p": 1.5}, {"temperature": 3.0}, {"top_k": 256}, {"seed": 2**32}],
+    [{"speed": 0.1}, {"speed": 5.0}, {"top_p": 1.5}, {"temperature": 3.0}, {"top_k": 256}, {"seed": 2**32},
+     {"min_dispute_window": 2**24}, {"min_dispute_window": -1}],
 )
 def test_params_out_of_range_are_refused(kwargs):
     with pytest.raises(ValueError):
@@ -42,7 +48,16 @@ def test_params_out_of_range_are_refused(kwargs):
 
 def test_reserved_bits_are_refused_when_unpacking():
     with pytest.raises(ValueError, match="reserved"):
-        vm.SynthesisParams.unpack(1 << 100)
+        vm.SynthesisParams.unpack(1 << 112)
+    assert vm.SynthesisParams.unpack(1 << 100).min_dispute_window == 1 << 12
+
+
+def test_model_ids_and_renewal_leads(registry):
+    """vm.model_id is the registry's modelIdOf; keepers' lead is min(1 day, period)."""
+    creator, digest = "0x" + "ab" * 20, hashlib.sha256(b"bundle").digest()
+    assert vm.model_id(creator, digest) == registry.modelIdOf(creator, digest)
+    assert vm.model_id(creator, digest) != vm.model_id("0x" + "cd" * 20, digest)
+    assert (vm.renewal_lead(3600), vm.renewal_lead(30 * vm.DAY)) == (3600, vm.DAY)
 
 
 def test_inputs():
@@ -78,4 +93,12 @@ def test_deploy_can_hand_every_role_to_another_admin(project, accounts):
         assert not contract.hasRole(contract.DEFAULT_ADMIN_ROLE(), deployer)
     assert d.licenses.router() == d.router.address
     assert d.licenses.isAssetAllowed(d.stablecoin)
-    assert set(d.addresses) == {"registry", "licenses", "router", "stablecoin"}
+    assert d.offers.address == d.licenses.offerBook() and d.offers.licenseManager() == d.licenses.address
+    assert set(d.addresses) == {"registry", "licenses", "offers", "router", "stablecoin"}
+    assert d.registry.retirementNotice() == 45 * vm.DAY and d.router.disputeBond() == 0
+
+
+def test_deploy_sets_the_dispute_bond_and_notice(project, accounts):
+    d = vm.deploy(accounts[0], dispute_bond=10**15, retirement_notice=2 * vm.DAY, project=project)
+    assert d.router.disputeBond() == 10**15 and d.registry.retirementNotice() == 2 * vm.DAY
+    assert d.stablecoin is None and "stablecoin" not in d.addresses

@@ -73,6 +73,26 @@ def test_reentrant_token_cannot_reenter_a_withdrawal(market, licenses, evil_toke
     assert evil_token.balanceOf(licenses) == 360 == licenses.creditOf(actors.voice, evil_token) + licenses.platformBalance(evil_token)
 
 
+def test_reentrant_token_cannot_renew_twice_in_one_keeper_renewal(market, licenses, evil_token, actors, chain):
+    """A keeper renewal pulls one period from the holder; the token calling renewSubscription again
+    from inside that transfer is refused, so the holder pays once."""
+    model = market.register()
+    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=evil_token.address, price=1_000, period=3600)
+    license_id = market.buy(offer)
+    licenses.setAutoRenew(license_id, True, sender=actors.buyer)
+    evil_token.mint(actors.buyer, 10_000, sender=actors.deployer)
+    evil_token.approve(licenses, 10_000, sender=actors.buyer)
+    expires = licenses.expiresAt(license_id)
+    chain.pending_timestamp = expires - 60
+    evil_token.arm(licenses, call(licenses, "renewSubscription", license_id, 3600), sender=actors.deployer)
+    licenses.renewSubscription(license_id, 3600, sender=actors.keeper)
+
+    assert evil_token.attempts() == 1 and not evil_token.lastAttemptSucceeded()
+    assert bytes(evil_token.lastAttemptResult())[:4] == REENTRANT_CALL
+    assert licenses.expiresAt(license_id) == expires + 3600
+    assert evil_token.balanceOf(actors.buyer) == 9_000 and evil_token.balanceOf(licenses) == 2_000
+
+
 def test_reentrant_token_cannot_reenter_the_router_escrow(market, router, evil_token, actors):
     model = market.register()
     market.operator(models=[model], fee=100, asset=evil_token.address)
@@ -88,13 +108,14 @@ def test_reentrant_token_cannot_reenter_the_router_escrow(market, router, evil_t
     assert evil_token.balanceOf(router) == 1_000
 
 
-def test_reentrant_payee_gets_its_credit_once(market, licenses, hostile, actors, registry):
+def test_reentrant_payee_gets_its_credit_once(market, licenses, offers, hostile, actors, registry):
     """A creator that is a contract re-entering withdraw (and withdrawStake) from its receive()."""
     r = market.registration(creator=actors.creator, voice_owner=hostile.address, sign=False, label="hostile")
     r = {**r, "voiceOwner": hostile.address, "voiceOwnerBps": 0, "consentSignature": b""}
     hostile.execute(registry, 0, call(registry, "registerModel", r), sender=actors.other)
-    model = int.from_bytes(r["bundleDigest"], "big")
-    hostile.execute(licenses, 0, call(licenses, "publishOffer", offer_terms(model, price=10**16), b""),
+    model = vm.model_id(hostile.address, r["bundleDigest"])
+    assert registry.ownerOf(model) == hostile.address
+    hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""),
                     sender=actors.other)
     market.buy(licenses.nextOfferId() - 1)
     licenses.distribute(model, vm.ETH, sender=actors.other)
@@ -108,12 +129,13 @@ def test_reentrant_payee_gets_its_credit_once(market, licenses, hostile, actors,
     assert licenses.creditOf(hostile, vm.ETH) == 0 and licenses.balance == 2 * 10**15
 
 
-def test_a_payee_refusing_eth_keeps_its_credit(market, licenses, hostile, actors, registry):
+def test_a_payee_refusing_eth_keeps_its_credit(market, licenses, offers, hostile, actors, registry):
     r = {**market.registration(voice_owner=actors.creator, sign=False, label="refuser"),
          "voiceOwner": hostile.address, "voiceOwnerBps": 0}
     hostile.execute(registry, 0, call(registry, "registerModel", r), sender=actors.other)
-    model = int.from_bytes(r["bundleDigest"], "big")
-    hostile.execute(licenses, 0, call(licenses, "publishOffer", offer_terms(model, price=10**16), b""),
+    model = vm.model_id(hostile.address, r["bundleDigest"])
+    assert registry.ownerOf(model) == hostile.address
+    hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""),
                     sender=actors.other)
     market.buy(licenses.nextOfferId() - 1)
     licenses.distribute(model, vm.ETH, sender=actors.other)

@@ -19,7 +19,7 @@ from voicemarket.odrl import (
 MONTH = 30 * vm.DAY
 
 
-def test_published_offer_rebuilds_to_its_policy_hash(market, licenses, registry, usd, actors, chain):
+def test_published_offer_rebuilds_to_its_policy_hash(market, licenses, offers, registry, usd, actors, chain):
     model_id = market.register()
     terms = OfferTerms(
         tier=vm.Tier.SUBSCRIPTION, price=9_990_000, asset=usd.address, period=MONTH, max_uses=500,
@@ -31,9 +31,9 @@ def test_published_offer_rebuilds_to_its_policy_hash(market, licenses, registry,
     subject = PolicySubject(chain_id=chain.chain_id, registry=registry.address, owner=actors.creator.address,
                             model_id=model_id)
     document = build_policy(terms, subject)
-    receipt = licenses.publishOffer(contract_offer_terms(terms, model_id, policy_hash(document)), terms.territories,
-                                    sender=actors.creator)
-    event = receipt.events.filter(licenses.OfferPublished)[0]
+    receipt = offers.publishOffer(contract_offer_terms(terms, model_id, policy_hash(document)), terms.territories,
+                                  sender=actors.creator)
+    event = receipt.events.filter(offers.OfferPublished)[0]
 
     # A buyer, from the chain alone: the stored terms and the event's territories.
     onchain, onchain_model, onchain_hash = terms_from_contract(licenses.offer(event.offerId).terms,
@@ -44,14 +44,14 @@ def test_published_offer_rebuilds_to_its_policy_hash(market, licenses, registry,
     assert parse_policy(rebuilt)[0] == terms
 
 
-def test_a_different_document_does_not_match(market, licenses, registry, actors, chain):
+def test_a_different_document_does_not_match(market, licenses, offers, registry, actors, chain):
     model_id = market.register()
     terms = OfferTerms(tier=vm.Tier.BUYOUT, price=10**16, permissions=int(vm.Action.TEXT_TO_SPEECH))
     subject = PolicySubject(chain_id=chain.chain_id, registry=registry.address, owner=actors.creator.address,
                             model_id=model_id)
-    receipt = licenses.publishOffer(contract_offer_terms(terms, model_id, policy_hash(build_policy(terms, subject))),
-                                    b"", sender=actors.creator)
-    offer_id = receipt.events.filter(licenses.OfferPublished)[0].offerId
+    receipt = offers.publishOffer(contract_offer_terms(terms, model_id, policy_hash(build_policy(terms, subject))),
+                                  b"", sender=actors.creator)
+    offer_id = receipt.events.filter(offers.OfferPublished)[0].offerId
     _, _, onchain_hash = terms_from_contract(licenses.offer(offer_id).terms)
     # The same terms offered by someone else, or with attribution required, are other documents.
     other_owner = PolicySubject(chain_id=subject.chain_id, registry=subject.registry, owner=actors.other.address,
