@@ -87,3 +87,40 @@ def test_wrong_digest_missing_or_tampered_bundle_leave_nothing(published, store,
     with pytest.raises(IntegrityError):
         open_bundle(store, result.bundle_cid, result.keyring_cid, OPERATOR, result.digest, tmp_path / "c")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "store"]
+
+
+CREATOR = "0x" + "11" * 20  # make_model's creator
+SQUATTER = "0x" + "33" * 20
+
+
+def test_a_registered_model_opens_only_with_its_creators_id_and_a_bundle_naming_that_creator(
+        make_model, store, tmp_path):
+    """The id binds the bundle to whoever registered it; the bundle's own records must name that creator."""
+    from eth_utils import to_checksum_address
+
+    from voicemarket.chain import model_id
+    from voicemarket.errors import CreatorMismatch
+    from voicemarket.sealed_bundle import RegisteredModel
+
+    recipients = [public_key_from_private(OPERATOR)]
+    result = publish_bundle(make_model(), store, recipients)
+    own = RegisteredModel(model_id(CREATOR, result.digest), to_checksum_address(CREATOR))
+    unpacked = open_bundle(store, result.bundle_cid, result.keyring_cid, OPERATOR, own, tmp_path / "own")
+    assert unpacked.manifest.creator == to_checksum_address(CREATOR)
+
+    # Anyone may register the public digest under their own address: a valid id, an intact bundle, not served.
+    copied = RegisteredModel(model_id(SQUATTER, result.digest), to_checksum_address(SQUATTER))
+    with pytest.raises(CreatorMismatch, match=f"registered by {to_checksum_address(SQUATTER)}, but its bundle's "
+                                              f"manifest names the creator {to_checksum_address(CREATOR)}"):
+        open_bundle(store, result.bundle_cid, result.keyring_cid, OPERATOR, copied, tmp_path / "copied")
+    # The creator's id claimed for someone else does not match the digest.
+    with pytest.raises(IntegrityError, match="gives model id"):
+        open_bundle(store, result.bundle_cid, result.keyring_cid, OPERATOR,
+                    RegisteredModel(own.model_id, to_checksum_address(SQUATTER)), tmp_path / "claimed")
+    # A consent record naming another creator than the manifest is refused too.
+    odd = publish_bundle(make_model(folder="odd", consent={"creator": SQUATTER, "statement": "I consent."}), store,
+                         recipients)
+    with pytest.raises(CreatorMismatch, match="its bundle's consent record names the creator"):
+        open_bundle(store, odd.bundle_cid, odd.keyring_cid, OPERATOR,
+                    RegisteredModel(model_id(CREATOR, odd.digest), CREATOR), tmp_path / "odd-out")
+    assert not any((tmp_path / name).exists() for name in ("copied", "claimed", "odd-out"))
