@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from voicemarket import chain as vm
 from voicemarket.minting import MintError
 
@@ -165,6 +167,9 @@ def not_settleable(request_id: int, status: int, settle_after: int, deadline: in
         return None
     if status == vm.RequestStatus.NONE:
         return f"there is no request {request_id} on this router"
+    if status == vm.RequestStatus.PENDING and now > deadline:
+        return (f"request {request_id} passed its deadline ({format_time(deadline)}) undelivered: it is refunded "
+                "(cancelExpired), not settled")
     if status == vm.RequestStatus.PENDING:
         return (f"request {request_id} is not delivered yet (its deadline is {format_time(deadline)}; if it passes "
                 "undelivered, the buyer is refunded instead)")
@@ -199,7 +204,7 @@ class RequestOnChain:
 
     @property
     def requester(self) -> str:
-        return str(self.submitted.fields["requester"])
+        return to_checksum_address(str(self.submitted.fields["requester"]))
 
     def not_settleable(self, now: int) -> str | None:
         return not_settleable(self.request_id, self.status, self.settle_after, self.submitted.deadline, now)
@@ -224,8 +229,17 @@ def request_on_chain(deployment: Any, request_id: int) -> RequestOnChain:
     return RequestOnChain(found, vm.RequestStatus(int(status)), int(settle_after))
 
 
-def dispute_terms(deployment: Any, account: Any, request_id: int) -> tuple[RequestOnChain, int]:
-    """Check that ``account`` may dispute the request now; the request and the bond it must post (wei)."""
+@dataclass(frozen=True)
+class DisputeTerms:
+    """What disputing a delivery takes, shown before it is sent."""
+
+    state: RequestOnChain
+    bond: int  # wei, posted with the dispute
+    arbitration_period: int  # how long the arbiter then has before the dispute lapses (seconds)
+
+
+def dispute_terms(deployment: Any, account: Any, request_id: int) -> DisputeTerms:
+    """Check that ``account`` may dispute the request now, and say what it takes."""
     import ape
 
     from voicemarket.console import format_time
@@ -254,7 +268,7 @@ def dispute_terms(deployment: Any, account: Any, request_id: int) -> tuple[Reque
 
         raise KeepingError(f"disputing request {request_id} posts a bond of {format_amount(bond, ETH_ASSET)} and "
                            f"{account.address} holds {format_amount(balance, ETH_ASSET)}: fund the account first")
-    return state, bond
+    return DisputeTerms(state, bond, int(deployment.router.ARBITRATION_PERIOD()))
 
 
 @dataclass(frozen=True)
@@ -265,12 +279,12 @@ class Dispute:
     tx: str
 
 
-def dispute(deployment: Any, account: Any, state: RequestOnChain, bond: int) -> Dispute:
-    """Dispute a delivery (after :func:`dispute_terms`), posting ``bond`` wei."""
+def dispute(deployment: Any, account: Any, terms: DisputeTerms) -> Dispute:
+    """Dispute a delivery on the :func:`dispute_terms` shown, posting the bond."""
     router = deployment.router
-    receipt = router.dispute(state.request, value=bond, sender=account)
+    receipt = router.dispute(terms.state.request, value=terms.bond, sender=account)
     log = receipt.events.filter(router.SynthesisDisputed)[0]
-    return Dispute(state.request_id, int(log.bond), int(log.decideBy), str(receipt.txn_hash))
+    return Dispute(terms.state.request_id, int(log.bond), int(log.decideBy), str(receipt.txn_hash))
 
 
 @dataclass(frozen=True)
@@ -392,15 +406,51 @@ def renewal_outlook(deployment: Any, license_id: int) -> tuple[Subscription, Ref
     return sub, renewal_refusal(sub, when)
 
 
+def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool, *,
+                   approve_periods: int | None = None) -> tuple[Subscription, Refusal | None]:
+    """The holder turns keeper renewals of ``license_id`` on or off (:func:`voicemarket.licensing.set_auto_renew`)
+    and, with ``approve_periods``, lets the licence manager take that many periods' price for them.
+    Returns the subscription and what would stop a keeper when it is next due (:func:`renewal_outlook`).
+
+    Turning it on for a lapsed subscription is refused: keepers never restart one. Already on,
+    ``approve_periods`` alone raises the allowance."""
+    from voicemarket import licensing
+    from voicemarket.console import format_time
+
+    sub = read_subscription(deployment, license_id)
+    if sub.tier != vm.Tier.SUBSCRIPTION:
+        raise KeepingError(f"licence {license_id} is not a subscription: nothing renews it")
+    if approve_periods is not None:
+        if not on:
+            raise KeepingError("--approve-periods goes with `on`: it lets keepers take the renewals from you")
+        _check_approval(sub, approve_periods)
+    if on and _now() >= sub.expires_at:
+        raise KeepingError(f"licence {license_id} lapsed at {format_time(sub.expires_at)}: keepers never restart a "
+                           f"lapsed subscription; renew it yourself first (`ape run renew {license_id}`), then turn "
+                           "auto-renewal on")
+    if approve_periods is not None and sub.holder != holder.address:
+        raise KeepingError(f"licence {license_id} is held by {sub.holder}, not {holder.address}: only the holder "
+                           "turns auto-renewal on and approves its payments (use their --account)")
+    if not (on and sub.auto_renew and approve_periods):
+        licensing.set_auto_renew(deployment, holder, license_id, on)
+    if approve_periods:
+        approve_renewals(deployment, holder, sub, approve_periods)
+    return renewal_outlook(deployment, license_id)
+
+
 def approve_renewals(deployment: Any, holder: Any, sub: Subscription, periods: int) -> int:
     """Let the licence manager take ``periods`` renewals of ``sub`` from ``holder``: sets (not adds)
     the holder's ERC-20 allowance to ``periods`` x the price. Returns the new allowance."""
     import ape
 
+    _check_approval(sub, periods)
+    amount = sub.price * periods
+    ape.project.MockStablecoin.at(sub.asset).approve(deployment.licenses, amount, sender=holder)
+    return amount
+
+
+def _check_approval(sub: Subscription, periods: int) -> None:
     if sub.is_eth:
         raise KeepingError(f"licence {sub.license_id} is paid in ETH: there is no allowance to approve")
     if periods < 1:
         raise KeepingError("--approve-periods must be at least 1")
-    amount = sub.price * periods
-    ape.project.MockStablecoin.at(sub.asset).approve(deployment.licenses, amount, sender=holder)
-    return amount

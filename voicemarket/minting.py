@@ -549,6 +549,7 @@ def mint_voice(
     co_creators: Sequence[tuple[str, int]] = (),
     royalty_bps: int = 0,
     dispute_window: int = 0,
+    parent_id: int = 0,
     consent_ttl: int = CONSENT_TTL,
     include_creator_key: bool = True,
     on_progress: Callable[[str, int, int], None] | None = None,
@@ -556,7 +557,8 @@ def mint_voice(
     """Pack, seal, store, register (with the voice owner's consent) and publish ``offers``.
 
     ``creator``, ``voice_owner``: Ape accounts (``voice_owner`` None: the creator is the voice
-    owner). ``operators``: addresses of registered operators to seal for and allow.
+    owner). ``operators``: addresses of registered operators to seal for and allow. ``parent_id``:
+    the model this one is a new version of (see :func:`voicemarket.governance.register_version`).
     ``on_progress(step, done, total)`` is called while sealing (``step == "seal"``, bytes) and
     for each transaction (``step == "chain"``, transactions).
     """
@@ -644,7 +646,7 @@ def mint_voice(
         bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
         languages=vm.language_bits(*model.languages), voice_owner=owner.address, voice_owner_bps=voice_owner_bps,
         co_creators=list(co_creators), policy_hash=consent_hash, consent_deadline=deadline,
-        consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window,
+        consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window, parent_id=parent_id,
     )
     progress("chain", 0, steps)
     sent(registry.registerModel(registration, sender=creator))
