@@ -241,7 +241,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         say(f"accounts  deployer/platform {short(deployer.address)}, creator {short(creator.address)}, "
             f"voice owner {short(owner.address)}, operator {short(operator.address)}, buyer {short(buyer.address)}")
 
-        steps("Deploy the registry, the licence manager and the router")
+        steps("Deploy the registry, the licence manager (with its offer book) and the router")
         d = vm.deploy(deployer, **{**LOCAL_DEFAULTS, "stablecoin": None})
         for name, address in d.addresses.items():
             say(f"{name:<9} {address}")
@@ -288,7 +288,8 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         offers = parse_offers(yaml.safe_load(OFFERS_YAML), d, source="the demo's offers")
         minted = mint_voice(creator, d, voice, offers=offers, operators=[operator.address], store=store,
                             voice_owner=owner, voice_owner_bps=VOICE_OWNER_BPS)
-        say(f"model     {minted.model_hex}  (the bundle's SHA-256; {voice.size / 1e6:.0f} MB packed and sealed)")
+        say(f"model     {minted.model_hex}  (keccak256 of the creator and the bundle's SHA-256 "
+            f"{minted.digest.hex()[:16]}…; {voice.size / 1e6:.0f} MB packed and sealed)")
         say(f"bundle    {minted.bundle_cid}  (AES-256-GCM, key wrapped to the operator and the creator)")
         say(f"keyring   {minted.keyring_cid}")
         say(f"consent   the voice owner {short(owner.address)} signed it (EIP-712), taking {VOICE_OWNER_BPS / 100:.0f}% "
@@ -314,10 +315,11 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         steps("The buyer buys a subscription and a pay-per-use licence")
         licences, buyer_paid = {}, 0
         for label in ("subscription", "pay-per-use"):
-            purchase = licensing.buy(d, buyer, offer_ids[label], max_price=10**16)  # as `ape run buy` does
+            # as `ape run buy` does (--auto-renew: keepers may renew the subscription from the buyer's funds)
+            purchase = licensing.buy(d, buyer, offer_ids[label], max_price=10**16, auto_renew=label == "subscription")
             licences[label] = purchase.license_id
             buyer_paid += purchase.paid
-            paid = (f"paid {eth(purchase.paid)} for 30 days" if purchase.paid else
+            paid = (f"paid {eth(purchase.paid)} for 30 days, auto-renewal on" if purchase.paid else
                     f"free licence; each use pays {eth(int(purchase.offer.terms.price))} when requested")
             say(f"licence {purchase.license_id}  {label:<12} {paid}")
 

@@ -38,6 +38,9 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
     assert result.returncode == 0, shown
     out = result.stdout
     assert "[10/10] Stop everything the demo started" in out, shown
+    assert re.search(r"offers +0x[0-9a-fA-F]{40}", out), shown  # the licence manager's offer book
+    assert "(keccak256 of the creator and the bundle's SHA-256" in out, shown
+    assert "paid 0.01 ETH for 30 days, auto-renewal on" in out, shown
     assert "its audio will be NOISE" in out and "VOICEMARKET_WEIGHTS=/path/to/pretrained_models make demo" in out
     wavs = sorted(output.glob("request-*.wav"))
     assert [w.name.split("-")[-1] for w in wavs] == ["en.wav", "zh.wav"], shown
