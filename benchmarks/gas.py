@@ -5,8 +5,9 @@ the same kind by the same accounts (so storage that a user's earlier activity al
 is warm, as it is for a returning user). Writes benchmarks/results/gas.json.
 
 Scenario: a creator registers models with the voice owner's consent (voice owner 20%, the
-platform fee 20%); a buyer buys a buyout in ETH and subscriptions in a 6-decimal stablecoin; a
-keeper renews due subscriptions from the buyer's allowance; the creator withdraws ETH; the buyer
+platform fee 20%) and publishes offers through the offer book; a buyer buys a buyout in ETH and
+subscriptions in a 6-decimal stablecoin, and turns auto-renewal on for them; a keeper renews the
+due subscriptions from the buyer's allowance; the creator withdraws ETH; the buyer
 requests speech from one operator (fee in ETH, inline text), which fulfils, fulfils in batches
 of ten, fails; expired requests are cancelled by a keeper.
 """
@@ -51,7 +52,7 @@ def main() -> int:
         accounts = ape.accounts.test_accounts
         deployer, creator, voice_owner, buyer, operator, keeper, co_creator = accounts[:7]
         d = vm.deploy(deployer, stablecoin="mock")
-        registry, licenses, router, usd = d.registry, d.licenses, d.router, d.stablecoin
+        registry, licenses, router, usd, offers = d.registry, d.licenses, d.router, d.stablecoin, d.offers
         figures: dict[str, int] = {}
         counter = iter(range(10**6))
         registered: list[int] = []
@@ -74,7 +75,7 @@ def main() -> int:
                     voice_owner_bps=2_000, co_creators=co_creators, policy_hash=policy,
                     consent_deadline=deadline, consent_signature=signature, royalty_bps=500,
                 )
-                registered.append(int.from_bytes(digest, "big"))
+                registered.append(vm.model_id(creator.address, digest))
                 return registry.registerModel(r, sender=creator).gas_used
             return operation
 
@@ -96,16 +97,18 @@ def main() -> int:
             }
 
         figures["publishOffer"] = median_gas(
-            lambda i: licenses.publishOffer(
+            lambda i: offers.publishOffer(
                 offer_terms(vm.Tier.BUYOUT, vm.ETH, 10**16, n=next(counter)), b"USGBDE", sender=creator
             ).gas_used
         )
-        buyout = licenses.publishOffer(offer_terms(vm.Tier.BUYOUT, vm.ETH, 10**16, n=-1), b"", sender=creator)
-        buyout_id = buyout.events[0].offerId
+
+        def publish(terms: dict) -> int:
+            receipt = offers.publishOffer(terms, b"", sender=creator)
+            return receipt.events.filter(offers.OfferPublished)[0].offerId
+
+        buyout_id = publish(offer_terms(vm.Tier.BUYOUT, vm.ETH, 10**16, n=-1))
         month = 30 * vm.DAY
-        sub = licenses.publishOffer(offer_terms(vm.Tier.SUBSCRIPTION, usd.address, 9_990_000, month, -2), b"",
-                                    sender=creator)
-        sub_id = sub.events[0].offerId
+        sub_id = publish(offer_terms(vm.Tier.SUBSCRIPTION, usd.address, 9_990_000, month, -2))
 
         figures["buy_buyout_eth"] = median_gas(
             lambda i: licenses.buy(buyout_id, 10**16, 1, value=10**16, sender=buyer).gas_used
@@ -120,6 +123,11 @@ def main() -> int:
             return receipt.gas_used
 
         figures["buy_subscription_erc20"] = median_gas(buy_subscription)
+        # Keepers renew only what the holder agreed to (H-1): the buyer turns auto-renewal on.
+        auto_renew = iter(subscriptions)
+        figures["setAutoRenew"] = median_gas(
+            lambda i: licenses.setAutoRenew(next(auto_renew), True, sender=buyer).gas_used
+        )
         ape.chain.pending_timestamp += month - 3600  # all six subscriptions are now due
         renewals = iter(subscriptions)
         figures["renewSubscription"] = median_gas(
@@ -170,7 +178,7 @@ def main() -> int:
         figures["cancelExpired"] = median_gas(lambda i: router.cancelExpired(next(pending), sender=keeper).gas_used)
 
         sizes = {name: len(getattr(ape.project, name).contract_type.runtime_bytecode.bytecode[2:]) // 2
-                 for name in ("VoiceModelRegistry", "LicenseManager", "SynthesisRouter")}
+                 for name in ("VoiceModelRegistry", "LicenseManager", "OfferBook", "SynthesisRouter")}
 
     targets = {k: f"target <= {v:,}" + ("" if figures[k] <= v else "  MISSED") for k, v in TARGETS.items()}
     print_table("Gas (median receipt gasUsed of 5 after 1 warm-up)", figures, targets)
