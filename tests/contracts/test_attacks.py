@@ -297,6 +297,36 @@ def test_m3_disallowing_the_operator_leaves_paid_up_licences_the_notice(market, 
     assert router.balance == escrow and router.creditOf(actors.buyer, vm.ETH) == 0
 
 
+def test_m3_residual_a_licence_sold_after_the_removal_is_served_for_its_paid_time(market, router, licenses, usd,
+                                                                                    actors, chain):
+    """M-3, not fixed for licences sold after the removal. FAILS on the contracts as of this round.
+
+    The owner disallows the model's only operator (allowedUntil = now + 45 days) but leaves its
+    monthly offer on sale (nothing stops the sale: the licence manager knows nothing of operators).
+    Five days before allowedUntil a buyer pays for a month; from allowedUntil on every request naming
+    the operator reverts (Router_OperatorNotAllowed), so 25 of the 30 paid days cannot be used, and
+    the creator keeps the whole price. A retirement would have stopped the sale; a removal does not,
+    so "disallow every operator, keep selling" cuts paid-up service as M-3 did, for every licence
+    sold or renewed after the removal.
+
+    The property asserted: a subscription sold while the model is on sale can be used until it
+    expires. (If the fix is to refuse such sales instead, this test should assert that refusal.)
+    """
+    model = market.register()
+    market.operator(models=[model])
+    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE)
+    until = router.setOperatorAllowed(model, actors.operator, False, sender=actors.creator).events.filter(
+        router.ModelOperatorSet)[0].allowedUntil
+    chain.pending_timestamp = until - 5 * DAY
+    license_id = market.buy(offer)  # on sale, at the full price
+    paid_until = licenses.expiresAt(license_id)
+    assert paid_until == until + 25 * DAY
+    chain.pending_timestamp = until + DAY
+    req, _ = market.request(model, license_id, deadline_in=HOUR, max_fee=0, value=0)
+    router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
+    assert router.requestStatus(req[0]) == Status.SETTLED
+
+
 # ---------------------------------------------------------------- M-4: model id squatting
 
 
