@@ -375,8 +375,9 @@ class Keeper:
             if sent >= capacity:
                 break
             record = self.index.licences[license_id]
-            if ("renew", license_id) in busy or self._told.get(license_id) == ("lapsed", record.expires_at):
-                continue
+            told = self._told.get(license_id)
+            if ("renew", license_id) in busy or (told and told[1] == record.expires_at and now >= record.expires_at):
+                continue  # in flight; or lapsed and said so (only the holder's renewal, an event, changes that)
             sub = self.views.subscription(license_id, block)
             record.auto_renew, record.expires_at, record.holder = sub.auto_renew, sub.expires_at, sub.holder
             refusal = renewal_refusal(sub, now)

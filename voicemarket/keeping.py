@@ -95,10 +95,11 @@ QUIET_REFUSALS = frozenset({"auto_renew_off", "not_due"})
 def renewal_refusal(sub: Subscription, now: int) -> Refusal | None:
     """Why a keeper does not renew ``sub`` by one period in a block at time ``now``; None if it does.
 
-    The contract's conditions for a renewal by anyone but the holder, in its order, then this
-    project's policy: an ETH subscription renewed by a keeper is paid by the keeper (the contract
-    takes ETH from the caller), so keepers leave those to their holders; an ERC-20 one is paid from
-    the holder's allowance and balance, which must cover the price.
+    The contract's conditions for a renewal by anyone but the holder, in the order it checks them
+    (``_extend``, ``_requireSellable``, ``_checkPaidUntil``, the payment), with this project's
+    policy before the payment: an ETH subscription renewed by a keeper is paid by the keeper (the
+    contract takes ETH from the caller), so keepers leave those to their holders; an ERC-20 one is
+    paid from the holder's allowance and balance, which must cover the price.
     """
     from voicemarket.console import format_time
 
@@ -106,16 +107,16 @@ def renewal_refusal(sub: Subscription, now: int) -> Refusal | None:
     end = sub.expires_at + sub.period
     checks = (
         (sub.tier != vm.Tier.SUBSCRIPTION, "not_subscription", f"licence {lid} is not a subscription"),
+        (not sub.offer_active, "offer_inactive",
+         f"licence {lid}'s offer {sub.offer_id} was withdrawn: it renews nothing"),
+        (not sub.asset_allowed, "asset_not_allowed",
+         f"licence {lid} is paid in {sub.asset}, which the licence manager no longer accepts"),
         (not sub.auto_renew, "auto_renew_off",
          f"licence {lid}'s holder {sub.holder} has not turned auto-renewal on"),
         (now >= sub.expires_at, "lapsed",
          f"licence {lid} lapsed at {format_time(sub.expires_at)}: keepers never revive a lapsed subscription; "
          "only its holder can restart it"),
         (now < sub.due_at, "not_due", f"licence {lid} is not due before {format_time(sub.due_at)}"),
-        (not sub.offer_active, "offer_inactive",
-         f"licence {lid}'s offer {sub.offer_id} was withdrawn: it renews nothing"),
-        (not sub.asset_allowed, "asset_not_allowed",
-         f"licence {lid} is paid in {sub.asset}, which the licence manager no longer accepts"),
         (not sub.model_exists, "model_unavailable", f"licence {lid}'s model {sub.model_id:#x} does not exist"),
         (sub.model_frozen, "model_unavailable", f"licence {lid}'s model {sub.model_id:#x} is frozen by the arbiter"),
         (sub.service_ends_at != 0, "model_unavailable",

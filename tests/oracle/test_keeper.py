@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,6 +351,21 @@ def test_expired_requests_are_cancelled_and_refunded(market, start_keeper, accou
     assert market.credit(buyer) == credit + FEE
     wait_for(lambda: keeper.events("request expired and refunded"), 30, "the refund to be logged", keeper)
     assert [e["request_id"] for e in keeper.events("request expired and refunded")] == [request[0]]
+
+
+def test_once_makes_one_round_and_exits(market, redis_server, accounts, chain):
+    """`python -m oracle keeper --once` (for cron) refunds an expired request and exits 0."""
+    request = market.request(accounts[3], market.buyout(accounts[3], market.offer(vm.Tier.BUYOUT)), deadline_in=60)
+    market.travel(request[vm.REQUEST_FIELDS.index("deadline")] + 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
+    env.update(ORACLE_RPC_URL=chain.provider.uri, ORACLE_ROUTER=market.d.router.address,
+               ORACLE_REDIS_URL=redis_server.url, ORACLE_KEEPER_TEST_ACCOUNT=str(KEEPER),
+               ORACLE_KEEPER_START_BLOCK=str(market.start_block), ORACLE_CONFIRMATIONS="0", ORACLE_LOG_FORMAT="text")
+    done = subprocess.run([sys.executable, "-m", "oracle", "keeper", "--once"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "expired request cancelled" in done.stderr and "keeper stopped" in done.stderr
+    assert market.status(request) == vm.RequestStatus.EXPIRED
 
 
 def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts, tmp_path):
