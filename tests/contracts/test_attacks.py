@@ -578,7 +578,8 @@ def test_a_consent_cannot_be_used_after_revoke_consents(market, registry, actors
     """Consent revocation. The voice owner signed a consent (valid for an hour), then changed their
     mind before the creator used it.
 
-    Old code: no nonce: the signature stayed good until its deadline, whatever the voice owner did.
+    Old code: the consent had no nonce and the registry no revokeConsents: a signature stayed good
+    until its deadline, whatever the voice owner did.
 
     Now: revokeConsents() raises the nonce; the old signature fails with Registry_InvalidConsent.
     """
@@ -618,9 +619,10 @@ def test_pausing_the_licence_manager_stops_uses_but_not_refunds(market, router, 
 def test_admin_powers_are_bounded(project, registry, licenses, router, actors, chain):
     """Admin bounds. The admin tries the worst settings at once.
 
-    Old code: all accepted: a slash of any size (an operator's whole stake per dispute), a retirement
-    notice of 0 (retire() ends service in the same block), any account (an EOA) as router with the
-    router role at once, and no bond at all on disputes (no setter to bound).
+    Old code: all accepted: a slash of any size (10**30 took an operator's whole stake per dispute), a
+    retirement notice of 0 (retire() ended service in the same block), and any account (an EOA) as
+    router, granted ROUTER_ROLE at once. Disputes had no bond, so there was no setter to bound. The
+    ROUTER_ROLE no longer exists: the licence manager names one router (`router()`).
 
     Now: Router_SlashTooHigh (slash <= minStake), Registry_NoticeTooShort (>= 1 day),
     Router_DisputeBondTooHigh (<= 1 ether), Licensing_RouterNotContract, and a replacement router is
