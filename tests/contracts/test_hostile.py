@@ -70,7 +70,8 @@ def test_reentrant_token_cannot_reenter_a_withdrawal(market, licenses, evil_toke
     assert bytes(evil_token.lastAttemptResult())[:4] == REENTRANT_CALL
     assert evil_token.balanceOf(actors.creator) == 640
     assert licenses.creditOf(actors.creator, evil_token) == 0
-    assert evil_token.balanceOf(licenses) == 360 == licenses.creditOf(actors.voice, evil_token) + licenses.platformBalance(evil_token)
+    left = licenses.creditOf(actors.voice, evil_token) + licenses.platformBalance(evil_token)
+    assert evil_token.balanceOf(licenses) == 360 == left
 
 
 def test_reentrant_token_cannot_renew_twice_in_one_keeper_renewal(market, licenses, evil_token, actors, chain):

@@ -362,7 +362,8 @@ def test_payout_waits_for_the_dispute_window(market, router, ppu, actors, chain)
     # In its window, a settlement skips it.
     assert router.settle.call([req], sender=actors.keeper) == 0
     receipt = router.settle([req], sender=actors.keeper)
-    assert skipped(router, receipt) == [(req[0], Status.FULFILLED)] and not receipt.events.filter(router.SynthesisSettled)
+    assert skipped(router, receipt) == [(req[0], Status.FULFILLED)]
+    assert not receipt.events.filter(router.SynthesisSettled)
     assert router.requestStatus(req[0]) == Status.FULFILLED and router.creditOf(actors.operator, vm.ETH) == 0
     chain.pending_timestamp = settle_after
     with reverts(router.Router_DisputeWindowClosed, requestId=req[0], settleAfter=settle_after):
