@@ -19,5 +19,5 @@ def cli(account, licence_id: str) -> None:  # noqa: ANN001
     licence = parse_id(licence_id, "LICENCE_ID")
     with user_errors():
         state = licensing.cancel(deployment(), account, licence)
-    console().print(f"Licence {licence} cancelled: auto-renewal is off, so no keeper renews it; it works until "
-                    f"{format_time(state.expires_at)}, and its holder can still renew it (`ape run renew {licence}`).")
+    console().print(f"Licence {licence} cancelled: no keeper renews it now; it works until "
+                    f"{format_time(state.expires_at)} (its holder may still renew it: `ape run renew {licence}`).")

@@ -252,9 +252,10 @@ def subscription_horizon(deployment: Any, offer: OfferView, now: int) -> tuple[i
     from voicemarket.console import format_duration
 
     notice = int(deployment.registry.retirementNotice())
-    latest, why = now + notice, f"the retirement notice ({format_duration(notice)}) ahead"
+    latest = now + notice
+    why = f"subscription time is sold at most the retirement notice ({format_duration(notice)}) ahead"
     if offer.terms.valid_until and offer.terms.valid_until < latest:
-        latest, why = offer.terms.valid_until, f"the end of offer {offer.offer_id} (its valid_until)"
+        latest, why = offer.terms.valid_until, f"offer {offer.offer_id} ends then (its valid_until)"
     return latest, why
 
 
@@ -268,8 +269,7 @@ def _check_paid_until(deployment: Any, offer: OfferView, start: int, periods: in
         return
     fits = max(0, (latest - start) // offer.terms.period)
     advice = f"at most {fits} period(s) fit now" if fits else "no whole period fits now"
-    raise LicensingError(f"{what} would run until {format_time(end)}, past {format_time(latest)} ({why}): subscription "
-                         f"time is not sold beyond it; {advice}")
+    raise LicensingError(f"{what} would run until {format_time(end)}, past {format_time(latest)}: {why}; {advice}")
 
 
 def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity: int = 1,

@@ -104,7 +104,7 @@ def test_renew_and_cancel_a_subscription(run, minted, market, accounts, chain):
     ok(run("renew", str(licence), account=BUYER))  # the holder restarts it now
     assert market.licenses.license(licence).expiresAt >= expires + 2 * period + 10
     out = ok(run("cancel", str(licence), account=BUYER))
-    assert not market.licenses.license(licence).autoRenew and "auto-renewal is off" in out
+    assert not market.licenses.license(licence).autoRenew and "cancelled: no keeper renews it now" in out
     assert "does not auto-renew" in fails(run("cancel", str(licence), account=BUYER))
     assert "has not turned auto-renewal on" in fails(run("renew", str(licence), account=KEEPER))
 
