@@ -197,6 +197,8 @@ def keeper(config: str | None, once: bool) -> None:
         start(settings, stop, once=once)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - only --once gives up on a failed round (it is logged)
+        raise click.ClickException(f"the keeper's round failed: {type(exc).__name__}: {exc}") from None
 
 
 @main.command()

@@ -44,7 +44,7 @@ from eth_utils.abi import get_abi_input_types, get_abi_output_types
 from oracle.keeper_settings import KeeperSettings
 from oracle.ledger import Ledger, Submission
 from oracle.router import RouterClient, SynthesisRequest, load_abi
-from oracle.rpc import to_int
+from oracle.rpc import RpcError, to_int
 from oracle.transactions import GasTooHigh, TxSender, WouldRevert
 from voicemarket import chain as vm
 from voicemarket.keeping import (QUIET_REFUSALS, SETTLEABLE, Refusal, Subscription, expiry_due, renewal_refusal,
@@ -59,6 +59,10 @@ REQUEST_EVENTS = ("SynthesisRequested", "SynthesisFulfilled", "SynthesisDisputed
 RECEIPT_EVENTS = ("DisputeLapsed", "SettlementSkipped")  # read from the keeper's own receipts only
 FINAL_REQUEST_EVENTS = frozenset({"SynthesisSettled", "SynthesisFailed", "SynthesisExpired", "DisputeResolved"})
 ZERO = "0x" + "00" * 20
+
+
+class LeaseLost(Exception):
+    """Another keeper took the lease during this keeper's round: it stops sending."""
 
 
 def submission_kind(action: str, ids: Iterable[int]) -> str:
@@ -328,6 +332,7 @@ class Keeper:
         self.index = MarketIndex()
         self.scanned: int | None = None  # last block read
         self._told: dict[int, tuple[str, int]] = {}  # licence -> (refusal code, expiry) last logged
+        self.hold: Callable[[], bool] = lambda: True  # the keepers' lease, checked before each transaction
 
     # ------------------------------------------------------------ one round
     def step(self) -> dict[str, int]:
@@ -339,12 +344,16 @@ class Keeper:
         self.scan(head.number)
         now = head.timestamp + 1  # the next block's time, at the earliest
         sent = {"renew": 0, "cancel": 0, "settle": 0}
-        if self.settings.keeper_renewals and capacity > 0:
-            sent["renew"] = self.renew(now, head.number, busy, capacity)
-        if self.settings.keeper_expiries and capacity - sum(sent.values()) > 0:
-            sent["cancel"] = self.cancel_expired(now, head.number, busy, capacity - sum(sent.values()))
-        if self.settings.keeper_settlements and capacity - sum(sent.values()) > 0:
-            sent["settle"] = self.settle(now, head.number, busy, capacity - sum(sent.values()))
+        try:
+            if self.settings.keeper_renewals and capacity > 0:
+                sent["renew"] = self.renew(now, head.number, busy, capacity)
+            if self.settings.keeper_expiries and capacity - sum(sent.values()) > 0:
+                sent["cancel"] = self.cancel_expired(now, head.number, busy, capacity - sum(sent.values()))
+            if self.settings.keeper_settlements and capacity - sum(sent.values()) > 0:
+                sent["settle"] = self.settle(now, head.number, busy, capacity - sum(sent.values()))
+        except LeaseLost:
+            log.warning("the keepers' lease lapsed during the round (a slow round?); another keeper goes on",
+                        extra={"sent": sent})
         self.ledger.count("keeper_rounds")
         if any(sent.values()):
             log.info("keeper round", extra={"block": head.number, "sent": sent, "open": len(subs)})
@@ -378,7 +387,12 @@ class Keeper:
             told = self._told.get(license_id)
             if ("renew", license_id) in busy or (told and told[1] == record.expires_at and now >= record.expires_at):
                 continue  # in flight; or lapsed and said so (only the holder's renewal, an event, changes that)
-            sub = self.views.subscription(license_id, block)
+            try:
+                sub = self.views.subscription(license_id, block)
+            except RpcError as exc:  # a view that reverts (say, a token that refuses balanceOf): this one only
+                log.warning("cannot read a subscription; left for now", extra={"license_id": license_id,
+                                                                               "error": str(exc)})
+                continue
             record.auto_renew, record.expires_at, record.holder = sub.auto_renew, sub.expires_at, sub.holder
             refusal = renewal_refusal(sub, now)
             if refusal is not None:
@@ -389,8 +403,7 @@ class Keeper:
                 sub, Refusal("reverts", f"the licence manager would refuse renewing licence {license_id}: {why}")))
             if gas is None:
                 continue
-            submission = self.sender.submit(submission_kind("renew", [license_id]), [], self.views.licenses.address,
-                                            data, gas)
+            submission = self._submit(submission_kind("renew", [license_id]), self.views.licenses.address, data, gas)
             log.info("renewal sent", extra={"license_id": license_id, "holder": sub.holder, "price": sub.price,
                                             "asset": sub.asset, "expires_at": sub.expires_at,
                                             "submission": submission})
@@ -438,8 +451,7 @@ class Keeper:
                 "cancelExpired would revert; left for now", extra={"request_id": rid, "error": why}))
             if gas is None:
                 continue
-            submission = self.sender.submit(submission_kind("cancel", [request_id]), [], self.views.router.address,
-                                            data, gas)
+            submission = self._submit(submission_kind("cancel", [request_id]), self.views.router.address, data, gas)
             log.info("expired request cancelled", extra={"request_id": request_id, "requester": record.request.requester,
                                                          "refund": record.request.usePrice + record.request.fee,
                                                          "submission": submission})
@@ -472,9 +484,15 @@ class Keeper:
                                                                                   "error": why})
             return 0
         ids = [r.id for r in requests]
-        submission = self.sender.submit(submission_kind("settle", ids), [], router.address, data, gas)
+        submission = self._submit(submission_kind("settle", ids), router.address, data, gas)
         log.info("settlement sent", extra={"requests": ids, "submission": submission, "gas": gas})
         return 1
+
+    def _submit(self, kind: str, to: str, data: str, gas: int) -> str | None:
+        """Send through the sender, only while this keeper holds the lease (else :class:`LeaseLost`)."""
+        if not self.hold():
+            raise LeaseLost(kind)
+        return self.sender.submit(kind, [], to, data, gas)
 
     def _gas(self, to: str, data: str, refused: Callable[[str], None]) -> int | None:
         try:
@@ -523,6 +541,7 @@ class Keeper:
     # ------------------------------------------------------------ loop
     def run(self, stop: threading.Event, hold: Callable[[], bool], once: bool = False) -> None:
         """Rounds every ``keeper_interval_s`` until ``stop``, while ``hold()`` (the keepers' lease) is ours."""
+        self.hold = hold
         next_round = 0.0
         standing_by = False
         failures = 0
@@ -548,13 +567,13 @@ class Keeper:
                         return
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - RPC or Redis down: log, back off, try again, never exit
-                if once:
-                    raise
                 failures += 1
                 pause = min(float(self.settings.retry_backoff_max_s), 0.5 * 2 ** min(failures, 10))
-                log.warning("keeper round failed; retrying", extra={"error": f"{type(exc).__name__}: {exc}",
-                                                                    "retry_in_s": pause},
+                log.warning("keeper round failed" if once else "keeper round failed; retrying",
+                            extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": None if once else pause},
                             exc_info=log.isEnabledFor(logging.DEBUG))
+                if once:
+                    raise
                 stop.wait(pause)
                 continue
             stop.wait(max(0.05, min(slice_s, next_round - time.monotonic())))

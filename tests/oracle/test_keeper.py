@@ -4,7 +4,8 @@ checks the chain: renewals happen exactly once a period and only when the curren
 can pay, lapsed subscriptions stay lapsed, deliveries settle after their window, undecided disputes
 lapse, expired requests are refunded, and two keepers at once spend nothing twice.
 
-Accounts (Ape's test accounts): 0 deploys, 1 creates, 2 operates, 3..7 buy, 8 and 9 keep.
+Accounts (Ape's test accounts): 0 deploys, 1 creates, 2 operates, 3..7 buy, 8 and 9 keep (and 7, in the
+test of three keepers, where it buys nothing).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ FEE = 10**14  # the operator's fee per request, in ETH
 BUYOUT = 10**15
 BOND = 10**16
 WINDOW = 3_600  # the model's dispute window
-CREATOR, OPERATOR, KEEPER, SECOND_KEEPER = 1, 2, 8, 9
+CREATOR, OPERATOR, KEEPER, SECOND_KEEPER, THIRD_KEEPER = 1, 2, 8, 9, 7
 
 
 @dataclass
@@ -193,7 +194,7 @@ def start_keeper(market, redis_server, tmp_path, chain, accounts):
         settings = {"rpc_url": chain.provider.uri, "router": market.d.router.address,
                     "redis_url": redis_url or redis_server.url, "keeper_test_account": account,
                     "keeper_start_block": market.start_block, "keeper_interval_s": 0.3, "confirmations": 0,
-                    "leader_lease_s": 2, "log_format": "json", "stuck_after_s": 30}
+                    "leader_lease_s": 3, "log_format": "json", "stuck_after_s": 30}
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
         env.update({f"ORACLE_{k.upper()}": str(v) for k, v in settings.items()})
         env["PYTHONUNBUFFERED"] = "1"
@@ -370,7 +371,8 @@ def test_once_makes_one_round_and_exits(market, redis_server, accounts, chain):
 
 def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts, tmp_path):
     """Two keepers on separate Redis servers (nothing shared but the chain) and a third on the first's
-    Redis (standing by) act on the same due work; every renewal, refund and payout happens once."""
+    Redis (standing by), each with its own account, act on the same due work; every renewal, refund and
+    payout happens once."""
     buyers = [accounts[i] for i in (3, 4, 5)]
     offer = market.offer(vm.Tier.SUBSCRIPTION)
     licences = [market.subscribe(buyer, offer) for buyer in buyers]
@@ -387,7 +389,7 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
     with RedisServer(directory=tmp_path / "redis-b") as second_redis:
         first = start_keeper(KEEPER, name="keeper-a", wait=False)
         second = start_keeper(SECOND_KEEPER, redis_url=second_redis.url, name="keeper-b", wait=False)
-        third = start_keeper(SECOND_KEEPER, name="keeper-c", wait=False)  # on keeper-a's Redis: one lease
+        third = start_keeper(THIRD_KEEPER, name="keeper-c", wait=False)  # on keeper-a's Redis: one lease
         for keeper in (first, second, third):
             keeper.wait_started()
         done = lambda: (all(market.renewals(lic) >= 1 for lic in licences)  # noqa: E731
