@@ -447,14 +447,15 @@ class Keeper:
             if not expiry_due(int(state["status"]), record.request.deadline, now):
                 continue
             data = self.views.router.router.encode_abi("cancelExpired", [record.request.as_tuple()])
-            gas = self._gas(self.views.router.address, data, lambda why, rid=request_id: log.warning(
-                "cancelExpired would revert; left for now", extra={"request_id": rid, "error": why}))
+            gas = self._gas(self.views.router.address, data, lambda why, rid=request_id: log.info(
+                "cancelExpired would revert (another keeper first?); checked again next round",
+                extra={"request_id": rid, "error": why}))
             if gas is None:
                 continue
             submission = self._submit(submission_kind("cancel", [request_id]), self.views.router.address, data, gas)
-            log.info("expired request cancelled", extra={"request_id": request_id, "requester": record.request.requester,
-                                                         "refund": record.request.usePrice + record.request.fee,
-                                                         "submission": submission})
+            log.info("cancellation sent", extra={"request_id": request_id, "requester": record.request.requester,
+                                                 "refund": record.request.usePrice + record.request.fee,
+                                                 "submission": submission})
             sent += 1
         return sent
 
