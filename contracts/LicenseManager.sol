@@ -325,9 +325,13 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @inheritdoc IERC5643
     function isRenewable(uint256 tokenId) external view returns (bool) {
         _requireOwned(tokenId);
-        OfferRecords.Record storage o = _offers[_licenses[tokenId].offerId];
+        License storage l = _licenses[tokenId];
+        OfferRecords.Record storage o = _offers[l.offerId];
         if (o.tier != Tier.Subscription || o.flags & _ACTIVE == 0) return false;
-        if (o.validUntil != 0 && block.timestamp + o.period > o.validUntil) return false;
+        // One more period from the later of now and the expiry, within both caps of a renewal.
+        uint256 end = (block.timestamp > l.expiresAt ? block.timestamp : l.expiresAt) + o.period;
+        if (o.validUntil != 0 && end > o.validUntil) return false;
+        if (end > block.timestamp + _models.retirementNotice()) return false;
         if (o.asset != address(0) && !_allowedAssets[o.asset]) return false;
         IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(o.modelId);
         return !m.frozen && m.serviceEndsAt == 0;

@@ -17,6 +17,8 @@ interface IERC5643 {
     /// @notice The unix time at which the subscription of `tokenId` expires.
     function expiresAt(uint256 tokenId) external view returns (uint64);
 
-    /// @notice Whether the subscription of `tokenId` can be renewed.
+    /// @notice Whether the subscription of `tokenId` can be renewed by one more period now (by its
+    /// holder: an active offer in an allowed asset, a model that sells, within validUntil and the
+    /// retirement notice). Keepers also need autoRenew and the renewal to be due.
     function isRenewable(uint256 tokenId) external view returns (bool);
 }
