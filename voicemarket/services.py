@@ -126,11 +126,15 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self._proc.wait(5)
-        # Reap anything left in the group (a worker's pool children, say).
+        # Reap anything left in the group (a worker's pool children, say), and return only once it
+        # is gone: a SIGKILL is delivered when the process next runs, which on a busy machine is later.
         try:
             os.killpg(self._proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        deadline = time.monotonic() + 5
+        while _group_running(self._proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return self._proc.returncode
 
     def __enter__(self) -> ManagedProcess:
@@ -138,6 +142,26 @@ class ManagedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies do not count). Read from /proc;
+    without /proc (not Linux) the group is taken as gone."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp
+            return True
+    return False
 
 
 class RedisServer:
