@@ -148,8 +148,8 @@ REVERT_ADVICE: dict[str, str] = {
     "Licensing_SubscriptionCancelled": "licence {licenseId} was cancelled by its holder; only the holder renews it "
                                        "now",
     "Licensing_AutoRenewOff": "licence {licenseId}'s holder has not turned auto-renewal on: only the holder renews it "
-                              "(as its --account), or lets keepers renew it by turning auto-renewal on "
-                              "(setAutoRenew; `ape run buy --auto-renew` does it when buying)",
+                              "(as its --account), or lets keepers renew it with `ape run autorenew {licenseId} on` "
+                              "(`ape run buy --auto-renew` turns it on when buying)",
     "Licensing_SubscriptionLapsed": "licence {licenseId} lapsed at {expiresAt}: keepers never revive a lapsed "
                                     "subscription; its holder renews it (it restarts then)",
     "Licensing_RenewalNotDue": "a keeper renews only once it is due ({dueAt}); the holder may renew earlier (use the "

@@ -365,7 +365,8 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
     if not holder:
         if not state.auto_renew:
             raise LicensingError(f"licence {license_id}'s holder {state.holder} has not turned auto-renewal on: only "
-                                 "the holder can renew it (as its --account)")
+                                 f"the holder can renew it (as its --account), or let keepers renew it with "
+                                 f"`ape run autorenew {license_id} on`")
         if periods != 1:
             raise LicensingError("a keeper (not the holder) renews exactly one period")
         if now >= state.expires_at:

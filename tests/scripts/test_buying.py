@@ -106,7 +106,8 @@ def test_renew_and_cancel_a_subscription(run, minted, market, accounts, chain):
     out = ok(run("cancel", str(licence), account=BUYER))
     assert not market.licenses.license(licence).autoRenew and "cancelled: no keeper renews it now" in out
     assert "does not auto-renew" in fails(run("cancel", str(licence), account=BUYER))
-    assert "has not turned auto-renewal on" in fails(run("renew", str(licence), account=KEEPER))
+    out = fails(run("renew", str(licence), account=KEEPER))
+    assert "has not turned auto-renewal on" in out and f"ape run autorenew {licence} on" in out
 
 
 def test_renew_and_cancel_refuse_what_is_not_a_subscription(run, minted, accounts):
