@@ -107,8 +107,8 @@ abstract contract RevenueLedger is IRevenueLedger, ReentrancyGuardTransient {
     function _accrue(uint256 modelId, address asset, uint256 amount, uint16 feeBps) internal {
         uint256 fee = Protocol.share(amount, feeBps);
         Pot storage pot = _pots[modelId][asset];
-        pot.modelShare += (amount - fee).toUint128();
-        pot.platformShare += fee.toUint128();
+        pot.modelShare += SafeCast.toUint128(amount - fee);
+        pot.platformShare += SafeCast.toUint128(fee);
         emit RevenueAccrued(modelId, asset, amount, fee);
     }
 
