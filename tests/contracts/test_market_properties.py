@@ -2377,8 +2377,6 @@ def test_market_state_machine(world, capsys):
     ERRORS.clear()
     machine = machine_for(world)
     profile = machine_settings()
-    import os
-    profile = settings(profile, max_examples=int(os.environ.get("DBG_N", profile.max_examples)), stateful_step_count=int(os.environ.get("DBG_S", profile.stateful_step_count)))
     run_state_machine_as_test(machine, settings=profile)
     required = rule_names(machine) + list(REQUIRED_PATHS)
     lines = [f"{'successes':>9}  rule or path"]
