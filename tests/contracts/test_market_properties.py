@@ -89,7 +89,7 @@ UNBONDING = 8 * DAY
 BOND = 10**15  # the first router's dispute bond at the start (the second's is 0)
 ALWAYS = 2**40 - 1  # operatorAllowedUntil while allowed
 ZERO = "0x0000000000000000000000000000000000000000"
-MAX_MODELS = 8
+MAX_MODELS = 9
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
 OUT_DIGEST = hashlib.sha256(b"wav").digest()
 S = vm.RequestStatus
@@ -114,26 +114,31 @@ REQUIRED_PATHS = (
     "set_operator_allowed: removal (after the notice)", "request: to an operator being removed",
     "fulfil: by an operator being removed", "set_retirement_notice: shortened",
 )
-# Error paths that must be reached at least once in a run: (function, error).
+# Error paths that must be reached at least once in a run: (function, error): those of issue 13.
 REQUIRED_ERRORS = (
+    # H-1: keepers renew only what the current holder agreed to, one period, when due, never lapsed
     ("renewSubscription", "Licensing_AutoRenewOff"), ("renewSubscription", "Licensing_RenewalNotDue"),
     ("renewSubscription", "Licensing_SubscriptionLapsed"), ("renewSubscription", "Licensing_BadDuration"),
-    ("renewSubscription", "Licensing_BeyondNotice"), ("renewSubscription", "Licensing_OfferInactive"),
-    ("renewSubscription", "Licensing_AssetNotAllowed"), ("renewSubscription", "Licensing_RenewalAllowanceTooLow"),
-    ("renewSubscription", "Licensing_WrongPayment"), ("buy", "Licensing_BeyondNotice"),
+    ("renewSubscription", "Licensing_RenewalAllowanceTooLow"), ("transferFrom", "Licensing_NotTransferable"),
+    # L-2, L-1, M-2: renewals need the offer and its asset; no time sold past validUntil or the notice
+    ("renewSubscription", "Licensing_OfferInactive"), ("renewSubscription", "Licensing_AssetNotAllowed"),
+    ("renewSubscription", "Licensing_BeyondNotice"), ("buy", "Licensing_BeyondNotice"),
     ("buy", "Licensing_BeyondValidUntil"), ("publishOffer", "Licensing_PeriodAboveNotice"),
-    ("publishOffer", "Licensing_ValidUntilPassed"), ("transferFrom", "Licensing_NotTransferable"),
-    ("transferFrom", "ERC721InsufficientApproval"), ("setAutoRenew", "Licensing_NotLicenseHolder"),
-    ("cancelSubscription", "Licensing_NotLicenseHolder"), ("requestSynthesis", "Licensing_NotRouter"),
-    ("requestSynthesis", "EnforcedPause (licence manager)"), ("requestSynthesis", "Router_OperatorNotAllowed"),
-    ("requestSynthesis", "Router_DisputeWindowTooShort"), ("requestSynthesis", "Licensing_ServiceEnded"),
-    ("fulfil", "Router_ServiceEnded"), ("setRouter", "Licensing_RouterNotYet"),
-    ("setRouter", "Licensing_RouterNotContract"), ("dispute", "Router_WrongPayment"),
-    ("dispute", "Router_DisputeWindowClosed"), ("registerModel", "Registry_ParentFrozen"),
+    ("setRetirementNotice", "Registry_NoticeTooShort"),
+    # M-1: only the current router takes uses; a replacement waits ROUTER_DELAY
+    ("requestSynthesis", "Licensing_NotRouter"), ("setRouter", "Licensing_RouterNotYet"),
+    # M-3: removals and retirements take the notice; no delivery after the end of service
+    ("requestSynthesis", "Router_OperatorNotAllowed"), ("requestSynthesis", "Licensing_ServiceEnded"),
+    ("fulfil", "Router_ServiceEnded"),
+    # M-4, M-6: ids are the creator's; versions keep the voice owner, who consents, never under a freeze
+    ("registerModel", "Registry_ModelExists"), ("registerModel", "Registry_ParentFrozen"),
     ("registerModel", "Registry_VoiceOwnerChanged"), ("registerModel", "Registry_InvalidConsent"),
-    ("registerModel", "Registry_ConsentExpired"), ("registerModel", "Registry_ModelExists"),
-    ("setRetirementNotice", "Registry_NoticeTooShort"), ("setDisputeBond", "Router_DisputeBondTooHigh"),
-    ("setSlashAmount", "Router_SlashTooHigh"), ("withdrawStake", "Router_OpenDisputes"),
+    # M-5, L-4: disputes cost a bond and hold stakes only until they lapse; the buyer's window floor
+    ("dispute", "Router_WrongPayment"), ("withdrawStake", "Router_OpenDisputes"),
+    ("requestSynthesis", "Router_DisputeWindowTooShort"),
+    # pausing the licence manager stops uses; admin bounds
+    ("requestSynthesis", "EnforcedPause (licence manager)"), ("setDisputeBond", "Router_DisputeBondTooHigh"),
+    ("setSlashAmount", "Router_SlashTooHigh"),
 )
 
 
@@ -200,22 +205,24 @@ def world(actors, project, chain):
         spare.grantRole(role, account, sender=a.deployer)
     routers = (d.router, spare)
     assert d.router.unbondingDelay() == UNBONDING
-    # Two models whose voice owner consented (m1 with a co-creator), and one whose creator is its own
-    # voice owner (m3: anyone can make one, as the attacker of H-1 did).
+    # Two models whose voice owner consented (m1 with a co-creator), one whose creator is its own
+    # voice owner (m3: anyone can make one, as the attacker of H-1 did), and one the retirement
+    # scenarios retire first (m4), so that the others stay in service longer.
     models = []
     for creator, voice, bps, co, window, label in (
             (a.creator, a.voice, 3_333, [(a.co.address, 1_111)], 0, "property model 1"),
-            (a.co, a.voice, 2_500, [], 600, "property model 2"), (a.other, a.other, 0, [], 0, "property model 3")):
+            (a.co, a.voice, 2_500, [], 600, "property model 2"), (a.other, a.other, 0, [], 0, "property model 3"),
+            (a.creator, a.voice, 1_000, [], 600, "property model 4")):
         now = chain.pending_timestamp
         r = registration(d, creator, voice=voice.address, bps=bps, co=co, window=window, label=label,
                          signer=voice if voice != creator else None, deadline=now + 3_600)
         d.registry.registerModel(r, sender=creator)
         models.append(d.registry.modelIdOf(creator, r["bundleDigest"]))
-    m1, m2, m3 = models
+    m1, m2, m3, m4 = models
     assert m1 == vm.model_id(a.creator.address, sha("property model 1"))
     fees = {a.operator.address: (10**14, 100), a.keeper.address: (7 * 10**13, 0)}
-    allowed = [(0, m1, a.operator), (0, m2, a.operator), (0, m1, a.keeper), (0, m3, a.operator),
-               (1, m1, a.operator), (1, m2, a.operator), (1, m1, a.keeper)]
+    allowed = [(0, m1, a.operator), (0, m2, a.operator), (0, m1, a.keeper), (0, m3, a.operator), (0, m4, a.operator),
+               (1, m1, a.operator), (1, m2, a.operator), (1, m1, a.keeper), (1, m4, a.keeper)]
     for router in routers:
         for op in (a.operator, a.keeper):
             router.registerOperator(public_key(op), value=MIN_STAKE, sender=op)
@@ -248,14 +255,16 @@ def world(actors, project, chain):
     # m3 sells what the attacker of H-1 sold: a transferable hourly subscription in the stablecoin.
     offers = []
     for model, kind in [(m, k) for m in (m1, m2) for k in kinds] + [
-            (m3, dict(tier=vm.Tier.SUBSCRIPTION, asset=usd.address, price=1_000, period=3_600, transferable=True))]:
+            (m3, dict(tier=vm.Tier.SUBSCRIPTION, asset=usd.address, price=1_000, period=3_600, transferable=True)),
+            (m4, kinds[0]), (m4, kinds[1])]:
         terms = terms_of(model, label=f"world {len(offers)}", **kind)
         d.offers.publishOffer(terms, b"", sender=d.registry.ownerOf(model))
         offers.append((d.licenses.nextOfferId() - 1, terms))
     licences = []
     for index, buyer, quantity, auto_renew in ((0, a.buyer, 1, False), (1, a.buyer, 3, True), (2, a.buyer, 1, False),
                                                (3, a.other, 2, False), (4, a.other, 20, True), (5, a.other, 1, False),
-                                               (6, a.other, 1, True), (9, a.buyer, 10, True), (10, a.other, 1, True)):
+                                               (6, a.other, 1, True), (9, a.buyer, 10, True), (10, a.other, 1, True),
+                                               (11, a.buyer, 1, False), (12, a.other, 3, True)):
         offer_id, terms = offers[index]
         cost = cost_of(terms, quantity)
         value = cost if terms["asset"] == vm.ETH else 0
@@ -310,8 +319,9 @@ def world(actors, project, chain):
     records = lens_views.licences(d.licenses.address, [x[0] for x in licences],
                                   [offers[x[1]][1]["modelId"] for x in licences])[3]
     yield SimpleNamespace(d=d, a=a, usd=usd, routers=routers, lens=lens_views, lm=views(d.licenses), rpc=rpc,
-                          models=models, allowed=[(i, m, op.address) for i, m, op in allowed], offers=offers, licences=licences, records=records, balances=balances,
-                          fees=fees, everyone=everyone, addresses=addresses, chain=chain, errors=errors, w3=w3)
+                          models=models, allowed=[(i, m, op.address) for i, m, op in allowed], offers=offers,
+                          licences=licences, records=records, balances=balances, fees=fees, everyone=everyone,
+                          addresses=addresses, chain=chain, errors=errors, w3=w3)
     rpc.close()
     provider.cache_allowed_requests, provider.cacheable_requests = saved
     session.trust_env = True
@@ -472,13 +482,15 @@ def machine_for(w):
             self.now = self.head_time + 1
             self.next_offer = w.offers[-1][0] + 1
             self.next_licence = w.licences[-1][0] + 1
-            m1, m2, m3 = w.models
+            m1, m2, m3, m4 = w.models
             self.models = {
                 m1: ModelM(m1, a.creator.address, a.creator.address, a.voice.address,
                            [(a.voice.address, 3_333), (a.co.address, 1_111)], 0, label="property model 1"),
                 m2: ModelM(m2, a.co.address, a.co.address, a.voice.address, [(a.voice.address, 2_500)], 600,
                            label="property model 2"),
                 m3: ModelM(m3, a.other.address, a.other.address, a.other.address, [], 0, label="property model 3"),
+                m4: ModelM(m4, a.creator.address, a.creator.address, a.voice.address, [(a.voice.address, 1_000)], 600,
+                           label="property model 4"),
             }
             self.labels = 0
             self.offers: list[OfferM] = []
@@ -741,20 +753,25 @@ def machine_for(w):
         @rule(notice=st.sampled_from([MIN_NOTICE - 1, MIN_NOTICE, MIN_NOTICE, NOTICE, 3 * DAY, MAX_NOTICE + 1]),
               actor=st.sampled_from([0, 0, 0, 1]))
         def set_retirement_notice(self, notice, actor):
+            if self._set_notice(notice, everyone[actor]):
+                self._won("set_retirement_notice")
+
+        def _set_notice(self, notice: int, sender) -> bool:
             t = self.now + 1
             expected = set()
-            if actor != 0:
+            if sender != admin:
                 expected.add("AccessControlUnauthorizedAccount")
             elif notice > MAX_NOTICE:
                 expected.add(err("Registry_NoticeTooLong", notice, MAX_NOTICE))
             elif notice < MIN_NOTICE:
                 expected.add(err("Registry_NoticeTooShort", notice, MIN_NOTICE))
-            if self._send(d.registry.setRetirementNotice, notice, sender=everyone[actor], expected=expected):
-                in_force = self._notice(t)
-                self.notice_state = (notice, in_force, t)
-                self._won("set_retirement_notice")
-                if notice < in_force:
-                    self._won("set_retirement_notice: shortened")
+            if not self._send(d.registry.setRetirementNotice, notice, sender=sender, expected=expected):
+                return False
+            in_force = self._notice(t)
+            self.notice_state = (notice, in_force, t)
+            if notice < in_force:
+                self._won("set_retirement_notice: shortened")
+            return True
 
         @precondition(lambda self: self.models)
         @rule(data=st.data(), freeze=st.sampled_from([True, False, False]), actor=st.sampled_from([7, 7, 7, 1]))
@@ -774,7 +791,7 @@ def machine_for(w):
 
         @rule(data=st.data(), by_owner=st.sampled_from([True, False, False, False]))
         def retire(self, data, by_owner):
-            model = self.models[data.draw(st.sampled_from(list(self.models)))]
+            model = self.models[self._pick(data, list(self.models), list(self.models)[3:])]
             actor = by_address[model.owner] if by_owner else (a.other if model.owner != a.other.address else a.buyer)
             if self._retire(model, actor):
                 self._won("retire")
@@ -805,8 +822,10 @@ def machine_for(w):
                       and self._servers(rt, lic.offer.model, t + 800)]
             if not usable:
                 return
-            # Mostly a licence that is not a subscription: it works until the end of service.
-            lic = self._pick(data, usable, [x for x in usable if x.offer.tier != vm.Tier.SUBSCRIPTION])
+            # Mostly a licence that is not a subscription (it works until the end of service), on a
+            # model other than m1..m3 (which then stay in service longer).
+            spare = [x for x in usable if x.offer.model not in w.models[:3]]
+            lic = self._pick(data, usable, [x for x in spare or usable if x.offer.tier != vm.Tier.SUBSCRIPTION])
             model = self.models[lic.offer.model]
             if not self._retire(model, by_address[model.owner]):
                 return
@@ -901,7 +920,7 @@ def machine_for(w):
         @precondition(lambda self: len(self.models) < MAX_MODELS)
         @rule(data=st.data(), own=st.booleans(),
               fault=st.sampled_from([None] * 5 + ["not owner", "voice to caller", "voice to stranger", "no consent",
-                                                  "revoked", "frozen parent"]))
+                                                  "revoked", "expired", "frozen parent"]))
         def register_version(self, data, own, fault):
             """A new version of a model: only by the parent's owner, never under a frozen parent,
             keeping the parent's voice owner, who consents again unless they register it (`own`:
@@ -916,7 +935,7 @@ def machine_for(w):
                 a.other if parent.owner != a.other.address else a.buyer)
             voice_owner = {"voice to caller": caller.address, "voice to stranger": a.treasurer.address}.get(
                 fault, parent.voice)
-            consent = {"no consent": "none", "revoked": "revoked"}.get(fault, "signed")
+            consent = {"no consent": "none", "revoked": "revoked", "expired": "expired"}.get(fault, "signed")
             self.labels += 1
             r, consent_errors = self._consent(caller, voice_owner, 1_500, f"version {self.labels}", consent)
             r["parentId"] = parent.id
@@ -1214,14 +1233,31 @@ def machine_for(w):
                 self._approve(holder, lm_address, allowance)
 
         def _holder_renew(self, lic: LicenceM, periods: int, odd: bool = False, wrong_value: bool = False) -> bool:
-            o, holder, t = lic.offer, by_address[lic.holder], self.now + 1
+            o = lic.offer
             duration = (o.period * periods + odd) if o.tier == vm.Tier.SUBSCRIPTION else 1_000
+            return self._renew(lic, by_address[lic.holder], duration, wrong_value)
+
+        def _renew(self, lic: LicenceM, sender, duration: int, wrong_value: bool = False) -> bool:
+            """renewSubscription(lic, duration) from `sender`, paying the cost in ETH (plus 1 wei if
+            `wrong_value`); True if it succeeded. A renewal on someone else's word is checked
+            against the property apart from the model's prediction: the current holder agreed to
+            it, it is one period, due and not lapsed."""
+            o, t = lic.offer, self.now + 1
             cost = o.price * (duration // o.period) if o.period else 0
             value = (cost if o.asset == eth else 0) + wrong_value
-            expected = self._renewal_errors(lic, holder.address, duration, value, t)
-            if not self._send(d.licenses.renewSubscription, lic.id, duration, value=value, sender=holder,
+            expected = self._renewal_errors(lic, sender.address, duration, value, t)
+            if not self._send(d.licenses.renewSubscription, lic.id, duration, value=value, sender=sender,
                               expected=expected):
                 return False
+            if sender.address != lic.holder:
+                lead = vm.renewal_lead(o.period)
+                assert lic.auto_renew and lic.agreed_by == lic.holder, "a keeper renewed without the holder's consent"
+                assert duration == o.period, "a keeper renewed more than one period"
+                assert lic.expires - lead <= t < lic.expires, "a keeper renewed a licence not due or lapsed"
+                self._won("keeper_renew: ETH from the caller" if o.asset == eth
+                          else "keeper_renew: ERC-20 from the holder's allowance")
+                if sender.address == lic.approved:
+                    self._won("keeper_renew: by an account approved on the licence")
             if self._apply_renewal(lic, duration, t):
                 self._won("renew: holder restarts a lapsed subscription")
             return True
@@ -1229,7 +1265,7 @@ def machine_for(w):
         @precondition(lambda self: any(lic.offer.tier == vm.Tier.SUBSCRIPTION for lic in self.licences))
         @rule(data=st.data(), caller=st.sampled_from(["keeper", "keeper", "stranger", "approved", "approved", "buyer",
                                                       "holder"]),
-              fault=st.sampled_from([None] * 6 + ["now", "early", "lapsed", "periods", "wrong value", "cancelled",
+              fault=st.sampled_from([None] * 4 + ["now", "early", "lapsed", "periods", "wrong value", "cancelled",
                                                   "pushed to a stranger", "any licence"]))
         def keeper_renew(self, data, caller, fault):
             """Anyone renews someone's subscription: the model predicts when this may happen (the
@@ -1286,29 +1322,9 @@ def machine_for(w):
                       "approved": by_address.get(lic.approved) if lic.approved != ZERO else None,
                       "buyer": data.draw(st.sampled_from(others)),
                       "holder": by_address[lic.holder]}[caller] or a.keeper
-            t = self.now + 1
             periods = data.draw(st.sampled_from([0, 2, 3])) if fault == "periods" else 1
-            duration = o.period * periods
-            cost = o.price * periods
-            value = (cost if o.asset == eth else 0) + (fault == "wrong value")
-            expires_before, holder = lic.expires, lic.holder
-            expected = self._renewal_errors(lic, sender.address, duration, value, t)
-            if not self._send(d.licenses.renewSubscription, lic.id, duration, value=value, sender=sender,
-                              expected=expected):
-                return
-            if sender.address != holder:
-                # The property, stated apart from the model's prediction: a renewal on someone
-                # else's word is one the holder agreed to, of one period, due and not lapsed.
-                assert lic.auto_renew and lic.agreed_by == holder, "a keeper renewed without the holder's consent"
-                assert duration == o.period, "a keeper renewed more than one period"
-                assert expires_before - lead <= t < expires_before, "a keeper renewed a licence not due or lapsed"
-            self._apply_renewal(lic, duration, t)
-            self._won("keeper_renew")
-            if sender.address != holder:
-                self._won("keeper_renew: ETH from the caller" if o.asset == eth
-                          else "keeper_renew: ERC-20 from the holder's allowance")
-                if sender.address == lic.approved:
-                    self._won("keeper_renew: by an account approved on the licence")
+            if self._renew(lic, sender, o.period * periods, fault == "wrong value"):
+                self._won("keeper_renew")
 
         @precondition(lambda self: self.licences)
         @rule(data=st.data(), on=st.sampled_from([True, True, False]),
@@ -1897,6 +1913,7 @@ def machine_for(w):
                 self._credit(router.ledger, r.router, r.get("requester"), eth, slashed + bond)
                 self._refund(r)
                 self._won("resolve_dispute: upheld" + self._via(r))
+                self._top_up(r.router)
             else:
                 r.status = S.SETTLED
                 self._credit(router.ledger, r.router, r.get("operator"), eth, bond)
@@ -1966,8 +1983,8 @@ def machine_for(w):
                 self._withdraw_stake(r.router, op)  # Router_OpenDisputes
             self._settle([r], a.keeper)
             self._won("dispute_lapses")
-            if unbond:
-                self._withdraw_stake(r.router, op)
+            if unbond and self._withdraw_stake(r.router, op):
+                self._register_operator(r.router, op)  # and comes back
 
         # ------------------------------------------------------------ the router's replacement
 
@@ -2112,6 +2129,10 @@ def machine_for(w):
                 self._withdraw_stake(router, op)
             else:
                 router, op = self._pick(data, [(router, op)], gone)
+            if self._register_operator(router, op, short):
+                self._won("register_operator")
+
+        def _register_operator(self, router: int, op: int, short: bool = False) -> bool:
             rt = self.routers[router]
             operator = rt.ops[op_accounts[op].address]
             stake = rt.min_stake - 1 if short else rt.min_stake
@@ -2120,19 +2141,34 @@ def machine_for(w):
                 expected.add(err("Router_OperatorAlreadyRegistered", operator.address))
             elif short:
                 expected.add(err("Router_StakeTooLow", stake, rt.min_stake))
-            if self._send(rt.contract.registerOperator, public_key(op_accounts[op]), value=stake,
-                          sender=op_accounts[op], expected=expected):
-                operator.stake, operator.registered, operator.open_disputes = stake, True, 0
-                self._won("register_operator")
+            if not self._send(rt.contract.registerOperator, public_key(op_accounts[op]), value=stake,
+                              sender=op_accounts[op], expected=expected):
+                return False
+            operator.stake, operator.registered, operator.open_disputes = stake, True, 0
+            return True
 
         @rule(router=st.integers(0, 1), op=st.integers(0, 1), amount=st.sampled_from([1, SLASH, MIN_STAKE]))
         def add_stake(self, router, op, amount):
+            if self._add_stake(router, op, amount):
+                self._won("add_stake")
+
+        def _add_stake(self, router: int, op: int, amount: int) -> bool:
             rt = self.routers[router]
             operator = rt.ops[op_accounts[op].address]
             expected = set() if operator.registered else {err("Router_OperatorNotRegistered", operator.address)}
-            if self._send(rt.contract.addStake, value=amount, sender=op_accounts[op], expected=expected):
-                operator.stake += amount
-                self._won("add_stake")
+            if not self._send(rt.contract.addStake, value=amount, sender=op_accounts[op], expected=expected):
+                return False
+            operator.stake += amount
+            return True
+
+        def _top_up(self, router: int) -> None:
+            """Registered operators below the minimum stake (slashed, or the minimum was raised)
+            add what they lack, as operators who mean to keep serving do."""
+            rt = self.routers[router]
+            for op, x in enumerate(op_accounts):
+                operator = rt.ops[x.address]
+                if operator.registered and operator.stake < rt.min_stake:
+                    self._add_stake(router, op, rt.min_stake - operator.stake)
 
         @rule(data=st.data(), router=st.sampled_from([0, 0, 1]), allowed=st.sampled_from([False, True]),
               by_owner=st.sampled_from([True, True, True, False]))
@@ -2184,18 +2220,23 @@ def machine_for(w):
                 self._won("remove_operator")
                 self._fulfil(r, operator)
 
-        @rule(router=st.integers(0, 1), bond=st.sampled_from([0, 10**15, 10**15, MAX_DISPUTE_BOND, MAX_DISPUTE_BOND + 1]),
+        @rule(router=st.integers(0, 1),
+              bond=st.sampled_from([0, 10**15, 10**15, MAX_DISPUTE_BOND, MAX_DISPUTE_BOND + 1]),
               actor=st.sampled_from([0, 0, 0, 7]))
         def set_dispute_bond(self, router, bond, actor):
-            rt = self.routers[router]
+            if self._set_bond(self.routers[router], bond, everyone[actor]):
+                self._won("set_dispute_bond")
+
+        def _set_bond(self, rt: RouterM, bond: int, sender) -> bool:
             expected = set()
-            if actor != 0:
+            if sender != admin:
                 expected.add("AccessControlUnauthorizedAccount")
             elif bond > MAX_DISPUTE_BOND:
                 expected.add(err("Router_DisputeBondTooHigh", bond, MAX_DISPUTE_BOND))
-            if self._send(rt.contract.setDisputeBond, bond, sender=everyone[actor], expected=expected):
-                rt.bond = bond
-                self._won("set_dispute_bond")
+            if not self._send(rt.contract.setDisputeBond, bond, sender=sender, expected=expected):
+                return False
+            rt.bond = bond
+            return True
 
         @rule(router=st.integers(0, 1),
               change=st.sampled_from([("min", MIN_STAKE), ("min", MIN_STAKE), ("min", 2 * MIN_STAKE),
@@ -2208,21 +2249,125 @@ def machine_for(w):
             kind, amount = {"minimum too high": ("min", MAX_MIN_STAKE + 1),
                             "slash above the minimum": ("slash", rt.min_stake + 1)}.get(fault, change)
             amount = rt.min_stake if amount == "min" else amount
-            actor = 7 if fault == "not admin" else 0
+            if self._set_stake(router, kind, amount, a.arbiter if fault == "not admin" else admin):
+                self._won("set_stake_params")
+
+        def _set_stake(self, router: int, kind: str, amount: int, sender) -> bool:
+            rt = self.routers[router]
             expected = set()
-            if actor != 0:
+            if sender != admin:
                 expected.add("AccessControlUnauthorizedAccount")
             elif kind == "min" and amount > MAX_MIN_STAKE:
                 expected.add(err("Router_MinStakeTooHigh", amount, MAX_MIN_STAKE))
             elif kind == "slash" and amount > rt.min_stake:
                 expected.add(err("Router_SlashTooHigh", amount, rt.min_stake))
             fn = rt.contract.setMinStake if kind == "min" else rt.contract.setSlashAmount
-            if self._send(fn, amount, sender=everyone[actor], expected=expected):
-                if kind == "min":
-                    rt.min_stake, rt.slash = amount, min(rt.slash, amount)
-                else:
-                    rt.slash = amount
-                self._won("set_stake_params")
+            if not self._send(fn, amount, sender=sender, expected=expected):
+                return False
+            if kind == "min":
+                rt.min_stake, rt.slash = amount, min(rt.slash, amount)
+                self._top_up(router)
+            else:
+                rt.slash = amount
+            return True
+
+        # ------------------------------------------------------------ refusals
+
+        @precondition(lambda self: self.licences)
+        @rule(data=st.data())
+        def probe_refusals(self, data):
+            """What issue 13 made impossible, tried in the current state. Each call is predicted by
+            the model like any other (all of them are refused here, with the errors the model names,
+            so nothing is mined): the random rules reach these paths too, this rule makes sure every
+            run does."""
+            t, before = self.now + 1, sum(ERRORS.values())
+            subs = [x for x in self.licences if x.offer.tier == vm.Tier.SUBSCRIPTION]
+            live = [x for x in subs if x.expires > t]
+
+            def one(items: list):
+                return data.draw(st.sampled_from(items)) if items else None
+
+            def keeper(lic: LicenceM):
+                return a.keeper if lic.holder != a.keeper.address else a.operator
+
+            # H-1: a keeper renews what its holder never agreed to, what is not due yet, two
+            # periods, what has lapsed; a licence that cannot move is not pushed to anyone.
+            for lic, periods in ((one([x for x in live if not x.auto_renew]), 1),
+                                 (one([x for x in live if x.auto_renew
+                                       and t + vm.renewal_lead(x.offer.period) < x.expires]), 1),
+                                 (one([x for x in live if x.auto_renew]), 2),
+                                 (one([x for x in subs if x not in live]), 1)):
+                if lic is not None:
+                    self._renew(lic, keeper(lic), lic.offer.period * periods)
+            lic = one([x for x in self.licences if not x.offer.transferable])
+            if lic is not None:
+                stranger = next(x.address for x in strangers if x.address != lic.holder)
+                self._transfer(lic, by_address[lic.holder], stranger)
+            # L-2: the holder renews from an offer withdrawn, or in a stablecoin de-listed.
+            lic = one([x for x in subs if not x.offer.active or (x.offer.asset == dollar and not self.usd_allowed)])
+            if lic is not None:
+                self._holder_renew(lic, 1)
+            # L-1, M-2: time paid past the notice (renewal, sale); a period that cannot fit in it.
+            notice = self._notice(t)
+            lic = one(subs)
+            if lic is not None:
+                self._holder_renew(lic, notice // lic.offer.period + 1)
+            offer = one([o for o in self.offers if o.active and o.tier == vm.Tier.SUBSCRIPTION])
+            if offer is not None:
+                self._buy(offer, a.buyer, notice // offer.period + 1, False)
+            model = self.models[one(list(self.models))]
+            self._publish(model, by_address[model.owner], vm.Tier.SUBSCRIPTION, eth, 1, notice, 0, 0, 0, 0, TTS,
+                          False)
+            # L-4, M-1, M-3: a request with too short a window for the buyer, one through the router
+            # the licence manager does not use, one naming an operator not allowed for the model
+            # until its deadline, one on a model whose service has ended.
+            rt = self.routers[self.lm_router]
+            usable = [x for x in self.licences if self._licensed(x, t)[0]]
+            lic = one([x for x in usable if self._servers(rt, x.offer.model, t + 800)])
+            if lic is not None:
+                op = self._servers(rt, lic.offer.model, t + 800)[0]
+                window = self.models[lic.offer.model].window
+                self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN, window + 1)
+                self._request(lic, by_address[lic.holder], 1 - self.lm_router, op, 800, False, vm.Language.EN)
+            pairs = [(x, i) for x in usable for i, o in enumerate(op_accounts)
+                     if rt.allowed_until.get((x.offer.model, o.address), 0) < t + 800]
+            if pairs:
+                lic, op = one(pairs)
+                self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN)
+            lic = one([x for x in self.licences if 0 < self.models[x.offer.model].service_ends <= t])
+            if lic is not None:
+                self._request(lic, by_address[lic.holder], self.lm_router, 0, 800, False, vm.Language.EN)
+            # M-4, M-6: the same bundle registered twice by its creator; a version that drops the
+            # parent's voice owner; a version under a frozen parent (neither signed: refused first).
+            model = self.models[one(list(self.models))]
+            r, errors = self._consent(by_address[model.creator], model.creator, 0, model.label, "none")
+            self._register(by_address[model.creator], r, errors, 0, "register_model", model.label)
+            parents = [m for m in self.models.values() if m.voice == m.owner or not m.frozen]
+            for parent in filter(None, (one(parents), one([m for m in self.models.values() if m.frozen]))):
+                owner = by_address[parent.owner]
+                voice = parent.voice if parent.frozen else (a.treasurer.address if parent.voice == parent.owner
+                                                             else parent.owner)
+                self.labels += 1
+                r, errors = self._consent(owner, voice, 0 if voice == parent.owner else 1_500,
+                                          f"version {self.labels}", "none")
+                r["parentId"] = parent.id
+                errors.add(err("Registry_ParentFrozen", parent.id) if parent.frozen else
+                           err("Registry_VoiceOwnerChanged", parent.id, parent.voice, voice))
+                self._register(owner, r, errors, parent.id, "register_version", f"version {self.labels}")
+            # M-5: a dispute without the bond; M-1: a replacement before its delay.
+            r = one([x for x in self.requests if x.status == S.FULFILLED and t < x.settle_after
+                     and self.routers[x.router].bond])
+            if r is not None:
+                self._dispute(r, True, "none")
+            pending, at = self.pending_router
+            if at and t < at:
+                self._set_router(pending, admin)
+            # The admin's bounds: the notice, the dispute bond, the slash.
+            self._set_notice(MIN_NOTICE - 1, admin)
+            self._set_bond(rt, MAX_DISPUTE_BOND + 1, admin)
+            self._set_stake(self.lm_router, "slash", rt.min_stake + 1, admin)
+            if sum(ERRORS.values()) > before:
+                self._won("probe_refusals")
 
         # ------------------------------------------------------------ invariants
 
@@ -2344,17 +2489,6 @@ def machine_for(w):
                 assert tuple(terms) == offer.terms, f"offer {offer.id} changed"
                 assert (sold, active) == (offer.sold, offer.active)
 
-    import functools
-    for name, f in list(vars(Market).items()):
-        r = getattr(f, "hypothesis_stateful_rule", None)
-        if r is not None:
-            def wrap(fn, name=name):
-                @functools.wraps(fn)
-                def inner(*args, **kwargs):
-                    SUCCESSES["TRY " + name] += 1
-                    return fn(*args, **kwargs)
-                return inner
-            r.function = wrap(r.function)
     return Market
 
 
