@@ -55,7 +55,7 @@ contract LedgerLens {
     /// force; the licence manager's router, pending router and when it may be made, whether it is
     /// paused and whether `asset` is allowed; per model its frozen flag, end of service and dispute
     /// window; per router whether it is paused, its dispute bond, minimum stake and slash amount,
-    /// then per model and operator until when the operator may be named.
+    /// then per model and operator until when the operator may be named and whether it can serve.
     function settings(
         IVoiceModelRegistry registry,
         ILicenseManager manager,
@@ -64,7 +64,7 @@ contract LedgerLens {
         uint256[] calldata models,
         address[] calldata operators
     ) external view returns (uint256[] memory out) {
-        out = new uint256[](6 + 3 * models.length + routers.length * (4 + models.length * operators.length));
+        out = new uint256[](6 + 3 * models.length + routers.length * (4 + 2 * models.length * operators.length));
         out[0] = registry.retirementNotice();
         out[1] = uint160(manager.router());
         (address pending, uint40 at) = manager.pendingRouter();
@@ -88,29 +88,33 @@ contract LedgerLens {
             for (uint256 m; m < models.length; ++m) {
                 for (uint256 o; o < operators.length; ++o) {
                     out[k++] = router.operatorAllowedUntil(models[m], operators[o]);
+                    out[k++] = router.canServe(models[m], operators[o]) ? 1 : 0;
                 }
             }
         }
     }
 
     /// @notice For each licence: its holder, whether it licenses text-to-speech on its model now
-    /// and the uses left, its stored record, and the account approved on it.
+    /// and the uses left, its stored record, the account approved on it, and whether its holder
+    /// could renew it by one period now (`isRenewable`).
     function licences(ILicenseManager manager, uint256[] calldata ids, uint256[] calldata models)
         external
         view
         returns (address[] memory holders, bool[] memory licensed, uint256[] memory usesLeft,
-            ILicenseManager.License[] memory records, address[] memory approved)
+            ILicenseManager.License[] memory records, address[] memory approved, bool[] memory renewable)
     {
         holders = new address[](ids.length);
         licensed = new bool[](ids.length);
         usesLeft = new uint256[](ids.length);
         records = new ILicenseManager.License[](ids.length);
         approved = new address[](ids.length);
+        renewable = new bool[](ids.length);
         for (uint256 i; i < ids.length; ++i) {
             holders[i] = manager.ownerOf(ids[i]);
             (licensed[i], usesLeft[i]) = manager.isLicensed(ids[i], holders[i], models[i], 1);
             records[i] = manager.license(ids[i]);
             approved[i] = manager.getApproved(ids[i]);
+            renewable[i] = manager.isRenewable(ids[i]);
         }
     }
 

@@ -1,54 +1,59 @@
 """Property tests of the whole market (Contracts I and II) against a Python model of it.
 
 A Hypothesis RuleBasedStateMachine drives random sequences of every market action, by random
-actors with random amounts and random passages of time:
+actors with random amounts and random passages of time, on a world of its own (notice 2 days,
+four models, two routers, operators on both, buyers, and strangers: accounts with a standing
+allowance on the licence manager that buy little or nothing):
 
-- registry: register models (the creator as voice owner, or with the voice owner's EIP-712
-  consent: signed, missing, revoked first, expired), register new versions (keeping the parent's
-  voice owner with or without consent, dropping it, under a frozen parent), dispute windows,
-  retire (also with prepaid subscriptions), freeze / unfreeze, the retirement notice (shortened
-  ones run down);
-- licences: publish / deactivate offers (OfferBook), buy (each tier, ETH and a stablecoin, past
-  validUntil or the notice), holders' renewals (any number of periods, lapsed ones restart),
-  keeper renewals by random callers (strangers, approved accounts, keepers), autoRenew on and
-  off, cancelling, approvals and transfers to strangers (accounts with a standing allowance on the
-  licence manager), allowances, allow-listing the stablecoin, pause, platform fee;
-- speech: requests (both routers, the minimum dispute window), fulfil, batches (duplicates
-  included), fail, cancel after expiry, disputes with bonds, their resolution or their lapse
-  through settle after the arbitration period, settlement batches that skip, operators
-  registering, staking, unbonding and leaving, their removal after the notice, the dispute bond,
-  minimum stake and slash bounds;
-- the router's replacement (propose, ROUTER_DELAY, activate) while requests are pending on the
-  old one, which must still refund them (fail, cancelExpired, an upheld dispute).
+- registry: models (ids modelIdOf(creator, digest): the same bundle by another creator is
+  another model; the creator as voice owner, or the voice owner's EIP-712 consent: signed,
+  missing, revoked first, expired), versions (keeping the parent's voice owner, with or without
+  consent, dropping it, under a frozen parent), dispute windows, retirements (with prepaid
+  subscriptions; service running out with requests on their way), freezes, the retirement
+  notice (a shortened one runs down);
+- licences: offers published and withdrawn through the OfferBook, sales (each tier, ETH and the
+  stablecoin, past validUntil or the notice), holders' renewals (any number of periods; a lapsed
+  one restarts), keeper renewals by random callers (keepers, strangers, accounts approved on the
+  token or for all), autoRenew on and off, cancelling, approvals, transfers to strangers (H-1's
+  push), allowances, the stablecoin de-listed, pauses, the platform fee;
+- speech: requests (either router, the buyer's minimum dispute window, operators being removed),
+  deliveries (one, batches with duplicates), failures, expiries, disputes with bonds, resolved or
+  lapsing through settle after ARBITRATION_PERIOD (also while the operator unbonds), settlement
+  batches that skip, operators registering, staking, unbonding, leaving, their removal after the
+  notice, the dispute bond, minimum stake and slash bounds;
+- the router's replacement (propose, ROUTER_DELAY, activate), also with requests pending on the
+  old router, which still refunds them (fail, cancelExpired, an upheld dispute) or delivers them;
+- a probe of what issue 13 made impossible, in whatever state the example is in.
 
-Every action's outcome (success, or the custom error, with its arguments where the model knows
-them, among those the model allows) is predicted by the model, and after every step the model
-and the chain must agree on every number:
+Most rules take one `fault` (the one thing wrong with the call, or none). Every call's outcome
+(success, or the custom error, with its arguments where the model knows them, among those the
+model allows) is predicted by the model, and after every step the model and the chain agree on
+every number:
 
 1. conservation: for ETH and the stablecoin, each contract (the licence manager and both
-   routers) holds exactly the sum of its credits, revenue pots and platform balance, plus (a
-   router) the escrow of its undecided requests, its operators' stakes and the dispute bonds it
-   holds;
-2. every account's ETH and stablecoin balance, and its allowances, are what the model says: every
-   wei leaving a holder is a purchase, a request or a renewal the model predicted, and a keeper's
-   renewal succeeds only when the current holder turned autoRenew on, for one period, when due
-   (never on a lapsed licence), so at most once per period, paid from the holder's allowance
-   (ERC-20) or the caller's ETH;
+   routers) holds exactly its credits, revenue pots and platform balance, plus (a router) the
+   escrow of its undecided requests, its operators' stakes and the dispute bonds it holds;
+2. every account's ETH and stablecoin balance and allowances are the model's: every wei leaving
+   an account is a purchase, a request, a bond, a stake or a renewal the model predicted; a
+   renewal on anyone else's word succeeds only when the current holder turned autoRenew on, for
+   one period, when due and not lapsed (so at most once per period), paid from the holder's
+   allowance (ERC-20) or the caller's ETH (also asserted apart from the prediction);
 3. nobody withdraws more than was credited to them, and every credit is withdrawable (each
    example ends by distributing every pot and withdrawing every credit from the three ledgers);
-4. a licence is valid exactly when the model says (bought, not expired, within its limits, model
-   not frozen, service not ended); no licence is paid beyond its model's end of service;
-5. the settings (retirement notice, routers, pauses, bonds, stakes, operator allowances) and each
-   model's state are the model's; the terms of a sold licence never change;
-6. every request is in exactly the state (status, settlement time, bond) the model expects; a
-   request pays out at most once; uses consumed equal requests not refunded.
+4. a licence is valid exactly when the model says (isLicensed), renewable exactly when it says
+   (isRenewable), and no licence is paid beyond its model's end of service;
+5. the settings (retirement notice, routers, pauses, the stablecoin's listing, bonds, stakes,
+   operator allowances, canServe) and each model's state are the model's; the terms of a sold
+   licence never change;
+6. every request is in exactly the state (status, settlement time, bond, commitment) the model
+   expects; a request pays out at most once; uses consumed equal requests not refunded.
 
-Successes are counted per rule and per important path, and errors per function; after all the
-examples every rule must have succeeded and every important error path must have been reached
+Successes are counted per rule and per important path, errors per function; after all the
+examples every rule must have succeeded and every error path of issue 13 must have been reached
 (for profiles at least as large as `ci`); the table is printed.
 
-Profiles (tests/conftest.py): `ci` (default; examples x steps tuned here for the run time) and
-`audit` (HYPOTHESIS_PROFILE=audit, 2,000 x 100).
+Profiles (tests/conftest.py), with examples twice as long here (machine_settings): `ci` (default,
+200 examples x 60 steps) and `audit` (HYPOTHESIS_PROFILE=audit, 2,000 x 200).
 """
 
 from __future__ import annotations
@@ -516,6 +521,7 @@ def machine_for(w):
             self.lm_router = 0  # index of the licence manager's router
             self.former: set[int] = set()
             self.pending_router = (ZERO, 0)
+            self.for_all: set[tuple[str, str]] = set()  # (holder, operator) approvals for all tokens
             self.lm_ledger = LedgerM()  # the world paid its own sales out
             self.lm_paused = False
             self.usd_allowed = True
@@ -1185,6 +1191,16 @@ def machine_for(w):
             return (o.active and (o.asset == eth or self.usd_allowed) and not model.frozen and not model.service_ends
                     and not self.lm_paused)
 
+        def _renewable_now(self, lic: LicenceM, t: int) -> bool:
+            """isRenewable at t: the holder could renew one period (pause and payment aside)."""
+            o = lic.offer
+            if o.tier != vm.Tier.SUBSCRIPTION:
+                return False
+            end = max(t, lic.expires) + o.period
+            return (o.active and (o.asset == eth or self.usd_allowed) and not (o.valid_until and end > o.valid_until)
+                    and end <= t + self._notice(t) and not self.models[o.model].frozen
+                    and not self.models[o.model].service_ends)
+
         def _apply_renewal(self, lic: LicenceM, duration: int, t: int) -> bool:
             """The renewal succeeded: the licence's new term and the payment. True if it had lapsed."""
             o = lic.offer
@@ -1288,7 +1304,7 @@ def machine_for(w):
                 lic = data.draw(st.sampled_from(subscriptions))
             elif caller == "approved":
                 approved = [x for x in agreed if x.approved not in (ZERO, x.holder)]
-                lic = self._pick(data, subscriptions, approved or agreed)
+                lic = data.draw(st.sampled_from(approved or agreed or subscriptions))
                 if lic.approved in (ZERO, lic.holder):
                     # The holder approves a stranger on the licence first.
                     stranger = next(x for x in strangers if x.address != lic.holder)
@@ -1358,7 +1374,7 @@ def machine_for(w):
             lic = data.draw(st.sampled_from(self.licences))
             sender = self._caller_for(lic, caller)
             expected = set()
-            if sender.address not in (lic.holder, lic.approved):
+            if not self._authorized(lic, sender.address):
                 expected.add(err("Licensing_NotLicenseHolder", lic.id, sender.address))
             elif lic.offer.tier != vm.Tier.SUBSCRIPTION:
                 expected.add(err("Licensing_NotSubscription", lic.id))
@@ -1367,17 +1383,31 @@ def machine_for(w):
                 self._won("cancel_subscription")
 
         @precondition(lambda self: self.licences)
-        @rule(data=st.data(), to=st.sampled_from([2, 8, 7, 5, 0]), by_holder=st.sampled_from([True] * 5 + [False]))
-        def approve_licence(self, data, to, by_holder):
-            """The holder approves an account on the licence token (it may then transfer, cancel,
-            and call renewSubscription like anyone else)."""
+        @rule(data=st.data(), to=st.sampled_from([2, 8, 7, 5, 0]), by_holder=st.sampled_from([True] * 5 + [False]),
+              for_all=st.sampled_from([False, False, False, True]), on=st.sampled_from([True, True, False]))
+        def approve_licence(self, data, to, by_holder, for_all, on):
+            """The holder approves an account on one licence token, or on all its tokens
+            (`for_all`, `on`): that account may then transfer the licences, approve others and
+            cancel, and calls renewSubscription like anyone else (never on the holder's word)."""
             lic = data.draw(st.sampled_from(self.licences))
             sender = by_address[lic.holder] if by_holder else a.keeper
+            if for_all:
+                target = everyone[to or 5].address
+                if self._send(d.licenses.setApprovalForAll, target, on, sender=sender):
+                    (self.for_all.add if on else self.for_all.discard)((sender.address, target))
+                    self._won("approve_licence")
+                return
             target = everyone[to].address if to else ZERO
-            expected = set() if by_holder else {err("ERC721InvalidApprover", sender.address)}
+            expected = set()
+            if sender.address != lic.holder and (lic.holder, sender.address) not in self.for_all:
+                expected.add(err("ERC721InvalidApprover", sender.address))
             if self._send(d.licenses.approve, target, lic.id, sender=sender, expected=expected):
                 lic.approved = target
                 self._won("approve_licence")
+
+        def _authorized(self, lic: LicenceM, account: str) -> bool:
+            """ERC-721: the holder, the account approved on the token, or one approved for all."""
+            return account in (lic.holder, lic.approved) or (lic.holder, account) in self.for_all
 
         @precondition(lambda self: self.licences)
         @rule(data=st.data(), to=st.sampled_from([2, 8, 7, 3, 9]),
@@ -1394,7 +1424,7 @@ def machine_for(w):
 
         def _transfer(self, lic: LicenceM, sender, target: str) -> bool:
             expected = set()
-            if sender.address not in (lic.holder, lic.approved):
+            if not self._authorized(lic, sender.address):
                 expected.add(err("ERC721InsufficientApproval", sender.address, lic.id))
             elif not lic.offer.transferable:
                 expected.add(err("Licensing_NotTransferable", lic.id))
@@ -2299,6 +2329,10 @@ def machine_for(w):
                                  (one([x for x in subs if x not in live]), 1)):
                 if lic is not None:
                     self._renew(lic, keeper(lic), lic.offer.period * periods)
+            # H-1: an account approved on a licence renews it by several periods.
+            lic = one([x for x in subs if x.approved not in (ZERO, x.holder)])
+            if lic is not None:
+                self._renew(lic, by_address[lic.approved], lic.offer.period * 3)
             lic = one([x for x in self.licences if not x.offer.transferable])
             if lic is not None:
                 stranger = next(x.address for x in strangers if x.address != lic.holder)
@@ -2429,19 +2463,24 @@ def machine_for(w):
                 k += 4
                 for m in models:
                     for op in ops:
-                        assert out[k] == rt.allowed_until.get((m, op), 0), f"router {rt.index} allowance"
-                        k += 1
+                        until = rt.allowed_until.get((m, op), 0)
+                        operator = rt.ops[op]
+                        serves = (operator.registered and not operator.unbonding_ends
+                                  and operator.stake >= rt.min_stake and until > self.head_time + MAX_TTL)
+                        assert out[k: k + 2] == [until, int(serves)], f"router {rt.index}: {op} for {m:#x}"
+                        k += 2
 
         def _check_licences(self, t: int) -> None:
             if not self.licences:
                 return
             ids = [lic.id for lic in self.licences]
-            holders, licensed, left, records, approved = w.lens.licences(
+            holders, licensed, left, records, approved, renewable = w.lens.licences(
                 lm_address, ids, [lic.offer.model for lic in self.licences])
-            for lic, holder, ok, uses, record, approval in zip(self.licences, holders, licensed, left, records,
-                                                               approved, strict=True):
+            for lic, holder, ok, uses, record, approval, renews in zip(
+                    self.licences, holders, licensed, left, records, approved, renewable, strict=True):
                 assert holder == lic.holder
                 assert approval == lic.approved, f"licence {lic.id} approval"
+                assert renews == self._renewable_now(lic, t), f"licence {lic.id} isRenewable"
                 assert (ok, uses) == self._licensed(lic, t), f"licence {lic.id} validity"
                 assert tuple(record) == (lic.offer.id, lic.expires, lic.anchor, lic.used, lic.period_start, lic.limit,
                                          lic.auto_renew), f"licence {lic.id} record"
