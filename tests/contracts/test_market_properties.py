@@ -522,6 +522,10 @@ def machine_for(w):
             self.former: set[int] = set()
             self.pending_router = (ZERO, 0)
             self.for_all: set[tuple[str, str]] = set()  # (holder, operator) approvals for all tokens
+            # What the chain said before (for the checks apart from the model): the notice in
+            # force, and the last router proposed (its address and the time of the proposal).
+            self.seen_notice = (self.head_time, NOTICE)
+            self.seen_proposal = (ZERO, 0)
             self.lm_ledger = LedgerM()  # the world paid its own sales out
             self.lm_paused = False
             self.usd_allowed = True
@@ -2030,8 +2034,15 @@ def machine_for(w):
                 expected.add(err("Licensing_RouterNotContract", target))
             elif not proposing and t < at:
                 expected.add(err("Licensing_RouterNotYet", target, at))
-            if not self._send(d.licenses.setRouter, target, sender=sender, expected=expected):
+            receipt = self._send(d.licenses.setRouter, target, sender=sender, expected=expected)
+            if not receipt:
                 return False
+            # M-1, apart from the prediction: a router is made only ROUTER_DELAY after its proposal.
+            if self._logged(receipt, "RouterProposed(address,uint40)"):
+                self.seen_proposal = (target, t)
+            if self._logged(receipt, "RouterSet(address)"):
+                assert self.seen_proposal[0] == target and t >= self.seen_proposal[1] + ROUTER_DELAY, (
+                    f"router {target} made at {t}; the last proposal: {self.seen_proposal}")
             if proposing:
                 self.pending_router = (target, t + ROUTER_DELAY)
                 self._won("set_router: propose")
@@ -2222,9 +2233,12 @@ def machine_for(w):
                               expected=expected):
                 return False
             current = rt.allowed_until.get((model.id, operator), 0)
-            rt.allowed_until[(model.id, operator)] = ALWAYS if allowed else min(current, t + self._notice(t))
+            rt.allowed_until[(model.id, operator)] = until = ALWAYS if allowed else min(current, t + self._notice(t))
             if not allowed and current == ALWAYS:
                 self._won("set_operator_allowed: removal (after the notice)")
+                # M-3, apart from the prediction: a removal cuts no subscription time already paid.
+                paid = [lic.expires for lic in self.licences if lic.offer.model == model.id and lic.expires > t]
+                assert until >= max(paid, default=0), f"a removal at {t} ends service at {until}, before {paid}"
             return True
 
         @precondition(lambda self: self.licences)
@@ -2453,6 +2467,10 @@ def machine_for(w):
             assert out[0] == self._notice(self.head_time), "retirement notice"
             assert out[1:6] == [int(self.routers[self.lm_router].address, 16), int(pending, 16), at,
                                 int(self.lm_paused), int(self.usd_allowed)], "licence manager settings"
+            # Apart from the model's formula: the notice in force never falls faster than time passes.
+            seen_at, seen_notice = self.seen_notice
+            assert out[0] >= seen_notice - (self.head_time - seen_at), "the retirement notice fell faster than time"
+            self.seen_notice = (self.head_time, out[0])
             k = 6
             for m in models:
                 model = self.models[m]
