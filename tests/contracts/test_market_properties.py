@@ -855,14 +855,19 @@ def machine_for(w):
         def set_dispute_window(self, data, window, by_owner):
             model = self.models[data.draw(st.sampled_from(list(self.models)))]
             actor = by_address[model.owner] if by_owner else (a.other if model.owner != a.other.address else a.buyer)
+            if self._set_window(model, window, actor):
+                self._won("set_dispute_window")
+
+        def _set_window(self, model: ModelM, window: int, actor) -> bool:
             expected = set()
             if actor.address != model.owner:
                 expected.add(err("Registry_NotModelOwner", model.id, actor.address))
             elif window > MAX_DISPUTE_WINDOW:
                 expected.add(err("Registry_DisputeWindowTooLong", window, MAX_DISPUTE_WINDOW))
-            if self._send(d.registry.setDisputeWindow, model.id, window, sender=actor, expected=expected):
-                model.window = window
-                self._won("set_dispute_window")
+            if not self._send(d.registry.setDisputeWindow, model.id, window, sender=actor, expected=expected):
+                return False
+            model.window = window
+            return True
 
         # ------------------------------------------------------------ registry: models and versions
 
@@ -1494,6 +1499,8 @@ def machine_for(w):
               in_usd=st.booleans())
         def withdraw(self, data, ledger, actor, in_usd):
             owed = [(key, x, asset) for key in ("lm", 0, 1) for (x, asset) in self._ledger(key)[1].credits]
+            if not owed and not self._pots():
+                self._sale(data)
             if not owed and self._pots():  # share a pot out first
                 self._distribute(*data.draw(st.sampled_from(self._pots())), a.other)
                 owed = [(key, x, asset) for key in ("lm", 0, 1) for (x, asset) in self._ledger(key)[1].credits]
@@ -1521,6 +1528,8 @@ def machine_for(w):
               actor=st.sampled_from([8, 8, 0]))
         def withdraw_platform_fees(self, data, ledger, in_usd, actor):
             owed = [(key, x) for key in ("lm", 0, 1) for x, v in self._ledger(key)[1].platform.items() if v]
+            if not owed and not self._pots():
+                self._sale(data)
             if not owed and self._pots():  # share a pot out first
                 self._distribute(*data.draw(st.sampled_from(self._pots())), a.other)
                 owed = [(key, x) for key in ("lm", 0, 1) for x, v in self._ledger(key)[1].platform.items() if v]
@@ -1672,9 +1681,12 @@ def machine_for(w):
             t = self.now + 1
             router = self.routers[router_index]
             usable = [lic for lic in self.licences if self._licensed(lic, t)[0]
-                      and self._servers(router, lic.offer.model, t + 800)
-                      and (self.models[lic.offer.model].window or not windowed)]
-            lic = self._pick(data, self.licences, usable)
+                      and self._servers(router, lic.offer.model, t + 800)]
+            if windowed and usable and not any(self.models[lic.offer.model].window for lic in usable):
+                model = self.models[data.draw(st.sampled_from(usable)).offer.model]
+                self._set_window(model, 600, by_address[model.owner])  # its owner opens a dispute window
+            lic = self._pick(data, self.licences,
+                             [x for x in usable if self.models[x.offer.model].window or not windowed])
             served = self._servers(router, lic.offer.model, t + 800)
             op = data.draw(st.sampled_from(served)) if served else 0
             return self._request(lic, by_address[lic.holder], router_index, op, 800, False, vm.Language.EN)
@@ -2321,9 +2333,9 @@ def machine_for(w):
         @rule(data=st.data())
         def probe_refusals(self, data):
             """What issue 13 made impossible, tried in the current state. Each call is predicted by
-            the model like any other (all of them are refused here, with the errors the model names,
-            so nothing is mined): the random rules reach these paths too, this rule makes sure every
-            run does."""
+            the model like any other (all of them are refused here, with the errors the model names;
+            the only transaction mined is a voice owner's revocation of a consent just signed): the
+            random rules reach these paths too, this rule makes sure every run does."""
             t, before = self.now + 1, sum(ERRORS.values())
             subs = [x for x in self.licences if x.offer.tier == vm.Tier.SUBSCRIPTION]
             live = [x for x in subs if x.expires > t]
@@ -2402,6 +2414,10 @@ def machine_for(w):
                 errors.add(err("Registry_ParentFrozen", parent.id) if parent.frozen else
                            err("Registry_VoiceOwnerChanged", parent.id, parent.voice, voice))
                 self._register(owner, r, errors, parent.id, "register_version", f"version {self.labels}")
+            # A consent its voice owner revoked after signing it.
+            self.labels += 1
+            r, errors = self._consent(a.creator, a.voice.address, 2_000, f"bundle {self.labels}", "revoked")
+            self._register(a.creator, r, errors, 0, "register_model", f"bundle {self.labels}")
             # M-5: a dispute without the bond; M-1: a replacement before its delay.
             r = one([x for x in self.requests if x.status == S.FULFILLED and t < x.settle_after
                      and self.routers[x.router].bond])
