@@ -2566,11 +2566,17 @@ def machine_for(w):
 
 
 def machine_settings() -> settings:
-    """The profile's settings with examples twice as long: this machine has some fifty rules, and
-    many paths (a keeper's renewal when due, a refund through a replaced router, a lapsed dispute)
-    need several earlier steps. ci: 200 examples x 60 steps."""
+    """The profile's settings with examples twice as long and three quarters as many: this machine
+    has some fifty rules, and many paths (a keeper's renewal when due, a refund through a replaced
+    router, a lapsed dispute) need several earlier steps; three quarters of the examples keep
+    `make test` within its 15 minutes. ci: 150 examples x 60 steps, derandomised, so that the
+    gate's "every rule and path reached" check gives the same answer on every run of the same
+    code (random runs reach the rarest paths a dozen times on average, but not always); the
+    audit profile (1,500 x 200) explores at random."""
     profile = settings()
-    return settings(profile, stateful_step_count=2 * profile.stateful_step_count)
+    gate = profile.max_examples <= 200
+    return settings(profile, max_examples=max(1, profile.max_examples * 3 // 4),
+                    stateful_step_count=2 * profile.stateful_step_count, derandomize=gate)
 
 
 def rule_names(machine) -> list[str]:
@@ -2592,7 +2598,7 @@ def test_market_state_machine(world, capsys):
     lines += [f"{count:>9}  {fn}: {name}" for (fn, name), count in sorted(ERRORS.items())]
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-    if profile.max_examples * profile.stateful_step_count >= 12_000:  # the ci profile or deeper
+    if profile.max_examples * profile.stateful_step_count >= 9_000:  # the ci profile or deeper
         missing = [name for name in required if not SUCCESSES[name]]
         assert not missing, f"never succeeded: {missing}"
         unreached = [pair for pair in REQUIRED_ERRORS if not ERRORS[pair]]
