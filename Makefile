@@ -113,7 +113,7 @@ audit-coverage: setup audit-setup
 
 # ---------------------------------------------------------------- demo and benchmarks
 demo: compile
-	$(PY) -m voicemarket.demo
+	$(PY) -m voicemarket.dev.demo
 
 # A chain for trying the `ape run` commands by hand (docs/commands.md): Ctrl-C stops it.
 chain: compile

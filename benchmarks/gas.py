@@ -44,9 +44,9 @@ def median_gas(operation: Callable[[int], int], runs: int = RUNS) -> int:
 def main() -> int:
     import ape
 
-    from voicemarket import chain as vm
-    from voicemarket.multiformats import CID, DAG_PB, RAW
-    from voicemarket.services import local_chain
+    from voicemarket.market import chain as vm
+    from voicemarket.content.multiformats import CID, DAG_PB, RAW
+    from voicemarket.dev.services import local_chain
 
     with local_chain():
         accounts = ape.accounts.test_accounts

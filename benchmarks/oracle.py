@@ -3,7 +3,7 @@
 
 Everything is real and local: anvil (started through ape-foundry, automining: every
 transaction is mined in its own block as it arrives), a private redis-server, the contracts
-deployed with `voicemarket.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operator
+deployed with `voicemarket.market.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operator
 in a LocalStore, and the oracle run as operators run it: `python -m oracle run --workers 0`
 (listener + batch submitter) and N `celery -A oracle.app worker --pool solo` processes, each
 with one torch thread. Settings: confirmations 0 (an automining chain makes no blocks between
@@ -100,8 +100,8 @@ def run_once(box, voice, licences, buyer_accounts, operator, workers: int, reque
 
     from oracle.router import RouterClient
     from oracle.rpc import JsonRpc
-    from oracle.sandbox import account_key
-    from voicemarket.services import RedisServer
+    from voicemarket.dev.sandbox import account_key
+    from voicemarket.dev.services import RedisServer
 
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     client = RouterClient.connect(rpc_url, box.router.address)
@@ -265,7 +265,7 @@ def main() -> None:
     args = parser.parse_args()
     import ape
 
-    from oracle.sandbox import Sandbox
+    from voicemarket.dev.sandbox import Sandbox
 
     figures = {}
     with tempfile.TemporaryDirectory(prefix="bench-oracle-") as scratch, \

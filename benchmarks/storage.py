@@ -8,7 +8,7 @@ the figures are the median run. The inputs are in the page cache (just written),
 are when a creator packs a model they have just trained or copied.
 
 Steps:
-- ``seal``: :func:`voicemarket.sealed_bundle.seal_bundle` (pack + SHA-256 + AES-256-GCM +
+- ``seal``: :func:`voicemarket.content.sealed_bundle.seal_bundle` (pack + SHA-256 + AES-256-GCM +
   CIDv1 in one pass, sealed file written and fsynced) — the target: >= 150 MB/s, < 200 MB.
 - ``publish``: :func:`publish_bundle` into a LocalStore (the same pass writing into the
   store, plus keyring, preview and metadata).
@@ -55,7 +55,7 @@ def _write_wav(path: Path, seconds: float) -> None:
 
 
 def _model(folder: Path):
-    from voicemarket.bundle import VoiceModelFiles
+    from voicemarket.content.bundle import VoiceModelFiles
 
     return VoiceModelFiles(
         name="Benchmark voice", description="Random weights of a v2 model's size.", languages=("en", "zh"),
@@ -69,10 +69,10 @@ def _model(folder: Path):
 
 def _measure(step: str, folder: Path, run: int) -> dict:
     """One step in this (fresh) process; returns seconds, peak RSS and sizes."""
-    from voicemarket.cid import cids_of_file
-    from voicemarket.sealed_bundle import open_bundle, publish_bundle, seal_bundle
-    from voicemarket.sealing import public_key_from_private
-    from voicemarket.store import LocalStore
+    from voicemarket.content.cid import cids_of_file
+    from voicemarket.content.sealed_bundle import open_bundle, publish_bundle, seal_bundle
+    from voicemarket.content.sealing import public_key_from_private
+    from voicemarket.content.store import LocalStore
 
     model = _model(folder)
     operator = public_key_from_private(OPERATOR_KEY)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from voicemarket.chain import FailReason  # ISynthesisRouter.FailReason, re-exported for the oracle
+from voicemarket.market.chain import FailReason  # ISynthesisRouter.FailReason, re-exported for the oracle
 
 __all__ = ["FailReason", "OracleError", "ConfigError", "OperatorKeyError", "TransientError", "RequestFailure"]
 

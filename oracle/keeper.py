@@ -8,7 +8,7 @@ Every ``keeper_interval_s`` it makes one round:
    ``SynthesisRequested`` and what becomes of each request) into a :class:`MarketIndex` of
    what may need it: subscriptions whose holder turned auto-renewal on, requests not final;
 3. **renews** each subscription that the index says is due, after reading it again from the
-   chain and checking it against :func:`voicemarket.keeping.renewal_refusal` (the contract's rules:
+   chain and checking it against :func:`voicemarket.market.keeping.renewal_refusal` (the contract's rules:
    the *current* holder agreed, one period, due, not lapsed, the offer and model still sell, not
    past the offer's end nor the retirement notice; and the holder's allowance and balance cover
    the price). What is refused is logged once, with the reason;
@@ -46,8 +46,8 @@ from oracle.ledger import Ledger, Submission
 from oracle.router import RouterClient, SynthesisRequest, load_abi
 from oracle.rpc import RpcError, to_int
 from oracle.transactions import GasTooHigh, TxSender, WouldRevert
-from voicemarket import chain as vm
-from voicemarket.keeping import (QUIET_REFUSALS, SETTLEABLE, Refusal, Subscription, expiry_due, renewal_refusal,
+from voicemarket.market import chain as vm
+from voicemarket.market.keeping import (QUIET_REFUSALS, SETTLEABLE, Refusal, Subscription, expiry_due, renewal_refusal,
                                  settlement_due)
 
 log = logging.getLogger("oracle.keeper")

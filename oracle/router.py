@@ -22,7 +22,7 @@ from web3.exceptions import ContractLogicError
 
 from oracle.errors import ConfigError
 from oracle.rpc import JsonRpc, to_int
-from voicemarket.chain import RequestStatus
+from voicemarket.market.chain import RequestStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_ENV = "ORACLE_ABI_MANIFEST"
@@ -121,14 +121,14 @@ class ModelRecord:
 
     @property
     def bundle_cid(self):  # noqa: ANN201 - a voicemarket CID
-        from voicemarket.multiformats import CID
+        from voicemarket.content.multiformats import CID
 
         return CID(1, self.bundle_codec, self.bundle_digest)
 
     @property
     def registered(self):  # noqa: ANN201 - a voicemarket RegisteredModel
         """What a fetched bundle must be: its SHA-256 with ``creator`` gives the model id, and it names ``creator``."""
-        from voicemarket.sealed_bundle import RegisteredModel
+        from voicemarket.content.sealed_bundle import RegisteredModel
 
         return RegisteredModel(self.model_id, self.creator)
 

@@ -37,7 +37,7 @@ def redis_client(settings: OracleSettings) -> redis.Redis:
 
 
 def make_store(spec: str):  # noqa: ANN201 - a voicemarket ContentStore
-    from voicemarket.store import store_from_spec
+    from voicemarket.content.store import store_from_spec
 
     try:
         return store_from_spec(spec)

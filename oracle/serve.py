@@ -141,7 +141,7 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
 
 def synthesis_kwargs(params_word: int, voice: Voice, settings: OracleSettings) -> tuple[str, dict[str, Any]]:
     """The language code and ``synthesize`` keywords a request's packed ``params`` ask for."""
-    from voicemarket.chain import SynthesisParams
+    from voicemarket.market.chain import SynthesisParams
 
     try:
         params = SynthesisParams.unpack(params_word)

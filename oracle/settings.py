@@ -64,7 +64,7 @@ class ServedModel(BaseModel):
     @field_validator("keyring")
     @classmethod
     def _cid(cls, value: str) -> str:
-        from voicemarket.multiformats import CID, InvalidCID
+        from voicemarket.content.multiformats import CID, InvalidCID
 
         try:
             return str(CID.parse(value))

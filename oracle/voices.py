@@ -94,10 +94,10 @@ class VoiceCache:
                      manifest.reference_language, tuple(manifest.languages))
 
     def _unpacked(self, model_id: int, record, keyring_cid: str):  # noqa: ANN001, ANN202 - voicemarket types
-        from voicemarket.bundle import Manifest, UnpackedBundle
+        from voicemarket.content.bundle import Manifest, UnpackedBundle
         from voicemarket.errors import (BundleError, ContentNotFound, CreatorMismatch, DecryptionError, IntegrityError,
                                         StoreError)
-        from voicemarket.sealed_bundle import load_keyring, open_bundle
+        from voicemarket.content.sealed_bundle import load_keyring, open_bundle
 
         directory = self.directory(model_id)
         directory.parent.mkdir(parents=True, exist_ok=True)

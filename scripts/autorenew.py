@@ -11,8 +11,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import keeping
-from voicemarket.console import (asset_info, console, deployment, format_amount, format_duration, format_time,
+from voicemarket.market import keeping
+from voicemarket.cli.console import (asset_info, console, deployment, format_amount, format_duration, format_time,
                                  parse_id, user_errors)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import licensing
-from voicemarket.console import amount_in, console, deployment, format_amount, format_time, parse_id, table, user_errors
+from voicemarket.market import licensing
+from voicemarket.cli.console import amount_in, console, deployment, format_amount, format_time, parse_id, table, user_errors
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Buy a licence from an offer, with a price cap")

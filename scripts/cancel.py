@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import licensing
-from voicemarket.console import console, deployment, format_time, parse_id, user_errors
+from voicemarket.market import licensing
+from voicemarket.cli.console import console, deployment, format_time, parse_id, user_errors
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Cancel a subscription's renewals")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from voicemarket.cid import cids_of_file
+from voicemarket.content.cid import cids_of_file
 
 
 @click.command(short_help="Print the Kubo-identical CIDv0 and CIDv1 of files")

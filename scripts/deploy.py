@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import chain as vm
-from voicemarket import deployments
-from voicemarket.console import console, format_amount, format_duration, table, user_errors
-from voicemarket.minting import ETH_ASSET
+from voicemarket.market import chain as vm
+from voicemarket.market import deployments
+from voicemarket.cli.console import console, format_amount, format_duration, table, user_errors
+from voicemarket.market.minting import ETH_ASSET
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the voicemarket contracts and save their addresses")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, network_option
 
-from voicemarket import earnings as report
-from voicemarket.console import console, deployment, format_amount, parse_id, resolve_account, table, user_errors
-from voicemarket.earnings import PARTIES
+from voicemarket.market import earnings as report
+from voicemarket.cli.console import console, deployment, format_amount, parse_id, resolve_account, table, user_errors
+from voicemarket.market.earnings import PARTIES
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Show revenue per model, party and asset; what is withdrawable")

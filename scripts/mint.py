@@ -5,7 +5,7 @@ from their on-chain registration) and for the creator, stores it (`.voicemarket/
 `--store kubo:http://127.0.0.1:5001`), registers the model with the voice owner's consent
 signature, allows the operators to serve it, and publishes one offer per tier of the offers
 file with its ODRL document and policy hash. The formats of the folder and of the offers file:
-voicemarket/minting.py and docs/commands.md.
+voicemarket/market/minting.py and docs/commands.md.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import deployments, minting
-from voicemarket.console import console, deployment, format_amount, progress, resolve_account, table, user_errors
-from voicemarket.licensing import action_names, territory_names
+from voicemarket.market import deployments, minting
+from voicemarket.cli.console import console, deployment, format_amount, progress, resolve_account, table, user_errors
+from voicemarket.market.licensing import action_names, territory_names
 
 
 def _share(text: str) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, network_option
 
-from voicemarket import licensing, minting
-from voicemarket.console import console, deployment, format_time, parse_id, table, user_errors
+from voicemarket.market import licensing, minting
+from voicemarket.cli.console import console, deployment, format_time, parse_id, table, user_errors
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Show a voice model's offers")

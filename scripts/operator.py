@@ -13,8 +13,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import operators
-from voicemarket.console import (ETH_ASSET, amount_in, asset_of, assets_of, console, deployment, format_amount,
+from voicemarket.market import operators
+from voicemarket.cli.console import (ETH_ASSET, amount_in, asset_of, assets_of, console, deployment, format_amount,
                                  format_time, table, user_errors)
 
 

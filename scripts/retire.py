@@ -9,8 +9,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import governance
-from voicemarket.console import console, deployment, format_duration, format_time, parse_id, user_errors
+from voicemarket.market import governance
+from voicemarket.cli.console import console, deployment, format_duration, format_time, parse_id, user_errors
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Retire a model: no more sales, service until the notice ends")

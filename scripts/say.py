@@ -22,8 +22,8 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option
 
-from voicemarket import chain as vm
-from voicemarket import speech
+from voicemarket.market import chain as vm
+from voicemarket.market import speech
 
 REASONS = {
     vm.FailReason.MODEL_UNAVAILABLE: "the operator does not (or can no longer) serve this model",
@@ -92,7 +92,7 @@ def _wav_summary(path: Path) -> str:
 def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outcome: speech.Outcome,  # noqa: ANN001
                    store, output: Path, *, cancel: bool, waited: float) -> int:  # noqa: ANN001
     """Print what happened to the request (and fetch, verify and write the audio). The exit code."""
-    from voicemarket.console import asset_info, format_amount
+    from voicemarket.cli.console import asset_info, format_amount
 
     router = deployment.router
     asset = asset_info(submitted.asset, deployment)
@@ -162,8 +162,8 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
         operator, max_fee, ttl, min_dispute_window, store_spec, output, timeout, request_id, cancel_expired,
         account) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
-    from voicemarket.console import amount_in, asset_info, deployment as saved_deployment, format_amount, user_errors
-    from voicemarket.minting import open_store
+    from voicemarket.cli.console import amount_in, asset_info, deployment as saved_deployment, format_amount, user_errors
+    from voicemarket.market.minting import open_store
 
     with user_errors():  # the deployment, the store, and the contracts' custom errors: one line with what to do
         deployment = saved_deployment()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import keeping
-from voicemarket.console import asset_info, console, deployment, format_amount, parse_id, table, user_errors
+from voicemarket.market import keeping
+from voicemarket.cli.console import asset_info, console, deployment, format_amount, parse_id, table, user_errors
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Settle delivered requests past their dispute window")

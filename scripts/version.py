@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import deployments, governance, minting
-from voicemarket.console import console, deployment, format_amount, parse_id, progress, resolve_account, table, user_errors
+from voicemarket.market import deployments, governance, minting
+from voicemarket.cli.console import console, deployment, format_amount, parse_id, progress, resolve_account, table, user_errors
 
 
 def _bps(text: str | None) -> int | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket import earnings
-from voicemarket.console import asset_of, console, deployment, format_amount, table, user_errors
+from voicemarket.market import earnings
+from voicemarket.cli.console import asset_of, console, deployment, format_amount, table, user_errors
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Withdraw your revenue, fees and refunds")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from voicemarket.services import RedisServer
+from voicemarket.dev.services import RedisServer
 
 settings.register_profile(
     "ci",

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from market_helpers import MIN_STAKE, SLASH, Market
 
-from voicemarket import chain as vm
+from voicemarket.market import chain as vm
 
 
 @pytest.fixture(scope="session")

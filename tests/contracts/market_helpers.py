@@ -20,8 +20,8 @@ from eth_abi import decode, encode
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 MONTH = 30 * vm.DAY
 OPERATOR_FEE = 10**14

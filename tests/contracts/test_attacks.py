@@ -16,8 +16,8 @@ import hashlib
 import pytest
 from market_helpers import MIN_STAKE, MONTH, OPERATOR_FEE, SLASH, error_data, reverts
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, RAW
 
 DAY = vm.DAY
 HOUR = 3600

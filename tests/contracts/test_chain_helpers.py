@@ -1,4 +1,4 @@
-"""voicemarket.chain: parameter packing, inputs, CIDs, enums and deployment roles."""
+"""voicemarket.market.chain: parameter packing, inputs, CIDs, enums and deployment roles."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 centi = st.one_of(st.none(), st.integers(1, 255).map(lambda x: x / 100))
 

@@ -10,8 +10,8 @@ from eth_abi import encode
 from eth_utils import keccak
 from market_helpers import OPERATOR_FEE, offer_terms, public_key
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, RAW
 
 REENTRANT_CALL = keccak(text="ReentrancyGuardReentrantCall()")[:4]
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()

@@ -6,7 +6,7 @@ import ape
 import pytest
 from market_helpers import MONTH, offer_terms, reverts, view_reverts
 
-from voicemarket import chain as vm
+from voicemarket.market import chain as vm
 
 TTS = int(vm.Action.TEXT_TO_SPEECH)
 DAY = vm.DAY

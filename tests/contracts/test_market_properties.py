@@ -73,8 +73,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from market_helpers import RawViews, Rpc, RpcError, public_key
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 TTS = 1
 BPS = 10_000

@@ -1,11 +1,11 @@
 """An offer's ODRL document, published on-chain through its policyHash, can be rebuilt from the
-chain alone and checked: the Python licence documents (voicemarket.odrl) and the licence
+chain alone and checked: the Python licence documents (voicemarket.content.odrl) and the licence
 manager agree on every field, territories and purposes included."""
 
 from __future__ import annotations
 
-from voicemarket import chain as vm
-from voicemarket.odrl import (
+from voicemarket.market import chain as vm
+from voicemarket.content.odrl import (
     OfferTerms,
     PolicySubject,
     build_policy,

@@ -7,8 +7,8 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from market_helpers import digest_of, reverts, view_reverts
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 
 def test_register_with_eoa_consent_mints_to_creator_and_records_everything(market, registry, actors):
@@ -102,7 +102,7 @@ def test_consent_digest_is_the_eip712_hash_wallets_sign(registry, chain):
 
 
 def test_sign_consent_signs_under_the_current_nonce(market, registry, actors, chain):
-    """voicemarket.chain.sign_consent reads the voice owner's nonce: its signature registers."""
+    """voicemarket.market.chain.sign_consent reads the voice owner's nonce: its signature registers."""
     digest, policy, deadline = digest_of("sign_consent bundle"), digest_of("consent policy sign_consent bundle"), \
         market.now + 600
     registry.revokeConsents(sender=actors.voice)

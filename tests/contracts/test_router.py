@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from market_helpers import MIN_STAKE, OPERATOR_FEE, SLASH, TEXT, public_key, reverts
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, RAW
 
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
 OUT_DIGEST = hashlib.sha256(b"wav bytes").digest()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from oracle_helpers import OPERATOR_INDEX, Oracle
 
-from oracle.sandbox import PublishedVoice, Sandbox, tiny_voice_files
+from voicemarket.dev.sandbox import PublishedVoice, Sandbox, tiny_voice_files
 
 
 

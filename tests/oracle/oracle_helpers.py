@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from oracle.sandbox import Sandbox
-from voicemarket.services import ManagedProcess
+from voicemarket.dev.sandbox import Sandbox
+from voicemarket.dev.services import ManagedProcess
 
 OPERATOR_INDEX = 2  # Ape test accounts: 0 deploys, 1 creates voices, 2 and 3 operate, 4..7 buy, 9 spare
 SECOND_OPERATOR_INDEX = 3
@@ -105,7 +105,7 @@ class TcpProxy:
         import socket
         import threading
 
-        from voicemarket.services import free_port
+        from voicemarket.dev.services import free_port
 
         self.target_port = target_port
         self.port = free_port()

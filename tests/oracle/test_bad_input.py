@@ -10,9 +10,9 @@ from oracle_helpers import wait_for
 
 from oracle.errors import FailReason
 from oracle.router import RouterClient
-from oracle.sandbox import OPERATOR_FEE, public_key
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, RAW
+from voicemarket.dev.sandbox import OPERATOR_FEE, public_key
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, RAW
 
 pytestmark = pytest.mark.integration
 SQUATTER = 8  # registers another creator's public bundle as its own

@@ -13,8 +13,8 @@ import pytest
 from oracle_helpers import wait_for
 
 from oracle.router import RouterClient
-from voicemarket.multiformats import CID
-from voicemarket.services import free_port
+from voicemarket.content.multiformats import CID
+from voicemarket.dev.services import free_port
 
 pytestmark = pytest.mark.integration
 

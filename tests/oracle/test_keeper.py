@@ -23,10 +23,10 @@ from oracle_helpers import wait_for
 
 from oracle.keeper import keeper_namespace
 from oracle.keeper_settings import KeeperSettings
-from oracle.sandbox import ROOT, public_key
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, RAW
-from voicemarket.services import ManagedProcess, RedisServer
+from voicemarket.dev.sandbox import ROOT, public_key
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, RAW
+from voicemarket.dev.services import ManagedProcess, RedisServer
 
 pytestmark = pytest.mark.integration
 

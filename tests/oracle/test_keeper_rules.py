@@ -1,6 +1,6 @@
 """The keeper's rules against the contract, and its index of events against being read again.
 
-No processes here: the rules (voicemarket.keeping) are checked against the licence manager on the
+No processes here: the rules (voicemarket.market.keeping) are checked against the licence manager on the
 session's anvil, the index (oracle.keeper.MarketIndex) against itself.
 """
 
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from oracle.keeper import MarketIndex, submission_items, submission_kind
 from oracle.router import SynthesisRequest
-from voicemarket import chain as vm
-from voicemarket.keeping import read_subscription, renewal_refusal
-from voicemarket.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.market.keeping import read_subscription, renewal_refusal
+from voicemarket.content.multiformats import CID, RAW
 
 DAY = 86_400
 PERIOD = 2 * DAY  # renewal lead: 1 day

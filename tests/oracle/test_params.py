@@ -11,7 +11,7 @@ from oracle.errors import FailReason, RequestFailure
 from oracle.serve import synthesis_kwargs
 from oracle.settings import OracleSettings
 from oracle.voices import Voice
-from voicemarket import chain as vm
+from voicemarket.market import chain as vm
 
 VOICE = Voice(model_id=1, synthesizer=None, reference=Path("reference.wav"), prompt_text="Hello.",
               prompt_language="en", languages=("en", "zh"))

@@ -19,10 +19,10 @@ from oracle_helpers import OPERATOR_INDEX, Oracle, wait_for
 
 from oracle.errors import FailReason
 from oracle.router import RouterClient
-from oracle.sandbox import OPERATOR_FEE, Sandbox
+from voicemarket.dev.sandbox import OPERATOR_FEE, Sandbox
 from oracle.settings import OracleSettings
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, RAW
 
 pytestmark = pytest.mark.integration
 DAY = 86_400

@@ -115,7 +115,7 @@ def test_run_reads_the_settings_from_its_config_option(tmp_path):
     import subprocess
     import sys
 
-    from voicemarket.services import free_port
+    from voicemarket.dev.services import free_port
 
     config = tmp_path / "oracle.toml"
     closed = free_port()  # nothing listens there: run waits for the node and Redis, which is what we look for

@@ -18,7 +18,7 @@ from oracle.keys import ape_test_key
 from oracle.ledger import Ledger
 from oracle.router import RouterClient
 from oracle.rpc import JsonRpc
-from oracle.sandbox import account_key
+from voicemarket.dev.sandbox import account_key
 from oracle.settings import OracleSettings
 from oracle.transactions import TxSender
 

@@ -107,14 +107,14 @@ def deploy_output(run, vm_home) -> str:
 
 @pytest.fixture(scope="session")
 def market(deploy_output, vm_home):
-    from voicemarket import deployments
+    from voicemarket.market import deployments
 
     return deployments.load()
 
 
 @pytest.fixture(scope="session")
 def operator(market, accounts):
-    from voicemarket import operators
+    from voicemarket.market import operators
 
     operators.register(market, accounts[2])
     return accounts[2]
@@ -122,8 +122,8 @@ def operator(market, accounts):
 
 @pytest.fixture(scope="session")
 def model_folder(tmp_path_factory) -> Path:
-    from oracle.sandbox import REFERENCE_TEXT, tiny_voice_files
-    from voicemarket.minting import write_model_folder
+    from voicemarket.dev.sandbox import REFERENCE_TEXT, tiny_voice_files
+    from voicemarket.market.minting import write_model_folder
 
     root = tmp_path_factory.mktemp("model")
     voice = tiny_voice_files(root / "voice")
@@ -148,7 +148,7 @@ def minted(run, market, operator, model_folder, offers_file, accounts) -> dict:
                     "--voice-owner", "TEST::3", "--voice-owner-share", "10%", "--co-creator",
                     f"{accounts[4].address}:500", account=1))
     model_hex = re.search(r"model id (0x[0-9a-f]{64})", output)[1]
-    from voicemarket import deployments
+    from voicemarket.market import deployments
 
     record = json.loads((deployments.home() / "models" / "ethereum_local" / f"{model_hex}.json").read_text())
     return {"output": output, "model_id": int(model_hex, 16), "record": record,

@@ -66,8 +66,8 @@ def test_a_token_offer_says_approve_then_buys_with_approve(run, minted, market, 
 
 
 def test_a_retired_offer_is_refused_by_name(run, market, minted, accounts):
-    from voicemarket.minting import parse_offers
-    from voicemarket.odrl import PolicySubject, build_policy, contract_offer_terms, policy_hash
+    from voicemarket.market.minting import parse_offers
+    from voicemarket.content.odrl import PolicySubject, build_policy, contract_offer_terms, policy_hash
 
     import ape
 
@@ -121,7 +121,7 @@ def test_a_keeper_renewal_the_holder_did_not_agree_to_reverts_and_is_explained(r
     """Past the command's own checks, the contract refuses with its custom error, and the advice says what to do."""
     import pytest
 
-    from voicemarket.console import explain_revert
+    from voicemarket.cli.console import explain_revert
 
     licence = _licence(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
                               account=BUYER)))

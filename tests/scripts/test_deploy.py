@@ -46,7 +46,7 @@ def test_a_deployment_from_a_restarted_chain_is_refused(market, tmp_path, monkey
 
     import pytest
 
-    from voicemarket import deployments
+    from voicemarket.market import deployments
 
     monkeypatch.setenv("VOICEMARKET_HOME", str(tmp_path))
     deployments.save("ethereum:local", market, start_block=0)
@@ -61,7 +61,7 @@ def test_a_deployment_from_a_restarted_chain_is_refused(market, tmp_path, monkey
 def test_a_saved_offer_book_that_is_not_the_licence_managers_is_refused(market, tmp_path, monkeypatch):
     import pytest
 
-    from voicemarket import deployments
+    from voicemarket.market import deployments
 
     monkeypatch.setenv("VOICEMARKET_HOME", str(tmp_path))
     deployments.save("ethereum:local", market, start_block=0)
@@ -77,7 +77,7 @@ def test_a_saved_offer_book_that_is_not_the_licence_managers_is_refused(market, 
 def test_parameters_read_units_and_refuse_public_networks_without_a_file():
     import pytest
 
-    from voicemarket import deployments
+    from voicemarket.market import deployments
 
     params = deployments.load_parameters("ethereum:local")
     assert params["min_stake"] == 10**17 and params["unbonding_delay"] == 8 * 86400 and params["stablecoin"] == "mock"

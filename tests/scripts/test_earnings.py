@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from conftest import fails, ok
 
-from voicemarket import chain as vm
+from voicemarket.market import chain as vm
 
 BUYER = 5
 FEE = 10**14
@@ -36,7 +36,7 @@ def used(minted, market, operator, accounts, run):
 
 
 def test_earnings_split_every_sale_exactly(run, used, market, minted, accounts):
-    from voicemarket.earnings import earnings
+    from voicemarket.market.earnings import earnings
 
     report = earnings(market, accounts[1].address)
     model = next(m for m in report.models if m.model_id == minted["model_id"])
@@ -60,7 +60,7 @@ def test_earnings_split_every_sale_exactly(run, used, market, minted, accounts):
 
 
 def test_withdraw_distributes_then_pays_each_party(run, used, market, minted, accounts, chain):
-    from voicemarket.earnings import earnings
+    from voicemarket.market.earnings import earnings
 
     expected = earnings(market, accounts[3].address).distributable[vm.ETH]
     before = chain.provider.get_balance(accounts[3].address)

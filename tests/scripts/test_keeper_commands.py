@@ -17,8 +17,8 @@ import re
 import pytest
 from conftest import fails, ok
 
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID, RAW
 
 CREATOR, ARBITER, VOICE_OWNER, BUYER, STRANGER, SUBSCRIBER = 1, 0, 3, 5, 6, 7
 WINDOW = 3_600
@@ -41,8 +41,8 @@ offers:
 
 
 def _folder(model_folder, tmp_path_factory, name: str, description: str):
-    from oracle.sandbox import REFERENCE_TEXT
-    from voicemarket.minting import write_model_folder
+    from voicemarket.dev.sandbox import REFERENCE_TEXT
+    from voicemarket.market.minting import write_model_folder
 
     return write_model_folder(tmp_path_factory.mktemp(name) / name, name=name.capitalize(), languages=["en"],
                               gpt=model_folder / "gpt.ckpt", sovits=model_folder / "sovits.pth",
@@ -58,7 +58,7 @@ def offers_path(tmp_path_factory):
 
 
 def _mint(run, folder, offers_path, operator) -> dict:
-    from voicemarket import deployments
+    from voicemarket.market import deployments
 
     out = ok(run("mint", str(folder), "--offers", str(offers_path), "--operator", operator.address,
                  "--dispute-window", "1 hour", account=CREATOR))
@@ -149,7 +149,7 @@ def test_a_version_of_your_own_voice_needs_no_signature(run, market, bea, versio
 
 
 def test_retire_shows_the_service_end_date(run, market, bea, accounts, chain):
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     model = hex(bea["model_id"])
     assert f"is owned by {accounts[CREATOR].address}, not {accounts[STRANGER].address}" in fails(

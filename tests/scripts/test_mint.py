@@ -6,9 +6,9 @@ import json
 
 from conftest import fails
 
-from voicemarket import chain as vm
-from voicemarket.minting import consent_policy_hash, read_offers
-from voicemarket.odrl import PolicySubject, parse_policy, policy_hash, terms_from_contract
+from voicemarket.market import chain as vm
+from voicemarket.market.minting import consent_policy_hash, read_offers
+from voicemarket.content.odrl import PolicySubject, parse_policy, policy_hash, terms_from_contract
 
 
 def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, accounts, operator, offers_file, chain):
@@ -29,7 +29,7 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
     assert bytes(registered[0].policyHash) == expected == bytes.fromhex(minted["record"]["consentPolicyHash"][2:])
     assert bytes(registered[0].bundleDigest) == digest
     # Each offer's policyHash is the hash of its ODRL document, which the store holds.
-    from voicemarket.minting import open_store
+    from voicemarket.market.minting import open_store
 
     store = open_store()
     assert set(minted["offers"]) == {"subscription", "pay-per-use", "buyout"}
@@ -47,10 +47,10 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
 def test_the_sealed_bundle_opens_for_the_operator_only(minted, market, operator, accounts, tmp_path):
     import pytest
 
-    from oracle.sandbox import account_key
+    from voicemarket.dev.sandbox import account_key
     from voicemarket.errors import DecryptionError, IntegrityError
-    from voicemarket.minting import open_store
-    from voicemarket.sealed_bundle import RegisteredModel, open_bundle
+    from voicemarket.market.minting import open_store
+    from voicemarket.content.sealed_bundle import RegisteredModel, open_bundle
 
     store, record = open_store(), minted["record"]
     registered = RegisteredModel(minted["model_id"], accounts[1].address)

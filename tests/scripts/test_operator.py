@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import fails, ok
 
-from voicemarket import chain as vm
+from voicemarket.market import chain as vm
 
 OPERATOR = 8
 
@@ -15,7 +15,7 @@ def test_an_operator_registers_sets_fees_unbonds_and_takes_its_stake_back(run, m
     info = market.router.operatorInfo(account)
     assert info.registered and info.stake == 2 * 10**17 and "state active" in out
     assert market.router.operatorFee(account, vm.ETH) == 10**14
-    from voicemarket.sealing import address_from_public_key
+    from voicemarket.content.sealing import address_from_public_key
 
     assert address_from_public_key(bytes(market.router.operatorPublicKey(account))) == account.address
 

@@ -2,7 +2,7 @@
 
 The command runs as a user runs it (`ape run say --network ethereum:local:foundry`, a child
 process connected to the test's anvil through APE_FOUNDRY_HOST) on a market made by
-oracle.sandbox (a tiny random voice sealed to the operator) whose addresses are saved where
+voicemarket.dev.sandbox (a tiny random voice sealed to the operator) whose addresses are saved where
 `ape run deploy` saves them. Accounts: 0 deploys, 1 creates, 2 operates (its oracle runs),
 3 operates (no oracle runs: its requests expire), 6 buys.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from oracle.sandbox import OPERATOR_FEE, Sandbox, tiny_voice_files
-from voicemarket import chain as vm
-from voicemarket.multiformats import CID
-from voicemarket.services import RedisServer
+from voicemarket.dev.sandbox import OPERATOR_FEE, Sandbox, tiny_voice_files
+from voicemarket.market import chain as vm
+from voicemarket.content.multiformats import CID
+from voicemarket.dev.services import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ MAX_TEXT_CHARS = 60
 @pytest.fixture(scope="module")
 def market(accounts, chain, tmp_path_factory):
     """A deployment saved for ethereum:local, a voice served by operators 2 and 3, a licence for the buyer."""
-    from voicemarket import deployments
+    from voicemarket.market import deployments
 
     home = tmp_path_factory.mktemp("vm-home")
     start_block = chain.blocks.head.number
@@ -140,7 +140,7 @@ def test_an_expired_request_is_followed_again_and_cancelled_for_a_full_refund(ma
 
 
 def test_bad_input_is_refused_before_anything_is_sent(market, chain, accounts):
-    from voicemarket import speech
+    from voicemarket.market import speech
 
     box = market["box"]
     next_id = box.router.nextRequestId()
@@ -159,8 +159,8 @@ def test_bad_input_is_refused_before_anything_is_sent(market, chain, accounts):
 def test_a_request_carries_the_models_dispute_window_as_the_buyers_floor(market, chain, accounts):
     """By default a request names the model's dispute window as the shortest the buyer accepts: an owner who
     cuts the window after the buyer read it gets the request refused, not a shorter window under it."""
-    from voicemarket import speech
-    from voicemarket.console import explain_revert
+    from voicemarket.market import speech
+    from voicemarket.cli.console import explain_revert
 
     box, creator, buyer, idle = market["box"], accounts[1], accounts[BUYER], accounts[IDLE_OPERATOR]
     model_id, registry = market["voice"].model_id, box.d.registry

@@ -57,7 +57,7 @@ def make_model(tmp_path):
     """Factory: a VoiceModelFiles with random checkpoint bytes of the given sizes."""
     import random
 
-    from voicemarket.bundle import VoiceModelFiles
+    from voicemarket.content.bundle import VoiceModelFiles
 
     def make(gpt: bytes | int = 3000, sovits: bytes | int = 5000, *, seed: int = 0, folder: str = "model", **fields):
         rng = random.Random(seed)

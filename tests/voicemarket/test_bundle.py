@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.bundle import pack_bundle, read_manifest, unpack_bundle, write_bundle
+from voicemarket.content.bundle import pack_bundle, read_manifest, unpack_bundle, write_bundle
 from voicemarket.errors import BundleError, IntegrityError
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from voicemarket.bundle import VoiceModelFiles
-from voicemarket.sealed_bundle import open_bundle, publish_bundle
-from voicemarket.sealing import public_key_from_private
-from voicemarket.store import LocalStore
+from voicemarket.content.bundle import VoiceModelFiles
+from voicemarket.content.sealed_bundle import open_bundle, publish_bundle
+from voicemarket.content.sealing import public_key_from_private
+from voicemarket.content.store import LocalStore
 
 OPERATOR = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"  # anvil account 2
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.car import CarError, car_header, car_to_file, read_car, write_car
-from voicemarket.cid import CHUNK_SIZE, cid_of_file
-from voicemarket.multiformats import CID
+from voicemarket.content.car import CarError, car_header, car_to_file, read_car, write_car
+from voicemarket.content.cid import CHUNK_SIZE, cid_of_file
+from voicemarket.content.multiformats import CID
 
 
 @pytest.mark.parametrize("version", [0, 1])

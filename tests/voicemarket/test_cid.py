@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.cid import (
+from voicemarket.content.cid import (
     CHUNK_SIZE,
     MAX_LINKS,
     UNIXFS_FILE,
@@ -24,7 +24,7 @@ from voicemarket.cid import (
     decode_dag_pb,
     decode_unixfs,
 )
-from voicemarket.multiformats import (
+from voicemarket.content.multiformats import (
     CID,
     DAG_PB,
     RAW,

@@ -7,7 +7,7 @@ import string
 import pytest
 
 from oracle.router import load_abi
-from voicemarket.console import REVERT_ADVICE, TIME_ARGUMENTS, explain_revert
+from voicemarket.cli.console import REVERT_ADVICE, TIME_ARGUMENTS, explain_revert
 
 CONTRACTS = ("VoiceModelRegistry", "LicenseManager", "OfferBook", "SynthesisRouter")
 INTERNAL = {

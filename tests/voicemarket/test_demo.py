@@ -32,7 +32,7 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
     output = tmp_path / "demo-output"
     env = {k: v for k, v in os.environ.items() if k not in ("VOICEMARKET_WEIGHTS", "APE_FOUNDRY_HOST")}
     env.setdefault("APE_DATA_FOLDER", str(ROOT / ".ape"))
-    result = subprocess.run([sys.executable, "-m", "voicemarket.demo", "--tiny", "--output", str(output)],
+    result = subprocess.run([sys.executable, "-m", "voicemarket.dev.demo", "--tiny", "--output", str(output)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     shown = f"exit {result.returncode}\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-3000:]}"
     assert result.returncode == 0, shown
@@ -55,7 +55,7 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
 
 
 def test_real_weights_are_found_in_the_gpt_sovits_layout_or_refused_with_how_to_configure_them(tmp_path):
-    from voicemarket.demo import DemoError, find_real_weights
+    from voicemarket.dev.demo import DemoError, find_real_weights
 
     folder = tmp_path / "pretrained_models"
     with pytest.raises(DemoError, match="is not a folder"):

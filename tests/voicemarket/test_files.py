@@ -1,4 +1,4 @@
-"""voicemarket.files: files appear whole or not at all, with the right permissions."""
+"""voicemarket.content.files: files appear whole or not at all, with the right permissions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from voicemarket.files import atomic_output, sha256_file
+from voicemarket.content.files import atomic_output, sha256_file
 
 
 @pytest.fixture

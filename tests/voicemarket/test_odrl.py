@@ -13,9 +13,9 @@ from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.canonical import CanonicalJSONError, canonical_json
+from voicemarket.content.canonical import CanonicalJSONError, canonical_json
 from voicemarket.errors import LicenceError
-from voicemarket.odrl import (
+from voicemarket.content.odrl import (
     ACTIONS,
     CONTRACT_FIELDS,
     MAX_DATETIME,

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from voicemarket.bundle import write_bundle
-from voicemarket.cid import cid_of_file
+from voicemarket.content.bundle import write_bundle
+from voicemarket.content.cid import cid_of_file
 from voicemarket.errors import ContentNotFound, DecryptionError, IntegrityError
-from voicemarket.multiformats import CID
-from voicemarket.sealed_bundle import open_bundle, publish_bundle, seal_bundle
-from voicemarket.sealing import Keyring, address_from_public_key, public_key_from_private, unseal_file
-from voicemarket.store import LocalStore
+from voicemarket.content.multiformats import CID
+from voicemarket.content.sealed_bundle import open_bundle, publish_bundle, seal_bundle
+from voicemarket.content.sealing import Keyring, address_from_public_key, public_key_from_private, unseal_file
+from voicemarket.content.store import LocalStore
 
 OPERATOR = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")  # anvil account 1
 OTHER_OPERATOR = os.urandom(32)
@@ -98,9 +98,9 @@ def test_a_registered_model_opens_only_with_its_creators_id_and_a_bundle_naming_
     """The id binds the bundle to whoever registered it; the bundle's own records must name that creator."""
     from eth_utils import to_checksum_address
 
-    from voicemarket.chain import model_id
+    from voicemarket.market.chain import model_id
     from voicemarket.errors import CreatorMismatch
-    from voicemarket.sealed_bundle import RegisteredModel
+    from voicemarket.content.sealed_bundle import RegisteredModel
 
     recipients = [public_key_from_private(OPERATOR)]
     result = publish_bundle(make_model(), store, recipients)

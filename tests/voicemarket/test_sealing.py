@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voicemarket.errors import DecryptionError, IntegrityError, PackageError
-from voicemarket.sealing import (
+from voicemarket.content.sealing import (
     HEADER_SIZE,
     TAG_SIZE,
     Keyring,

@@ -6,7 +6,7 @@ import signal
 import pytest
 import redis
 
-from voicemarket.services import ManagedProcess, RedisServer, ServiceError, port_open
+from voicemarket.dev.services import ManagedProcess, RedisServer, ServiceError, port_open
 
 
 def _pid_running(pid: int) -> bool:
@@ -78,7 +78,7 @@ def test_local_chain_starts_and_stops_anvil(tmp_path):
 
     script = (
         "import ape, os\n"
-        "from voicemarket.services import local_chain\n"
+        "from voicemarket.dev.services import local_chain\n"
         "with local_chain() as provider:\n"
         "    pid = provider.process.pid\n"
         "    alice, bob = ape.accounts.test_accounts[:2]\n"

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.cid import UnixFSBuilder, cid_of_bytes
+from voicemarket.content.cid import UnixFSBuilder, cid_of_bytes
 from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
-from voicemarket.multiformats import CID, DAG_PB
-from voicemarket.services import LOOPBACK
-from voicemarket.store import KuboStore, LocalStore, copy_between
+from voicemarket.content.multiformats import CID, DAG_PB
+from voicemarket.dev.services import LOOPBACK
+from voicemarket.content.store import KuboStore, LocalStore, copy_between
 
 
 # ---------------------------------------------------------------- local store
@@ -221,7 +221,7 @@ def test_kubo_client_says_when_content_does_not_arrive_in_time(fake_kubo, tmp_pa
 
 
 def test_kubo_client_says_when_the_node_is_down(tmp_path):
-    from voicemarket.services import free_port
+    from voicemarket.dev.services import free_port
 
     store = KuboStore(f"http://{LOOPBACK}:{free_port()}", timeout=2)
     with pytest.raises(StoreError, match="unreachable"):

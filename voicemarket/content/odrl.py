@@ -55,7 +55,7 @@ from typing import Any
 
 from eth_utils import is_address, keccak, to_checksum_address
 
-from voicemarket.canonical import canonical_json
+from voicemarket.content.canonical import canonical_json
 from voicemarket.errors import LicenceError
 
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
@@ -521,6 +521,6 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         differing = sorted(k for k in set(canonical) | set(doc) if canonical.get(k) != doc.get(k))
         raise LicenceError(
             f"the document is not the canonical one for its terms (differs in: {', '.join(differing)}); "
-            "regenerate it with voicemarket.odrl.build_policy"
+            "regenerate it with voicemarket.content.odrl.build_policy"
         )
     return terms, subject

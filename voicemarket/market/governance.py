@@ -11,7 +11,7 @@ sent.
   and new synthesis until the arbiter unfreezes the model; escrowed fees stay refundable.
 - A new version names its parent: only the parent's owner registers it, never under a frozen
   parent, and with the parent's voice owner, who consents to it again (signs), unless the voice
-  is the registering account's own. The rest is minting (:func:`voicemarket.minting.mint_voice`).
+  is the registering account's own. The rest is minting (:func:`voicemarket.market.minting.mint_voice`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicemarket.minting import MintError, MintResult, ModelFolder, mint_voice
-from voicemarket.odrl import OfferTerms
+from voicemarket.market.minting import MintError, MintResult, ModelFolder, mint_voice
+from voicemarket.content.odrl import OfferTerms
 
 REASON_BYTES = 32
 
@@ -59,7 +59,7 @@ class Retirement:
 
 def retire(deployment: Any, owner: Any, model_id: int) -> Retirement:
     """Retire ``model_id``: nothing more is sold; licences sold work until the returned end date."""
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     info = _existing(deployment, model_id)
     _require_owner(deployment, owner, model_id, "retires it")

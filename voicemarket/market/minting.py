@@ -16,7 +16,7 @@ What ``ape run mint`` does (and what demos and tests call directly)::
    with EIP-712 ``VoiceConsent`` over the bundle digest. No signature is needed when the
    creator is the voice owner.
 3. The model is registered, the operators allowed to serve it, and each offer published with
-   the keccak256 of its ODRL document (:mod:`voicemarket.odrl`) as ``policyHash``; the ODRL
+   the keccak256 of its ODRL document (:mod:`voicemarket.content.odrl`) as ``policyHash``; the ODRL
    documents are stored too (their CIDs are in the result).
 
 Model folder::
@@ -58,14 +58,14 @@ from typing import Any
 
 from eth_utils import is_address, keccak, to_checksum_address
 
-from voicemarket import chain as vm
-from voicemarket.bundle import VoiceModelFiles
-from voicemarket.canonical import canonical_json
-from voicemarket.deployments import home, parse_amount, parse_duration
+from voicemarket.market import chain as vm
+from voicemarket.content.bundle import VoiceModelFiles
+from voicemarket.content.canonical import canonical_json
+from voicemarket.market.deployments import home, parse_amount, parse_duration
 from voicemarket.errors import PackageError
-from voicemarket.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, check_terms,
+from voicemarket.content.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, check_terms,
                               contract_offer_terms, policy_bytes, policy_hash)
-from voicemarket.store import ContentStore, store_from_spec
+from voicemarket.content.store import ContentStore, store_from_spec
 
 CONSENT_POLICY_TYPE = "voicemarket/consent-policy"
 DEFAULT_CONSENT_STATEMENT = (
@@ -392,7 +392,7 @@ def check_periods_fit_notice(offers: Sequence[OfferTerms], notice: int) -> None:
     """Refuse a subscription whose period plus its renewal lead does not fit in the retirement notice
     (the offer book would revert ``Licensing_PeriodAboveNotice``: subscription time is never sold
     further ahead than the notice that a retirement gives)."""
-    from voicemarket.console import format_duration
+    from voicemarket.cli.console import format_duration
 
     for index, terms in enumerate(offers, 1):
         if terms.tier == Tier.SUBSCRIPTION and terms.period + vm.renewal_lead(terms.period) > notice:
@@ -558,7 +558,7 @@ def mint_voice(
 
     ``creator``, ``voice_owner``: Ape accounts (``voice_owner`` None: the creator is the voice
     owner). ``operators``: addresses of registered operators to seal for and allow. ``parent_id``:
-    the model this one is a new version of (see :func:`voicemarket.governance.register_version`).
+    the model this one is a new version of (see :func:`voicemarket.market.governance.register_version`).
     ``on_progress(step, done, total)`` is called while sealing (``step == "seal"``, bytes) and
     for each transaction (``step == "chain"``, transactions).
     """
@@ -603,7 +603,7 @@ def mint_voice(
         sample_rate=model.sample_rate, version=model.version,
     )
 
-    from voicemarket.sealed_bundle import publish_bundle
+    from voicemarket.content.sealed_bundle import publish_bundle
 
     total = model.size
     sealed = 0
@@ -675,7 +675,7 @@ def save_mint_record(result: MintResult, network_key: str) -> Path:
     ``<home>/models/<network>/<model id>.json``, written atomically."""
     import json
 
-    from voicemarket.files import atomic_output
+    from voicemarket.content.files import atomic_output
 
     path = home() / "models" / network_key / f"{result.model_hex}.json"
     with atomic_output(path) as out:

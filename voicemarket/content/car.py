@@ -1,7 +1,7 @@
 """CAR v1 (Content ARchive) files: a file's whole UnixFS DAG in one file.
 
 ``ipfs dag import model.car`` on any Kubo node then holds the file under exactly the CID
-that :mod:`voicemarket.cid` computed, without re-chunking. Layout (CARv1 spec)::
+that :mod:`voicemarket.content.cid` computed, without re-chunking. Layout (CARv1 spec)::
 
     varint(len(header)) | header: dag-cbor {"roots": [CID], "version": 1}
     varint(len(cid) + len(block)) | cid (binary) | block      ... one section per block
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from voicemarket.cid import READ_SIZE, UNIXFS_FILE, UnixFSBuilder, cid_of_file, decode_dag_pb, decode_unixfs
+from voicemarket.content.cid import READ_SIZE, UNIXFS_FILE, UnixFSBuilder, cid_of_file, decode_dag_pb, decode_unixfs
 from voicemarket.errors import IntegrityError
-from voicemarket.multiformats import CID, DAG_PB, RAW, InvalidCID, decode_varint, encode_varint
-from voicemarket.files import atomic_output
+from voicemarket.content.multiformats import CID, DAG_PB, RAW, InvalidCID, decode_varint, encode_varint
+from voicemarket.content.files import atomic_output
 
 _CID_TAG = 42
 

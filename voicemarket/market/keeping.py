@@ -29,8 +29,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from voicemarket import chain as vm
-from voicemarket.minting import MintError
+from voicemarket.market import chain as vm
+from voicemarket.market.minting import MintError
 
 SETTLE_BATCH = 50
 """Requests per ``settle`` transaction sent by the ``settle`` command."""
@@ -101,7 +101,7 @@ def renewal_refusal(sub: Subscription, now: int) -> Refusal | None:
     contract takes ETH from the caller), so keepers leave those to their holders; an ERC-20 one is
     paid from the holder's allowance and balance, which must cover the price.
     """
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     lid = sub.license_id
     end = sub.expires_at + sub.period
@@ -161,7 +161,7 @@ def expiry_due(status: int, deadline: int, now: int) -> bool:
 
 def not_settleable(request_id: int, status: int, settle_after: int, deadline: int, now: int) -> str | None:
     """Why ``settle`` would skip the request at ``now`` (a sentence); None when it would settle it."""
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     status = vm.RequestStatus(status)
     if settlement_due(status, settle_after, now):
@@ -191,7 +191,7 @@ def not_settleable(request_id: int, status: int, settle_after: int, deadline: in
 class RequestOnChain:
     """A request as the router holds it now, with its committed struct (which calls pass back)."""
 
-    submitted: Any  # voicemarket.speech.SubmittedRequest: the struct, and where it was mined
+    submitted: Any  # voicemarket.market.speech.SubmittedRequest: the struct, and where it was mined
     status: vm.RequestStatus
     settle_after: int  # Fulfilled: end of the dispute window; Disputed: the arbiter's decideBy; else 0
 
@@ -212,14 +212,14 @@ class RequestOnChain:
 
 
 def _now() -> int:
-    from voicemarket.speech import chain_time
+    from voicemarket.market.speech import chain_time
 
     return chain_time()
 
 
 def request_on_chain(deployment: Any, request_id: int) -> RequestOnChain:
     """The request's committed struct (from its ``SynthesisRequested`` log) and its state now."""
-    from voicemarket.speech import SpeechError, find_request
+    from voicemarket.market.speech import SpeechError, find_request
 
     try:
         found = find_request(deployment.router, request_id, int(getattr(deployment, "start_block", 0) or 0))
@@ -243,7 +243,7 @@ def dispute_terms(deployment: Any, account: Any, request_id: int) -> DisputeTerm
     """Check that ``account`` may dispute the request now, and say what it takes."""
     import ape
 
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     state = request_on_chain(deployment, request_id)
     if state.requester != account.address:
@@ -265,7 +265,7 @@ def dispute_terms(deployment: Any, account: Any, request_id: int) -> DisputeTerm
     bond = int(deployment.router.disputeBond())
     balance = int(ape.chain.provider.get_balance(account.address))
     if balance < bond:
-        from voicemarket.console import ETH_ASSET, format_amount
+        from voicemarket.cli.console import ETH_ASSET, format_amount
 
         raise KeepingError(f"disputing request {request_id} posts a bond of {format_amount(bond, ETH_ASSET)} and "
                            f"{account.address} holds {format_amount(balance, ETH_ASSET)}: fund the account first")
@@ -309,9 +309,9 @@ class Settlement:
 
 def due_requests(deployment: Any, now: int) -> list[RequestOnChain]:
     """Every request of the deployment that ``settle`` would pay out at ``now``, oldest first."""
-    from voicemarket.licensing import events
-    from voicemarket.multiformats import CID
-    from voicemarket.speech import SubmittedRequest
+    from voicemarket.market.licensing import events
+    from voicemarket.content.multiformats import CID
+    from voicemarket.market.speech import SubmittedRequest
 
     router = deployment.router
     due = []
@@ -409,14 +409,14 @@ def renewal_outlook(deployment: Any, license_id: int) -> tuple[Subscription, Ref
 
 def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool, *,
                    approve_periods: int | None = None) -> tuple[Subscription, Refusal | None]:
-    """The holder turns keeper renewals of ``license_id`` on or off (:func:`voicemarket.licensing.set_auto_renew`)
+    """The holder turns keeper renewals of ``license_id`` on or off (:func:`voicemarket.market.licensing.set_auto_renew`)
     and, with ``approve_periods``, lets the licence manager take that many periods' price for them.
     Returns the subscription and what would stop a keeper when it is next due (:func:`renewal_outlook`).
 
     Turning it on for a lapsed subscription is refused: keepers never restart one. Already on,
     ``approve_periods`` alone raises the allowance."""
-    from voicemarket import licensing
-    from voicemarket.console import format_time
+    from voicemarket.market import licensing
+    from voicemarket.cli.console import format_time
 
     sub = read_subscription(deployment, license_id)
     if sub.tier != vm.Tier.SUBSCRIPTION:

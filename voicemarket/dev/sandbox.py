@@ -1,10 +1,10 @@
 """A local voicemarket for the oracle's tests, its benchmark and demos.
 
 On a local chain that Ape is connected to (anvil, via ape-foundry): the contracts deployed
-with :func:`voicemarket.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operators
-and published to a :class:`~voicemarket.store.LocalStore`, registered and offered for sale;
+with :func:`voicemarket.market.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operators
+and published to a :class:`~voicemarket.content.store.LocalStore`, registered and offered for sale;
 licences bought; requests made; and the oracle's processes (Celery workers, the coordinator
-``python -m oracle run``) started as :class:`~voicemarket.services.ManagedProcess` children that
+``python -m oracle run``) started as :class:`~voicemarket.dev.services.ManagedProcess` children that
 talk to the chain's RPC URL and a Redis. Nothing here is a stand-in: it is the real market,
 small.
 """
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicemarket import chain as vm
-from voicemarket.services import ManagedProcess
+from voicemarket.market import chain as vm
+from voicemarket.dev.services import ManagedProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_FEE = 10**14
 LICENCE_PRICE = 10**15
 REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -80,7 +80,7 @@ class Sandbox:
     """One deployment, one content store, and the helpers to make requests and run the oracle."""
 
     def __init__(self, deployment: vm.Deployment, root: Path) -> None:
-        from voicemarket.store import LocalStore
+        from voicemarket.content.store import LocalStore
 
         self.d = deployment
         self.router = deployment.router
@@ -90,7 +90,7 @@ class Sandbox:
 
     @classmethod
     def deploy(cls, deployer, root: Path, **parameters: Any) -> Sandbox:  # noqa: ANN001
-        """A new deployment (``parameters``: :func:`voicemarket.chain.deploy` keywords) and store under ``root``."""
+        """A new deployment (``parameters``: :func:`voicemarket.market.chain.deploy` keywords) and store under ``root``."""
         return cls(vm.deploy(deployer, **{"min_stake": 10**17, **parameters}), root)
 
     # ------------------------------------------------------------ market
@@ -109,8 +109,8 @@ class Sandbox:
     def seal_voice(self, creator, recipients: list[bytes], *, languages: tuple[str, ...] = ("en",),  # noqa: ANN001
                    files: TinyVoiceFiles | None = None, label: str | None = None):  # noqa: ANN201
         """Pack and seal a tiny voice into the store (a voicemarket PublishedBundle)."""
-        from voicemarket.bundle import VoiceModelFiles
-        from voicemarket.sealed_bundle import publish_bundle
+        from voicemarket.content.bundle import VoiceModelFiles
+        from voicemarket.content.sealed_bundle import publish_bundle
 
         files = files or tiny_voice_files(self.root / "voice")
         self._labels += 1

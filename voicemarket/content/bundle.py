@@ -36,9 +36,9 @@ from typing import Any, BinaryIO
 
 from eth_utils import is_address, to_checksum_address
 
-from voicemarket.canonical import CanonicalJSONError, canonical_json
+from voicemarket.content.canonical import CanonicalJSONError, canonical_json
 from voicemarket.errors import BundleError, IntegrityError
-from voicemarket.files import atomic_output, sha256_file
+from voicemarket.content.files import atomic_output, sha256_file
 
 BUNDLE_TYPE = "voicemarket/voice-bundle"
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from voicemarket.minting import ETH_ASSET, AssetInfo, MintError, account_public_key, format_amount
+from voicemarket.market.minting import ETH_ASSET, AssetInfo, MintError, account_public_key, format_amount
 
 
 class OperatorError(MintError):
@@ -89,7 +89,7 @@ def unbond(deployment: Any, operator: Any) -> int:
     """Start unbonding; returns when the stake becomes withdrawable (unix time)."""
     info = _registered(deployment, operator)
     if info.unbondingEndsAt:
-        from voicemarket.console import format_time
+        from voicemarket.cli.console import format_time
 
         raise OperatorError(f"{operator.address} is already unbonding; the stake is withdrawable from "
                             f"{format_time(int(info.unbondingEndsAt))} (`ape run operator withdraw-stake`)")
@@ -100,7 +100,7 @@ def unbond(deployment: Any, operator: Any) -> int:
 def withdraw_stake(deployment: Any, operator: Any) -> int:
     import ape
 
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     info = _registered(deployment, operator)
     if not info.unbondingEndsAt:

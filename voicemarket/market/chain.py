@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 from typing import Any
 
-from voicemarket.multiformats import CID, DAG_PB, RAW
+from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 ETH = "0x0000000000000000000000000000000000000000"
 """The payment asset address that means ETH."""

@@ -31,9 +31,9 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from voicemarket import chain as vm
-from voicemarket.files import atomic_output
-from voicemarket.multiformats import CID
+from voicemarket.market import chain as vm
+from voicemarket.content.files import atomic_output
+from voicemarket.content.multiformats import CID
 
 DEFAULT_TTL_S = 15 * 60
 """How long an operator has to deliver, by default (the router allows up to a day)."""

@@ -20,10 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicemarket import chain as vm
-from voicemarket.licensing import LicensingError, events
-from voicemarket.minting import TIER_LABELS, AssetInfo, asset_info
-from voicemarket.odrl import Tier, terms_from_contract
+from voicemarket.market import chain as vm
+from voicemarket.market.licensing import LicensingError, events
+from voicemarket.market.minting import TIER_LABELS, AssetInfo, asset_info
+from voicemarket.content.odrl import Tier, terms_from_contract
 
 PARTIES = ("creator", "voice owner", "co-creators", "platform", "operators")
 REFUNDED = {vm.RequestStatus.FAILED, vm.RequestStatus.EXPIRED, vm.RequestStatus.REVERSED}

@@ -10,7 +10,7 @@ time in its last ``min(1 day, period)``; subscription time is never sold past th
 Each function checks what it can before sending (so a mistake costs no gas and gets a
 :class:`LicensingError` that says what to do), then sends the transaction; a revert the checks
 did not foresee reaches the caller as Ape's custom-error exception
-(:func:`voicemarket.console.explain_revert` words it).
+(:func:`voicemarket.cli.console.explain_revert` words it).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from voicemarket import chain as vm
-from voicemarket.minting import TIER_LABELS, AssetInfo, MintError, asset_info, format_amount
-from voicemarket.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, policy_hash,
+from voicemarket.market import chain as vm
+from voicemarket.market.minting import TIER_LABELS, AssetInfo, MintError, asset_info, format_amount
+from voicemarket.content.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, policy_hash,
                               terms_from_contract)
 
 
@@ -74,7 +74,7 @@ class OfferView:
         """The price as the offers table shows it: per period, per use, or once."""
         price = format_amount(self.terms.price, self.asset)
         if self.terms.tier == Tier.SUBSCRIPTION:
-            from voicemarket.console import format_duration
+            from voicemarket.cli.console import format_duration
 
             return f"{price} / {format_duration(self.terms.period)}"
         return f"{price} / use" if self.terms.tier == Tier.PAY_PER_USE else price
@@ -240,7 +240,7 @@ def _check_sellable(deployment: Any, model_id: int, what: str) -> None:
     if terms.frozen:
         raise LicensingError(f"model {model_id:#x} is frozen by the arbiter: {what} is not possible while it is")
     if int(terms.serviceEndsAt):
-        from voicemarket.console import format_time
+        from voicemarket.cli.console import format_time
 
         raise LicensingError(f"model {model_id:#x} was retired by its owner (its licences work until "
                              f"{format_time(int(terms.serviceEndsAt))}): {what} is not possible")
@@ -249,7 +249,7 @@ def _check_sellable(deployment: Any, model_id: int, what: str) -> None:
 def subscription_horizon(deployment: Any, offer: OfferView, now: int) -> tuple[int, str]:
     """The latest end a subscription may be paid until now, and what sets it: the offer's
     ``validUntil`` or ``now`` + the registry's retirement notice (time is never sold past either)."""
-    from voicemarket.console import format_duration
+    from voicemarket.cli.console import format_duration
 
     notice = int(deployment.registry.retirementNotice())
     latest = now + notice
@@ -261,7 +261,7 @@ def subscription_horizon(deployment: Any, offer: OfferView, now: int) -> tuple[i
 
 def _check_paid_until(deployment: Any, offer: OfferView, start: int, periods: int, now: int, what: str) -> None:
     """Refuse ``periods`` from ``start`` when they would end past :func:`subscription_horizon`."""
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     latest, why = subscription_horizon(deployment, offer, now)
     end = start + periods * offer.terms.period
@@ -350,7 +350,7 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
     keeper) renews one period, only when the holder turned auto-renewal on, not after it lapsed,
     and only in its last ``min(1 day, period)``.
     """
-    from voicemarket.console import format_time
+    from voicemarket.cli.console import format_time
 
     state = _subscription(deployment, license_id)
     offer = state.offer

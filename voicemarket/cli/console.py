@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from voicemarket.deployments import DeploymentError, load, parse_amount
+from voicemarket.market.deployments import DeploymentError, load, parse_amount
 from voicemarket.errors import PackageError
-from voicemarket.minting import ETH_ASSET, AssetInfo, MintError, asset_info, format_amount
+from voicemarket.market.minting import ETH_ASSET, AssetInfo, MintError, asset_info, format_amount
 
 __all__ = ["console", "user_errors", "explain_revert", "deployment", "resolve_account", "asset_info",
            "format_amount", "format_time", "format_duration", "progress", "table", "parse_id", "amount_in", "asset_of",
@@ -101,7 +101,7 @@ def resolve_account(alias: str) -> Any:
 
 
 def deployment() -> Any:
-    """The deployment saved for the connected network (:func:`voicemarket.deployments.load`)."""
+    """The deployment saved for the connected network (:func:`voicemarket.market.deployments.load`)."""
     return load()
 
 

@@ -23,15 +23,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicemarket.bundle import (Manifest, PackedBundle, UnpackedBundle, VoiceModelFiles, _check_digest, pack_bundle,
+from voicemarket.content.bundle import (Manifest, PackedBundle, UnpackedBundle, VoiceModelFiles, _check_digest, pack_bundle,
                                 read_records, unpack_bundle)
-from voicemarket.cid import UnixFSBuilder
+from voicemarket.content.cid import UnixFSBuilder
 from voicemarket.errors import CreatorMismatch, IntegrityError
-from voicemarket.metadata import ipfs_uri, metadata_bytes, model_metadata
-from voicemarket.multiformats import CID
-from voicemarket.files import atomic_output
-from voicemarket.sealing import DEFAULT_CHUNK_SIZE, Keyring, SealWriter, new_data_key, unseal_file
-from voicemarket.store import ContentStore, LocalStore
+from voicemarket.content.metadata import ipfs_uri, metadata_bytes, model_metadata
+from voicemarket.content.multiformats import CID
+from voicemarket.content.files import atomic_output
+from voicemarket.content.sealing import DEFAULT_CHUNK_SIZE, Keyring, SealWriter, new_data_key, unseal_file
+from voicemarket.content.store import ContentStore, LocalStore
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class RegisteredModel:
     creator: str
 
     def check_digest(self, digest: bytes, what: str) -> None:
-        from voicemarket.chain import model_id
+        from voicemarket.market.chain import model_id
 
         if model_id(self.creator, digest) != self.model_id:
             raise IntegrityError(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from voicemarket.bundle import Manifest
-from voicemarket.canonical import canonical_json
-from voicemarket.multiformats import CID
+from voicemarket.content.bundle import Manifest
+from voicemarket.content.canonical import canonical_json
+from voicemarket.content.multiformats import CID
 
 
 def ipfs_uri(cid: CID | str) -> str:

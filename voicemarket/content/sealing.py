@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_utils import keccak, to_checksum_address
 
 from voicemarket.errors import DecryptionError, IntegrityError
-from voicemarket.files import atomic_output
+from voicemarket.content.files import atomic_output
 
 MAGIC = b"VMSEAL\x00\x01"
 HEADER = struct.Struct(">8sI8s16s4x")

@@ -7,7 +7,7 @@ Both speak the same small API, by CID::
     store.has(cid) -> bool               store.pin(cid)
     with store.writer() as w: w.write(...)   # then w.cid
 
-CIDs are Kubo's (see :mod:`voicemarket.cid`): the store's ``cid_version`` picks CIDv1 with
+CIDs are Kubo's (see :mod:`voicemarket.content.cid`): the store's ``cid_version`` picks CIDv1 with
 raw leaves (the default here) or CIDv0. Every read recomputes the CID of the bytes it
 received and compares before anything sees them: content that does not match raises
 :class:`~voicemarket.errors.IntegrityError`, missing content raises
@@ -29,10 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from voicemarket.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for, candidate_builders, matches
+from voicemarket.content.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for, candidate_builders, matches
 from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
-from voicemarket.multiformats import CID, DAG_PB, InvalidCID
-from voicemarket.files import atomic_output
+from voicemarket.content.multiformats import CID, DAG_PB, InvalidCID
+from voicemarket.content.files import atomic_output
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 

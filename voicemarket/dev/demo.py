@@ -14,7 +14,7 @@ The voice: the public GPT-SoVITS v2 weights when ``VOICEMARKET_WEIGHTS`` names t
 (see :func:`find_real_weights`), otherwise randomly initialised weights of the full-size
 architecture (written once into ``.demo-cache/``), whose audio is noise.
 
-    python -m voicemarket.demo [--output demo-output] [--tiny]
+    python -m voicemarket.dev.demo [--output demo-output] [--tiny]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".demo-cache"
 WEIGHTS_ENV = "VOICEMARKET_WEIGHTS"
 RANDOM_VOICE_TOKENS = 25  # semantic tokens per sentence for a random voice (25 tokens = 1 s of audio)
@@ -185,7 +185,7 @@ def oracle_config(path: Path, *, rpc_url: str, router: str, redis_url: str, mode
 
 def start_oracle(config: Path, log_path: Path):  # noqa: ANN201 - a ManagedProcess
     """``python -m oracle run --workers 1``: listener + submitter + one Celery worker, stopped by PID later."""
-    from voicemarket.services import ManagedProcess
+    from voicemarket.dev.services import ManagedProcess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
     # Also in the environment: `oracle run` imports oracle.app, which reads the settings, before it reads --config.
@@ -203,12 +203,12 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
     import ape
     import yaml
 
-    from voicemarket import chain as vm
-    from voicemarket import earnings, licensing, operators, speech
-    from voicemarket.deployments import LOCAL_DEFAULTS
-    from voicemarket.minting import ETH_ASSET, ModelFolder, format_amount, mint_voice, parse_offers
-    from voicemarket.services import RedisServer, local_chain
-    from voicemarket.store import LocalStore
+    from voicemarket.market import chain as vm
+    from voicemarket.market import earnings, licensing, operators, speech
+    from voicemarket.market.deployments import LOCAL_DEFAULTS
+    from voicemarket.market.minting import ETH_ASSET, ModelFolder, format_amount, mint_voice, parse_offers
+    from voicemarket.dev.services import RedisServer, local_chain
+    from voicemarket.content.store import LocalStore
 
     from ape.logging import LogLevel, logger
 

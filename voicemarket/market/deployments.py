@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from voicemarket.chain import DAY, Deployment
-from voicemarket.files import atomic_output
+from voicemarket.market.chain import DAY, Deployment
+from voicemarket.content.files import atomic_output
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMETERS_DIR = ROOT / "deploy"
 FORMAT_VERSION = 1
 LOCAL_NETWORKS = ("local",)
@@ -79,7 +79,7 @@ def path_for(network: Any = None) -> Path:
 
 @dataclass
 class SavedDeployment(Deployment):
-    """A :class:`~voicemarket.chain.Deployment` as saved for a network, with where and when."""
+    """A :class:`~voicemarket.market.chain.Deployment` as saved for a network, with where and when."""
 
     network: str = ""
     chain_id: int = 0
@@ -230,7 +230,7 @@ def parameters_path(network: Any = None) -> Path:
 
 
 def load_parameters(network: Any = None, path: str | Path | None = None) -> dict[str, Any]:
-    """The ``voicemarket.chain.deploy`` keyword arguments for ``network``.
+    """The ``voicemarket.market.chain.deploy`` keyword arguments for ``network``.
 
     ``path`` overrides the lookup of ``deploy/<network>.yaml``. A local network without a file
     uses :data:`LOCAL_DEFAULTS`; any other network must have its file (no guessing of stakes and

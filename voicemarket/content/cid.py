@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicemarket.multiformats import CID, DAG_PB, RAW, decode_varint, encode_varint
+from voicemarket.content.multiformats import CID, DAG_PB, RAW, decode_varint, encode_varint
 
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
