@@ -94,7 +94,7 @@ def _send(rpc, raw: str) -> str:  # noqa: ANN001
     raise RuntimeError("the node refused a request transaction 20 times")
 
 
-def run_once(box, voice, licences, buyer_accounts, operator, workers: int, requests: int, rate: float,
+def run_once(box, voice, licenses, buyer_accounts, operator, workers: int, requests: int, rate: float,
              work: Path, rpc_url: str, anvil_pid: int) -> dict:
     from web3 import Web3
 
@@ -121,7 +121,7 @@ def run_once(box, voice, licences, buyer_accounts, operator, workers: int, reque
                 signed = []
                 for i in range(count):
                     buyer = buyer_accounts[i % len(buyer_accounts)]
-                    params = box.request_params(voice, licences[buyer.address], operator, f"{label} {i}.",
+                    params = box.request_params(voice, licenses[buyer.address], operator, f"{label} {i}.",
                                                 seed=i, now=now)
                     signed.append((buyer, params, nonces[buyer.address]))
                     nonces[buyer.address] += 1
@@ -145,7 +145,7 @@ def run_once(box, voice, licences, buyer_accounts, operator, workers: int, reque
             chain_id = w3.eth.chain_id
             for i in range(requests):
                 buyer = buyer_accounts[i % len(buyer_accounts)]
-                params = box.request_params(voice, licences[buyer.address], operator, f"Request number {i}.",
+                params = box.request_params(voice, licenses[buyer.address], operator, f"Request number {i}.",
                                             seed=i, now=now)
                 plan.append(box.sign_request(account_key(buyer), nonces[buyer.address], params, chain_id))
                 nonces[buyer.address] += 1
@@ -276,10 +276,10 @@ def main() -> None:
         operator = accounts[OPERATOR]
         voice = box.publish_voice(accounts[1], [operator])
         buyers = [accounts[i] for i in BUYERS]
-        licences = {b.address: box.buy_licence(b, voice) for b in buyers}
+        licenses = {b.address: box.buy_license(b, voice) for b in buyers}
         for count in (int(x) for x in args.workers.split(",")):
             busy = wait_for_quiet(args.wait_quiet) if args.wait_quiet else None
-            result = run_once(box, voice, licences, buyers, operator, count, args.requests, args.rate, work,
+            result = run_once(box, voice, licenses, buyers, operator, count, args.requests, args.rate, work,
                               provider.uri, provider.process.pid)
             if busy is not None:
                 result["busy_cores_before"] = busy

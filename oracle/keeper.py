@@ -200,10 +200,10 @@ class MarketViews:
 
     def subscription(self, license_id: int, block: int) -> Subscription:
         """Everything a keeper renewal depends on, read at ``block`` (two round trips)."""
-        licence, holder, notice = self.call([(self.licenses, "license", [license_id]),
+        license, holder, notice = self.call([(self.licenses, "license", [license_id]),
                                              (self.licenses, "ownerOf", [license_id]),
                                              (self.registry, "retirementNotice", [])], block)
-        offer = self.offer(int(licence["offerId"]), block)
+        offer = self.offer(int(license["offerId"]), block)
         terms = offer["terms"]
         asset = terms["asset"]
         calls = [(self.registry, "modelTerms", [terms["modelId"]])]
@@ -214,8 +214,8 @@ class MarketViews:
         model, *payment = self.call(calls, block)
         allowed, allowance, balance = payment if payment else (True, 0, 0)
         return Subscription(
-            license_id=license_id, holder=holder, auto_renew=bool(licence["autoRenew"]),
-            expires_at=int(licence["expiresAt"]), offer_id=int(licence["offerId"]), tier=vm.Tier(int(terms["tier"])),
+            license_id=license_id, holder=holder, auto_renew=bool(license["autoRenew"]),
+            expires_at=int(license["expiresAt"]), offer_id=int(license["offerId"]), tier=vm.Tier(int(terms["tier"])),
             period=int(terms["period"]), price=int(terms["price"]), asset=asset, offer_active=bool(offer["active"]),
             valid_until=int(terms["validUntil"]), asset_allowed=bool(allowed), model_id=int(terms["modelId"]),
             model_exists=bool(model["exists"]), model_frozen=bool(model["frozen"]),
@@ -242,7 +242,7 @@ class MarketViews:
 
 
 @dataclass
-class LicenceRecord:
+class LicenseRecord:
     offer_id: int = 0
     holder: str = ZERO
     expires_at: int = 0
@@ -265,13 +265,13 @@ class MarketIndex:
     """
 
     def __init__(self) -> None:
-        self.licences: dict[int, LicenceRecord] = {}
+        self.licenses: dict[int, LicenseRecord] = {}
         self.requests: dict[int, RequestRecord] = {}
 
     def apply(self, name: str, args: Any) -> None:
         if name in LICENCE_EVENTS:
             key = "tokenId" if name in ("SubscriptionUpdate", "Transfer") else "licenseId"
-            record = self.licences.setdefault(int(args[key]), LicenceRecord())
+            record = self.licenses.setdefault(int(args[key]), LicenseRecord())
             if name == "LicensePurchased":
                 record.offer_id, record.holder = int(args["offerId"]), str(args["buyer"])
             elif name == "SubscriptionUpdate":
@@ -302,7 +302,7 @@ class MarketIndex:
         """Licences with auto-renewal on that are due (or lapsed) at ``now``; ``lead(offer)`` is the
         offer's renewal lead (None: not a subscription)."""
         out = []
-        for license_id, record in sorted(self.licences.items()):
+        for license_id, record in sorted(self.licenses.items()):
             if record.auto_renew and record.expires_at:
                 ahead = lead(record.offer_id)
                 if ahead is not None and now >= record.expires_at - ahead:
@@ -383,7 +383,7 @@ class Keeper:
         for license_id in self.index.renewal_candidates(now, lambda offer: self._lead(offer, block)):
             if sent >= capacity:
                 break
-            record = self.index.licences[license_id]
+            record = self.index.licenses[license_id]
             told = self._told.get(license_id)
             if ("renew", license_id) in busy or (told and told[1] == record.expires_at and now >= record.expires_at):
                 continue  # in flight; or lapsed and said so (only the holder's renewal, an event, changes that)

@@ -19,17 +19,17 @@ from voicemarket.cli.console import (asset_info, console, deployment, format_amo
 @click.command(cls=ConnectedProviderCommand, short_help="Turn keeper renewals of a subscription on or off")
 @network_option()
 @account_option()
-@click.argument("licence_id")
+@click.argument("license_id")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @click.option("--approve-periods", type=int, default=None,
               help="(token subscriptions) set your allowance for the licence manager to this many periods")
-def cli(account, licence_id: str, state: str, approve_periods: int | None) -> None:  # noqa: ANN001
+def cli(account, license_id: str, state: str, approve_periods: int | None) -> None:  # noqa: ANN001
     """Turn auto-renewal of subscription LICENCE_ID on or off (you must hold it)."""
-    licence = parse_id(licence_id, "LICENCE_ID")
+    license = parse_id(license_id, "LICENCE_ID")
     out = console()
     with user_errors():
         market = deployment()
-        sub, refusal = keeping.set_auto_renew(market, account, licence, state == "on", approve_periods=approve_periods)
+        sub, refusal = keeping.set_auto_renew(market, account, license, state == "on", approve_periods=approve_periods)
         asset = asset_info(sub.asset, market)
     if state == "off":
         out.print(f"Licence {licence} no longer auto-renews: it works until {format_time(sub.expires_at)}; "

@@ -12,12 +12,12 @@ from voicemarket.cli.console import console, deployment, format_time, parse_id, 
 @click.command(cls=ConnectedProviderCommand, short_help="Cancel a subscription's renewals")
 @network_option()
 @account_option()
-@click.argument("licence_id")
-def cli(account, licence_id: str) -> None:  # noqa: ANN001
+@click.argument("license_id")
+def cli(account, license_id: str) -> None:  # noqa: ANN001
     """Cancel subscription LICENCE_ID's auto-renewal: it keeps working until it expires, and nobody
     renews it but its holder."""
-    licence = parse_id(licence_id, "LICENCE_ID")
+    license = parse_id(license_id, "LICENCE_ID")
     with user_errors():
-        state = licensing.cancel(deployment(), account, licence)
+        state = licensing.cancel(deployment(), account, license)
     console().print(f"Licence {licence} cancelled: no keeper renews it now; it works until "
                     f"{format_time(state.expires_at)} (its holder may still renew it: `ape run renew {licence}`).")

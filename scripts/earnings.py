@@ -42,10 +42,10 @@ def cli(alias: str | None, address: str | None, models: tuple[str, ...]) -> None
     for model in result.models:
         out.print(f"[bold]Model {model.model_id:#x}[/bold]")
         uses = table(None, "tier", "licences sold", "uses delivered", "pending", "refunded")
-        tiers = sorted(set(model.licences_by_tier) | set(model.uses_by_tier))
+        tiers = sorted(set(model.licenses_by_tier) | set(model.uses_by_tier))
         for tier in tiers:
             counts = model.uses_by_tier.get(tier, {})
-            uses.add_row(tier, str(model.licences_by_tier.get(tier, 0)), str(counts.get("delivered", 0)),
+            uses.add_row(tier, str(model.licenses_by_tier.get(tier, 0)), str(counts.get("delivered", 0)),
                          str(counts.get("pending", 0)), str(counts.get("refunded", 0)))
         if tiers:
             out.print(uses)

@@ -19,18 +19,18 @@ from voicemarket.cli.console import amount_in, console, deployment, format_time,
 @click.command(cls=ConnectedProviderCommand, short_help="Renew a subscription")
 @network_option()
 @account_option()
-@click.argument("licence_id")
+@click.argument("license_id")
 @click.option("--periods", default=1, show_default=True, help="how many periods to add")
 @click.option("--max-price", default=None, help="the most you pay, e.g. '0.02 ether' (default: the offer's price)")
 @click.option("--approve", is_flag=True, help="approve the token payment first (token subscriptions)")
-def cli(account, licence_id: str, periods: int, max_price: str | None, approve: bool) -> None:  # noqa: ANN001
+def cli(account, license_id: str, periods: int, max_price: str | None, approve: bool) -> None:  # noqa: ANN001
     """Renew subscription LICENCE_ID."""
-    licence = parse_id(licence_id, "LICENCE_ID")
+    license = parse_id(license_id, "LICENCE_ID")
     with user_errors():
         market = deployment()
-        before = licensing.licence_state(market, licence)
+        before = licensing.license_state(market, license)
         cap = amount_in(max_price, before.offer.asset, "--max-price") if max_price else None
-        after = licensing.renew(market, account, licence, periods=periods, max_price=cap, approve=approve)
+        after = licensing.renew(market, account, license, periods=periods, max_price=cap, approve=approve)
     console().print(f"Licence {licence} renewed by {periods} period(s): it now runs until "
                     f"{format_time(after.expires_at)} "
                     f"(was {format_time(before.expires_at)}).")

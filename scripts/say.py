@@ -136,7 +136,7 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
 @click.argument("text", required=False)
 @click.option("--text-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="read the text from this UTF-8 file instead")
-@click.option("--licence", "--license", "licence_id", type=int, help="your licence (token id) for the voice")
+@click.option("--licence", "--license", "license_id", type=int, help="your licence (token id) for the voice")
 @click.option("--language", default="en", show_default=True, help="zh, en, ja, ko or yue (one of the model's)")
 @click.option("--speed", type=float, help="0.25 .. 4.0 (default: the engine's 1.0)")
 @click.option("--seed", type=int, default=0, show_default=True, help="sampling seed: the same seed, the same speech")
@@ -158,7 +158,7 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
 @click.option("--request", "request_id", type=int, help="follow an earlier request instead of making one")
 @click.option("--cancel-expired", is_flag=True, help="if the deadline passes undelivered, cancel for a full refund")
 @account_option()
-def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temperature, repetition_penalty,  # noqa: ANN001, PLR0913
+def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temperature, repetition_penalty,  # noqa: ANN001, PLR0913
         operator, max_fee, ttl, min_dispute_window, store_spec, output, timeout, request_id, cancel_expired,
         account) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
@@ -171,7 +171,7 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
     router = deployment.router
     try:
         if request_id is not None:
-            if text or text_file or licence_id is not None:
+            if text or text_file or license_id is not None:
                 raise click.UsageError("--request follows an existing request: give no text or licence with it")
             submitted = speech.find_request(router, request_id, deployment.start_block)
             click.echo(f"request {request_id}: operator {submitted.operator}, deadline "
@@ -183,24 +183,24 @@ def cli(text, text_file, licence_id, language, speed, seed, top_k, top_p, temper
                 text = text_file.read_text(encoding="utf-8")
             if not text:
                 raise click.UsageError("give the text to say (an argument or --text-file)")
-            if licence_id is None:
+            if license_id is None:
                 raise click.UsageError("give --licence: the id of your licence for the voice (`ape run buy` prints it)")
-            licence = speech.licence_use(deployment.licenses, licence_id, account.address)
-            licence.check_language(vm.Language.parse(language))
-            asset = asset_info(licence.asset, deployment)
-            chosen, fee = speech.choose_operator(router, licence.model_id, licence.asset, operator,
+            license = speech.license_use(deployment.licenses, license_id, account.address)
+            license.check_language(vm.Language.parse(language))
+            asset = asset_info(license.asset, deployment)
+            chosen, fee = speech.choose_operator(router, license.model_id, license.asset, operator,
                                                  deployment.start_block)
             cap = fee if max_fee is None else amount_in(max_fee, asset, "--max-fee")
-            uses = "unlimited uses" if licence.uses_left is None else f"{licence.uses_left} uses left"
+            uses = "unlimited uses" if license.uses_left is None else f"{licence.uses_left} uses left"
             click.echo(f"licence {licence_id}: {licence.tier.name.lower().replace('_', '-')}, model "
                        f"{licence.model_id:#x} ({', '.join(licence.language_codes)}), {uses}")
-            price = f"use price {format_amount(licence.use_price, asset)}, " if licence.use_price else ""
+            price = f"use price {format_amount(licence.use_price, asset)}, " if license.use_price else ""
             click.echo(f"operator {chosen}: {price}fee {format_amount(fee, asset)} (your maximum "
                        f"{format_amount(cap, asset)})")
             params = vm.SynthesisParams(vm.Language.parse(language), speed=speed, top_k=top_k, top_p=top_p,
                                         temperature=temperature, repetition_penalty=repetition_penalty, seed=seed)
             with user_errors():
-                submitted = speech.submit(router, account, licence, text, params, operator=chosen, max_fee=cap,
+                submitted = speech.submit(router, account, license, text, params, operator=chosen, max_fee=cap,
                                           ttl_s=ttl, store=store, min_dispute_window=min_dispute_window)
             how = f"by CID {submitted.input_cid}" if submitted.input_cid else "inline"
             click.echo(f"request {submitted.request_id} sent in block {submitted.block_number} "

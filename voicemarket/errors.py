@@ -43,5 +43,5 @@ class StoreError(PackageError):
     """The storage backend failed (unreachable node, refused request, I/O error)."""
 
 
-class LicenceError(PackageError, ValueError):
+class PolicyError(PackageError, ValueError):
     """An offer or licence document that the on-chain offer cannot express."""

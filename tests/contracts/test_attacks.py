@@ -136,7 +136,7 @@ def test_h1_a_lapsed_subscription_is_not_revived_when_its_holder_approves_for_so
     assert licenses.potOf(plan, usd) == (PRICE * 8 // 10, PRICE * 2 // 10)  # the first month's sale only
 
 
-def test_h1_an_account_approved_on_the_licence_cannot_renew_from_the_holders_tokens(market, licenses, usd, actors,
+def test_h1_an_account_approved_on_the_license_cannot_renew_from_the_holders_tokens(market, licenses, usd, actors,
                                                                                     chain):
     """H-1, variant. The victim approved Mallory (say, a marketplace) on their weekly licence token and
     keeps a standing allowance. Mallory renews a year ahead.
@@ -265,7 +265,7 @@ def test_m2_retirement_never_cuts_prepaid_subscription_time(market, licenses, re
 # ---------------------------------------------------------------- M-3: operator removal
 
 
-def test_m3_disallowing_the_operator_leaves_paid_up_licences_the_notice(market, router, registry, actors, chain):
+def test_m3_disallowing_the_operator_leaves_paid_up_licenses_the_notice(market, router, registry, actors, chain):
     """M-3. The model's owner cuts off the operator serving a bought-out licence, with a request of
     the buyer's on its way.
 
@@ -300,7 +300,7 @@ def test_m3_disallowing_the_operator_leaves_paid_up_licences_the_notice(market, 
 @pytest.mark.xfail(strict=True, reason="known limit (docs/contracts.md, Known limits): the licence manager does not "
                    "know the router's operator allowances, so a sale made after the model's last operator was "
                    "disallowed can outlast the service; buyers must check `router.canServe` before paying")
-def test_m3_residual_a_licence_sold_after_the_removal_is_served_for_its_paid_time(market, router, licenses, usd,
+def test_m3_residual_a_license_sold_after_the_removal_is_served_for_its_paid_time(market, router, licenses, usd,
                                                                                     actors, chain):
     """M-3, not fixed for licences sold after the removal. FAILS on the contracts as of this round.
 
@@ -592,7 +592,7 @@ def test_a_consent_cannot_be_used_after_revoke_consents(market, registry, actors
         registry.registerModel(r, sender=actors.creator)
 
 
-def test_pausing_the_licence_manager_stops_uses_but_not_refunds(market, router, licenses, actors, chain):
+def test_pausing_the_license_manager_stops_uses_but_not_refunds(market, router, licenses, actors, chain):
     """Pause. The pauser stops the licence manager (say, during an incident).
 
     Old code: consumeUse ignored the pause: the router kept consuming uses and escrowing payments

@@ -94,7 +94,7 @@ def test_only_the_offer_book_records_and_closes_offers(licenses, model, actors):
         licenses.closeOffer(1, actors.deployer, sender=actors.deployer)
 
 
-def test_deactivation_stops_sales_but_not_sold_licences(market, licenses, offers, model, actors):
+def test_deactivation_stops_sales_but_not_sold_licenses(market, licenses, offers, model, actors):
     offer = market.publish(model)
     license_id = market.buy(offer)
     with reverts(offers.Licensing_NotModelOwner, modelId=model, caller=actors.other.address):
@@ -118,7 +118,7 @@ def test_deactivation_stops_sales_but_not_sold_licences(market, licenses, offers
 # ---------------------------------------------------------------- buying
 
 
-def test_buyout_in_eth_mints_a_licence_and_fills_the_pot(market, licenses, model, actors):
+def test_buyout_in_eth_mints_a_license_and_fills_the_pot(market, licenses, model, actors):
     offer = market.publish(model, price=10**16)
     receipt = licenses.buy(offer, 10**16, 1, value=10**16, sender=actors.buyer)
     license_id = receipt.events.filter(licenses.LicensePurchased)[0].licenseId
@@ -259,7 +259,7 @@ def test_pause_stops_sales_but_not_withdrawals(market, licenses, model, actors):
     market.buy(offer)
 
 
-def test_licences_move_only_when_transferable(market, licenses, model, actors):
+def test_licenses_move_only_when_transferable(market, licenses, model, actors):
     locked = market.buy(market.publish(model, transferable=False))
     with reverts(licenses.Licensing_NotTransferable, licenseId=locked):
         licenses.transferFrom(actors.buyer, actors.other, locked, sender=actors.buyer)
@@ -495,7 +495,7 @@ def test_is_licensed_follows_expiry_uses_freeze_and_retirement(market, licenses,
     assert licenses.isLicensed(buyout, actors.buyer, model, TTS) == (False, 0)
 
 
-def test_licence_stops_when_its_offer_is_past_valid_until(market, licenses, model, actors, chain):
+def test_license_stops_when_its_offer_is_past_valid_until(market, licenses, model, actors, chain):
     until = market.now + 1000
     license_id = market.buy(market.publish(model, valid_until=until))
     assert licenses.isLicensed(license_id, actors.buyer, model, TTS)[0]

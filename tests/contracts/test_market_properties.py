@@ -241,9 +241,9 @@ def world(actors, project, chain):
     funding = {a.buyer: (10**15, MAX_UINT, MAX_UINT), a.other: (10**15, MAX_UINT, MAX_UINT),
                a.voice: (10**12, MAX_UINT, MAX_UINT), a.treasurer: (10**12, 1_500_000, MAX_UINT),
                a.arbiter: (2_500_000, MAX_UINT, 0)}
-    for account, (amount, to_licences, to_routers) in funding.items():
+    for account, (amount, to_licenses, to_routers) in funding.items():
         usd.mint(account, amount, sender=a.deployer)
-        usd.approve(d.licenses, to_licences, sender=account)
+        usd.approve(d.licenses, to_licenses, sender=account)
         for router in routers:
             if to_routers:
                 usd.approve(router, to_routers, sender=account)
@@ -265,7 +265,7 @@ def world(actors, project, chain):
         terms = terms_of(model, label=f"world {len(offers)}", **kind)
         d.offers.publishOffer(terms, b"", sender=d.registry.ownerOf(model))
         offers.append((d.licenses.nextOfferId() - 1, terms))
-    licences = []
+    licenses = []
     for index, buyer, quantity, auto_renew in ((0, a.buyer, 1, False), (1, a.buyer, 3, True), (2, a.buyer, 1, False),
                                                (3, a.other, 2, False), (4, a.other, 20, True), (5, a.other, 1, False),
                                                (6, a.other, 1, True), (9, a.buyer, 10, True), (10, a.other, 1, True),
@@ -274,10 +274,10 @@ def world(actors, project, chain):
         cost = cost_of(terms, quantity)
         value = cost if terms["asset"] == vm.ETH else 0
         receipt = d.licenses.buy(offer_id, cost, quantity, value=value, sender=buyer)
-        licence_id = receipt.events.filter(d.licenses.LicensePurchased)[0].licenseId
+        license_id = receipt.events.filter(d.licenses.LicensePurchased)[0].licenseId
         if auto_renew:
-            d.licenses.setAutoRenew(licence_id, True, sender=buyer)
-        licences.append((licence_id, index, buyer.address))
+            d.licenses.setAutoRenew(license_id, True, sender=buyer)
+        licenses.append((license_id, index, buyer.address))
     # Pay the world's own sales out, so that each example's final drain covers only its own money.
     for model in models:
         for asset in (vm.ETH, usd.address):
@@ -321,11 +321,11 @@ def world(actors, project, chain):
     for x in addresses:
         balances[x] = start[k: k + 5]
         k += 5
-    records = lens_views.licences(d.licenses.address, [x[0] for x in licences],
-                                  [offers[x[1]][1]["modelId"] for x in licences])[3]
+    records = lens_views.licenses(d.licenses.address, [x[0] for x in licenses],
+                                  [offers[x[1]][1]["modelId"] for x in licenses])[3]
     yield SimpleNamespace(d=d, a=a, usd=usd, routers=routers, lens=lens_views, lm=views(d.licenses), rpc=rpc,
                           models=models, allowed=[(i, m, op.address) for i, m, op in allowed], offers=offers,
-                          licences=licences, records=records, balances=balances, fees=fees, everyone=everyone,
+                          licenses=licenses, records=records, balances=balances, fees=fees, everyone=everyone,
                           addresses=addresses, chain=chain, errors=errors, w3=w3)
     rpc.close()
     provider.cache_allowed_requests, provider.cacheable_requests = saved
@@ -370,7 +370,7 @@ class OfferM:
 
 
 @dataclass
-class LicenceM:
+class LicenseM:
     id: int
     offer: OfferM
     holder: str
@@ -388,7 +388,7 @@ class LicenceM:
 @dataclass
 class RequestM:
     struct: tuple
-    licence: LicenceM
+    license: LicenseM
     router: int
     status: S = S.PENDING
     settle_after: int = 0
@@ -486,7 +486,7 @@ def machine_for(w):
             self.block, self.head_time = int(head["number"], 16), int(head["timestamp"], 16)
             self.now = self.head_time + 1
             self.next_offer = w.offers[-1][0] + 1
-            self.next_licence = w.licences[-1][0] + 1
+            self.next_license = w.licenses[-1][0] + 1
             m1, m2, m3, m4 = w.models
             self.models = {
                 m1: ModelM(m1, a.creator.address, a.creator.address, a.voice.address,
@@ -504,11 +504,11 @@ def machine_for(w):
                                           t["period"], t["maxUses"], t["packSize"], t["validUntil"],
                                           t["maxLicenses"], t["permissions"], t["transferable"],
                                           terms=tuple(t.values())))
-            self.licences: list[LicenceM] = []
-            for (licence_id, index, holder), record in zip(w.licences, w.records, strict=True):
+            self.licenses: list[LicenseM] = []
+            for (license_id, index, holder), record in zip(w.licenses, w.records, strict=True):
                 offer = self.offers[index]
                 offer.sold += 1
-                self.licences.append(LicenceM(licence_id, offer, holder, expires=record[1], anchor=record[2],
+                self.licenses.append(LicenseM(license_id, offer, holder, expires=record[1], anchor=record[2],
                                               used=record[3], period_start=record[4], limit=record[5],
                                               auto_renew=record[6], agreed_by=holder if record[6] else ZERO))
             self.requests: list[RequestM] = []
@@ -651,7 +651,7 @@ def machine_for(w):
                     errors.add(err("Licensing_ServiceEnded", model.id, model.service_ends))
             return errors
 
-        def _quota(self, lic: LicenceM, t: int) -> tuple[int, int, int]:
+        def _quota(self, lic: LicenseM, t: int) -> tuple[int, int, int]:
             """(limit, used in the current quota period, tag) at time t."""
             o = lic.offer
             if o.tier == vm.Tier.SUBSCRIPTION:
@@ -661,7 +661,7 @@ def machine_for(w):
                 return lic.limit, lic.used, 0
             return o.max_uses, lic.used, 0
 
-        def _licensed(self, lic: LicenceM, t: int) -> tuple[bool, int]:
+        def _licensed(self, lic: LicenseM, t: int) -> tuple[bool, int]:
             o, m = lic.offer, self.models[lic.offer.model]
             if not o.permissions & TTS or (o.valid_until and t > o.valid_until) or m.frozen:
                 return False, 0
@@ -680,7 +680,7 @@ def machine_for(w):
         def _refund(self, r: RequestM) -> None:
             router = self.routers[r.router]
             self._credit(router.ledger, r.router, r.get("requester"), r.get("asset"), self._escrow(r))
-            lic = r.licence
+            lic = r.license
             lic.consumed -= 1
             if lic.used and lic.period_start == r.get("useTag"):
                 lic.used -= 1
@@ -701,7 +701,7 @@ def machine_for(w):
             self.now += seconds
             self._won("advance_time")
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), which=st.sampled_from(["lm", "lm", 0, 1]), pause=st.sampled_from([True, False, False]),
               actor=st.sampled_from([0, 0, 0, 9]), hold=st.sampled_from([False, False, True]))
         def pause_or_unpause(self, data, which, pause, actor, hold):
@@ -816,18 +816,18 @@ def machine_for(w):
             if not self._send(d.registry.retire, model.id, sender=actor, expected=expected):
                 return False
             model.service_ends = t + self._notice(t)
-            if any(lic.offer.model == model.id and lic.expires > t for lic in self.licences):
+            if any(lic.offer.model == model.id and lic.expires > t for lic in self.licenses):
                 self._won("retire: with prepaid subscriptions")
             return True
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), reason=st.sampled_from(list(vm.FailReason)))
         def retire_with_service(self, data, reason):
             """M-2, M-3: a model is retired with licences in use. Until its service ends requests
             work; a delivery after the end is refused (the operator fails the request: refund); no
             request is taken after it; no licence was paid beyond it (checked after every step)."""
             rt, t = self.routers[self.lm_router], self.now + 1
-            usable = [lic for lic in self.licences if self._licensed(lic, t)[0]
+            usable = [lic for lic in self.licenses if self._licensed(lic, t)[0]
                       and not self.models[lic.offer.model].service_ends
                       and self._servers(rt, lic.offer.model, t + 800)]
             if not usable:
@@ -1140,19 +1140,19 @@ def machine_for(w):
             if not receipt:
                 return False
             offer.sold += 1
-            lic = LicenceM(self.next_licence, offer, account.address, limit=limit)
-            self.next_licence += 1
+            lic = LicenseM(self.next_license, offer, account.address, limit=limit)
+            self.next_license += 1
             if offer.tier == vm.Tier.SUBSCRIPTION:
                 lic.anchor, lic.expires = t, t + offer.period * quantity
                 self._won("buy: subscription")
-            self.licences.append(lic)
+            self.licenses.append(lic)
             if cost:
                 self.lm_ledger.accrue(model.id, offer.asset, cost, self.fee_bps)
                 if offer.asset == dollar:
                     self._pay_usd(account.address, lm_address, cost)
             return True
 
-        def _renewal_errors(self, lic: LicenceM, caller: str, duration: int, value: int, t: int) -> set:
+        def _renewal_errors(self, lic: LicenseM, caller: str, duration: int, value: int, t: int) -> set:
             """Every error renewSubscription(lic, duration) from `caller` with `value` may raise at t."""
             o, model = lic.offer, self.models[lic.offer.model]
             holder = lic.holder
@@ -1194,13 +1194,13 @@ def machine_for(w):
                     expected.add(err("Licensing_RenewalBalanceTooLow", lic.id, balance, cost))
             return expected
 
-        def _renewable(self, lic: LicenceM) -> bool:
+        def _renewable(self, lic: LicenseM) -> bool:
             """Whether the licence's offer still sells (active, asset allowed, model sellable)."""
             o, model = lic.offer, self.models[lic.offer.model]
             return (o.active and (o.asset == eth or self.usd_allowed) and not model.frozen and not model.service_ends
                     and not self.lm_paused)
 
-        def _renewable_now(self, lic: LicenceM, t: int) -> bool:
+        def _renewable_now(self, lic: LicenseM, t: int) -> bool:
             """isRenewable at t: the holder could renew one period (pause and payment aside)."""
             o = lic.offer
             if o.tier != vm.Tier.SUBSCRIPTION:
@@ -1210,7 +1210,7 @@ def machine_for(w):
                     and end <= t + self._notice(t) and not self.models[o.model].frozen
                     and not self.models[o.model].service_ends)
 
-        def _apply_renewal(self, lic: LicenceM, duration: int, t: int) -> bool:
+        def _apply_renewal(self, lic: LicenseM, duration: int, t: int) -> bool:
             """The renewal succeeded: the licence's new term and the payment. True if it had lapsed."""
             o = lic.offer
             lapsed = t >= lic.expires
@@ -1225,7 +1225,7 @@ def machine_for(w):
                     self._pay_usd(lic.holder, lm_address, cost)
             return lapsed
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), fault=st.sampled_from([None] * 4 + [
             "no periods", "odd", "wrong value", "past the notice", "offer withdrawn", "asset de-listed", "allowance",
             "any licence"]))
@@ -1234,11 +1234,11 @@ def machine_for(w):
             only while the offer still sells in its asset. `fault`: the one thing wrong, if any
             (the last three are made just before: the owner withdraws the offer, the admin de-lists
             the stablecoin (listed again after), the holder's allowance falls short)."""
-            subscriptions = [x for x in self.licences if x.offer.tier == vm.Tier.SUBSCRIPTION]
+            subscriptions = [x for x in self.licenses if x.offer.tier == vm.Tier.SUBSCRIPTION]
             renewable = [x for x in subscriptions if self._renewable(x)] or subscriptions
             if fault in ("asset de-listed", "allowance"):
                 renewable = [x for x in renewable if x.offer.asset == dollar] or renewable
-            lic = self._pick(data, self.licences, [] if fault == "any licence" else renewable)
+            lic = self._pick(data, self.licenses, [] if fault == "any licence" else renewable)
             o, holder = lic.offer, by_address[lic.holder]
             listed, allowance = self.usd_allowed, self.allowance[(holder.address, lm_address)]
             if fault == "offer withdrawn" and o.active:
@@ -1257,12 +1257,12 @@ def machine_for(w):
             elif fault == "allowance" and o.price:
                 self._approve(holder, lm_address, allowance)
 
-        def _holder_renew(self, lic: LicenceM, periods: int, odd: bool = False, wrong_value: bool = False) -> bool:
+        def _holder_renew(self, lic: LicenseM, periods: int, odd: bool = False, wrong_value: bool = False) -> bool:
             o = lic.offer
             duration = (o.period * periods + odd) if o.tier == vm.Tier.SUBSCRIPTION else 1_000
             return self._renew(lic, by_address[lic.holder], duration, wrong_value)
 
-        def _renew(self, lic: LicenceM, sender, duration: int, wrong_value: bool = False) -> bool:
+        def _renew(self, lic: LicenseM, sender, duration: int, wrong_value: bool = False) -> bool:
             """renewSubscription(lic, duration) from `sender`, paying the cost in ETH (plus 1 wei if
             `wrong_value`); True if it succeeded. A renewal on someone else's word is checked
             against the property apart from the model's prediction: the current holder agreed to
@@ -1287,7 +1287,7 @@ def machine_for(w):
                 self._won("renew: holder restarts a lapsed subscription")
             return True
 
-        @precondition(lambda self: any(lic.offer.tier == vm.Tier.SUBSCRIPTION for lic in self.licences))
+        @precondition(lambda self: any(lic.offer.tier == vm.Tier.SUBSCRIPTION for lic in self.licenses))
         @rule(data=st.data(), caller=st.sampled_from(["keeper", "keeper", "stranger", "approved", "approved", "buyer",
                                                       "holder"]),
               fault=st.sampled_from([None] * 4 + ["now", "early", "lapsed", "periods", "wrong value", "cancelled",
@@ -1299,7 +1299,7 @@ def machine_for(w):
             `fault`: the one thing wrong with the call, if any (the licence's state aside); the
             holder "cancelled" just before, or the licence was "pushed to a stranger" (H-1: the new
             holder never agreed)."""
-            subscriptions = [lic for lic in self.licences if lic.offer.tier == vm.Tier.SUBSCRIPTION]
+            subscriptions = [lic for lic in self.licenses if lic.offer.tier == vm.Tier.SUBSCRIPTION]
             agreed = [x for x in subscriptions if x.auto_renew and x.expires > self.now + 1]
             agreed = [x for x in agreed if self._renewable(x)] or agreed
             renewable = [x for x in subscriptions if self._renewable(x)]
@@ -1351,15 +1351,15 @@ def machine_for(w):
             if self._renew(lic, sender, o.period * periods, fault == "wrong value"):
                 self._won("keeper_renew")
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), on=st.sampled_from([True, True, False]),
               caller=st.sampled_from(["holder"] * 4 + ["approved", "stranger"]))
         def set_auto_renew(self, data, on, caller):
-            lic = data.draw(st.sampled_from(self.licences))
+            lic = data.draw(st.sampled_from(self.licenses))
             if self._set_auto_renew(lic, on, self._caller_for(lic, caller)):
                 self._won("set_auto_renew")
 
-        def _set_auto_renew(self, lic: LicenceM, on: bool, sender) -> bool:
+        def _set_auto_renew(self, lic: LicenseM, on: bool, sender) -> bool:
             expected = set()
             if sender.address != lic.holder:
                 expected.add(err("Licensing_NotLicenseHolder", lic.id, sender.address))
@@ -1370,17 +1370,17 @@ def machine_for(w):
             lic.auto_renew, lic.agreed_by = on, lic.holder if on else ZERO
             return True
 
-        def _caller_for(self, lic: LicenceM, caller: str):
+        def _caller_for(self, lic: LicenseM, caller: str):
             if caller == "holder" or (caller == "approved" and lic.approved == ZERO):
                 return by_address[lic.holder]
             if caller == "approved":
                 return by_address[lic.approved]
             return a.keeper
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), caller=st.sampled_from(["holder", "holder", "approved", "stranger"]))
         def cancel_subscription(self, data, caller):
-            lic = data.draw(st.sampled_from(self.licences))
+            lic = data.draw(st.sampled_from(self.licenses))
             sender = self._caller_for(lic, caller)
             expected = set()
             if not self._authorized(lic, sender.address):
@@ -1391,20 +1391,20 @@ def machine_for(w):
                 lic.auto_renew, lic.agreed_by = False, ZERO
                 self._won("cancel_subscription")
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), to=st.sampled_from([2, 8, 7, 5, 0]), by_holder=st.sampled_from([True] * 5 + [False]),
               for_all=st.sampled_from([False, False, False, True]), on=st.sampled_from([True, True, False]))
-        def approve_licence(self, data, to, by_holder, for_all, on):
+        def approve_license(self, data, to, by_holder, for_all, on):
             """The holder approves an account on one licence token, or on all its tokens
             (`for_all`, `on`): that account may then transfer the licences, approve others and
             cancel, and calls renewSubscription like anyone else (never on the holder's word)."""
-            lic = data.draw(st.sampled_from(self.licences))
+            lic = data.draw(st.sampled_from(self.licenses))
             sender = by_address[lic.holder] if by_holder else a.keeper
             if for_all:
                 target = everyone[to or 5].address
                 if self._send(d.licenses.setApprovalForAll, target, on, sender=sender):
                     (self.for_all.add if on else self.for_all.discard)((sender.address, target))
-                    self._won("approve_licence")
+                    self._won("approve_license")
                 return
             target = everyone[to].address if to else ZERO
             expected = set()
@@ -1412,26 +1412,26 @@ def machine_for(w):
                 expected.add(err("ERC721InvalidApprover", sender.address))
             if self._send(d.licenses.approve, target, lic.id, sender=sender, expected=expected):
                 lic.approved = target
-                self._won("approve_licence")
+                self._won("approve_license")
 
-        def _authorized(self, lic: LicenceM, account: str) -> bool:
+        def _authorized(self, lic: LicenseM, account: str) -> bool:
             """ERC-721: the holder, the account approved on the token, or one approved for all."""
             return account in (lic.holder, lic.approved) or (lic.holder, account) in self.for_all
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), to=st.sampled_from([2, 8, 7, 3, 9]),
               by=st.sampled_from(["holder"] * 4 + ["approved", "stranger"]))
-        def transfer_licence(self, data, to, by):
+        def transfer_license(self, data, to, by):
             """Licences move to buyers and to strangers (accounts with a standing allowance on the
             licence manager): the new holder never inherits the old one's autoRenew."""
-            lic = data.draw(st.sampled_from(self.licences))
+            lic = data.draw(st.sampled_from(self.licenses))
             target = everyone[to].address
             if target == lic.holder:
                 target = a.buyer.address if lic.holder != a.buyer.address else a.other.address
             if self._transfer(lic, self._caller_for(lic, by), target):
-                self._won("transfer_licence")
+                self._won("transfer_license")
 
-        def _transfer(self, lic: LicenceM, sender, target: str) -> bool:
+        def _transfer(self, lic: LicenseM, sender, target: str) -> bool:
             expected = set()
             if not self._authorized(lic, sender.address):
                 expected.add(err("ERC721InsufficientApproval", sender.address, lic.id))
@@ -1556,7 +1556,7 @@ def machine_for(w):
 
         # ------------------------------------------------------------ requests
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), op=st.integers(0, 1), deadline_in=st.sampled_from([20, 800, 800, MAX_TTL]),
               language=st.sampled_from([vm.Language.ZH, vm.Language.EN]),
               fault=st.sampled_from([None] * 4 + ["other router", "not holder", "deadline", "fee", "language",
@@ -1572,14 +1572,14 @@ def machine_for(w):
             router = 1 - self.lm_router if fault == "other router" else self.lm_router
             deadline_in = MAX_TTL + 1 if fault == "deadline" else deadline_in
             # Mostly a licence that works now; sometimes to an operator whose removal is under way.
-            usable = [] if fault == "any licence" else [lic for lic in self.licences if self._licensed(lic, t)[0]]
+            usable = [] if fault == "any licence" else [lic for lic in self.licenses if self._licensed(lic, t)[0]]
             removing = [(lic, i) for lic in usable for i, x in enumerate(op_accounts)
                         if ALWAYS > self.routers[router].allowed_until.get((lic.offer.model, x.address), 0)
                         >= t + deadline_in]
             if removing and data.draw(st.booleans()):
                 lic, op = data.draw(st.sampled_from(removing))
             else:
-                lic = self._pick(data, self.licences, usable)
+                lic = self._pick(data, self.licenses, usable)
                 served = self._servers(self.routers[router], lic.offer.model, t + deadline_in)
                 op = data.draw(st.sampled_from(served)) if served and fault != "any licence" else op
             requester = a.creator if fault == "not holder" else by_address[lic.holder]
@@ -1591,7 +1591,7 @@ def machine_for(w):
             if pause:
                 self._pause("lm", False)
 
-        def _request(self, lic: LicenceM, requester, router_index: int, op: int, deadline_in: int, fee_short: bool,
+        def _request(self, lic: LicenseM, requester, router_index: int, op: int, deadline_in: int, fee_short: bool,
                      language: vm.Language, min_window: int = 0) -> RequestM | None:
             o, model = lic.offer, self.models[lic.offer.model]
             router = self.routers[router_index]
@@ -1680,12 +1680,12 @@ def machine_for(w):
             `windowed`: on a model with a dispute window)."""
             t = self.now + 1
             router = self.routers[router_index]
-            usable = [lic for lic in self.licences if self._licensed(lic, t)[0]
+            usable = [lic for lic in self.licenses if self._licensed(lic, t)[0]
                       and self._servers(router, lic.offer.model, t + 800)]
             if windowed and usable and not any(self.models[lic.offer.model].window for lic in usable):
                 model = self.models[data.draw(st.sampled_from(usable)).offer.model]
                 self._set_window(model, 600, by_address[model.owner])  # its owner opens a dispute window
-            lic = self._pick(data, self.licences,
+            lic = self._pick(data, self.licenses,
                              [x for x in usable if self.models[x.offer.model].window or not windowed])
             served = self._servers(router, lic.offer.model, t + 800)
             op = data.draw(st.sampled_from(served)) if served else 0
@@ -1703,7 +1703,7 @@ def machine_for(w):
             candidates = [r for r in self.requests if live(r)]
             if candidates:
                 return data.draw(st.sampled_from(candidates))
-            if not self.licences:
+            if not self.licenses:
                 return None
             r = self._request_served(data, self.lm_router, windowed=kind != "pending")
             if r is not None and kind != "pending":
@@ -1719,7 +1719,7 @@ def machine_for(w):
                 r = data.draw(st.sampled_from(self.requests))
             return r
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), outcome=st.sampled_from(["fulfil", "fail", "expire", "dispute", "lapse", "pending"]),
               reason=st.sampled_from(list(vm.FailReason)))
         def request_and_decide(self, data, outcome, reason):
@@ -1774,7 +1774,7 @@ def machine_for(w):
             else:
                 r.status, r.settle_after = S.FULFILLED, t + r.get("disputeWindow")
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), op=st.sampled_from([None] * 4 + [0, 1, 2]), fresh=st.sampled_from([True] * 3 + [False]))
         def fulfil(self, data, op, fresh):
             r = self._some_request(data, "pending", fresh)
@@ -1839,7 +1839,7 @@ def machine_for(w):
             topic = "0x" + keccak(text=event).hex()
             return [int(log["topics"][1], 16) for log in receipt["logs"] if log["topics"][0] == topic]
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), by_operator=st.sampled_from([True] * 4 + [False]),
               reason=st.sampled_from(list(vm.FailReason)), fresh=st.sampled_from([True] * 3 + [False]))
         def fail(self, data, by_operator, reason, fresh):
@@ -1866,7 +1866,7 @@ def machine_for(w):
                 self._won("fail:" + self._via(r))
             return True
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), actor=st.integers(0, 9), wait=st.sampled_from([True, True, False]),
               fresh=st.sampled_from([True] * 3 + [False]))
         def cancel_expired(self, data, actor, wait, fresh):
@@ -1893,7 +1893,7 @@ def machine_for(w):
                 self._won("cancel_expired:" + self._via(r))
             return True
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), fault=st.sampled_from([None] * 5 + ["not requester", "more", "none", "late"]),
               fresh=st.sampled_from([True] * 3 + [False]))
         def dispute(self, data, fault, fresh):
@@ -1929,7 +1929,7 @@ def machine_for(w):
                 self._won("dispute: with a bond")
             return True
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), upheld=st.booleans(), actor=st.sampled_from([7, 7, 7, 0]),
               fresh=st.sampled_from([True] * 3 + [False]))
         def resolve_dispute(self, data, upheld, actor, fresh):
@@ -1967,7 +1967,7 @@ def machine_for(w):
                 self._won("resolve_dispute: rejected")
             return True
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), actor=st.integers(0, 9), wait=st.sampled_from([False, True]),
               kind=st.sampled_from(["fulfilled", "disputed"]), fresh=st.sampled_from([True] * 3 + [False]))
         def settle(self, data, actor, wait, kind, fresh):
@@ -2011,7 +2011,7 @@ def machine_for(w):
                 self._won("settle: skips an item")
             return True
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), unbond=st.booleans())
         def dispute_lapses(self, data, unbond):
             """M-5: a dispute the arbiter leaves undecided holds the operator's stake only until the
@@ -2084,7 +2084,7 @@ def machine_for(w):
             if self._set_router(address, everyone[actor]):
                 self._won("set_router")
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(),
               outcome=st.sampled_from(["uphold", "fail", "expire", "uphold", "fail", "fulfil", "pending"]),
               reason=st.sampled_from(list(vm.FailReason)))
@@ -2249,18 +2249,18 @@ def machine_for(w):
             if not allowed and current == ALWAYS:
                 self._won("set_operator_allowed: removal (after the notice)")
                 # M-3, apart from the prediction: a removal cuts no subscription time already paid.
-                paid = [lic.expires for lic in self.licences if lic.offer.model == model.id and lic.expires > t]
+                paid = [lic.expires for lic in self.licenses if lic.offer.model == model.id and lic.expires > t]
                 assert until >= max(paid, default=0), f"a removal at {t} ends service at {until}, before {paid}"
             return True
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data(), late=st.sampled_from([False, True]))
         def remove_operator(self, data, late):
             """M-3: the owner removes an operator from a model: it can still be named in requests
             whose deadline falls within the notice (and delivers them: deliveries do not check the
             allowance), not in any later one."""
             rt, t = self.routers[self.lm_router], self.now + 1
-            pairs = [(lic, i) for lic in self.licences if self._licensed(lic, t)[0]
+            pairs = [(lic, i) for lic in self.licenses if self._licensed(lic, t)[0]
                      for i in self._servers(rt, lic.offer.model, t + 800)]
             if not pairs:
                 return
@@ -2329,7 +2329,7 @@ def machine_for(w):
 
         # ------------------------------------------------------------ refusals
 
-        @precondition(lambda self: self.licences)
+        @precondition(lambda self: self.licenses)
         @rule(data=st.data())
         def probe_refusals(self, data):
             """What issue 13 made impossible, tried in the current state. Each call is predicted by
@@ -2337,13 +2337,13 @@ def machine_for(w):
             the only transaction mined is a voice owner's revocation of a consent just signed): the
             random rules reach these paths too, this rule makes sure every run does."""
             t, before = self.now + 1, sum(ERRORS.values())
-            subs = [x for x in self.licences if x.offer.tier == vm.Tier.SUBSCRIPTION]
+            subs = [x for x in self.licenses if x.offer.tier == vm.Tier.SUBSCRIPTION]
             live = [x for x in subs if x.expires > t]
 
             def one(items: list):
                 return data.draw(st.sampled_from(items)) if items else None
 
-            def keeper(lic: LicenceM):
+            def keeper(lic: LicenseM):
                 return a.keeper if lic.holder != a.keeper.address else a.operator
 
             # H-1: a keeper renews what its holder never agreed to, what is not due yet, two
@@ -2359,7 +2359,7 @@ def machine_for(w):
             lic = one([x for x in subs if x.approved not in (ZERO, x.holder)])
             if lic is not None:
                 self._renew(lic, by_address[lic.approved], lic.offer.period * 3)
-            lic = one([x for x in self.licences if not x.offer.transferable])
+            lic = one([x for x in self.licenses if not x.offer.transferable])
             if lic is not None:
                 stranger = next(x.address for x in strangers if x.address != lic.holder)
                 self._transfer(lic, by_address[lic.holder], stranger)
@@ -2382,7 +2382,7 @@ def machine_for(w):
             # the licence manager does not use, one naming an operator not allowed for the model
             # until its deadline, one on a model whose service has ended.
             rt = self.routers[self.lm_router]
-            usable = [x for x in self.licences if self._licensed(x, t)[0]]
+            usable = [x for x in self.licenses if self._licensed(x, t)[0]]
             lic = one([x for x in usable if self._servers(rt, x.offer.model, t + 800)])
             if lic is not None:
                 op = self._servers(rt, lic.offer.model, t + 800)[0]
@@ -2394,7 +2394,7 @@ def machine_for(w):
             if pairs:
                 lic, op = one(pairs)
                 self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN)
-            lic = one([x for x in self.licences if 0 < self.models[x.offer.model].service_ends <= t])
+            lic = one([x for x in self.licenses if 0 < self.models[x.offer.model].service_ends <= t])
             if lic is not None:
                 self._request(lic, by_address[lic.holder], self.lm_router, 0, 800, False, vm.Language.EN)
             # M-4, M-6: the same bundle registered twice by its creator; a version that drops the
@@ -2439,7 +2439,7 @@ def machine_for(w):
         def the_chain_agrees_with_the_model(self):
             self._check_ledgers()
             self._check_settings()
-            self._check_licences(self.head_time)
+            self._check_licenses(self.head_time)
             self._check_requests()
 
         def _check_ledgers(self) -> None:
@@ -2504,14 +2504,14 @@ def machine_for(w):
                         assert out[k: k + 2] == [until, int(serves)], f"router {rt.index}: {op} for {m:#x}"
                         k += 2
 
-        def _check_licences(self, t: int) -> None:
-            if not self.licences:
+        def _check_licenses(self, t: int) -> None:
+            if not self.licenses:
                 return
-            ids = [lic.id for lic in self.licences]
-            holders, licensed, left, records, approved, renewable = w.lens.licences(
-                lm_address, ids, [lic.offer.model for lic in self.licences])
+            ids = [lic.id for lic in self.licenses]
+            holders, licensed, left, records, approved, renewable = w.lens.licenses(
+                lm_address, ids, [lic.offer.model for lic in self.licenses])
             for lic, holder, ok, uses, record, approval, renews in zip(
-                    self.licences, holders, licensed, left, records, approved, renewable, strict=True):
+                    self.licenses, holders, licensed, left, records, approved, renewable, strict=True):
                 assert holder == lic.holder
                 assert approval == lic.approved, f"licence {lic.id} approval"
                 assert renews == self._renewable_now(lic, t), f"licence {lic.id} isRenewable"

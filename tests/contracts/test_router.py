@@ -105,7 +105,7 @@ def test_deadline_must_be_within_a_day(market, router, served, actors):
         router.requestSynthesis(p, value=OPERATOR_FEE, sender=actors.buyer)
 
 
-def test_requests_need_a_licence_for_text_to_speech(market, router, licenses, served, actors):
+def test_requests_need_a_license_for_text_to_speech(market, router, licenses, served, actors):
     model, license_id = served
     p = market.request_params(model, license_id)
     with reverts(licenses.Licensing_NotLicenseHolder, licenseId=license_id, account=actors.other.address):
@@ -154,7 +154,7 @@ def test_pause_stops_requests_only(market, router, served, actors, chain):
     market.request(model, license_id)
 
 
-def test_a_paused_licence_manager_stops_requests_but_not_refunds(market, router, licenses, served, actors, chain):
+def test_a_paused_license_manager_stops_requests_but_not_refunds(market, router, licenses, served, actors, chain):
     model, license_id = served
     pending, _ = market.request(model, license_id, deadline_in=100)
     licenses.pause(sender=actors.deployer)

@@ -44,8 +44,8 @@ def voice(sandbox, accounts, operator) -> PublishedVoice:
 
 
 @pytest.fixture(scope="session")
-def licences(sandbox, voice, buyers) -> dict[str, int]:
-    return {buyer.address: sandbox.buy_licence(buyer, voice) for buyer in buyers}
+def licenses(sandbox, voice, buyers) -> dict[str, int]:
+    return {buyer.address: sandbox.buy_license(buyer, voice) for buyer in buyers}
 
 
 @pytest.fixture

@@ -55,8 +55,8 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     credit_before = sandbox.credit(buyer)
 
     def ask(target, text: str, reason: FailReason | None, **kwargs) -> int:
-        licence = sandbox.buy_licence(buyer, target)
-        request_id = sandbox.request(buyer, target, licence, operator, text, **kwargs)
+        license = sandbox.buy_license(buyer, target)
+        request_id = sandbox.request(buyer, target, license, operator, text, **kwargs)
         expected[request_id] = reason
         return request_id
 

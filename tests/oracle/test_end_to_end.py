@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_audio(
-        sandbox, voice, licences, buyers, operator, start_oracle, chain):
+        sandbox, voice, licenses, buyers, operator, start_oracle, chain):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
     metrics_port = free_port()
@@ -28,7 +28,7 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
     ids = []
     for i in range(8):
         buyer = buyers[i % len(buyers)]
-        ids.append(sandbox.request(buyer, voice, licences[buyer.address], operator, f"Hello number {i}.", seed=i))
+        ids.append(sandbox.request(buyer, voice, licenses[buyer.address], operator, f"Hello number {i}.", seed=i))
 
     def delivered():
         return [e for e in client.outcome_logs(first_block) if e[1] in ids]

@@ -26,7 +26,7 @@ def client(sandbox, chain):
 
 
 @pytest.fixture
-def ask(sandbox, voice, licences, buyers, operator):
+def ask(sandbox, voice, licenses, buyers, operator):
     counter = iter(range(10**6))
 
     def make(count: int) -> list[int]:
@@ -34,7 +34,7 @@ def ask(sandbox, voice, licences, buyers, operator):
         for _ in range(count):
             i = next(counter)
             buyer = buyers[i % len(buyers)]
-            ids.append(sandbox.request(buyer, voice, licences[buyer.address], operator, f"Request {i}.", seed=i))
+            ids.append(sandbox.request(buyer, voice, licenses[buyer.address], operator, f"Request {i}.", seed=i))
         return ids
 
     return make

@@ -94,29 +94,29 @@ class Market:
         self.token.mint(buyer, 100 * PRICE, sender=buyer)
         self.token.approve(self.d.licenses, PRICE, sender=buyer)
         receipt = self.d.licenses.buy(offer, PRICE, 1, sender=buyer)
-        licence = int(receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId)
+        license = int(receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId)
         if auto_renew:
-            self.d.licenses.setAutoRenew(licence, True, sender=buyer)
+            self.d.licenses.setAutoRenew(license, True, sender=buyer)
         self.token.approve(self.d.licenses, allowance_periods * PRICE, sender=buyer)
-        return licence
+        return license
 
-    def expires(self, licence: int) -> int:
-        return int(self.d.licenses.license(licence).expiresAt)
+    def expires(self, license: int) -> int:
+        return int(self.d.licenses.license(license).expiresAt)
 
-    def renewals(self, licence: int) -> int:
+    def renewals(self, license: int) -> int:
         """``SubscriptionUpdate`` logs of the licence beyond its purchase's."""
         logs = self.d.licenses.SubscriptionUpdate.range(self.start_block, self.chain.blocks.head.number + 1,
-                                                        search_topics={"tokenId": licence})
+                                                        search_topics={"tokenId": license})
         return len(list(logs)) - 1
 
     def buyout(self, buyer, offer: int) -> int:
         receipt = self.d.licenses.buy(offer, BUYOUT, 1, value=BUYOUT, sender=buyer)
         return int(receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId)
 
-    def request(self, buyer, licence: int, *, deadline_in: int = 3_600) -> tuple:
+    def request(self, buyer, license: int, *, deadline_in: int = 3_600) -> tuple:
         text = f"request {self.labels}"
         self.labels += 1
-        params = {"modelId": self.model_id, "licenseId": licence, "operator": self.accounts[OPERATOR].address,
+        params = {"modelId": self.model_id, "licenseId": license, "operator": self.accounts[OPERATOR].address,
                   "maxFee": FEE, "deadline": self.now() + deadline_in,
                   "params": vm.SynthesisParams(vm.Language.EN).pack(), "inputHash": vm.input_hash(text),
                   "input": vm.inline_input(text)}
@@ -213,56 +213,56 @@ def start_keeper(market, redis_server, tmp_path, chain, accounts):
         keeper.process.stop()
 
 
-def _due(market: Market, licence: int) -> None:
+def _due(market: Market, license: int) -> None:
     """Move the clock into the licence's renewal window (a minute after it opens)."""
-    market.travel(market.expires(licence) - DAY + 60)
+    market.travel(market.expires(license) - DAY + 60)
 
 
 def test_a_due_auto_renewing_subscription_is_renewed_exactly_once_per_period(market, start_keeper, accounts):
     buyer = accounts[3]
-    licence = market.subscribe(buyer, market.offer(vm.Tier.SUBSCRIPTION))
-    first_end = market.expires(licence)
+    license = market.subscribe(buyer, market.offer(vm.Tier.SUBSCRIPTION))
+    first_end = market.expires(license)
     paid_before = int(market.token.balanceOf(buyer))
     keeper = start_keeper()
     keeper.wait_rounds(3)
-    assert market.expires(licence) == first_end and market.renewals(licence) == 0  # not due yet
+    assert market.expires(license) == first_end and market.renewals(license) == 0  # not due yet
 
-    _due(market, licence)
-    wait_for(lambda: market.expires(licence) == first_end + PERIOD, 30, "the first renewal", keeper)
+    _due(market, license)
+    wait_for(lambda: market.expires(license) == first_end + PERIOD, 30, "the first renewal", keeper)
     keeper.wait_rounds(4)
-    assert market.expires(licence) == first_end + PERIOD and market.renewals(licence) == 1
+    assert market.expires(license) == first_end + PERIOD and market.renewals(license) == 1
     assert int(market.token.balanceOf(buyer)) == paid_before - PRICE
 
-    _due(market, licence)  # the next period's window
-    wait_for(lambda: market.expires(licence) == first_end + 2 * PERIOD, 30, "the second renewal", keeper)
+    _due(market, license)  # the next period's window
+    wait_for(lambda: market.expires(license) == first_end + 2 * PERIOD, 30, "the second renewal", keeper)
     keeper.wait_rounds(4)
-    assert market.renewals(licence) == 2 and int(market.token.balanceOf(buyer)) == paid_before - 2 * PRICE
-    renewed = [e for e in keeper.events("subscription renewed") if e["license_id"] == licence]
+    assert market.renewals(license) == 2 and int(market.token.balanceOf(buyer)) == paid_before - 2 * PRICE
+    renewed = [e for e in keeper.events("subscription renewed") if e["license_id"] == license]
     assert len(renewed) == 2 and keeper.ledger().stats()["keeper_renewed"] == 2
 
 
-def test_a_transferred_licence_is_not_renewed_until_its_new_holder_agrees(market, start_keeper, accounts):
+def test_a_transferred_license_is_not_renewed_until_its_new_holder_agrees(market, start_keeper, accounts):
     holder, victim, control_holder = accounts[3], accounts[4], accounts[5]
     offer = market.offer(vm.Tier.SUBSCRIPTION, transferable=True)
-    licence = market.subscribe(holder, offer)
+    license = market.subscribe(holder, offer)
     control = market.subscribe(control_holder, offer)  # same window: shows the keeper was at work
     market.token.mint(victim, 100 * PRICE, sender=victim)
     market.token.approve(market.d.licenses, 100 * PRICE, sender=victim)  # a standing allowance
-    market.d.licenses.transferFrom(holder, victim, licence, sender=holder)
-    assert not market.d.licenses.license(licence).autoRenew  # the transfer cleared it
-    end, victim_funds, holder_funds = market.expires(licence), market.token.balanceOf(victim), \
+    market.d.licenses.transferFrom(holder, victim, license, sender=holder)
+    assert not market.d.licenses.license(license).autoRenew  # the transfer cleared it
+    end, victim_funds, holder_funds = market.expires(license), market.token.balanceOf(victim), \
         market.token.balanceOf(holder)
     keeper = start_keeper()
 
-    _due(market, licence)
+    _due(market, license)
     wait_for(lambda: market.renewals(control) == 1, 30, "the control licence's renewal", keeper)
     keeper.wait_rounds(4)
-    assert market.expires(licence) == end and market.renewals(licence) == 0
+    assert market.expires(license) == end and market.renewals(license) == 0
     assert market.token.balanceOf(victim) == victim_funds and market.token.balanceOf(holder) == holder_funds
 
     # The new holder agrees: from then on the keeper renews it, from the new holder's funds.
-    market.d.licenses.setAutoRenew(licence, True, sender=victim)
-    wait_for(lambda: market.renewals(licence) == 1, 30, "the renewal the new holder agreed to", keeper)
+    market.d.licenses.setAutoRenew(license, True, sender=victim)
+    wait_for(lambda: market.renewals(license) == 1, 30, "the renewal the new holder agreed to", keeper)
     assert market.token.balanceOf(victim) == victim_funds - PRICE and market.token.balanceOf(holder) == holder_funds
 
 
@@ -294,26 +294,26 @@ def test_a_holder_short_of_allowance_or_balance_is_skipped_with_the_reason(marke
 
 def test_a_lapsed_subscription_is_never_revived(market, start_keeper, accounts):
     holder = accounts[3]
-    licence = market.subscribe(holder, market.offer(vm.Tier.SUBSCRIPTION), allowance_periods=0)
-    end = market.expires(licence)
+    license = market.subscribe(holder, market.offer(vm.Tier.SUBSCRIPTION), allowance_periods=0)
+    end = market.expires(license)
     keeper = start_keeper()
     market.travel(end + 2 * DAY)  # days after it lapsed, the holder approves for something else
     market.token.approve(market.d.licenses, 100 * PRICE, sender=holder)
     funds = market.token.balanceOf(holder)
 
-    wait_for(lambda: any(e["license_id"] == licence for e in keeper.events("renewal skipped")), 30,
+    wait_for(lambda: any(e["license_id"] == license for e in keeper.events("renewal skipped")), 30,
              "the lapse to be logged", keeper)
     keeper.wait_rounds(4)
-    [skip] = [e for e in keeper.events("renewal skipped") if e["license_id"] == licence]
+    [skip] = [e for e in keeper.events("renewal skipped") if e["license_id"] == license]
     assert skip["reason"] == "lapsed" and "never revive" in skip["detail"]
-    assert market.expires(licence) == end and market.renewals(licence) == 0
+    assert market.expires(license) == end and market.renewals(license) == 0
     assert market.token.balanceOf(holder) == funds
 
 
 def test_deliveries_settle_after_their_window_and_undecided_disputes_lapse(market, start_keeper, accounts):
     buyer, operator = accounts[3], accounts[OPERATOR]
-    licence = market.buyout(buyer, market.offer(vm.Tier.BUYOUT))
-    plain, disputed = market.request(buyer, licence), market.request(buyer, licence)
+    license = market.buyout(buyer, market.offer(vm.Tier.BUYOUT))
+    plain, disputed = market.request(buyer, license), market.request(buyer, license)
     market.fulfil(plain)
     market.fulfil(disputed)
     market.d.router.dispute(disputed, value=BOND, sender=buyer)
@@ -340,8 +340,8 @@ def test_deliveries_settle_after_their_window_and_undecided_disputes_lapse(marke
 
 def test_expired_requests_are_cancelled_and_refunded(market, start_keeper, accounts):
     buyer = accounts[3]
-    licence = market.buyout(buyer, market.offer(vm.Tier.BUYOUT))
-    request = market.request(buyer, licence, deadline_in=600)
+    license = market.buyout(buyer, market.offer(vm.Tier.BUYOUT))
+    request = market.request(buyer, license, deadline_in=600)
     credit = market.credit(buyer)
     keeper = start_keeper()
     keeper.wait_rounds(3)
@@ -375,12 +375,12 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
     payout happens once."""
     buyers = [accounts[i] for i in (3, 4, 5)]
     offer = market.offer(vm.Tier.SUBSCRIPTION)
-    licences = [market.subscribe(buyer, offer) for buyer in buyers]
-    ends = [market.expires(licence) for licence in licences]
+    licenses = [market.subscribe(buyer, offer) for buyer in buyers]
+    ends = [market.expires(license) for license in licenses]
     funds = [market.token.balanceOf(buyer) for buyer in buyers]
-    licence = market.buyout(accounts[6], market.offer(vm.Tier.BUYOUT))
-    expiring = [market.request(accounts[6], licence, deadline_in=600) for _ in range(2)]
-    delivered = [market.request(accounts[6], licence) for _ in range(3)]
+    license = market.buyout(accounts[6], market.offer(vm.Tier.BUYOUT))
+    expiring = [market.request(accounts[6], license, deadline_in=600) for _ in range(2)]
+    delivered = [market.request(accounts[6], license) for _ in range(3)]
     for request in delivered:
         market.fulfil(request)
     operator_credit, buyer_credit = market.credit(accounts[OPERATOR]), market.credit(accounts[6])
@@ -392,7 +392,7 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
         third = start_keeper(THIRD_KEEPER, name="keeper-c", wait=False)  # on keeper-a's Redis: one lease
         for keeper in (first, second, third):
             keeper.wait_started()
-        done = lambda: (all(market.renewals(lic) >= 1 for lic in licences)  # noqa: E731
+        done = lambda: (all(market.renewals(lic) >= 1 for lic in licenses)  # noqa: E731
                         and all(market.status(r) == vm.RequestStatus.EXPIRED for r in expiring)
                         and all(market.status(r) == vm.RequestStatus.SETTLED for r in delivered))
         wait_for(done, 60, "all the due work", second)
@@ -403,11 +403,11 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
         second.wait_rounds(4)
         second.process.stop()  # before its Redis goes
 
-    for lic, end, buyer, before in zip(licences, ends, buyers, funds, strict=True):
+    for lic, end, buyer, before in zip(licenses, ends, buyers, funds, strict=True):
         assert market.renewals(lic) == 1 and market.expires(lic) == end + PERIOD
         assert market.token.balanceOf(buyer) == before - PRICE
     assert market.credit(accounts[6]) == buyer_credit + 2 * FEE
     assert market.credit(accounts[OPERATOR]) == operator_credit + 3 * FEE
     assert not standing[0].events("keeper lease taken; keeping") and not standing[0].events("renewal sent")
     # Whatever raced, the keepers' own records agree with the chain: three renewals landed, no more.
-    assert sum(len(k.events("subscription renewed")) for k in (acting, second)) == len(licences)
+    assert sum(len(k.events("subscription renewed")) for k in (acting, second)) == len(licenses)

@@ -76,7 +76,7 @@ def _expected(sub, refusal) -> tuple[str, dict] | None:
     }[refusal.code]
 
 
-def test_the_renewal_rule_is_the_licence_managers(accounts, chain):
+def test_the_renewal_rule_is_the_license_managers(accounts, chain):
     """For a subscription in any state a keeper meets, a stranger's one-period renewal succeeds exactly
     when `renewal_refusal` allows it (or refuses it only because it is paid in ETH, which the
     stranger would pay), and otherwise reverts with the custom error, and arguments, of the refusal."""
@@ -102,29 +102,29 @@ def test_the_renewal_rule_is_the_licence_managers(accounts, chain):
                 d.stablecoin.approve(d.licenses, PRICE, sender=holder)
                 receipt = d.licenses.buy(offer, PRICE, 1, sender=holder)
                 d.stablecoin.approve(d.licenses, case["allowance"], sender=holder)
-            licence = int(receipt.events.filter(d.licenses.LicensePurchased)[0].licenseId)
+            license = int(receipt.events.filter(d.licenses.LicensePurchased)[0].licenseId)
             if case["auto_renew"]:
-                d.licenses.setAutoRenew(licence, True, sender=holder)
+                d.licenses.setAutoRenew(license, True, sender=holder)
             if not case["offer_active"]:
                 d.offers.deactivateOffer(offer, sender=creator)
             if case["model"] == "frozen":
                 d.registry.freeze(model, b"rules".ljust(32, b"\0"), sender=accounts[0])
             elif case["model"] == "retired":
                 d.registry.retire(model, sender=creator)
-            sub = read_subscription(d, licence)
+            sub = read_subscription(d, license)
             when = max(sub.expires_at + case["offset"], int(chain.pending_timestamp))
             refusal = renewal_refusal(sub, when)
             expected = _expected(sub, refusal)
             chain.pending_timestamp = when  # the renewal's block
             try:
-                done = d.licenses.renewSubscription(licence, PERIOD, value=PRICE if case["eth"] else 0,
+                done = d.licenses.renewSubscription(license, PERIOD, value=PRICE if case["eth"] else 0,
                                                     sender=keeper, gas=500_000)
             except ContractLogicError as exc:
                 assert expected is not None, f"the contract refused what the rule allows: {exc!r} ({refusal})"
                 assert (type(exc).__name__, dict(exc.inputs)) == expected, refusal
             else:
                 assert expected is None, f"the contract renewed what the rule refuses: {refusal}"
-                assert done.timestamp == when and d.licenses.license(licence).expiresAt == sub.expires_at + PERIOD
+                assert done.timestamp == when and d.licenses.license(license).expiresAt == sub.expires_at + PERIOD
 
     for case in EXAMPLES:
         check = example(case)(check)
@@ -158,7 +158,7 @@ EVENTS = st.one_of(
 
 
 def _state(index: MarketIndex) -> tuple:
-    return ({k: dict(vars(v)) for k, v in index.licences.items()},
+    return ({k: dict(vars(v)) for k, v in index.licenses.items()},
             {k: dict(vars(v)) for k, v in index.requests.items()})
 
 
@@ -181,7 +181,7 @@ def test_a_transfer_clears_the_index_s_auto_renewal_and_a_final_event_forgets_th
     index.apply("LicensePurchased", {"licenseId": 1, "offerId": 2, "buyer": "0x" + "11" * 20})
     index.apply("AutoRenewSet", {"licenseId": 1, "autoRenew": True})
     index.apply("Transfer", {"tokenId": 1, "from": "0x" + "11" * 20, "to": "0x" + "22" * 20})
-    assert vars(index.licences[1]) == {"offer_id": 2, "holder": "0x" + "22" * 20, "expires_at": 0,
+    assert vars(index.licenses[1]) == {"offer_id": 2, "holder": "0x" + "22" * 20, "expires_at": 0,
                                        "auto_renew": False}
     index.apply("SynthesisRequested", _request(5, 100))
     index.apply("SynthesisFulfilled", {"requestId": 5, "settleAfter": 200})

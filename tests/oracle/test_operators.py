@@ -18,7 +18,7 @@ def test_two_operators_serve_one_model_from_one_redis_each_only_what_names_it(
         sandbox, accounts, buyers, start_oracle, chain):
     operators = [accounts[2], accounts[SECOND_OPERATOR_INDEX]]
     shared = sandbox.publish_voice(accounts[1], operators, files=sandbox.tiny)
-    licences = {b.address: sandbox.buy_licence(b, shared) for b in buyers[:2]}
+    licenses = {b.address: sandbox.buy_license(b, shared) for b in buyers[:2]}
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
     first = start_oracle(workers=1, voices=[shared], operator_index=2)
@@ -28,7 +28,7 @@ def test_two_operators_serve_one_model_from_one_redis_each_only_what_names_it(
     named = {}
     for i in range(6):
         buyer, operator = buyers[i % 2], operators[i % 2]
-        named[sandbox.request(buyer, shared, licences[buyer.address], operator, f"Line {i}.")] = operator.address
+        named[sandbox.request(buyer, shared, licenses[buyer.address], operator, f"Line {i}.")] = operator.address
 
     def fulfilled():
         return [(rid, args["operator"]) for name, rid, args in client.outcome_logs(first_block)

@@ -34,12 +34,12 @@ def ended(accounts, operator, buyers, chain, tmp_path_factory, tiny_voice):
     box = Sandbox.deploy(accounts[0], tmp_path_factory.mktemp("retiring"), retirement_notice=DAY)
     creator, buyer = accounts[1], buyers[0]
     voice = box.publish_voice(creator, [operator], files=tiny_voice)
-    licence = box.buy_licence(buyer, voice)
+    license = box.buy_license(buyer, voice)
     box.d.registry.retire(voice.model_id, sender=creator)
     ends = int(box.d.registry.modelTerms(voice.model_id).serviceEndsAt)
     chain.mine(timestamp=ends - DAY + 600)  # ten minutes later: still licensed, still served
     first_block = chain.blocks.head.number + 1
-    ids = [box.request(buyer, voice, licence, operator, f"Too late {i}.", deadline_in=DAY) for i in range(2)]
+    ids = [box.request(buyer, voice, license, operator, f"Too late {i}.", deadline_in=DAY) for i in range(2)]
     chain.mine(timestamp=ends + 5)  # the service has ended; both deadlines are ~10 minutes ahead
     return {"box": box, "voice": voice, "ids": ids, "buyer": buyer, "first_block": first_block, "ends": ends}
 

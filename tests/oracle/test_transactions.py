@@ -34,11 +34,11 @@ def automine(chain):
     rpc(chain, "evm_setAutomine", [True])
 
 
-def _request_now(sandbox, chain, buyer, voice, licence, operator, text: str) -> int:
+def _request_now(sandbox, chain, buyer, voice, license, operator, text: str) -> int:
     """A request sent raw and mined by hand (works with automining off); returns its id."""
     w3 = chain.provider.web3
     request_id = sandbox.router.nextRequestId()
-    params = sandbox.request_params(voice, licence, operator, text, now=w3.eth.get_block("latest")["timestamp"])
+    params = sandbox.request_params(voice, license, operator, text, now=w3.eth.get_block("latest")["timestamp"])
     tx = sandbox.request_raw(account_key(buyer), w3.eth.get_transaction_count(buyer.address, "pending"), params)
     rpc(chain, "evm_mine")
     assert w3.eth.get_transaction_receipt(tx)["status"] == 1
@@ -92,7 +92,7 @@ def test_a_crash_between_record_and_broadcast_is_repaired_with_the_same_bytes(ch
     assert ledger.request(1)["state"] == "done"
 
 
-def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licences, buyers, operator, start_oracle,
+def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licenses, buyers, operator, start_oracle,
                                                       chain, automine):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     w3 = chain.provider.web3
@@ -100,7 +100,7 @@ def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licences, 
     oracle = start_oracle(workers=1)
     ledger = oracle.ledger()
     buyer = buyers[0]
-    ids = [sandbox.request(buyer, voice, licences[buyer.address], operator, "Warm up.")]
+    ids = [sandbox.request(buyer, voice, licenses[buyer.address], operator, "Warm up.")]
     wait_for(lambda: len(_outcomes(client, first_block, ids)) == 1, 60, "the first fulfilment", oracle)
 
     # 1. Another program sends from the operator's account while nothing of ours is pending.
@@ -116,12 +116,12 @@ def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licences, 
         return Web3.to_hex(w3.eth.send_raw_transaction(signed.raw_transaction))
 
     foreign_tx(w3.eth.get_transaction_count(operator.address, "pending"), 1)
-    ids.append(sandbox.request(buyer, voice, licences[buyer.address], operator, "After a foreign transaction."))
+    ids.append(sandbox.request(buyer, voice, licenses[buyer.address], operator, "After a foreign transaction."))
     wait_for(lambda: len(_outcomes(client, first_block, ids)) == 2, 30, "a fulfilment after it", oracle)
 
     # 2. Another program takes the very nonce of our pending fulfilment (a replacement in the mempool).
     automine(False)
-    ids.append(_request_now(sandbox, chain, buyer, voice, licences[buyer.address], operator, "Raced."))
+    ids.append(_request_now(sandbox, chain, buyer, voice, licenses[buyer.address], operator, "Raced."))
     wait_for(lambda: any(s.state == "sent" for s in ledger.submissions()), 30, "our fulfilment to be pending",
              oracle)
     (ours,) = [s for s in ledger.submissions() if s.state == "sent"]
@@ -136,7 +136,7 @@ def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licences, 
     assert ledger.stats().get("foreign_nonces", 0) >= 1
 
 
-def test_a_stuck_transaction_is_replaced_and_mined_once(sandbox, voice, licences, buyers, operator, start_oracle,
+def test_a_stuck_transaction_is_replaced_and_mined_once(sandbox, voice, licenses, buyers, operator, start_oracle,
                                                         chain, automine):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     w3 = chain.provider.web3
@@ -145,7 +145,7 @@ def test_a_stuck_transaction_is_replaced_and_mined_once(sandbox, voice, licences
     ledger = oracle.ledger()
     buyer = buyers[1]
     automine(False)
-    request_id = _request_now(sandbox, chain, buyer, voice, licences[buyer.address], operator, "Stuck.")
+    request_id = _request_now(sandbox, chain, buyer, voice, licenses[buyer.address], operator, "Stuck.")
     wait_for(lambda: any(len(s.txs) >= 2 for s in ledger.submissions()), 60, "a replacement to be sent", oracle)
     (sub,) = ledger.submissions()
     first, replacement = sub.txs[0], sub.txs[-1]

@@ -9,7 +9,7 @@ from conftest import fails, ok
 BUYER, TOKEN_BUYER, KEEPER = 5, 6, 7
 
 
-def _licence(output: str) -> int:
+def _license(output: str) -> int:
     return int(re.search(r"Licence (\d+)", output)[1])
 
 
@@ -28,10 +28,10 @@ def test_offers_of_an_unknown_model(run, market):
 
 def test_buy_a_subscription_within_the_cap(run, minted, market, accounts):
     out = ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.02 ether", account=BUYER))
-    licence = _licence(out)
-    assert market.licenses.ownerOf(licence) == accounts[BUYER].address and "paid 0.01 ETH" in out
+    license = _license(out)
+    assert market.licenses.ownerOf(license) == accounts[BUYER].address and "paid 0.01 ETH" in out
     assert "expires" in out and "auto-renew off: only you renew it" in out
-    assert not market.licenses.license(licence).autoRenew
+    assert not market.licenses.license(license).autoRenew
 
 
 def test_subscription_time_is_not_sold_beyond_the_retirement_notice(run, minted, market, accounts, chain):
@@ -86,34 +86,34 @@ def test_a_retired_offer_is_refused_by_name(run, market, minted, accounts):
 def test_renew_and_cancel_a_subscription(run, minted, market, accounts, chain):
     """Keepers renew one due period of a subscription whose holder turned auto-renewal on, never a lapsed
     one; the holder renews when time fits the notice (a lapsed one restarts); cancelling stops keepers."""
-    licence = _licence(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
+    license = _license(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
                               "--auto-renew", account=BUYER)))
-    state = market.licenses.license(licence)
+    state = market.licenses.license(license)
     expires, period = state.expiresAt, 30 * 86400
     assert state.autoRenew
     # 30 days bought, 45 days of notice: no second period may be sold yet, by anyone.
-    out = fails(run("renew", str(licence), account=BUYER))
+    out = fails(run("renew", str(license), account=BUYER))
     assert "the retirement notice (45 days) ahead" in out and "no whole period fits now" in out
-    assert "not due for renewal until" in fails(run("renew", str(licence), account=KEEPER))
+    assert "not due for renewal until" in fails(run("renew", str(license), account=KEEPER))
     chain.mine(timestamp=expires - 3600)  # due: in its last day
-    assert "renews exactly one period" in fails(run("renew", str(licence), "--periods", "2", account=KEEPER))
-    out = ok(run("renew", str(licence), account=KEEPER))  # an ETH subscription: the keeper pays
-    assert market.licenses.license(licence).expiresAt == expires + period and "renewed by 1 period(s)" in out
+    assert "renews exactly one period" in fails(run("renew", str(license), "--periods", "2", account=KEEPER))
+    out = ok(run("renew", str(license), account=KEEPER))  # an ETH subscription: the keeper pays
+    assert market.licenses.license(license).expiresAt == expires + period and "renewed by 1 period(s)" in out
     chain.mine(timestamp=expires + period + 10)  # lapsed
-    assert "keepers never revive a lapsed subscription" in fails(run("renew", str(licence), account=KEEPER))
-    ok(run("renew", str(licence), account=BUYER))  # the holder restarts it now
-    assert market.licenses.license(licence).expiresAt >= expires + 2 * period + 10
-    out = ok(run("cancel", str(licence), account=BUYER))
-    assert not market.licenses.license(licence).autoRenew and "cancelled: no keeper renews it now" in out
-    assert "does not auto-renew" in fails(run("cancel", str(licence), account=BUYER))
-    out = fails(run("renew", str(licence), account=KEEPER))
+    assert "keepers never revive a lapsed subscription" in fails(run("renew", str(license), account=KEEPER))
+    ok(run("renew", str(license), account=BUYER))  # the holder restarts it now
+    assert market.licenses.license(license).expiresAt >= expires + 2 * period + 10
+    out = ok(run("cancel", str(license), account=BUYER))
+    assert not market.licenses.license(license).autoRenew and "cancelled: no keeper renews it now" in out
+    assert "does not auto-renew" in fails(run("cancel", str(license), account=BUYER))
+    out = fails(run("renew", str(license), account=KEEPER))
     assert "has not turned auto-renewal on" in out and f"ape run autorenew {licence} on" in out
 
 
 def test_renew_and_cancel_refuse_what_is_not_a_subscription(run, minted, accounts):
-    licence = _licence(ok(run("buy", str(minted["offers"]["buyout"]), "--max-price", "0.1 ether", account=BUYER)))
-    assert "not a subscription" in fails(run("renew", str(licence), account=BUYER))
-    assert "not a subscription" in fails(run("cancel", str(licence), account=BUYER))
+    license = _license(ok(run("buy", str(minted["offers"]["buyout"]), "--max-price", "0.1 ether", account=BUYER)))
+    assert "not a subscription" in fails(run("renew", str(license), account=BUYER))
+    assert "not a subscription" in fails(run("cancel", str(license), account=BUYER))
     assert "there is no licence 999" in fails(run("cancel", "999", account=BUYER))
 
 
@@ -123,10 +123,10 @@ def test_a_keeper_renewal_the_holder_did_not_agree_to_reverts_and_is_explained(r
 
     from voicemarket.cli.console import explain_revert
 
-    licence = _licence(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
+    license = _license(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
                               account=BUYER)))
     with pytest.raises(market.licenses.Licensing_AutoRenewOff) as refused:
-        market.licenses.renewSubscription(licence, 30 * 86400, value=10**16, sender=accounts[KEEPER])
-    assert refused.value.inputs == {"licenseId": licence}
+        market.licenses.renewSubscription(license, 30 * 86400, value=10**16, sender=accounts[KEEPER])
+    assert refused.value.inputs == {"licenseId": license}
     assert explain_revert(refused.value).startswith(
         f"licence {licence}'s holder has not turned auto-renewal on: only the holder renews it")

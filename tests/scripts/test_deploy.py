@@ -58,7 +58,7 @@ def test_a_deployment_from_a_restarted_chain_is_refused(market, tmp_path, monkey
         deployments.load()
 
 
-def test_a_saved_offer_book_that_is_not_the_licence_managers_is_refused(market, tmp_path, monkeypatch):
+def test_a_saved_offer_book_that_is_not_the_license_managers_is_refused(market, tmp_path, monkeypatch):
     import pytest
 
     from voicemarket.market import deployments

@@ -20,9 +20,9 @@ def used(minted, market, operator, accounts, run):
 
     market.router.setFee(vm.ETH, FEE, sender=operator)
     out = ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether", account=BUYER))
-    licence = int(out.split("Licence ")[1].split()[0])
+    license = int(out.split("Licence ")[1].split()[0])
     for index, outcome in enumerate(("fulfil", "fulfil", "fail")):
-        params = {"modelId": minted["model_id"], "licenseId": licence, "operator": operator.address, "maxFee": FEE,
+        params = {"modelId": minted["model_id"], "licenseId": license, "operator": operator.address, "maxFee": FEE,
                   "deadline": ape.chain.pending_timestamp + 3600, "params": vm.SynthesisParams(vm.Language.EN).pack(),
                   "inputHash": vm.input_hash(f"line {index}"), "input": vm.inline_input(f"line {index}")}
         receipt = market.router.requestSynthesis(params, value=FEE, sender=accounts[BUYER])
@@ -32,7 +32,7 @@ def used(minted, market, operator, accounts, run):
                                  vm.cid_input("bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"), sender=operator)
         else:
             market.router.fail(request, int(vm.FailReason.SYNTHESIS_ERROR), sender=operator)
-    return licence
+    return license
 
 
 def test_earnings_split_every_sale_exactly(run, used, market, minted, accounts):

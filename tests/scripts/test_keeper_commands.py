@@ -174,12 +174,12 @@ def requests_(cleo, market, operator, accounts, run) -> list[tuple]:
 
     market.router.setDisputeBond(BOND, sender=accounts[ARBITER])
     market.router.setFee(vm.ETH, FEE, sender=operator)
-    licence = _buy(run, cleo["offers"][0], BUYER, "0.001 ether")
+    license = _buy(run, cleo["offers"][0], BUYER, "0.001 ether")
     fee = FEE
     out = []
     for index in range(3):
         text = f"line {index}"
-        params = {"modelId": cleo["model_id"], "licenseId": licence, "operator": operator.address, "maxFee": fee,
+        params = {"modelId": cleo["model_id"], "licenseId": license, "operator": operator.address, "maxFee": fee,
                   "deadline": ape.chain.pending_timestamp + 600, "params": vm.SynthesisParams(vm.Language.EN).pack(),
                   "inputHash": vm.input_hash(text), "input": vm.inline_input(text)}
         receipt = market.router.requestSynthesis(params, value=fee, sender=accounts[BUYER])
@@ -237,25 +237,25 @@ def test_settle_pays_out_after_the_window_and_lets_undecided_disputes_lapse(run,
 
 def test_autorenew_on_and_off_with_the_allowance_keepers_need(run, market, cleo, accounts):
     market.stablecoin.mint(accounts[SUBSCRIBER], 10 * 10**6, sender=accounts[SUBSCRIBER])
-    licence = str(_buy(run, cleo["offers"][1], SUBSCRIBER, "0.5 mUSD", "--approve"))
-    assert f"held by {accounts[SUBSCRIBER].address}" in fails(run("autorenew", licence, "on", account=STRANGER))
+    license = str(_buy(run, cleo["offers"][1], SUBSCRIBER, "0.5 mUSD", "--approve"))
+    assert f"held by {accounts[SUBSCRIBER].address}" in fails(run("autorenew", license, "on", account=STRANGER))
     assert "there is no licence 999" in fails(run("autorenew", "999", "on", account=SUBSCRIBER))
 
-    out = ok(run("autorenew", licence, "on", account=SUBSCRIBER))
+    out = ok(run("autorenew", license, "on", account=SUBSCRIBER))
     assert f"Licence {licence} auto-renews: keepers may renew it one period (30 days, 0.5 mUSD)" in out
     assert "Warning: when it is due, a keeper cannot renew it: your allowance is below the price (0.5 mUSD)" in out
-    assert market.licenses.license(int(licence)).autoRenew
-    assert "already auto-renews" in fails(run("autorenew", licence, "on", account=SUBSCRIBER))
+    assert market.licenses.license(int(license)).autoRenew
+    assert "already auto-renews" in fails(run("autorenew", license, "on", account=SUBSCRIBER))
 
-    out = ok(run("autorenew", licence, "on", "--approve-periods", "3", account=SUBSCRIBER))
+    out = ok(run("autorenew", license, "on", "--approve-periods", "3", account=SUBSCRIBER))
     assert "allowance for the licence manager: 1.5 mUSD (3 period(s))" in out and "Warning" not in out
     assert market.stablecoin.allowance(accounts[SUBSCRIBER], market.licenses) == 1_500_000
-    assert "--approve-periods goes with `on`" in fails(run("autorenew", licence, "off", "--approve-periods", "1",
+    assert "--approve-periods goes with `on`" in fails(run("autorenew", license, "off", "--approve-periods", "1",
                                                            account=SUBSCRIBER))
 
-    out = ok(run("autorenew", licence, "off", account=SUBSCRIBER))
-    assert f"Licence {licence} no longer auto-renews" in out and not market.licenses.license(int(licence)).autoRenew
-    assert "does not auto-renew" in fails(run("autorenew", licence, "off", account=SUBSCRIBER))
+    out = ok(run("autorenew", license, "off", account=SUBSCRIBER))
+    assert f"Licence {licence} no longer auto-renews" in out and not market.licenses.license(int(license)).autoRenew
+    assert "does not auto-renew" in fails(run("autorenew", license, "off", account=SUBSCRIBER))
 
 
 def test_autorenew_refuses_what_keepers_cannot_renew(run, market, cleo, accounts, chain):

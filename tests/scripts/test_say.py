@@ -41,7 +41,7 @@ def market(accounts, chain, tmp_path_factory):
     voice = box.publish_voice(creator, [operator], files=tiny_voice_files(tmp_path_factory.mktemp("say-voice")))
     box.add_operator(idle)
     box.router.setOperatorAllowed(voice.model_id, idle, True, sender=creator)
-    licence = box.buy_licence(accounts[BUYER], voice)
+    license = box.buy_license(accounts[BUYER], voice)
     saved_home = os.environ.get("VOICEMARKET_HOME")
     os.environ["VOICEMARKET_HOME"] = str(home)
     try:
@@ -51,7 +51,7 @@ def market(accounts, chain, tmp_path_factory):
             del os.environ["VOICEMARKET_HOME"]
         else:
             os.environ["VOICEMARKET_HOME"] = saved_home
-    return {"box": box, "voice": voice, "licence": licence, "home": home}
+    return {"box": box, "voice": voice, "license": license, "home": home}
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_a_fulfilled_request_writes_its_verified_wav_and_a_failed_one_says_why_a
     """One oracle serves both (starting an oracle costs seconds): the good text, then one too long for it."""
     box, buyer = market["box"], accounts[BUYER]
     out = tmp_path / "hello.wav"
-    result = say(market, chain, "Hello from the market.", "--licence", str(market["licence"]), "-o", str(out),
+    result = say(market, chain, "Hello from the market.", "--licence", str(market["license"]), "-o", str(out),
                  "--seed", "3")
     assert result.returncode == 0, output_of(result)
     assert "verified: the audio's SHA-256" in result.stdout
@@ -109,7 +109,7 @@ def test_a_fulfilled_request_writes_its_verified_wav_and_a_failed_one_says_why_a
     credit_before = box.credit(buyer)
     refused = tmp_path / "long.wav"
     text = "This sentence is deliberately longer than the sixty characters the operator takes."
-    result = say(market, chain, text, "--licence", str(market["licence"]), "-o", str(refused))
+    result = say(market, chain, text, "--licence", str(market["license"]), "-o", str(refused))
     assert result.returncode == 1, output_of(result)
     assert "failed: the operator reported TextTooLong (7): the text is longer than this operator accepts" \
         in result.stdout, output_of(result)
@@ -124,7 +124,7 @@ def test_an_expired_request_is_followed_again_and_cancelled_for_a_full_refund(ma
     box = market["box"]
     buyer, idle = accounts[BUYER], accounts[IDLE_OPERATOR]
     credit_before = box.credit(buyer)
-    result = say(market, chain, "Nobody will say this.", "--licence", str(market["licence"]),
+    result = say(market, chain, "Nobody will say this.", "--licence", str(market["license"]),
                  "--operator", idle.address, "--ttl", "4", "--timeout", "0.5")
     request_id = box.router.nextRequestId() - 1
     assert result.returncode == 3, output_of(result)
@@ -144,13 +144,13 @@ def test_bad_input_is_refused_before_anything_is_sent(market, chain, accounts):
 
     box = market["box"]
     next_id = box.router.nextRequestId()
-    result = say(market, chain, "Bonjour.", "--licence", str(market["licence"]), "--language", "ja")
+    result = say(market, chain, "Bonjour.", "--licence", str(market["license"]), "--language", "ja")
     assert result.returncode == 1
     assert "speaks en, not 'ja'" in result.stderr, output_of(result)
     with pytest.raises(speech.SpeechError, match="licence 999 does not exist"):
-        speech.licence_use(box.d.licenses, 999, accounts[BUYER].address)
+        speech.license_use(box.d.licenses, 999, accounts[BUYER].address)
     with pytest.raises(speech.SpeechError, match="belongs to"):
-        speech.licence_use(box.d.licenses, market["licence"], accounts[BUYER + 1].address)
+        speech.license_use(box.d.licenses, market["license"], accounts[BUYER + 1].address)
     with pytest.raises(speech.SpeechError, match="fit on-chain"):
         speech.request_input("x" * 600)
     assert box.router.nextRequestId() == next_id
@@ -167,27 +167,27 @@ def test_a_request_carries_the_models_dispute_window_as_the_buyers_floor(market,
     params = vm.SynthesisParams(vm.Language.EN)
     registry.setDisputeWindow(model_id, 3600, sender=creator)
     try:
-        licence = speech.licence_use(box.d.licenses, market["licence"], buyer.address)
-        assert licence.dispute_window == 3600
+        license = speech.license_use(box.d.licenses, market["license"], buyer.address)
+        assert license.dispute_window == 3600
         registry.setDisputeWindow(model_id, 60, sender=creator)  # the owner cuts it in the meantime
         next_id = box.router.nextRequestId()
         with pytest.raises(box.router.Router_DisputeWindowTooShort) as refused:
-            speech.submit(box.router, buyer, licence, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE)
+            speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE)
         assert refused.value.inputs == {"window": 60, "minWindow": 3600}
         assert explain_revert(refused.value).startswith(
             "the model's dispute window (60 s) is now shorter than the 3600 s you asked for")
         assert box.router.nextRequestId() == next_id
 
-        licence = speech.licence_use(box.d.licenses, market["licence"], buyer.address)
+        license = speech.license_use(box.d.licenses, market["license"], buyer.address)
         with pytest.raises(speech.SpeechError, match="dispute window of 60 s, shorter than the 120 s you ask for"):
-            speech.submit(box.router, buyer, licence, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE,
+            speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE,
                           min_dispute_window=120)
-        submitted = speech.submit(box.router, buyer, licence, "Hello.", params, operator=idle.address,
+        submitted = speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address,
                                   max_fee=OPERATOR_FEE, ttl_s=5)
         assert vm.SynthesisParams.unpack(submitted.fields["params"]).min_dispute_window == 60
         assert submitted.fields["disputeWindow"] == 60
 
-        result = say(market, chain, "Hello.", "--licence", str(market["licence"]), "--operator", idle.address,
+        result = say(market, chain, "Hello.", "--licence", str(market["license"]), "--operator", idle.address,
                      "--min-dispute-window", "7200")
         assert result.returncode == 1, output_of(result)
         assert "dispute window of 60 s, shorter than the 7200 s you ask for" in result.stderr, output_of(result)

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voicemarket.content.canonical import CanonicalJSONError, canonical_json
-from voicemarket.errors import LicenceError
+from voicemarket.errors import PolicyError
 from voicemarket.content.odrl import (
     ACTIONS,
     CONTRACT_FIELDS,
@@ -149,7 +149,7 @@ def test_documents_the_contract_cannot_express_are_refused():
         permission["duty"][0]["action"][0]["refinement"][0]["unit"] = "eip155:1/slip44:60"
     cases.append((other_chain, "unit must be"))
     for document, message in cases:
-        with pytest.raises(LicenceError, match=message):
+        with pytest.raises(PolicyError, match=message):
             parse_policy(document)
 
 
@@ -173,7 +173,7 @@ def test_documents_the_contract_cannot_express_are_refused():
 )
 def test_terms_the_contract_cannot_take_are_refused(changes, message):
     fields = {"tier": Tier.PAY_PER_USE, "price": 1, **changes}
-    with pytest.raises(LicenceError, match=message):
+    with pytest.raises(PolicyError, match=message):
         build_policy(OfferTerms(**fields), SUBJECT)
 
 

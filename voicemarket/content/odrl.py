@@ -56,7 +56,7 @@ from typing import Any
 from eth_utils import is_address, keccak, to_checksum_address
 
 from voicemarket.content.canonical import canonical_json
-from voicemarket.errors import LicenceError
+from voicemarket.errors import PolicyError
 
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
 VM = "https://voicemarket.dev/ns/odrl#"
@@ -189,14 +189,14 @@ def action_bits(*names: str) -> int:
     try:
         return sum(1 << _ACTION_BITS[name] for name in set(names))
     except KeyError as exc:
-        raise LicenceError(f"unknown action {exc.args[0]!r}; known: {', '.join(ACTIONS)}") from None
+        raise PolicyError(f"unknown action {exc.args[0]!r}; known: {', '.join(ACTIONS)}") from None
 
 
 def purpose_bits(*names: str) -> int:
     try:
         return sum(1 << PURPOSES.index(name) for name in set(names))
     except ValueError:
-        raise LicenceError(f"unknown purpose in {names!r}; known: {', '.join(PURPOSES)}") from None
+        raise PolicyError(f"unknown purpose in {names!r}; known: {', '.join(PURPOSES)}") from None
 
 
 def territories_bytes(*codes: str) -> bytes:
@@ -209,32 +209,32 @@ def territories_bytes(*codes: str) -> bytes:
 
 def _uint(value: Any, bits: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
-        raise LicenceError(f"{name} must be an integer from 0 to 2**{bits} - 1 (uint{bits}), got {value!r}")
+        raise PolicyError(f"{name} must be an integer from 0 to 2**{bits} - 1 (uint{bits}), got {value!r}")
     return value
 
 
 def _address(value: Any, name: str) -> str:
     if not isinstance(value, str) or not is_address(value):
-        raise LicenceError(f"{name} must be an Ethereum address, got {value!r}")
+        raise PolicyError(f"{name} must be an Ethereum address, got {value!r}")
     return to_checksum_address(value)
 
 
 def _territory_codes(territories: bytes) -> list[str]:
     if not isinstance(territories, (bytes, bytearray)) or len(territories) % 2:
-        raise LicenceError("territories must be bytes of concatenated two-letter codes (2 bytes each)")
+        raise PolicyError("territories must be bytes of concatenated two-letter codes (2 bytes each)")
     codes = [territories[i : i + 2].decode("ascii", "replace") for i in range(0, len(territories), 2)]
     for code in codes:
         if not _TERRITORY.match(code):
-            raise LicenceError(f"territory {code!r} is not an upper-case ISO-3166-1 alpha-2 code")
+            raise PolicyError(f"territory {code!r} is not an upper-case ISO-3166-1 alpha-2 code")
     if len(set(codes)) != len(codes):
-        raise LicenceError(f"territories repeat a code: {codes}")
+        raise PolicyError(f"territories repeat a code: {codes}")
     return codes
 
 
 def check_terms(terms: OfferTerms, subject: PolicySubject) -> None:
     """Refuse terms the contract (or the document) cannot express, saying which field and why."""
     if not isinstance(terms.tier, int) or terms.tier not in tuple(Tier):
-        raise LicenceError(f"tier must be 0 (Buyout), 1 (Subscription) or 2 (PayPerUse), got {terms.tier!r}")
+        raise PolicyError(f"tier must be 0 (Buyout), 1 (Subscription) or 2 (PayPerUse), got {terms.tier!r}")
     tier = Tier(terms.tier)
     _uint(terms.price, 128, "price")
     _uint(terms.period, 32, "period")
@@ -247,29 +247,29 @@ def check_terms(terms: OfferTerms, subject: PolicySubject) -> None:
     _uint(terms.purposes, 32, "purposes")
     _address(terms.asset, "asset")
     if tier is Tier.SUBSCRIPTION and terms.period == 0:
-        raise LicenceError("a Subscription needs a period in seconds (> 0)")
+        raise PolicyError("a Subscription needs a period in seconds (> 0)")
     if tier is not Tier.SUBSCRIPTION and terms.period != 0:
-        raise LicenceError(f"period is for Subscriptions only; a {tier.name.title()} offer has period 0")
+        raise PolicyError(f"period is for Subscriptions only; a {tier.name.title()} offer has period 0")
     if tier is not Tier.PAY_PER_USE and terms.pack_size != 0:
-        raise LicenceError("packSize is for PayPerUse offers only")
+        raise PolicyError("packSize is for PayPerUse offers only")
     if terms.valid_until > MAX_DATETIME:
-        raise LicenceError("validUntil is past 9999-12-31T23:59:59Z and cannot be written as an xsd:dateTime")
+        raise PolicyError("validUntil is past 9999-12-31T23:59:59Z and cannot be written as an xsd:dateTime")
     known_actions = (1 << len(ACTIONS)) - 1
     for name, bits in (("permissions", terms.permissions), ("prohibitions", terms.prohibitions)):
         if bits & ~known_actions:
-            raise LicenceError(f"{name} has unknown action bits {bits & ~known_actions:#x}; known bits are 0-{len(ACTIONS) - 1}")
+            raise PolicyError(f"{name} has unknown action bits {bits & ~known_actions:#x}; known bits are 0-{len(ACTIONS) - 1}")
     if terms.permissions == 0:
-        raise LicenceError("an offer must permit at least one action (for synthesis: vm:textToSpeech, bit 0)")
+        raise PolicyError("an offer must permit at least one action (for synthesis: vm:textToSpeech, bit 0)")
     if terms.permissions & terms.prohibitions:
         overlap = [ACTIONS[b] for b in range(len(ACTIONS)) if (terms.permissions & terms.prohibitions) >> b & 1]
-        raise LicenceError(f"an action cannot be both permitted and prohibited: {', '.join(overlap)}")
+        raise PolicyError(f"an action cannot be both permitted and prohibited: {', '.join(overlap)}")
     if terms.purposes & ~((1 << len(PURPOSES)) - 1):
-        raise LicenceError(f"purposes has unknown bits; known bits are 0-{len(PURPOSES) - 1}")
+        raise PolicyError(f"purposes has unknown bits; known bits are 0-{len(PURPOSES) - 1}")
     if not isinstance(terms.attribution, bool) or not isinstance(terms.transferable, bool):
-        raise LicenceError("attribution and transferable are booleans")
+        raise PolicyError("attribution and transferable are booleans")
     _territory_codes(terms.territories)
     if isinstance(subject.chain_id, bool) or not isinstance(subject.chain_id, int) or subject.chain_id <= 0:
-        raise LicenceError(f"chain id must be a positive integer, got {subject.chain_id!r}")
+        raise PolicyError(f"chain id must be a positive integer, got {subject.chain_id!r}")
     _address(subject.registry, "registry")
     _address(subject.owner, "owner")
     _uint(subject.model_id, 256, "modelId")
@@ -365,7 +365,7 @@ def offer_policy_hash(terms: OfferTerms, subject: PolicySubject) -> bytes:
 
 def _expect(condition: bool, message: str) -> None:
     if not condition:
-        raise LicenceError(message)
+        raise PolicyError(message)
 
 
 def _keys(obj: Any, allowed: set[str], required: set[str], where: str) -> None:
@@ -392,7 +392,7 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         try:
             document = json.loads(document)
         except ValueError as exc:
-            raise LicenceError(f"the licence document is not JSON: {exc}") from None
+            raise PolicyError(f"the licence document is not JSON: {exc}") from None
     doc = dict(document)  # type: ignore[arg-type]
     _keys(doc, {"@context", "@type", "uid", "profile", "assigner", "target", "vm:maxLicenses", "vm:transferable",
                 "permission", "prohibition", "obligation"},
@@ -450,7 +450,7 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
             try:
                 moment = datetime.strptime(right["@value"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             except (KeyError, TypeError, ValueError):
-                raise LicenceError(f"{where}: dateTime must be YYYY-MM-DDTHH:MM:SSZ (UTC, whole seconds)") from None
+                raise PolicyError(f"{where}: dateTime must be YYYY-MM-DDTHH:MM:SSZ (UTC, whole seconds)") from None
             fields["valid_until"] = int(moment.timestamp())
         elif left == "spatial":
             _expect(operator == "isAnyOf", f"{where}: spatial takes operator isAnyOf")
@@ -466,7 +466,7 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
                 bits |= 1 << _PURPOSE_BITS[iri]
             fields["purposes"] = bits
         else:
-            raise LicenceError(f"{where}: constraint {left!r} cannot be expressed on-chain "
+            raise PolicyError(f"{where}: constraint {left!r} cannot be expressed on-chain "
                                "(known: count, dateTime, spatial, purpose)")
 
     duties = first["duty"]
@@ -481,7 +481,7 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
             _expect(compensate is None, "only one compensate duty can be expressed")
             compensate = duty["action"][0]
         else:
-            raise LicenceError(f"duty {index}: {duty['action']!r} cannot be expressed (known: compensate, attribute)")
+            raise PolicyError(f"duty {index}: {duty['action']!r} cannot be expressed (known: compensate, attribute)")
     _expect(compensate is not None, "each permission needs its compensate duty (price, asset, tier)")
     _keys(compensate, {"rdf:value", "refinement"}, {"rdf:value", "refinement"}, "the compensate duty")
     for index, item in enumerate(compensate["refinement"]):
@@ -508,7 +508,7 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         elif left == "vm:packSize":
             fields["pack_size"] = _int_value(right, f"{where}: packSize")
         else:
-            raise LicenceError(f"{where}: {left!r} cannot be expressed (known: payAmount, vm:tier, vm:period, vm:packSize)")
+            raise PolicyError(f"{where}: {left!r} cannot be expressed (known: payAmount, vm:tier, vm:period, vm:packSize)")
     _expect("price" in fields and "tier" in fields, "the compensate duty needs payAmount and vm:tier")
     fields["max_licenses"] = _int_value(doc.get("vm:maxLicenses", 0), "vm:maxLicenses")
     transferable = doc.get("vm:transferable", False)
@@ -519,7 +519,7 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
     canonical = build_policy(terms, subject)
     if policy_bytes(canonical) != policy_bytes(doc):
         differing = sorted(k for k in set(canonical) | set(doc) if canonical.get(k) != doc.get(k))
-        raise LicenceError(
+        raise PolicyError(
             f"the document is not the canonical one for its terms (differs in: {', '.join(differing)}); "
             "regenerate it with voicemarket.content.odrl.build_policy"
         )

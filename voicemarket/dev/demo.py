@@ -313,11 +313,11 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         shutil.copyfile(config, output / "oracle.toml")
 
         steps("The buyer buys a subscription and a pay-per-use licence")
-        licences, buyer_paid = {}, 0
+        licenses, buyer_paid = {}, 0
         for label in ("subscription", "pay-per-use"):
             # as `ape run buy` does (--auto-renew: keepers may renew the subscription from the buyer's funds)
             purchase = licensing.buy(d, buyer, offer_ids[label], max_price=10**16, auto_renew=label == "subscription")
-            licences[label] = purchase.license_id
+            licenses[label] = purchase.license_id
             buyer_paid += purchase.paid
             paid = (f"paid {eth(purchase.paid)} for 30 days, auto-renewal on" if purchase.paid else
                     f"free licence; each use pays {eth(int(purchase.offer.terms.price))} when requested")
@@ -326,9 +326,9 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         steps("The buyer asks for speech in English and Chinese; the oracle synthesises and delivers")
         submitted = []
         for language, label, text in SENTENCES:
-            licence = speech.licence_use(d.licenses, licences[label], buyer.address)
+            license = speech.license_use(d.licenses, licenses[label], buyer.address)
             params = vm.SynthesisParams(vm.Language.parse(language), seed=1)
-            request = speech.submit(d.router, buyer, licence, text, params, operator=operator.address,
+            request = speech.submit(d.router, buyer, license, text, params, operator=operator.address,
                                     max_fee=OPERATOR_FEE, ttl_s=600)
             submitted.append((language, label, text, request))
             say(f"request {request.request_id} ({language}, {label} licence {licences[label]}): {text}")

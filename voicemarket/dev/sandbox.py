@@ -151,26 +151,26 @@ class Sandbox:
             self.router.registerOperator(public_key(operator), value=self.router.minStake(), sender=operator)
             self.router.setFee(vm.ETH, fee, sender=operator)
 
-    def buy_licence(self, buyer, voice: PublishedVoice) -> int:  # noqa: ANN001
+    def buy_license(self, buyer, voice: PublishedVoice) -> int:  # noqa: ANN001
         receipt = self.d.licenses.buy(voice.offer_id, LICENCE_PRICE, 1, value=LICENCE_PRICE, sender=buyer)
         return receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId
 
-    def request_params(self, voice: PublishedVoice, licence: int, operator, text: str, *,  # noqa: ANN001
+    def request_params(self, voice: PublishedVoice, license: int, operator, text: str, *,  # noqa: ANN001
                        language: str = "en", deadline_in: int = 3600, input_: bytes | None = None,
                        input_hash: bytes | None = None, seed: int = 0, now: int | None = None) -> dict[str, Any]:
         import ape
 
         now = ape.chain.pending_timestamp if now is None else now
         return {
-            "modelId": voice.model_id, "licenseId": licence, "operator": operator.address, "maxFee": OPERATOR_FEE,
+            "modelId": voice.model_id, "licenseId": license, "operator": operator.address, "maxFee": OPERATOR_FEE,
             "deadline": now + deadline_in, "params": vm.SynthesisParams(vm.Language.parse(language), seed=seed).pack(),
             "inputHash": vm.input_hash(text) if input_hash is None else input_hash,
             "input": vm.inline_input(text) if input_ is None else input_,
         }
 
-    def request(self, buyer, voice: PublishedVoice, licence: int, operator, text: str, **kwargs) -> int:  # noqa: ANN001
+    def request(self, buyer, voice: PublishedVoice, license: int, operator, text: str, **kwargs) -> int:  # noqa: ANN001
         """Ask for speech (through Ape); returns the request id."""
-        params = self.request_params(voice, licence, operator, text, **kwargs)
+        params = self.request_params(voice, license, operator, text, **kwargs)
         receipt = self.router.requestSynthesis(params, value=OPERATOR_FEE, sender=buyer)
         return receipt.events.filter(self.router.SynthesisRequested)[0].requestId
 

@@ -61,7 +61,7 @@ class Split:
 class ModelEarnings:
     model_id: int
     split: Split
-    licences_by_tier: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    licenses_by_tier: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     uses_by_tier: dict[str, dict[str, int]] = field(default_factory=dict)  # tier -> delivered/pending/refunded
     # asset address -> party -> amount (gross and platform included); undistributed shown apart
     revenue: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -122,7 +122,7 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
               for log in events(deployment.offers.OfferPublished, deployment, modelId=model_id)}
     for offer_id, tier in offers.items():
         for _ in events(licenses.LicensePurchased, deployment, offerId=offer_id):
-            report.licences_by_tier[TIER_LABELS[Tier(tier)]] += 1
+            report.licenses_by_tier[TIER_LABELS[Tier(tier)]] += 1
 
     requests: dict[int, Any] = {}
     for log in events(router.SynthesisRequested, deployment, modelId=model_id):

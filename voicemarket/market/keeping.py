@@ -374,9 +374,9 @@ def read_subscription(deployment: Any, license_id: int) -> Subscription:
     licenses, registry = deployment.licenses, deployment.registry
     if not 0 < license_id < int(licenses.nextLicenseId()):
         raise KeepingError(f"there is no licence {license_id} on this deployment (the buy command printed yours)")
-    licence = licenses.license(license_id)
+    license = licenses.license(license_id)
     holder = str(licenses.ownerOf(license_id))
-    offer = licenses.offer(int(licence.offerId))
+    offer = licenses.offer(int(license.offerId))
     terms = offer.terms
     asset = str(terms.asset)
     model = registry.modelTerms(int(terms.modelId))
@@ -385,8 +385,8 @@ def read_subscription(deployment: Any, license_id: int) -> Subscription:
         token = ape.project.MockStablecoin.at(asset)  # any ERC-20 answers these two calls
         allowance, balance = int(token.allowance(holder, licenses)), int(token.balanceOf(holder))
     return Subscription(
-        license_id=license_id, holder=holder, auto_renew=bool(licence.autoRenew), expires_at=int(licence.expiresAt),
-        offer_id=int(licence.offerId), tier=vm.Tier(int(terms.tier)), period=int(terms.period),
+        license_id=license_id, holder=holder, auto_renew=bool(license.autoRenew), expires_at=int(license.expiresAt),
+        offer_id=int(license.offerId), tier=vm.Tier(int(terms.tier)), period=int(terms.period),
         price=int(terms.price), asset=asset, offer_active=bool(offer.active), valid_until=int(terms.validUntil),
         asset_allowed=not int(asset, 16) or bool(licenses.isAssetAllowed(asset)), model_id=int(terms.modelId),
         model_exists=bool(model.exists), model_frozen=bool(model.frozen),

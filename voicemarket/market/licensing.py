@@ -312,7 +312,7 @@ def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity:
 
 
 @dataclass(frozen=True)
-class LicenceState:
+class LicenseState:
     license_id: int
     holder: str
     offer: OfferView
@@ -322,7 +322,7 @@ class LicenceState:
     uses_left: int
 
 
-def licence_state(deployment: Any, license_id: int) -> LicenceState:
+def license_state(deployment: Any, license_id: int) -> LicenseState:
     licenses = deployment.licenses
     if not 0 < license_id < int(licenses.nextLicenseId()):
         raise LicensingError(f"there is no licence {license_id} on this deployment (the buy command printed yours)")
@@ -330,12 +330,12 @@ def licence_state(deployment: Any, license_id: int) -> LicenceState:
     holder = str(licenses.ownerOf(license_id))
     offer = offer_view(deployment, int(state.offerId))
     licensed, uses_left = licenses.isLicensed(license_id, holder, offer.model_id, int(vm.Action.TEXT_TO_SPEECH))
-    return LicenceState(license_id, holder, offer, int(state.expiresAt), bool(state.autoRenew), bool(licensed),
+    return LicenseState(license_id, holder, offer, int(state.expiresAt), bool(state.autoRenew), bool(licensed),
                         int(uses_left))
 
 
-def _subscription(deployment: Any, license_id: int) -> LicenceState:
-    state = licence_state(deployment, license_id)
+def _subscription(deployment: Any, license_id: int) -> LicenseState:
+    state = license_state(deployment, license_id)
     if state.offer.terms.tier != Tier.SUBSCRIPTION:
         raise LicensingError(f"licence {license_id} is a {state.offer.tier} licence, not a subscription: nothing "
                              "to renew or cancel")
@@ -343,7 +343,7 @@ def _subscription(deployment: Any, license_id: int) -> LicenceState:
 
 
 def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max_price: int | None = None,
-          approve: bool = False) -> LicenceState:
+          approve: bool = False) -> LicenseState:
     """Renew subscription ``license_id`` by ``periods`` periods at its offer's price.
 
     The holder renews any time (a lapsed subscription restarts now) and pays; anyone else (a
@@ -387,7 +387,7 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
         check_payment(deployment, payer, offer.asset, cost, approve=approve, what=f"renewing licence {license_id}")
     deployment.licenses.renewSubscription(license_id, periods * offer.terms.period,
                                           value=cost if offer.asset.is_eth else 0, sender=payer)
-    return licence_state(deployment, license_id)
+    return license_state(deployment, license_id)
 
 
 def _may_act_for(deployment: Any, account: str, license_id: int, holder: str) -> bool:
@@ -397,7 +397,7 @@ def _may_act_for(deployment: Any, account: str, license_id: int, holder: str) ->
         licenses.isApprovedForAll(holder, account))
 
 
-def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool = True) -> LicenceState:
+def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool = True) -> LicenseState:
     """The holder lets keepers renew subscription ``license_id`` from their funds (``on``), or stops them.
 
     Keepers then renew one period at a time in its last ``min(1 day, period)``, at the offer's
@@ -410,10 +410,10 @@ def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool = Tru
     if state.auto_renew == on:
         raise LicensingError(f"licence {license_id} already {'auto-renews' if on else 'does not auto-renew'}")
     deployment.licenses.setAutoRenew(license_id, on, sender=holder)
-    return licence_state(deployment, license_id)
+    return license_state(deployment, license_id)
 
 
-def cancel(deployment: Any, holder: Any, license_id: int) -> LicenceState:
+def cancel(deployment: Any, holder: Any, license_id: int) -> LicenseState:
     """Cancel subscription ``license_id``: auto-renewal off, so no keeper renews it; it works until it expires.
 
     The holder or an account approved on the licence may cancel."""
@@ -425,4 +425,4 @@ def cancel(deployment: Any, holder: Any, license_id: int) -> LicenceState:
         raise LicensingError(f"licence {license_id} does not auto-renew (it was never turned on, or was already "
                              "cancelled): no keeper renews it; it runs until it expires")
     deployment.licenses.cancelSubscription(license_id, sender=holder)
-    return licence_state(deployment, license_id)
+    return license_state(deployment, license_id)

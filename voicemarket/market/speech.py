@@ -48,10 +48,10 @@ class AudioMismatch(SpeechError):
 
 
 @dataclass(frozen=True)
-class LicenceUse:
+class LicenseUse:
     """What one use of a licence costs and allows, read from the chain."""
 
-    licence_id: int
+    license_id: int
     model_id: int
     offer_id: int
     tier: vm.Tier
@@ -130,38 +130,38 @@ class Outcome:
 # ---------------------------------------------------------------- before the request
 
 
-def licence_use(licenses, licence_id: int, account: str) -> LicenceUse:  # noqa: ANN001 - Ape contract
+def license_use(licenses, license_id: int, account: str) -> LicenseUse:  # noqa: ANN001 - Ape contract
     """What ``account`` may do with ``licence_id`` now; :class:`SpeechError` if it cannot use it."""
     import ape
 
     registry = ape.project.VoiceModelRegistry.at(licenses.registry())
     try:
-        holder = licenses.ownerOf(licence_id)
+        holder = licenses.ownerOf(license_id)
     except Exception:  # noqa: BLE001 - any revert of ownerOf means the token does not exist
         raise SpeechError(f"licence {licence_id} does not exist: buy one first (`ape run buy`)") from None
     if str(holder).lower() != str(account).lower():
         raise SpeechError(f"licence {licence_id} belongs to {holder}, not to {account}: use --account with its holder")
-    offer_id = int(licenses.offerOf(licence_id))
+    offer_id = int(licenses.offerOf(license_id))
     terms = licenses.offer(offer_id).terms
     model_id = int(terms.modelId)
-    licensed, uses_left = licenses.isLicensed(licence_id, account, model_id, int(vm.Action.TEXT_TO_SPEECH))
+    licensed, uses_left = licenses.isLicensed(license_id, account, model_id, int(vm.Action.TEXT_TO_SPEECH))
     if not licensed:
-        raise SpeechError(_why_not_licensed(licenses, registry, licence_id, offer_id, model_id, terms))
+        raise SpeechError(_why_not_licensed(licenses, registry, license_id, offer_id, model_id, terms))
     tier = vm.Tier(int(terms.tier))
     use_price = int(terms.price) if tier == vm.Tier.PAY_PER_USE and int(terms.packSize) == 0 else 0
     model = registry.modelTerms(model_id)
-    return LicenceUse(
-        licence_id=licence_id, model_id=model_id, offer_id=offer_id, tier=tier, asset=str(terms.asset),
+    return LicenseUse(
+        license_id=license_id, model_id=model_id, offer_id=offer_id, tier=tier, asset=str(terms.asset),
         use_price=use_price, uses_left=None if int(uses_left) == 2**256 - 1 else int(uses_left),
         languages=int(model.languages), dispute_window=int(model.disputeWindow),
     )
 
 
-def _why_not_licensed(licenses, registry, licence_id: int, offer_id: int, model_id: int, terms) -> str:  # noqa: ANN001
+def _why_not_licensed(licenses, registry, license_id: int, offer_id: int, model_id: int, terms) -> str:  # noqa: ANN001
     import ape
 
     now = ape.chain.pending_timestamp
-    licence = licenses.license(licence_id)
+    license = licenses.license(license_id)
     model = registry.modelTerms(model_id)
     if not int(terms.permissions) & int(vm.Action.TEXT_TO_SPEECH):
         return f"licence {licence_id} (offer {offer_id}) does not permit text-to-speech"
@@ -171,7 +171,7 @@ def _why_not_licensed(licenses, registry, licence_id: int, offer_id: int, model_
         return f"model {model_id:#x} is frozen by the arbiter: nothing can be synthesised with it for now"
     if int(model.serviceEndsAt) and now >= int(model.serviceEndsAt):
         return f"model {model_id:#x} was retired and its notice period is over"
-    if vm.Tier(int(terms.tier)) == vm.Tier.SUBSCRIPTION and now >= int(licence.expiresAt):
+    if vm.Tier(int(terms.tier)) == vm.Tier.SUBSCRIPTION and now >= int(license.expiresAt):
         return f"subscription {licence_id} expired; renew it with `ape run renew {licence_id}`"
     return f"licence {licence_id} has no uses left (it used {int(licence.used)}); buy more or wait for the next period"
 
@@ -211,7 +211,7 @@ def request_input(text: str, store=None) -> tuple[bytes, CID | None]:  # noqa: A
 # ---------------------------------------------------------------- the request
 
 
-def submit(router, account, licence: LicenceUse, text: str, params: vm.SynthesisParams, *,  # noqa: ANN001
+def submit(router, account, license: LicenseUse, text: str, params: vm.SynthesisParams, *,  # noqa: ANN001
            operator: str, max_fee: int, ttl_s: int = DEFAULT_TTL_S, store=None,  # noqa: ANN001
            min_dispute_window: int | None = None) -> SubmittedRequest:
     """Send ``requestSynthesis`` from ``account`` (escrowing ``use price + fee``); the committed request.
@@ -226,9 +226,9 @@ def submit(router, account, licence: LicenceUse, text: str, params: vm.Synthesis
 
     import ape
 
-    licence.check_language(vm.Language(params.language))
-    floor = licence.dispute_window if min_dispute_window is None else min_dispute_window
-    if floor > licence.dispute_window:
+    license.check_language(vm.Language(params.language))
+    floor = license.dispute_window if min_dispute_window is None else min_dispute_window
+    if floor > license.dispute_window:
         raise SpeechError(f"model {licence.model_id:#x} has a dispute window of {licence.dispute_window} s, shorter "
                           f"than the {floor} s you ask for: the router would refuse the request; ask for at most "
                           f"{licence.dispute_window} s if you accept")
@@ -237,23 +237,23 @@ def submit(router, account, licence: LicenceUse, text: str, params: vm.Synthesis
         packed = params.pack()
     except ValueError as exc:
         raise SpeechError(str(exc)) from None
-    fee = int(router.operatorFee(operator, licence.asset))
+    fee = int(router.operatorFee(operator, license.asset))
     if fee > max_fee:
         raise SpeechError(f"operator {operator} charges {fee} (smallest units) per request, above your maximum "
                           f"{max_fee}: raise --max-fee or pick another --operator")
     if not 0 < ttl_s <= int(router.MAX_TTL()):
         raise SpeechError(f"--ttl must be 1..{int(router.MAX_TTL())} seconds, got {ttl_s}")
     data, cid = request_input(text, store)
-    escrow = licence.use_price + fee
+    escrow = license.use_price + fee
     value = 0
-    if licence.asset == vm.ETH:
+    if license.asset == vm.ETH:
         value = escrow
     elif escrow:
-        token = ape.project.MockStablecoin.at(licence.asset)  # any ERC-20: only allowance/approve are called
+        token = ape.project.MockStablecoin.at(license.asset)  # any ERC-20: only allowance/approve are called
         if int(token.allowance(account, router.address)) < escrow:
             token.approve(router.address, escrow, sender=account)
     request = {
-        "modelId": licence.model_id, "licenseId": licence.licence_id, "operator": operator, "maxFee": max_fee,
+        "modelId": license.model_id, "licenseId": license.license_id, "operator": operator, "maxFee": max_fee,
         "deadline": chain_time() + ttl_s, "params": packed,
         "inputHash": vm.input_hash(text), "input": data,
     }
