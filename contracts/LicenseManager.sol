@@ -378,12 +378,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     }
 
     /// @notice ERC-165: ERC-721, ERC-5643 and AccessControl.
-    function supportsInterface(bytes4 interfaceId)
-        public
-        view
-        override(ERC721, AccessControl, IERC165)
-        returns (bool)
-    {
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl, IERC165) returns (bool) {
         return interfaceId == type(IERC5643).interfaceId || ERC721.supportsInterface(interfaceId)
             || AccessControl.supportsInterface(interfaceId);
     }
@@ -463,7 +458,9 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
             if (quantity == 0 || quantity > type(uint32).max) revert Licensing_BadQuantity(tier, quantity);
             uint256 uses = quantity * packSize;
             uint32 maxUses = o.maxUses;
-            if (uses > type(uint32).max || (maxUses != 0 && uses > maxUses)) revert Licensing_TooManyUses(uses, maxUses);
+            if (uses > type(uint32).max || (maxUses != 0 && uses > maxUses)) {
+                revert Licensing_TooManyUses(uses, maxUses);
+            }
             l.limit = uint32(uses);
             cost = uint256(price) * uses;
         } else {
@@ -530,7 +527,9 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
         view
         returns (uint256 limit, uint40 useTag)
     {
-        if (o.validUntil != 0 && block.timestamp > o.validUntil) revert Licensing_OfferExpired(l.offerId, o.validUntil);
+        if (o.validUntil != 0 && block.timestamp > o.validUntil) {
+            revert Licensing_OfferExpired(l.offerId, o.validUntil);
+        }
         if (o.tier == Tier.Subscription && block.timestamp >= l.expiresAt) {
             revert Licensing_LicenseExpired(licenseId, l.expiresAt);
         }
@@ -540,7 +539,11 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @dev The use limit of `l` (0 = unlimited) and its use tag. A subscription's quota counts per
     /// period from its anchor: when a new period has begun, `l` (in memory) moves to it with no
     /// use counted, and the tag is the period's start.
-    function _quota(License memory l, OfferRecords.Record storage o) private view returns (uint256 limit, uint40 useTag) {
+    function _quota(License memory l, OfferRecords.Record storage o)
+        private
+        view
+        returns (uint256 limit, uint40 useTag)
+    {
         Tier tier = o.tier;
         if (tier == Tier.Subscription) {
             uint256 period = o.period;

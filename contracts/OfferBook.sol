@@ -29,7 +29,9 @@ contract OfferBook is IOfferBook {
         returns (uint256 offerId)
     {
         // The model's state (exists, frozen, retired) is checked by the manager's recordOffer.
-        if (_models.ownerOf(t.modelId) != msg.sender) revert ILicenseManager.Licensing_NotModelOwner(t.modelId, msg.sender);
+        if (_models.ownerOf(t.modelId) != msg.sender) {
+            revert ILicenseManager.Licensing_NotModelOwner(t.modelId, msg.sender);
+        }
         _checkTerms(t);
         _checkTerritories(territories);
         offerId = _licenses.recordOffer(OfferRecords.pack(t));
@@ -50,7 +52,9 @@ contract OfferBook is IOfferBook {
     function _checkTerms(ILicenseManager.OfferTerms calldata t) private view {
         bool subscription = t.tier == ILicenseManager.Tier.Subscription;
         if (subscription ? t.period == 0 : t.period != 0) revert Licensing_BadPeriod(t.tier, t.period);
-        if (t.tier != ILicenseManager.Tier.PayPerUse && t.packSize != 0) revert Licensing_BadPackSize(t.tier, t.packSize);
+        if (t.tier != ILicenseManager.Tier.PayPerUse && t.packSize != 0) {
+            revert Licensing_BadPackSize(t.tier, t.packSize);
+        }
         if ((t.permissions | t.prohibitions) & ~Protocol.ALL_ACTIONS != 0 || t.purposes & ~Protocol.ALL_PURPOSES != 0) {
             revert Licensing_UnknownBits(t.permissions | t.prohibitions, t.purposes);
         }

@@ -158,10 +158,7 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
     }
 
     /// @inheritdoc ISynthesisRouter
-    function fulfil(SynthesisRequest calldata r, bytes32 outputDigest, bytes calldata outputCid)
-        external
-        nonReentrant
-    {
+    function fulfil(SynthesisRequest calldata r, bytes32 outputDigest, bytes calldata outputCid) external nonReentrant {
         _requireStaked(msg.sender);
         RequestStatus status = _load(r);
         if (status != RequestStatus.Pending) revert Router_WrongStatus(r.id, status);
@@ -265,7 +262,9 @@ contract SynthesisRouter is ISynthesisRouter, AccessControl, RevenueLedger, Paus
             uint40 settleAfter = uint40(_requests[r.id] >> 8);
             // Anything not ready (settled meanwhile, still in its window) is skipped, so that nobody
             // can make a keeper's whole batch revert by settling one of its items first.
-            if ((status != RequestStatus.Fulfilled && status != RequestStatus.Disputed) || block.timestamp < settleAfter) {
+            if (
+                (status != RequestStatus.Fulfilled && status != RequestStatus.Disputed) || block.timestamp < settleAfter
+            ) {
                 emit SettlementSkipped(r.id, status);
                 continue;
             }

@@ -141,7 +141,9 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
     /// @inheritdoc IVoiceModelRegistry
     function setDisputeWindow(uint256 modelId, uint24 disputeWindow) external {
         _requireOwner(modelId);
-        if (disputeWindow > MAX_DISPUTE_WINDOW) revert Registry_DisputeWindowTooLong(disputeWindow, MAX_DISPUTE_WINDOW);
+        if (disputeWindow > MAX_DISPUTE_WINDOW) {
+            revert Registry_DisputeWindowTooLong(disputeWindow, MAX_DISPUTE_WINDOW);
+        }
         _modelRecords[modelId].disputeWindow = disputeWindow;
         emit DisputeWindowSet(modelId, disputeWindow);
     }
@@ -307,12 +309,7 @@ contract VoiceModelRegistry is IVoiceModelRegistry, ERC721, AccessControl, EIP71
     }
 
     /// @notice ERC-165: ERC-721, ERC-2981, ERC-4906 (0x49064906) and AccessControl.
-    function supportsInterface(bytes4 interfaceId)
-        public
-        view
-        override(ERC721, AccessControl, IERC165)
-        returns (bool)
-    {
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl, IERC165) returns (bool) {
         return interfaceId == type(IERC2981).interfaceId || interfaceId == bytes4(0x49064906)
             || ERC721.supportsInterface(interfaceId) || AccessControl.supportsInterface(interfaceId);
     }

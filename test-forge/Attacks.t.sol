@@ -72,7 +72,9 @@ contract AttacksTest is MarketFixture {
         uint40 expires = licenses.license(id).expiresAt;
         uint256 before = usd.balanceOf(VICTIM);
 
-        vm.expectRevert(abi.encodeWithSelector(ILicenseManager.Licensing_BadDuration.selector, uint64(2 hours), uint32(1 hours)));
+        vm.expectRevert(
+            abi.encodeWithSelector(ILicenseManager.Licensing_BadDuration.selector, uint64(2 hours), uint32(1 hours))
+        );
         vm.prank(ATTACKER);
         licenses.renewSubscription(id, 2 hours);
 

@@ -199,10 +199,13 @@ contract MarketHandler is MarketFixture {
             allowOperator(models[m]);
             offerIds.push(publish(models[m], ILicenseManager.Tier.Buyout, address(0), uint128(0.01 ether + m), 0));
             offerIds.push(publish(models[m], ILicenseManager.Tier.Subscription, address(usd), 9_990_001, 1 hours));
-            offerIds.push(publish(models[m], ILicenseManager.Tier.Subscription, address(0), uint128(0.002 ether + m), 1 days));
+            offerIds.push(
+                publish(models[m], ILicenseManager.Tier.Subscription, address(0), uint128(0.002 ether + m), 1 days)
+            );
             offerIds.push(publish(models[m], ILicenseManager.Tier.PayPerUse, address(0), uint128(0.0003 ether + 7), 0));
             offerIds.push(publish(models[m], ILicenseManager.Tier.PayPerUse, address(usd), 333_333, 0));
-            ILicenseManager.OfferTerms memory pack = terms(models[m], ILicenseManager.Tier.PayPerUse, address(usd), 111_111, 0);
+            ILicenseManager.OfferTerms memory pack =
+                terms(models[m], ILicenseManager.Tier.PayPerUse, address(usd), 111_111, 0);
             pack.packSize = 3;
             vm.prank(creator);
             offerIds.push(offers.publishOffer(pack, "DEFR"));
@@ -279,7 +282,9 @@ contract MarketHandler is MarketFixture {
         assertEq(licenses.license(id).expiresAt, l.expiresAt + t.period, "one period");
         if (t.asset != address(0)) assertEq(usd.balanceOf(holder), before, "exactly one period's price pulled");
         // Not due again until one period later: a second renewal now is refused.
-        vm.expectRevert(abi.encodeWithSelector(ILicenseManager.Licensing_RenewalNotDue.selector, id, l.expiresAt + t.period - lead));
+        vm.expectRevert(
+            abi.encodeWithSelector(ILicenseManager.Licensing_RenewalNotDue.selector, id, l.expiresAt + t.period - lead)
+        );
         _keeperRenew(id, t);
     }
 
@@ -468,8 +473,12 @@ contract MarketHandler is MarketFixture {
     /// Sum of the mirrored credits, pots and platform balance of one ledger in one asset.
     function ghostOwed(uint256 ledger, address asset) external view returns (uint256 owed) {
         address[10] memory a = this.accounts();
-        for (uint256 i; i < a.length; ++i) owed += ghostCredit[ledger][a[i]][asset];
-        for (uint256 m; m < 2; ++m) owed += _ghostPot[ledger][models[m]][asset][0] + _ghostPot[ledger][models[m]][asset][1];
+        for (uint256 i; i < a.length; ++i) {
+            owed += ghostCredit[ledger][a[i]][asset];
+        }
+        for (uint256 m; m < 2; ++m) {
+            owed += _ghostPot[ledger][models[m]][asset][0] + _ghostPot[ledger][models[m]][asset][1];
+        }
         owed += ghostPlatform[ledger][asset];
     }
 
@@ -510,7 +519,8 @@ contract MarketHandler is MarketFixture {
         if (t.tier == ILicenseManager.Tier.Subscription) quantity = bound(quantity, 1, 3);
         else if (t.packSize != 0) quantity = bound(quantity, 1, 3);
         else quantity = 1;
-        uint256 cost = t.tier == ILicenseManager.Tier.PayPerUse ? uint256(t.price) * t.packSize * quantity
+        uint256 cost = t.tier == ILicenseManager.Tier.PayPerUse
+            ? uint256(t.price) * t.packSize * quantity
             : t.tier == ILicenseManager.Tier.Subscription ? uint256(t.price) * quantity : t.price;
         _fund(buyer, t.asset, cost);
         if (cost != 0) _accrue(0, t.modelId, t.asset, cost, licenses.platformFeeBps());
@@ -815,7 +825,9 @@ contract RevenueAccountingInvariantTest is ForgeTest {
             "ETH"
         );
         assertEq(
-            usd.balanceOf(address(router)), handler.ghostOwed(1, address(usd)) + handler.ghostEscrow(address(usd)), "USD"
+            usd.balanceOf(address(router)),
+            handler.ghostOwed(1, address(usd)) + handler.ghostEscrow(address(usd)),
+            "USD"
         );
     }
 
@@ -857,7 +869,9 @@ contract RevenueAccountingInvariantTest is ForgeTest {
     function afterInvariant() public view {
         for (uint256 a; a < handler.ACTIONS(); ++a) {
             console.log(handler.actionName(a), handler.calls(a)); // shown with -vv: the last run's counts
-            if (handler.calls(a) == 0) revert AssertionFailed(string.concat("never succeeded: ", handler.actionName(a)), a, 0);
+            if (handler.calls(a) == 0) {
+                revert AssertionFailed(string.concat("never succeeded: ", handler.actionName(a)), a, 0);
+            }
         }
     }
 }

@@ -24,7 +24,9 @@ contract LedgerLens {
         uint256[] calldata models
     ) external view returns (uint256[] memory out) {
         uint256 perAsset = 2 + accounts.length + 2 * models.length;
-        out = new uint256[](ledgers.length * assets.length * perAsset + accounts.length * (assets.length + ledgers.length));
+        out = new uint256[](
+            ledgers.length * assets.length * perAsset + accounts.length * (assets.length + ledgers.length)
+        );
         uint256 k;
         for (uint256 l; l < ledgers.length; ++l) {
             IRevenueLedger ledger = ledgers[l];
@@ -100,8 +102,14 @@ contract LedgerLens {
     function licences(ILicenseManager manager, uint256[] calldata ids, uint256[] calldata models)
         external
         view
-        returns (address[] memory holders, bool[] memory licensed, uint256[] memory usesLeft,
-            ILicenseManager.License[] memory records, address[] memory approved, bool[] memory renewable)
+        returns (
+            address[] memory holders,
+            bool[] memory licensed,
+            uint256[] memory usesLeft,
+            ILicenseManager.License[] memory records,
+            address[] memory approved,
+            bool[] memory renewable
+        )
     {
         holders = new address[](ids.length);
         licensed = new bool[](ids.length);

@@ -82,7 +82,9 @@ contract PayoutChecks is HalmosMarket {
         what %= 7;
         if (what == 0 || what == 1) {
             ISynthesisRouter.SynthesisRequest[] memory batch = new ISynthesisRouter.SynthesisRequest[](what + 1);
-            for (uint256 i; i <= what; ++i) batch[i] = r;
+            for (uint256 i; i <= what; ++i) {
+                batch[i] = r;
+            }
             data = abi.encodeCall(ISynthesisRouter.settle, (batch));
         } else if (what == 2) {
             (caller, data) = (BUYER, abi.encodeCall(ISynthesisRouter.dispute, (r)));
@@ -96,7 +98,8 @@ contract PayoutChecks is HalmosMarket {
         } else if (what == 4) {
             (caller, data) = (operator, abi.encodeCall(ISynthesisRouter.fulfil, (r, keccak256("again"), hex"01")));
         } else if (what == 5) {
-            (caller, data) = (operator, abi.encodeCall(ISynthesisRouter.fail, (r, ISynthesisRouter.FailReason.BadInput)));
+            (caller, data) =
+            (operator, abi.encodeCall(ISynthesisRouter.fail, (r, ISynthesisRouter.FailReason.BadInput)));
         } else {
             data = abi.encodeCall(ISynthesisRouter.cancelExpired, (r));
         }
@@ -135,7 +138,8 @@ contract PayoutChecks is HalmosMarket {
         assert(!paid || toBuyer == 0 || toBuyer == BOND);
         assert(paid == (status == ISynthesisRouter.RequestStatus.Settled));
         // The router holds exactly what it owes.
-        uint256 open = status == ISynthesisRouter.RequestStatus.Fulfilled || status == ISynthesisRouter.RequestStatus.Disputed
+        uint256 open = status == ISynthesisRouter.RequestStatus.Fulfilled
+            || status == ISynthesisRouter.RequestStatus.Disputed
             ? USE + FEE
             : 0;
         assert(

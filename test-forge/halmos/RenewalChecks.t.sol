@@ -64,9 +64,13 @@ contract RenewalChecks is HalmosMarket {
     }
 
     /// With the holder's agreement: one due period, its price, once.
-    function check_agreedRenewalIsOneDuePeriodOnce(address caller, address again, uint64 duration, uint64 d2, uint32 later)
-        public
-    {
+    function check_agreedRenewalIsOneDuePeriodOnce(
+        address caller,
+        address again,
+        uint64 duration,
+        uint64 d2,
+        uint32 later
+    ) public {
         vm.assume(caller != HOLDER && again != HOLDER);
         vm.prank(HOLDER);
         licenses.setAutoRenew(licence, true);
