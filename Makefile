@@ -17,10 +17,11 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER ?= $(ROOT)/.ape
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps compile test test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage clean
+.PHONY: help setup system-deps lint compile test test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage clean
 
 help:
-	@echo "make test    - set up (if needed), compile, run the pytest suite on anvil and the forge suite"
+	@echo "make test    - set up (if needed), check formatting and lint, compile, run the forge suite and the pytest suite on anvil"
+	@echo "make lint    - only the formatting and lint checks (ruff for Python, forge fmt for Solidity)"
 	@echo "make demo    - set up (if needed) and run the end-to-end marketplace story"
 	@echo "make bench   - run every benchmark (bench-gas, bench-synth, bench-oracle, bench-storage)"
 	@echo "make audit   - the deep Hypothesis and forge profiles, Slither, Halmos, forge coverage (slow)"
@@ -59,7 +60,19 @@ node_modules/.installed: package.json package-lock.json
 	@ln -sfn ../bin/solc $@
 	@touch -h $@
 
-# ---------------------------------------------------------------- build and test
+# ---------------------------------------------------------------- lint, build and test
+# Formatting and lint of the whole tree (a few seconds): ruff (settings in pyproject.toml) for
+# Python, forge fmt (foundry.toml [fmt]) for Solidity. Every check runs, then it fails if any did.
+lint: $(VENV)/.installed node_modules/.installed
+	@failed=0; \
+	$(VENV)/bin/ruff check --output-format concise . || { failed=1; \
+		echo "lint: ruff check found the problems above: .venv/bin/ruff check --fix . fixes those marked [*]; edit the others by hand (or end the line with '# noqa: CODE - why')"; }; \
+	$(VENV)/bin/ruff format --check --output-format concise . || { failed=1; \
+		echo "lint: Python files not formatted: run .venv/bin/ruff format ."; }; \
+	forge fmt --check || { failed=1; \
+		echo "lint: Solidity files not formatted: run node_modules/.bin/forge fmt"; }; \
+	if [ $$failed = 1 ]; then echo "lint: failed. To fix: .venv/bin/ruff check --fix . && .venv/bin/ruff format . && node_modules/.bin/forge fmt"; exit 1; fi
+
 compile: setup
 	@$(APE) compile > $(SETUPLOG)/compile.log 2>&1 || { cat $(SETUPLOG)/compile.log; exit 1; }
 
@@ -69,10 +82,11 @@ test-forge: setup
 test-python: compile
 	$(APE) test tests --network $(NETWORK) --durations=15
 
-# forge first, pytest last: its closing summary line is the last line of the run.
-test: compile test-forge test-python
+# lint first, so that a violation fails in seconds; forge next; pytest last: its closing summary
+# line is the last line of the run.
+test: lint compile test-forge test-python
 
-audit: compile
+audit: lint compile
 	FOUNDRY_PROFILE=audit forge test
 	HYPOTHESIS_PROFILE=audit $(APE) test tests --network $(NETWORK)
 	@$(MAKE) --no-print-directory audit-slither audit-halmos audit-coverage
