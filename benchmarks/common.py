@@ -40,7 +40,9 @@ def write_results(name: str, figures: Mapping[str, Any], command: str) -> Path:
     return path
 
 
-def print_table(title: str, rows: list[tuple[str, Any]] | Mapping[str, Any], targets: Mapping[str, str] | None = None) -> None:
+def print_table(
+    title: str, rows: list[tuple[str, Any]] | Mapping[str, Any], targets: Mapping[str, str] | None = None
+) -> None:
     """Print ``key  value  [target]`` rows under a title."""
     items = list(rows.items()) if isinstance(rows, Mapping) else list(rows)
     targets = targets or {}
@@ -48,6 +50,8 @@ def print_table(title: str, rows: list[tuple[str, Any]] | Mapping[str, Any], tar
     print(f"\n{title}")
     print("-" * (width + 30))
     for key, value in items:
-        shown = f"{value:,.3f}" if isinstance(value, float) else (f"{value:,}" if isinstance(value, int) else str(value))
+        shown = (
+            f"{value:,.3f}" if isinstance(value, float) else (f"{value:,}" if isinstance(value, int) else str(value))
+        )
         target = targets.get(key, "")
         print(f"{key:<{width}}  {shown:>14}  {target}")

@@ -58,11 +58,17 @@ def _model(folder: Path):
     from voicemarket.content.bundle import VoiceModelFiles
 
     return VoiceModelFiles(
-        name="Benchmark voice", description="Random weights of a v2 model's size.", languages=("en", "zh"),
-        gpt_checkpoint=folder / "voice.ckpt", sovits_checkpoint=folder / "voice.pth",
-        reference_audio=folder / "ref.wav", reference_text="The quick brown fox jumps over the lazy dog.",
-        reference_language="en", preview_audio=folder / "preview.wav",
-        creator="0x70997970C51812dc3A010C7d01b50e0d17dc79C8", voice_owner="0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        name="Benchmark voice",
+        description="Random weights of a v2 model's size.",
+        languages=("en", "zh"),
+        gpt_checkpoint=folder / "voice.ckpt",
+        sovits_checkpoint=folder / "voice.pth",
+        reference_audio=folder / "ref.wav",
+        reference_text="The quick brown fox jumps over the lazy dog.",
+        reference_language="en",
+        preview_audio=folder / "preview.wav",
+        creator="0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        voice_owner="0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
         consent={"statement": "benchmark"},
     )
 
@@ -86,8 +92,16 @@ def _measure(step: str, folder: Path, run: int) -> dict:
     elif step == "publish":
         result = publish_bundle(model, store, [operator])
         size = result.sealed.size
-        state_file.write_text(json.dumps({"cid": str(result.bundle_cid), "keyring": str(result.keyring_cid),
-                                          "digest": result.digest.hex(), "size": size}))
+        state_file.write_text(
+            json.dumps(
+                {
+                    "cid": str(result.bundle_cid),
+                    "keyring": str(result.keyring_cid),
+                    "digest": result.digest.hex(),
+                    "size": size,
+                }
+            )
+        )
     elif step == "open":
         state = json.loads(state_file.read_text())
         open_bundle(store, state["cid"], state["keyring"], OPERATOR_KEY, state["digest"], folder / f"opened-{run}")
@@ -105,8 +119,12 @@ def _measure(step: str, folder: Path, run: int) -> dict:
 def _run_step(step: str, folder: Path) -> dict:
     runs = []
     for run in range(RUNS):
-        out = subprocess.run([sys.executable, "-m", "benchmarks.storage", "--measure", step, str(folder), str(run)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.storage", "--measure", step, str(folder), str(run)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         runs.append(json.loads(out.stdout.splitlines()[-1]))
     median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
     return {
@@ -135,8 +153,10 @@ def main() -> None:
         "peak_rss_mb": round(seal["peak_rss_mb"], 1),
         "bundle_bytes": seal["bundle_bytes"],
         "targets": {"mb_per_s": ">= 150", "peak_rss_mb": "< 200"},
-        "steps": {name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures_.items()}
-                  for name, figures_ in steps.items()},
+        "steps": {
+            name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures_.items()}
+            for name, figures_ in steps.items()
+        },
     }
     path = write_results("storage", figures, "make bench-storage")
     print_table(

@@ -33,7 +33,9 @@ def _model_dir() -> Path:
     return Path(os.environ.get("SYNTH_BENCH_DIR", Path(tempfile.gettempdir()) / "voicemarket-synth-full"))
 
 
-RUNS = int(os.environ.get("SYNTH_BENCH_RUNS", "3"))  # best of RUNS: the machine is shared, so the least disturbed run is the closest to its speed
+RUNS = int(
+    os.environ.get("SYNTH_BENCH_RUNS", "3")
+)  # best of RUNS: the machine is shared, so the least disturbed run is the closest to its speed
 
 
 def _load() -> float:
@@ -87,8 +89,9 @@ def measure(device: str, precision: str) -> dict:
     for _ in range(2):
         sync()
         t0 = time.perf_counter()
-        stream = tts.stream(TEXT, "en", ref, prompt_text=PROMPT, prompt_language="en", max_semantic_tokens=TOKENS,
-                            chunk_tokens=25)
+        stream = tts.stream(
+            TEXT, "en", ref, prompt_text=PROMPT, prompt_language="en", max_semantic_tokens=TOKENS, chunk_tokens=25
+        )
         next(stream)
         sync()
         first_chunks.append(time.perf_counter() - t0)
@@ -112,8 +115,9 @@ def measure(device: str, precision: str) -> dict:
         figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         figures["gpu"] = torch.cuda.get_device_name()
     # Token sequences, for the parent to compare modes (not written to synth.json).
-    greedy = tts.semantic_tokens(plans, prepared.prompt_tokens, SamplingParams(top_k=1), tts._generators(0, 1),
-                                 TOKENS)[0]
+    greedy = tts.semantic_tokens(plans, prepared.prompt_tokens, SamplingParams(top_k=1), tts._generators(0, 1), TOKENS)[
+        0
+    ]
     figures["_greedy_tokens"] = greedy.tolist()
     figures["_sampled_tokens"] = tokens[0].tolist()
     if precision != "fp32":
@@ -131,16 +135,17 @@ def measure(device: str, precision: str) -> dict:
 
 
 def _child(device: str, precision: str, native: bool = True) -> dict:
-    code = ("import json,sys; from benchmarks.synth import measure; "
-            f"print('RESULT ' + json.dumps(measure({device!r}, {precision!r})))")
+    code = (
+        "import json,sys; from benchmarks.synth import measure; "
+        f"print('RESULT ' + json.dumps(measure({device!r}, {precision!r})))"
+    )
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, **({} if native else {"SYNTH_NATIVE": "0"})}
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=3600,
-                         env=env)
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=3600, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child for {device}/{precision} failed:\n{out.stderr[-3000:]}")
-    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    line = next(text for text in out.stdout.splitlines() if text.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
 
 
 def _machine() -> dict:
@@ -162,13 +167,20 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.common import RESULTS_DIR, print_table, write_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", default="auto",
-                        help="comma-separated: cpu, cuda (default: cpu, and cuda when present)")
-    parser.add_argument("--modes", default="fp32,bf16,int8",
-                        help="comma-separated precisions to measure (fp32 also measures the PyTorch-only path on a CPU)")
-    parser.add_argument("--merge", metavar="SYNTH_JSON",
-                        help="measure nothing: copy the device objects of another machine's synth.json "
-                             "(e.g. cuda measured on a GPU machine with --devices cuda) into this one's")
+    parser.add_argument(
+        "--devices", default="auto", help="comma-separated: cpu, cuda (default: cpu, and cuda when present)"
+    )
+    parser.add_argument(
+        "--modes",
+        default="fp32,bf16,int8",
+        help="comma-separated precisions to measure (fp32 also measures the PyTorch-only path on a CPU)",
+    )
+    parser.add_argument(
+        "--merge",
+        metavar="SYNTH_JSON",
+        help="measure nothing: copy the device objects of another machine's synth.json "
+        "(e.g. cuda measured on a GPU machine with --devices cuda) into this one's",
+    )
     args = parser.parse_args(argv)
     previous_path = RESULTS_DIR / "synth.json"
     previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
@@ -181,9 +193,15 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     # Write the model in a child process, so that writing it does not count in anyone's peak memory.
-    subprocess.run([sys.executable, "-c", f"from synth.random_model import write_random_model; "
-                    f"write_random_model({str(_model_dir())!r}, 'full')"], check=True,
-                   cwd=Path(__file__).resolve().parent.parent)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from synth.random_model import write_random_model; write_random_model({str(_model_dir())!r}, 'full')",
+        ],
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if args.devices == "auto":
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
@@ -199,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
             plain = _child(device, "fp32", native=False)
             for kind in ("greedy", "sampled"):
                 figures[device][f"{kind}_tokens_equal_to_pytorch_path"] = (
-                    figures[device][f"_{kind}_tokens"] == plain[f"_{kind}_tokens"])
+                    figures[device][f"_{kind}_tokens"] == plain[f"_{kind}_tokens"]
+                )
             figures[f"{device}_fp32_pytorch"] = plain
         for precision in [m for m in modes if m != "fp32"]:
             figures[f"{device}_{precision}"] = _child(device, precision)
@@ -208,8 +227,11 @@ def main(argv: list[str] | None = None) -> None:
         for key in [k for k in values if k.startswith("_")]:
             del values[key]
         values["machine"] = machine
-    targets = {"gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
-               "rtf": "original: 0.66", "peak_rss_mb": "original: ~2,100"}
+    targets = {
+        "gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
+        "rtf": "original: 0.66",
+        "peak_rss_mb": "original: ~2,100",
+    }
     for name, values in figures.items():
         print_table(f"synth {name} ({TOKENS} tokens = {values['audio_seconds']:.1f} s audio)", values, targets)
     # Devices not measured in this run keep their earlier figures (each object names its machine).

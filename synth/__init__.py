@@ -11,10 +11,27 @@ Public API::
 """
 
 from synth.engine import Synthesizer
-from synth.errors import (CheckpointError, CorruptCheckpointError, LanguageNotInstalledError, ReferenceAudioError,
-                          SynthError, TextError, UnknownLanguageError, UnsafeCheckpointError, UnsupportedModelError)
+from synth.errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    LanguageNotInstalledError,
+    ReferenceAudioError,
+    SynthError,
+    TextError,
+    UnknownLanguageError,
+    UnsafeCheckpointError,
+    UnsupportedModelError,
+)
 
 __all__ = [
-    "Synthesizer", "SynthError", "CheckpointError", "CorruptCheckpointError", "UnsafeCheckpointError",
-    "UnsupportedModelError", "ReferenceAudioError", "TextError", "UnknownLanguageError", "LanguageNotInstalledError",
+    "Synthesizer",
+    "SynthError",
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "UnsafeCheckpointError",
+    "UnsupportedModelError",
+    "ReferenceAudioError",
+    "TextError",
+    "UnknownLanguageError",
+    "LanguageNotInstalledError",
 ]

@@ -18,10 +18,16 @@ def main() -> None:
 @main.command()
 @click.option("--gpt", "gpt_path", required=True, type=click.Path(dir_okay=False), help="GPT weights (.ckpt)")
 @click.option("--sovits", "sovits_path", required=True, type=click.Path(dir_okay=False), help="SoVITS weights (.pth)")
-@click.option("--hubert", "hubert_dir", required=True, type=click.Path(file_okay=False),
-              help="chinese-hubert-base folder")
-@click.option("--bert", "bert_dir", type=click.Path(file_okay=False), default=None,
-              help="chinese-roberta-wwm-ext-large folder (needed for good Chinese)")
+@click.option(
+    "--hubert", "hubert_dir", required=True, type=click.Path(file_okay=False), help="chinese-hubert-base folder"
+)
+@click.option(
+    "--bert",
+    "bert_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="chinese-roberta-wwm-ext-large folder (needed for good Chinese)",
+)
 @click.option("--ref", "reference", required=True, type=click.Path(dir_okay=False), help="reference WAV, 3-10 s")
 @click.option("--ref-text", "prompt_text", default="", help="transcript of the reference (empty: reference-free)")
 @click.option("--ref-lang", "prompt_language", default=None, help="language of the transcript (default: --lang)")
@@ -34,13 +40,36 @@ def main() -> None:
 @click.option("--temperature", default=1.0, show_default=True)
 @click.option("--repetition-penalty", default=1.35, show_default=True)
 @click.option("--speed", default=1.0, show_default=True)
-@click.option("--max-tokens", "max_semantic_tokens", default=1500, show_default=True,
-              help="semantic tokens per sentence at most (25 = 1 s)")
+@click.option(
+    "--max-tokens",
+    "max_semantic_tokens",
+    default=1500,
+    show_default=True,
+    help="semantic tokens per sentence at most (25 = 1 s)",
+)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]), default="fp32", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def say(gpt_path, sovits_path, hubert_dir, bert_dir, reference, prompt_text, prompt_language, text, language,
-        out_path, seed, top_k, top_p, temperature, repetition_penalty, speed, max_semantic_tokens, precision,
-        device) -> None:
+def say(
+    gpt_path,
+    sovits_path,
+    hubert_dir,
+    bert_dir,
+    reference,
+    prompt_text,
+    prompt_language,
+    text,
+    language,
+    out_path,
+    seed,
+    top_k,
+    top_p,
+    temperature,
+    repetition_penalty,
+    speed,
+    max_semantic_tokens,
+    precision,
+    device,
+) -> None:
     """Speak TEXT in the voice of the model and reference clip, into a WAV file."""
     from tqdm import tqdm
 
@@ -48,14 +77,26 @@ def say(gpt_path, sovits_path, hubert_dir, bert_dir, reference, prompt_text, pro
     from synth.engine import Synthesizer
 
     try:
-        tts = Synthesizer.from_files(gpt_path, sovits_path, hubert_dir=hubert_dir, bert_dir=bert_dir, device=device,
-                                     precision=precision)
+        tts = Synthesizer.from_files(
+            gpt_path, sovits_path, hubert_dir=hubert_dir, bert_dir=bert_dir, device=device, precision=precision
+        )
         plans = tts.plan(text, language, prompt_text, prompt_language)
         with tqdm(total=len(plans) * max_semantic_tokens, unit="tok", desc="semantic tokens", leave=False) as bar:
-            rate, wave = tts.synthesize(text, language, reference, prompt_text=prompt_text,
-                                        prompt_language=prompt_language, seed=seed, top_k=top_k, top_p=top_p,
-                                        temperature=temperature, repetition_penalty=repetition_penalty, speed=speed,
-                                        max_semantic_tokens=max_semantic_tokens, on_token=bar.update)
+            rate, wave = tts.synthesize(
+                text,
+                language,
+                reference,
+                prompt_text=prompt_text,
+                prompt_language=prompt_language,
+                seed=seed,
+                top_k=top_k,
+                top_p=top_p,
+                temperature=temperature,
+                repetition_penalty=repetition_penalty,
+                speed=speed,
+                max_semantic_tokens=max_semantic_tokens,
+                on_token=bar.update,
+            )
         write_wav(out_path, rate, wave)
     except (SynthError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -83,15 +124,19 @@ def info(path: str) -> None:
         phones = weights.get("model.ar_text_embedding.word_embeddings.weight")
         version = "v2" if phones is not None and phones.shape[0] == 732 else "v1"
         shape = config.get("model", {})
-        detail = (f"layers {shape.get('n_layer')}, width {shape.get('hidden_dim')}, heads {shape.get('head')}, "
-                  f"phones {shape.get('phoneme_vocab_size')}, semantic vocabulary {shape.get('vocab_size')}")
+        detail = (
+            f"layers {shape.get('n_layer')}, width {shape.get('hidden_dim')}, heads {shape.get('head')}, "
+            f"phones {shape.get('phoneme_vocab_size')}, semantic vocabulary {shape.get('vocab_size')}"
+        )
     else:
         kind = "SoVITS (semantic tokens to waveform)"
         version = sovits_version(raw.version_mark, weights)
         shape = config.get("model", {}) if isinstance(config, dict) else {}
         data = config.get("data", {}) if isinstance(config, dict) else {}
-        detail = (f"hidden {shape.get('hidden_channels')}, layers {shape.get('n_layers')}, "
-                  f"upsampling {shape.get('upsample_rates')}, {data.get('sampling_rate')} Hz")
+        detail = (
+            f"hidden {shape.get('hidden_channels')}, layers {shape.get('n_layers')}, "
+            f"upsampling {shape.get('upsample_rates')}, {data.get('sampling_rate')} Hz"
+        )
     supported = version == "v2"
     click.echo(f"file:       {Path(path)}")
     click.echo(f"kind:       {kind}")

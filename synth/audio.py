@@ -29,7 +29,9 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[int, np.ndarray]:
     try:
         rate, data = wavfile.read(path)
     except (ValueError, OSError, EOFError) as exc:
-        raise ReferenceAudioError(f"reference audio {path} is not a readable WAV file ({exc}); convert it to WAV") from None
+        raise ReferenceAudioError(
+            f"reference audio {path} is not a readable WAV file ({exc}); convert it to WAV"
+        ) from None
     return rate, to_float_mono(data)
 
 
@@ -115,7 +117,17 @@ def spectrogram(audio: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Te
     pad = int((n_fft - hop) / 2)
     audio = torch.nn.functional.pad(audio.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
     window = torch.hann_window(win, dtype=audio.dtype, device=audio.device)
-    spec = torch.stft(audio, n_fft, hop_length=hop, win_length=win, window=window, center=False,
-                      pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
+    spec = torch.stft(
+        audio,
+        n_fft,
+        hop_length=hop,
+        win_length=win,
+        window=window,
+        center=False,
+        pad_mode="reflect",
+        normalized=False,
+        onesided=True,
+        return_complex=True,
+    )
     spec = torch.view_as_real(spec)
     return torch.sqrt(spec.pow(2).sum(-1) + 1e-8)

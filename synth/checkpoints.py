@@ -69,10 +69,10 @@ class HParams(dict):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.update(state)
 
-    def __reduce_ex__(self, protocol: int):  # noqa: D105 - pickled as an object with a __dict__
+    def __reduce_ex__(self, protocol: int):
         import copyreg
 
-        return copyreg.__newobj__, (type(self),), {k: v for k, v in self.items()}
+        return copyreg.__newobj__, (type(self),), dict(self.items())
 
 
 def to_plain(value: Any) -> Any:
@@ -135,7 +135,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("pathlib", "WindowsPath"): _path_as_text,
     ("pathlib", "Path"): _path_as_text,
     **{("torch", name): StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()},
-    **{key: HParams for key in _HPARAMS_NAMES},
+    **dict.fromkeys(_HPARAMS_NAMES, HParams),
 }
 
 
@@ -269,9 +269,20 @@ def read_checkpoint(path: str | os.PathLike[str]) -> RawCheckpoint:
                     payload = _RestrictedUnpickler(io.BytesIO(data.read()), archive, prefix, source).load()
             except (UnsafeCheckpointError, CorruptCheckpointError):
                 raise
-            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-                    zipfile.BadZipFile, OSError, RuntimeError) as exc:
-                raise CorruptCheckpointError(f"{source}: damaged checkpoint pickle ({type(exc).__name__}: {exc})") from None
+            except (
+                pickle.UnpicklingError,
+                EOFError,
+                ValueError,
+                TypeError,
+                AttributeError,
+                IndexError,
+                zipfile.BadZipFile,
+                OSError,
+                RuntimeError,
+            ) as exc:
+                raise CorruptCheckpointError(
+                    f"{source}: damaged checkpoint pickle ({type(exc).__name__}: {exc})"
+                ) from None
     return RawCheckpoint(path=path, head=head, payload=payload, version_mark=VERSION_HEADS.get(head))
 
 
@@ -354,7 +365,7 @@ def load_gpt(path: str | os.PathLike[str]) -> GPTCheckpoint:
         raise CorruptCheckpointError(f"{raw.path}: GPT config has no 'model' section; is this a SoVITS .pth?")
     weights = {}
     for name, tensor in payload["weight"].items():
-        weights[name[len("model."):] if name.startswith("model.") else name] = tensor
+        weights[name[len("model.") :] if name.startswith("model.") else name] = tensor
     if "ar_text_embedding.word_embeddings.weight" not in weights:
         raise CorruptCheckpointError(f"{raw.path}: no GPT text embedding in the weights; is this a SoVITS .pth?")
     phones = weights["ar_text_embedding.word_embeddings.weight"].shape[0]
@@ -404,8 +415,13 @@ def load_sovits(path: str | os.PathLike[str]) -> SoVITSCheckpoint:
     )
 
 
-def save_gpt(path: str | os.PathLike[str], weights: dict[str, torch.Tensor], config: dict[str, Any],
-             info: str = "GPT-e1", half: bool = True) -> Path:
+def save_gpt(
+    path: str | os.PathLike[str],
+    weights: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    info: str = "GPT-e1",
+    half: bool = True,
+) -> Path:
     """Write a GPT ``.ckpt`` as GPT-SoVITS's trainer does (``model.`` prefix, fp16 weights)."""
     out = collections.OrderedDict()
     for name, tensor in weights.items():
@@ -414,8 +430,13 @@ def save_gpt(path: str | os.PathLike[str], weights: dict[str, torch.Tensor], con
     return write_checkpoint({"weight": out, "config": config, "info": info}, path)
 
 
-def save_sovits(path: str | os.PathLike[str], weights: dict[str, torch.Tensor], config: dict[str, Any],
-                info: str = "1epoch_1iteration", half: bool = True) -> Path:
+def save_sovits(
+    path: str | os.PathLike[str],
+    weights: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    info: str = "1epoch_1iteration",
+    half: bool = True,
+) -> Path:
     """Write a SoVITS ``.pth`` as GPT-SoVITS's ``savee`` does (fp16 weights, ``utils.HParams`` config)."""
     out = collections.OrderedDict()
     for name, tensor in weights.items():

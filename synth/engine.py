@@ -33,8 +33,7 @@ from synth.features import BertFeatures, SSLEncoder
 from synth.gpt import GPTConfig, Text2SemanticDecoder
 from synth.sampling import SamplingParams
 from synth.sovits import NoiseSource, OriginalPriorNoise, PriorNoise, SoVITSConfig, SynthesizerTrn
-from synth.text.frontend import (PhoneSequence, check_language, phones_and_bert, prepare_prompt_text,
-                                 split_sentences)
+from synth.text.frontend import PhoneSequence, check_language, phones_and_bert, prepare_prompt_text, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +59,9 @@ class SentencePlan:
     gpt_bert: torch.Tensor
 
 
-def _load_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path,
-                 ignore_prefixes: tuple[str, ...] = ()) -> None:
+def _load_strict(
+    module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path, ignore_prefixes: tuple[str, ...] = ()
+) -> None:
     """Copy ``weights`` into ``module``; every parameter must be present with its shape."""
     expected = module.state_dict()
     weights = {k: v for k, v in weights.items() if not k.startswith(ignore_prefixes)}
@@ -76,7 +76,8 @@ def _load_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], sour
     for name, tensor in weights.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise CorruptCheckpointError(
-                f"{source}: weight {name} has shape {tuple(tensor.shape)}, the config implies {tuple(expected[name].shape)}"
+                f"{source}: weight {name} has shape {tuple(tensor.shape)}, "
+                f"the config implies {tuple(expected[name].shape)}"
             )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CorruptCheckpointError(f"{source}: weight {name} holds NaN or infinite values")
@@ -86,8 +87,15 @@ def _load_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], sour
 class Synthesizer:
     """GPT-SoVITS v2 text-to-speech with one voice (a GPT and a SoVITS file)."""
 
-    def __init__(self, gpt: Text2SemanticDecoder, sovits: SynthesizerTrn, ssl: SSLEncoder,
-                 bert_dir: str | os.PathLike[str] | None, device: torch.device, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        gpt: Text2SemanticDecoder,
+        sovits: SynthesizerTrn,
+        ssl: SSLEncoder,
+        bert_dir: str | os.PathLike[str] | None,
+        device: torch.device,
+        precision: str = "fp32",
+    ) -> None:
         self.gpt, self.sovits, self.ssl = gpt, sovits, ssl
         # The 1.3 GB BERT is loaded on the first Chinese sentence, not before (English-only use never pays it).
         self.bert_dir = bert_dir
@@ -102,9 +110,16 @@ class Synthesizer:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def from_files(cls, gpt_path: str | os.PathLike[str], sovits_path: str | os.PathLike[str], *,
-                   hubert_dir: str | os.PathLike[str], bert_dir: str | os.PathLike[str] | None = None,
-                   device: str | torch.device = "cpu", precision: str = "fp32") -> "Synthesizer":
+    def from_files(
+        cls,
+        gpt_path: str | os.PathLike[str],
+        sovits_path: str | os.PathLike[str],
+        *,
+        hubert_dir: str | os.PathLike[str],
+        bert_dir: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+    ) -> Synthesizer:
         """Load a voice.
 
         ``precision``: ``fp32`` (default) computes exactly what the original computes; ``bf16`` runs
@@ -135,7 +150,9 @@ class Synthesizer:
         sovits.fold_weight_norm()
         ssl = SSLEncoder(hubert_dir, device)
         if bert_dir is not None and not (Path(bert_dir) / "config.json").is_file():
-            raise CheckpointError(f"BERT folder {bert_dir} has no config.json; point it at chinese-roberta-wwm-ext-large")
+            raise CheckpointError(
+                f"BERT folder {bert_dir} has no config.json; point it at chinese-roberta-wwm-ext-large"
+            )
         return cls(gpt, sovits, ssl, bert_dir, device, precision)
 
     # ------------------------------------------------------------------ reference
@@ -184,8 +201,9 @@ class Synthesizer:
             return torch.zeros(1024, sum(word2ph))
         return self.bert.phone_features(text, word2ph)
 
-    def plan(self, text: str, language: str, prompt_text: str = "", prompt_language: str | None = None
-             ) -> list[SentencePlan]:
+    def plan(
+        self, text: str, language: str, prompt_text: str = "", prompt_language: str | None = None
+    ) -> list[SentencePlan]:
         """Split ``text`` into sentences and prepare each for the GPT (prompt phones first)."""
         language = check_language(language)
         prompt_language = check_language(prompt_language or language)
@@ -221,20 +239,33 @@ class Synthesizer:
         raise ValueError(f"prior_noise must be 'frames' or 'original', got {kind!r}")
 
     @torch.no_grad()
-    def semantic_tokens(self, plans: list[SentencePlan], prompt_tokens: torch.Tensor, params: SamplingParams,
-                        generators: list[torch.Generator], max_semantic_tokens: int, min_semantic_tokens: int = 0,
-                        use_cache: bool = True, on_token: Callable[[int], None] | None = None
-                        ) -> list[torch.Tensor]:
+    def semantic_tokens(
+        self,
+        plans: list[SentencePlan],
+        prompt_tokens: torch.Tensor,
+        params: SamplingParams,
+        generators: list[torch.Generator],
+        max_semantic_tokens: int,
+        min_semantic_tokens: int = 0,
+        use_cache: bool = True,
+        on_token: Callable[[int], None] | None = None,
+    ) -> list[torch.Tensor]:
         """Run the GPT on a batch of sentences -> new semantic tokens of each, [T_i] int64."""
         dtype = self.gpt.bert_proj.weight.dtype
         out: list[list[int]] = [[] for _ in plans]
         steps = self.gpt.generate(
-            [p.gpt_ids for p in plans], [p.gpt_bert.to(dtype) for p in plans], prompt_tokens,
-            params, generators, max_semantic_tokens, min_semantic_tokens, use_cache=use_cache,
+            [p.gpt_ids for p in plans],
+            [p.gpt_bert.to(dtype) for p in plans],
+            prompt_tokens,
+            params,
+            generators,
+            max_semantic_tokens,
+            min_semantic_tokens,
+            use_cache=use_cache,
         )
         for step in steps:
             finished = set(step.finished)
-            for row, token in zip(step.rows, step.tokens):
+            for row, token in zip(step.rows, step.tokens, strict=True):
                 if row not in finished:  # the stopping step's token is dropped, as the original does
                     out[row].append(token)
             if on_token is not None:
@@ -242,9 +273,15 @@ class Synthesizer:
         # The original never returns an empty sequence ("bad zero prediction" -> one 0 token).
         return [torch.tensor(tokens or [0], dtype=torch.long) for tokens in out]
 
-    def _prior(self, tokens: list[torch.Tensor], plans: list[SentencePlan], style: torch.Tensor,
-               noises: list[NoiseSource], speed: float, noise_scale: float
-               ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def _prior(
+        self,
+        tokens: list[torch.Tensor],
+        plans: list[SentencePlan],
+        style: torch.Tensor,
+        noises: list[NoiseSource],
+        speed: float,
+        noise_scale: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Sample the SoVITS prior of a batch -> z_p [B, C, T'], mask [B, 1, T'], frames per row."""
         device = self.device
         codes = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True).to(device)
@@ -258,18 +295,41 @@ class Synthesizer:
         return m_p + noise * torch.exp(logs_p) * noise_scale, y_mask, lengths
 
     @torch.no_grad()
-    def vocode(self, tokens: list[torch.Tensor], plans: list[SentencePlan], style: torch.Tensor,
-               noises: list[NoiseSource], speed: float = 1.0, noise_scale: float = 0.5) -> list[np.ndarray]:
+    def vocode(
+        self,
+        tokens: list[torch.Tensor],
+        plans: list[SentencePlan],
+        style: torch.Tensor,
+        noises: list[NoiseSource],
+        speed: float = 1.0,
+        noise_scale: float = 0.5,
+    ) -> list[np.ndarray]:
         """SoVITS decode of a batch: tokens [T_i] + sentence phones -> float32 waveforms."""
         z_p, y_mask, lengths = self._prior(tokens, plans, style, noises, speed, noise_scale)
         return [_normalised(w) for w in self.sovits.flow_and_vocode(z_p, y_mask, style, lengths)]
 
-    def synthesize(self, text: str, language: str, reference, *, prompt_text: str = "",
-                   prompt_language: str | None = None, seed: int = 0, top_k: int = 15, top_p: float = 1.0,
-                   temperature: float = 1.0, repetition_penalty: float = 1.35, speed: float = 1.0,
-                   max_semantic_tokens: int = 1500, min_semantic_tokens: int = 0, noise_scale: float = 0.5,
-                   pause_s: float = 0.3, batch_size: int = 8, prior_noise: str = "frames",
-                   on_token: Callable[[int], None] | None = None) -> tuple[int, np.ndarray]:
+    def synthesize(
+        self,
+        text: str,
+        language: str,
+        reference,
+        *,
+        prompt_text: str = "",
+        prompt_language: str | None = None,
+        seed: int = 0,
+        top_k: int = 15,
+        top_p: float = 1.0,
+        temperature: float = 1.0,
+        repetition_penalty: float = 1.35,
+        speed: float = 1.0,
+        max_semantic_tokens: int = 1500,
+        min_semantic_tokens: int = 0,
+        noise_scale: float = 0.5,
+        pause_s: float = 0.3,
+        batch_size: int = 8,
+        prior_noise: str = "frames",
+        on_token: Callable[[int], None] | None = None,
+    ) -> tuple[int, np.ndarray]:
         """Speak ``text`` in the reference's voice -> (sample rate, float32 mono waveform).
 
         ``reference``: WAV path or ``(rate, samples)``, 3 to 10 s. ``prompt_text``: its transcript
@@ -284,8 +344,9 @@ class Synthesizer:
         ``[C, T]`` prior from the sentence's generator, after the GPT's draws), which reproduces
         the original's waveform for a given seed.
         """
-        params = SamplingParams(top_k=top_k, top_p=top_p, temperature=temperature,
-                                repetition_penalty=repetition_penalty)
+        params = SamplingParams(
+            top_k=top_k, top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty
+        )
         _check_knobs(speed, max_semantic_tokens, noise_scale)
         plans = self.plan(text, language, prompt_text, prompt_language)
         ref = self.prepare_reference(reference)
@@ -296,18 +357,42 @@ class Synthesizer:
         pieces: list[np.ndarray] = []
         for start in range(0, len(plans), max(1, batch_size)):
             group = slice(start, start + batch_size)
-            tokens = self.semantic_tokens(plans[group], prompt, params, generators[group], max_semantic_tokens,
-                                          min_semantic_tokens, on_token=on_token)
+            tokens = self.semantic_tokens(
+                plans[group],
+                prompt,
+                params,
+                generators[group],
+                max_semantic_tokens,
+                min_semantic_tokens,
+                on_token=on_token,
+            )
             for wave in self.vocode(tokens, plans[group], ref.style, noises[group], speed, noise_scale):
                 pieces += [wave, pause]
         return self.sample_rate, np.concatenate(pieces).astype(np.float32)
 
-    def stream(self, text: str, language: str, reference, *, prompt_text: str = "",
-               prompt_language: str | None = None, seed: int = 0, top_k: int = 15, top_p: float = 1.0,
-               temperature: float = 1.0, repetition_penalty: float = 1.35, speed: float = 1.0,
-               max_semantic_tokens: int = 1500, min_semantic_tokens: int = 0, noise_scale: float = 0.5,
-               pause_s: float = 0.3, chunk_tokens: int = 25, exact: bool = False, prior_noise: str = "frames",
-               on_token: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+    def stream(
+        self,
+        text: str,
+        language: str,
+        reference,
+        *,
+        prompt_text: str = "",
+        prompt_language: str | None = None,
+        seed: int = 0,
+        top_k: int = 15,
+        top_p: float = 1.0,
+        temperature: float = 1.0,
+        repetition_penalty: float = 1.35,
+        speed: float = 1.0,
+        max_semantic_tokens: int = 1500,
+        min_semantic_tokens: int = 0,
+        noise_scale: float = 0.5,
+        pause_s: float = 0.3,
+        chunk_tokens: int = 25,
+        exact: bool = False,
+        prior_noise: str = "frames",
+        on_token: Callable[[int], None] | None = None,
+    ) -> Iterator[np.ndarray]:
         """Like :meth:`synthesize`, but yields float32 chunks as semantic tokens arrive.
 
         The GPT draws the same tokens, and the SoVITS prior the same noise, as :meth:`synthesize`
@@ -327,14 +412,17 @@ class Synthesizer:
         tolerance with other batch sizes). First audio comes after the first sentence's tokens.
         ``prior_noise="original"`` (see :meth:`synthesize`) needs ``exact=True``.
         """
-        params = SamplingParams(top_k=top_k, top_p=top_p, temperature=temperature,
-                                repetition_penalty=repetition_penalty)
+        params = SamplingParams(
+            top_k=top_k, top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty
+        )
         _check_knobs(speed, max_semantic_tokens, noise_scale)
         if chunk_tokens < 1:
             raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
         if prior_noise == "original" and not exact:
-            raise ValueError("prior_noise='original' draws the noise of a whole sentence at once, which a "
-                             "low-latency stream cannot wait for: use exact=True or prior_noise='frames'")
+            raise ValueError(
+                "prior_noise='original' draws the noise of a whole sentence at once, which a "
+                "low-latency stream cannot wait for: use exact=True or prior_noise='frames'"
+            )
         plans = self.plan(text, language, prompt_text, prompt_language)
         ref = self.prepare_reference(reference)
         prompt = ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0]
@@ -344,8 +432,15 @@ class Synthesizer:
         dtype = self.gpt.bert_proj.weight.dtype
         for i, plan in enumerate(plans):
             sentence = _SentenceStream(self, plan, ref.style, noises[i], speed, noise_scale, chunk_tokens, exact)
-            steps = self.gpt.generate([plan.gpt_ids], [plan.gpt_bert.to(dtype)], prompt, params, [generators[i]],
-                                      max_semantic_tokens, min_semantic_tokens)
+            steps = self.gpt.generate(
+                [plan.gpt_ids],
+                [plan.gpt_bert.to(dtype)],
+                prompt,
+                params,
+                [generators[i]],
+                max_semantic_tokens,
+                min_semantic_tokens,
+            )
             try:
                 for step in steps:
                     if on_token is not None:
@@ -370,8 +465,17 @@ CROSSFADE_FRAMES = 2  # frames over which consecutive low-latency pieces are ble
 class _SentenceStream:
     """Turns one sentence's semantic tokens, as they arrive, into audio pieces (see Synthesizer.stream)."""
 
-    def __init__(self, tts: Synthesizer, plan: SentencePlan, style: torch.Tensor, noise: NoiseSource, speed: float,
-                 noise_scale: float, chunk_tokens: int, exact: bool) -> None:
+    def __init__(
+        self,
+        tts: Synthesizer,
+        plan: SentencePlan,
+        style: torch.Tensor,
+        noise: NoiseSource,
+        speed: float,
+        noise_scale: float,
+        chunk_tokens: int,
+        exact: bool,
+    ) -> None:
         self.tts, self.plan, self.style, self.noise = tts, plan, style, noise
         self.speed, self.noise_scale, self.chunk_tokens, self.exact = speed, noise_scale, chunk_tokens, exact
         self.spf = tts.sovits.cfg.samples_per_frame
@@ -383,16 +487,18 @@ class _SentenceStream:
     def add(self, token: int) -> Iterator[np.ndarray]:
         self.tokens.append(token)
         # A piece once ``chunk_tokens`` tokens' worth of frames wait beyond those held back.
-        if not self.exact and (2 * len(self.tokens) - HOLD_FRAMES * self.speed - self.emitted * self.speed
-                               >= 2 * self.chunk_tokens):
+        if not self.exact and (
+            2 * len(self.tokens) - HOLD_FRAMES * self.speed - self.emitted * self.speed >= 2 * self.chunk_tokens
+        ):
             yield from self._release(final=False)
 
     def finish(self) -> Iterator[np.ndarray]:
         if not self.tokens:
             self.tokens = [0]  # as synthesize: never an empty sentence
         if self.exact:
-            wave = self.tts.vocode([torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed,
-                                   self.noise_scale)[0]
+            wave = self.tts.vocode(
+                [torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed, self.noise_scale
+            )[0]
             step = max(1, round(2 * self.chunk_tokens / self.speed)) * self.spf
             for start in range(0, wave.shape[0], step):
                 yield wave[start : start + step]
@@ -403,8 +509,9 @@ class _SentenceStream:
     def _release(self, final: bool) -> Iterator[np.ndarray]:
         """Vocode frames [emitted, end) of the sentence so far; the flow and the generator see a window only."""
         sovits = self.tts.sovits
-        z_p, mask, lengths = self.tts._prior([torch.tensor(self.tokens)], [self.plan], self.style, [self.noise],
-                                             self.speed, self.noise_scale)
+        z_p, mask, lengths = self.tts._prior(
+            [torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed, self.noise_scale
+        )
         frames = lengths[0]
         end = frames if final else frames - HOLD_FRAMES
         if end <= self.emitted:

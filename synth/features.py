@@ -19,7 +19,6 @@ import torch
 from synth.errors import CheckpointError
 
 
-
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -40,7 +39,9 @@ def _folder(path: str | os.PathLike[str], what: str) -> Path:
 class SSLEncoder:
     """HuBERT features of the reference clip."""
 
-    def __init__(self, folder: str | os.PathLike[str], device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> None:
         from transformers import HubertModel
 
         _quiet_transformers()
@@ -60,7 +61,9 @@ class SSLEncoder:
 class BertFeatures:
     """Character-level BERT features for Chinese text."""
 
-    def __init__(self, folder: str | os.PathLike[str], device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> None:
         from transformers import AutoConfig, AutoTokenizer, BertModel
 
         _quiet_transformers()
@@ -69,8 +72,9 @@ class BertFeatures:
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
         # GPT-SoVITS reads hidden_states[-3]: the output of layer L-2. The last two layers are not needed.
         config.num_hidden_layers = max(config.num_hidden_layers - 2, 0)
-        self.model = BertModel.from_pretrained(str(folder), config=config, add_pooling_layer=False,
-                                               local_files_only=True)
+        self.model = BertModel.from_pretrained(
+            str(folder), config=config, add_pooling_layer=False, local_files_only=True
+        )
         self.model.eval().to(device=device, dtype=dtype)
         self.device = device
 

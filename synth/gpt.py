@@ -39,7 +39,7 @@ class GPTConfig:
     bert_dim: int = 1024
 
     @classmethod
-    def from_checkpoint_config(cls, config: dict) -> "GPTConfig":
+    def from_checkpoint_config(cls, config: dict) -> GPTConfig:
         m = config["model"]
         return cls(
             embedding_dim=int(m["embedding_dim"]),
@@ -54,14 +54,26 @@ class GPTConfig:
     def to_checkpoint_config(self) -> dict:
         """The ``config`` dict GPT-SoVITS's trainer stores (s1longer-v2.yaml layout)."""
         return {
-            "train": {"seed": 1234, "epochs": 20, "batch_size": 8, "save_every_n_epoch": 1,
-                      "precision": "16-mixed", "gradient_clip": 1.0},
+            "train": {
+                "seed": 1234,
+                "epochs": 20,
+                "batch_size": 8,
+                "save_every_n_epoch": 1,
+                "precision": "16-mixed",
+                "gradient_clip": 1.0,
+            },
             "optimizer": {"lr": 0.01, "lr_init": 1e-05, "lr_end": 0.0001, "warmup_steps": 2000, "decay_steps": 40000},
             "data": {"max_eval_sample": 8, "max_sec": 54, "num_workers": 4, "pad_val": 1024},
             "model": {
-                "vocab_size": self.vocab_size, "phoneme_vocab_size": self.phoneme_vocab_size,
-                "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "head": self.heads,
-                "linear_units": self.hidden_dim * 4, "n_layer": self.layers, "dropout": 0, "EOS": self.eos,
+                "vocab_size": self.vocab_size,
+                "phoneme_vocab_size": self.phoneme_vocab_size,
+                "embedding_dim": self.embedding_dim,
+                "hidden_dim": self.hidden_dim,
+                "head": self.heads,
+                "linear_units": self.hidden_dim * 4,
+                "n_layer": self.layers,
+                "dropout": 0,
+                "EOS": self.eos,
                 "random_bert": 0,
             },
             "inference": {"top_k": 15},
@@ -124,8 +136,9 @@ class Int8Weight:
     weights were rounded with (``scale`` is it in the activations' dtype).
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None,
-                 activations: torch.dtype = torch.bfloat16) -> None:
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, activations: torch.dtype = torch.bfloat16
+    ) -> None:
         w = weight.detach().float()
         scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
         self.q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
@@ -179,8 +192,7 @@ class DecoderLayer(nn.Module):
 
     def weights(self) -> list[torch.Tensor]:
         """The four matrices of the layer (what decoding one token streams from memory)."""
-        return [self.self_attn.in_proj_weight, self.self_attn.out_proj.weight, self.linear1.weight,
-                self.linear2.weight]
+        return [self.self_attn.in_proj_weight, self.self_attn.out_proj.weight, self.linear1.weight, self.linear2.weight]
 
     def native_tensors(self) -> tuple[torch.Tensor, ...]:
         """The layer's tensors in :attr:`NativeDecoder.LAYER_TENSORS` order (int8 matrices as ``(q, scale)``)."""
@@ -210,7 +222,9 @@ class DecoderLayer(nn.Module):
         x = x + self._linear(h, "ff2", self.linear2.weight, self.linear2.bias)
         return F.layer_norm(x, [self.dim], self.norm2.weight, self.norm2.bias, self.norm2.eps)
 
-    def prefill(self, x: torch.Tensor, mask: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
+    def prefill(
+        self, x: torch.Tensor, mask: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
+    ) -> torch.Tensor:
         """x: [B, T, D]; mask: [B, H, T, T] bool, True = may attend. Writes keys/values 0..T-1.
 
         Caches: [B, H, max_len, D/H]."""
@@ -221,8 +235,9 @@ class DecoderLayer(nn.Module):
         attn = F.scaled_dot_product_attention(q, k, v, mask)
         return self._finish(x, attn.transpose(1, 2).reshape(b, t, -1))
 
-    def step(self, x: torch.Tensor, pos: int, k_cache: torch.Tensor, v_cache: torch.Tensor,
-             hidden: torch.Tensor | None) -> torch.Tensor:
+    def step(
+        self, x: torch.Tensor, pos: int, k_cache: torch.Tensor, v_cache: torch.Tensor, hidden: torch.Tensor | None
+    ) -> torch.Tensor:
         """x: [B, D], the token at cache position ``pos``; attends to cache[:pos+1] -> [B, D].
 
         ``hidden``: [B, max_len] bool, True = a left pad no row may attend to (None: no pads).
@@ -238,8 +253,11 @@ class DecoderLayer(nn.Module):
         scores.mul_(q.shape[-1] ** -0.5)
         if hidden is not None:
             scores.masked_fill_(hidden[:, None, None, :n], float("-inf"))
-        probs = torch.softmax(scores, dim=-1) if scores.dtype == torch.float32 else \
-            torch.softmax(scores.float(), dim=-1).to(scores.dtype)
+        probs = (
+            torch.softmax(scores, dim=-1)
+            if scores.dtype == torch.float32
+            else torch.softmax(scores.float(), dim=-1).to(scores.dtype)
+        )
         attn = torch.matmul(probs, v_cache[:, :, :n])  # [B, H, 1, dh]
         return self._finish(x, attn.view(b, -1))
 
@@ -257,8 +275,7 @@ class KVCache:
 
     Heads first, so that the keys one head attends to are one contiguous block."""
 
-    def __init__(self, layers: int, batch: int, heads: int, max_len: int, dim: int, dtype: torch.dtype,
-                 device) -> None:
+    def __init__(self, layers: int, batch: int, heads: int, max_len: int, dim: int, dtype: torch.dtype, device) -> None:
         self.k = torch.empty(layers, batch, heads, max_len, dim // heads, dtype=dtype, device=device)
         self.v = torch.empty_like(self.k)
         self.max_len = max_len
@@ -361,8 +378,9 @@ class Text2SemanticDecoder(nn.Module):
                     layer.half = tuple(halves[4 * n : 4 * n + 4])
                 self._half_head = head_matrix = head_half
                 self._free_float_matrices(lambda x: F.linear(x, head_half.float()), torch.float32)
-        self._native = NativeDecoder(lib, [layer.native_tensors() for layer in layers], self.config.heads,
-                                     layers[0].norm1.eps)
+        self._native = NativeDecoder(
+            lib, [layer.native_tensors() for layer in layers], self.config.heads, layers[0].norm1.eps
+        )
         self._head = NativeLinear(lib, head_matrix, None)
         return True
 
@@ -425,7 +443,7 @@ class Text2SemanticDecoder(nn.Module):
         x_len = max(x_lens)
         p_len = int(prompt.numel())
         text = torch.zeros(batch, x_len, self.config.embedding_dim, dtype=dtype, device=device)
-        for i, (ph, be) in enumerate(zip(phones, bert)):
+        for i, (ph, be) in enumerate(zip(phones, bert, strict=True)):
             text[i, x_len - x_lens[i] :] = self.embed_text(ph.to(device), be.to(device))
         y = prompt.to(device).long().unsqueeze(0).expand(batch, -1)
         y_emb = self.ar_audio_position(self.ar_audio_embedding(y))
@@ -451,8 +469,11 @@ class Text2SemanticDecoder(nn.Module):
         history = torch.empty(batch, p_len + max_new_tokens, dtype=torch.long, device=device)
         history[:, :p_len] = y
         rows = list(range(batch))
-        cache = (KVCache(self.config.layers, batch, self.config.heads, max_len, self.config.hidden_dim, dtype,
-                         device) if use_cache else None)
+        cache = (
+            KVCache(self.config.layers, batch, self.config.heads, max_len, self.config.hidden_dim, dtype, device)
+            if use_cache
+            else None
+        )
         full_input = xy
         gens = list(generators)
         native = self._native if cache is not None and batch <= MAX_BATCH else None
@@ -482,7 +503,7 @@ class Text2SemanticDecoder(nn.Module):
             history[:, seen] = samples[:, 0]
             stop_greedy = torch.argmax(logits, dim=-1) == eos
             tokens = samples[:, 0].tolist()
-            stop = [t == eos or g for t, g in zip(tokens, stop_greedy.tolist())]
+            stop = [t == eos or g for t, g in zip(tokens, stop_greedy.tolist(), strict=True)]
             finished = [rows[i] for i, s in enumerate(stop) if s]
             yield DecodeStep(rows=list(rows), tokens=tokens, finished=finished)
             keep = [i for i, s in enumerate(stop) if not s]

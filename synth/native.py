@@ -79,8 +79,9 @@ def _build(compiler: str) -> Path:
     # Build beside the target, then rename: workers starting together never load a half-written file.
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
-        result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built)], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [compiler, *FLAGS, str(SOURCE), "-o", str(built)], capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
         os.replace(built, target)
@@ -107,8 +108,20 @@ def library() -> ctypes.CDLL | None:
             return None
         lib.synth_linear.argtypes = [ctypes.c_int, _p, _p, _p, _p, _p, _p, _long, _long, _long, ctypes.c_int]
         lib.synth_linear.restype = None
-        lib.synth_decode.argtypes = [ctypes.c_int, _p, _long, _p, _long, _long, _long, _long, _long, _p,
-                                     ctypes.c_float, _p]
+        lib.synth_decode.argtypes = [
+            ctypes.c_int,
+            _p,
+            _long,
+            _p,
+            _long,
+            _long,
+            _long,
+            _long,
+            _long,
+            _p,
+            ctypes.c_float,
+            _p,
+        ]
         lib.synth_decode.restype = None
         _library = lib
         return lib
@@ -167,8 +180,16 @@ class NativeLinear:
         if residual is not None:
             residual = residual.contiguous()
             _check_fp32_cpu("the residual", residual)
-        args = (None if self.bias is None else self.bias.data_ptr(), None if residual is None else residual.data_ptr(),
-                x.data_ptr(), y.data_ptr(), self.rows, self.n, batch, int(relu))
+        args = (
+            None if self.bias is None else self.bias.data_ptr(),
+            None if residual is None else residual.data_ptr(),
+            x.data_ptr(),
+            y.data_ptr(),
+            self.rows,
+            self.n,
+            batch,
+            int(relu),
+        )
         self._lib.synth_linear(self._kind, self._w, self._scale, *args)
         return y
 
@@ -182,12 +203,25 @@ class NativeDecoder:
     again whenever the cache tensors are replaced (a finished row dropped from the batch).
     """
 
-    LAYER_TENSORS = ("qkv_w", "qkv_b", "out_w", "out_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b",
-                     "ln1_w", "ln1_b", "ln2_w", "ln2_b")
+    LAYER_TENSORS = (
+        "qkv_w",
+        "qkv_b",
+        "out_w",
+        "out_b",
+        "ff1_w",
+        "ff1_b",
+        "ff2_w",
+        "ff2_b",
+        "ln1_w",
+        "ln1_b",
+        "ln2_w",
+        "ln2_b",
+    )
     MATRICES = ("qkv_w", "out_w", "ff1_w", "ff2_w")
 
-    def __init__(self, lib: ctypes.CDLL, layers: list[tuple[Weight | torch.Tensor, ...]], heads: int,
-                 eps: float) -> None:
+    def __init__(
+        self, lib: ctypes.CDLL, layers: list[tuple[Weight | torch.Tensor, ...]], heads: int, eps: float
+    ) -> None:
         self._keep: list[torch.Tensor] = []
         self._layer_pointers: list[list[int | None]] = []  # per layer, synth_decode's order less the caches
         kinds: set[int] = set()
@@ -195,7 +229,7 @@ class NativeDecoder:
             if len(tensors) != len(self.LAYER_TENSORS):
                 raise ValueError(f"each layer needs {len(self.LAYER_TENSORS)} tensors: {self.LAYER_TENSORS}")
             pointers: list[int | None] = []
-            for name, t in zip(self.LAYER_TENSORS, tensors):
+            for name, t in zip(self.LAYER_TENSORS, tensors, strict=True):
                 if name in self.MATRICES:
                     keep, kind, w, scale = _weight_pointers(name, t)
                     kinds.add(kind)
@@ -244,10 +278,23 @@ class NativeDecoder:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected {(batch, self.dim)}")
         if not 0 <= pos < max_len:
             raise ValueError(f"position {pos} is outside the cache (length {max_len})")
-        if hidden is not None and (hidden.dtype != torch.bool or hidden.shape != (batch, max_len)
-                                   or not hidden.is_contiguous()):
+        if hidden is not None and (
+            hidden.dtype != torch.bool or hidden.shape != (batch, max_len) or not hidden.is_contiguous()
+        ):
             raise ValueError("hidden must be a contiguous [B, max_len] bool tensor")
         out = x.float().contiguous().clone()
-        self._fn(self.kind, self._params, self.num_layers, out.data_ptr(), batch, self.dim, self.heads, max_len, pos,
-                 None if hidden is None else hidden.data_ptr(), self.eps, self._work.data_ptr())
+        self._fn(
+            self.kind,
+            self._params,
+            self.num_layers,
+            out.data_ptr(),
+            batch,
+            self.dim,
+            self.heads,
+            max_len,
+            pos,
+            None if hidden is None else hidden.data_ptr(),
+            self.eps,
+            self._work.data_ptr(),
+        )
         return out

@@ -44,8 +44,9 @@ class ModelFiles:
         """``Synthesizer.from_files`` on these files."""
         from synth.engine import Synthesizer
 
-        return Synthesizer.from_files(self.gpt_path, self.sovits_path, hubert_dir=self.hubert_dir,
-                                      bert_dir=self.bert_dir, **kwargs)
+        return Synthesizer.from_files(
+            self.gpt_path, self.sovits_path, hubert_dir=self.hubert_dir, bert_dir=self.bert_dir, **kwargs
+        )
 
 
 def gpt_config(size: str) -> GPTConfig:
@@ -55,9 +56,16 @@ def gpt_config(size: str) -> GPTConfig:
 def sovits_config(size: str) -> SoVITSConfig:
     if size == "full":
         return SoVITSConfig()
-    return SoVITSConfig(inter_channels=32, filter_channels=64, n_heads=2, n_layers=2, kernel_size=3,
-                        resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),),
-                        upsample_initial_channel=64)
+    return SoVITSConfig(
+        inter_channels=32,
+        filter_channels=64,
+        n_heads=2,
+        n_layers=2,
+        kernel_size=3,
+        resblock_kernel_sizes=(3,),
+        resblock_dilation_sizes=((1, 3, 5),),
+        upsample_initial_channel=64,
+    )
 
 
 def _randomise(module: torch.nn.Module, generator: torch.Generator) -> None:
@@ -94,12 +102,20 @@ def _write_hubert(folder: Path, size: str, seed: int) -> None:
     if size == "full":
         config = HubertConfig()
     else:
-        config = HubertConfig(hidden_size=768, num_hidden_layers=1, num_attention_heads=12, intermediate_size=256,
-                              conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=16)
+        config = HubertConfig(
+            hidden_size=768,
+            num_hidden_layers=1,
+            num_attention_heads=12,
+            intermediate_size=256,
+            conv_dim=(32,) * 7,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=16,
+        )
     model = HubertModel(config).eval()
     model.save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=False).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+    ).save_pretrained(folder)
 
 
 def _write_bert(folder: Path, size: str, seed: int) -> None:
@@ -112,11 +128,17 @@ def _write_bert(folder: Path, size: str, seed: int) -> None:
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
     if size == "full":
-        config = BertConfig(vocab_size=len(vocab), hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                            intermediate_size=4096)
+        config = BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+        )
     else:
-        config = BertConfig(vocab_size=len(vocab), hidden_size=1024, num_hidden_layers=3, num_attention_heads=16,
-                            intermediate_size=128)
+        config = BertConfig(
+            vocab_size=len(vocab), hidden_size=1024, num_hidden_layers=3, num_attention_heads=16, intermediate_size=128
+        )
     BertForMaskedLM(config).eval().save_pretrained(folder)
 
 
@@ -125,9 +147,13 @@ def write_random_model(directory: str | os.PathLike[str], size: str = "tiny", se
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     directory = Path(directory)
-    files = ModelFiles(gpt_path=directory / f"random-{size}-e1.ckpt", sovits_path=directory / f"random-{size}_e1_s1.pth",
-                       hubert_dir=directory / "chinese-hubert-base", bert_dir=directory / "chinese-roberta-wwm-ext-large",
-                       size=size)
+    files = ModelFiles(
+        gpt_path=directory / f"random-{size}-e1.ckpt",
+        sovits_path=directory / f"random-{size}_e1_s1.pth",
+        hubert_dir=directory / "chinese-hubert-base",
+        bert_dir=directory / "chinese-roberta-wwm-ext-large",
+        size=size,
+    )
     marker = directory / "random-model.json"
     stamp = {"size": size, "seed": seed, "format": 2}
     if marker.is_file() and json.loads(marker.read_text()) == stamp and files.gpt_path.is_file():

@@ -55,8 +55,12 @@ def next_token_probs(logits: torch.Tensor, previous: torch.Tensor | None, params
     return torch.softmax(logits, dim=-1)
 
 
-def sample_next(logits: torch.Tensor, previous: torch.Tensor | None, params: SamplingParams,
-                generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    previous: torch.Tensor | None,
+    params: SamplingParams,
+    generators: Sequence[torch.Generator | None],
+) -> torch.Tensor:
     """Draw one token per row -> [B, 1] int64. Row i draws from ``generators[i]``.
 
     A batch of one with a generator seeded ``s`` draws exactly what the original draws after

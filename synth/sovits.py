@@ -53,7 +53,7 @@ class SoVITSConfig:
     extra_model: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_checkpoint_config(cls, config: dict) -> "SoVITSConfig":
+    def from_checkpoint_config(cls, config: dict) -> SoVITSConfig:
         m, d = config["model"], config["data"]
         if m.get("resblock", "1") != "1":
             raise ValueError("only HiFi-GAN resblock type '1' is used by GPT-SoVITS v2")
@@ -79,26 +79,63 @@ class SoVITSConfig:
     def to_checkpoint_config(self) -> dict:
         """The ``hps`` layout GPT-SoVITS's trainer saves (``s2.json``)."""
         return {
-            "train": {"log_interval": 100, "eval_interval": 500, "seed": 1234, "epochs": 100,
-                      "learning_rate": 0.0001, "betas": [0.8, 0.99], "eps": 1e-09, "batch_size": 32,
-                      "fp16_run": True, "lr_decay": 0.999875, "segment_size": 20480, "init_lr_ratio": 1,
-                      "warmup_epochs": 0, "c_mel": 45, "c_kl": 1.0, "text_low_lr_rate": 0.4},
-            "data": {"max_wav_value": 32768.0, "sampling_rate": self.sampling_rate,
-                     "filter_length": self.filter_length, "hop_length": self.hop_length,
-                     "win_length": self.win_length, "n_mel_channels": 128, "mel_fmin": 0.0, "mel_fmax": None,
-                     "add_blank": True, "n_speakers": 300, "cleaned_text": True},
-            "model": {"inter_channels": self.inter_channels, "hidden_channels": self.hidden_channels,
-                      "filter_channels": self.filter_channels, "n_heads": self.n_heads, "n_layers": self.n_layers,
-                      "kernel_size": self.kernel_size, "p_dropout": 0.1, "resblock": "1",
-                      "resblock_kernel_sizes": list(self.resblock_kernel_sizes),
-                      "resblock_dilation_sizes": [list(d) for d in self.resblock_dilation_sizes],
-                      "upsample_rates": list(self.upsample_rates),
-                      "upsample_initial_channel": self.upsample_initial_channel,
-                      "upsample_kernel_sizes": list(self.upsample_kernel_sizes), "n_layers_q": 3,
-                      "use_spectral_norm": False, "gin_channels": self.gin_channels,
-                      "semantic_frame_rate": "25hz", "freeze_quantizer": True, "version": "v2"},
-            "s2_ckpt_dir": "logs/s2", "content_module": "cnhubert", "save_weight_dir": "SoVITS_weights_v2",
-            "name": "voice", "version": "v2",
+            "train": {
+                "log_interval": 100,
+                "eval_interval": 500,
+                "seed": 1234,
+                "epochs": 100,
+                "learning_rate": 0.0001,
+                "betas": [0.8, 0.99],
+                "eps": 1e-09,
+                "batch_size": 32,
+                "fp16_run": True,
+                "lr_decay": 0.999875,
+                "segment_size": 20480,
+                "init_lr_ratio": 1,
+                "warmup_epochs": 0,
+                "c_mel": 45,
+                "c_kl": 1.0,
+                "text_low_lr_rate": 0.4,
+            },
+            "data": {
+                "max_wav_value": 32768.0,
+                "sampling_rate": self.sampling_rate,
+                "filter_length": self.filter_length,
+                "hop_length": self.hop_length,
+                "win_length": self.win_length,
+                "n_mel_channels": 128,
+                "mel_fmin": 0.0,
+                "mel_fmax": None,
+                "add_blank": True,
+                "n_speakers": 300,
+                "cleaned_text": True,
+            },
+            "model": {
+                "inter_channels": self.inter_channels,
+                "hidden_channels": self.hidden_channels,
+                "filter_channels": self.filter_channels,
+                "n_heads": self.n_heads,
+                "n_layers": self.n_layers,
+                "kernel_size": self.kernel_size,
+                "p_dropout": 0.1,
+                "resblock": "1",
+                "resblock_kernel_sizes": list(self.resblock_kernel_sizes),
+                "resblock_dilation_sizes": [list(d) for d in self.resblock_dilation_sizes],
+                "upsample_rates": list(self.upsample_rates),
+                "upsample_initial_channel": self.upsample_initial_channel,
+                "upsample_kernel_sizes": list(self.upsample_kernel_sizes),
+                "n_layers_q": 3,
+                "use_spectral_norm": False,
+                "gin_channels": self.gin_channels,
+                "semantic_frame_rate": "25hz",
+                "freeze_quantizer": True,
+                "version": "v2",
+            },
+            "s2_ckpt_dir": "logs/s2",
+            "content_module": "cnhubert",
+            "save_weight_dir": "SoVITS_weights_v2",
+            "name": "voice",
+            "version": "v2",
         }
 
     @property
@@ -160,8 +197,9 @@ class RowConv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
             return super().forward(x)
-        return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]),
-                        (1, self.dilation[0]))
+        return F.conv2d(
+            x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]), (1, self.dilation[0])
+        )
 
 
 def as_rows(x: torch.Tensor) -> torch.Tensor:
@@ -284,7 +322,9 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         attn_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)
         x = x * mask
-        for attn, n1, ffn, n2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
+        for attn, n1, ffn, n2 in zip(
+            self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True
+        ):
             x = n1(x + attn(x, x, attn_mask))
             x = n2(x + ffn(x, mask))
         return x * mask
@@ -419,7 +459,7 @@ class ResBlock1(nn.Module):
 
     def forward(self, x):
         """x: [B, C, 1, T] rows (not modified: the generator feeds the same x to every block) -> the same shape."""
-        for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
+        for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
             xt = c1(F.leaky_relu(x, LRELU_SLOPE))
             xt = c2(F.leaky_relu_(xt, LRELU_SLOPE))
             # In place after the first sum: these tensors are tens of MB at the late stages, and every
@@ -438,13 +478,13 @@ class Generator(nn.Module):
         self.conv_pre = RowConv1d(cfg.inter_channels, ch0, 7, 1, padding=3)
         self.ups = nn.ModuleList(
             WNConv("convT1d", ch0 // 2**i, ch0 // 2 ** (i + 1), k, stride=u, padding=(k - u) // 2)
-            for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes))
+            for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes, strict=True))
         )
         self.resblocks = nn.ModuleList()
         ch = ch0
         for i in range(len(self.ups)):
             ch = ch0 // 2 ** (i + 1)
-            for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
+            for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True):
                 self.resblocks.append(ResBlock1(ch, k, d))
         self.conv_post = RowConv1d(ch, 1, 7, 1, padding=3, bias=False)
         self.cond = RowConv1d(cfg.gin_channels, ch0, 1)
@@ -467,7 +507,7 @@ class Generator(nn.Module):
         return torch.tanh_(x).squeeze(2)
 
 
-_libc: ctypes.CDLL | None | bool = False  # False: not looked up yet
+_libc: ctypes.CDLL | bool | None = False  # False: not looked up yet
 
 
 def release_freed_memory() -> None:
@@ -639,8 +679,9 @@ class PriorNoise:
 
     BLOCK = 64  # frames drawn at a time
 
-    def __init__(self, seed: int, channels: int, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, seed: int, channels: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
         # A seed of its own, so that these draws are not the GPT sampler's (which uses ``seed``).
         digest = hashlib.sha256(f"sovits-prior-noise/{int(seed)}".encode()).digest()
         self._generator = torch.Generator(device=device).manual_seed(int.from_bytes(digest[:4], "little"))
@@ -650,8 +691,9 @@ class PriorNoise:
     def take(self, frames: int) -> torch.Tensor:
         """The noise of frames 0..frames-1: [C, frames]."""
         while self._frames.shape[0] < frames:
-            block = torch.randn(self.BLOCK, self.channels, generator=self._generator, device=self.device,
-                                dtype=self.dtype)
+            block = torch.randn(
+                self.BLOCK, self.channels, generator=self._generator, device=self.device, dtype=self.dtype
+            )
             self._frames = torch.cat([self._frames, block])
         return self._frames[:frames].t()
 
@@ -664,19 +706,27 @@ class OriginalPriorNoise:
     for the whole sentence, and cannot serve a low-latency stream.
     """
 
-    def __init__(self, generator: torch.Generator, channels: int, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        generator: torch.Generator,
+        channels: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self._generator, self.channels, self.device, self.dtype = generator, channels, device, dtype
         self._drawn: torch.Tensor | None = None
 
     def take(self, frames: int) -> torch.Tensor:
         """The noise of frames 0..frames-1: [C, frames]; always the same length."""
         if self._drawn is None:
-            self._drawn = torch.randn(1, self.channels, frames, generator=self._generator, device=self.device,
-                                      dtype=self.dtype)[0]
+            self._drawn = torch.randn(
+                1, self.channels, frames, generator=self._generator, device=self.device, dtype=self.dtype
+            )[0]
         if self._drawn.shape[1] != frames:
-            raise ValueError("the original's prior noise is drawn once for a whole sentence; "
-                             "use PriorNoise for a sentence decoded piece by piece")
+            raise ValueError(
+                "the original's prior noise is drawn once for a whole sentence; "
+                "use PriorNoise for a sentence decoded piece by piece"
+            )
         return self._drawn
 
 
@@ -721,8 +771,15 @@ class SynthesizerTrn(nn.Module):
         return self.ref_enc(refer[:, :704] * mask, mask)
 
     @torch.no_grad()
-    def decode_latent(self, codes: torch.Tensor, code_lengths: torch.Tensor, text: torch.Tensor,
-                      text_lengths: torch.Tensor, ge: torch.Tensor, speed: float = 1.0):
+    def decode_latent(
+        self,
+        codes: torch.Tensor,
+        code_lengths: torch.Tensor,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        ge: torch.Tensor,
+        speed: float = 1.0,
+    ):
         """Prior over latent frames for a batch.
 
         codes: [B, T25] (padded); text: [B, N] (padded); ge: [1 or B, gin, 1].
@@ -751,10 +808,13 @@ class SynthesizerTrn(nn.Module):
         return m, logs, y_mask, [int(n) for n in y_lengths]
 
     @torch.no_grad()
-    def flow_and_vocode(self, z_p: torch.Tensor, y_mask: torch.Tensor, ge: torch.Tensor,
-                        lengths: Sequence[int]) -> list[torch.Tensor]:
+    def flow_and_vocode(
+        self, z_p: torch.Tensor, y_mask: torch.Tensor, ge: torch.Tensor, lengths: Sequence[int]
+    ) -> list[torch.Tensor]:
         """Reverse flow on the batch, then the generator row by row -> waveforms [T_i * 640]."""
         z = self.flow.reverse(z_p, y_mask, ge)
         z = z * y_mask
-        return [self.dec(z[i : i + 1, :, : lengths[i]], ge if ge.shape[0] == 1 else ge[i : i + 1])[0, 0]
-                for i in range(z.shape[0])]
+        return [
+            self.dec(z[i : i + 1, :, : lengths[i]], ge if ge.shape[0] == 1 else ge[i : i + 1])[0, 0]
+            for i in range(z.shape[0])
+        ]

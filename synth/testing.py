@@ -11,8 +11,9 @@ from pathlib import Path
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
 
 
-def make_reference_wav(path: str | os.PathLike[str], text: str = DEFAULT_TEXT, seconds: float = 5.0,
-                       rate: int = 32000, voice: str = "en") -> Path:
+def make_reference_wav(
+    path: str | os.PathLike[str], text: str = DEFAULT_TEXT, seconds: float = 5.0, rate: int = 32000, voice: str = "en"
+) -> Path:
     """Speak ``text`` with espeak-ng, then resample to ``rate`` mono 16-bit and pad or trim to
     exactly ``seconds`` with sox. Raises RuntimeError naming the missing tool."""
     for tool in ("espeak-ng", "sox"):
@@ -22,10 +23,31 @@ def make_reference_wav(path: str | os.PathLike[str], text: str = DEFAULT_TEXT, s
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "espeak.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True, capture_output=True, timeout=60
+        )
         out = Path(tmp) / "ref.wav"
-        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), "pad", "0", str(seconds),
-                        "trim", "0", str(seconds)], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "sox",
+                str(raw),
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                str(out),
+                "pad",
+                "0",
+                str(seconds),
+                "trim",
+                "0",
+                str(seconds),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         shutil.move(str(out), path)
     return path
