@@ -5,7 +5,7 @@ Everything is real and local: anvil (started through ape-foundry, automining: ev
 transaction is mined in its own block as it arrives), a private redis-server, the contracts
 deployed with `voicemarket.market.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operator
 in a LocalStore, and the oracle run as operators run it: `python -m oracle run --workers 0`
-(listener + batch submitter) and N `celery -A oracle.app worker --pool solo` processes, each
+(listener + batch submitter) and N `python -m oracle worker --pool solo` processes, each
 with one torch thread. Settings: confirmations 0 (an automining chain makes no blocks between
 requests to confirm with), listener poll 0.05 s, batches up to 50 fulfilments, 25 semantic
 tokens per request (1 s of audio), fp32.

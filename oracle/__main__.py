@@ -4,6 +4,10 @@
 lease: start ``run`` on several machines and the others stand by), a Prometheus endpoint, and a
 Celery worker as a child process (``--workers 0`` for none: workers then run elsewhere with
 ``python -m oracle worker``). SIGTERM or Ctrl-C stops everything it started.
+
+Every command reads its settings from ``--config`` (else ``$ORACLE_CONFIG``) and the environment.
+An error the operator can fix (:class:`oracle.errors.OracleError`) ends the command with its message
+and what to do, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,20 +22,15 @@ import threading
 
 import click
 
-from oracle.errors import ConfigError
+from oracle.errors import ConfigError, OracleError
 
 log = logging.getLogger("oracle.run")
 
 
 def _settings(config: str | None, kind=None):  # noqa: ANN001, ANN202
-    from oracle.settings import CONFIG_ENV, OracleSettings, load_settings
+    from oracle.settings import OracleSettings, load_settings
 
-    if config is not None:
-        os.environ[CONFIG_ENV] = os.path.abspath(config)  # oracle.app and worker children read the same file
-    try:
-        return load_settings(kind=kind or OracleSettings)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_settings(config, kind=kind or OracleSettings)
 
 
 def _wait_for_services(svc, stop: threading.Event) -> None:  # noqa: ANN001
@@ -64,15 +63,23 @@ def _check_operator(svc) -> None:  # noqa: ANN001
                     extra={"operator": svc.key.address})
 
 
-def worker_argv(settings, concurrency: int, pool: str) -> list[str]:  # noqa: ANN001
-    from oracle.runtime import queue_name
-
-    return [sys.executable, "-m", "celery", "-A", "oracle.app", "worker", "--pool", pool, "--concurrency",
-            str(concurrency), "-Q", queue_name(settings), "--hostname", f"oracle-{os.getpid()}@%h",
-            "--without-gossip", "--without-mingle", "--loglevel", settings.log_level]
+def worker_argv(config: str | None, concurrency: int, pool: str) -> list[str]:
+    """``python -m oracle worker`` with ``run``'s settings file (none: the child reads the same environment)."""
+    argv = [sys.executable, "-m", "oracle", "worker", "--pool", pool, "--concurrency", str(concurrency)]
+    return argv + (["--config", os.path.abspath(config)] if config is not None else [])
 
 
-@click.group()
+class _Commands(click.Group):
+    """The oracle's commands: an :class:`OracleError` ends one with its message, not a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except OracleError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """The voicemarket oracle (see docs/oracle.md)."""
 
@@ -88,8 +95,7 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     """Listener + batch submitter + metrics (+ a Celery worker child)."""
     from prometheus_client import CollectorRegistry, start_http_server
 
-    settings = _settings(config)  # before oracle.app, which reads the settings when it is imported
-    from oracle.app import enqueue
+    from oracle.app import create_app, enqueuer
     from oracle.leases import Lease
     from oracle.listener import Listener
     from oracle.logs import setup_logging
@@ -98,19 +104,18 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     from oracle.submitter import Submitter
     from oracle.transactions import TxSender
 
+    settings = _settings(config)
+    enqueue = enqueuer(create_app(settings))
     setup_logging("run", settings.log_format, settings.log_level)
     if workers and (settings.hubert_dir is None or not settings.hubert_dir.is_dir()):
-        raise click.ClickException(f"hubert_dir {settings.hubert_dir} is not a folder: workers need the "
-                                   "chinese-hubert-base folder to synthesise (set ORACLE_HUBERT_DIR)")
+        raise ConfigError(f"hubert_dir {settings.hubert_dir} is not a folder: workers need the "
+                          "chinese-hubert-base folder to synthesise (set ORACLE_HUBERT_DIR)")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     svc = Services(settings)
     _wait_for_services(svc, stop)
-    try:
-        key = svc.key
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    key = svc.key
     _check_operator(svc)
     log.info("oracle starting", extra={"operator": key.address, "router": settings.router,
                                        "chain_id": svc.chain_id, "namespace": svc.ledger.ns, "workers": workers})
@@ -138,7 +143,7 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
         threads.append(threading.Thread(target=batcher.run, args=(stop, lease.hold), name="submitter"))
     child = None
     if workers:
-        child = subprocess.Popen(worker_argv(settings, workers, pool))
+        child = subprocess.Popen(worker_argv(config, workers, pool))
     for thread in threads:
         thread.start()
     try:
@@ -166,14 +171,22 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="TOML settings file (default: $ORACLE_CONFIG)")
 @click.option("--concurrency", default=1, show_default=True)
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
-def worker(config: str | None, concurrency: int, pool: str) -> None:
-    """Only a Celery worker (for extra machines): `celery -A oracle.app worker` with this operator's queue."""
+@click.option("--hostname", default=None, help="Celery node name (default: oracle-<pid>@<host>)")
+@click.argument("celery_options", nargs=-1, type=click.UNPROCESSED)
+def worker(config: str | None, concurrency: int, pool: str, hostname: str | None,
+           celery_options: tuple[str, ...]) -> None:
+    """Only a Celery worker on this operator's queue (for extra machines); other `celery worker` options
+    may follow (`-- --max-tasks-per-child 100`)."""
+    from oracle.app import run_worker
+
     settings = _settings(config)
-    argv = worker_argv(settings, concurrency, pool)
-    os.execv(argv[0], argv)
+    options = ["--pool", pool, "--concurrency", str(concurrency), "--hostname", hostname or f"oracle-{os.getpid()}@%h",
+               "--without-gossip", "--without-mingle", *celery_options]
+    sys.exit(run_worker(settings, options))
 
 
 @main.command()
@@ -195,8 +208,8 @@ def keeper(config: str | None, once: bool) -> None:
     _wait_for_services(Services(settings), stop)
     try:
         start(settings, stop, once=once)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001 - only --once gives up on a failed round (it is logged)
         raise click.ClickException(f"the keeper's round failed: {type(exc).__name__}: {exc}") from None
 
@@ -212,6 +225,8 @@ def status(config: str | None, as_json: bool) -> None:
     svc = Services(_settings(config))
     try:
         snap = snapshot(svc)
+    except OracleError:
+        raise
     except Exception as exc:  # noqa: BLE001 - say what is down instead of a traceback
         raise click.ClickException(f"cannot read the oracle's state from {svc.settings.redis_url}: {exc}") from None
     click.echo(json.dumps(snap, indent=2) if as_json else render(snap))

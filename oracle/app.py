@@ -1,10 +1,13 @@
-"""The Celery app and its one thin task. Start workers with::
+"""The Celery app and its one thin task, built from the settings by :func:`create_app`.
 
-    celery -A oracle.app worker --pool=prefork --concurrency=2      # or --pool=solo
+Importing this module reads no settings and builds nothing. Start workers with::
 
-on as many machines as you like, all pointing at the same Redis (``ORACLE_REDIS_URL``) with the
-same settings. The settings are read from the environment and ``$ORACLE_CONFIG`` when this module
-is imported; invalid settings stop the worker at once with a message that says what to fix.
+    python -m oracle worker --config oracle.toml --concurrency 2 --pool prefork     # or --pool solo
+
+on as many machines as you like, all pointing at the same Redis (``redis_url``) with the same
+settings; ``python -m oracle run`` starts one as its child. The worker reads its settings (``--config``,
+else ``$ORACLE_CONFIG``, and the environment) before it builds the app; invalid settings stop it at
+once with a message that says what to fix.
 
 Messages carry JSON ids only (request id, block number). The task re-reads the chain itself.
 Delivery is at least once (``acks_late``, ``reject_on_worker_lost``: a worker killed mid-job means
@@ -13,80 +16,120 @@ the job runs again elsewhere); Redis claims and the on-chain status make a repea
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
+from collections.abc import Callable, Sequence
 
 import redis.exceptions
 import requests.exceptions
 from celery import Celery, signals
 
-from oracle.errors import ConfigError, TransientError
+from oracle.errors import TransientError
 from oracle.logs import setup_logging
 from oracle.runtime import queue_name, services
-from oracle.settings import load_settings
+from oracle.settings import OracleSettings
 
-log = logging.getLogger("oracle.app")
+SERVE_TASK = "oracle.serve_request"
 
 # Faults that may pass: retried with exponential backoff and full jitter, never reported as a failure.
-TRANSIENT = (TransientError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-             requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, TimeoutError)
-
-try:
-    settings = load_settings()
-    QUEUE = queue_name(settings)
-except ConfigError as exc:
-    print(f"oracle: {exc}", file=sys.stderr)
-    raise SystemExit(2) from None
-
-app = Celery("oracle")
-app.conf.update(
-    broker_url=settings.redis_url,
-    broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
-    task_default_queue=QUEUE,
-    task_serializer="json",
-    accept_content=["json"],
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    worker_hijack_root_logger=False,
-    worker_send_task_events=False,
-    broker_heartbeat=0,
+TRANSIENT = (
+    TransientError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+    TimeoutError,
 )
 
 
-@signals.setup_logging.connect
-def _logging(**_: object) -> None:
-    setup_logging("worker", settings.log_format, settings.log_level)
+def create_app(settings: OracleSettings) -> Celery:
+    """The Celery app of this operator's queue, with the serve task registered; it connects to nothing yet."""
+    app = Celery("oracle")
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        task_default_queue=queue_name(settings),
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        broker_heartbeat=0,
+    )
+
+    # shared=False: the task belongs to this app only, not to every app the process finalizes.
+    @app.task(
+        name=SERVE_TASK,
+        bind=True,
+        shared=False,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=TRANSIENT,
+        retry_backoff=1,
+        retry_backoff_max=settings.retry_backoff_max_s,
+        retry_jitter=True,
+        max_retries=None,
+    )
+    def serve_request(self, request_id: int, block: int) -> str:  # noqa: ANN001 - Celery's bound task
+        """Serve one synthesis request (see :func:`oracle.serve.serve_request`)."""
+        return serve(settings, int(request_id), int(block))
+
+    return app
 
 
-@signals.worker_process_init.connect
-@signals.worker_init.connect
-def _threads(**_: object) -> None:
-    if settings.torch_threads is not None:
-        import os
-
-        os.environ["OMP_NUM_THREADS"] = str(settings.torch_threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(settings.torch_threads)
-
-
-@app.task(name="oracle.serve_request", bind=True, acks_late=True, reject_on_worker_lost=True,
-          autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=settings.retry_backoff_max_s,
-          retry_jitter=True, max_retries=None)
-def serve_request(self, request_id: int, block: int) -> str:  # noqa: ANN001 - Celery's bound task
-    """Serve one synthesis request (see :func:`oracle.serve.serve_request`)."""
-    from oracle.serve import serve_request as serve
+def serve(settings: OracleSettings, request_id: int, block: int) -> str:
+    """The task's body: this process's services, then :func:`oracle.serve.serve_request`."""
+    from oracle.serve import serve_request
 
     if settings.torch_threads is not None and "torch" not in sys.modules:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    return serve(services(settings).serve_context(), int(request_id), int(block))
+    return serve_request(services(settings).serve_context(), request_id, block)
 
 
-def enqueue(request_id: int, block: int) -> None:
-    """Publish the task for a request (the listener's and the sweeper's way in). The task id is the
-    request id, so a duplicate (overlap, sweeper, redelivery) reads as the same task in every log."""
-    serve_request.apply_async((request_id, block), queue=QUEUE, task_id=f"request-{request_id}")
+def enqueuer(app: Celery) -> Callable[[int, int], None]:
+    """``enqueue(request_id, block)``: publish the task for a request (the listener's and the sweeper's
+    way in). The task id is the request id, so a duplicate (overlap, sweeper, redelivery) reads as the
+    same task in every log."""
+    task = app.tasks[SERVE_TASK]
+    queue = app.conf.task_default_queue
+
+    def enqueue(request_id: int, block: int) -> None:
+        task.apply_async((request_id, block), queue=queue, task_id=f"request-{request_id}")
+
+    return enqueue
+
+
+def run_worker(settings: OracleSettings, options: Sequence[str]) -> int:
+    """Run a Celery worker on this operator's queue in this process until it is stopped; its exit status.
+
+    ``options``: ``celery worker`` options (``--pool``, ``--concurrency``, ``--hostname`` ...)."""
+    from celery.bin.celery import celery as celery_command
+
+    def configure_logging(**_: object) -> None:
+        setup_logging("worker", settings.log_format, settings.log_level)
+
+    def limit_threads(**_: object) -> None:
+        if settings.torch_threads is not None:
+            os.environ["OMP_NUM_THREADS"] = str(settings.torch_threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(settings.torch_threads)
+
+    # weak=False: the handlers are closures that nothing else keeps alive.
+    signals.setup_logging.connect(configure_logging, weak=False)
+    signals.worker_init.connect(limit_threads, weak=False)
+    signals.worker_process_init.connect(limit_threads, weak=False)
+    app = create_app(settings)
+    argv = ["worker", "-Q", app.conf.task_default_queue, "--loglevel", settings.log_level, *options]
+    # What app.worker_main() does, but keeping the worker's exit status (app.start() drops it).
+    celery_command.params[0].default = app
+    try:
+        return celery_command.main(argv, prog_name="python -m oracle", standalone_mode=False) or 0
+    finally:
+        celery_command.params[0].default = None

@@ -93,19 +93,42 @@ def test_test_accounts_are_refused_off_local_chains():
         load_settings(router=ROUTER, test_account=2, chain_id=1)
 
 
-def test_processes_refuse_to_start_with_invalid_settings(monkeypatch):
-    """A worker and the CLI stop at once with the message, before touching Redis or the chain."""
+def test_processes_refuse_to_start_with_invalid_settings(tmp_path):
+    """A worker and the CLI stop at once with the message and what to do, before touching Redis or the
+    chain, and without a traceback: invalid settings, and an operator key that cannot be loaded."""
+    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("ORACLE_")}
-    env.update({"ORACLE_ROUTER": "0x12", "ORACLE_TEST_ACCOUNT": "1"})
-    worker = subprocess.run([sys.executable, "-m", "celery", "-A", "oracle.app", "worker", "--pool", "solo"],
-                            env=env, capture_output=True, text=True, timeout=60)
-    assert worker.returncode != 0 and "router '0x12' is not an Ethereum address" in worker.stderr
-    status = subprocess.run([sys.executable, "-m", "oracle", "status"], env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert status.returncode != 0 and "router '0x12' is not an Ethereum address" in status.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORACLE_", "APE_ACCOUNTS_"))}
+    invalid = {**env, "ORACLE_ROUTER": "0x12", "ORACLE_TEST_ACCOUNT": "1"}
+    no_key = {**env, "ORACLE_ROUTER": ROUTER, "ORACLE_ACCOUNT": "nobody", "ORACLE_KEYSTORE_DIR": str(tmp_path)}
+    runs = [(["worker", "--pool", "solo"], invalid, "router '0x12' is not an Ethereum address"),
+            (["status"], invalid, "router '0x12' is not an Ethereum address"),
+            (["run", "--workers", "0"], no_key, "ape accounts import nobody")]
+    processes = [subprocess.Popen([sys.executable, "-m", "oracle", *argv], env=environment, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for argv, environment, _ in runs]
+    for process, (argv, _, message) in zip(processes, runs, strict=True):
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode != 0 and message in stderr, (argv, stderr)
+        assert "Traceback" not in stderr, (argv, stderr)
+
+
+def test_importing_the_app_reads_no_settings_and_builds_nothing():
+    """`import oracle.app` with no settings at all (no ORACLE_* variables, no config file) succeeds and
+    creates no Celery app: the app is built by create_app(settings), when a process has its settings."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import celery, celery._state, oracle.app; "
+             "built = [n for n, v in vars(oracle.app).items() if isinstance(v, celery.Celery)]; "
+             "print(built, len(celery._state._apps))")
+    result = subprocess.run([sys.executable, "-c", probe], env={"PATH": os.defpath},
+                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "0"], result.stdout
 
 
 def test_run_reads_the_settings_from_its_config_option(tmp_path):

@@ -188,8 +188,7 @@ def start_oracle(config: Path, log_path: Path):  # noqa: ANN201 - a ManagedProce
     from voicemarket.dev.services import ManagedProcess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
-    # Also in the environment: `oracle run` imports oracle.app, which reads the settings, before it reads --config.
-    env.update(ORACLE_CONFIG=str(config), PYTHONUNBUFFERED="1")
+    env["PYTHONUNBUFFERED"] = "1"
     process = ManagedProcess([sys.executable, "-m", "oracle", "run", "--config", str(config), "--workers", "1",
                               "--pool", "solo"], log_path=log_path, env=env, cwd=ROOT, name="oracle")
     process.start()

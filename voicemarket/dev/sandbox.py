@@ -3,10 +3,10 @@
 On a local chain that Ape is connected to (anvil, via ape-foundry): the contracts deployed
 with :func:`voicemarket.market.chain.deploy`, a tiny random GPT-SoVITS voice sealed to the operators
 and published to a :class:`~voicemarket.content.store.LocalStore`, registered and offered for sale;
-licences bought; requests made; and the oracle's processes (Celery workers, the coordinator
-``python -m oracle run``) started as :class:`~voicemarket.dev.services.ManagedProcess` children that
-talk to the chain's RPC URL and a Redis. Nothing here is a stand-in: it is the real market,
-small.
+licences bought; requests made; and the oracle's processes (Celery workers ``python -m oracle
+worker``, the coordinator ``python -m oracle run``) started as
+:class:`~voicemarket.dev.services.ManagedProcess` children that talk to the chain's RPC URL and a
+Redis. Nothing here is a stand-in: it is the real market, small.
 """
 
 from __future__ import annotations
@@ -235,9 +235,9 @@ class Sandbox:
     @staticmethod
     def start_worker(env: dict[str, str], log_path: Path, name: str = "worker", pool: str = "solo",
                      concurrency: int = 1) -> ManagedProcess:
-        argv = [sys.executable, "-m", "celery", "-A", "oracle.app", "worker", "--pool", pool,
-                "--concurrency", str(concurrency), "--hostname", f"{name}-{os.urandom(3).hex()}@%h",
-                "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+        """``python -m oracle worker``: one Celery worker (settings from ``env``, see :meth:`oracle_env`)."""
+        argv = [sys.executable, "-m", "oracle", "worker", "--pool", pool, "--concurrency", str(concurrency),
+                "--hostname", f"{name}-{os.urandom(3).hex()}@%h"]
         return _started(ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
                         lambda: "ready" in _log(log_path), "the Celery worker to be ready")
 
