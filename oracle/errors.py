@@ -1,17 +1,27 @@
-"""What can go wrong in the oracle, one type per thing to do about it.
+"""What can go wrong in the oracle, one type per thing to do about it. Every exception the
+oracle defines is here.
 
     OracleError                 base
     ├── ConfigError             the settings are invalid: fix the file or the environment
     │   └── OperatorKeyError    the operator's key cannot be loaded (alias, keystore, passphrase)
     ├── TransientError          try again later (RPC or Redis down, store unreachable): never refund
-    └── RequestFailure          this request cannot be served: report `fail(reason)` (the buyer is refunded)
+    ├── RequestFailure          this request cannot be served: report `fail(reason)` (the buyer is refunded)
+    ├── RpcError                the node answered a JSON-RPC call with an error (its code, message, data)
+    ├── GasTooHigh              a transaction's gas estimate exceeds its cap: send less in it
+    ├── WouldRevert             the node says a transaction would revert: do not send it
+    └── LeaseLost               another keeper took the lease mid-round: stop sending (caught by the keeper)
+
+``python -m oracle`` ends a command on any of them with the message, not a traceback.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from voicemarket.market.chain import FailReason  # ISynthesisRouter.FailReason, re-exported for the oracle
 
-__all__ = ["FailReason", "OracleError", "ConfigError", "OperatorKeyError", "TransientError", "RequestFailure"]
+__all__ = ["FailReason", "OracleError", "ConfigError", "OperatorKeyError", "TransientError", "RequestFailure",
+           "RpcError", "GasTooHigh", "WouldRevert", "LeaseLost"]
 
 
 class OracleError(Exception):
@@ -37,3 +47,26 @@ class RequestFailure(OracleError):
         super().__init__(f"{reason.name}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class RpcError(OracleError):
+    """The node answered a JSON-RPC call with an error (:mod:`oracle.rpc`)."""
+
+    def __init__(self, method: str, error: dict[str, Any]) -> None:
+        self.method = method
+        self.code = error.get("code")
+        self.message = str(error.get("message", error))
+        self.data = error.get("data")
+        super().__init__(f"{method}: {self.message}")
+
+
+class GasTooHigh(OracleError):
+    """The transaction's gas estimate exceeds ``gas_limit_cap``: send less in it."""
+
+
+class WouldRevert(OracleError):
+    """The node says the transaction would revert; the message is the node's reason."""
+
+
+class LeaseLost(OracleError):
+    """Another keeper took the lease during this keeper's round: it stops sending."""

@@ -41,11 +41,12 @@ from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
 from eth_utils.abi import get_abi_input_types, get_abi_output_types
 
+from oracle.errors import GasTooHigh, LeaseLost, RpcError, WouldRevert
 from oracle.keeper_settings import KeeperSettings
 from oracle.ledger import Ledger, Submission
 from oracle.router import RouterClient, SynthesisRequest, load_abi
-from oracle.rpc import RpcError, to_int
-from oracle.transactions import GasTooHigh, TxSender, WouldRevert
+from oracle.rpc import to_int
+from oracle.transactions import TxSender
 from voicemarket.market import chain as vm
 from voicemarket.market.keeping import (QUIET_REFUSALS, SETTLEABLE, Refusal, Subscription, expiry_due, renewal_refusal,
                                  settlement_due)
@@ -59,10 +60,6 @@ REQUEST_EVENTS = ("SynthesisRequested", "SynthesisFulfilled", "SynthesisDisputed
 RECEIPT_EVENTS = ("DisputeLapsed", "SettlementSkipped")  # read from the keeper's own receipts only
 FINAL_REQUEST_EVENTS = frozenset({"SynthesisSettled", "SynthesisFailed", "SynthesisExpired", "DisputeResolved"})
 ZERO = "0x" + "00" * 20
-
-
-class LeaseLost(Exception):
-    """Another keeper took the lease during this keeper's round: it stops sending."""
 
 
 def submission_kind(action: str, ids: Iterable[int]) -> str:

@@ -3,7 +3,7 @@
 web3's request pipeline (middleware, formatters, validation) costs a few milliseconds a call; on
 the paths run for every request and every batch the oracle talks JSON-RPC itself, several
 calls per HTTP round trip. Connection failures raise ``requests`` exceptions (transient: the
-callers retry); an error answer raises :class:`RpcError` with the node's code and message.
+callers retry); an error answer raises :class:`oracle.errors.RpcError` with the node's code and message.
 """
 
 from __future__ import annotations
@@ -12,16 +12,7 @@ from typing import Any
 
 import requests
 
-
-class RpcError(Exception):
-    """The node answered a call with an error."""
-
-    def __init__(self, method: str, error: dict[str, Any]) -> None:
-        self.method = method
-        self.code = error.get("code")
-        self.message = str(error.get("message", error))
-        self.data = error.get("data")
-        super().__init__(f"{method}: {self.message}")
+from oracle.errors import RpcError
 
 
 class JsonRpc:

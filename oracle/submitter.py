@@ -16,12 +16,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from oracle.errors import FailReason
+from oracle.errors import FailReason, GasTooHigh, WouldRevert
 from oracle.ledger import Ledger, Submission
 from oracle.router import RequestStatus, RouterClient, SynthesisRequest, status_name
 from oracle.rpc import to_int
 from oracle.settings import OracleSettings
-from oracle.transactions import GasTooHigh, TxSender, WouldRevert
+from oracle.transactions import TxSender
 
 log = logging.getLogger("oracle.submitter")
 

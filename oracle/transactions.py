@@ -23,9 +23,10 @@ from typing import Any, Callable
 from eth_account import Account
 from web3 import Web3
 
+from oracle.errors import GasTooHigh, RpcError, WouldRevert
 from oracle.keys import OperatorKey
 from oracle.ledger import Ledger, Submission
-from oracle.rpc import JsonRpc, RpcError, to_int
+from oracle.rpc import JsonRpc, to_int
 from oracle.settings import OracleSettings
 
 log = logging.getLogger("oracle.transactions")
@@ -33,14 +34,6 @@ log = logging.getLogger("oracle.transactions")
 GWEI = 10**9
 FOREIGN_GRACE_S = 1.0  # a consumed nonce without our receipt is trusted as foreign after this long
 REBROADCAST_AFTER_S = 3.0  # the head-of-line transaction is checked for presence in the node this often
-
-
-class GasTooHigh(Exception):
-    """The transaction's gas estimate exceeds ``gas_limit_cap``: send less in it."""
-
-
-class WouldRevert(Exception):
-    """The node says the transaction would revert; the message is the node's reason."""
 
 
 @dataclass(frozen=True)
