@@ -45,6 +45,8 @@ def main() -> int:
     import ape
 
     from voicemarket.market import chain as vm
+    from voicemarket import protocol
+    from voicemarket.protocol import ETH, DAY, Tier, Action, Language, FailReason, language_bits
     from voicemarket.content.multiformats import CID, DAG_PB, RAW
     from voicemarket.dev.services import local_chain
 
@@ -71,11 +73,11 @@ def main() -> int:
                     bundle_digest=digest,
                     bundle_cid=CID(1, RAW, hashlib.sha256(b"sealed" + digest).digest()),
                     metadata_cid=CID(0, DAG_PB, hashlib.sha256(b"meta" + digest).digest()),
-                    languages=vm.language_bits("zh", "en"), voice_owner=voice_owner.address,
+                    languages=language_bits("zh", "en"), voice_owner=voice_owner.address,
                     voice_owner_bps=2_000, co_creators=co_creators, policy_hash=policy,
                     consent_deadline=deadline, consent_signature=signature, royalty_bps=500,
                 )
-                registered.append(vm.model_id(creator.address, digest))
+                registered.append(protocol.model_id(creator.address, digest))
                 return registry.registerModel(r, sender=creator).gas_used
             return operation
 
@@ -85,20 +87,20 @@ def main() -> int:
 
         router.registerOperator(_public_key(operator), value=router.minStake(), sender=operator)
         router.setOperatorAllowed(model_id, operator, True, sender=creator)
-        router.setFee(vm.ETH, 10**14, sender=operator)
+        router.setFee(ETH, 10**14, sender=operator)
 
-        def offer_terms(tier: vm.Tier, asset: str, price: int, period: int = 0, n: int = 0) -> dict:
+        def offer_terms(tier: Tier, asset: str, price: int, period: int = 0, n: int = 0) -> dict:
             return {
                 "modelId": model_id, "tier": int(tier), "asset": asset, "price": price, "period": period,
                 "maxUses": 0, "packSize": 0, "validUntil": 0, "maxLicenses": 0,
-                "permissions": int(vm.Action.TEXT_TO_SPEECH | vm.Action.COMMERCIAL_USE),
-                "prohibitions": int(vm.Action.SUBLICENSING), "attribution": True, "transferable": False,
+                "permissions": int(Action.TEXT_TO_SPEECH | Action.COMMERCIAL_USE),
+                "prohibitions": int(Action.SUBLICENSING), "attribution": True, "transferable": False,
                 "purposes": 0, "policyHash": hashlib.sha256(f"offer {n}".encode()).digest(),
             }
 
         figures["publishOffer"] = median_gas(
             lambda i: offers.publishOffer(
-                offer_terms(vm.Tier.BUYOUT, vm.ETH, 10**16, n=next(counter)), b"USGBDE", sender=creator
+                offer_terms(Tier.BUYOUT, ETH, 10**16, n=next(counter)), b"USGBDE", sender=creator
             ).gas_used
         )
 
@@ -106,9 +108,9 @@ def main() -> int:
             receipt = offers.publishOffer(terms, b"", sender=creator)
             return receipt.events.filter(offers.OfferPublished)[0].offerId
 
-        buyout_id = publish(offer_terms(vm.Tier.BUYOUT, vm.ETH, 10**16, n=-1))
-        month = 30 * vm.DAY
-        sub_id = publish(offer_terms(vm.Tier.SUBSCRIPTION, usd.address, 9_990_000, month, -2))
+        buyout_id = publish(offer_terms(Tier.BUYOUT, ETH, 10**16, n=-1))
+        month = 30 * DAY
+        sub_id = publish(offer_terms(Tier.SUBSCRIPTION, usd.address, 9_990_000, month, -2))
 
         figures["buy_buyout_eth"] = median_gas(
             lambda i: licenses.buy(buyout_id, 10**16, 1, value=10**16, sender=buyer).gas_used
@@ -136,14 +138,14 @@ def main() -> int:
 
         def withdraw(_: int) -> int:
             licenses.buy(buyout_id, 10**16, 1, value=10**16, sender=buyer)
-            licenses.distribute(model_id, vm.ETH, sender=keeper)
-            return licenses.withdraw(vm.ETH, sender=creator).gas_used
+            licenses.distribute(model_id, ETH, sender=keeper)
+            return licenses.withdraw(ETH, sender=creator).gas_used
 
         figures["withdraw"] = median_gas(withdraw)
 
         license_id = licenses.buy(buyout_id, 10**16, 1, value=10**16, sender=buyer).events.filter(
             licenses.LicensePurchased)[0].licenseId
-        params = vm.SynthesisParams(vm.Language.EN, speed=1.0, seed=7).pack()
+        params = vm.SynthesisParams(Language.EN, speed=1.0, seed=7).pack()
         text = "Hello from voicemarket: a sentence of ordinary length to speak."
 
         def request(deadline_in: int = 3600) -> tuple[tuple, int]:
@@ -170,7 +172,7 @@ def main() -> int:
 
         figures["fulfilBatch10_per_request"] = median_gas(batch) // 10
         figures["fail"] = median_gas(
-            lambda i: router.fail(request()[0], int(vm.FailReason.BAD_INPUT), sender=operator).gas_used
+            lambda i: router.fail(request()[0], int(FailReason.BAD_INPUT), sender=operator).gas_used
         )
         expiring = [request(deadline_in=60)[0] for _ in range(RUNS + 1)]
         ape.chain.pending_timestamp += 120

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voicemarket.market.chain import FailReason  # ISynthesisRouter.FailReason, re-exported for the oracle
+from voicemarket.protocol import FailReason  # ISynthesisRouter.FailReason, re-exported for the oracle
 
 __all__ = ["FailReason", "OracleError", "ConfigError", "OperatorKeyError", "TransientError", "RequestFailure",
            "RpcError", "GasTooHigh", "WouldRevert", "LeaseLost"]

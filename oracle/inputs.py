@@ -17,7 +17,8 @@ def read_text(data: bytes, input_hash: bytes, store, *, max_chars: int, max_byte
     got wrong, :class:`TransientError` if the store does not answer.
     """
     from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
-    from voicemarket.content.multiformats import CID, InvalidCID
+    from voicemarket.content.multiformats import CID
+    from voicemarket.errors import InvalidCID
 
     if not data:
         raise RequestFailure(FailReason.BAD_INPUT, "the request carries no input")

@@ -47,7 +47,7 @@ from oracle.ledger import Ledger, Submission
 from oracle.router import RouterClient, SynthesisRequest, load_abi
 from oracle.rpc import to_int
 from oracle.transactions import TxSender
-from voicemarket.market import chain as vm
+from voicemarket.protocol import Tier, RequestStatus, renewal_lead
 from voicemarket.market.keeping import (QUIET_REFUSALS, SETTLEABLE, Refusal, Subscription, expiry_due, renewal_refusal,
                                  settlement_due)
 
@@ -212,7 +212,7 @@ class MarketViews:
         allowed, allowance, balance = payment if payment else (True, 0, 0)
         return Subscription(
             license_id=license_id, holder=holder, auto_renew=bool(license["autoRenew"]),
-            expires_at=int(license["expiresAt"]), offer_id=int(license["offerId"]), tier=vm.Tier(int(terms["tier"])),
+            expires_at=int(license["expiresAt"]), offer_id=int(license["offerId"]), tier=Tier(int(terms["tier"])),
             period=int(terms["period"]), price=int(terms["price"]), asset=asset, offer_active=bool(offer["active"]),
             valid_until=int(terms["validUntil"]), asset_allowed=bool(allowed), model_id=int(terms["modelId"]),
             model_exists=bool(model["exists"]), model_frozen=bool(model["frozen"]),
@@ -249,7 +249,7 @@ class LicenseRecord:
 @dataclass
 class RequestRecord:
     request: SynthesisRequest
-    status: vm.RequestStatus = vm.RequestStatus.PENDING
+    status: RequestStatus = RequestStatus.PENDING
     settle_after: int = 0  # Fulfilled: end of the dispute window; Disputed: the arbiter's decideBy
 
 
@@ -291,9 +291,9 @@ class MarketIndex:
         if record is None:  # requested before the keeper's first block: it cannot pass the request back
             return
         if name == "SynthesisFulfilled":
-            record.status, record.settle_after = vm.RequestStatus.FULFILLED, int(args["settleAfter"])
+            record.status, record.settle_after = RequestStatus.FULFILLED, int(args["settleAfter"])
         elif name == "SynthesisDisputed":
-            record.status, record.settle_after = vm.RequestStatus.DISPUTED, int(args["decideBy"])
+            record.status, record.settle_after = RequestStatus.DISPUTED, int(args["decideBy"])
 
     def renewal_candidates(self, now: int, lead: Callable[[int], int | None]) -> list[int]:
         """Licences with auto-renewal on that are due (or lapsed) at ``now``; ``lead(offer)`` is the
@@ -308,7 +308,7 @@ class MarketIndex:
 
     def expired(self, now: int) -> list[int]:
         return sorted(rid for rid, r in self.requests.items()
-                      if r.status == vm.RequestStatus.PENDING and now > r.request.deadline)
+                      if r.status == RequestStatus.PENDING and now > r.request.deadline)
 
     def settleable(self, now: int) -> list[int]:
         return sorted(rid for rid, r in self.requests.items() if r.status in SETTLEABLE and now >= r.settle_after)
@@ -371,9 +371,9 @@ class Keeper:
     # ------------------------------------------------------------ renewals
     def _lead(self, offer_id: int, block: int) -> int | None:
         terms = self.views.terms(offer_id, block)
-        if int(terms["tier"]) != vm.Tier.SUBSCRIPTION:
+        if int(terms["tier"]) != Tier.SUBSCRIPTION:
             return None
-        return vm.renewal_lead(int(terms["period"]))
+        return renewal_lead(int(terms["period"]))
 
     def renew(self, now: int, block: int, busy: set[tuple[str, int]], capacity: int) -> int:
         sent = 0
@@ -425,10 +425,10 @@ class Keeper:
         states = self.views.request_states(request_ids, block)
         for request_id, state in states.items():
             record = self.index.requests[request_id]
-            status = vm.RequestStatus(int(state["status"]))
+            status = RequestStatus(int(state["status"]))
             changed = (int.from_bytes(state["commitment"], "big")
                        != self.views.router.commitment(record.request))
-            if status.is_final or status == vm.RequestStatus.NONE or changed:
+            if status.is_final or status == RequestStatus.NONE or changed:
                 del self.index.requests[request_id]
             else:
                 record.status, record.settle_after = status, int(state["settleAfter"])

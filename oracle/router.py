@@ -22,7 +22,7 @@ from web3.exceptions import ContractLogicError
 
 from oracle.errors import ConfigError
 from oracle.rpc import JsonRpc, to_int
-from voicemarket.market.chain import RequestStatus
+from voicemarket.protocol import RequestStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_ENV = "ORACLE_ABI_MANIFEST"

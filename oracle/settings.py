@@ -64,7 +64,8 @@ class ServedModel(BaseModel):
     @field_validator("keyring")
     @classmethod
     def _cid(cls, value: str) -> str:
-        from voicemarket.content.multiformats import CID, InvalidCID
+        from voicemarket.content.multiformats import CID
+        from voicemarket.errors import InvalidCID
 
         try:
             return str(CID.parse(value))

@@ -12,8 +12,9 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import keeping
-from voicemarket.cli.console import (asset_info, console, deployment, format_amount, format_duration, format_time,
-                                 parse_id, user_errors)
+from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.market.assets import asset_info
+from voicemarket.units import format_amount, format_duration, format_time
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Turn keeper renewals of a subscription on or off")
@@ -32,13 +33,13 @@ def cli(account, license_id: str, state: str, approve_periods: int | None) -> No
         sub, refusal = keeping.set_auto_renew(market, account, license, state == "on", approve_periods=approve_periods)
         asset = asset_info(sub.asset, market)
     if state == "off":
-        out.print(f"Licence {licence} no longer auto-renews: it works until {format_time(sub.expires_at)}; "
-                  f"`ape run renew {licence}` renews it (as its holder).")
+        out.print(f"Licence {license} no longer auto-renews: it works until {format_time(sub.expires_at)}; "
+                  f"`ape run renew {license}` renews it (as its holder).")
         return
     price = format_amount(sub.price, asset)
-    out.print(f"Licence {licence} auto-renews: keepers may renew it one period ({format_duration(sub.period)}, "
+    out.print(f"Licence {license} auto-renews: keepers may renew it one period ({format_duration(sub.period)}, "
               f"{price}) at a time, from {format_time(sub.due_at)} (it expires {format_time(sub.expires_at)}). "
-              f"A transfer of the licence, or `ape run autorenew {licence} off`, stops them.")
+              f"A transfer of the licence, or `ape run autorenew {license} off`, stops them.")
     if not sub.is_eth:
         out.print(f"Your {asset.symbol} allowance for the licence manager: {format_amount(sub.allowance, asset)} "
                   f"({sub.allowance // sub.price} period(s)); balance {format_amount(sub.balance, asset)}.")

@@ -11,7 +11,8 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import licensing
-from voicemarket.cli.console import amount_in, console, deployment, format_amount, format_time, parse_id, table, user_errors
+from voicemarket.cli.console import amount_in, console, deployment, parse_id, table, user_errors
+from voicemarket.units import format_amount, format_time
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Buy a licence from an offer, with a price cap")

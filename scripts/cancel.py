@@ -6,7 +6,8 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import licensing
-from voicemarket.cli.console import console, deployment, format_time, parse_id, user_errors
+from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.units import format_time
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Cancel a subscription's renewals")
@@ -19,5 +20,5 @@ def cli(account, license_id: str) -> None:  # noqa: ANN001
     license = parse_id(license_id, "LICENCE_ID")
     with user_errors():
         state = licensing.cancel(deployment(), account, license)
-    console().print(f"Licence {licence} cancelled: no keeper renews it now; it works until "
-                    f"{format_time(state.expires_at)} (its holder may still renew it: `ape run renew {licence}`).")
+    console().print(f"Licence {license} cancelled: no keeper renews it now; it works until "
+                    f"{format_time(state.expires_at)} (its holder may still renew it: `ape run renew {license}`).")

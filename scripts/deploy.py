@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from voicemarket.errors import DeploymentError
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import chain as vm
 from voicemarket.market import deployments
-from voicemarket.cli.console import console, format_amount, format_duration, table, user_errors
-from voicemarket.market.minting import ETH_ASSET
+from voicemarket.cli.console import console, table, user_errors
+from voicemarket.units import format_amount, format_duration
+from voicemarket.units import ETH_ASSET
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the voicemarket contracts and save their addresses")
@@ -34,7 +36,7 @@ def cli(provider, account, parameters_path: Path | None, replace: bool) -> None:
         if not replace:
             try:
                 existing = deployments.load(provider)
-            except deployments.DeploymentError:
+            except DeploymentError:
                 existing = None
             if existing is not None:
                 raise click.ClickException(

@@ -12,8 +12,8 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import keeping
-from voicemarket.cli.console import (ETH_ASSET, console, deployment, format_amount, format_duration, format_time,
-                                 parse_id, user_errors)
+from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.units import ETH_ASSET, format_amount, format_duration, format_time
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Dispute a delivery (posting the dispute bond)")

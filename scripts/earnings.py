@@ -13,7 +13,8 @@ import click
 from ape.cli import ConnectedProviderCommand, network_option
 
 from voicemarket.market import earnings as report
-from voicemarket.cli.console import console, deployment, format_amount, parse_id, resolve_account, table, user_errors
+from voicemarket.cli.console import console, deployment, parse_id, resolve_account, table, user_errors
+from voicemarket.units import format_amount
 from voicemarket.market.earnings import PARTIES
 
 

@@ -15,9 +15,12 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
+from voicemarket.protocol import Tier
 from voicemarket.market import deployments, minting
-from voicemarket.cli.console import console, deployment, format_amount, progress, resolve_account, table, user_errors
+from voicemarket.cli.console import console, deployment, progress, resolve_account, table, user_errors
+from voicemarket.units import format_amount
 from voicemarket.market.licensing import action_names, territory_names
+from voicemarket.units import parse_duration
 
 
 def _share(text: str) -> int:
@@ -63,7 +66,7 @@ def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...],  #
         offers = minting.read_offers(offers_path, market)
         voice_owner = resolve_account(voice_owner_alias) if voice_owner_alias else None
         try:
-            window = deployments.parse_duration(dispute_window, "--dispute-window")
+            window = parse_duration(dispute_window, "--dispute-window")
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
         store = minting.open_store(store_spec)
@@ -91,7 +94,7 @@ def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...],  #
     offers_table = table("Offers", "offer", "tier", "price", "permits", "territories", "policy hash")
     for offer in result.offers:
         asset = minting.asset_info(offer.terms.asset, market)
-        offers_table.add_row(str(offer.offer_id), minting.TIER_LABELS[offer.terms.tier],
+        offers_table.add_row(str(offer.offer_id), Tier(offer.terms.tier).label,
                              format_amount(offer.terms.price, asset), action_names(offer.terms.permissions),
                              territory_names(offer.terms.territories), "0x" + offer.policy_hash.hex()[:16] + "…")
     out.print(offers_table)

@@ -11,7 +11,8 @@ import click
 from ape.cli import ConnectedProviderCommand, network_option
 
 from voicemarket.market import licensing, minting
-from voicemarket.cli.console import console, deployment, format_time, parse_id, table, user_errors
+from voicemarket.cli.console import console, deployment, parse_id, table, user_errors
+from voicemarket.units import format_time
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Show a voice model's offers")

@@ -14,8 +14,9 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import operators
-from voicemarket.cli.console import (ETH_ASSET, amount_in, asset_of, assets_of, console, deployment, format_amount,
-                                 format_time, table, user_errors)
+from voicemarket.market.assets import asset_info
+from voicemarket.cli.console import amount_in, assets_of, console, deployment, table, user_errors
+from voicemarket.units import ETH_ASSET, format_amount, format_time
 
 
 @click.group(short_help="Register as an operator, set fees, unbond, withdraw stake")
@@ -52,7 +53,7 @@ def register(account, stake: str | None, fee: str | None, fee_asset: str) -> Non
         market = deployment()
         staked = operators.register(market, account, amount_in(stake, ETH_ASSET, "--stake") if stake else None)
         if fee:
-            asset = asset_of(fee_asset, market)
+            asset = asset_info(fee_asset, market)
             operators.set_fee(market, account, asset, amount_in(fee, asset, "--fee"))
         console().print(f"Registered {account.address} with {format_amount(staked, ETH_ASSET)} staked.")
         _print_status(account)
@@ -66,7 +67,7 @@ def register(account, stake: str | None, fee: str | None, fee_asset: str) -> Non
 def fee(account, amount: str, asset: str) -> None:  # noqa: ANN001
     with user_errors():
         market = deployment()
-        info = asset_of(asset, market)
+        info = asset_info(asset, market)
         operators.set_fee(market, account, info, amount_in(amount, info, "--amount"))
         console().print(f"Fee set: {format_amount(amount_in(amount, info, '--amount'), info)} per request.")
 

@@ -10,7 +10,8 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import governance
-from voicemarket.cli.console import console, deployment, format_duration, format_time, parse_id, user_errors
+from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.units import format_duration, format_time
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Retire a model: no more sales, service until the notice ends")

@@ -20,30 +20,16 @@ import wave
 from pathlib import Path
 
 import click
+from voicemarket.errors import SpeechError
 from ape.cli import ConnectedProviderCommand, account_option
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Language, RequestStatus
 from voicemarket.market import speech
+from voicemarket.market.assets import asset_info
+from voicemarket.units import format_amount, format_time
 
-REASONS = {
-    vm.FailReason.MODEL_UNAVAILABLE: "the operator does not (or can no longer) serve this model",
-    vm.FailReason.BUNDLE_UNAVAILABLE: "the operator cannot find the model's bundle in its store",
-    vm.FailReason.BUNDLE_CORRUPT: "the model's bundle does not match its CID or SHA-256",
-    vm.FailReason.BUNDLE_UNDECRYPTABLE: "the model's bundle is not sealed to this operator's key",
-    vm.FailReason.INPUT_UNAVAILABLE: "the operator cannot fetch the text by its CID",
-    vm.FailReason.BAD_INPUT: "the text or the parameters are malformed (or do not match inputHash)",
-    vm.FailReason.UNSUPPORTED_LANGUAGE: "the operator's engine cannot speak this language",
-    vm.FailReason.TEXT_TOO_LONG: "the text is longer than this operator accepts",
-    vm.FailReason.SYNTHESIS_ERROR: "the operator's engine failed on this text",
-    vm.FailReason.OUTPUT_STORAGE_ERROR: "the operator could not store the audio",
-}
 SPINNER = "|/-\\"
-
-
-def reason_text(reason: vm.FailReason) -> str:
-    """``TextTooLong (7): the text is longer than this operator accepts``."""
-    camel = "".join(part.capitalize() for part in reason.name.split("_"))
-    return f"{camel} ({int(reason)}): {REASONS[reason]}"
 
 
 class ProgressLine:
@@ -55,10 +41,10 @@ class ProgressLine:
         self.last = -10.0
         self.ticks = 0
 
-    def __call__(self, status: vm.RequestStatus, waited: float, left: int) -> None:
-        if status != vm.RequestStatus.PENDING:
+    def __call__(self, status: RequestStatus, waited: float, left: int) -> None:
+        if status != RequestStatus.PENDING:
             return
-        text = (f"waiting for operator {_short(self.operator)}: {status.name.lower()}, {waited:4.0f} s "
+        text = (f"waiting for operator {_short(self.operator)}: {status.label}, {waited:4.0f} s "
                 f"(deadline in {_duration(max(left, 0))})")
         if self.tty:
             self.ticks += 1
@@ -92,28 +78,27 @@ def _wav_summary(path: Path) -> str:
 def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outcome: speech.Outcome,  # noqa: ANN001
                    store, output: Path, *, cancel: bool, waited: float) -> int:  # noqa: ANN001
     """Print what happened to the request (and fetch, verify and write the audio). The exit code."""
-    from voicemarket.cli.console import asset_info, format_amount
 
     router = deployment.router
     asset = asset_info(submitted.asset, deployment)
     request_id = submitted.request_id
     if outcome.delivered:
-        click.echo(f"{outcome.status.name.lower()} after {waited:.1f} s: audio {outcome.output_cid}")
+        click.echo(f"{outcome.status.label} after {waited:.1f} s: audio {outcome.output_cid}")
         path = speech.fetch_audio(store, outcome, output)
         click.echo(f"verified: the audio's SHA-256 {outcome.output_digest.hex()[:16]}… is the digest on-chain")
         click.echo(f"wrote {path} ({_wav_summary(path)})")
-        if outcome.status == vm.RequestStatus.FULFILLED:
-            click.echo(f"the payout settles at {time.strftime('%H:%M:%S', time.localtime(outcome.settle_after))}; "
+        if outcome.status == RequestStatus.FULFILLED:
+            click.echo(f"the payout settles at {format_time(outcome.settle_after, seconds=True)}; "
                        f"until then you may dispute request {request_id}")
         return 0
     refund = format_amount(submitted.escrow, asset)
-    if outcome.status == vm.RequestStatus.FAILED:
-        click.echo(f"failed: the operator reported {reason_text(outcome.reason)}")
-    elif outcome.status == vm.RequestStatus.EXPIRED:
+    if outcome.status == RequestStatus.FAILED:
+        click.echo(f"failed: the operator reported {outcome.reason.explain()}")
+    elif outcome.status == RequestStatus.EXPIRED:
         click.echo("expired: the operator did not deliver by the deadline; the request was cancelled")
-    elif outcome.status == vm.RequestStatus.REVERSED:
+    elif outcome.status == RequestStatus.REVERSED:
         click.echo("reversed: your dispute was upheld")
-    elif outcome.status == vm.RequestStatus.PENDING:
+    elif outcome.status == RequestStatus.PENDING:
         import ape
 
         if int(ape.chain.pending_timestamp) <= submitted.deadline:
@@ -162,7 +147,7 @@ def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temper
         operator, max_fee, ttl, min_dispute_window, store_spec, output, timeout, request_id, cancel_expired,
         account) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
-    from voicemarket.cli.console import amount_in, asset_info, deployment as saved_deployment, format_amount, user_errors
+    from voicemarket.cli.console import amount_in, deployment as saved_deployment, user_errors
     from voicemarket.market.minting import open_store
 
     with user_errors():  # the deployment, the store, and the contracts' custom errors: one line with what to do
@@ -175,7 +160,7 @@ def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temper
                 raise click.UsageError("--request follows an existing request: give no text or licence with it")
             submitted = speech.find_request(router, request_id, deployment.start_block)
             click.echo(f"request {request_id}: operator {submitted.operator}, deadline "
-                       f"{time.strftime('%H:%M:%S', time.localtime(submitted.deadline))}")
+                       f"{format_time(submitted.deadline, seconds=True)}")
         else:
             if text_file is not None:
                 if text:
@@ -186,18 +171,18 @@ def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temper
             if license_id is None:
                 raise click.UsageError("give --licence: the id of your licence for the voice (`ape run buy` prints it)")
             license = speech.license_use(deployment.licenses, license_id, account.address)
-            license.check_language(vm.Language.parse(language))
+            license.check_language(Language.parse(language))
             asset = asset_info(license.asset, deployment)
             chosen, fee = speech.choose_operator(router, license.model_id, license.asset, operator,
                                                  deployment.start_block)
             cap = fee if max_fee is None else amount_in(max_fee, asset, "--max-fee")
-            uses = "unlimited uses" if license.uses_left is None else f"{licence.uses_left} uses left"
-            click.echo(f"licence {licence_id}: {licence.tier.name.lower().replace('_', '-')}, model "
-                       f"{licence.model_id:#x} ({', '.join(licence.language_codes)}), {uses}")
-            price = f"use price {format_amount(licence.use_price, asset)}, " if license.use_price else ""
+            uses = "unlimited uses" if license.uses_left is None else f"{license.uses_left} uses left"
+            click.echo(f"licence {license_id}: {license.tier.label}, model "
+                       f"{license.model_id:#x} ({', '.join(license.language_codes)}), {uses}")
+            price = f"use price {format_amount(license.use_price, asset)}, " if license.use_price else ""
             click.echo(f"operator {chosen}: {price}fee {format_amount(fee, asset)} (your maximum "
                        f"{format_amount(cap, asset)})")
-            params = vm.SynthesisParams(vm.Language.parse(language), speed=speed, top_k=top_k, top_p=top_p,
+            params = vm.SynthesisParams(Language.parse(language), speed=speed, top_k=top_k, top_p=top_p,
                                         temperature=temperature, repetition_penalty=repetition_penalty, seed=seed)
             with user_errors():
                 submitted = speech.submit(router, account, license, text, params, operator=chosen, max_fee=cap,
@@ -221,7 +206,7 @@ def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temper
             code = report_outcome(deployment, account, submitted, outcome, store,
                                   output or Path(f"request-{submitted.request_id}.wav"), cancel=cancel_expired,
                                   waited=time.monotonic() - started)
-    except (speech.SpeechError, ValueError) as exc:
+    except (SpeechError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if code:
         sys.exit(code)

@@ -12,7 +12,9 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import keeping
-from voicemarket.cli.console import asset_info, console, deployment, format_amount, parse_id, table, user_errors
+from voicemarket.cli.console import console, deployment, parse_id, table, user_errors
+from voicemarket.market.assets import asset_info
+from voicemarket.units import format_amount
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Settle delivered requests past their dispute window")
@@ -33,7 +35,7 @@ def cli(account, request_ids: tuple[str, ...], all_due: bool) -> None:  # noqa: 
             grid = table("Settled", "request", "was", "operator fee", "use price", "note")
             for item in result.settled:
                 asset = asset_info(item.asset, market)
-                grid.add_row(str(item.request_id), item.was.name.lower(), format_amount(item.fee, asset),
+                grid.add_row(str(item.request_id), item.was.label, format_amount(item.fee, asset),
                              format_amount(item.use_price, asset),
                              "dispute lapsed: bond back to the buyer" if item.lapsed else "")
             out.print(grid)

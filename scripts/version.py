@@ -14,8 +14,11 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
+from voicemarket.protocol import Tier
 from voicemarket.market import deployments, governance, minting
-from voicemarket.cli.console import console, deployment, format_amount, parse_id, progress, resolve_account, table, user_errors
+from voicemarket.cli.console import console, deployment, parse_id, progress, resolve_account, table, user_errors
+from voicemarket.units import format_amount
+from voicemarket.units import parse_duration
 
 
 def _bps(text: str | None) -> int | None:
@@ -57,7 +60,7 @@ def cli(account, parent_id: str, folder: Path, offers_path: Path, operators: tup
             raise click.BadParameter(f"--co-creator takes ADDRESS:SHARE (e.g. 0xabc...:5%), got {text!r}")
         splits.append((address, _bps(share)))
     try:
-        window = None if dispute_window is None else deployments.parse_duration(dispute_window, "--dispute-window")
+        window = None if dispute_window is None else parse_duration(dispute_window, "--dispute-window")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     out = console()
@@ -86,5 +89,5 @@ def cli(account, parent_id: str, folder: Path, offers_path: Path, operators: tup
         out.print(summary)
         for offer in result.offers:
             price = format_amount(offer.terms.price, minting.asset_info(offer.terms.asset, market))
-            out.print(f"offer {offer.offer_id}: {minting.TIER_LABELS[offer.terms.tier]}, {price}")
+            out.print(f"offer {offer.offer_id}: {Tier(offer.terms.tier).label}, {price}")
     out.print(f"Saved to {record}. Operators serve it with its keyring CID {result.keyring_cid}.")

@@ -11,7 +11,9 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.market import earnings
-from voicemarket.cli.console import asset_of, console, deployment, format_amount, table, user_errors
+from voicemarket.market.assets import asset_info
+from voicemarket.cli.console import console, deployment, table, user_errors
+from voicemarket.units import format_amount
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Withdraw your revenue, fees and refunds")
@@ -24,7 +26,7 @@ def cli(account, assets: tuple[str, ...], no_distribute: bool) -> None:  # noqa:
     """Withdraw all of your credits (after distributing your models' revenue pots)."""
     with user_errors():
         market = deployment()
-        chosen = [asset_of(a, market) for a in assets] or None
+        chosen = [asset_info(a, market) for a in assets] or None
         distributed, made = earnings.withdraw(market, account, assets=chosen, distribute=not no_distribute)
     out = console()
     for model_id, symbol in distributed:

@@ -183,30 +183,13 @@ def check(root: Path) -> list[Violation]:
     return sorted(violations)
 
 
-# Violations known and being removed (issue 14), as (file, imported module): while any remain the
-# test is an expected failure; any other violation fails it, and so does an entry here that no
-# longer occurs: delete entries as they go, and this set when it is empty.
-# - content/sealed_bundle.py checks a bundle's model id with market.chain.model_id
-#   (keccak256(abi.encode(creator, digest)), the registry's modelIdOf): a protocol rule, which
-#   belongs in the base layer (voicemarket/protocol.py).
-PENDING = {
-    ("voicemarket/content/sealed_bundle.py", "voicemarket.market.chain"),
-}
-
-
 def test_the_tree_imports_only_in_the_allowed_directions():
     violations = check(ROOT)
-    listing = "\n".join(f"  {v}" for v in violations)
-    new = [v for v in violations if (v.path, v.target) not in PENDING]
-    assert not new, (
-        f"{len(new)} import(s) against the layer plan (docs/architecture.md, 'Who may import whom'):\n"
-        + "\n".join(f"  {v}" for v in new)
+    assert not violations, (
+        f"{len(violations)} import(s) against the layer plan (docs/architecture.md, 'Who may import whom'):\n"
+        + "\n".join(f"  {v}" for v in violations)
         + "\nMove the shared code down a layer (e.g. formatting into voicemarket/units.py) instead of importing up."
     )
-    gone = PENDING - {(v.path, v.target) for v in violations}
-    assert not gone, f"these no longer import against the plan: delete them from PENDING in {__file__}: {sorted(gone)}"
-    if violations:
-        pytest.xfail(f"{len(violations)} known import(s) against the layer plan, being removed (issue 14):\n{listing}")
 
 
 # A small tree with one violation of each rule (marked "# bad") and the allowed imports beside them.

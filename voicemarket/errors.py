@@ -1,20 +1,54 @@
-"""The errors a user of voicemarket's packages can cause, one type per thing to do about it.
+"""The errors a user of voicemarket can cause, one type per thing to do about it, in one tree.
 
-    PackageError                      base: catch this to handle any of them
-    ├── ContentNotFound (LookupError)  the store has no content under that CID
-    ├── IntegrityError (ValueError)    bytes are not what they claim: CID, SHA-256 or an
-    │                                  authentication tag disagrees (corrupt, truncated, tampered)
-    ├── DecryptionError                this private key cannot open this bundle (not a recipient)
-    ├── BundleError (ValueError)       inputs or a bundle's layout are not a valid voice bundle
-    │   └── CreatorMismatch            an intact bundle registered by another creator than it names
-    ├── StoreError                     the store itself failed (Kubo unreachable, disk full, ...)
-    └── LicenceError (ValueError)      an offer or ODRL document the contract cannot express
+Every message says what went wrong and what to do. Catch :class:`VoicemarketError` to handle any
+of them; the commands turn them into one ``Error:`` line (``voicemarket.cli.console.user_errors``).
+The oracle has its own tree (``oracle/errors.py``), synth/ its own (``synth/errors.py``).
+
+    VoicemarketError                      base: catch this to handle any of them
+    ├── UnitError (ValueError)            an amount or a duration that cannot be read (units.py)
+    ├── PackageError                      content/: bundles, encryption, stores, CIDs, licence documents
+    │   ├── ContentNotFound (LookupError)  the store has no content under that CID
+    │   ├── IntegrityError (ValueError)    bytes are not what they claim: CID, SHA-256 or an
+    │   │   │                              authentication tag disagrees (corrupt, truncated, tampered)
+    │   │   ├── CarError                   a CAR file is malformed, or a block in it does not match its CID
+    │   │   └── DagError                   a block is not the dag-pb / UnixFS node it claims to be
+    │   ├── DecryptionError                this private key cannot open this bundle (not a recipient)
+    │   ├── BundleError (ValueError)       inputs or a bundle's layout are not a valid voice bundle
+    │   │   └── CreatorMismatch            an intact bundle registered by another creator than it names
+    │   ├── StoreError                     the store itself failed (Kubo unreachable, disk full, ...)
+    │   ├── InvalidCID (ValueError)        text or bytes that are not a content id this project reads
+    │   ├── CanonicalJSONError (ValueError) a value with no canonical JSON form (NaN, lone surrogate, ...)
+    │   └── PolicyError (ValueError)       an offer or ODRL document the contract cannot express
+    ├── MarketError                       market/: what the chain, a deployment or the user's input refuses
+    │   ├── DeploymentError                no deployment saved, a stale one, a wrong parameters file
+    │   ├── AssetError (ValueError)        an asset that is not ETH, the stablecoin or a readable ERC-20
+    │   ├── MintError                      the creator's model folder, offers, operators or consent
+    │   ├── GovernanceError                a retirement, freeze or version the registry would refuse
+    │   ├── LicensingError                 the buyer's offer, cap, allowance or licence
+    │   ├── OperatorError                  an operator's registration, stake or unbonding
+    │   ├── KeepingError                   a dispute, settlement or auto-renewal that cannot happen now
+    │   └── SpeechError                    a request the buyer can fix: licence, operator, text, fee, store
+    │       └── AudioMismatch              the delivered audio is not what the operator committed to
+    └── DevError                          dev/: the local services and the demo
+        ├── ServiceError (RuntimeError)    a local service (anvil, redis, a worker) failed to start or died
+        └── DemoError                      the demo cannot go on
 """
 
 from __future__ import annotations
 
 
-class PackageError(Exception):
+class VoicemarketError(Exception):
+    """Base of every error voicemarket raises for its users; the message says what to do."""
+
+
+class UnitError(VoicemarketError, ValueError):
+    """An amount or a duration written in a way that cannot be read."""
+
+
+# ---------------------------------------------------------------- content/
+
+
+class PackageError(VoicemarketError):
     """Base of every error in voicemarket's bundles, encryption, stores and licence documents."""
 
 
@@ -24,6 +58,14 @@ class ContentNotFound(PackageError, LookupError):
 
 class IntegrityError(PackageError, ValueError):
     """Content does not match its CID or digest, or failed authentication: never use such bytes."""
+
+
+class CarError(IntegrityError):
+    """A CAR file is malformed, or a block in it does not match its CID."""
+
+
+class DagError(IntegrityError):
+    """A block is not the dag-pb / UnixFS node it claims to be."""
 
 
 class DecryptionError(PackageError):
@@ -43,5 +85,71 @@ class StoreError(PackageError):
     """The storage backend failed (unreachable node, refused request, I/O error)."""
 
 
+class InvalidCID(PackageError, ValueError):
+    """A string or byte string is not a content id this project understands."""
+
+
+class CanonicalJSONError(PackageError, ValueError):
+    """A value that has no canonical JSON form (NaN, infinity, lone surrogate, non-string key...)."""
+
+
 class PolicyError(PackageError, ValueError):
     """An offer or licence document that the on-chain offer cannot express."""
+
+
+# ---------------------------------------------------------------- market/
+
+
+class MarketError(VoicemarketError):
+    """Base of what the market's workflows refuse before or instead of a transaction."""
+
+
+class DeploymentError(MarketError):
+    """A deployment is missing, stale, or its parameters file is wrong; the message says what to do."""
+
+
+class AssetError(MarketError, ValueError):
+    """A payment asset that is not ETH, the deployment's stablecoin or an ERC-20 token on this chain."""
+
+
+class MintError(MarketError):
+    """Something the creator can fix (the folder, the offers file, an operator, the consent); the message says how."""
+
+
+class GovernanceError(MarketError):
+    """A retirement, freeze, unfreeze or new version the registry would refuse; the message says what to do."""
+
+
+class LicensingError(MarketError):
+    """A buyer's mistake (wrong offer, cap too low, allowance missing, ...); the message says what to do."""
+
+
+class OperatorError(MarketError):
+    """An operator's mistake (not registered, stake too low, still locked, ...); the message says what to do."""
+
+
+class KeepingError(MarketError):
+    """A dispute, settlement or auto-renewal that cannot happen now; the message says why and what to do."""
+
+
+class SpeechError(MarketError):
+    """Something the buyer can fix (licence, operator, text, fee, store); the message says what."""
+
+
+class AudioMismatch(SpeechError):
+    """The audio behind the delivered CID is not what the operator committed to on-chain."""
+
+
+# ---------------------------------------------------------------- dev/
+
+
+class DevError(VoicemarketError):
+    """Base of the development harness's errors (local services, the demo)."""
+
+
+class ServiceError(DevError, RuntimeError):
+    """A local service could not be started, or died while it was needed."""
+
+
+class DemoError(DevError):
+    """The demo cannot go on; the message says what to do."""

@@ -7,7 +7,8 @@ is how the BERT features (one vector per character) are spread over phones.
 
 GPT-SoVITS picks readings with the g2pW neural model when its weights are present; this
 engine uses its other documented path, pypinyin's phrase dictionary (no model needed).
-Numbers, dates and percentages are read by cn2an.
+Numbers, dates, times, phone numbers and units are read by GPT-SoVITS's normaliser
+(:mod:`synth.text.zh_normalize`, PaddleSpeech's rules; traditional characters become simplified).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import functools
 import logging
 import re
 
-import cn2an
 from pypinyin import Style, lazy_pinyin
 
-from synth.text import tone_sandhi
+from synth.text import tone_sandhi, zh_normalize
 
 PUNCTUATION = ["!", "?", "…", ",", ".", "-"]
 _PUNCT_CLASS = "".join(re.escape(p) for p in PUNCTUATION)
@@ -94,12 +94,14 @@ def _normalise_spelling(initial: str, final_toneless: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Numbers to words (cn2an), punctuation mapped to the six v2 marks, other symbols dropped."""
-    text = cn2an.transform(text, "an2cn")
-    text = text.replace("嗯", "恩").replace("呣", "母")
-    text = _REPLACE_RE.sub(lambda m: _REPLACE[m.group()], text)
-    text = re.sub(r"[^\u4e00-\u9fa5" + _PUNCT_CLASS + r"]+", "", text)
-    return re.sub(f"([{_PUNCT_CLASS}])([{_PUNCT_CLASS}])+", r"\1", text)
+    """Numbers to words (GPT-SoVITS's normaliser, :mod:`synth.text.zh_normalize`), clause by clause
+    punctuation mapped to the six v2 marks and other symbols dropped; repeated marks collapse."""
+    clauses = []
+    for clause in zh_normalize.normalize(text):
+        clause = clause.replace("嗯", "恩").replace("呣", "母")
+        clause = _REPLACE_RE.sub(lambda m: _REPLACE[m.group()], clause)
+        clauses.append(re.sub(r"[^\u4e00-\u9fa5" + _PUNCT_CLASS + r"]+", "", clause))
+    return re.sub(f"([{_PUNCT_CLASS}])([{_PUNCT_CLASS}])+", r"\1", "".join(clauses))
 
 
 def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple[list[str], list[str]]:

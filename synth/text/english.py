@@ -18,8 +18,9 @@ from synth.text.symbols import SYMBOL_TO_ID
 
 PUNCTUATION = set("!?…,.-")
 
-_REPLACE = [(re.compile("[;:：，；]"), ","), (re.compile('["’]'), "'"), (re.compile("。"), "."),
-            (re.compile("！"), "!"), (re.compile("？"), "?")]
+# GPT-SoVITS v2 also lists "[;:：，；]" -> "," and '["’]' -> "'", but escapes its patterns before
+# joining them, so those two never match: ; : ： ， ； " ’ reach the final filter and are dropped.
+_REPLACE = [(re.compile("。"), "."), (re.compile("！"), "!"), (re.compile("？"), "?")]
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
         "seventeen eighteen nineteen".split()

@@ -21,9 +21,11 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Action, DAY, ETH, Language, language_bits, Tier
+from voicemarket import protocol
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
-MONTH = 30 * vm.DAY
+MONTH = 30 * DAY
 OPERATOR_FEE = 10**14
 MIN_STAKE = 10**17
 SLASH = 10**16
@@ -94,13 +96,13 @@ def error_data(error, *args) -> bytes:
     return keccak(text=abi.selector)[:4] + encode([x.canonical_type for x in abi.inputs], list(args))
 
 
-def offer_terms(model_id: int, tier: vm.Tier = vm.Tier.BUYOUT, *, asset: str = vm.ETH, price: int = 10**16,
+def offer_terms(model_id: int, tier: Tier = Tier.BUYOUT, *, asset: str = ETH, price: int = 10**16,
                 period: int = 0, max_uses: int = 0, pack_size: int = 0, valid_until: int = 0,
-                max_licenses: int = 0, permissions: int = int(vm.Action.TEXT_TO_SPEECH | vm.Action.COMMERCIAL_USE),
-                prohibitions: int = int(vm.Action.SUBLICENSING), attribution: bool = True,
+                max_licenses: int = 0, permissions: int = int(Action.TEXT_TO_SPEECH | Action.COMMERCIAL_USE),
+                prohibitions: int = int(Action.SUBLICENSING), attribution: bool = True,
                 transferable: bool = False, purposes: int = 0, policy_hash: bytes | None = None) -> dict[str, Any]:
     """An ILicenseManager.OfferTerms dict with sensible defaults (a buyout in ETH)."""
-    if tier == vm.Tier.SUBSCRIPTION and period == 0:
+    if tier == Tier.SUBSCRIPTION and period == 0:
         period = MONTH
     return {
         "modelId": model_id, "tier": int(tier), "asset": str(asset), "price": price, "period": period,
@@ -144,7 +146,7 @@ class Market:
         return vm.model_registration(
             bundle_digest=digest, bundle_cid=CID(1, RAW, digest_of("sealed " + label)),
             metadata_cid=CID(0, DAG_PB, digest_of("metadata " + label)),
-            languages=vm.language_bits("zh", "en") if languages is None else languages,
+            languages=language_bits("zh", "en") if languages is None else languages,
             voice_owner=voice_address, voice_owner_bps=voice_owner_bps if voice_address != creator.address else 0,
             co_creators=list(co_creators), policy_hash=policy, consent_deadline=deadline,
             consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window, parent_id=parent_id,
@@ -167,9 +169,9 @@ class Market:
         creator = creator or self.a.creator
         r = self.registration(creator=creator, **kwargs)
         self.d.registry.registerModel(r, sender=creator)
-        return vm.model_id(creator.address, r["bundleDigest"])
+        return protocol.model_id(creator.address, r["bundleDigest"])
 
-    def publish(self, model_id: int, tier: vm.Tier = vm.Tier.BUYOUT, *, owner=None, territories: bytes = b"",
+    def publish(self, model_id: int, tier: Tier = Tier.BUYOUT, *, owner=None, territories: bytes = b"",
                 **terms) -> int:
         """Publishes an offer through the OfferBook; returns its id."""
         receipt = self.d.offers.publishOffer(offer_terms(model_id, tier, **terms), territories,
@@ -179,14 +181,14 @@ class Market:
     def buy(self, offer_id: int, buyer=None, quantity: int = 1, *, max_price: int | None = None) -> int:
         buyer = buyer or self.a.buyer
         o = self.d.licenses.offer(offer_id).terms
-        tier = vm.Tier(o.tier)
-        if tier == vm.Tier.PAY_PER_USE:
+        tier = Tier(o.tier)
+        if tier == Tier.PAY_PER_USE:
             cost = o.price * o.packSize * quantity
-        elif tier == vm.Tier.SUBSCRIPTION:
+        elif tier == Tier.SUBSCRIPTION:
             cost = o.price * quantity
         else:
             cost = o.price
-        if o.asset != vm.ETH:
+        if o.asset != ETH:
             token = self.token(o.asset)
             token.mint(buyer, cost, sender=self.a.deployer)
             allowance = token.allowance(buyer, self.d.licenses)
@@ -204,7 +206,7 @@ class Market:
 
         return ape.project.MockStablecoin.at(asset)
 
-    def operator(self, account=None, *, models=(), fee: int = OPERATOR_FEE, asset: str = vm.ETH):
+    def operator(self, account=None, *, models=(), fee: int = OPERATOR_FEE, asset: str = ETH):
         """Registers `account` as an operator with the minimum stake, its fee, allowed for `models`."""
         account = account or self.a.operator
         self.d.router.registerOperator(public_key(account), value=MIN_STAKE, sender=account)
@@ -217,7 +219,7 @@ class Market:
 
     def request_params(self, model_id: int, license_id: int, *, operator=None, text: str = TEXT,
                        deadline_in: int = 3600, max_fee: int = OPERATOR_FEE,
-                       language: vm.Language = vm.Language.EN, params: int | None = None,
+                       language: Language = Language.EN, params: int | None = None,
                        min_dispute_window: int = 0, input_: bytes | None = None) -> dict[str, Any]:
         if params is None:
             params = vm.SynthesisParams(language, min_dispute_window=min_dispute_window).pack()
@@ -240,9 +242,9 @@ class Market:
 
     def _use_price(self, license_id: int) -> int:
         terms = self.d.licenses.offer(self.d.licenses.offerOf(license_id)).terms
-        if terms.asset != vm.ETH:
+        if terms.asset != ETH:
             return 0
-        return terms.price if terms.tier == vm.Tier.PAY_PER_USE and terms.packSize == 0 else 0
+        return terms.price if terms.tier == Tier.PAY_PER_USE and terms.packSize == 0 else 0
 
 
 class RpcError(Exception):

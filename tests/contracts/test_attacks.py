@@ -16,10 +16,10 @@ import hashlib
 import pytest
 from market_helpers import MIN_STAKE, MONTH, OPERATOR_FEE, SLASH, error_data, reverts
 
-from voicemarket.market import chain as vm
+from voicemarket.protocol import DAY, ETH, FailReason, RequestStatus, Tier
+from voicemarket import protocol
 from voicemarket.content.multiformats import CID, RAW
 
-DAY = vm.DAY
 HOUR = 3600
 WEEK = 7 * DAY
 NOTICE = 45 * DAY  # vm.deploy's default retirement notice
@@ -27,7 +27,7 @@ PRICE = 1_000_000  # 1 mUSD a period
 MAX_UINT = 2**256 - 1
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
 OUT_DIGEST = hashlib.sha256(b"wav bytes").digest()
-Status = vm.RequestStatus
+Status = RequestStatus
 
 
 def balances(token, *accounts) -> list[int]:
@@ -78,7 +78,7 @@ def test_h1_24_keeper_renewals_in_one_block_of_a_subscription_pushed_to_a_victim
     """
     mallory, victim = actors.other, actors.buyer
     model = market.register(creator=mallory, voice_owner=mallory)
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=HOUR,
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=HOUR,
                            transferable=True)
     license_id = market.buy(offer, mallory)
     fund(usd, victim, 100 * PRICE, licenses, actors.deployer)
@@ -118,7 +118,7 @@ def test_h1_a_lapsed_subscription_is_not_revived_when_its_holder_approves_for_so
     """
     mallory, victim = actors.other, actors.buyer
     plan = market.register(creator=mallory, voice_owner=mallory)
-    offer = market.publish(plan, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=MONTH)
+    offer = market.publish(plan, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=MONTH)
     license_id = market.buy(offer, victim)
     licenses.setAutoRenew(license_id, True, sender=victim)
     expires = licenses.expiresAt(license_id)
@@ -149,7 +149,7 @@ def test_h1_an_account_approved_on_the_license_cannot_renew_from_the_holders_tok
     """
     mallory, victim = actors.other, actors.buyer
     model = market.register()
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK)
     license_id = market.buy(offer, victim)
     licenses.approve(mallory, license_id, sender=victim)
     fund(usd, victim, 100 * PRICE, licenses, actors.deployer)
@@ -187,7 +187,7 @@ def test_m1_a_replaced_router_still_refunds_its_escrow(market, project, licenses
     buyer, use_price = actors.buyer, 10**15
     model = market.register(dispute_window=HOUR)
     market.operator(models=[model])
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, price=use_price, max_uses=3))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, price=use_price, max_uses=3))
     new_router = actors.deployer.deploy(project.SynthesisRouter, actors.deployer, registry, licenses, MIN_STAKE,
                                         SLASH, 8 * DAY)
     at = licenses.setRouter(new_router, sender=actors.deployer).events.filter(licenses.RouterProposed)[0].at
@@ -206,7 +206,7 @@ def test_m1_a_replaced_router_still_refunds_its_escrow(market, project, licenses
     assert licenses.router() == new_router.address
     with reverts(licenses.Licensing_NotRouter, caller=router.address):
         market.request(model, license_id)
-    router.fail(to_fail, int(vm.FailReason.MODEL_UNAVAILABLE), sender=actors.operator)
+    router.fail(to_fail, int(FailReason.MODEL_UNAVAILABLE), sender=actors.operator)
     router.resolveDispute(disputed, True, sender=actors.arbiter)
     chain.pending_timestamp = at + 2 * HOUR
     router.cancelExpired(to_expire, sender=actors.keeper)
@@ -214,10 +214,10 @@ def test_m1_a_replaced_router_still_refunds_its_escrow(market, project, licenses
     assert [router.requestStatus(r[0]) for r in (to_fail, to_expire, disputed)] == [
         Status.FAILED, Status.EXPIRED, Status.REVERSED]
     assert licenses.isLicensed(license_id, buyer, model, 1) == (True, 3)
-    credit = router.creditOf(buyer, vm.ETH)
+    credit = router.creditOf(buyer, ETH)
     assert credit == escrow + SLASH
     before = buyer.balance
-    fees = router.withdraw(vm.ETH, sender=buyer).total_fees_paid
+    fees = router.withdraw(ETH, sender=buyer).total_fees_paid
     assert buyer.balance == before + credit - fees
     assert router.balance == router.operatorInfo(actors.operator).stake == MIN_STAKE - SLASH
 
@@ -239,7 +239,7 @@ def test_m2_retirement_never_cuts_prepaid_subscription_time(market, licenses, re
     """
     model = market.register()
     market.operator(models=[model])
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE)
     fund(usd, actors.buyer, 3 * PRICE, licenses, actors.deployer)
     chain.pending_timestamp = start = market.now
     with reverts(licenses.Licensing_BeyondNotice, end=start + 3 * MONTH, latest=start + NOTICE):
@@ -288,13 +288,13 @@ def test_m3_disallowing_the_operator_leaves_paid_up_licenses_the_notice(market, 
     chain.pending_timestamp = until - DAY
     last, _ = market.request(model, license_id, deadline_in=DAY)
     router.fulfil(last, OUT_DIGEST, OUT_CID, sender=actors.operator)
-    assert router.creditOf(actors.operator, vm.ETH) == 2 * OPERATOR_FEE
+    assert router.creditOf(actors.operator, ETH) == 2 * OPERATOR_FEE
 
     chain.pending_timestamp = until + 1
     escrow = router.balance
     with reverts(router.Router_OperatorNotAllowed, modelId=model, operator=actors.operator.address):
         market.request(model, license_id, deadline_in=HOUR)
-    assert router.balance == escrow and router.creditOf(actors.buyer, vm.ETH) == 0
+    assert router.balance == escrow and router.creditOf(actors.buyer, ETH) == 0
 
 
 @pytest.mark.xfail(strict=True, reason="known limit (docs/contracts.md, Known limits): the licence manager does not "
@@ -317,7 +317,7 @@ def test_m3_residual_a_license_sold_after_the_removal_is_served_for_its_paid_tim
     """
     model = market.register()
     market.operator(models=[model])
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE)
     until = router.setOperatorAllowed(model, actors.operator, False, sender=actors.creator).events.filter(
         router.ModelOperatorSet)[0].allowedUntil
     chain.pending_timestamp = until - 5 * DAY
@@ -351,19 +351,19 @@ def test_m4_a_front_runner_cannot_take_a_bundles_model_id(market, registry, lice
         registry.registerModel(r, sender=mallory)  # the voice owner's consent names the creator
     copy = {**r, "voiceOwner": mallory.address, "voiceOwnerBps": 0, "consentSignature": b""}
     registry.registerModel(copy, sender=mallory)
-    squatted = vm.model_id(mallory.address, r["bundleDigest"])
+    squatted = protocol.model_id(mallory.address, r["bundleDigest"])
 
     receipt = registry.registerModel(r, sender=actors.creator)
     model = receipt.events.filter(registry.ModelRegistered)[0].modelId
-    assert model == vm.model_id(actors.creator.address, r["bundleDigest"]) != squatted
+    assert model == protocol.model_id(actors.creator.address, r["bundleDigest"]) != squatted
     assert (registry.ownerOf(model), registry.ownerOf(squatted)) == (actors.creator, mallory)
     assert registry.consentOf(model) == (actors.voice, 2_000)
     with reverts(offers.Licensing_NotModelOwner, modelId=model, caller=mallory.address):
         market.publish(model, owner=mallory)
     market.buy(market.publish(model, price=10**16))
-    licenses.distribute(model, vm.ETH, sender=mallory)
-    assert licenses.creditOf(mallory, vm.ETH) == 0
-    assert licenses.creditOf(actors.voice, vm.ETH) == 8 * 10**15 * 2_000 // 10_000
+    licenses.distribute(model, ETH, sender=mallory)
+    assert licenses.creditOf(mallory, ETH) == 0
+    assert licenses.creditOf(actors.voice, ETH) == 8 * 10**15 * 2_000 // 10_000
 
 
 # ---------------------------------------------------------------- M-5: free, endless disputes
@@ -385,7 +385,7 @@ def test_m5_a_dispute_needs_the_bond_and_lapses_when_left_undecided(market, rout
     router.setDisputeBond(bond, sender=actors.deployer)
     model = market.register(dispute_window=HOUR)
     market.operator(models=[model])
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, price=use_price))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, price=use_price))
     req, _ = market.request(model, license_id)
     router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
     with reverts(router.Router_WrongPayment, expected=bond, sent=0):
@@ -399,15 +399,15 @@ def test_m5_a_dispute_needs_the_bond_and_lapses_when_left_undecided(market, rout
     receipt = router.settle([req], sender=actors.keeper)
     assert receipt.events.filter(router.DisputeLapsed)[0].requestId == req[0]
     assert router.requestStatus(req[0]) == Status.SETTLED
-    assert router.creditOf(actors.buyer, vm.ETH) == bond
-    assert router.creditOf(actors.operator, vm.ETH) == OPERATOR_FEE
-    assert router.potOf(model, vm.ETH) == (use_price * 8 // 10, use_price * 2 // 10)
+    assert router.creditOf(actors.buyer, ETH) == bond
+    assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE
+    assert router.potOf(model, ETH) == (use_price * 8 // 10, use_price * 2 // 10)
     chain.pending_timestamp = unbonded
     before = actors.operator.balance
     fees = router.withdrawStake(sender=actors.operator).total_fees_paid
-    fees += router.withdraw(vm.ETH, sender=actors.operator).total_fees_paid
+    fees += router.withdraw(ETH, sender=actors.operator).total_fees_paid
     assert actors.operator.balance == before + MIN_STAKE + OPERATOR_FEE - fees
-    router.withdraw(vm.ETH, sender=actors.buyer)
+    router.withdraw(ETH, sender=actors.buyer)
     assert router.balance == use_price  # only the model's pot is left
 
 
@@ -438,9 +438,9 @@ def test_m6_a_new_version_keeps_the_voice_owner_and_its_share(market, registry, 
     child = market.register(parent_id=parent)
     assert registry.parentOf(child) == parent and registry.consentOf(child) == (actors.voice, 2_000)
     market.buy(market.publish(child, price=10**16))
-    licenses.distribute(child, vm.ETH, sender=actors.other)
-    assert licenses.creditOf(actors.voice, vm.ETH) == 8 * 10**15 * 2_000 // 10_000
-    assert licenses.creditOf(actors.creator, vm.ETH) == 8 * 10**15 * 8_000 // 10_000
+    licenses.distribute(child, ETH, sender=actors.other)
+    assert licenses.creditOf(actors.voice, ETH) == 8 * 10**15 * 2_000 // 10_000
+    assert licenses.creditOf(actors.creator, ETH) == 8 * 10**15 * 8_000 // 10_000
 
 
 # ---------------------------------------------------------------- L-1 .. L-4
@@ -458,7 +458,7 @@ def test_l1_subscription_time_is_never_sold_past_valid_until(market, licenses, u
     """
     until = market.now + 10 * DAY
     model = market.register()
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK,
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK,
                            valid_until=until)
     fund(usd, actors.buyer, 3 * PRICE, licenses, actors.deployer)
     chain.pending_timestamp = start = market.now
@@ -487,8 +487,8 @@ def test_l2_renewals_stop_when_the_offer_is_withdrawn_or_its_asset_delisted(mark
     nobody's tokens move.
     """
     model = market.register()
-    withdrawn = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK)
-    delisted = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=2 * PRICE, period=WEEK)
+    withdrawn = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK)
+    delisted = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=2 * PRICE, period=WEEK)
     first, second = market.buy(withdrawn), market.buy(delisted)
     for license_id in (first, second):
         licenses.setAutoRenew(license_id, True, sender=actors.buyer)
@@ -530,7 +530,7 @@ def test_l3_a_griefer_settling_one_item_first_does_not_revert_a_keepers_batch(ma
     assert [(e.requestId, e.status) for e in receipt.events.filter(router.SettlementSkipped)] == [
         (reqs[1][0], Status.SETTLED)]
     assert [router.requestStatus(r[0]) for r in reqs] == [Status.SETTLED] * 3
-    assert router.creditOf(actors.operator, vm.ETH) == 3 * OPERATOR_FEE
+    assert router.creditOf(actors.operator, ETH) == 3 * OPERATOR_FEE
     assert router.balance == MIN_STAKE + 3 * OPERATOR_FEE
 
 
@@ -548,7 +548,7 @@ def test_l4_the_buyers_floor_beats_a_front_run_of_set_dispute_window_zero(market
     use_price = 10**15
     model = market.register(dispute_window=HOUR)
     market.operator(models=[model])
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, price=use_price, max_uses=5))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, price=use_price, max_uses=5))
     registry.setDisputeWindow(model, 0, sender=actors.creator)  # the front-run
     escrow = router.balance
     with reverts(router.Router_DisputeWindowTooShort, window=0, minWindow=HOUR):
@@ -574,7 +574,7 @@ def test_one_wallets_consent_is_not_accepted_for_another(market, registry, proje
     with reverts(registry.Registry_InvalidConsent, voiceOwner=wallet_b.address):
         registry.registerModel({**r, "voiceOwner": wallet_b.address}, sender=actors.creator)
     registry.registerModel(r, sender=actors.creator)
-    assert registry.consentOf(vm.model_id(actors.creator.address, r["bundleDigest"]))[0] == wallet_a.address
+    assert registry.consentOf(protocol.model_id(actors.creator.address, r["bundleDigest"]))[0] == wallet_a.address
 
 
 def test_a_consent_cannot_be_used_after_revoke_consents(market, registry, actors):
@@ -603,17 +603,17 @@ def test_pausing_the_license_manager_stops_uses_but_not_refunds(market, router, 
     """
     model = market.register()
     market.operator(models=[model])
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, price=10**15, max_uses=2))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, price=10**15, max_uses=2))
     failing, _ = market.request(model, license_id, deadline_in=HOUR)
     expiring, _ = market.request(model, license_id, deadline_in=HOUR)
     licenses.pause(sender=actors.deployer)
     with reverts(router.EnforcedPause):
         market.request(model, license_id)
-    router.fail(failing, int(vm.FailReason.SYNTHESIS_ERROR), sender=actors.operator)
+    router.fail(failing, int(FailReason.SYNTHESIS_ERROR), sender=actors.operator)
     chain.pending_timestamp += HOUR + 1
     router.cancelExpired(expiring, sender=actors.keeper)
-    assert router.creditOf(actors.buyer, vm.ETH) == 2 * (10**15 + OPERATOR_FEE)
-    router.withdraw(vm.ETH, sender=actors.buyer)
+    assert router.creditOf(actors.buyer, ETH) == 2 * (10**15 + OPERATOR_FEE)
+    router.withdraw(ETH, sender=actors.buyer)
     assert router.balance == MIN_STAKE
     licenses.unpause(sender=actors.deployer)
     assert licenses.isLicensed(license_id, actors.buyer, model, 1) == (True, 2)

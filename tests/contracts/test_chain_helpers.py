@@ -9,13 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Action, DAY, Language, language_bits, renewal_lead, RequestStatus
+from voicemarket import protocol
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 centi = st.one_of(st.none(), st.integers(1, 255).map(lambda x: x / 100))
 
 
 @given(
-    language=st.sampled_from(list(vm.Language)),
+    language=st.sampled_from(list(Language)),
     speed=st.one_of(st.none(), st.integers(25, 400).map(lambda x: x / 100)),
     top_k=st.one_of(st.none(), st.integers(1, 255)),
     top_p=st.one_of(st.none(), st.integers(1, 100).map(lambda x: x / 100)),
@@ -43,7 +45,7 @@ def test_params_round_trip(language, speed, top_k, top_p, temperature, repetitio
 )
 def test_params_out_of_range_are_refused(kwargs):
     with pytest.raises(ValueError):
-        vm.SynthesisParams(vm.Language.EN, **kwargs).pack()
+        vm.SynthesisParams(Language.EN, **kwargs).pack()
 
 
 def test_reserved_bits_are_refused_when_unpacking():
@@ -55,9 +57,9 @@ def test_reserved_bits_are_refused_when_unpacking():
 def test_model_ids_and_renewal_leads(registry):
     """vm.model_id is the registry's modelIdOf; keepers' lead is min(1 day, period)."""
     creator, digest = "0x" + "ab" * 20, hashlib.sha256(b"bundle").digest()
-    assert vm.model_id(creator, digest) == registry.modelIdOf(creator, digest)
-    assert vm.model_id(creator, digest) != vm.model_id("0x" + "cd" * 20, digest)
-    assert (vm.renewal_lead(3600), vm.renewal_lead(30 * vm.DAY)) == (3600, vm.DAY)
+    assert protocol.model_id(creator, digest) == registry.modelIdOf(creator, digest)
+    assert protocol.model_id(creator, digest) != protocol.model_id("0x" + "cd" * 20, digest)
+    assert (renewal_lead(3600), renewal_lead(30 * DAY)) == (3600, DAY)
 
 
 def test_inputs():
@@ -78,11 +80,11 @@ def test_cids_convert_to_and_from_what_the_chain_stores():
 
 
 def test_languages_and_enums():
-    assert vm.language_bits("zh", "en") == 0b11 and vm.language_bits(vm.Language.YUE) == 0b10000
+    assert language_bits("zh", "en") == 0b11 and language_bits(Language.YUE) == 0b10000
     with pytest.raises(ValueError, match="unknown language"):
-        vm.Language.parse("fr")
-    assert vm.RequestStatus.SETTLED.is_final and not vm.RequestStatus.DISPUTED.is_final
-    assert int(vm.Action.TEXT_TO_SPEECH | vm.Action.SUBLICENSING) == 0x81
+        Language.parse("fr")
+    assert RequestStatus.SETTLED.is_final and not RequestStatus.DISPUTED.is_final
+    assert int(Action.TEXT_TO_SPEECH | Action.SUBLICENSING) == 0x81
 
 
 def test_deploy_can_hand_every_role_to_another_admin(project, accounts):
@@ -95,10 +97,10 @@ def test_deploy_can_hand_every_role_to_another_admin(project, accounts):
     assert d.licenses.isAssetAllowed(d.stablecoin)
     assert d.offers.address == d.licenses.offerBook() and d.offers.licenseManager() == d.licenses.address
     assert set(d.addresses) == {"registry", "licenses", "offers", "router", "stablecoin"}
-    assert d.registry.retirementNotice() == 45 * vm.DAY and d.router.disputeBond() == 0
+    assert d.registry.retirementNotice() == 45 * DAY and d.router.disputeBond() == 0
 
 
 def test_deploy_sets_the_dispute_bond_and_notice(project, accounts):
-    d = vm.deploy(accounts[0], dispute_bond=10**15, retirement_notice=2 * vm.DAY, project=project)
-    assert d.router.disputeBond() == 10**15 and d.registry.retirementNotice() == 2 * vm.DAY
+    d = vm.deploy(accounts[0], dispute_bond=10**15, retirement_notice=2 * DAY, project=project)
+    assert d.router.disputeBond() == 10**15 and d.registry.retirementNotice() == 2 * DAY
     assert d.stablecoin is None and "stablecoin" not in d.addresses

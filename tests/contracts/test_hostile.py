@@ -11,6 +11,8 @@ from eth_utils import keccak
 from market_helpers import OPERATOR_FEE, offer_terms, public_key
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, Tier
+from voicemarket import protocol
 from voicemarket.content.multiformats import CID, RAW
 
 REENTRANT_CALL = keccak(text="ReentrancyGuardReentrantCall()")[:4]
@@ -78,7 +80,7 @@ def test_reentrant_token_cannot_renew_twice_in_one_keeper_renewal(market, licens
     """A keeper renewal pulls one period from the holder; the token calling renewSubscription again
     from inside that transfer is refused, so the holder pays once."""
     model = market.register()
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=evil_token.address, price=1_000, period=3600)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=evil_token.address, price=1_000, period=3600)
     license_id = market.buy(offer)
     licenses.setAutoRenew(license_id, True, sender=actors.buyer)
     evil_token.mint(actors.buyer, 10_000, sender=actors.deployer)
@@ -97,7 +99,7 @@ def test_reentrant_token_cannot_renew_twice_in_one_keeper_renewal(market, licens
 def test_reentrant_token_cannot_reenter_the_router_escrow(market, router, evil_token, actors):
     model = market.register()
     market.operator(models=[model], fee=100, asset=evil_token.address)
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, asset=evil_token.address, price=900))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, asset=evil_token.address, price=900))
     evil_token.mint(actors.buyer, 1_000, sender=actors.deployer)
     evil_token.approve(router, 1_000, sender=actors.buyer)
     p = market.request_params(model, license_id, max_fee=100)
@@ -114,44 +116,44 @@ def test_reentrant_payee_gets_its_credit_once(market, licenses, offers, hostile,
     r = market.registration(creator=actors.creator, voice_owner=hostile.address, sign=False, label="hostile")
     r = {**r, "voiceOwner": hostile.address, "voiceOwnerBps": 0, "consentSignature": b""}
     hostile.execute(registry, 0, call(registry, "registerModel", r), sender=actors.other)
-    model = vm.model_id(hostile.address, r["bundleDigest"])
+    model = protocol.model_id(hostile.address, r["bundleDigest"])
     assert registry.ownerOf(model) == hostile.address
     hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""),
                     sender=actors.other)
     market.buy(licenses.nextOfferId() - 1)
-    licenses.distribute(model, vm.ETH, sender=actors.other)
-    credit = licenses.creditOf(hostile, vm.ETH)
+    licenses.distribute(model, ETH, sender=actors.other)
+    credit = licenses.creditOf(hostile, ETH)
     assert credit == 8 * 10**15
 
-    hostile.execute(licenses, 0, call(licenses, "withdraw", vm.ETH), sender=actors.other)
+    hostile.execute(licenses, 0, call(licenses, "withdraw", ETH), sender=actors.other)
     assert hostile.balance == credit == hostile.received()
     assert hostile.reentryAttempts() == 2 and hostile.reentrySuccesses() == 0
     assert bytes(hostile.reentryResults(0))[:4] == REENTRANT_CALL  # withdraw(ETH) again: refused
-    assert licenses.creditOf(hostile, vm.ETH) == 0 and licenses.balance == 2 * 10**15
+    assert licenses.creditOf(hostile, ETH) == 0 and licenses.balance == 2 * 10**15
 
 
 def test_a_payee_refusing_eth_keeps_its_credit(market, licenses, offers, hostile, actors, registry):
     r = {**market.registration(voice_owner=actors.creator, sign=False, label="refuser"),
          "voiceOwner": hostile.address, "voiceOwnerBps": 0}
     hostile.execute(registry, 0, call(registry, "registerModel", r), sender=actors.other)
-    model = vm.model_id(hostile.address, r["bundleDigest"])
+    model = protocol.model_id(hostile.address, r["bundleDigest"])
     assert registry.ownerOf(model) == hostile.address
     hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""),
                     sender=actors.other)
     market.buy(licenses.nextOfferId() - 1)
-    licenses.distribute(model, vm.ETH, sender=actors.other)
+    licenses.distribute(model, ETH, sender=actors.other)
     hostile.setRefuse(True, sender=actors.other)
     with pytest.raises(ContractLogicError) as failure:
-        hostile.execute(licenses, 0, call(licenses, "withdraw", vm.ETH), sender=actors.other)
+        hostile.execute(licenses, 0, call(licenses, "withdraw", ETH), sender=actors.other)
     assert_custom_error(failure.value, "Ledger_EthTransferFailed", ["address", "uint256"],
                         [hostile.address, 8 * 10**15])
-    assert licenses.creditOf(hostile, vm.ETH) == 8 * 10**15  # nothing lost
+    assert licenses.creditOf(hostile, ETH) == 8 * 10**15  # nothing lost
 
 
 def test_reentrant_requester_gets_its_refund_once(market, router, licenses, hostile, actors, chain):
     model = market.register()
     market.operator(models=[model])
-    offer = market.publish(model, vm.Tier.PAY_PER_USE, price=10**15)
+    offer = market.publish(model, Tier.PAY_PER_USE, price=10**15)
     hostile.execute(licenses, 0, call(licenses, "buy", offer, 0, 1), sender=actors.other)
     license_id = licenses.nextLicenseId() - 1
     p = market.request_params(model, license_id, deadline_in=100)
@@ -160,11 +162,11 @@ def test_reentrant_requester_gets_its_refund_once(market, router, licenses, host
     req = vm.request_from_log(receipt.events.filter(router.SynthesisRequested)[0])
     chain.pending_timestamp += 200
     router.cancelExpired(req, sender=actors.keeper)
-    assert router.creditOf(hostile, vm.ETH) == escrow
+    assert router.creditOf(hostile, ETH) == escrow
 
-    hostile.execute(router, 0, call(router, "withdraw", vm.ETH), sender=actors.other)
+    hostile.execute(router, 0, call(router, "withdraw", ETH), sender=actors.other)
     assert hostile.received() == escrow and hostile.reentrySuccesses() == 0
-    assert router.creditOf(hostile, vm.ETH) == 0
+    assert router.creditOf(hostile, ETH) == 0
     assert router.balance == router.operatorInfo(actors.operator).stake
 
 
@@ -176,14 +178,14 @@ def test_reentrant_operator_gets_its_fees_and_stake_once(market, router, project
     for _ in range(2):
         req, _ = market.request(model, license_id)
         router.fulfil(req, OUT_DIGEST, OUT_CID, sender=operator)
-    fees = router.creditOf(operator, vm.ETH)
+    fees = router.creditOf(operator, ETH)
     stake = router.operatorInfo(operator).stake
     assert fees == 2 * OPERATOR_FEE
 
     chain.provider.set_code(operator.address, project.HostileAccount.contract_type.runtime_bytecode.bytecode)
     as_contract = project.HostileAccount.at(operator.address)
     start = chain.provider.get_balance(operator.address)
-    as_contract.execute(router, 0, call(router, "withdraw", vm.ETH), sender=actors.other)
+    as_contract.execute(router, 0, call(router, "withdraw", ETH), sender=actors.other)
     assert chain.provider.get_balance(operator.address) == start + fees
     assert as_contract.reentrySuccesses() == 0 and as_contract.reentryAttempts() == 2
 

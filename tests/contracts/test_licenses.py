@@ -6,10 +6,9 @@ import ape
 import pytest
 from market_helpers import MONTH, offer_terms, reverts, view_reverts
 
-from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, DAY, Tier, Action
 
-TTS = int(vm.Action.TEXT_TO_SPEECH)
-DAY = vm.DAY
+TTS = int(Action.TEXT_TO_SPEECH)
 WEEK = 7 * DAY
 NOTICE = 45 * DAY  # vm.deploy's default retirement notice
 
@@ -23,9 +22,9 @@ def model(market):
 
 
 def test_publish_records_the_terms_and_emits_the_territories(market, licenses, offers, model, actors, usd):
-    terms = offer_terms(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=5_000_000, max_uses=30,
+    terms = offer_terms(model, Tier.SUBSCRIPTION, asset=usd.address, price=5_000_000, max_uses=30,
                         valid_until=market.now + 10 * MONTH, max_licenses=100, purposes=0b1001, transferable=True,
-                        permissions=0xFF ^ int(vm.Action.SUBLICENSING), attribution=False)
+                        permissions=0xFF ^ int(Action.SUBLICENSING), attribution=False)
     assert licenses.offerBook() == offers.address and offers.licenseManager() == licenses.address
     first = licenses.nextOfferId()
     receipt = offers.publishOffer(terms, b"USGB", sender=actors.creator)
@@ -46,7 +45,7 @@ def test_publish_records_the_terms_and_emits_the_territories(market, licenses, o
         ({"tier": 1, "period": 0}, "Licensing_BadPeriod", {"tier": 1, "period": 0}),
         ({"tier": 0, "period": 5}, "Licensing_BadPeriod", {"tier": 0, "period": 5}),
         ({"packSize": 5}, "Licensing_BadPackSize", {"tier": 0, "packSize": 5}),
-        ({"permissions": 0x100}, "Licensing_UnknownBits", {"actions": 0x100 | int(vm.Action.SUBLICENSING)}),
+        ({"permissions": 0x100}, "Licensing_UnknownBits", {"actions": 0x100 | int(Action.SUBLICENSING)}),
         ({"purposes": 1 << 10}, "Licensing_UnknownBits", {"purposes": 1 << 10}),
         ({"prohibitions": TTS}, "Licensing_PermissionOverlap", {"overlap": TTS}),
         ({"validUntil": 1}, "Licensing_ValidUntilPassed", {"validUntil": 1}),
@@ -64,7 +63,7 @@ def test_publish_refuses_terms_the_contract_cannot_honour(offers, model, actors,
 
 def test_a_subscription_period_fits_the_notice_with_its_renewal_lead(market, licenses, offers, model, actors):
     """period + min(1 day, period) <= notice: the longest period that fits is notice - 1 day."""
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, period=NOTICE - DAY)
+    offer = market.publish(model, Tier.SUBSCRIPTION, period=NOTICE - DAY)
     assert licenses.offer(offer).terms.period == NOTICE - DAY
 
 
@@ -124,12 +123,12 @@ def test_buyout_in_eth_mints_a_license_and_fills_the_pot(market, licenses, model
     license_id = receipt.events.filter(licenses.LicensePurchased)[0].licenseId
     assert licenses.ownerOf(license_id) == actors.buyer
     assert licenses.offerOf(license_id) == offer and licenses.offer(offer).sold == 1
-    assert licenses.potOf(model, vm.ETH) == (8 * 10**15, 2 * 10**15)  # the 20% platform fee
+    assert licenses.potOf(model, ETH) == (8 * 10**15, 2 * 10**15)  # the 20% platform fee
     assert licenses.expiresAt(license_id) == 0 and not licenses.isRenewable(license_id)
 
 
 def test_subscription_in_erc20_runs_for_the_periods_bought(market, licenses, model, actors, usd):
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=3_000_000, period=WEEK)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=3_000_000, period=WEEK)
     license_id = market.buy(offer, quantity=2)
     lic = licenses.license(license_id)
     assert lic.expiresAt == lic.anchor + 2 * WEEK == licenses.expiresAt(license_id)
@@ -141,14 +140,14 @@ def test_subscription_in_erc20_runs_for_the_periods_bought(market, licenses, mod
 
 def test_subscription_time_is_sold_within_the_notice_and_valid_until(market, licenses, model, actors, chain):
     """A purchase never pays for time past now + retirement notice, nor past the offer's validUntil."""
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, price=10**15, period=WEEK)
+    offer = market.publish(model, Tier.SUBSCRIPTION, price=10**15, period=WEEK)
     chain.pending_timestamp = start = market.now
     with reverts(licenses.Licensing_BeyondNotice, end=start + 7 * WEEK, latest=start + NOTICE):
         licenses.buy(offer, 7 * 10**15, 7, value=7 * 10**15, sender=actors.buyer)
     chain.pending_timestamp = start + 1
     assert licenses.expiresAt(market.buy(offer, quantity=6)) == start + 1 + 6 * WEEK
     until = market.now + 10 * DAY
-    timed = market.publish(model, vm.Tier.SUBSCRIPTION, price=10**15, period=WEEK, valid_until=until)
+    timed = market.publish(model, Tier.SUBSCRIPTION, price=10**15, period=WEEK, valid_until=until)
     chain.pending_timestamp = start = market.now
     with reverts(licenses.Licensing_BeyondValidUntil, end=start + 2 * WEEK, validUntil=until):
         licenses.buy(timed, 2 * 10**15, 2, value=2 * 10**15, sender=actors.buyer)
@@ -156,7 +155,7 @@ def test_subscription_time_is_sold_within_the_notice_and_valid_until(market, lic
 
 
 def test_credit_packs_buy_uses(market, licenses, model, actors):
-    offer = market.publish(model, vm.Tier.PAY_PER_USE, price=10**14, pack_size=10, max_uses=40)
+    offer = market.publish(model, Tier.PAY_PER_USE, price=10**14, pack_size=10, max_uses=40)
     license_id = market.buy(offer, quantity=3)
     assert licenses.license(license_id).limit == 30
     assert licenses.isLicensed(license_id, actors.buyer, model, TTS) == (True, 30)
@@ -165,12 +164,12 @@ def test_credit_packs_buy_uses(market, licenses, model, actors):
 
 
 def test_pay_per_use_without_packs_is_free_to_acquire(market, licenses, model, actors):
-    offer = market.publish(model, vm.Tier.PAY_PER_USE, price=10**14)
+    offer = market.publish(model, Tier.PAY_PER_USE, price=10**14)
     receipt = licenses.buy(offer, 0, 1, sender=actors.buyer)
     license_id = receipt.events.filter(licenses.LicensePurchased)[0].licenseId
     assert receipt.events.filter(licenses.LicensePurchased)[0].paid == 0
     assert licenses.isLicensed(license_id, actors.buyer, model, TTS) == (True, 2**256 - 1)
-    assert licenses.potOf(model, vm.ETH) == (0, 0)
+    assert licenses.potOf(model, ETH) == (0, 0)
 
 
 def test_buy_refuses_to_charge_more_than_agreed(market, licenses, model, actors):
@@ -181,8 +180,8 @@ def test_buy_refuses_to_charge_more_than_agreed(market, licenses, model, actors)
 
 @pytest.mark.parametrize(
     ("tier", "extra", "quantity"),
-    [(vm.Tier.BUYOUT, {}, 2), (vm.Tier.BUYOUT, {}, 0), (vm.Tier.SUBSCRIPTION, {}, 0),
-     (vm.Tier.PAY_PER_USE, {}, 2), (vm.Tier.PAY_PER_USE, {"pack_size": 5}, 0)],
+    [(Tier.BUYOUT, {}, 2), (Tier.BUYOUT, {}, 0), (Tier.SUBSCRIPTION, {}, 0),
+     (Tier.PAY_PER_USE, {}, 2), (Tier.PAY_PER_USE, {"pack_size": 5}, 0)],
 )
 def test_bad_quantities(market, licenses, model, actors, tier, extra, quantity):
     offer = market.publish(model, tier, **extra)
@@ -246,14 +245,14 @@ def test_frozen_or_retired_models_sell_nothing(market, licenses, registry, model
 def test_pause_stops_sales_but_not_withdrawals(market, licenses, model, actors):
     offer = market.publish(model)
     market.buy(offer)
-    licenses.distribute(model, vm.ETH, sender=actors.other)
+    licenses.distribute(model, ETH, sender=actors.other)
     with reverts(licenses.AccessControlUnauthorizedAccount, account=actors.other.address):
         licenses.pause(sender=actors.other)
     licenses.pause(sender=actors.deployer)
     with reverts(licenses.EnforcedPause):
         licenses.buy(offer, 10**16, 1, value=10**16, sender=actors.buyer)
     before = actors.creator.balance
-    receipt = licenses.withdraw(vm.ETH, sender=actors.creator)
+    receipt = licenses.withdraw(ETH, sender=actors.creator)
     assert actors.creator.balance == before + 64 * 10**14 - receipt.total_fees_paid
     licenses.unpause(sender=actors.deployer)
     market.buy(offer)
@@ -270,7 +269,7 @@ def test_licenses_move_only_when_transferable(market, licenses, model, actors):
 
 
 def test_a_transfer_clears_the_holders_agreement_to_keeper_renewals(market, licenses, model, actors):
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, transferable=True)
+    offer = market.publish(model, Tier.SUBSCRIPTION, transferable=True)
     license_id = market.buy(offer)
     licenses.setAutoRenew(license_id, True, sender=actors.buyer)
     receipt = licenses.transferFrom(actors.buyer, actors.other, license_id, sender=actors.buyer)
@@ -287,7 +286,7 @@ def test_a_transfer_clears_the_holders_agreement_to_keeper_renewals(market, lice
 @pytest.fixture
 def subscription(market, model, usd):
     """A weekly subscription in the stablecoin (2 uses a week), bought for one week by the buyer."""
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, asset=usd.address, price=1_000_000, max_uses=2, period=WEEK)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=1_000_000, max_uses=2, period=WEEK)
     return offer, market.buy(offer)
 
 
@@ -412,20 +411,20 @@ def test_a_lapsed_subscription_restarts_with_a_fresh_quota(market, licenses, sub
 
 
 def test_renewal_in_eth_is_paid_by_the_caller(market, licenses, model, actors, chain):
-    offer = market.publish(model, vm.Tier.SUBSCRIPTION, price=10**15)
+    offer = market.publish(model, Tier.SUBSCRIPTION, price=10**15)
     license_id = market.buy(offer)
     chain.pending_timestamp = licenses.expiresAt(license_id) - 10 * DAY
     with reverts(licenses.Licensing_WrongPayment, expected=10**15, sent=0):
         licenses.renewSubscription(license_id, MONTH, sender=actors.buyer)
     licenses.renewSubscription(license_id, MONTH, value=10**15, sender=actors.buyer)
-    assert licenses.potOf(model, vm.ETH) == (16 * 10**14, 4 * 10**14)
+    assert licenses.potOf(model, ETH) == (16 * 10**14, 4 * 10**14)
     # A keeper's ETH renewal is paid by the keeper (never from the holder).
     licenses.setAutoRenew(license_id, True, sender=actors.buyer)
     chain.pending_timestamp = licenses.expiresAt(license_id) - DAY
     with reverts(licenses.Licensing_WrongPayment, expected=10**15, sent=0):
         licenses.renewSubscription(license_id, MONTH, sender=actors.keeper)
     licenses.renewSubscription(license_id, MONTH, value=10**15, sender=actors.keeper)
-    assert licenses.potOf(model, vm.ETH) == (24 * 10**14, 6 * 10**14)
+    assert licenses.potOf(model, ETH) == (24 * 10**14, 6 * 10**14)
 
 
 def test_subscription_calls_on_other_tiers_and_unknown_tokens(market, licenses, model, actors):
@@ -474,10 +473,10 @@ def test_renewals_stop_while_paused(licenses, subscription, actors):
 
 
 def test_is_licensed_follows_expiry_uses_freeze_and_retirement(market, licenses, registry, model, actors, chain):
-    sub = market.buy(market.publish(model, vm.Tier.SUBSCRIPTION, max_uses=3))
+    sub = market.buy(market.publish(model, Tier.SUBSCRIPTION, max_uses=3))
     assert licenses.isLicensed(sub, actors.buyer, model, TTS) == (True, 3)
     assert licenses.isLicensed(sub, actors.other, model, TTS) == (False, 0)
-    assert licenses.isLicensed(sub, actors.buyer, model, int(vm.Action.DERIVATION)) == (False, 0)
+    assert licenses.isLicensed(sub, actors.buyer, model, int(Action.DERIVATION)) == (False, 0)
     assert licenses.isLicensed(sub, actors.buyer, model + 1, TTS) == (False, 0)
     assert licenses.isLicensed(999, actors.buyer, model, TTS) == (False, 0)
     registry.freeze(model, b"\x00" * 32, sender=actors.arbiter)
@@ -528,7 +527,7 @@ def test_router_hooks_check_and_count_uses(market, licenses, registry, model, ac
         licenses.consumeUse(999, actors.buyer, model, TTS, sender=hooks)
     with reverts(licenses.Licensing_WrongModel, licenseId=license_id, modelId=model + 1):
         licenses.consumeUse(license_id, actors.buyer, model + 1, TTS, sender=hooks)
-    derive = int(vm.Action.DERIVATION)
+    derive = int(Action.DERIVATION)
     with reverts(licenses.Licensing_ActionNotPermitted, licenseId=license_id, actions=derive):
         licenses.consumeUse(license_id, actors.buyer, model, derive, sender=hooks)
     registry.freeze(model, b"\x00" * 32, sender=actors.arbiter)
@@ -539,7 +538,7 @@ def test_router_hooks_check_and_count_uses(market, licenses, registry, model, ac
 def test_subscription_quota_is_per_period(market, licenses, model, actors, router, chain):
     hooks = ape.accounts[router.address]
     chain.set_balance(router.address, 10**18)
-    license_id = market.buy(market.publish(model, vm.Tier.SUBSCRIPTION, max_uses=1, period=1000), quantity=3)
+    license_id = market.buy(market.publish(model, Tier.SUBSCRIPTION, max_uses=1, period=1000), quantity=3)
     chain.pending_timestamp = licenses.license(license_id).anchor + 10
     anchor = licenses.license(license_id).anchor
     licenses.consumeUse(license_id, actors.buyer, model, TTS, sender=hooks)
@@ -564,16 +563,16 @@ def test_distribution_splits_exactly_with_dust_to_the_creator(market, licenses, 
     model = market.register(voice_owner_bps=3_333, co_creators=[(actors.co.address, 1_111)])
     offer = market.publish(model, price=1_000_003)
     market.buy(offer)
-    assert licenses.potOf(model, vm.ETH) == (800_003, 200_000)
-    receipt = licenses.distribute(model, vm.ETH, sender=actors.other)
+    assert licenses.potOf(model, ETH) == (800_003, 200_000)
+    receipt = licenses.distribute(model, ETH, sender=actors.other)
     voice, co = 800_003 * 3_333 // 10_000, 800_003 * 1_111 // 10_000
-    assert licenses.creditOf(actors.voice, vm.ETH) == voice
-    assert licenses.creditOf(actors.co, vm.ETH) == co
-    assert licenses.creditOf(actors.creator, vm.ETH) == 800_003 - voice - co
-    assert licenses.platformBalance(vm.ETH) == 200_000
+    assert licenses.creditOf(actors.voice, ETH) == voice
+    assert licenses.creditOf(actors.co, ETH) == co
+    assert licenses.creditOf(actors.creator, ETH) == 800_003 - voice - co
+    assert licenses.platformBalance(ETH) == 200_000
     assert receipt.events.filter(licenses.RevenueDistributed)[0].amount == 800_003
-    with reverts(licenses.Ledger_NothingToDistribute, modelId=model, asset=vm.ETH):
-        licenses.distribute(model, vm.ETH, sender=actors.other)
+    with reverts(licenses.Ledger_NothingToDistribute, modelId=model, asset=ETH):
+        licenses.distribute(model, ETH, sender=actors.other)
 
 
 def test_withdraw_pays_exactly_the_credit_once(market, licenses, model, actors, usd):
@@ -587,17 +586,17 @@ def test_withdraw_pays_exactly_the_credit_once(market, licenses, model, actors, 
 
 def test_platform_fees_are_the_treasurers(market, licenses, model, actors):
     market.buy(market.publish(model, price=10**16))
-    licenses.distribute(model, vm.ETH, sender=actors.other)
+    licenses.distribute(model, ETH, sender=actors.other)
     role = licenses.TREASURER_ROLE()
     with reverts(licenses.AccessControlUnauthorizedAccount, account=actors.other.address, neededRole=role):
-        licenses.withdrawPlatformFees(vm.ETH, actors.other, sender=actors.other)
+        licenses.withdrawPlatformFees(ETH, actors.other, sender=actors.other)
     with reverts(licenses.Ledger_ZeroRecipient):
-        licenses.withdrawPlatformFees(vm.ETH, vm.ETH, sender=actors.treasurer)
+        licenses.withdrawPlatformFees(ETH, ETH, sender=actors.treasurer)
     before = actors.other.balance
-    licenses.withdrawPlatformFees(vm.ETH, actors.other, sender=actors.treasurer)
+    licenses.withdrawPlatformFees(ETH, actors.other, sender=actors.treasurer)
     assert actors.other.balance == before + 2 * 10**15
-    with reverts(licenses.Ledger_NothingToWithdraw, account=licenses.address, asset=vm.ETH):
-        licenses.withdrawPlatformFees(vm.ETH, actors.other, sender=actors.treasurer)
+    with reverts(licenses.Ledger_NothingToWithdraw, account=licenses.address, asset=ETH):
+        licenses.withdrawPlatformFees(ETH, actors.other, sender=actors.treasurer)
 
 
 def test_platform_fee_is_capped_and_the_fee_managers(market, licenses, model, actors):
@@ -608,7 +607,7 @@ def test_platform_fee_is_capped_and_the_fee_managers(market, licenses, model, ac
         licenses.setPlatformFee(2_001, sender=actors.deployer)
     licenses.setPlatformFee(1_000, sender=actors.deployer)
     market.buy(market.publish(model, price=10**16))
-    assert licenses.potOf(model, vm.ETH) == (9 * 10**15, 10**15)
+    assert licenses.potOf(model, ETH) == (9 * 10**15, 10**15)
 
 
 def test_administration_is_the_admins(licenses, actors, router, registry, usd):
@@ -616,10 +615,10 @@ def test_administration_is_the_admins(licenses, actors, router, registry, usd):
         licenses.setAssetAllowed(actors.other, True, sender=actors.other)
     with reverts(licenses.AccessControlUnauthorizedAccount, account=actors.other.address):
         licenses.setRouter(router, sender=actors.other)
-    assert licenses.router() == router.address and licenses.isAssetAllowed(vm.ETH)
+    assert licenses.router() == router.address and licenses.isAssetAllowed(ETH)
     assert licenses.registry() == registry.address and licenses.platformFeeBps() == 2_000
     assert licenses.RENEWAL_LEAD() == DAY and licenses.MAX_PLATFORM_FEE_BPS() == 2_000
-    assert licenses.ROUTER_DELAY() == 2 * DAY and licenses.pendingRouter() == (vm.ETH, 0)
+    assert licenses.ROUTER_DELAY() == 2 * DAY and licenses.pendingRouter() == (ETH, 0)
     receipt = licenses.setAssetAllowed(usd, False, sender=actors.deployer)
     assert not receipt.events.filter(licenses.AssetAllowed)[0].allowed
     assert not licenses.isAssetAllowed(usd)
@@ -647,7 +646,7 @@ def test_router_replacement_is_announced_two_days_ahead(project, licenses, route
     chain.pending_timestamp = again.timestamp + 2 * DAY
     receipt = licenses.setRouter(newer, sender=actors.deployer)
     assert receipt.events.filter(licenses.RouterSet)[0].router == newer.address
-    assert licenses.router() == newer.address and licenses.pendingRouter() == (vm.ETH, 0)
+    assert licenses.router() == newer.address and licenses.pendingRouter() == (ETH, 0)
 
 
 def test_interfaces(licenses):

@@ -74,10 +74,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from market_helpers import RawViews, Rpc, RpcError, public_key
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Action, ETH, FailReason, Language, language_bits, renewal_lead, RequestStatus, split_revenue, Tier
+from voicemarket import protocol
+from voicemarket.protocol import share as protocol_share
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 TTS = 1
-BPS = 10_000
 MAX_UINT = 2**256 - 1
 DAY = 86_400
 MIN_STAKE = 10**17
@@ -97,7 +99,7 @@ ZERO = "0x0000000000000000000000000000000000000000"
 MAX_MODELS = 9
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
 OUT_DIGEST = hashlib.sha256(b"wav").digest()
-S = vm.RequestStatus
+S = RequestStatus
 UNDECIDED = (S.PENDING, S.FULFILLED, S.DISPUTED)
 
 # Across all the examples of a run: successes per rule (and per important path), and the errors
@@ -166,14 +168,14 @@ def registration(d, creator, *, voice, bps: int, label: str, window: int = 0, pa
                                     policy_hash=policy, voice_owner_bps=bps, deadline=deadline)
     return vm.model_registration(
         bundle_digest=digest, bundle_cid=CID(1, RAW, sha("sealed " + label)),
-        metadata_cid=CID(0, DAG_PB, sha("metadata " + label)), languages=vm.language_bits("zh", "en"),
+        metadata_cid=CID(0, DAG_PB, sha("metadata " + label)), languages=language_bits("zh", "en"),
         voice_owner=voice, voice_owner_bps=bps, co_creators=list(co), policy_hash=policy,
         consent_deadline=deadline, consent_signature=signature, royalty_bps=500, dispute_window=window,
         parent_id=parent,
     )
 
 
-def terms_of(model_id: int, tier: vm.Tier, *, asset: str, price: int, period: int = 0, max_uses: int = 0,
+def terms_of(model_id: int, tier: Tier, *, asset: str, price: int, period: int = 0, max_uses: int = 0,
              pack_size: int = 0, valid_until: int = 0, max_licenses: int = 0, permissions: int = TTS | 2,
              transferable: bool = False, label: str = "") -> dict[str, Any]:
     return {
@@ -185,9 +187,9 @@ def terms_of(model_id: int, tier: vm.Tier, *, asset: str, price: int, period: in
 
 
 def cost_of(terms: dict, quantity: int) -> int:
-    if terms["tier"] == vm.Tier.SUBSCRIPTION:
+    if terms["tier"] == Tier.SUBSCRIPTION:
         return terms["price"] * quantity
-    if terms["tier"] == vm.Tier.PAY_PER_USE:
+    if terms["tier"] == Tier.PAY_PER_USE:
         return terms["price"] * terms["packSize"] * quantity
     return terms["price"]
 
@@ -224,14 +226,14 @@ def world(actors, project, chain):
         d.registry.registerModel(r, sender=creator)
         models.append(d.registry.modelIdOf(creator, r["bundleDigest"]))
     m1, m2, m3, m4 = models
-    assert m1 == vm.model_id(a.creator.address, sha("property model 1"))
+    assert m1 == protocol.model_id(a.creator.address, sha("property model 1"))
     fees = {a.operator.address: (10**14, 100), a.keeper.address: (7 * 10**13, 0)}
     allowed = [(0, m1, a.operator), (0, m2, a.operator), (0, m1, a.keeper), (0, m3, a.operator), (0, m4, a.operator),
                (1, m1, a.operator), (1, m2, a.operator), (1, m1, a.keeper), (1, m4, a.keeper)]
     for router in routers:
         for op in (a.operator, a.keeper):
             router.registerOperator(public_key(op), value=MIN_STAKE, sender=op)
-            router.setFee(vm.ETH, fees[op.address][0], sender=op)
+            router.setFee(ETH, fees[op.address][0], sender=op)
             router.setFee(usd, fees[op.address][1], sender=op)
     for index, model, op in allowed:
         routers[index].setOperatorAllowed(model, op, True, sender=d.registry.ownerOf(model))
@@ -250,17 +252,17 @@ def world(actors, project, chain):
     # One offer of each kind per model (both subscriptions transferable: licences can be pushed
     # to strangers), and licences on most of them, some with autoRenew on.
     kinds = [
-        dict(tier=vm.Tier.BUYOUT, asset=vm.ETH, price=10**15 + 7, transferable=True),
-        dict(tier=vm.Tier.SUBSCRIPTION, asset=usd.address, price=999_999, period=1_000, max_uses=2,
+        dict(tier=Tier.BUYOUT, asset=ETH, price=10**15 + 7, transferable=True),
+        dict(tier=Tier.SUBSCRIPTION, asset=usd.address, price=999_999, period=1_000, max_uses=2,
              transferable=True),
-        dict(tier=vm.Tier.PAY_PER_USE, asset=vm.ETH, price=3 * 10**14 + 1),
-        dict(tier=vm.Tier.PAY_PER_USE, asset=usd.address, price=50_001, pack_size=2, max_uses=6),
-        dict(tier=vm.Tier.SUBSCRIPTION, asset=vm.ETH, price=2 * 10**13 + 3, period=3_600, transferable=True),
+        dict(tier=Tier.PAY_PER_USE, asset=ETH, price=3 * 10**14 + 1),
+        dict(tier=Tier.PAY_PER_USE, asset=usd.address, price=50_001, pack_size=2, max_uses=6),
+        dict(tier=Tier.SUBSCRIPTION, asset=ETH, price=2 * 10**13 + 3, period=3_600, transferable=True),
     ]
     # m3 sells what the attacker of H-1 sold: a transferable hourly subscription in the stablecoin.
     offers = []
     for model, kind in [(m, k) for m in (m1, m2) for k in kinds] + [
-            (m3, dict(tier=vm.Tier.SUBSCRIPTION, asset=usd.address, price=1_000, period=3_600, transferable=True)),
+            (m3, dict(tier=Tier.SUBSCRIPTION, asset=usd.address, price=1_000, period=3_600, transferable=True)),
             (m4, kinds[0]), (m4, kinds[1])]:
         terms = terms_of(model, label=f"world {len(offers)}", **kind)
         d.offers.publishOffer(terms, b"", sender=d.registry.ownerOf(model))
@@ -272,7 +274,7 @@ def world(actors, project, chain):
                                                (11, a.buyer, 1, False), (12, a.other, 3, True)):
         offer_id, terms = offers[index]
         cost = cost_of(terms, quantity)
-        value = cost if terms["asset"] == vm.ETH else 0
+        value = cost if terms["asset"] == ETH else 0
         receipt = d.licenses.buy(offer_id, cost, quantity, value=value, sender=buyer)
         license_id = receipt.events.filter(d.licenses.LicensePurchased)[0].licenseId
         if auto_renew:
@@ -280,14 +282,14 @@ def world(actors, project, chain):
         licenses.append((license_id, index, buyer.address))
     # Pay the world's own sales out, so that each example's final drain covers only its own money.
     for model in models:
-        for asset in (vm.ETH, usd.address):
+        for asset in (ETH, usd.address):
             if any(d.licenses.potOf(model, asset)):
                 d.licenses.distribute(model, asset, sender=a.deployer)
     for account in (a.creator, a.voice, a.co, a.other):
-        for asset in (vm.ETH, usd.address):
+        for asset in (ETH, usd.address):
             if d.licenses.creditOf(account, asset):
                 d.licenses.withdraw(asset, sender=account)
-    for asset in (vm.ETH, usd.address):
+    for asset in (ETH, usd.address):
         if d.licenses.platformBalance(asset):
             d.licenses.withdrawPlatformFees(asset, a.treasurer, sender=a.treasurer)
     lens = a.deployer.deploy(project.LedgerLens)
@@ -315,7 +317,7 @@ def world(actors, project, chain):
     addresses = [x.address for x in everyone]
     lens_views = views(lens)
     spenders = [d.licenses.address, d.router.address, spare.address]
-    start = lens_views.snapshot(spenders, [vm.ETH, usd.address], addresses, [])
+    start = lens_views.snapshot(spenders, [ETH, usd.address], addresses, [])
     k = 3 * 2 * (2 + len(addresses))
     balances = {}
     for x in addresses:
@@ -354,7 +356,7 @@ class ModelM:
 class OfferM:
     id: int
     model: int
-    tier: vm.Tier
+    tier: Tier
     asset: str
     price: int
     period: int
@@ -423,7 +425,7 @@ class LedgerM:
             self.credits[(account, asset)] = self.credits.get((account, asset), 0) + amount
 
     def accrue(self, model: int, asset: str, amount: int, fee_bps: int) -> None:
-        fee = amount * fee_bps // BPS
+        fee = protocol_share(amount, fee_bps)
         share, platform = self.pots.get((model, asset), (0, 0))
         self.pots[(model, asset)] = (share + amount - fee, platform + fee)
 
@@ -468,7 +470,7 @@ def decode_error(data, errors: dict) -> tuple[str, tuple]:
 
 def machine_for(w):
     d, a, usd = w.d, w.a, w.usd
-    eth, dollar = vm.ETH, usd.address
+    eth, dollar = ETH, usd.address
     everyone, addresses = w.everyone, w.addresses
     by_address = {x.address: x for x in everyone}
     buyers = [a.buyer, a.other]
@@ -500,7 +502,7 @@ def machine_for(w):
             self.labels = 0
             self.offers: list[OfferM] = []
             for offer_id, t in w.offers:
-                self.offers.append(OfferM(offer_id, t["modelId"], vm.Tier(t["tier"]), t["asset"], t["price"],
+                self.offers.append(OfferM(offer_id, t["modelId"], Tier(t["tier"]), t["asset"], t["price"],
                                           t["period"], t["maxUses"], t["packSize"], t["validUntil"],
                                           t["maxLicenses"], t["permissions"], t["transferable"],
                                           terms=tuple(t.values())))
@@ -654,10 +656,10 @@ def machine_for(w):
         def _quota(self, lic: LicenseM, t: int) -> tuple[int, int, int]:
             """(limit, used in the current quota period, tag) at time t."""
             o = lic.offer
-            if o.tier == vm.Tier.SUBSCRIPTION:
+            if o.tier == Tier.SUBSCRIPTION:
                 start = lic.anchor + ((t - lic.anchor) // o.period) * o.period
                 return o.max_uses, (lic.used if lic.period_start == start else 0), start
-            if o.tier == vm.Tier.PAY_PER_USE and o.pack_size:
+            if o.tier == Tier.PAY_PER_USE and o.pack_size:
                 return lic.limit, lic.used, 0
             return o.max_uses, lic.used, 0
 
@@ -667,7 +669,7 @@ def machine_for(w):
                 return False, 0
             if m.service_ends and t >= m.service_ends:
                 return False, 0
-            if o.tier == vm.Tier.SUBSCRIPTION and t >= lic.expires:
+            if o.tier == Tier.SUBSCRIPTION and t >= lic.expires:
                 return False, 0
             limit, used, _ = self._quota(lic, t)
             if limit == 0:
@@ -821,7 +823,7 @@ def machine_for(w):
             return True
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), reason=st.sampled_from(list(vm.FailReason)))
+        @rule(data=st.data(), reason=st.sampled_from(list(FailReason)))
         def retire_with_service(self, data, reason):
             """M-2, M-3: a model is retired with licences in use. Until its service ends requests
             work; a delivery after the end is refused (the operator fails the request: refund); no
@@ -835,7 +837,7 @@ def machine_for(w):
             # Mostly a licence that is not a subscription (it works until the end of service), on a
             # model other than m1..m3 (which then stay in service longer).
             spare = [x for x in usable if x.offer.model not in w.models[:3]]
-            lic = self._pick(data, usable, [x for x in spare or usable if x.offer.tier != vm.Tier.SUBSCRIPTION])
+            lic = self._pick(data, usable, [x for x in spare or usable if x.offer.tier != Tier.SUBSCRIPTION])
             model = self.models[lic.offer.model]
             if not self._retire(model, by_address[model.owner]):
                 return
@@ -843,12 +845,12 @@ def machine_for(w):
             self._advance_to(model.service_ends - 100)
             served = self._servers(rt, model.id, self.now + 801)
             op = data.draw(st.sampled_from(served)) if served else 0
-            r = self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN)
+            r = self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN)
             self._advance_to(model.service_ends)
             if r is not None:
                 self._fulfil(r, op_accounts[op])  # Router_ServiceEnded
                 self._fail(r, op_accounts[op], reason)
-            self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN)
+            self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN)
 
         @rule(data=st.data(), window=st.sampled_from([0, 600, 601, MAX_DISPUTE_WINDOW, MAX_DISPUTE_WINDOW + 1]),
               by_owner=st.sampled_from([True, True, True, False]))
@@ -892,7 +894,7 @@ def machine_for(w):
 
         def _register(self, creator, r: dict, expected: set, parent: int, rule_name: str,
                       label: str = "") -> ModelM | None:
-            model_id = vm.model_id(creator.address, r["bundleDigest"])
+            model_id = protocol.model_id(creator.address, r["bundleDigest"])
             if model_id in self.models:
                 expected.add(err("Registry_ModelExists", model_id))
             if not self._send(d.registry.registerModel, r, sender=creator, expected=expected):
@@ -971,7 +973,7 @@ def machine_for(w):
 
         @precondition(lambda self: self.models)
         @rule(
-            data=st.data(), tier=st.sampled_from(list(vm.Tier)), in_usd=st.booleans(),
+            data=st.data(), tier=st.sampled_from(list(Tier)), in_usd=st.booleans(),
             price=st.integers(0, 10**6), period=st.sampled_from([1_000, 100, 3_600, DAY]),
             max_uses=st.integers(0, 3), pack_size=st.integers(0, 3), max_licenses=st.integers(0, 3),
             valid_for=st.sampled_from([0, 0, 2_000, 5 * DAY]), tts=st.sampled_from([True, True, True, False]),
@@ -986,23 +988,23 @@ def machine_for(w):
             model = self.models[self._pick(data, list(self.models), live)]
             t = self.now + 1
             if fault == "period above notice":
-                tier, period = vm.Tier.SUBSCRIPTION, self._notice(t)
+                tier, period = Tier.SUBSCRIPTION, self._notice(t)
             actor = a.other if model.owner != a.other.address else a.buyer
             if self._publish(model, by_address[model.owner] if fault != "not owner" else actor, tier,
                              dollar if in_usd else eth, price if in_usd else price * 10**9, period, max_uses,
                              pack_size, -1 if fault == "valid until passed" else valid_for, max_licenses,
-                             (TTS if tts else 0) | int(vm.Action.COMMERCIAL_USE), transferable):
+                             (TTS if tts else 0) | int(Action.COMMERCIAL_USE), transferable):
                 self._won("publish_offer")
 
-        def _publish(self, model: ModelM, sender, tier: vm.Tier, asset: str, price: int, period: int, max_uses: int,
+        def _publish(self, model: ModelM, sender, tier: Tier, asset: str, price: int, period: int, max_uses: int,
                      pack_size: int, valid_for: int, max_licenses: int, permissions: int,
                      transferable: bool) -> OfferM | None:
             t = self.now + 1
-            subscription = tier == vm.Tier.SUBSCRIPTION
+            subscription = tier == Tier.SUBSCRIPTION
             terms = {
                 "modelId": model.id, "tier": int(tier), "asset": asset, "price": price,
                 "period": period if subscription else 0, "maxUses": max_uses,
-                "packSize": pack_size if tier == vm.Tier.PAY_PER_USE else 0,
+                "packSize": pack_size if tier == Tier.PAY_PER_USE else 0,
                 "validUntil": 0 if valid_for == 0 else t if valid_for < 0 else t + valid_for,
                 "maxLicenses": max_licenses, "permissions": permissions, "prohibitions": 0, "attribution": True,
                 "transferable": transferable, "purposes": 0,
@@ -1015,7 +1017,7 @@ def machine_for(w):
                 if terms["validUntil"] and terms["validUntil"] <= t:
                     expected.add(err("Licensing_ValidUntilPassed", terms["validUntil"]))
                 notice = self._notice(t)
-                if subscription and period + vm.renewal_lead(period) > notice:
+                if subscription and period + renewal_lead(period) > notice:
                     expected.add(err("Licensing_PeriodAboveNotice", period, notice))
                 if asset == dollar and not self.usd_allowed:
                     expected.add(err("Licensing_AssetNotAllowed", dollar))
@@ -1074,12 +1076,12 @@ def machine_for(w):
             live = [m for m in self.models.values() if not m.frozen and not m.service_ends]
             if fault == "past validUntil" and live:
                 model = data.draw(st.sampled_from(live))
-                offer = self._publish(model, by_address[model.owner], vm.Tier.SUBSCRIPTION, eth, 10**12, 1_000, 0, 0,
+                offer = self._publish(model, by_address[model.owner], Tier.SUBSCRIPTION, eth, 10**12, 1_000, 0, 0,
                                       2_500, 0, TTS, False) or offer
             if fault == "many periods":
                 offer = self._pick(data, self.offers, [o for o in self.offers
-                                                       if o.active and o.tier == vm.Tier.SUBSCRIPTION])
-            subscription = offer.tier == vm.Tier.SUBSCRIPTION
+                                                       if o.active and o.tier == Tier.SUBSCRIPTION])
+            subscription = offer.tier == Tier.SUBSCRIPTION
             usual = data.draw(st.sampled_from([1, 2, 3])) if subscription else 1
             past_notice = self._notice(self.now + 1) // offer.period + 1 if subscription else 60
             quantity = {"no quantity": 0, "quantity 2": 2, "many periods": past_notice,
@@ -1112,13 +1114,13 @@ def machine_for(w):
                 expected.add(err("Licensing_AssetNotAllowed", dollar))
             expected |= self._model_state_errors(model, selling=True)
             limit = 0
-            if offer.tier == vm.Tier.SUBSCRIPTION:
+            if offer.tier == Tier.SUBSCRIPTION:
                 cost = offer.price * quantity
                 if quantity == 0:
                     expected.add(err("Licensing_BadQuantity", int(offer.tier), quantity))
                 else:
                     expected |= self._paid_until_errors(offer, t + offer.period * quantity, t)
-            elif offer.tier == vm.Tier.PAY_PER_USE and offer.pack_size:
+            elif offer.tier == Tier.PAY_PER_USE and offer.pack_size:
                 limit = quantity * offer.pack_size
                 cost = offer.price * limit
                 if quantity == 0:
@@ -1126,7 +1128,7 @@ def machine_for(w):
                 elif offer.max_uses and limit > offer.max_uses:
                     expected.add(err("Licensing_TooManyUses", limit, offer.max_uses))
             else:
-                cost = offer.price if offer.tier == vm.Tier.BUYOUT else 0
+                cost = offer.price if offer.tier == Tier.BUYOUT else 0
                 if quantity != 1:
                     expected.add(err("Licensing_BadQuantity", int(offer.tier), quantity))
             max_price = cost - 1 if short and cost else cost
@@ -1142,7 +1144,7 @@ def machine_for(w):
             offer.sold += 1
             lic = LicenseM(self.next_license, offer, account.address, limit=limit)
             self.next_license += 1
-            if offer.tier == vm.Tier.SUBSCRIPTION:
+            if offer.tier == Tier.SUBSCRIPTION:
                 lic.anchor, lic.expires = t, t + offer.period * quantity
                 self._won("buy: subscription")
             self.licenses.append(lic)
@@ -1159,7 +1161,7 @@ def machine_for(w):
             expected = set()
             if self.lm_paused:
                 expected.add("EnforcedPause")
-            if o.tier != vm.Tier.SUBSCRIPTION:
+            if o.tier != Tier.SUBSCRIPTION:
                 return expected | {err("Licensing_NotSubscription", lic.id)}
             if duration == 0 or duration % o.period:
                 expected.add(err("Licensing_BadDuration", duration, o.period))
@@ -1167,7 +1169,7 @@ def machine_for(w):
                 expected.add(err("Licensing_OfferInactive", o.id))
             if o.asset == dollar and not self.usd_allowed:
                 expected.add(err("Licensing_AssetNotAllowed", dollar))
-            lead = vm.renewal_lead(o.period)
+            lead = renewal_lead(o.period)
             if caller != holder:
                 if not lic.auto_renew:
                     expected.add(err("Licensing_AutoRenewOff", lic.id))
@@ -1203,7 +1205,7 @@ def machine_for(w):
         def _renewable_now(self, lic: LicenseM, t: int) -> bool:
             """isRenewable at t: the holder could renew one period (pause and payment aside)."""
             o = lic.offer
-            if o.tier != vm.Tier.SUBSCRIPTION:
+            if o.tier != Tier.SUBSCRIPTION:
                 return False
             end = max(t, lic.expires) + o.period
             return (o.active and (o.asset == eth or self.usd_allowed) and not (o.valid_until and end > o.valid_until)
@@ -1234,7 +1236,7 @@ def machine_for(w):
             only while the offer still sells in its asset. `fault`: the one thing wrong, if any
             (the last three are made just before: the owner withdraws the offer, the admin de-lists
             the stablecoin (listed again after), the holder's allowance falls short)."""
-            subscriptions = [x for x in self.licenses if x.offer.tier == vm.Tier.SUBSCRIPTION]
+            subscriptions = [x for x in self.licenses if x.offer.tier == Tier.SUBSCRIPTION]
             renewable = [x for x in subscriptions if self._renewable(x)] or subscriptions
             if fault in ("asset de-listed", "allowance"):
                 renewable = [x for x in renewable if x.offer.asset == dollar] or renewable
@@ -1259,7 +1261,7 @@ def machine_for(w):
 
         def _holder_renew(self, lic: LicenseM, periods: int, odd: bool = False, wrong_value: bool = False) -> bool:
             o = lic.offer
-            duration = (o.period * periods + odd) if o.tier == vm.Tier.SUBSCRIPTION else 1_000
+            duration = (o.period * periods + odd) if o.tier == Tier.SUBSCRIPTION else 1_000
             return self._renew(lic, by_address[lic.holder], duration, wrong_value)
 
         def _renew(self, lic: LicenseM, sender, duration: int, wrong_value: bool = False) -> bool:
@@ -1275,7 +1277,7 @@ def machine_for(w):
                               expected=expected):
                 return False
             if sender.address != lic.holder:
-                lead = vm.renewal_lead(o.period)
+                lead = renewal_lead(o.period)
                 assert lic.auto_renew and lic.agreed_by == lic.holder, "a keeper renewed without the holder's consent"
                 assert duration == o.period, "a keeper renewed more than one period"
                 assert lic.expires - lead <= t < lic.expires, "a keeper renewed a licence not due or lapsed"
@@ -1287,7 +1289,7 @@ def machine_for(w):
                 self._won("renew: holder restarts a lapsed subscription")
             return True
 
-        @precondition(lambda self: any(lic.offer.tier == vm.Tier.SUBSCRIPTION for lic in self.licenses))
+        @precondition(lambda self: any(lic.offer.tier == Tier.SUBSCRIPTION for lic in self.licenses))
         @rule(data=st.data(), caller=st.sampled_from(["keeper", "keeper", "stranger", "approved", "approved", "buyer",
                                                       "holder"]),
               fault=st.sampled_from([None] * 4 + ["now", "early", "lapsed", "periods", "wrong value", "cancelled",
@@ -1299,7 +1301,7 @@ def machine_for(w):
             `fault`: the one thing wrong with the call, if any (the licence's state aside); the
             holder "cancelled" just before, or the licence was "pushed to a stranger" (H-1: the new
             holder never agreed)."""
-            subscriptions = [lic for lic in self.licenses if lic.offer.tier == vm.Tier.SUBSCRIPTION]
+            subscriptions = [lic for lic in self.licenses if lic.offer.tier == Tier.SUBSCRIPTION]
             agreed = [x for x in subscriptions if x.auto_renew and x.expires > self.now + 1]
             agreed = [x for x in agreed if self._renewable(x)] or agreed
             renewable = [x for x in subscriptions if self._renewable(x)]
@@ -1328,7 +1330,7 @@ def machine_for(w):
                 self._transfer(lic, by_address[lic.holder],
                                next(x.address for x in strangers if x.address != lic.holder))
             o = lic.offer
-            lead = vm.renewal_lead(o.period)
+            lead = renewal_lead(o.period)
             when = fault if fault in ("now", "early", "lapsed") else data.draw(st.sampled_from(["due", "due_end"]))
             if when == "due":
                 self._advance_to(lic.expires - lead)
@@ -1363,7 +1365,7 @@ def machine_for(w):
             expected = set()
             if sender.address != lic.holder:
                 expected.add(err("Licensing_NotLicenseHolder", lic.id, sender.address))
-            elif lic.offer.tier != vm.Tier.SUBSCRIPTION:
+            elif lic.offer.tier != Tier.SUBSCRIPTION:
                 expected.add(err("Licensing_NotSubscription", lic.id))
             if not self._send(d.licenses.setAutoRenew, lic.id, on, sender=sender, expected=expected):
                 return False
@@ -1385,7 +1387,7 @@ def machine_for(w):
             expected = set()
             if not self._authorized(lic, sender.address):
                 expected.add(err("Licensing_NotLicenseHolder", lic.id, sender.address))
-            elif lic.offer.tier != vm.Tier.SUBSCRIPTION:
+            elif lic.offer.tier != Tier.SUBSCRIPTION:
                 expected.add(err("Licensing_NotSubscription", lic.id))
             if self._send(d.licenses.cancelSubscription, lic.id, sender=sender, expected=expected):
                 lic.auto_renew, lic.agreed_by = False, ZERO
@@ -1488,12 +1490,8 @@ def machine_for(w):
             _, book = self._ledger(key)
             share, platform = book.pots.pop((model.id, asset))
             book.platform[asset] = book.platform.get(asset, 0) + platform
-            rest = share
-            for account, bps in model.payees:
-                cut = share * bps // BPS
-                rest -= cut
+            for account, cut in split_revenue(share, model.creator, model.payees).items():
                 self._credit(book, key, account, asset, cut)
-            self._credit(book, key, model.creator, asset, rest)
 
         @rule(data=st.data(), ledger=st.sampled_from(["lm", "lm", 0, 1]), actor=st.integers(0, 9),
               in_usd=st.booleans())
@@ -1558,7 +1556,7 @@ def machine_for(w):
 
         @precondition(lambda self: self.licenses)
         @rule(data=st.data(), op=st.integers(0, 1), deadline_in=st.sampled_from([20, 800, 800, MAX_TTL]),
-              language=st.sampled_from([vm.Language.ZH, vm.Language.EN]),
+              language=st.sampled_from([Language.ZH, Language.EN]),
               fault=st.sampled_from([None] * 4 + ["other router", "not holder", "deadline", "fee", "language",
                                                   "window", "manager paused", "any licence"]))
         def request(self, data, op, deadline_in, language, fault):
@@ -1585,14 +1583,14 @@ def machine_for(w):
             requester = a.creator if fault == "not holder" else by_address[lic.holder]
             window = self.models[lic.offer.model].window
             min_window = window + 1 if fault == "window" else data.draw(st.sampled_from([0, window]))
-            language = vm.Language.JA if fault == "language" else language
+            language = Language.JA if fault == "language" else language
             if self._request(lic, requester, router, op, deadline_in, fault == "fee", language, min_window):
                 self._won("request")
             if pause:
                 self._pause("lm", False)
 
         def _request(self, lic: LicenseM, requester, router_index: int, op: int, deadline_in: int, fee_short: bool,
-                     language: vm.Language, min_window: int = 0) -> RequestM | None:
+                     language: Language, min_window: int = 0) -> RequestM | None:
             o, model = lic.offer, self.models[lic.offer.model]
             router = self.routers[router_index]
             operator = router.ops[op_accounts[op].address]
@@ -1625,7 +1623,7 @@ def machine_for(w):
             expected |= self._model_state_errors(model, selling=False)
             if o.valid_until and t > o.valid_until:
                 expected.add(err("Licensing_OfferExpired", o.id, o.valid_until))
-            if o.tier == vm.Tier.SUBSCRIPTION and t >= lic.expires:
+            if o.tier == Tier.SUBSCRIPTION and t >= lic.expires:
                 expected.add(err("Licensing_LicenseExpired", lic.id, lic.expires))
             limit, used, tag = self._quota(lic, t)
             if limit and used >= limit:
@@ -1638,7 +1636,7 @@ def machine_for(w):
             max_fee = fee - 1 if fee_short and fee else fee
             if max_fee < fee:
                 expected.add(err("Router_FeeAboveMax", fee, max_fee))
-            use_price = o.price if o.tier == vm.Tier.PAY_PER_USE and not o.pack_size else 0
+            use_price = o.price if o.tier == Tier.PAY_PER_USE and not o.pack_size else 0
             if o.asset == dollar:
                 expected |= self._pull_errors(requester.address, router.address, use_price + fee)
             value = use_price + max_fee if o.asset == eth else 0
@@ -1657,7 +1655,7 @@ def machine_for(w):
                       fee, params["params"], params["inputHash"], deadline, model.window, tag, self.fee_bps)
             router.next_request += 1
             r = RequestM(struct, lic, router_index)
-            if lic.offer.tier == vm.Tier.SUBSCRIPTION and lic.period_start != tag:
+            if lic.offer.tier == Tier.SUBSCRIPTION and lic.period_start != tag:
                 lic.period_start, lic.used = tag, 0
             lic.used += 1
             lic.consumed += 1
@@ -1689,7 +1687,7 @@ def machine_for(w):
                              [x for x in usable if self.models[x.offer.model].window or not windowed])
             served = self._servers(router, lic.offer.model, t + 800)
             op = data.draw(st.sampled_from(served)) if served else 0
-            return self._request(lic, by_address[lic.holder], router_index, op, 800, False, vm.Language.EN)
+            return self._request(lic, by_address[lic.holder], router_index, op, 800, False, Language.EN)
 
         def _live(self, data, kind: str) -> RequestM | None:
             """A request `kind` ("pending": not expired; "fulfilled": in its dispute window;
@@ -1721,7 +1719,7 @@ def machine_for(w):
 
         @precondition(lambda self: self.licenses)
         @rule(data=st.data(), outcome=st.sampled_from(["fulfil", "fail", "expire", "dispute", "lapse", "pending"]),
-              reason=st.sampled_from(list(vm.FailReason)))
+              reason=st.sampled_from(list(FailReason)))
         def request_and_decide(self, data, outcome, reason):
             """A request its operator can serve, then one outcome: the paths through the router."""
             r = self._request_served(data, self.lm_router, windowed=outcome in ("dispute", "lapse"))
@@ -1730,7 +1728,7 @@ def machine_for(w):
             self._won("request_and_decide")
             self._decide(r, outcome, reason, data)
 
-        def _decide(self, r: RequestM, outcome: str, reason: vm.FailReason, data) -> None:
+        def _decide(self, r: RequestM, outcome: str, reason: FailReason, data) -> None:
             operator = by_address[r.get("operator")]
             if outcome in ("fulfil", "dispute", "lapse"):
                 self._fulfil(r, operator)
@@ -1841,7 +1839,7 @@ def machine_for(w):
 
         @precondition(lambda self: self.licenses)
         @rule(data=st.data(), by_operator=st.sampled_from([True] * 4 + [False]),
-              reason=st.sampled_from(list(vm.FailReason)), fresh=st.sampled_from([True] * 3 + [False]))
+              reason=st.sampled_from(list(FailReason)), fresh=st.sampled_from([True] * 3 + [False]))
         def fail(self, data, by_operator, reason, fresh):
             r = self._some_request(data, "pending", fresh)
             if r is None:
@@ -1849,7 +1847,7 @@ def machine_for(w):
             if self._fail(r, by_address[r.get("operator")] if by_operator else a.other, reason):
                 self._won("fail")
 
-        def _fail(self, r: RequestM, sender, reason: vm.FailReason) -> bool:
+        def _fail(self, r: RequestM, sender, reason: FailReason) -> bool:
             expected = set()
             if sender.address != r.get("operator"):
                 expected.add(err("Router_NotAssignedOperator", r.id, sender.address))
@@ -2087,7 +2085,7 @@ def machine_for(w):
         @precondition(lambda self: self.licenses)
         @rule(data=st.data(),
               outcome=st.sampled_from(["uphold", "fail", "expire", "uphold", "fail", "fulfil", "pending"]),
-              reason=st.sampled_from(list(vm.FailReason)))
+              reason=st.sampled_from(list(FailReason)))
         def replace_router_with_pending(self, data, outcome, reason):
             """The router is replaced with a request pending on it, which the old router then
             refunds (fail, an upheld dispute, expiry) or delivers."""
@@ -2271,7 +2269,7 @@ def machine_for(w):
             until = rt.allowed_until[(model.id, operator.address)]
             if late:
                 self._advance_to(until - 799)  # a deadline 800 s on is past the removal
-            r = self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN)
+            r = self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN)
             if r is not None:
                 self._won("remove_operator")
                 self._fulfil(r, operator)
@@ -2337,7 +2335,7 @@ def machine_for(w):
             the only transaction mined is a voice owner's revocation of a consent just signed): the
             random rules reach these paths too, this rule makes sure every run does."""
             t, before = self.now + 1, sum(ERRORS.values())
-            subs = [x for x in self.licenses if x.offer.tier == vm.Tier.SUBSCRIPTION]
+            subs = [x for x in self.licenses if x.offer.tier == Tier.SUBSCRIPTION]
             live = [x for x in subs if x.expires > t]
 
             def one(items: list):
@@ -2350,7 +2348,7 @@ def machine_for(w):
             # periods, what has lapsed; a licence that cannot move is not pushed to anyone.
             for lic, periods in ((one([x for x in live if not x.auto_renew]), 1),
                                  (one([x for x in live if x.auto_renew
-                                       and t + vm.renewal_lead(x.offer.period) < x.expires]), 1),
+                                       and t + renewal_lead(x.offer.period) < x.expires]), 1),
                                  (one([x for x in live if x.auto_renew]), 2),
                                  (one([x for x in subs if x not in live]), 1)):
                 if lic is not None:
@@ -2372,11 +2370,11 @@ def machine_for(w):
             lic = one(subs)
             if lic is not None:
                 self._holder_renew(lic, notice // lic.offer.period + 1)
-            offer = one([o for o in self.offers if o.active and o.tier == vm.Tier.SUBSCRIPTION])
+            offer = one([o for o in self.offers if o.active and o.tier == Tier.SUBSCRIPTION])
             if offer is not None:
                 self._buy(offer, a.buyer, notice // offer.period + 1, False)
             model = self.models[one(list(self.models))]
-            self._publish(model, by_address[model.owner], vm.Tier.SUBSCRIPTION, eth, 1, notice, 0, 0, 0, 0, TTS,
+            self._publish(model, by_address[model.owner], Tier.SUBSCRIPTION, eth, 1, notice, 0, 0, 0, 0, TTS,
                           False)
             # L-4, M-1, M-3: a request with too short a window for the buyer, one through the router
             # the licence manager does not use, one naming an operator not allowed for the model
@@ -2387,16 +2385,16 @@ def machine_for(w):
             if lic is not None:
                 op = self._servers(rt, lic.offer.model, t + 800)[0]
                 window = self.models[lic.offer.model].window
-                self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN, window + 1)
-                self._request(lic, by_address[lic.holder], 1 - self.lm_router, op, 800, False, vm.Language.EN)
+                self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN, window + 1)
+                self._request(lic, by_address[lic.holder], 1 - self.lm_router, op, 800, False, Language.EN)
             pairs = [(x, i) for x in usable for i, o in enumerate(op_accounts)
                      if rt.allowed_until.get((x.offer.model, o.address), 0) < t + 800]
             if pairs:
                 lic, op = one(pairs)
-                self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, vm.Language.EN)
+                self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN)
             lic = one([x for x in self.licenses if 0 < self.models[x.offer.model].service_ends <= t])
             if lic is not None:
-                self._request(lic, by_address[lic.holder], self.lm_router, 0, 800, False, vm.Language.EN)
+                self._request(lic, by_address[lic.holder], self.lm_router, 0, 800, False, Language.EN)
             # M-4, M-6: the same bundle registered twice by its creator; a version that drops the
             # parent's voice owner; a version under a frozen parent (neither signed: refused first).
             model = self.models[one(list(self.models))]
@@ -2518,7 +2516,7 @@ def machine_for(w):
                 assert (ok, uses) == self._licensed(lic, t), f"licence {lic.id} validity"
                 assert tuple(record) == (lic.offer.id, lic.expires, lic.anchor, lic.used, lic.period_start, lic.limit,
                                          lic.auto_renew), f"licence {lic.id} record"
-                if lic.offer.tier != vm.Tier.SUBSCRIPTION:
+                if lic.offer.tier != Tier.SUBSCRIPTION:
                     assert lic.used == lic.consumed, "uses consumed differ from requests not refunded"
                 # Retirement never voids paid time: nothing is paid beyond the end of service.
                 ends = self.models[lic.offer.model].service_ends

@@ -4,7 +4,7 @@ manager agree on every field, territories and purposes included."""
 
 from __future__ import annotations
 
-from voicemarket.market import chain as vm
+from voicemarket.protocol import DAY, Tier, Action, Purpose
 from voicemarket.content.odrl import (
     OfferTerms,
     PolicySubject,
@@ -16,17 +16,17 @@ from voicemarket.content.odrl import (
     terms_from_contract,
 )
 
-MONTH = 30 * vm.DAY
+MONTH = 30 * DAY
 
 
 def test_published_offer_rebuilds_to_its_policy_hash(market, licenses, offers, registry, usd, actors, chain):
     model_id = market.register()
     terms = OfferTerms(
-        tier=vm.Tier.SUBSCRIPTION, price=9_990_000, asset=usd.address, period=MONTH, max_uses=500,
-        valid_until=chain.pending_timestamp + 365 * vm.DAY, max_licenses=1_000,
-        permissions=int(vm.Action.TEXT_TO_SPEECH | vm.Action.COMMERCIAL_USE | vm.Action.BROADCAST),
-        prohibitions=int(vm.Action.DERIVATION | vm.Action.SUBLICENSING), attribution=True, transferable=True,
-        territories=territories_bytes("DE", "FR", "US"), purposes=int(vm.Purpose.AUDIOBOOKS | vm.Purpose.EDUCATION),
+        tier=Tier.SUBSCRIPTION, price=9_990_000, asset=usd.address, period=MONTH, max_uses=500,
+        valid_until=chain.pending_timestamp + 365 * DAY, max_licenses=1_000,
+        permissions=int(Action.TEXT_TO_SPEECH | Action.COMMERCIAL_USE | Action.BROADCAST),
+        prohibitions=int(Action.DERIVATION | Action.SUBLICENSING), attribution=True, transferable=True,
+        territories=territories_bytes("DE", "FR", "US"), purposes=int(Purpose.AUDIOBOOKS | Purpose.EDUCATION),
     )
     subject = PolicySubject(chain_id=chain.chain_id, registry=registry.address, owner=actors.creator.address,
                             model_id=model_id)
@@ -46,7 +46,7 @@ def test_published_offer_rebuilds_to_its_policy_hash(market, licenses, offers, r
 
 def test_a_different_document_does_not_match(market, licenses, offers, registry, actors, chain):
     model_id = market.register()
-    terms = OfferTerms(tier=vm.Tier.BUYOUT, price=10**16, permissions=int(vm.Action.TEXT_TO_SPEECH))
+    terms = OfferTerms(tier=Tier.BUYOUT, price=10**16, permissions=int(Action.TEXT_TO_SPEECH))
     subject = PolicySubject(chain_id=chain.chain_id, registry=registry.address, owner=actors.creator.address,
                             model_id=model_id)
     receipt = offers.publishOffer(contract_offer_terms(terms, model_id, policy_hash(build_policy(terms, subject))),
@@ -57,6 +57,6 @@ def test_a_different_document_does_not_match(market, licenses, offers, registry,
     other_owner = PolicySubject(chain_id=subject.chain_id, registry=subject.registry, owner=actors.other.address,
                                 model_id=model_id)
     assert policy_hash(build_policy(terms, other_owner)) != onchain_hash
-    stricter = OfferTerms(tier=vm.Tier.BUYOUT, price=10**16, permissions=int(vm.Action.TEXT_TO_SPEECH),
+    stricter = OfferTerms(tier=Tier.BUYOUT, price=10**16, permissions=int(Action.TEXT_TO_SPEECH),
                           attribution=True)
     assert policy_hash(build_policy(stricter, subject)) != onchain_hash

@@ -8,13 +8,15 @@ from eth_utils import keccak
 from market_helpers import digest_of, reverts, view_reverts
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, language_bits
+from voicemarket import protocol
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
 
 
 def test_register_with_eoa_consent_mints_to_creator_and_records_everything(market, registry, actors):
     r = market.registration(co_creators=[(actors.co.address, 1_000)], dispute_window=3600, royalty_bps=700)
     receipt = registry.registerModel(r, sender=actors.creator)
-    model_id = vm.model_id(actors.creator.address, r["bundleDigest"])
+    model_id = protocol.model_id(actors.creator.address, r["bundleDigest"])
     assert model_id == registry.modelIdOf(actors.creator, r["bundleDigest"])
 
     assert registry.ownerOf(model_id) == actors.creator
@@ -22,11 +24,11 @@ def test_register_with_eoa_consent_mints_to_creator_and_records_everything(marke
     assert (event.modelId, event.creator, event.voiceOwner) == (model_id, actors.creator, actors.voice)
     assert (event.bundleDigest, event.parentId) == (r["bundleDigest"], 0)
     assert event.policyHash == r["policyHash"] and event.voiceOwnerBps == 2_000
-    assert event.languages == vm.language_bits("zh", "en")
+    assert event.languages == language_bits("zh", "en")
     assert registry.consentOf(model_id) == (actors.voice, 2_000)
     info = registry.modelInfo(model_id)
     assert info.creator == actors.creator and info.royaltyBps == 700 and info.disputeWindow == 3600
-    assert info.languages == vm.language_bits("zh", "en") and not info.frozen and info.serviceEndsAt == 0
+    assert info.languages == language_bits("zh", "en") and not info.frozen and info.serviceEndsAt == 0
     assert info.bundleCodec == RAW and info.metadataCodec == DAG_PB
     creator, payees = registry.revenueSplit(model_id)
     assert creator == actors.creator
@@ -113,7 +115,7 @@ def test_sign_consent_signs_under_the_current_nonce(market, registry, actors, ch
     r = {**market.registration(label="sign_consent bundle", voice_owner_bps=100), "consentSignature": signature,
          "consentDeadline": deadline}
     registry.registerModel(r, sender=actors.creator)
-    assert registry.consentOf(vm.model_id(actors.creator.address, digest)) == (actors.voice, 100)
+    assert registry.consentOf(protocol.model_id(actors.creator.address, digest)) == (actors.voice, 100)
 
 
 def test_revoking_consents_voids_every_unused_signature(market, registry, actors):
@@ -171,8 +173,8 @@ def test_split_checks(market, registry, actors):
     with reverts(registry.Registry_SplitTooLarge, totalBps=10_001):
         registry.registerModel(market.registration(voice_owner_bps=9_000, co_creators=[(co, 1_001)]),
                                sender=actors.creator)
-    with reverts(registry.Registry_BadCoCreator, index=1, account=vm.ETH, bps=5):
-        registry.registerModel(market.registration(co_creators=[(co, 5), (vm.ETH, 5)]), sender=actors.creator)
+    with reverts(registry.Registry_BadCoCreator, index=1, account=ETH, bps=5):
+        registry.registerModel(market.registration(co_creators=[(co, 5), (ETH, 5)]), sender=actors.creator)
     with reverts(registry.Registry_BadCoCreator, index=0, account=co, bps=0):
         registry.registerModel(market.registration(co_creators=[(co, 0)]), sender=actors.creator)
     with reverts(registry.Registry_TooManyCoCreators, count=9, max=8):
@@ -180,7 +182,7 @@ def test_split_checks(market, registry, actors):
     r = {**market.registration(voice_owner=actors.creator, sign=False), "voiceOwnerBps": 10}
     with reverts(registry.Registry_SelfShare, voiceOwnerBps=10):
         registry.registerModel(r, sender=actors.creator)
-    r = {**market.registration(sign=False), "voiceOwner": vm.ETH}
+    r = {**market.registration(sign=False), "voiceOwner": ETH}
     with reverts(registry.Registry_ZeroVoiceOwner):
         registry.registerModel(r, sender=actors.creator)
 
@@ -329,7 +331,7 @@ def test_royalty_info_pays_the_creator(market, registry, actors):
     assert registry.royaltyInfo(model_id, 10**18) == (actors.creator, 25 * 10**15)
     registry.transferFrom(actors.creator, actors.other, model_id, sender=actors.creator)
     assert registry.royaltyInfo(model_id, 10**18)[0] == actors.creator
-    assert registry.royaltyInfo(42, 10**18) == (vm.ETH, 0)
+    assert registry.royaltyInfo(42, 10**18) == (ETH, 0)
 
 
 def test_interfaces(registry):

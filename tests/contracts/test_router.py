@@ -8,12 +8,12 @@ import pytest
 from market_helpers import MIN_STAKE, OPERATOR_FEE, SLASH, TEXT, public_key, reverts
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, DAY, Tier, Action, Language, FailReason, RequestStatus
 from voicemarket.content.multiformats import CID, RAW
 
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
 OUT_DIGEST = hashlib.sha256(b"wav bytes").digest()
-Status = vm.RequestStatus
-DAY = vm.DAY
+Status = RequestStatus
 NOTICE = 45 * DAY  # vm.deploy's default retirement notice
 
 
@@ -31,7 +31,7 @@ def ppu(market, actors):
     """A model with a one-hour dispute window, served by the operator; a pay-per-use licence at 10^15 a use."""
     model = market.register(dispute_window=3600)
     market.operator(models=[model])
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, price=10**15))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, price=10**15))
     return model, license_id
 
 
@@ -47,12 +47,12 @@ def test_request_escrows_and_emits_everything_an_operator_needs(market, router, 
     r = dict(zip(vm.REQUEST_FIELDS, req))
     assert r["operator"] == actors.operator and r["fee"] == OPERATOR_FEE and r["usePrice"] == 0
     assert r["inputHash"] == vm.input_hash(TEXT) and r["platformFeeBps"] == 2_000
-    assert vm.SynthesisParams.unpack(r["params"]).language == vm.Language.EN
+    assert vm.SynthesisParams.unpack(r["params"]).language == Language.EN
     status, settle_after, commitment = router.requestState(req[0])
     assert status == Status.PENDING and settle_after == 0
     assert commitment[:26] == router.hashRequest(req)[:26]
     assert router.balance == MIN_STAKE + OPERATOR_FEE + 5
-    assert router.creditOf(actors.buyer, vm.ETH) == 5  # the excess is credited back
+    assert router.creditOf(actors.buyer, ETH) == 5  # the excess is credited back
 
 
 def test_pay_per_use_escrows_the_use_price_too(market, router, ppu, actors):
@@ -66,7 +66,7 @@ def test_pay_per_use_escrows_the_use_price_too(market, router, ppu, actors):
 def test_request_in_erc20_pulls_the_escrow(market, router, licenses, actors, usd):
     model = market.register()
     market.operator(models=[model], fee=250, asset=usd.address)
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, asset=usd.address, price=1_000))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, asset=usd.address, price=1_000))
     usd.mint(actors.buyer, 1_250, sender=actors.deployer)
     usd.approve(router, 1_250, sender=actors.buyer)
     with reverts(router.Router_WrongPayment, expected=0, sent=1):
@@ -86,7 +86,7 @@ def test_request_in_erc20_pulls_the_escrow(market, router, licenses, actors, usd
         ({"input": b"\x00" + b"a" * 512}, "Router_InputTooLong", {"length": 513, "max": 512}),
         ({"params": 1 << 112}, "Router_NonZeroReservedParams", {"params": 1 << 112}),
         ({"params": 1 | 1 << 88}, "Router_DisputeWindowTooShort", {"window": 0, "minWindow": 1}),
-        ({"params": int(vm.Language.JA)}, "Router_LanguageNotSupported", {"language": 2}),
+        ({"params": int(Language.JA)}, "Router_LanguageNotSupported", {"language": 2}),
         ({"params": 9}, "Router_LanguageNotSupported", {"language": 9}),
         ({"maxFee": OPERATOR_FEE - 1}, "Router_FeeAboveMax", {"fee": OPERATOR_FEE, "maxFee": OPERATOR_FEE - 1}),
     ],
@@ -110,7 +110,7 @@ def test_requests_need_a_license_for_text_to_speech(market, router, licenses, se
     p = market.request_params(model, license_id)
     with reverts(licenses.Licensing_NotLicenseHolder, licenseId=license_id, account=actors.other.address):
         router.requestSynthesis(p, value=OPERATOR_FEE, sender=actors.other)
-    no_tts = market.buy(market.publish(model, permissions=int(vm.Action.DERIVATION), prohibitions=0))
+    no_tts = market.buy(market.publish(model, permissions=int(Action.DERIVATION), prohibitions=0))
     with reverts(licenses.Licensing_ActionNotPermitted, licenseId=no_tts, actions=1):
         router.requestSynthesis(market.request_params(model, no_tts), value=OPERATOR_FEE, sender=actors.buyer)
 
@@ -147,7 +147,7 @@ def test_pause_stops_requests_only(market, router, served, actors, chain):
         market.request(model, license_id)
     chain.pending_timestamp += 200
     router.cancelExpired(pending, sender=actors.keeper)  # refunds work while paused
-    router.withdraw(vm.ETH, sender=actors.buyer)  # so do withdrawals
+    router.withdraw(ETH, sender=actors.buyer)  # so do withdrawals
     with reverts(router.AccessControlUnauthorizedAccount, account=actors.other.address):
         router.unpause(sender=actors.other)
     router.unpause(sender=actors.deployer)
@@ -160,8 +160,8 @@ def test_a_paused_license_manager_stops_requests_but_not_refunds(market, router,
     licenses.pause(sender=actors.deployer)
     with reverts(router.EnforcedPause):
         market.request(model, license_id)
-    router.fail(pending, int(vm.FailReason.SYNTHESIS_ERROR), sender=actors.operator)
-    assert router.creditOf(actors.buyer, vm.ETH) == OPERATOR_FEE
+    router.fail(pending, int(FailReason.SYNTHESIS_ERROR), sender=actors.operator)
+    assert router.creditOf(actors.buyer, ETH) == OPERATOR_FEE
 
 
 # ---------------------------------------------------------------- fulfilling
@@ -175,7 +175,7 @@ def test_fulfil_pays_out_at_once_with_a_zero_window(market, router, served, acto
     assert (event.requestId, event.operator, event.outputDigest, event.outputCid) == (req[0], actors.operator,
                                                                                      OUT_DIGEST, OUT_CID)
     assert router.requestStatus(req[0]) == Status.SETTLED
-    assert router.creditOf(actors.operator, vm.ETH) == OPERATOR_FEE
+    assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE
     with reverts(router.Router_WrongStatus, requestId=req[0], status=int(Status.SETTLED)):
         router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
 
@@ -219,8 +219,8 @@ def test_a_frozen_model_cannot_be_delivered(market, router, registry, served, ac
         router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
     with reverts(router.Router_ModelFrozen, modelId=model):
         router.fulfilBatch([(req, OUT_DIGEST, OUT_CID)], sender=actors.operator)
-    router.fail(req, int(vm.FailReason.MODEL_UNAVAILABLE), sender=actors.operator)  # it may still refund
-    assert router.creditOf(actors.buyer, vm.ETH) == OPERATOR_FEE
+    router.fail(req, int(FailReason.MODEL_UNAVAILABLE), sender=actors.operator)  # it may still refund
+    assert router.creditOf(actors.buyer, ETH) == OPERATOR_FEE
 
 
 def test_a_retired_model_is_not_delivered_after_its_service_ends(market, router, registry, served, actors, chain):
@@ -234,8 +234,8 @@ def test_a_retired_model_is_not_delivered_after_its_service_ends(market, router,
         router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
     with reverts(router.Router_ServiceEnded, modelId=model, serviceEndsAt=ends):
         router.fulfilBatch([(req, OUT_DIGEST, OUT_CID)], sender=actors.operator)
-    router.fail(req, int(vm.FailReason.MODEL_UNAVAILABLE), sender=actors.operator)
-    assert router.creditOf(actors.buyer, vm.ETH) == OPERATOR_FEE
+    router.fail(req, int(FailReason.MODEL_UNAVAILABLE), sender=actors.operator)
+    assert router.creditOf(actors.buyer, ETH) == OPERATOR_FEE
 
 
 def test_disallowing_an_operator_takes_the_retirement_notice(market, router, served, actors, chain):
@@ -283,7 +283,7 @@ def test_batch_fulfils_and_skips_what_is_no_longer_pending(market, router, serve
     assert skipped == [(reqs[1][0], Status.SETTLED), (late[0], Status.PENDING)]
     assert [router.requestStatus(r[0]) for r in reqs] == [Status.SETTLED] * 3
     assert router.requestStatus(late[0]) == Status.PENDING
-    assert router.creditOf(actors.operator, vm.ETH) == 3 * OPERATOR_FEE
+    assert router.creditOf(actors.operator, ETH) == 3 * OPERATOR_FEE
     with reverts(router.Router_EmptyBatch):
         router.fulfilBatch([], sender=actors.operator)
 
@@ -304,14 +304,14 @@ def test_batch_with_a_foreign_request_reverts_whole(market, router, served, acto
 def test_fail_refunds_in_full_and_gives_the_use_back(market, router, licenses, actors):
     model = market.register()
     market.operator(models=[model])
-    license_id = market.buy(market.publish(model, vm.Tier.PAY_PER_USE, price=10**15, max_uses=1))
+    license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, price=10**15, max_uses=1))
     req, _ = market.request(model, license_id)
     assert licenses.isLicensed(license_id, actors.buyer, model, 1) == (False, 0)
     with reverts(router.Router_NotAssignedOperator, requestId=req[0], caller=actors.other.address):
-        router.fail(req, int(vm.FailReason.BAD_INPUT), sender=actors.other)
-    receipt = router.fail(req, int(vm.FailReason.TEXT_TOO_LONG), sender=actors.operator)
-    assert receipt.events.filter(router.SynthesisFailed)[0].reason == int(vm.FailReason.TEXT_TOO_LONG)
-    assert router.creditOf(actors.buyer, vm.ETH) == 10**15 + OPERATOR_FEE
+        router.fail(req, int(FailReason.BAD_INPUT), sender=actors.other)
+    receipt = router.fail(req, int(FailReason.TEXT_TOO_LONG), sender=actors.operator)
+    assert receipt.events.filter(router.SynthesisFailed)[0].reason == int(FailReason.TEXT_TOO_LONG)
+    assert router.creditOf(actors.buyer, ETH) == 10**15 + OPERATOR_FEE
     assert licenses.isLicensed(license_id, actors.buyer, model, 1) == (True, 1)
     with reverts(router.Router_WrongStatus, requestId=req[0], status=int(Status.FAILED)):
         router.fail(req, 0, sender=actors.operator)
@@ -336,9 +336,9 @@ def test_anyone_cancels_after_the_deadline_and_the_buyer_gets_everything_back(ma
     chain.pending_timestamp = deadline + 1
     receipt = router.cancelExpired(req, sender=actors.keeper)
     assert receipt.events.filter(router.SynthesisExpired)[0].caller == actors.keeper
-    assert router.creditOf(actors.buyer, vm.ETH) == 10**15 + OPERATOR_FEE
+    assert router.creditOf(actors.buyer, ETH) == 10**15 + OPERATOR_FEE
     before = actors.buyer.balance
-    fees = router.withdraw(vm.ETH, sender=actors.buyer).total_fees_paid
+    fees = router.withdraw(ETH, sender=actors.buyer).total_fees_paid
     assert actors.buyer.balance == before + 10**15 + OPERATOR_FEE - fees
     with reverts(router.Router_WrongStatus, requestId=req[0], status=int(Status.EXPIRED)):
         router.cancelExpired(req, sender=actors.keeper)
@@ -358,13 +358,13 @@ def test_payout_waits_for_the_dispute_window(market, router, ppu, actors, chain)
     settle_after = receipt.events.filter(router.SynthesisFulfilled)[0].settleAfter
     assert settle_after == receipt.timestamp + 3600
     assert router.requestState(req[0])[:2] == (Status.FULFILLED, settle_after)
-    assert router.creditOf(actors.operator, vm.ETH) == 0
+    assert router.creditOf(actors.operator, ETH) == 0
     # In its window, a settlement skips it.
     assert router.settle.call([req], sender=actors.keeper) == 0
     receipt = router.settle([req], sender=actors.keeper)
     assert skipped(router, receipt) == [(req[0], Status.FULFILLED)]
     assert not receipt.events.filter(router.SynthesisSettled)
-    assert router.requestStatus(req[0]) == Status.FULFILLED and router.creditOf(actors.operator, vm.ETH) == 0
+    assert router.requestStatus(req[0]) == Status.FULFILLED and router.creditOf(actors.operator, ETH) == 0
     chain.pending_timestamp = settle_after
     with reverts(router.Router_DisputeWindowClosed, requestId=req[0], settleAfter=settle_after):
         router.dispute(req, sender=actors.buyer)
@@ -372,11 +372,11 @@ def test_payout_waits_for_the_dispute_window(market, router, ppu, actors, chain)
     receipt = router.settle([req], sender=actors.keeper)
     assert receipt.events.filter(router.SynthesisSettled)[0].requestId == req[0] and not skipped(router, receipt)
     assert router.requestStatus(req[0]) == Status.SETTLED
-    assert router.creditOf(actors.operator, vm.ETH) == OPERATOR_FEE
-    assert router.potOf(model, vm.ETH) == (8 * 10**14, 2 * 10**14)
+    assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE
+    assert router.potOf(model, ETH) == (8 * 10**14, 2 * 10**14)
     receipt = router.settle([req], sender=actors.keeper)  # settled already: skipped, paid once
     assert skipped(router, receipt) == [(req[0], Status.SETTLED)]
-    assert router.creditOf(actors.operator, vm.ETH) == OPERATOR_FEE
+    assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE
     with reverts(router.Router_EmptyBatch):
         router.settle([], sender=actors.keeper)
 
@@ -417,7 +417,7 @@ def test_a_dispute_posts_the_bond(market, router, ppu, actors):
     router.setDisputeBond(0, sender=actors.deployer)
     router.resolveDispute(req, True, sender=actors.arbiter)
     assert router.disputeBondOf(req[0]) == 0
-    assert router.creditOf(actors.buyer, vm.ETH) == 10**15 + OPERATOR_FEE + SLASH + BOND
+    assert router.creditOf(actors.buyer, ETH) == 10**15 + OPERATOR_FEE + SLASH + BOND
 
 
 def test_upheld_dispute_refunds_and_slashes_to_the_buyer(market, router, licenses, ppu, actors):
@@ -435,7 +435,7 @@ def test_upheld_dispute_refunds_and_slashes_to_the_buyer(market, router, license
     event = receipt.events.filter(router.DisputeResolved)[0]
     assert (event.requestId, event.arbiter, event.upheld, event.slashed) == (req[0], actors.arbiter, True, SLASH)
     assert router.requestStatus(req[0]) == Status.REVERSED
-    assert router.creditOf(actors.buyer, vm.ETH) == 10**15 + OPERATOR_FEE + SLASH
+    assert router.creditOf(actors.buyer, ETH) == 10**15 + OPERATOR_FEE + SLASH
     info = router.operatorInfo(actors.operator)
     assert info.stake == MIN_STAKE - SLASH and info.openDisputes == 0
     # Below the minimum stake, the operator can deliver nothing until it adds stake.
@@ -455,8 +455,8 @@ def test_rejected_dispute_pays_out_and_its_bond_goes_to_the_operator(market, rou
     assert skipped(router, receipt) == [(req[0], Status.DISPUTED)]
     router.resolveDispute(req, False, sender=actors.arbiter)
     assert router.requestStatus(req[0]) == Status.SETTLED
-    assert router.creditOf(actors.operator, vm.ETH) == OPERATOR_FEE + BOND
-    assert router.creditOf(actors.buyer, vm.ETH) == 0 and router.disputeBondOf(req[0]) == 0
+    assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE + BOND
+    assert router.creditOf(actors.buyer, ETH) == 0 and router.disputeBondOf(req[0]) == 0
     assert router.operatorInfo(actors.operator).openDisputes == 0
     with reverts(router.Router_WrongStatus, requestId=req[0], status=int(Status.SETTLED)):
         router.resolveDispute(req, True, sender=actors.arbiter)
@@ -475,9 +475,9 @@ def test_an_undecided_dispute_lapses_after_the_arbitration_period(market, router
     receipt = router.settle([req], sender=actors.keeper)
     assert receipt.events.filter(router.DisputeLapsed)[0].requestId == req[0]
     assert router.requestStatus(req[0]) == Status.SETTLED
-    assert router.creditOf(actors.operator, vm.ETH) == OPERATOR_FEE
-    assert router.creditOf(actors.buyer, vm.ETH) == BOND  # the bond back
-    assert router.potOf(model, vm.ETH) == (8 * 10**14, 2 * 10**14)
+    assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE
+    assert router.creditOf(actors.buyer, ETH) == BOND  # the bond back
+    assert router.potOf(model, ETH) == (8 * 10**14, 2 * 10**14)
     assert router.operatorInfo(actors.operator).openDisputes == 0 and router.disputeBondOf(req[0]) == 0
     with reverts(router.Router_WrongStatus, requestId=req[0], status=int(Status.SETTLED)):
         router.resolveDispute(req, True, sender=actors.arbiter)
@@ -496,7 +496,7 @@ def test_slash_never_exceeds_the_stake(market, router, ppu, actors):
     router.setSlashAmount(10 * MIN_STAKE, sender=actors.deployer)
     router.resolveDispute(req, True, sender=actors.arbiter)
     assert router.operatorInfo(actors.operator).stake == 0
-    assert router.creditOf(actors.buyer, vm.ETH) == 10**15 + OPERATOR_FEE + MIN_STAKE
+    assert router.creditOf(actors.buyer, ETH) == 10**15 + OPERATOR_FEE + MIN_STAKE
 
 
 # ---------------------------------------------------------------- operators
@@ -536,7 +536,7 @@ def test_unbonding_then_withdrawing_the_stake(market, router, ppu, actors, chain
     with reverts(router.Router_OpenDisputes, operator=actors.operator.address, openDisputes=1):
         router.withdrawStake(sender=actors.operator)
     router.resolveDispute(req, False, sender=actors.arbiter)
-    assert router.creditOf(actors.operator, vm.ETH) == OPERATOR_FEE
+    assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE
     before = actors.operator.balance
     receipt = router.withdrawStake(sender=actors.operator)
     assert actors.operator.balance == before + MIN_STAKE - receipt.total_fees_paid
@@ -556,12 +556,12 @@ def test_an_unbonding_operator_still_delivers_what_it_was_given(market, router, 
 def test_operator_settings(market, router, actors, usd):
     model = market.register()
     with reverts(router.Router_OperatorNotRegistered, operator=actors.other.address):
-        router.setFee(vm.ETH, 1, sender=actors.other)
+        router.setFee(ETH, 1, sender=actors.other)
     with reverts(router.Router_OperatorNotRegistered, operator=actors.other.address):
         router.addStake(value=1, sender=actors.other)
     market.operator(fee=0)
     router.setFee(usd, 77, sender=actors.operator)
-    assert router.operatorFee(actors.operator, usd) == 77 and router.operatorFee(actors.operator, vm.ETH) == 0
+    assert router.operatorFee(actors.operator, usd) == 77 and router.operatorFee(actors.operator, ETH) == 0
     with reverts(router.Router_ZeroAmount):
         router.addStake(sender=actors.operator)
     with reverts(router.Router_NotModelOwner, modelId=model, caller=actors.other.address):
@@ -617,7 +617,7 @@ def test_platform_fees_and_the_ledger_on_the_router(market, router, ppu, actors)
     router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
     router.dispute(req, sender=actors.buyer)
     router.resolveDispute(req, False, sender=actors.arbiter)
-    router.distribute(model, vm.ETH, sender=actors.other)
-    assert router.platformBalance(vm.ETH) == 2 * 10**14
-    router.withdrawPlatformFees(vm.ETH, actors.treasurer, sender=actors.treasurer)
-    assert router.platformBalance(vm.ETH) == 0
+    router.distribute(model, ETH, sender=actors.other)
+    assert router.platformBalance(ETH) == 2 * 10**14
+    router.withdrawPlatformFees(ETH, actors.treasurer, sender=actors.treasurer)
+    assert router.platformBalance(ETH) == 0

@@ -12,6 +12,8 @@ from oracle.errors import FailReason
 from oracle.router import RouterClient
 from voicemarket.dev.sandbox import OPERATOR_FEE, public_key
 from voicemarket.market import chain as vm
+from voicemarket.protocol import RequestStatus
+from voicemarket import protocol
 from voicemarket.content.multiformats import CID, RAW
 
 pytestmark = pytest.mark.integration
@@ -44,7 +46,7 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     sandbox.register_voice(creator, sealed, [operator], languages=("en",), files=sandbox.tiny, digest=sealed.digest)
     copied = sandbox.register_voice(accounts[SQUATTER], sealed, [operator], languages=("en",), files=sandbox.tiny,
                                     digest=sealed.digest)
-    assert copied.model_id == vm.model_id(accounts[SQUATTER].address, sealed.digest)
+    assert copied.model_id == protocol.model_id(accounts[SQUATTER].address, sealed.digest)
     japanese = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, languages=("en", "ja"))
     served = [voice, missing, corrupt, wrong_digest, not_for_us, japanese, copied]
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
@@ -95,4 +97,4 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     failed = sum(1 for r in expected.values() if r is not None)
     assert sandbox.credit(buyer) - credit_before == failed * OPERATOR_FEE
     for request_id in expected:
-        assert sandbox.router.requestStatus(request_id) in (vm.RequestStatus.FAILED, vm.RequestStatus.SETTLED)
+        assert sandbox.router.requestStatus(request_id) in (RequestStatus.FAILED, RequestStatus.SETTLED)

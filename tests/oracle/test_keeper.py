@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from oracle_helpers import wait_for
@@ -25,6 +24,8 @@ from oracle.keeper import keeper_namespace
 from oracle.keeper_settings import KeeperSettings
 from voicemarket.dev.sandbox import ROOT, public_key
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Action, ETH, Language, language_bits, RequestStatus, Tier
+from voicemarket import protocol
 from voicemarket.content.multiformats import CID, RAW
 from voicemarket.dev.services import ManagedProcess, RedisServer
 
@@ -71,19 +72,19 @@ class Market:
         digest = self._digest("bundle")
         self.d.registry.registerModel(vm.model_registration(
             bundle_digest=digest, bundle_cid=CID(1, RAW, digest), metadata_cid=CID(1, RAW, self._digest("meta")),
-            languages=vm.language_bits("en"), voice_owner=creator.address, policy_hash=self._digest("policy"),
+            languages=language_bits("en"), voice_owner=creator.address, policy_hash=self._digest("policy"),
             dispute_window=WINDOW), sender=creator)
-        self.model_id = vm.model_id(creator.address, digest)
+        self.model_id = protocol.model_id(creator.address, digest)
         self.d.router.registerOperator(public_key(operator), value=self.d.router.minStake(), sender=operator)
-        self.d.router.setFee(vm.ETH, FEE, sender=operator)
+        self.d.router.setFee(ETH, FEE, sender=operator)
         self.d.router.setOperatorAllowed(self.model_id, operator, True, sender=creator)
         return self.model_id
 
-    def offer(self, tier: vm.Tier, *, transferable: bool = False) -> int:
-        subscription = tier == vm.Tier.SUBSCRIPTION
-        terms = {"modelId": self.model_id, "tier": int(tier), "asset": self.token.address if subscription else vm.ETH,
+    def offer(self, tier: Tier, *, transferable: bool = False) -> int:
+        subscription = tier == Tier.SUBSCRIPTION
+        terms = {"modelId": self.model_id, "tier": int(tier), "asset": self.token.address if subscription else ETH,
                  "price": PRICE if subscription else BUYOUT, "period": PERIOD if subscription else 0, "maxUses": 0,
-                 "packSize": 0, "validUntil": 0, "maxLicenses": 0, "permissions": int(vm.Action.TEXT_TO_SPEECH),
+                 "packSize": 0, "validUntil": 0, "maxLicenses": 0, "permissions": int(Action.TEXT_TO_SPEECH),
                  "prohibitions": 0, "attribution": False, "transferable": transferable, "purposes": 0,
                  "policyHash": self._digest("offer")}
         receipt = self.d.offers.publishOffer(terms, b"", sender=self.accounts[CREATOR])
@@ -118,7 +119,7 @@ class Market:
         self.labels += 1
         params = {"modelId": self.model_id, "licenseId": license, "operator": self.accounts[OPERATOR].address,
                   "maxFee": FEE, "deadline": self.now() + deadline_in,
-                  "params": vm.SynthesisParams(vm.Language.EN).pack(), "inputHash": vm.input_hash(text),
+                  "params": vm.SynthesisParams(Language.EN).pack(), "inputHash": vm.input_hash(text),
                   "input": vm.inline_input(text)}
         receipt = self.d.router.requestSynthesis(params, value=FEE, sender=buyer)
         return vm.request_from_log(receipt.events.filter(self.d.router.SynthesisRequested)[0])
@@ -127,11 +128,11 @@ class Market:
         audio = hashlib.sha256(f"audio {request[0]}".encode()).digest()
         self.d.router.fulfil(request, audio, CID(1, RAW, audio).to_bytes(), sender=self.accounts[OPERATOR])
 
-    def status(self, request: tuple) -> vm.RequestStatus:
-        return vm.RequestStatus(int(self.d.router.requestStatus(request[0])))
+    def status(self, request: tuple) -> RequestStatus:
+        return RequestStatus(int(self.d.router.requestStatus(request[0])))
 
     def credit(self, account) -> int:
-        return int(self.d.router.creditOf(account, vm.ETH))
+        return int(self.d.router.creditOf(account, ETH))
 
 
 @pytest.fixture
@@ -220,7 +221,7 @@ def _due(market: Market, license: int) -> None:
 
 def test_a_due_auto_renewing_subscription_is_renewed_exactly_once_per_period(market, start_keeper, accounts):
     buyer = accounts[3]
-    license = market.subscribe(buyer, market.offer(vm.Tier.SUBSCRIPTION))
+    license = market.subscribe(buyer, market.offer(Tier.SUBSCRIPTION))
     first_end = market.expires(license)
     paid_before = int(market.token.balanceOf(buyer))
     keeper = start_keeper()
@@ -243,7 +244,7 @@ def test_a_due_auto_renewing_subscription_is_renewed_exactly_once_per_period(mar
 
 def test_a_transferred_license_is_not_renewed_until_its_new_holder_agrees(market, start_keeper, accounts):
     holder, victim, control_holder = accounts[3], accounts[4], accounts[5]
-    offer = market.offer(vm.Tier.SUBSCRIPTION, transferable=True)
+    offer = market.offer(Tier.SUBSCRIPTION, transferable=True)
     license = market.subscribe(holder, offer)
     control = market.subscribe(control_holder, offer)  # same window: shows the keeper was at work
     market.token.mint(victim, 100 * PRICE, sender=victim)
@@ -268,7 +269,7 @@ def test_a_transferred_license_is_not_renewed_until_its_new_holder_agrees(market
 
 def test_a_holder_short_of_allowance_or_balance_is_skipped_with_the_reason(market, start_keeper, accounts):
     short_allowance, short_balance = accounts[3], accounts[4]
-    offer = market.offer(vm.Tier.SUBSCRIPTION)
+    offer = market.offer(Tier.SUBSCRIPTION)
     first = market.subscribe(short_allowance, offer, allowance_periods=0)
     market.token.approve(market.d.licenses, PRICE - 1, sender=short_allowance)
     second = market.subscribe(short_balance, offer)
@@ -294,7 +295,7 @@ def test_a_holder_short_of_allowance_or_balance_is_skipped_with_the_reason(marke
 
 def test_a_lapsed_subscription_is_never_revived(market, start_keeper, accounts):
     holder = accounts[3]
-    license = market.subscribe(holder, market.offer(vm.Tier.SUBSCRIPTION), allowance_periods=0)
+    license = market.subscribe(holder, market.offer(Tier.SUBSCRIPTION), allowance_periods=0)
     end = market.expires(license)
     keeper = start_keeper()
     market.travel(end + 2 * DAY)  # days after it lapsed, the holder approves for something else
@@ -312,7 +313,7 @@ def test_a_lapsed_subscription_is_never_revived(market, start_keeper, accounts):
 
 def test_deliveries_settle_after_their_window_and_undecided_disputes_lapse(market, start_keeper, accounts):
     buyer, operator = accounts[3], accounts[OPERATOR]
-    license = market.buyout(buyer, market.offer(vm.Tier.BUYOUT))
+    license = market.buyout(buyer, market.offer(Tier.BUYOUT))
     plain, disputed = market.request(buyer, license), market.request(buyer, license)
     market.fulfil(plain)
     market.fulfil(disputed)
@@ -320,16 +321,16 @@ def test_deliveries_settle_after_their_window_and_undecided_disputes_lapse(marke
     operator_credit, buyer_credit = market.credit(operator), market.credit(buyer)
     keeper = start_keeper()
     keeper.wait_rounds(3)
-    assert market.status(plain) == vm.RequestStatus.FULFILLED  # its window is still open
+    assert market.status(plain) == RequestStatus.FULFILLED  # its window is still open
 
     market.travel(market.now() + WINDOW)
-    wait_for(lambda: market.status(plain) == vm.RequestStatus.SETTLED, 30, "the settlement", keeper)
+    wait_for(lambda: market.status(plain) == RequestStatus.SETTLED, 30, "the settlement", keeper)
     keeper.wait_rounds(3)
-    assert market.status(disputed) == vm.RequestStatus.DISPUTED  # the arbiter has 7 days
+    assert market.status(disputed) == RequestStatus.DISPUTED  # the arbiter has 7 days
     assert market.credit(operator) == operator_credit + FEE
 
     market.travel(market.now() + int(market.d.router.ARBITRATION_PERIOD()))
-    wait_for(lambda: market.status(disputed) == vm.RequestStatus.SETTLED, 30, "the dispute to lapse", keeper)
+    wait_for(lambda: market.status(disputed) == RequestStatus.SETTLED, 30, "the dispute to lapse", keeper)
     assert market.credit(operator) == operator_credit + 2 * FEE
     assert market.credit(buyer) == buyer_credit + BOND  # the bond went back
     # The keeper's log says what each of its settlements did, once the transaction is final.
@@ -340,15 +341,15 @@ def test_deliveries_settle_after_their_window_and_undecided_disputes_lapse(marke
 
 def test_expired_requests_are_cancelled_and_refunded(market, start_keeper, accounts):
     buyer = accounts[3]
-    license = market.buyout(buyer, market.offer(vm.Tier.BUYOUT))
+    license = market.buyout(buyer, market.offer(Tier.BUYOUT))
     request = market.request(buyer, license, deadline_in=600)
     credit = market.credit(buyer)
     keeper = start_keeper()
     keeper.wait_rounds(3)
-    assert market.status(request) == vm.RequestStatus.PENDING
+    assert market.status(request) == RequestStatus.PENDING
 
     market.travel(request[vm.REQUEST_FIELDS.index("deadline")] + 1)
-    wait_for(lambda: market.status(request) == vm.RequestStatus.EXPIRED, 30, "the refund", keeper)
+    wait_for(lambda: market.status(request) == RequestStatus.EXPIRED, 30, "the refund", keeper)
     assert market.credit(buyer) == credit + FEE
     wait_for(lambda: keeper.events("request expired and refunded"), 30, "the refund to be logged", keeper)
     assert [e["request_id"] for e in keeper.events("request expired and refunded")] == [request[0]]
@@ -356,7 +357,7 @@ def test_expired_requests_are_cancelled_and_refunded(market, start_keeper, accou
 
 def test_once_makes_one_round_and_exits(market, redis_server, accounts, chain):
     """`python -m oracle keeper --once` (for cron) refunds an expired request and exits 0."""
-    request = market.request(accounts[3], market.buyout(accounts[3], market.offer(vm.Tier.BUYOUT)), deadline_in=60)
+    request = market.request(accounts[3], market.buyout(accounts[3], market.offer(Tier.BUYOUT)), deadline_in=60)
     market.travel(request[vm.REQUEST_FIELDS.index("deadline")] + 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
     env.update(ORACLE_RPC_URL=chain.provider.uri, ORACLE_ROUTER=market.d.router.address,
@@ -366,7 +367,7 @@ def test_once_makes_one_round_and_exits(market, redis_server, accounts, chain):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "cancellation sent" in done.stderr and "keeper stopped" in done.stderr
-    assert market.status(request) == vm.RequestStatus.EXPIRED
+    assert market.status(request) == RequestStatus.EXPIRED
 
 
 def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts, tmp_path):
@@ -374,11 +375,11 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
     Redis (standing by), each with its own account, act on the same due work; every renewal, refund and
     payout happens once."""
     buyers = [accounts[i] for i in (3, 4, 5)]
-    offer = market.offer(vm.Tier.SUBSCRIPTION)
+    offer = market.offer(Tier.SUBSCRIPTION)
     licenses = [market.subscribe(buyer, offer) for buyer in buyers]
     ends = [market.expires(license) for license in licenses]
     funds = [market.token.balanceOf(buyer) for buyer in buyers]
-    license = market.buyout(accounts[6], market.offer(vm.Tier.BUYOUT))
+    license = market.buyout(accounts[6], market.offer(Tier.BUYOUT))
     expiring = [market.request(accounts[6], license, deadline_in=600) for _ in range(2)]
     delivered = [market.request(accounts[6], license) for _ in range(3)]
     for request in delivered:
@@ -393,8 +394,8 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
         for keeper in (first, second, third):
             keeper.wait_started()
         done = lambda: (all(market.renewals(lic) >= 1 for lic in licenses)  # noqa: E731
-                        and all(market.status(r) == vm.RequestStatus.EXPIRED for r in expiring)
-                        and all(market.status(r) == vm.RequestStatus.SETTLED for r in delivered))
+                        and all(market.status(r) == RequestStatus.EXPIRED for r in expiring)
+                        and all(market.status(r) == RequestStatus.SETTLED for r in delivered))
         wait_for(done, 60, "all the due work", second)
         standing = [k for k in (first, third) if k.events("another keeper holds the lease; standing by")]
         assert len(standing) == 1, "exactly one of two keepers on one Redis stands by"

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from oracle.keeper import MarketIndex, submission_items, submission_kind
 from oracle.router import SynthesisRequest
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Action, ETH, language_bits, Tier
+from voicemarket import protocol
 from voicemarket.market.keeping import read_subscription, renewal_refusal
 from voicemarket.content.multiformats import CID, RAW
 
@@ -30,9 +32,9 @@ def _market(accounts):
     digest = hashlib.sha256(b"rules" + d.registry.address.encode()).digest()
     d.registry.registerModel(vm.model_registration(
         bundle_digest=digest, bundle_cid=CID(1, RAW, digest), metadata_cid=CID(1, RAW, digest),
-        languages=vm.language_bits("en"), voice_owner=accounts[CREATOR].address, policy_hash=digest),
+        languages=language_bits("en"), voice_owner=accounts[CREATOR].address, policy_hash=digest),
         sender=accounts[CREATOR])
-    return d, vm.model_id(accounts[CREATOR].address, digest)
+    return d, protocol.model_id(accounts[CREATOR].address, digest)
 
 
 SITUATIONS = st.fixed_dictionaries({
@@ -88,10 +90,10 @@ def test_the_renewal_rule_is_the_license_managers(accounts, chain):
     def check(case):
         with chain.isolate():
             now = int(chain.pending_timestamp)
-            terms = {"modelId": model, "tier": int(vm.Tier.SUBSCRIPTION),
-                     "asset": vm.ETH if case["eth"] else d.stablecoin.address, "price": PRICE, "period": PERIOD,
+            terms = {"modelId": model, "tier": int(Tier.SUBSCRIPTION),
+                     "asset": ETH if case["eth"] else d.stablecoin.address, "price": PRICE, "period": PERIOD,
                      "maxUses": 0, "packSize": 0, "validUntil": now + PERIOD + DAY // 2 if case["ends_soon"] else 0,
-                     "maxLicenses": 0, "permissions": int(vm.Action.TEXT_TO_SPEECH), "prohibitions": 0,
+                     "maxLicenses": 0, "permissions": int(Action.TEXT_TO_SPEECH), "prohibitions": 0,
                      "attribution": False, "transferable": False, "purposes": 0, "policyHash": b"\x01" * 32}
             offer = int(d.offers.publishOffer(terms, b"", sender=creator).events.filter(
                 d.offers.OfferPublished)[0].offerId)

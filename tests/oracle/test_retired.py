@@ -21,7 +21,7 @@ from oracle.errors import FailReason
 from oracle.router import RouterClient
 from voicemarket.dev.sandbox import OPERATOR_FEE, Sandbox
 from oracle.settings import OracleSettings
-from voicemarket.market import chain as vm
+from voicemarket.protocol import RequestStatus
 from voicemarket.content.multiformats import CID, RAW
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def test_a_delivery_the_router_refuses_after_the_service_ended_becomes_a_failure
     services = Services(settings)
     client, ledger = services.router, services.ledger
     event, status, _, now = client.request_snapshot(request_id, ended["first_block"])
-    assert status == vm.RequestStatus.PENDING and now >= ended["ends"] and now < event.request.deadline
+    assert status == RequestStatus.PENDING and now >= ended["ends"] and now < event.request.deadline
     # A worker finished the audio; the delivery would revert with Router_ServiceEnded.
     ledger.mark_queued(request_id, event.block_number)
     assert ledger.claim(request_id, "test-worker", 30, event.block_number) == "claimed"
@@ -83,7 +83,7 @@ def test_a_delivery_the_router_refuses_after_the_service_ended_becomes_a_failure
     args = _failure(client, ended["first_block"], request_id)
     assert args is not None, "the submitter never reported the failure"
     assert FailReason(args["reason"]) == FailReason.MODEL_UNAVAILABLE
-    assert box.router.requestStatus(request_id) == vm.RequestStatus.FAILED
+    assert box.router.requestStatus(request_id) == RequestStatus.FAILED
     assert box.credit(ended["buyer"]) - credit_before == OPERATOR_FEE
     wait_for(lambda: (submitter.step(), ledger.request(request_id).get("state") == "done")[1], 20,
              "the ledger to close the request")
@@ -92,7 +92,7 @@ def test_a_delivery_the_router_refuses_after_the_service_ended_becomes_a_failure
 def test_the_oracle_fails_requests_for_an_ended_service_without_synthesising(ended, chain, redis_server, tmp_path):
     box = ended["box"]
     # Ape's test isolation may have undone the previous test's failure: whatever is pending gets failed.
-    pending = [r for r in ended["ids"] if box.router.requestStatus(r) == vm.RequestStatus.PENDING]
+    pending = [r for r in ended["ids"] if box.router.requestStatus(r) == RequestStatus.PENDING]
     assert ended["ids"][1] in pending
     client = RouterClient.connect(chain.provider.uri, box.router.address)
     env = box.oracle_env(rpc_url=chain.provider.uri, redis_url=redis_server.url, operator_index=OPERATOR_INDEX,
@@ -114,5 +114,5 @@ def test_the_oracle_fails_requests_for_an_ended_service_without_synthesising(end
         assert not any(e.get("event") == "voice loaded" for e in log)  # nothing was synthesised
     finally:
         oracle.stop()
-    assert all(box.router.requestStatus(r) == vm.RequestStatus.FAILED for r in pending)
+    assert all(box.router.requestStatus(r) == RequestStatus.FAILED for r in pending)
     assert box.credit(ended["buyer"]) - credit_before == len(pending) * OPERATOR_FEE

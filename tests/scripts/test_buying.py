@@ -107,7 +107,7 @@ def test_renew_and_cancel_a_subscription(run, minted, market, accounts, chain):
     assert not market.licenses.license(license).autoRenew and "cancelled: no keeper renews it now" in out
     assert "does not auto-renew" in fails(run("cancel", str(license), account=BUYER))
     out = fails(run("renew", str(license), account=KEEPER))
-    assert "has not turned auto-renewal on" in out and f"ape run autorenew {licence} on" in out
+    assert "has not turned auto-renewal on" in out and f"ape run autorenew {license} on" in out
 
 
 def test_renew_and_cancel_refuse_what_is_not_a_subscription(run, minted, accounts):
@@ -129,4 +129,4 @@ def test_a_keeper_renewal_the_holder_did_not_agree_to_reverts_and_is_explained(r
         market.licenses.renewSubscription(license, 30 * 86400, value=10**16, sender=accounts[KEEPER])
     assert refused.value.inputs == {"licenseId": license}
     assert explain_revert(refused.value).startswith(
-        f"licence {licence}'s holder has not turned auto-renewal on: only the holder renews it")
+        f"licence {license}'s holder has not turned auto-renewal on: only the holder renews it")

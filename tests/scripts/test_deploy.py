@@ -6,6 +6,9 @@ import json
 
 from conftest import fails
 
+from voicemarket.errors import DeploymentError
+from voicemarket.units import parse_amount
+
 
 def test_deploy_saves_the_wired_contracts(deploy_output, market, vm_home, chain):
     record = json.loads((vm_home / "deployments" / "ethereum_local.json").read_text())
@@ -54,7 +57,7 @@ def test_a_deployment_from_a_restarted_chain_is_refused(market, tmp_path, monkey
     record = json.loads(path.read_text())
     record["contracts"]["registry"] = "0x" + "12" * 20
     path.write_text(json.dumps(record))
-    with pytest.raises(deployments.DeploymentError, match="no contract at the saved registry address"):
+    with pytest.raises(DeploymentError, match="no contract at the saved registry address"):
         deployments.load()
 
 
@@ -70,7 +73,7 @@ def test_a_saved_offer_book_that_is_not_the_license_managers_is_refused(market, 
     record = json.loads(path.read_text())
     record["contracts"]["offers"] = market.router.address
     path.write_text(json.dumps(record))
-    with pytest.raises(deployments.DeploymentError, match="names the offer book .* but the saved licence manager's"):
+    with pytest.raises(DeploymentError, match="names the offer book .* but the saved licence manager's"):
         deployments.load()
 
 
@@ -81,8 +84,8 @@ def test_parameters_read_units_and_refuse_public_networks_without_a_file():
 
     params = deployments.load_parameters("ethereum:local")
     assert params["min_stake"] == 10**17 and params["unbonding_delay"] == 8 * 86400 and params["stablecoin"] == "mock"
-    with pytest.raises(deployments.DeploymentError, match="write .*deploy/sepolia.yaml"):
+    with pytest.raises(DeploymentError, match="write .*deploy/sepolia.yaml"):
         deployments.load_parameters("ethereum:sepolia")
-    assert deployments.parse_amount("1.5 gwei") == 1_500_000_000
+    assert parse_amount("1.5 gwei") == 1_500_000_000
     with pytest.raises(ValueError, match="finer than the asset's smallest unit"):
-        deployments.parse_amount("0.0000001 mUSD", decimals=6, symbol="mUSD")
+        parse_amount("0.0000001 mUSD", decimals=6, symbol="mUSD")

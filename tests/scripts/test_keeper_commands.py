@@ -18,6 +18,7 @@ import pytest
 from conftest import fails, ok
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, Language, RequestStatus
 from voicemarket.content.multiformats import CID, RAW
 
 CREATOR, ARBITER, VOICE_OWNER, BUYER, STRANGER, SUBSCRIBER = 1, 0, 3, 5, 6, 7
@@ -149,7 +150,7 @@ def test_a_version_of_your_own_voice_needs_no_signature(run, market, bea, versio
 
 
 def test_retire_shows_the_service_end_date(run, market, bea, accounts, chain):
-    from voicemarket.cli.console import format_time
+    from voicemarket.units import format_time
 
     model = hex(bea["model_id"])
     assert f"is owned by {accounts[CREATOR].address}, not {accounts[STRANGER].address}" in fails(
@@ -173,14 +174,14 @@ def requests_(cleo, market, operator, accounts, run) -> list[tuple]:
     import ape
 
     market.router.setDisputeBond(BOND, sender=accounts[ARBITER])
-    market.router.setFee(vm.ETH, FEE, sender=operator)
+    market.router.setFee(ETH, FEE, sender=operator)
     license = _buy(run, cleo["offers"][0], BUYER, "0.001 ether")
     fee = FEE
     out = []
     for index in range(3):
         text = f"line {index}"
         params = {"modelId": cleo["model_id"], "licenseId": license, "operator": operator.address, "maxFee": fee,
-                  "deadline": ape.chain.pending_timestamp + 600, "params": vm.SynthesisParams(vm.Language.EN).pack(),
+                  "deadline": ape.chain.pending_timestamp + 600, "params": vm.SynthesisParams(Language.EN).pack(),
                   "inputHash": vm.input_hash(text), "input": vm.inline_input(text)}
         receipt = market.router.requestSynthesis(params, value=fee, sender=accounts[BUYER])
         out.append(vm.request_from_log(receipt.events.filter(market.router.SynthesisRequested)[0]))
@@ -200,7 +201,7 @@ def test_dispute_posts_the_bond_it_shows_first(run, market, requests_, accounts)
     out = ok(run("dispute", delivered, account=BUYER))
     shown, done = out.index("posts a bond of 0.001 ETH"), out.index(f"Request {delivered} disputed")
     assert shown < done and "the arbiter decides by" in out
-    assert market.router.requestStatus(int(delivered)) == vm.RequestStatus.DISPUTED
+    assert market.router.requestStatus(int(delivered)) == RequestStatus.DISPUTED
     assert market.router.disputeBondOf(int(delivered)) == BOND
     assert "already disputed: the arbiter decides by" in fails(run("dispute", delivered, account=BUYER))
 
@@ -215,20 +216,20 @@ def test_settle_pays_out_after_the_window_and_lets_undecided_disputes_lapse(run,
 
     chain.mine(timestamp=chain.pending_timestamp + WINDOW)
     assert "dispute window of request" in fails(run("dispute", delivered, account=BUYER))
-    operator_credit = market.router.creditOf(operator, vm.ETH)
+    operator_credit = market.router.creditOf(operator, ETH)
     out = ok(run("settle", delivered, disputed, pending, account=STRANGER))
-    assert f"{delivered} fulfilled 0.0001 ETH 0 ETH" in out and market.router.requestStatus(int(delivered)) == vm.RequestStatus.SETTLED
+    assert f"{delivered} fulfilled 0.0001 ETH 0 ETH" in out and market.router.requestStatus(int(delivered)) == RequestStatus.SETTLED
     assert f"Skipped: request {disputed} is disputed: the arbiter decides by" in out
     assert f"Skipped: request {pending} passed its deadline" in out and "refunded (cancelExpired)" in out
-    assert market.router.creditOf(operator, vm.ETH) == operator_credit + FEE
+    assert market.router.creditOf(operator, ETH) == operator_credit + FEE
     assert f"request {delivered} is already settled" in fails(run("settle", delivered, account=STRANGER))
 
     chain.mine(timestamp=chain.pending_timestamp + int(market.router.ARBITRATION_PERIOD()))
-    credit = market.router.creditOf(accounts[BUYER], vm.ETH)
+    credit = market.router.creditOf(accounts[BUYER], ETH)
     out = ok(run("settle", "--all-due", account=STRANGER))
     assert f"{disputed} disputed" in out and "dispute lapsed: bond back to the buyer" in out
-    assert market.router.requestStatus(int(disputed)) == vm.RequestStatus.SETTLED
-    assert market.router.creditOf(accounts[BUYER], vm.ETH) == credit + BOND
+    assert market.router.requestStatus(int(disputed)) == RequestStatus.SETTLED
+    assert market.router.creditOf(accounts[BUYER], ETH) == credit + BOND
     assert "Nothing to settle" in ok(run("settle", "--all-due", account=STRANGER))
 
 
@@ -242,7 +243,7 @@ def test_autorenew_on_and_off_with_the_allowance_keepers_need(run, market, cleo,
     assert "there is no licence 999" in fails(run("autorenew", "999", "on", account=SUBSCRIBER))
 
     out = ok(run("autorenew", license, "on", account=SUBSCRIBER))
-    assert f"Licence {licence} auto-renews: keepers may renew it one period (30 days, 0.5 mUSD)" in out
+    assert f"Licence {license} auto-renews: keepers may renew it one period (30 days, 0.5 mUSD)" in out
     assert "Warning: when it is due, a keeper cannot renew it: your allowance is below the price (0.5 mUSD)" in out
     assert market.licenses.license(int(license)).autoRenew
     assert "already auto-renews" in fails(run("autorenew", license, "on", account=SUBSCRIBER))
@@ -254,7 +255,7 @@ def test_autorenew_on_and_off_with_the_allowance_keepers_need(run, market, cleo,
                                                            account=SUBSCRIBER))
 
     out = ok(run("autorenew", license, "off", account=SUBSCRIBER))
-    assert f"Licence {licence} no longer auto-renews" in out and not market.licenses.license(int(license)).autoRenew
+    assert f"Licence {license} no longer auto-renews" in out and not market.licenses.license(int(license)).autoRenew
     assert "does not auto-renew" in fails(run("autorenew", license, "off", account=SUBSCRIBER))
 
 

@@ -6,7 +6,8 @@ import json
 
 from conftest import fails
 
-from voicemarket.market import chain as vm
+from voicemarket.protocol import language_bits
+from voicemarket import protocol
 from voicemarket.market.minting import consent_policy_hash, read_offers
 from voicemarket.content.odrl import PolicySubject, parse_policy, policy_hash, terms_from_contract
 
@@ -16,10 +17,10 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
     registry, licenses, router = market.registry, market.licenses, market.router
     # The id binds the bundle to its creator: nobody else can register under it.
     digest = bytes.fromhex(minted["record"]["bundleSha256"][2:])
-    assert model_id == vm.model_id(accounts[1].address, digest) == registry.modelIdOf(accounts[1].address, digest)
+    assert model_id == protocol.model_id(accounts[1].address, digest) == registry.modelIdOf(accounts[1].address, digest)
     info = registry.modelInfo(model_id)
     assert info.creator == accounts[1].address and info.voiceOwner == accounts[3].address and info.voiceOwnerBps == 1000
-    assert info.languages == vm.language_bits("en", "zh")
+    assert info.languages == language_bits("en", "zh")
     creator, payees = registry.revenueSplit(model_id)
     assert creator == accounts[1].address and [tuple(p) for p in payees] == [(accounts[3].address, 1000), (accounts[4].address, 500)]
     assert router.isOperatorAllowed(model_id, operator)
@@ -91,7 +92,7 @@ def test_a_bad_offers_file_names_the_offer_and_key(run, market, model_folder, op
     out = fails(run("mint", str(model_folder), "--offers", str(bad), "--operator", operator.address, account=1))
     assert "offer 1" in out and "Subscription needs a period" in out
     bad.write_text("offers:\n  - tier: rental\n    price: 1\n")
-    assert "tier must be buyout, subscription or pay-per-use" in fails(
+    assert "unknown tier 'rental': use one of buyout, subscription, pay-per-use" in fails(
         run("mint", str(model_folder), "--offers", str(bad), "--operator", operator.address, account=1))
 
 

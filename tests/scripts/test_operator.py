@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import fails, ok
 
-from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH
 
 OPERATOR = 8
 
@@ -14,7 +14,7 @@ def test_an_operator_registers_sets_fees_unbonds_and_takes_its_stake_back(run, m
     out = ok(run("operator register", "--stake", "0.2 ether", "--fee", "0.0001 ether", account=OPERATOR))
     info = market.router.operatorInfo(account)
     assert info.registered and info.stake == 2 * 10**17 and "state active" in out
-    assert market.router.operatorFee(account, vm.ETH) == 10**14
+    assert market.router.operatorFee(account, ETH) == 10**14
     from voicemarket.content.sealing import address_from_public_key
 
     assert address_from_public_key(bytes(market.router.operatorPublicKey(account))) == account.address

@@ -19,7 +19,9 @@ import pytest
 
 from voicemarket.dev.sandbox import OPERATOR_FEE, Sandbox, tiny_voice_files
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Language, RequestStatus
 from voicemarket.content.multiformats import CID
+from voicemarket.errors import SpeechError
 from voicemarket.dev.services import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -96,7 +98,7 @@ def test_a_fulfilled_request_writes_its_verified_wav_and_a_failed_one_says_why_a
     assert "verified: the audio's SHA-256" in result.stdout
     assert f"wrote {out}" in result.stdout
     request_id = box.router.nextRequestId() - 1
-    assert box.router.requestStatus(request_id) == vm.RequestStatus.SETTLED
+    assert box.router.requestStatus(request_id) == RequestStatus.SETTLED
     delivered = list(box.router.SynthesisFulfilled.range(0, chain.blocks.height + 1,
                                                          search_topics={"requestId": request_id}))
     assert len(delivered) == 1
@@ -129,13 +131,13 @@ def test_an_expired_request_is_followed_again_and_cancelled_for_a_full_refund(ma
     request_id = box.router.nextRequestId() - 1
     assert result.returncode == 3, output_of(result)
     assert f"still pending after 1 s; follow it again with `ape run say --request {request_id}`" in result.stdout
-    assert box.router.requestStatus(request_id) == vm.RequestStatus.PENDING
+    assert box.router.requestStatus(request_id) == RequestStatus.PENDING
 
     result = say(market, chain, "--request", str(request_id), "--cancel-expired")
     assert result.returncode == 1, output_of(result)
     assert f"expired: the operator did not deliver by the deadline; cancelled request {request_id}" in result.stdout
     assert "refunded 0.0001 ETH to your credit on the router" in result.stdout
-    assert box.router.requestStatus(request_id) == vm.RequestStatus.EXPIRED
+    assert box.router.requestStatus(request_id) == RequestStatus.EXPIRED
     assert box.credit(buyer) - credit_before == OPERATOR_FEE
 
 
@@ -147,11 +149,11 @@ def test_bad_input_is_refused_before_anything_is_sent(market, chain, accounts):
     result = say(market, chain, "Bonjour.", "--licence", str(market["license"]), "--language", "ja")
     assert result.returncode == 1
     assert "speaks en, not 'ja'" in result.stderr, output_of(result)
-    with pytest.raises(speech.SpeechError, match="licence 999 does not exist"):
+    with pytest.raises(SpeechError, match="licence 999 does not exist"):
         speech.license_use(box.d.licenses, 999, accounts[BUYER].address)
-    with pytest.raises(speech.SpeechError, match="belongs to"):
+    with pytest.raises(SpeechError, match="belongs to"):
         speech.license_use(box.d.licenses, market["license"], accounts[BUYER + 1].address)
-    with pytest.raises(speech.SpeechError, match="fit on-chain"):
+    with pytest.raises(SpeechError, match="fit on-chain"):
         speech.request_input("x" * 600)
     assert box.router.nextRequestId() == next_id
 
@@ -164,7 +166,7 @@ def test_a_request_carries_the_models_dispute_window_as_the_buyers_floor(market,
 
     box, creator, buyer, idle = market["box"], accounts[1], accounts[BUYER], accounts[IDLE_OPERATOR]
     model_id, registry = market["voice"].model_id, box.d.registry
-    params = vm.SynthesisParams(vm.Language.EN)
+    params = vm.SynthesisParams(Language.EN)
     registry.setDisputeWindow(model_id, 3600, sender=creator)
     try:
         license = speech.license_use(box.d.licenses, market["license"], buyer.address)
@@ -179,7 +181,7 @@ def test_a_request_carries_the_models_dispute_window_as_the_buyers_floor(market,
         assert box.router.nextRequestId() == next_id
 
         license = speech.license_use(box.d.licenses, market["license"], buyer.address)
-        with pytest.raises(speech.SpeechError, match="dispute window of 60 s, shorter than the 120 s you ask for"):
+        with pytest.raises(SpeechError, match="dispute window of 60 s, shorter than the 120 s you ask for"):
             speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE,
                           min_dispute_window=120)
         submitted = speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.content.car import CarError, car_header, car_to_file, read_car, write_car
+from voicemarket.content.car import car_header, car_to_file, read_car, write_car
+from voicemarket.errors import CarError
 from voicemarket.content.cid import CHUNK_SIZE, cid_of_file
 from voicemarket.content.multiformats import CID
 

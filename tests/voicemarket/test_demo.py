@@ -55,7 +55,8 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
 
 
 def test_real_weights_are_found_in_the_gpt_sovits_layout_or_refused_with_how_to_configure_them(tmp_path):
-    from voicemarket.dev.demo import DemoError, find_real_weights
+    from voicemarket.dev.demo import find_real_weights
+    from voicemarket.errors import DemoError
 
     folder = tmp_path / "pretrained_models"
     with pytest.raises(DemoError, match="is not a folder"):

@@ -13,29 +13,14 @@ from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.content.canonical import CanonicalJSONError, canonical_json
+from voicemarket.content.canonical import canonical_json
+from voicemarket.errors import CanonicalJSONError
 from voicemarket.errors import PolicyError
-from voicemarket.content.odrl import (
-    ACTIONS,
-    CONTRACT_FIELDS,
-    MAX_DATETIME,
-    PURPOSES,
-    OfferTerms,
-    PolicySubject,
-    Tier,
-    action_bits,
-    build_policy,
-    contract_offer_terms,
-    parse_policy,
-    policy_bytes,
-    policy_hash,
-    purpose_bits,
-    terms_from_contract,
-    territories_bytes,
-)
+from voicemarket.content.odrl import CONTRACT_FIELDS, MAX_DATETIME, OfferTerms, PolicySubject, action_bits, build_policy, contract_offer_terms, parse_policy, policy_bytes, policy_hash, purpose_bits, terms_from_contract, territories_bytes
+from voicemarket.protocol import Action, Purpose, Tier
 
 SUBJECT = PolicySubject(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 7)
-ALL_ACTIONS = (1 << len(ACTIONS)) - 1
+ALL_ACTIONS = Action.all_bits()
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 
@@ -59,7 +44,7 @@ def offers(draw):
         attribution=draw(st.booleans()),
         transferable=draw(st.booleans()),
         territories=territories_bytes(*codes),
-        purposes=draw(st.integers(0, (1 << len(PURPOSES)) - 1)),
+        purposes=draw(st.integers(0, Purpose.all_bits())),
     )
 
 

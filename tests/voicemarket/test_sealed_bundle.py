@@ -98,7 +98,7 @@ def test_a_registered_model_opens_only_with_its_creators_id_and_a_bundle_naming_
     """The id binds the bundle to whoever registered it; the bundle's own records must name that creator."""
     from eth_utils import to_checksum_address
 
-    from voicemarket.market.chain import model_id
+    from voicemarket.protocol import model_id
     from voicemarket.errors import CreatorMismatch
     from voicemarket.content.sealed_bundle import RegisteredModel
 

@@ -6,7 +6,8 @@ import signal
 import pytest
 import redis
 
-from voicemarket.dev.services import ManagedProcess, RedisServer, ServiceError, port_open
+from voicemarket.dev.services import ManagedProcess, RedisServer, port_open
+from voicemarket.errors import ServiceError
 
 
 def _pid_running(pid: int) -> bool:

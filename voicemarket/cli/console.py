@@ -11,19 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from voicemarket.market.deployments import DeploymentError, load, parse_amount
-from voicemarket.errors import PackageError
-from voicemarket.market.minting import ETH_ASSET, AssetInfo, MintError, asset_info, format_amount
+from voicemarket.errors import VoicemarketError
+from voicemarket.market.assets import asset_info
+from voicemarket.market.deployments import load
+from voicemarket.units import ETH_ASSET, AssetInfo, format_time, parse_amount
 
-__all__ = ["console", "user_errors", "explain_revert", "deployment", "resolve_account", "asset_info",
-           "format_amount", "format_time", "format_duration", "progress", "table", "parse_id", "amount_in", "asset_of",
-           "assets_of",
-           "AssetInfo", "ETH_ASSET"]
+__all__ = ["console", "user_errors", "explain_revert", "deployment", "resolve_account", "progress", "table",
+           "parse_id", "amount_in", "assets_of"]
 
 
 def console():  # noqa: ANN201 - a rich Console
@@ -63,21 +61,6 @@ def progress(description: str, total: int, *, unit: str = "bytes") -> Iterator[A
             bar.update(task, completed=done, total=new_total or total)
 
         yield update
-
-
-def format_time(timestamp: int) -> str:
-    if not timestamp:
-        return "-"
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def format_duration(seconds: int) -> str:
-    seconds = int(seconds)
-    for unit, size in (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} s"
 
 
 # ---------------------------------------------------------------- accounts and the deployment
@@ -288,7 +271,7 @@ def user_errors() -> Iterator[None]:
         yield
     except click.ClickException:
         raise
-    except (DeploymentError, MintError, PackageError) as exc:
+    except VoicemarketError as exc:
         raise click.ClickException(str(exc)) from None
     except ContractLogicError as exc:
         raise click.ClickException(explain_revert(exc)) from None
@@ -309,11 +292,6 @@ def amount_in(text: str, asset: AssetInfo, option: str) -> int:
         return parse_amount(text, option, decimals=asset.decimals, symbol=None if asset.is_eth else asset.symbol)
     except ValueError as exc:
         raise click.BadParameter(f"{exc} (this asset is {asset.symbol})") from None
-
-
-def asset_of(text: str, deployment_: Any) -> AssetInfo:
-    """``ETH``, ``stablecoin`` or an ERC-20 address, as an :class:`AssetInfo` (MintError if unknown)."""
-    return asset_info(text, deployment_)
 
 
 def assets_of(deployment_: Any) -> list[AssetInfo]:

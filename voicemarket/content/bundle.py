@@ -36,7 +36,8 @@ from typing import Any, BinaryIO
 
 from eth_utils import is_address, to_checksum_address
 
-from voicemarket.content.canonical import CanonicalJSONError, canonical_json
+from voicemarket.content.canonical import canonical_json
+from voicemarket.errors import CanonicalJSONError
 from voicemarket.errors import BundleError, IntegrityError
 from voicemarket.content.files import atomic_output, sha256_file
 

@@ -7,16 +7,13 @@ in ECMAScript's shortest round-trip form. Output is UTF-8.
 """
 
 from __future__ import annotations
+from voicemarket.errors import CanonicalJSONError
 
 import math
 from collections.abc import Mapping
 
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _MAX_SAFE_INTEGER = 2**53 - 1
-
-
-class CanonicalJSONError(ValueError):
-    """A value that has no canonical JSON form (NaN, infinity, lone surrogate, non-string key...)."""
 
 
 def canonical_json(value: object) -> bytes:

@@ -19,14 +19,12 @@ from typing import BinaryIO
 
 from voicemarket.content.cid import READ_SIZE, UNIXFS_FILE, UnixFSBuilder, cid_of_file, decode_dag_pb, decode_unixfs
 from voicemarket.errors import IntegrityError
-from voicemarket.content.multiformats import CID, DAG_PB, RAW, InvalidCID, decode_varint, encode_varint
+from voicemarket.content.multiformats import CID, DAG_PB, RAW, decode_varint, encode_varint
+from voicemarket.errors import InvalidCID
 from voicemarket.content.files import atomic_output
+from voicemarket.errors import CarError
 
 _CID_TAG = 42
-
-
-class CarError(IntegrityError):
-    """A CAR file is malformed, or a block in it does not match its CID."""
 
 
 def _cbor_head(major: int, value: int) -> bytes:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicemarket.content.multiformats import CID, DAG_PB, RAW, decode_varint, encode_varint
+from voicemarket.errors import DagError
 
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
@@ -37,10 +38,6 @@ UNIXFS_FILE = 2
 
 BlockSink = Callable[[CID, bytes], None]
 """Receives each block as it is made: (its CID, its bytes). Leaves come before their parents."""
-
-
-class DagError(ValueError):
-    """A block is not the dag-pb / UnixFS node it claims to be."""
 
 
 @dataclass(frozen=True, slots=True)

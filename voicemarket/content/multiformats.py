@@ -6,6 +6,7 @@ no padding), as Kubo prints them.
 """
 
 from __future__ import annotations
+from voicemarket.errors import InvalidCID
 
 import base64
 from dataclasses import dataclass
@@ -18,10 +19,6 @@ _CODEC_NAMES = {DAG_PB: "dag-pb", RAW: "raw", DAG_CBOR: "dag-cbor"}
 
 _B58_ALPHABET = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
-
-
-class InvalidCID(ValueError):
-    """A string or byte string is not a content id this project understands."""
 
 
 # ---------------------------------------------------------------- varints (unsigned LEB128)

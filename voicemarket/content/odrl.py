@@ -50,13 +50,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import IntEnum
 from typing import Any
 
 from eth_utils import is_address, keccak, to_checksum_address
 
 from voicemarket.content.canonical import canonical_json
 from voicemarket.errors import PolicyError
+from voicemarket.protocol import Action, Purpose, Tier
 
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
 VM = "https://voicemarket.dev/ns/odrl#"
@@ -65,41 +65,9 @@ CONTEXT = [ODRL_CONTEXT, {"vm": VM}]
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_DATETIME = 253402300799  # 9999-12-31T23:59:59Z, the last second xsd:dateTime's four-digit years reach
 
-ACTIONS = (
-    "vm:textToSpeech",
-    "odrl:commercialize",
-    "odrl:distribute",
-    "vm:broadcast",
-    "odrl:derive",
-    "odrl:modify",
-    "odrl:reproduce",
-    "vm:sublicense",
-)
-PURPOSES = (
-    "advertising",
-    "audiobooks",
-    "broadcastMedia",
-    "education",
-    "entertainment",
-    "accessibility",
-    "personal",
-    "internal",
-    "news",
-    "research",
-)
-_ACTION_BITS = {name: bit for bit, name in enumerate(ACTIONS)}
-_PURPOSE_BITS = {f"vm:purpose/{name}": bit for bit, name in enumerate(PURPOSES)}
+_ACTION_BITS = {action.iri: action for action in Action}
+_PURPOSE_BITS = {purpose.iri: purpose for purpose in Purpose}
 _TERRITORY = re.compile(r"^[A-Z]{2}$")
-
-
-class Tier(IntEnum):
-    BUYOUT = 0
-    SUBSCRIPTION = 1
-    PAY_PER_USE = 2
-
-    @property
-    def iri(self) -> str:
-        return "vm:tier/" + ("buyout", "subscription", "payPerUse")[self]
 
 
 @dataclass(frozen=True)
@@ -185,18 +153,19 @@ def terms_from_contract(onchain: Any, territories: bytes = b"") -> tuple[OfferTe
 
 
 def action_bits(*names: str) -> int:
-    """The bit set of the named actions, e.g. ``action_bits("vm:textToSpeech", "odrl:commercialize") == 3``."""
+    """The bit set of the named actions (IRIs or labels): ``action_bits("vm:textToSpeech", "commercialize") == 3``."""
     try:
-        return sum(1 << _ACTION_BITS[name] for name in set(names))
-    except KeyError as exc:
-        raise PolicyError(f"unknown action {exc.args[0]!r}; known: {', '.join(ACTIONS)}") from None
+        return Action.bits(names)
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def purpose_bits(*names: str) -> int:
+    """The bit set of the named purposes (labels or IRIs): ``purpose_bits("audiobooks") == 2``."""
     try:
-        return sum(1 << PURPOSES.index(name) for name in set(names))
-    except ValueError:
-        raise PolicyError(f"unknown purpose in {names!r}; known: {', '.join(PURPOSES)}") from None
+        return Purpose.bits(names)
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def territories_bytes(*codes: str) -> bytes:
@@ -254,17 +223,18 @@ def check_terms(terms: OfferTerms, subject: PolicySubject) -> None:
         raise PolicyError("packSize is for PayPerUse offers only")
     if terms.valid_until > MAX_DATETIME:
         raise PolicyError("validUntil is past 9999-12-31T23:59:59Z and cannot be written as an xsd:dateTime")
-    known_actions = (1 << len(ACTIONS)) - 1
+    known_actions = Action.all_bits()
     for name, bits in (("permissions", terms.permissions), ("prohibitions", terms.prohibitions)):
         if bits & ~known_actions:
-            raise PolicyError(f"{name} has unknown action bits {bits & ~known_actions:#x}; known bits are 0-{len(ACTIONS) - 1}")
+            raise PolicyError(f"{name} has unknown action bits {bits & ~known_actions:#x}; "
+                              f"known bits are 0-{len(Action) - 1}")
     if terms.permissions == 0:
         raise PolicyError("an offer must permit at least one action (for synthesis: vm:textToSpeech, bit 0)")
     if terms.permissions & terms.prohibitions:
-        overlap = [ACTIONS[b] for b in range(len(ACTIONS)) if (terms.permissions & terms.prohibitions) >> b & 1]
+        overlap = [action.iri for action in Action.members_of(terms.permissions & terms.prohibitions)]
         raise PolicyError(f"an action cannot be both permitted and prohibited: {', '.join(overlap)}")
-    if terms.purposes & ~((1 << len(PURPOSES)) - 1):
-        raise PolicyError(f"purposes has unknown bits; known bits are 0-{len(PURPOSES) - 1}")
+    if terms.purposes & ~Purpose.all_bits():
+        raise PolicyError(f"purposes has unknown bits; known bits are 0-{len(Purpose) - 1}")
     if not isinstance(terms.attribution, bool) or not isinstance(terms.transferable, bool):
         raise PolicyError("attribution and transferable are booleans")
     _territory_codes(terms.territories)
@@ -303,8 +273,7 @@ def build_policy(terms: OfferTerms, subject: PolicySubject) -> dict[str, Any]:
                             "rightOperand": _territory_codes(terms.territories)})
     if terms.purposes:
         constraints.append({"leftOperand": "purpose", "operator": "isAnyOf",
-                            "rightOperand": [{"@id": f"vm:purpose/{name}"} for bit, name in enumerate(PURPOSES)
-                                             if terms.purposes >> bit & 1]})
+                            "rightOperand": [{"@id": purpose.iri} for purpose in Purpose.members_of(terms.purposes)]})
     refinement: list[dict[str, Any]] = [
         {"leftOperand": "payAmount", "operator": "eq",
          "rightOperand": {"@value": str(terms.price), "@type": "xsd:integer"},
@@ -321,13 +290,12 @@ def build_policy(terms: OfferTerms, subject: PolicySubject) -> dict[str, Any]:
         duties.append({"action": "attribute"})
 
     permissions = []
-    for bit, action in enumerate(ACTIONS):
-        if terms.permissions >> bit & 1:
-            permission: dict[str, Any] = {"action": action}
-            if constraints:
-                permission["constraint"] = constraints
-            permission["duty"] = duties
-            permissions.append(permission)
+    for action in Action.members_of(terms.permissions):
+        permission: dict[str, Any] = {"action": action.iri}
+        if constraints:
+            permission["constraint"] = constraints
+        permission["duty"] = duties
+        permissions.append(permission)
     document: dict[str, Any] = {
         "@context": CONTEXT,
         "@type": "Offer",
@@ -339,7 +307,7 @@ def build_policy(terms: OfferTerms, subject: PolicySubject) -> dict[str, Any]:
         "permission": permissions,
     }
     if terms.prohibitions:
-        document["prohibition"] = [{"action": a} for bit, a in enumerate(ACTIONS) if terms.prohibitions >> bit & 1]
+        document["prohibition"] = [{"action": a.iri} for a in Action.members_of(terms.prohibitions)]
     # JSON round trip: a plain tree with no shared sub-objects, safe for callers to mutate.
     document = json.loads(json.dumps(document))
     document["uid"] = "urn:vm:policy:" + keccak(canonical_json(document)).hex()
@@ -417,9 +385,9 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         _keys(permission, {"action", "constraint", "duty"}, {"action", "duty"}, where)
         action = permission["action"]
         _expect(isinstance(action, str) and action in _ACTION_BITS,
-                f"{where}: unknown action {action!r}; the contract knows {', '.join(ACTIONS)}")
-        _expect(not permitted >> _ACTION_BITS[action] & 1, f"{where}: {action} is permitted twice")
-        permitted |= 1 << _ACTION_BITS[action]
+                f"{where}: unknown action {action!r}; the contract knows {', '.join(_ACTION_BITS)}")
+        _expect(not permitted & _ACTION_BITS[action], f"{where}: {action} is permitted twice")
+        permitted |= _ACTION_BITS[action]
         rest = (json.dumps(permission.get("constraint"), sort_keys=True), json.dumps(permission["duty"], sort_keys=True))
         _expect(shared is None or rest == shared,
                 f"{where}: its constraints or duties differ from the first permission's; the contract applies one "
@@ -431,8 +399,8 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         _keys(prohibition, {"action"}, {"action"}, f"prohibition {index}")
         action = prohibition["action"]
         _expect(isinstance(action, str) and action in _ACTION_BITS,
-                f"prohibition {index}: unknown action {action!r}; the contract knows {', '.join(ACTIONS)}")
-        prohibited |= 1 << _ACTION_BITS[action]
+                f"prohibition {index}: unknown action {action!r}; the contract knows {', '.join(_ACTION_BITS)}")
+        prohibited |= _ACTION_BITS[action]
     _expect(not permitted & prohibited, "an action is both permitted and prohibited")
 
     first = permissions[0]
@@ -463,7 +431,7 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
             for item in right:
                 iri = item.get("@id") if isinstance(item, dict) else None
                 _expect(iri in _PURPOSE_BITS, f"{where}: unknown purpose {item!r}")
-                bits |= 1 << _PURPOSE_BITS[iri]
+                bits |= _PURPOSE_BITS[iri]
             fields["purposes"] = bits
         else:
             raise PolicyError(f"{where}: constraint {left!r} cannot be expressed on-chain "

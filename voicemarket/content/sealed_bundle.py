@@ -133,7 +133,7 @@ class RegisteredModel:
     creator: str
 
     def check_digest(self, digest: bytes, what: str) -> None:
-        from voicemarket.market.chain import model_id
+        from voicemarket.protocol import model_id
 
         if model_id(self.creator, digest) != self.model_id:
             raise IntegrityError(

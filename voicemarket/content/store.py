@@ -31,7 +31,8 @@ from typing import BinaryIO
 
 from voicemarket.content.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for, candidate_builders, matches
 from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
-from voicemarket.content.multiformats import CID, DAG_PB, InvalidCID
+from voicemarket.content.multiformats import CID, DAG_PB
+from voicemarket.errors import InvalidCID
 from voicemarket.content.files import atomic_output
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

@@ -18,6 +18,9 @@ architecture (written once into ``.demo-cache/``), whose audio is noise.
 """
 
 from __future__ import annotations
+from voicemarket.errors import DemoError
+from voicemarket.protocol import ETH, Language, Tier
+from voicemarket.units import ETH_ASSET, format_amount
 
 import os
 import shutil
@@ -58,10 +61,6 @@ offers:
 """
 # Ape test accounts (funded on the local chain) and their parts in the story.
 DEPLOYER, CREATOR, VOICE_OWNER, OPERATOR, BUYER = 0, 1, 2, 3, 4
-
-
-class DemoError(Exception):
-    """The demo cannot go on; the message says what to do."""
 
 
 # ---------------------------------------------------------------- the voice's weights
@@ -205,7 +204,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
     from voicemarket.market import chain as vm
     from voicemarket.market import earnings, licensing, operators, speech
     from voicemarket.market.deployments import LOCAL_DEFAULTS
-    from voicemarket.market.minting import ETH_ASSET, ModelFolder, format_amount, mint_voice, parse_offers
+    from voicemarket.market.minting import ModelFolder, mint_voice, parse_offers
     from voicemarket.dev.services import RedisServer, local_chain
     from voicemarket.content.store import LocalStore
 
@@ -295,7 +294,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             "of the model's revenue")
         offer_ids = {}
         for published in minted.offers:
-            label = "subscription" if published.terms.tier == vm.Tier.SUBSCRIPTION else "pay-per-use"
+            label = Tier(published.terms.tier).label
             offer_ids[label] = published.offer_id
             say(f"offer {published.offer_id}   {label:<12} {eth(published.terms.price)}  "
                 f"policy {published.policy_hash.hex()[:16]}… (ODRL document {published.policy_cid})")
@@ -313,9 +312,9 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
 
         steps("The buyer buys a subscription and a pay-per-use licence")
         licenses, buyer_paid = {}, 0
-        for label in ("subscription", "pay-per-use"):
+        for label in (Tier.SUBSCRIPTION.label, Tier.PAY_PER_USE.label):
             # as `ape run buy` does (--auto-renew: keepers may renew the subscription from the buyer's funds)
-            purchase = licensing.buy(d, buyer, offer_ids[label], max_price=10**16, auto_renew=label == "subscription")
+            purchase = licensing.buy(d, buyer, offer_ids[label], max_price=10**16, auto_renew=label == Tier.SUBSCRIPTION.label)
             licenses[label] = purchase.license_id
             buyer_paid += purchase.paid
             paid = (f"paid {eth(purchase.paid)} for 30 days, auto-renewal on" if purchase.paid else
@@ -326,11 +325,11 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         submitted = []
         for language, label, text in SENTENCES:
             license = speech.license_use(d.licenses, licenses[label], buyer.address)
-            params = vm.SynthesisParams(vm.Language.parse(language), seed=1)
+            params = vm.SynthesisParams(Language.parse(language), seed=1)
             request = speech.submit(d.router, buyer, license, text, params, operator=operator.address,
                                     max_fee=OPERATOR_FEE, ttl_s=600)
             submitted.append((language, label, text, request))
-            say(f"request {request.request_id} ({language}, {label} licence {licences[label]}): {text}")
+            say(f"request {request.request_id} ({language}, {label} licence {licenses[label]}): {text}")
             say(f"          escrow {eth(request.escrow)} (use price {eth(int(request.fields['usePrice']))} + "
                 f"fee {eth(int(request.fields['fee']))})")
         outcomes = []
@@ -341,7 +340,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
                 reason = f" ({outcome.reason.name})" if outcome.reason is not None else ""
                 raise DemoError(f"request {request.request_id} ended {outcome.status.name}{reason}; the oracle's log "
                                 f"is {oracle.log_path}:\n{oracle.log_tail(30)}")
-            say(f"request {request.request_id}: {outcome.status.name.lower()} (waited {time.monotonic() - started:.1f} s), "
+            say(f"request {request.request_id}: {outcome.status.label} (waited {time.monotonic() - started:.1f} s), "
                 f"audio {outcome.output_cid}")
             outcomes.append((language, request, outcome))
 
@@ -354,17 +353,17 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
 
         steps("Split the revenue and show what each party can withdraw")
         buyer_paid += sum(request.escrow for _, _, _, request in submitted)
-        split = earnings.model_earnings(d, minted.model_id, {vm.ETH: ETH_ASSET}).revenue[vm.ETH]
+        split = earnings.model_earnings(d, minted.model_id, {ETH: ETH_ASSET}).revenue[ETH]
         for ledger in (d.licenses, d.router):  # anyone may distribute a pot (`ape run withdraw` does it first)
-            ledger.distribute(minted.model_id, vm.ETH, sender=deployer)
+            ledger.distribute(minted.model_id, ETH, sender=deployer)
         say(f"{'party':<12} {'address':<13} {'revenue':>11}   {'withdrawable: sales':>19} {'+ router':>11} {'= total':>11}")
         held = 0
         for name, party, address in (("creator", "creator", creator.address), ("voice owner", "voice owner", owner.address),
                                      ("operator", "operators", operator.address), ("platform", "platform", None)):
             if address is None:  # the platform's share waits for its treasurer (withdrawPlatformFees)
-                sales, uses = int(d.licenses.platformBalance(vm.ETH)), int(d.router.platformBalance(vm.ETH))
+                sales, uses = int(d.licenses.platformBalance(ETH)), int(d.router.platformBalance(ETH))
             else:
-                sales, uses = int(d.licenses.creditOf(address, vm.ETH)), int(d.router.creditOf(address, vm.ETH))
+                sales, uses = int(d.licenses.creditOf(address, ETH)), int(d.router.creditOf(address, ETH))
             held += sales + uses
             say(f"{name:<12} {short(address) if address else '(treasurer)':<13} {eth(split.get(party, 0)):>11}   "
                 f"{eth(sales):>19} {eth(uses):>11} {eth(sales + uses):>11}")

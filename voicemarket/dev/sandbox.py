@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import Action, ETH, Language, language_bits, Tier
+from voicemarket import protocol
 from voicemarket.dev.services import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,17 +131,17 @@ class Sandbox:
         label = digest.hex()[:12]
         registration = vm.model_registration(
             bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
-            languages=vm.language_bits(*languages), voice_owner=creator.address,
+            languages=language_bits(*languages), voice_owner=creator.address,
             policy_hash=hashlib.sha256(f"policy {label}".encode()).digest())
         self.d.registry.registerModel(registration, sender=creator)
-        model_id = vm.model_id(creator.address, digest)
+        model_id = protocol.model_id(creator.address, digest)
         for operator in operators:
             self.add_operator(operator)
             self.router.setOperatorAllowed(model_id, operator, True, sender=creator)
         terms = {
-            "modelId": model_id, "tier": int(vm.Tier.BUYOUT), "asset": vm.ETH, "price": LICENCE_PRICE, "period": 0,
+            "modelId": model_id, "tier": int(Tier.BUYOUT), "asset": ETH, "price": LICENCE_PRICE, "period": 0,
             "maxUses": 0, "packSize": 0, "validUntil": 0, "maxLicenses": 0,
-            "permissions": int(vm.Action.TEXT_TO_SPEECH), "prohibitions": 0, "attribution": False,
+            "permissions": int(Action.TEXT_TO_SPEECH), "prohibitions": 0, "attribution": False,
             "transferable": False, "purposes": 0, "policyHash": hashlib.sha256(f"offer {label}".encode()).digest(),
         }
         receipt = self.d.offers.publishOffer(terms, b"", sender=creator)
@@ -149,7 +151,7 @@ class Sandbox:
     def add_operator(self, operator, fee: int = OPERATOR_FEE) -> None:  # noqa: ANN001
         if not self.router.operatorInfo(operator).registered:
             self.router.registerOperator(public_key(operator), value=self.router.minStake(), sender=operator)
-            self.router.setFee(vm.ETH, fee, sender=operator)
+            self.router.setFee(ETH, fee, sender=operator)
 
     def buy_license(self, buyer, voice: PublishedVoice) -> int:  # noqa: ANN001
         receipt = self.d.licenses.buy(voice.offer_id, LICENCE_PRICE, 1, value=LICENCE_PRICE, sender=buyer)
@@ -163,7 +165,7 @@ class Sandbox:
         now = ape.chain.pending_timestamp if now is None else now
         return {
             "modelId": voice.model_id, "licenseId": license, "operator": operator.address, "maxFee": OPERATOR_FEE,
-            "deadline": now + deadline_in, "params": vm.SynthesisParams(vm.Language.parse(language), seed=seed).pack(),
+            "deadline": now + deadline_in, "params": vm.SynthesisParams(Language.parse(language), seed=seed).pack(),
             "inputHash": vm.input_hash(text) if input_hash is None else input_hash,
             "input": vm.inline_input(text) if input_ is None else input_,
         }
@@ -208,7 +210,7 @@ class Sandbox:
 
     def credit(self, account) -> int:  # noqa: ANN001
         """What the router credits ``account`` in ETH (refunds land here, withdrawable)."""
-        return int(self.router.creditOf(account, vm.ETH))
+        return int(self.router.creditOf(account, ETH))
 
     # ------------------------------------------------------------ the oracle's processes
     def oracle_env(self, *, rpc_url: str, redis_url: str, operator_index: int, voices: list[PublishedVoice],

@@ -6,6 +6,7 @@ managers). Nothing binds to anything but the loopback interface.
 """
 
 from __future__ import annotations
+from voicemarket.errors import ServiceError
 
 import os
 import shutil
@@ -19,10 +20,6 @@ from pathlib import Path
 from types import TracebackType
 
 LOOPBACK = "127.0.0.1"
-
-
-class ServiceError(RuntimeError):
-    """A local service could not be started, or died while it was needed."""
 
 
 def free_port() -> int:

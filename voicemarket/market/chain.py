@@ -2,8 +2,6 @@
 
 - :func:`deploy` deploys and wires the contracts (registry, licence manager with the offer book
   it creates, router), with roles, and returns a :class:`Deployment` of Ape contract instances.
-- Enums mirror the Solidity ones: :class:`Tier`, :class:`Action`, :class:`Purpose`,
-  :class:`Language`, :class:`FailReason`, :class:`RequestStatus`.
 - :func:`sign_consent` signs the voice owner's EIP-712 ``VoiceConsent`` with an Ape account;
   :func:`model_registration` builds the ``registerModel`` argument; :func:`model_id` is the id a
   creator gets for a bundle (``keccak256(abi.encode(creator, bundleDigest))``).
@@ -22,129 +20,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import IntEnum, IntFlag
 from typing import Any
 
-from voicemarket.content.multiformats import CID, DAG_PB, RAW
+from voicemarket.content.multiformats import CID
+from voicemarket.protocol import DAY, Language
 
-ETH = "0x0000000000000000000000000000000000000000"
-"""The payment asset address that means ETH."""
-
-BPS = 10_000
-DAY = 86_400
 MAX_INPUT_BYTES = 512
 CONSENT_DOMAIN_NAME = "voicemarket VoiceModelRegistry"
 CONSENT_DOMAIN_VERSION = "1"
-RENEWAL_LEAD = DAY
-"""Keepers renew a subscription from min(RENEWAL_LEAD, period) before it expires."""
 
 __all__ = [
-    "ETH", "BPS", "DAG_PB", "RAW", "MAX_INPUT_BYTES",
-    "Tier", "Action", "Purpose", "Language", "FailReason", "RequestStatus",
-    "SynthesisParams", "Deployment", "deploy",
-    "consent_typed_data", "sign_consent", "model_registration", "model_id", "renewal_lead",
+    "MAX_INPUT_BYTES", "SynthesisParams", "Deployment", "deploy",
+    "consent_typed_data", "sign_consent", "model_registration",
     "cid_parts", "cid_from_chain", "inline_input", "cid_input", "input_hash", "request_from_log",
-    "language_bits",
 ]
-
-
-# ---------------------------------------------------------------- enums mirroring Solidity
-
-
-class Tier(IntEnum):
-    """ILicenseManager.Tier."""
-
-    BUYOUT = 0
-    SUBSCRIPTION = 1
-    PAY_PER_USE = 2
-
-
-class Action(IntFlag):
-    """Action bits of an offer's permissions / prohibitions (docs/licence-terms.md)."""
-
-    TEXT_TO_SPEECH = 1 << 0
-    COMMERCIAL_USE = 1 << 1
-    DISTRIBUTION = 1 << 2
-    BROADCAST = 1 << 3
-    DERIVATION = 1 << 4
-    MODIFICATION = 1 << 5
-    REPRODUCTION = 1 << 6
-    SUBLICENSING = 1 << 7
-
-
-class Purpose(IntFlag):
-    """Purpose bits of an offer (docs/licence-terms.md); 0 means any purpose."""
-
-    ADVERTISING = 1 << 0
-    AUDIOBOOKS = 1 << 1
-    BROADCAST_MEDIA = 1 << 2
-    EDUCATION = 1 << 3
-    ENTERTAINMENT = 1 << 4
-    ACCESSIBILITY = 1 << 5
-    PERSONAL = 1 << 6
-    INTERNAL = 1 << 7
-    NEWS = 1 << 8
-    RESEARCH = 1 << 9
-
-
-class Language(IntEnum):
-    """Language codes: a model's ``languages`` is a bit set of these, a request names one."""
-
-    ZH = 0
-    EN = 1
-    JA = 2
-    KO = 3
-    YUE = 4
-
-    @classmethod
-    def parse(cls, code: str | int | Language) -> Language:
-        """``"zh"``, ``"en"``, ... or the number."""
-        if isinstance(code, str):
-            try:
-                return cls[code.upper()]
-            except KeyError:
-                raise ValueError(f"unknown language {code!r}: use one of {[m.name.lower() for m in cls]}") from None
-        return cls(code)
-
-
-def language_bits(*languages: str | int | Language) -> int:
-    """The ``languages`` bit set of a model: ``language_bits("zh", "en") == 0b11``."""
-    bits = 0
-    for language in languages:
-        bits |= 1 << Language.parse(language)
-    return bits
-
-
-class FailReason(IntEnum):
-    """ISynthesisRouter.FailReason: why an operator could not serve a request."""
-
-    MODEL_UNAVAILABLE = 0
-    BUNDLE_UNAVAILABLE = 1
-    BUNDLE_CORRUPT = 2
-    BUNDLE_UNDECRYPTABLE = 3
-    INPUT_UNAVAILABLE = 4
-    BAD_INPUT = 5
-    UNSUPPORTED_LANGUAGE = 6
-    TEXT_TOO_LONG = 7
-    SYNTHESIS_ERROR = 8
-    OUTPUT_STORAGE_ERROR = 9
-
-
-class RequestStatus(IntEnum):
-    """ISynthesisRouter.RequestStatus."""
-
-    NONE = 0
-    PENDING = 1
-    FULFILLED = 2
-    DISPUTED = 3
-    SETTLED = 4
-    REVERSED = 5
-    FAILED = 6
-    EXPIRED = 7
-
-    @property
-    def is_final(self) -> bool:
-        return self in (RequestStatus.SETTLED, RequestStatus.REVERSED, RequestStatus.FAILED, RequestStatus.EXPIRED)
 
 
 # ---------------------------------------------------------------- synthesis parameters and input
@@ -257,20 +146,6 @@ def cid_from_chain(data: bytes) -> CID:
 
 
 # ---------------------------------------------------------------- consent and registration
-
-
-def model_id(creator: str, bundle_digest: bytes) -> int:
-    """The model id ``creator`` gets for a bundle: ``uint256(keccak256(abi.encode(creator, digest)))``
-    (the registry's ``modelIdOf``). It binds the bundle to its creator, so no one else can take it."""
-    from eth_abi import encode
-    from eth_utils import keccak
-
-    return int.from_bytes(keccak(encode(["address", "bytes32"], [str(creator), bytes(bundle_digest)])), "big")
-
-
-def renewal_lead(period: int) -> int:
-    """How long before expiry a keeper may renew a subscription of this period: min(1 day, period)."""
-    return min(RENEWAL_LEAD, period)
 
 
 def consent_typed_data(

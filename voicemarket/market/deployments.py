@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from voicemarket.market.chain import DAY, Deployment
+from voicemarket.market.chain import Deployment
+from voicemarket.protocol import DAY
 from voicemarket.content.files import atomic_output
+from voicemarket.errors import DeploymentError
+from voicemarket.units import parse_amount, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMETERS_DIR = ROOT / "deploy"
@@ -36,10 +38,6 @@ PARAMETER_KEYS = {
     "fee_manager": "address",
 }
 """The keys a ``deploy/<network>.yaml`` may hold, and how each is read."""
-
-
-class DeploymentError(Exception):
-    """A deployment is missing, stale, or its parameters file is wrong; the message says what to do."""
 
 
 def home() -> Path:
@@ -180,49 +178,6 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     "dispute_bond": 0,
 }
 """What ``deploy/local.yaml`` says; used when a local network has no parameters file."""
-
-_UNITS = {"wei": 0, "gwei": 9, "ether": 18, "eth": 18}
-_DURATIONS = {"s": 1, "second": 1, "minute": 60, "min": 60, "hour": 3600, "h": 3600, "day": DAY, "d": DAY,
-              "week": 7 * DAY, "w": 7 * DAY}
-
-
-def parse_amount(value: Any, what: str = "amount", *, decimals: int = 18, symbol: str | None = None) -> int:
-    """Wei (an int) or ``"<decimal> ether|gwei|wei"`` (or ``"<decimal> <symbol>"`` of a token with ``decimals``)."""
-    from decimal import Decimal, InvalidOperation
-
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be an amount, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{what} must not be negative, got {value}")
-        return value
-    match = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?)\s*([A-Za-z]+)?\s*", str(value))
-    units = dict(_UNITS) if symbol is None else {symbol.lower(): decimals}
-    if match is None or (match[2] is not None and match[2].lower() not in units):
-        known = ", ".join(sorted(units))
-        raise ValueError(f"{what} must be a whole number of the smallest unit or '<number> <unit>' ({known}), "
-                         f"got {value!r}")
-    try:
-        number = Decimal(match[1].replace("_", ""))
-    except InvalidOperation:
-        raise ValueError(f"{what}: {value!r} is not a number") from None
-    scaled = number * (10 ** (units[match[2].lower()] if match[2] else 0))
-    if scaled != int(scaled):
-        raise ValueError(f"{what} {value!r} is finer than the asset's smallest unit")
-    return int(scaled)
-
-
-def parse_duration(value: Any, what: str = "duration") -> int:
-    """Seconds (an int) or ``"<n> seconds|minutes|hours|days|weeks"``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    match = re.fullmatch(r"\s*([0-9]+)\s*([A-Za-z]+?)s?\s*", str(value))
-    if match is None or match[2].lower() not in _DURATIONS:
-        raise ValueError(f"{what} must be seconds or '<n> minutes|hours|days|weeks', got {value!r}")
-    return int(match[1]) * _DURATIONS[match[2].lower()]
-
 
 def parameters_path(network: Any = None) -> Path:
     key = network_key(network)

@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicemarket.market import chain as vm
-from voicemarket.market.licensing import LicensingError, events
-from voicemarket.market.minting import TIER_LABELS, AssetInfo, asset_info
-from voicemarket.content.odrl import Tier, terms_from_contract
+from voicemarket.protocol import ETH, RequestStatus, split_revenue
+from voicemarket.market.licensing import events
+from voicemarket.errors import LicensingError
+from voicemarket.units import AssetInfo
+from voicemarket.market.assets import asset_info
+from voicemarket.content.odrl import terms_from_contract
+from voicemarket.protocol import Tier
 
 PARTIES = ("creator", "voice owner", "co-creators", "platform", "operators")
-REFUNDED = {vm.RequestStatus.FAILED, vm.RequestStatus.EXPIRED, vm.RequestStatus.REVERSED}
-DELIVERED = {vm.RequestStatus.SETTLED, vm.RequestStatus.FULFILLED, vm.RequestStatus.DISPUTED}
+REFUNDED = {RequestStatus.FAILED, RequestStatus.EXPIRED, RequestStatus.REVERSED}
+DELIVERED = {RequestStatus.SETTLED, RequestStatus.FULFILLED, RequestStatus.DISPUTED}
 
 
 @dataclass
@@ -40,14 +44,7 @@ class Split:
 
     def shares(self, amount: int) -> dict[str, int]:
         """``amount`` (a model share) split as ``RevenueLedger.distribute`` does, per account."""
-        out: dict[str, int] = defaultdict(int)
-        rest = amount
-        for account, bps in self.payees:
-            cut = amount * bps // 10_000
-            out[account] += cut
-            rest -= cut
-        out[self.creator] += rest
-        return out
+        return split_revenue(amount, self.creator, self.payees)
 
     def party_of(self, account: str) -> str:
         if account == self.creator:
@@ -122,15 +119,15 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
               for log in events(deployment.offers.OfferPublished, deployment, modelId=model_id)}
     for offer_id, tier in offers.items():
         for _ in events(licenses.LicensePurchased, deployment, offerId=offer_id):
-            report.licenses_by_tier[TIER_LABELS[Tier(tier)]] += 1
+            report.licenses_by_tier[Tier(tier).label] += 1
 
     requests: dict[int, Any] = {}
     for log in events(router.SynthesisRequested, deployment, modelId=model_id):
         request = dict(zip(vm.REQUEST_FIELDS, vm.request_from_log(log), strict=True))
         request_id = int(log.requestId)
         requests[request_id] = request
-        tier = TIER_LABELS[Tier(offers.get(int(licenses.offerOf(int(request["licenseId"]))), 0))]
-        status = vm.RequestStatus(int(router.requestStatus(request_id)))
+        tier = Tier(offers.get(int(licenses.offerOf(int(request["licenseId"]))), 0)).label
+        status = RequestStatus(int(router.requestStatus(request_id)))
         kind = "delivered" if status in DELIVERED else "refunded" if status in REFUNDED else "pending"
         counts = report.uses_by_tier.setdefault(tier, {"delivered": 0, "pending": 0, "refunded": 0})
         counts[kind] += 1
@@ -163,7 +160,7 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
 
 def earnings(deployment: Any, account: str | None = None, model_ids: list[int] | None = None) -> Earnings:
     """The report for ``account``'s models (or ``model_ids``), with its withdrawable credits."""
-    assets: dict[str, AssetInfo] = {vm.ETH: asset_info(vm.ETH, deployment)}
+    assets: dict[str, AssetInfo] = {ETH: asset_info(ETH, deployment)}
     if deployment.stablecoin is not None:
         assets[deployment.stablecoin.address] = asset_info(deployment.stablecoin.address, deployment)
     if model_ids:
@@ -190,7 +187,7 @@ def earnings(deployment: Any, account: str | None = None, model_ids: list[int] |
                         distributable[address] += model.split.shares(int(model_share)).get(account, 0)
         for log in events(deployment.router.SynthesisSettled, deployment, operator=account):
             request_logs = events(deployment.router.SynthesisRequested, deployment, requestId=int(log.requestId))
-            asset = str(vm.request_from_log(request_logs[0])[5]) if request_logs else vm.ETH
+            asset = str(vm.request_from_log(request_logs[0])[5]) if request_logs else ETH
             operator_fees[_asset(assets, deployment, asset)] += int(log.fee)
     return Earnings(account, models, assets, withdrawable, dict(distributable), dict(operator_fees))
 
@@ -211,7 +208,7 @@ def withdraw(deployment: Any, account: Any, *, assets: list[AssetInfo] | None = 
     Returns (the (model id, asset) pots distributed, the withdrawals made).
     """
     if assets is None:
-        assets = [asset_info(vm.ETH, deployment)]
+        assets = [asset_info(ETH, deployment)]
         if deployment.stablecoin is not None:
             assets.append(asset_info(deployment.stablecoin.address, deployment))
     contracts = (("sales", deployment.licenses), ("uses", deployment.router))

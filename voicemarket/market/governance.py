@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicemarket.market.minting import MintError, MintResult, ModelFolder, mint_voice
+from voicemarket.market.minting import MintResult, ModelFolder, mint_voice
 from voicemarket.content.odrl import OfferTerms
+from voicemarket.errors import GovernanceError
+from voicemarket.units import format_time
 
 REASON_BYTES = 32
-
-
-class GovernanceError(MintError):
-    """A retirement, freeze, unfreeze or new version the registry would refuse; the message says what to do."""
 
 
 def _existing(deployment: Any, model_id: int) -> Any:
@@ -59,7 +57,6 @@ class Retirement:
 
 def retire(deployment: Any, owner: Any, model_id: int) -> Retirement:
     """Retire ``model_id``: nothing more is sold; licences sold work until the returned end date."""
-    from voicemarket.cli.console import format_time
 
     info = _existing(deployment, model_id)
     _require_owner(deployment, owner, model_id, "retires it")

@@ -30,14 +30,13 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from voicemarket.market import chain as vm
-from voicemarket.market.minting import MintError
+from voicemarket.protocol import Tier, RequestStatus, renewal_lead
+from voicemarket.errors import SpeechError
+from voicemarket.errors import KeepingError
+from voicemarket.units import ETH_ASSET, format_amount, format_time
 
 SETTLE_BATCH = 50
 """Requests per ``settle`` transaction sent by the ``settle`` command."""
-
-
-class KeepingError(MintError):
-    """A dispute, settlement or auto-renewal that cannot happen now; the message says why and what to do."""
 
 
 # ---------------------------------------------------------------- renewals
@@ -52,7 +51,7 @@ class Subscription:
     auto_renew: bool
     expires_at: int
     offer_id: int
-    tier: vm.Tier
+    tier: Tier
     period: int
     price: int
     asset: str
@@ -74,7 +73,7 @@ class Subscription:
     @property
     def due_at(self) -> int:
         """From when a keeper may renew it: min(1 day, period) before it expires."""
-        return self.expires_at - vm.renewal_lead(self.period)
+        return self.expires_at - renewal_lead(self.period)
 
 
 @dataclass(frozen=True)
@@ -101,12 +100,11 @@ def renewal_refusal(sub: Subscription, now: int) -> Refusal | None:
     contract takes ETH from the caller), so keepers leave those to their holders; an ERC-20 one is
     paid from the holder's allowance and balance, which must cover the price.
     """
-    from voicemarket.cli.console import format_time
 
     lid = sub.license_id
     end = sub.expires_at + sub.period
     checks = (
-        (sub.tier != vm.Tier.SUBSCRIPTION, "not_subscription", f"licence {lid} is not a subscription"),
+        (sub.tier != Tier.SUBSCRIPTION, "not_subscription", f"licence {lid} is not a subscription"),
         (not sub.offer_active, "offer_inactive",
          f"licence {lid}'s offer {sub.offer_id} was withdrawn: it renews nothing"),
         (not sub.asset_allowed, "asset_not_allowed",
@@ -145,43 +143,42 @@ def renewal_refusal(sub: Subscription, now: int) -> Refusal | None:
 
 # ---------------------------------------------------------------- requests
 
-SETTLEABLE = (vm.RequestStatus.FULFILLED, vm.RequestStatus.DISPUTED)
+SETTLEABLE = (RequestStatus.FULFILLED, RequestStatus.DISPUTED)
 
 
 def settlement_due(status: int, settle_after: int, now: int) -> bool:
     """Would ``settle`` pay the request out at ``now``? Fulfilled with its dispute window closed, or
     disputed and left undecided past the arbiter's ``decideBy`` (``settle_after`` holds either)."""
-    return vm.RequestStatus(status) in SETTLEABLE and now >= settle_after
+    return RequestStatus(status) in SETTLEABLE and now >= settle_after
 
 
 def expiry_due(status: int, deadline: int, now: int) -> bool:
     """Would ``cancelExpired`` refund the request at ``now``? Still pending past its deadline."""
-    return vm.RequestStatus(status) == vm.RequestStatus.PENDING and now > deadline
+    return RequestStatus(status) == RequestStatus.PENDING and now > deadline
 
 
 def not_settleable(request_id: int, status: int, settle_after: int, deadline: int, now: int) -> str | None:
     """Why ``settle`` would skip the request at ``now`` (a sentence); None when it would settle it."""
-    from voicemarket.cli.console import format_time
 
-    status = vm.RequestStatus(status)
+    status = RequestStatus(status)
     if settlement_due(status, settle_after, now):
         return None
-    if status == vm.RequestStatus.NONE:
+    if status == RequestStatus.NONE:
         return f"there is no request {request_id} on this router"
-    if status == vm.RequestStatus.PENDING and now > deadline:
+    if status == RequestStatus.PENDING and now > deadline:
         return (f"request {request_id} passed its deadline ({format_time(deadline)}) undelivered: it is refunded "
                 "(cancelExpired), not settled")
-    if status == vm.RequestStatus.PENDING:
+    if status == RequestStatus.PENDING:
         return (f"request {request_id} is not delivered yet (its deadline is {format_time(deadline)}; if it passes "
                 "undelivered, the buyer is refunded instead)")
-    if status == vm.RequestStatus.FULFILLED:
+    if status == RequestStatus.FULFILLED:
         return f"request {request_id} is in its dispute window until {format_time(settle_after)}"
-    if status == vm.RequestStatus.DISPUTED:
+    if status == RequestStatus.DISPUTED:
         return (f"request {request_id} is disputed: the arbiter decides by {format_time(settle_after)}; settling it "
                 "after that lets the dispute lapse")
-    if status == vm.RequestStatus.SETTLED:
+    if status == RequestStatus.SETTLED:
         return f"request {request_id} is already settled"
-    return f"request {request_id} was {status.name.lower()} (the buyer was refunded): there is nothing to settle"
+    return f"request {request_id} was {status.label} (the buyer was refunded): there is nothing to settle"
 
 
 # ---------------------------------------------------------------- the commands (over Ape)
@@ -192,7 +189,7 @@ class RequestOnChain:
     """A request as the router holds it now, with its committed struct (which calls pass back)."""
 
     submitted: Any  # voicemarket.market.speech.SubmittedRequest: the struct, and where it was mined
-    status: vm.RequestStatus
+    status: RequestStatus
     settle_after: int  # Fulfilled: end of the dispute window; Disputed: the arbiter's decideBy; else 0
 
     @property
@@ -219,7 +216,7 @@ def _now() -> int:
 
 def request_on_chain(deployment: Any, request_id: int) -> RequestOnChain:
     """The request's committed struct (from its ``SynthesisRequested`` log) and its state now."""
-    from voicemarket.market.speech import SpeechError, find_request
+    from voicemarket.market.speech import find_request
 
     try:
         found = find_request(deployment.router, request_id, int(getattr(deployment, "start_block", 0) or 0))
@@ -227,7 +224,7 @@ def request_on_chain(deployment: Any, request_id: int) -> RequestOnChain:
         raise KeepingError(f"there is no request {request_id} on this deployment's router (`ape run say` printed "
                            "yours)") from None
     status, settle_after, _ = deployment.router.requestState(request_id)
-    return RequestOnChain(found, vm.RequestStatus(int(status)), int(settle_after))
+    return RequestOnChain(found, RequestStatus(int(status)), int(settle_after))
 
 
 @dataclass(frozen=True)
@@ -243,29 +240,27 @@ def dispute_terms(deployment: Any, account: Any, request_id: int) -> DisputeTerm
     """Check that ``account`` may dispute the request now, and say what it takes."""
     import ape
 
-    from voicemarket.cli.console import format_time
 
     state = request_on_chain(deployment, request_id)
     if state.requester != account.address:
         raise KeepingError(f"request {request_id} was made by {state.requester}, not {account.address}: only the "
                            "buyer who made it disputes it (use their --account)")
     status = state.status
-    if status == vm.RequestStatus.PENDING:
+    if status == RequestStatus.PENDING:
         raise KeepingError(f"request {request_id} is not delivered yet: there is nothing to dispute (undelivered by "
                            f"{format_time(state.submitted.deadline)}, it is refunded instead)")
-    if status == vm.RequestStatus.DISPUTED:
+    if status == RequestStatus.DISPUTED:
         raise KeepingError(f"request {request_id} is already disputed: the arbiter decides by "
                            f"{format_time(state.settle_after)}")
-    if status in (vm.RequestStatus.FAILED, vm.RequestStatus.EXPIRED, vm.RequestStatus.REVERSED):
-        raise KeepingError(f"request {request_id} was {status.name.lower()} and refunded: there is nothing to "
+    if status in (RequestStatus.FAILED, RequestStatus.EXPIRED, RequestStatus.REVERSED):
+        raise KeepingError(f"request {request_id} was {status.label} and refunded: there is nothing to "
                            "dispute")
-    if status == vm.RequestStatus.SETTLED or _now() >= state.settle_after:
+    if status == RequestStatus.SETTLED or _now() >= state.settle_after:
         raise KeepingError(f"the dispute window of request {request_id} closed at {format_time(state.settle_after)}: "
                            "the delivery can no longer be disputed")
     bond = int(deployment.router.disputeBond())
     balance = int(ape.chain.provider.get_balance(account.address))
     if balance < bond:
-        from voicemarket.cli.console import ETH_ASSET, format_amount
 
         raise KeepingError(f"disputing request {request_id} posts a bond of {format_amount(bond, ETH_ASSET)} and "
                            f"{account.address} holds {format_amount(balance, ETH_ASSET)}: fund the account first")
@@ -293,7 +288,7 @@ class Settled:
     """One request paid out by ``settle``: the operator's fee and the model's use price it released."""
 
     request_id: int
-    was: vm.RequestStatus
+    was: RequestStatus
     fee: int
     use_price: int
     asset: str
@@ -322,7 +317,7 @@ def due_requests(deployment: Any, now: int) -> list[RequestOnChain]:
             data = bytes(log.input)
             submitted = SubmittedRequest(request_id, vm.request_from_log(log), int(log.block_number),
                                          str(log.transaction_hash), None if data[:1] == b"\x00" else CID.from_bytes(data))
-            due.append(RequestOnChain(submitted, vm.RequestStatus(int(status)), int(settle_after)))
+            due.append(RequestOnChain(submitted, RequestStatus(int(status)), int(settle_after)))
     return due
 
 
@@ -386,7 +381,7 @@ def read_subscription(deployment: Any, license_id: int) -> Subscription:
         allowance, balance = int(token.allowance(holder, licenses)), int(token.balanceOf(holder))
     return Subscription(
         license_id=license_id, holder=holder, auto_renew=bool(license.autoRenew), expires_at=int(license.expiresAt),
-        offer_id=int(license.offerId), tier=vm.Tier(int(terms.tier)), period=int(terms.period),
+        offer_id=int(license.offerId), tier=Tier(int(terms.tier)), period=int(terms.period),
         price=int(terms.price), asset=asset, offer_active=bool(offer.active), valid_until=int(terms.validUntil),
         asset_allowed=not int(asset, 16) or bool(licenses.isAssetAllowed(asset)), model_id=int(terms.modelId),
         model_exists=bool(model.exists), model_frozen=bool(model.frozen),
@@ -400,7 +395,7 @@ def renewal_outlook(deployment: Any, license_id: int) -> tuple[Subscription, Ref
     Judged as if it were due now: what the holder can still change (auto-renewal, allowance,
     balance) and what they cannot (a lapse, the offer, the model, the notice)."""
     sub = read_subscription(deployment, license_id)
-    if sub.tier != vm.Tier.SUBSCRIPTION:
+    if sub.tier != Tier.SUBSCRIPTION:
         raise KeepingError(f"licence {license_id} is not a subscription: nothing renews it")
     now = _now()
     when = now if now >= sub.expires_at else max(now, sub.due_at)
@@ -416,10 +411,9 @@ def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool, *,
     Turning it on for a lapsed subscription is refused: keepers never restart one. Already on,
     ``approve_periods`` alone raises the allowance."""
     from voicemarket.market import licensing
-    from voicemarket.cli.console import format_time
 
     sub = read_subscription(deployment, license_id)
-    if sub.tier != vm.Tier.SUBSCRIPTION:
+    if sub.tier != Tier.SUBSCRIPTION:
         raise KeepingError(f"licence {license_id} is not a subscription: nothing renews it")
     if approve_periods is not None:
         if not on:

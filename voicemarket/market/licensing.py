@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from voicemarket.market import chain as vm
-from voicemarket.market.minting import TIER_LABELS, AssetInfo, MintError, asset_info, format_amount
-from voicemarket.content.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, policy_hash,
-                              terms_from_contract)
-
-
-class LicensingError(MintError):
-    """A buyer's mistake (wrong offer, cap too low, allowance missing, ...); the message says what to do."""
+from voicemarket.protocol import Action, Language, Purpose, Tier, renewal_lead
+from voicemarket.units import AssetInfo, format_amount, format_duration, format_time
+from voicemarket.market.assets import asset_info
+from voicemarket.content.odrl import OfferTerms, PolicySubject, build_policy, policy_hash, terms_from_contract
+from voicemarket.errors import LicensingError
 
 
 def events(event: Any, deployment: Any, **topics: Any) -> list[Any]:
@@ -56,7 +54,7 @@ class OfferView:
 
     @property
     def tier(self) -> str:
-        return TIER_LABELS[Tier(self.terms.tier)]
+        return Tier(self.terms.tier).label
 
     @property
     def status(self) -> str:
@@ -74,7 +72,6 @@ class OfferView:
         """The price as the offers table shows it: per period, per use, or once."""
         price = format_amount(self.terms.price, self.asset)
         if self.terms.tier == Tier.SUBSCRIPTION:
-            from voicemarket.cli.console import format_duration
 
             return f"{price} / {format_duration(self.terms.period)}"
         return f"{price} / use" if self.terms.tier == Tier.PAY_PER_USE else price
@@ -96,8 +93,7 @@ class OfferView:
 
 
 def action_names(bits: int) -> str:
-    names = [action.split(":", 1)[1] for bit, action in enumerate(ACTIONS) if bits >> bit & 1]
-    return ", ".join(names) or "-"
+    return ", ".join(action.label for action in Action.members_of(bits)) or "-"
 
 
 def rights_text(terms: OfferTerms) -> str:
@@ -108,7 +104,7 @@ def rights_text(terms: OfferTerms) -> str:
 
 
 def purpose_names(bits: int) -> str:
-    return ", ".join(name for bit, name in enumerate(PURPOSES) if bits >> bit & 1) or "any"
+    return ", ".join(purpose.label for purpose in Purpose.members_of(bits)) or "any"
 
 
 def territory_names(territories: bytes) -> str:
@@ -127,9 +123,7 @@ def _view(deployment: Any, log: Any, asset_cache: dict[str, AssetInfo]) -> Offer
         document = build_policy(terms, PolicySubject(int(ape.chain.chain_id), deployment.registry.address,
                                                      str(log.publisher), model_id))
         matches = policy_hash(document) == stored_hash
-    except MintError:
-        matches = False
-    except ValueError:
+    except ValueError:  # PolicyError among them: terms no document can express do not match
         matches = False
     return OfferView(offer_id, model_id, terms, asset_cache[terms.asset], bool(stored.active), int(stored.sold),
                      str(log.publisher), stored_hash, matches)
@@ -167,7 +161,7 @@ class ModelSummary:
 def model_summary(deployment: Any, model_id: int, store: Any = None) -> ModelSummary:
     """Who made the model and its state; the name from its metadata when ``store`` holds it."""
     info = deployment.registry.modelInfo(model_id)
-    languages = ", ".join(lang.name.lower() for lang in vm.Language if int(info.languages) >> lang & 1)
+    languages = ", ".join(lang.label for lang in Language if int(info.languages) >> lang & 1)
     name = None
     if store is not None:
         import json
@@ -240,7 +234,6 @@ def _check_sellable(deployment: Any, model_id: int, what: str) -> None:
     if terms.frozen:
         raise LicensingError(f"model {model_id:#x} is frozen by the arbiter: {what} is not possible while it is")
     if int(terms.serviceEndsAt):
-        from voicemarket.cli.console import format_time
 
         raise LicensingError(f"model {model_id:#x} was retired by its owner (its licences work until "
                              f"{format_time(int(terms.serviceEndsAt))}): {what} is not possible")
@@ -249,7 +242,6 @@ def _check_sellable(deployment: Any, model_id: int, what: str) -> None:
 def subscription_horizon(deployment: Any, offer: OfferView, now: int) -> tuple[int, str]:
     """The latest end a subscription may be paid until now, and what sets it: the offer's
     ``validUntil`` or ``now`` + the registry's retirement notice (time is never sold past either)."""
-    from voicemarket.cli.console import format_duration
 
     notice = int(deployment.registry.retirementNotice())
     latest = now + notice
@@ -261,7 +253,6 @@ def subscription_horizon(deployment: Any, offer: OfferView, now: int) -> tuple[i
 
 def _check_paid_until(deployment: Any, offer: OfferView, start: int, periods: int, now: int, what: str) -> None:
     """Refuse ``periods`` from ``start`` when they would end past :func:`subscription_horizon`."""
-    from voicemarket.cli.console import format_time
 
     latest, why = subscription_horizon(deployment, offer, now)
     end = start + periods * offer.terms.period
@@ -329,7 +320,7 @@ def license_state(deployment: Any, license_id: int) -> LicenseState:
     state = licenses.license(license_id)
     holder = str(licenses.ownerOf(license_id))
     offer = offer_view(deployment, int(state.offerId))
-    licensed, uses_left = licenses.isLicensed(license_id, holder, offer.model_id, int(vm.Action.TEXT_TO_SPEECH))
+    licensed, uses_left = licenses.isLicensed(license_id, holder, offer.model_id, int(Action.TEXT_TO_SPEECH))
     return LicenseState(license_id, holder, offer, int(state.expiresAt), bool(state.autoRenew), bool(licensed),
                         int(uses_left))
 
@@ -350,7 +341,6 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
     keeper) renews one period, only when the holder turned auto-renewal on, not after it lapsed,
     and only in its last ``min(1 day, period)``.
     """
-    from voicemarket.cli.console import format_time
 
     state = _subscription(deployment, license_id)
     offer = state.offer
@@ -372,7 +362,7 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
         if now >= state.expires_at:
             raise LicensingError(f"licence {license_id} lapsed at {format_time(state.expires_at)}: keepers never "
                                  f"revive a lapsed subscription; only its holder {state.holder} can renew it now")
-        due = state.expires_at - vm.renewal_lead(offer.terms.period)
+        due = state.expires_at - renewal_lead(offer.terms.period)
         if now < due:
             raise LicensingError(f"licence {license_id} is not due for renewal until {format_time(due)}; only its "
                                  f"holder {state.holder} may renew earlier")

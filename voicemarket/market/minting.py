@@ -59,13 +59,18 @@ from typing import Any
 from eth_utils import is_address, keccak, to_checksum_address
 
 from voicemarket.market import chain as vm
+from voicemarket.market.assets import asset_info
+from voicemarket.protocol import Action, Language, language_bits, Purpose, renewal_lead
+from voicemarket import protocol
 from voicemarket.content.bundle import VoiceModelFiles
 from voicemarket.content.canonical import canonical_json
-from voicemarket.market.deployments import home, parse_amount, parse_duration
+from voicemarket.market.deployments import home
+from voicemarket.units import format_duration, parse_amount, parse_duration
 from voicemarket.errors import PackageError
-from voicemarket.content.odrl import (ACTIONS, PURPOSES, OfferTerms, PolicySubject, Tier, build_policy, check_terms,
-                              contract_offer_terms, policy_bytes, policy_hash)
+from voicemarket.content.odrl import OfferTerms, PolicySubject, build_policy, check_terms, contract_offer_terms, policy_bytes, policy_hash
+from voicemarket.protocol import Tier
 from voicemarket.content.store import ContentStore, store_from_spec
+from voicemarket.errors import MintError
 
 CONSENT_POLICY_TYPE = "voicemarket/consent-policy"
 DEFAULT_CONSENT_STATEMENT = (
@@ -73,9 +78,6 @@ DEFAULT_CONSENT_STATEMENT = (
     "licences to synthesise speech with it under exactly the offers listed here."
 )
 CONSENT_TTL = 86_400
-TIER_LABELS = {Tier.BUYOUT: "buyout", Tier.SUBSCRIPTION: "subscription", Tier.PAY_PER_USE: "pay-per-use"}
-TIER_NAMES = {"buyout": Tier.BUYOUT, "subscription": Tier.SUBSCRIPTION, "pay-per-use": Tier.PAY_PER_USE,
-              "payperuse": Tier.PAY_PER_USE, "pay_per_use": Tier.PAY_PER_USE}
 OFFER_KEYS = {"tier", "price", "asset", "period", "max_uses", "pack_size", "valid_until", "max_licenses", "permit",
               "prohibit", "attribution", "transferable", "territories", "purposes"}
 VOICE_KEYS = {"name", "description", "languages", "reference", "preview", "gpt", "sovits", "version",
@@ -83,10 +85,6 @@ VOICE_KEYS = {"name", "description", "languages", "reference", "preview", "gpt",
 
 
 _ANY_SUBJECT = PolicySubject(1, "0x" + "11" * 20, "0x" + "11" * 20, 0)
-
-
-class MintError(Exception):
-    """Something the creator can fix (the folder, the offers file, an operator, the consent); the message says how."""
 
 
 # ---------------------------------------------------------------- stores
@@ -184,7 +182,7 @@ def read_model_folder(folder: str | Path) -> ModelFolder:
         raise MintError(f"{folder / 'voice.yaml'} needs languages: [en, zh, ...] (zh, en, ja, ko, yue)")
     for code in languages:
         try:
-            vm.Language.parse(str(code))
+            Language.parse(str(code))
         except ValueError as exc:
             raise MintError(f"{folder / 'voice.yaml'}: {exc}") from None
     reference_audio = _one_file(folder, reference["audio"], "*.wav", "reference clip")
@@ -231,96 +229,14 @@ def write_model_folder(folder: str | Path, *, name: str, languages: Sequence[str
 # ---------------------------------------------------------------- offers
 
 
-@dataclass(frozen=True)
-class AssetInfo:
-    """A payment asset: its address, symbol and decimals."""
-
-    address: str
-    symbol: str
-    decimals: int
-
-    @property
-    def is_eth(self) -> bool:
-        return int(self.address, 16) == 0
-
-
-ETH_ASSET = AssetInfo(vm.ETH, "ETH", 18)
-
-
-def asset_info(asset: str, deployment: Any = None) -> AssetInfo:
-    """``ETH``, ``stablecoin`` (the deployment's) or an ERC-20 address, with its symbol and decimals."""
-    text = str(asset).strip()
-    if text.upper() == "ETH" or (is_address(text) and int(text, 16) == 0):
-        return ETH_ASSET
-    if text.lower() == "stablecoin":
-        if deployment is None or deployment.stablecoin is None:
-            raise MintError("this deployment has no stablecoin: use asset: ETH or an ERC-20 address")
-        text = deployment.stablecoin.address
-    if not is_address(text):
-        raise MintError(f"asset must be ETH, stablecoin or an ERC-20 address, got {asset!r}")
-    address = to_checksum_address(text)
-    if deployment is not None and deployment.stablecoin is not None and address == deployment.stablecoin.address:
-        token = deployment.stablecoin
-        return AssetInfo(address, str(token.symbol()), int(token.decimals()))
-    return _erc20_info(address)
-
-
-def _erc20_info(address: str) -> AssetInfo:
-    """Symbol and decimals of any ERC-20 (raw calls: no ABI of it is needed)."""
-    import ape
-    from eth_abi import decode
-
-    def call(selector: str, kind: str) -> Any:
-        try:
-            raw = ape.chain.provider.web3.eth.call({"to": address, "data": keccak(text=selector)[:4]})
-            return decode([kind], bytes(raw))[0]
-        except Exception:  # noqa: BLE001 - any failure means "not an ERC-20 we can read"
-            return None
-
-    decimals = call("decimals()", "uint8")
-    if decimals is None:
-        raise MintError(f"{address} does not answer decimals(): it is not an ERC-20 token on this chain")
-    return AssetInfo(address, call("symbol()", "string") or address[:10], int(decimals))
-
-
-def format_amount(amount: int, asset: AssetInfo) -> str:
-    """``0.01 ETH``, ``5 mUSD``: the amount in whole units, without trailing zeros."""
-    from decimal import Decimal
-
-    if asset.decimals == 0:
-        return f"{amount} {asset.symbol}"
-    text = format(Decimal(int(amount)).scaleb(-asset.decimals), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text} {asset.symbol}"
-
-
-def _action_bits(names: Any, where: str) -> int:
-    if names is None:
-        return 0
-    if isinstance(names, str):
-        names = [names]
-    bits = 0
-    for name in names:
-        text = str(name)
-        matches = [i for i, action in enumerate(ACTIONS) if text in (action, action.split(":", 1)[1])]
-        if not matches:
-            short = ", ".join(a.split(":", 1)[1] for a in ACTIONS)
-            raise MintError(f"{where}: unknown action {text!r}; known: {short}")
-        bits |= 1 << matches[0]
-    return bits
-
-
-def _purpose_bits(names: Any, where: str) -> int:
+def _bits(kind: type[Action] | type[Purpose], names: Any, where: str) -> int:
+    """The bit set of the actions or purposes an offer lists (labels or IRIs; one name or a list)."""
     if not names:
         return 0
-    bits = 0
-    for name in [names] if isinstance(names, str) else names:
-        text = str(name).removeprefix("vm:purpose/")
-        if text not in PURPOSES:
-            raise MintError(f"{where}: unknown purpose {name!r}; known: {', '.join(PURPOSES)}")
-        bits |= 1 << PURPOSES.index(text)
-    return bits
+    try:
+        return kind.bits([names] if isinstance(names, str) else [str(name) for name in names])
+    except ValueError as exc:
+        raise MintError(f"{where}: {exc}") from None
 
 
 def _valid_until(value: Any, where: str) -> int:
@@ -355,9 +271,10 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
         if not isinstance(offer, dict):
             raise MintError(f"{where} must be a mapping (tier:, price:, ...)")
         _reject_unknown_keys(offer, OFFER_KEYS, where)
-        tier_name = str(offer.get("tier", "")).lower()
-        if tier_name not in TIER_NAMES:
-            raise MintError(f"{where}: tier must be buyout, subscription or pay-per-use, got {offer.get('tier')!r}")
+        try:
+            tier = Tier.parse(str(offer.get("tier", "")))
+        except ValueError as exc:
+            raise MintError(f"{where}: {exc}") from None
         if "price" not in offer:
             raise MintError(f"{where}: price is missing (e.g. price: 0.01 ether)")
         asset = asset_info(offer.get("asset", default_asset), deployment)
@@ -370,15 +287,15 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
         territories = offer.get("territories") or []
         codes = [territories] if isinstance(territories, str) else territories
         terms = OfferTerms(
-            tier=TIER_NAMES[tier_name], price=price, asset=asset.address, period=period,
+            tier=tier, price=price, asset=asset.address, period=period,
             max_uses=int(offer.get("max_uses", 0)), pack_size=int(offer.get("pack_size", 0)),
             valid_until=_valid_until(offer.get("valid_until"), where),
             max_licenses=int(offer.get("max_licenses", 0)),
-            permissions=_action_bits(offer.get("permit", ["textToSpeech"]), where),
-            prohibitions=_action_bits(offer.get("prohibit"), where),
+            permissions=_bits(Action, offer.get("permit", ["textToSpeech"]), where),
+            prohibitions=_bits(Action, offer.get("prohibit"), where),
             attribution=bool(offer.get("attribution", False)), transferable=bool(offer.get("transferable", False)),
             territories="".join(str(code).upper() for code in codes).encode(),
-            purposes=_purpose_bits(offer.get("purposes"), where),
+            purposes=_bits(Purpose, offer.get("purposes"), where),
         )
         try:  # the subject does not change what is checked about the terms
             check_terms(terms, _ANY_SUBJECT)
@@ -392,13 +309,12 @@ def check_periods_fit_notice(offers: Sequence[OfferTerms], notice: int) -> None:
     """Refuse a subscription whose period plus its renewal lead does not fit in the retirement notice
     (the offer book would revert ``Licensing_PeriodAboveNotice``: subscription time is never sold
     further ahead than the notice that a retirement gives)."""
-    from voicemarket.cli.console import format_duration
 
     for index, terms in enumerate(offers, 1):
-        if terms.tier == Tier.SUBSCRIPTION and terms.period + vm.renewal_lead(terms.period) > notice:
+        if terms.tier == Tier.SUBSCRIPTION and terms.period + renewal_lead(terms.period) > notice:
             raise MintError(
                 f"offer {index}: a subscription period of {format_duration(terms.period)} (plus its "
-                f"{format_duration(vm.renewal_lead(terms.period))} renewal lead) is longer than this deployment's "
+                f"{format_duration(renewal_lead(terms.period))} renewal lead) is longer than this deployment's "
                 f"retirement notice of {format_duration(notice)}: choose a shorter period")
 
 
@@ -496,7 +412,7 @@ class MintResult:
             "modelId": self.model_hex, "bundleSha256": "0x" + self.digest.hex(), "bundleCid": self.bundle_cid,
             "keyringCid": self.keyring_cid, "metadataCid": self.metadata_cid, "previewCid": self.preview_cid,
             "consentPolicyHash": "0x" + self.consent_policy_hash.hex(), "operators": list(self.operators),
-            "offers": [{"offerId": o.offer_id, "tier": TIER_LABELS[Tier(o.terms.tier)],
+            "offers": [{"offerId": o.offer_id, "tier": Tier(o.terms.tier).label,
                         "policyHash": "0x" + o.policy_hash.hex(), "policyCid": o.policy_cid} for o in self.offers],
             "transactions": list(self.transactions),
         }
@@ -620,7 +536,7 @@ def mint_voice(
         raise MintError(f"could not pack and seal {model.name!r}: {exc}") from None
     progress("seal", total, total)
     digest = published.digest
-    model_id = vm.model_id(creator.address, digest)
+    model_id = protocol.model_id(creator.address, digest)
     if registry.modelTerms(model_id).exists:
         raise MintError(f"{creator.address} already registered this exact bundle as model {model_id:#066x}: see its "
                         f"offers with `ape run offers {model_id:#x}`, or change the model (a new version is a new "
@@ -644,7 +560,7 @@ def mint_voice(
                                     policy_hash=consent_hash, voice_owner_bps=voice_owner_bps, deadline=deadline)
     registration = vm.model_registration(
         bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
-        languages=vm.language_bits(*model.languages), voice_owner=owner.address, voice_owner_bps=voice_owner_bps,
+        languages=language_bits(*model.languages), voice_owner=owner.address, voice_owner_bps=voice_owner_bps,
         co_creators=list(co_creators), policy_hash=consent_hash, consent_deadline=deadline,
         consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window, parent_id=parent_id,
     )

@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from voicemarket.market.minting import ETH_ASSET, AssetInfo, MintError, account_public_key, format_amount
-
-
-class OperatorError(MintError):
-    """An operator's mistake (not registered, stake too low, still locked, ...); the message says what to do."""
+from voicemarket.market.minting import account_public_key
+from voicemarket.units import AssetInfo, ETH_ASSET, format_amount, format_time
+from voicemarket.errors import OperatorError
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,6 @@ def unbond(deployment: Any, operator: Any) -> int:
     """Start unbonding; returns when the stake becomes withdrawable (unix time)."""
     info = _registered(deployment, operator)
     if info.unbondingEndsAt:
-        from voicemarket.cli.console import format_time
 
         raise OperatorError(f"{operator.address} is already unbonding; the stake is withdrawable from "
                             f"{format_time(int(info.unbondingEndsAt))} (`ape run operator withdraw-stake`)")
@@ -100,7 +97,6 @@ def unbond(deployment: Any, operator: Any) -> int:
 def withdraw_stake(deployment: Any, operator: Any) -> int:
     import ape
 
-    from voicemarket.cli.console import format_time
 
     info = _registered(deployment, operator)
     if not info.unbondingEndsAt:

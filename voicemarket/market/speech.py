@@ -32,19 +32,13 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, Tier, Action, Language, FailReason, RequestStatus
 from voicemarket.content.files import atomic_output
 from voicemarket.content.multiformats import CID
+from voicemarket.errors import AudioMismatch, ContentNotFound, SpeechError
 
 DEFAULT_TTL_S = 15 * 60
 """How long an operator has to deliver, by default (the router allows up to a day)."""
-
-
-class SpeechError(Exception):
-    """Something the buyer can fix (licence, operator, text, fee, store); the message says what."""
-
-
-class AudioMismatch(SpeechError):
-    """The audio behind the delivered CID is not what the operator committed to on-chain."""
 
 
 @dataclass(frozen=True)
@@ -54,25 +48,25 @@ class LicenseUse:
     license_id: int
     model_id: int
     offer_id: int
-    tier: vm.Tier
+    tier: Tier
     asset: str
     use_price: int  # paid per request (pay-per-use without packs), else 0
     uses_left: int | None  # None: unlimited
     languages: int  # the model's language bits
     dispute_window: int = 0  # the model's dispute window now (seconds)
 
-    def speaks(self, language: vm.Language) -> bool:
+    def speaks(self, language: Language) -> bool:
         return bool(self.languages >> int(language) & 1)
 
-    def check_language(self, language: vm.Language) -> None:
+    def check_language(self, language: Language) -> None:
         """:class:`SpeechError` unless the model speaks ``language`` (the router would revert)."""
         if not self.speaks(language):
             raise SpeechError(f"model {self.model_id:#x} speaks {', '.join(self.language_codes)}, "
-                              f"not {language.name.lower()!r}: pick --language from those")
+                              f"not {language.label!r}: pick --language from those")
 
     @property
     def language_codes(self) -> list[str]:
-        return [lang.name.lower() for lang in vm.Language if self.languages >> int(lang) & 1]
+        return [lang.label for lang in Language if self.languages >> int(lang) & 1]
 
 
 @dataclass(frozen=True)
@@ -112,10 +106,10 @@ class Outcome:
     """Where a request ended up (or stands, if it is still pending past its deadline)."""
 
     request_id: int
-    status: vm.RequestStatus
+    status: RequestStatus
     output_digest: bytes | None = None  # fulfilled: the audio's SHA-256, as committed on-chain
     output_cid: CID | None = None  # fulfilled: where the audio is
-    reason: vm.FailReason | None = None  # failed: why
+    reason: FailReason | None = None  # failed: why
     settle_after: int | None = None  # fulfilled: when the payout settles (the dispute window's end)
 
     @property
@@ -124,7 +118,7 @@ class Outcome:
 
     @property
     def refunded(self) -> bool:
-        return self.status in (vm.RequestStatus.FAILED, vm.RequestStatus.EXPIRED, vm.RequestStatus.REVERSED)
+        return self.status in (RequestStatus.FAILED, RequestStatus.EXPIRED, RequestStatus.REVERSED)
 
 
 # ---------------------------------------------------------------- before the request
@@ -138,17 +132,17 @@ def license_use(licenses, license_id: int, account: str) -> LicenseUse:  # noqa:
     try:
         holder = licenses.ownerOf(license_id)
     except Exception:  # noqa: BLE001 - any revert of ownerOf means the token does not exist
-        raise SpeechError(f"licence {licence_id} does not exist: buy one first (`ape run buy`)") from None
+        raise SpeechError(f"licence {license_id} does not exist: buy one first (`ape run buy`)") from None
     if str(holder).lower() != str(account).lower():
-        raise SpeechError(f"licence {licence_id} belongs to {holder}, not to {account}: use --account with its holder")
+        raise SpeechError(f"licence {license_id} belongs to {holder}, not to {account}: use --account with its holder")
     offer_id = int(licenses.offerOf(license_id))
     terms = licenses.offer(offer_id).terms
     model_id = int(terms.modelId)
-    licensed, uses_left = licenses.isLicensed(license_id, account, model_id, int(vm.Action.TEXT_TO_SPEECH))
+    licensed, uses_left = licenses.isLicensed(license_id, account, model_id, int(Action.TEXT_TO_SPEECH))
     if not licensed:
         raise SpeechError(_why_not_licensed(licenses, registry, license_id, offer_id, model_id, terms))
-    tier = vm.Tier(int(terms.tier))
-    use_price = int(terms.price) if tier == vm.Tier.PAY_PER_USE and int(terms.packSize) == 0 else 0
+    tier = Tier(int(terms.tier))
+    use_price = int(terms.price) if tier == Tier.PAY_PER_USE and int(terms.packSize) == 0 else 0
     model = registry.modelTerms(model_id)
     return LicenseUse(
         license_id=license_id, model_id=model_id, offer_id=offer_id, tier=tier, asset=str(terms.asset),
@@ -163,17 +157,17 @@ def _why_not_licensed(licenses, registry, license_id: int, offer_id: int, model_
     now = ape.chain.pending_timestamp
     license = licenses.license(license_id)
     model = registry.modelTerms(model_id)
-    if not int(terms.permissions) & int(vm.Action.TEXT_TO_SPEECH):
-        return f"licence {licence_id} (offer {offer_id}) does not permit text-to-speech"
+    if not int(terms.permissions) & int(Action.TEXT_TO_SPEECH):
+        return f"licence {license_id} (offer {offer_id}) does not permit text-to-speech"
     if int(terms.validUntil) and now > int(terms.validUntil):
-        return f"offer {offer_id} of licence {licence_id} ended; buy a licence from a current offer (`ape run offers`)"
+        return f"offer {offer_id} of licence {license_id} ended; buy a licence from a current offer (`ape run offers`)"
     if model.frozen:
         return f"model {model_id:#x} is frozen by the arbiter: nothing can be synthesised with it for now"
     if int(model.serviceEndsAt) and now >= int(model.serviceEndsAt):
         return f"model {model_id:#x} was retired and its notice period is over"
-    if vm.Tier(int(terms.tier)) == vm.Tier.SUBSCRIPTION and now >= int(license.expiresAt):
-        return f"subscription {licence_id} expired; renew it with `ape run renew {licence_id}`"
-    return f"licence {licence_id} has no uses left (it used {int(licence.used)}); buy more or wait for the next period"
+    if Tier(int(terms.tier)) == Tier.SUBSCRIPTION and now >= int(license.expiresAt):
+        return f"subscription {license_id} expired; renew it with `ape run renew {license_id}`"
+    return f"licence {license_id} has no uses left (it used {int(license.used)}); buy more or wait for the next period"
 
 
 def choose_operator(router, model_id: int, asset: str, operator: str | None = None,  # noqa: ANN001
@@ -226,12 +220,12 @@ def submit(router, account, license: LicenseUse, text: str, params: vm.Synthesis
 
     import ape
 
-    license.check_language(vm.Language(params.language))
+    license.check_language(Language(params.language))
     floor = license.dispute_window if min_dispute_window is None else min_dispute_window
     if floor > license.dispute_window:
-        raise SpeechError(f"model {licence.model_id:#x} has a dispute window of {licence.dispute_window} s, shorter "
+        raise SpeechError(f"model {license.model_id:#x} has a dispute window of {license.dispute_window} s, shorter "
                           f"than the {floor} s you ask for: the router would refuse the request; ask for at most "
-                          f"{licence.dispute_window} s if you accept")
+                          f"{license.dispute_window} s if you accept")
     params = dataclasses.replace(params, min_dispute_window=floor)
     try:
         packed = params.pack()
@@ -246,7 +240,7 @@ def submit(router, account, license: LicenseUse, text: str, params: vm.Synthesis
     data, cid = request_input(text, store)
     escrow = license.use_price + fee
     value = 0
-    if license.asset == vm.ETH:
+    if license.asset == ETH:
         value = escrow
     elif escrow:
         token = ape.project.MockStablecoin.at(license.asset)  # any ERC-20: only allowance/approve are called
@@ -277,7 +271,7 @@ def find_request(router, request_id: int, from_block: int = 0) -> SubmittedReque
 # ---------------------------------------------------------------- after the request
 
 
-Progress = Callable[[vm.RequestStatus, float, int], None]
+Progress = Callable[[RequestStatus, float, int], None]
 """``on_progress(status, seconds waited, seconds to the deadline)``."""
 
 
@@ -301,28 +295,28 @@ def wait_for_outcome(router, submitted: SubmittedRequest, *, timeout_s: float | 
     """
     started = time.monotonic()
     while True:
-        status = vm.RequestStatus(int(router.requestStatus(submitted.request_id)))
+        status = RequestStatus(int(router.requestStatus(submitted.request_id)))
         left = submitted.deadline - chain_time()
         waited = time.monotonic() - started
         if on_progress is not None:
             on_progress(status, waited, left)
-        if status != vm.RequestStatus.PENDING or left < 0:
+        if status != RequestStatus.PENDING or left < 0:
             return outcome_of(router, submitted, status)
         if timeout_s is not None and waited >= timeout_s:
             return outcome_of(router, submitted, status)
         time.sleep(min(poll_s, max(left, 0) + 0.1))
 
 
-def outcome_of(router, submitted: SubmittedRequest, status: vm.RequestStatus | None = None) -> Outcome:  # noqa: ANN001
+def outcome_of(router, submitted: SubmittedRequest, status: RequestStatus | None = None) -> Outcome:  # noqa: ANN001
     """The request's outcome as the chain records it (the delivery's CID and digest, or the reason)."""
     request_id = submitted.request_id
     if status is None:
-        status = vm.RequestStatus(int(router.requestStatus(request_id)))
-    if status == vm.RequestStatus.FAILED:
+        status = RequestStatus(int(router.requestStatus(request_id)))
+    if status == RequestStatus.FAILED:
         log = _last(_logs(router.SynthesisFailed, submitted.block_number, requestId=request_id))
-        return Outcome(request_id, status, reason=vm.FailReason(int(log.reason)))
-    if status in (vm.RequestStatus.FULFILLED, vm.RequestStatus.DISPUTED, vm.RequestStatus.SETTLED,
-                  vm.RequestStatus.REVERSED):
+        return Outcome(request_id, status, reason=FailReason(int(log.reason)))
+    if status in (RequestStatus.FULFILLED, RequestStatus.DISPUTED, RequestStatus.SETTLED,
+                  RequestStatus.REVERSED):
         log = _last(_logs(router.SynthesisFulfilled, submitted.block_number, requestId=request_id))
         return Outcome(request_id, status, output_digest=bytes(log.outputDigest),
                        output_cid=CID.from_bytes(bytes(log.outputCid)), settle_after=int(log.settleAfter))
@@ -348,10 +342,9 @@ def fetch_audio(store, outcome: Outcome, dest: str | Path) -> Path:  # noqa: ANN
     The store checks the bytes against the CID; this checks them against ``outputDigest`` (what
     the operator committed to, and what a dispute is judged on). Nothing is written on a mismatch.
     """
-    from voicemarket.errors import ContentNotFound
 
     if not outcome.delivered:
-        raise SpeechError(f"request {outcome.request_id} was not delivered ({outcome.status.name.lower()})")
+        raise SpeechError(f"request {outcome.request_id} was not delivered ({outcome.status.label})")
     try:
         audio = store.get_bytes(outcome.output_cid)
     except ContentNotFound:
@@ -380,7 +373,7 @@ def cancel_expired(router, account, submitted: SubmittedRequest, *, attempts: in
     for attempt in range(attempts):
         try:
             router.cancelExpired(submitted.request, sender=account)
-            return Outcome(submitted.request_id, vm.RequestStatus.EXPIRED)
+            return Outcome(submitted.request_id, RequestStatus.EXPIRED)
         except router.Router_NotExpired:
             if attempt == attempts - 1:
                 raise SpeechError(f"the chain still says request {submitted.request_id} is not past its deadline; "
