@@ -43,7 +43,11 @@ def run_slither() -> tuple[list[dict], str]:
     with open(LOG, "w", encoding="utf8") as log:
         done = subprocess.run(
             [str(slither), ".", "--fail-none", "--json", str(REPORT)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
     text = LOG.read_text(encoding="utf8")
     if done.returncode != 0 or not REPORT.exists():
@@ -89,12 +93,16 @@ def main() -> int:
     # Some findings come and go with Slither's blind spot (see "unanalysed" in the triage).
     blind_spot = bool(unanalysed & allowed)
     expected = {
-        (e["check"], e["where"]) for e in entries
+        (e["check"], e["where"])
+        for e in entries
         if e.get("reported") != ("once analysed" if blind_spot else "while unanalysed")
     }
     stale = sorted(expected - seen)
-    print(f"slither: {len(findings)} findings, all triaged in audit/slither-triage.json"
-          if not untriaged else f"slither: {len(findings)} findings, {len(untriaged)} not triaged")
+    print(
+        f"slither: {len(findings)} findings, all triaged in audit/slither-triage.json"
+        if not untriaged
+        else f"slither: {len(findings)} findings, {len(untriaged)} not triaged"
+    )
     for f, (check, place) in untriaged:
         print(f"\nNOT TRIAGED [{f['impact']}] {check} at {place}:\n{f['description'].strip()}")
     for name in blind:

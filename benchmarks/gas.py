@@ -44,11 +44,11 @@ def median_gas(operation: Callable[[int], int], runs: int = RUNS) -> int:
 def main() -> int:
     import ape
 
-    from voicemarket.market import chain as vm
     from voicemarket import protocol
-    from voicemarket.protocol import ETH, DAY, Tier, Action, Language, FailReason, language_bits
     from voicemarket.content.multiformats import CID, DAG_PB, RAW
     from voicemarket.dev.services import local_chain
+    from voicemarket.market import chain as vm
+    from voicemarket.protocol import DAY, ETH, Action, FailReason, Language, Tier, language_bits
 
     with local_chain():
         accounts = ape.accounts.test_accounts
@@ -66,19 +66,30 @@ def main() -> int:
                 policy = hashlib.sha256(f"policy {n}".encode()).digest()
                 deadline = ape.chain.pending_timestamp + 3600
                 signature = vm.sign_consent(
-                    voice_owner, registry, bundle_digest=digest, creator=creator.address,
-                    policy_hash=policy, voice_owner_bps=2_000, deadline=deadline,
+                    voice_owner,
+                    registry,
+                    bundle_digest=digest,
+                    creator=creator.address,
+                    policy_hash=policy,
+                    voice_owner_bps=2_000,
+                    deadline=deadline,
                 )
                 r = vm.model_registration(
                     bundle_digest=digest,
                     bundle_cid=CID(1, RAW, hashlib.sha256(b"sealed" + digest).digest()),
                     metadata_cid=CID(0, DAG_PB, hashlib.sha256(b"meta" + digest).digest()),
-                    languages=language_bits("zh", "en"), voice_owner=voice_owner.address,
-                    voice_owner_bps=2_000, co_creators=co_creators, policy_hash=policy,
-                    consent_deadline=deadline, consent_signature=signature, royalty_bps=500,
+                    languages=language_bits("zh", "en"),
+                    voice_owner=voice_owner.address,
+                    voice_owner_bps=2_000,
+                    co_creators=co_creators,
+                    policy_hash=policy,
+                    consent_deadline=deadline,
+                    consent_signature=signature,
+                    royalty_bps=500,
                 )
                 registered.append(protocol.model_id(creator.address, digest))
                 return registry.registerModel(r, sender=creator).gas_used
+
             return operation
 
         figures["registerModel"] = median_gas(register([]))
@@ -91,17 +102,29 @@ def main() -> int:
 
         def offer_terms(tier: Tier, asset: str, price: int, period: int = 0, n: int = 0) -> dict:
             return {
-                "modelId": model_id, "tier": int(tier), "asset": asset, "price": price, "period": period,
-                "maxUses": 0, "packSize": 0, "validUntil": 0, "maxLicenses": 0,
+                "modelId": model_id,
+                "tier": int(tier),
+                "asset": asset,
+                "price": price,
+                "period": period,
+                "maxUses": 0,
+                "packSize": 0,
+                "validUntil": 0,
+                "maxLicenses": 0,
                 "permissions": int(Action.TEXT_TO_SPEECH | Action.COMMERCIAL_USE),
-                "prohibitions": int(Action.SUBLICENSING), "attribution": True, "transferable": False,
-                "purposes": 0, "policyHash": hashlib.sha256(f"offer {n}".encode()).digest(),
+                "prohibitions": int(Action.SUBLICENSING),
+                "attribution": True,
+                "transferable": False,
+                "purposes": 0,
+                "policyHash": hashlib.sha256(f"offer {n}".encode()).digest(),
             }
 
         figures["publishOffer"] = median_gas(
-            lambda i: offers.publishOffer(
-                offer_terms(Tier.BUYOUT, ETH, 10**16, n=next(counter)), b"USGBDE", sender=creator
-            ).gas_used
+            lambda i: (
+                offers.publishOffer(
+                    offer_terms(Tier.BUYOUT, ETH, 10**16, n=next(counter)), b"USGBDE", sender=creator
+                ).gas_used
+            )
         )
 
         def publish(terms: dict) -> int:
@@ -143,19 +166,28 @@ def main() -> int:
 
         figures["withdraw"] = median_gas(withdraw)
 
-        license_id = licenses.buy(buyout_id, 10**16, 1, value=10**16, sender=buyer).events.filter(
-            licenses.LicensePurchased)[0].licenseId
+        license_id = (
+            licenses.buy(buyout_id, 10**16, 1, value=10**16, sender=buyer)
+            .events.filter(licenses.LicensePurchased)[0]
+            .licenseId
+        )
         params = vm.SynthesisParams(Language.EN, speed=1.0, seed=7).pack()
         text = "Hello from voicemarket: a sentence of ordinary length to speak."
 
         def request(deadline_in: int = 3600) -> tuple[tuple, int]:
             receipt = router.requestSynthesis(
                 {
-                    "modelId": model_id, "licenseId": license_id, "operator": operator.address,
-                    "maxFee": 10**14, "deadline": ape.chain.pending_timestamp + deadline_in, "params": params,
-                    "inputHash": vm.input_hash(text), "input": vm.inline_input(text),
+                    "modelId": model_id,
+                    "licenseId": license_id,
+                    "operator": operator.address,
+                    "maxFee": 10**14,
+                    "deadline": ape.chain.pending_timestamp + deadline_in,
+                    "params": params,
+                    "inputHash": vm.input_hash(text),
+                    "input": vm.inline_input(text),
                 },
-                value=10**14, sender=buyer,
+                value=10**14,
+                sender=buyer,
             )
             return vm.request_from_log(receipt.events.filter(router.SynthesisRequested)[0]), receipt.gas_used
 
@@ -179,8 +211,10 @@ def main() -> int:
         pending = iter(expiring)
         figures["cancelExpired"] = median_gas(lambda i: router.cancelExpired(next(pending), sender=keeper).gas_used)
 
-        sizes = {name: len(getattr(ape.project, name).contract_type.runtime_bytecode.bytecode[2:]) // 2
-                 for name in ("VoiceModelRegistry", "LicenseManager", "OfferBook", "SynthesisRouter")}
+        sizes = {
+            name: len(getattr(ape.project, name).contract_type.runtime_bytecode.bytecode[2:]) // 2
+            for name in ("VoiceModelRegistry", "LicenseManager", "OfferBook", "SynthesisRouter")
+        }
 
     targets = {k: f"target <= {v:,}" + ("" if figures[k] <= v else "  MISSED") for k, v in TARGETS.items()}
     print_table("Gas (median receipt gasUsed of 5 after 1 warm-up)", figures, targets)

@@ -65,8 +65,10 @@ class Watcher(threading.Thread):
         from oracle.rpc import JsonRpc
 
         rpc = JsonRpc(self.client.rpc.url)
-        topics = {self.client.topics["SynthesisRequested"]: self.requested,
-                  self.client.topics["SynthesisFulfilled"]: self.fulfilled}
+        topics = {
+            self.client.topics["SynthesisRequested"]: self.requested,
+            self.client.topics["SynthesisFulfilled"]: self.fulfilled,
+        }
         query = {"address": self.client.address, "topics": [list(topics)]}
         next_block = self.from_block
         while not self.stop.is_set():
@@ -94,8 +96,19 @@ def _send(rpc, raw: str) -> str:  # noqa: ANN001
     raise RuntimeError("the node refused a request transaction 20 times")
 
 
-def run_once(box, voice, licenses, buyer_accounts, operator, workers: int, requests: int, rate: float,
-             work: Path, rpc_url: str, anvil_pid: int) -> dict:
+def run_once(
+    box,
+    voice,
+    licenses,
+    buyer_accounts,
+    operator,
+    workers: int,
+    requests: int,
+    rate: float,
+    work: Path,
+    rpc_url: str,
+    anvil_pid: int,
+) -> dict:
     from web3 import Web3
 
     from oracle.router import RouterClient
@@ -106,10 +119,19 @@ def run_once(box, voice, licenses, buyer_accounts, operator, workers: int, reque
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     client = RouterClient.connect(rpc_url, box.router.address)
     with RedisServer(directory=work / f"redis-{workers}") as redis_server:
-        env = box.oracle_env(rpc_url=rpc_url, redis_url=redis_server.url, operator_index=OPERATOR, voices=[voice],
-                             work_dir=work / f"oracle-{workers}", start_block=w3.eth.block_number,
-                             poll_interval_s=0.05, max_semantic_tokens=10, max_batch=50, batch_linger_s=0.2,
-                             requeue_after_s=120)
+        env = box.oracle_env(
+            rpc_url=rpc_url,
+            redis_url=redis_server.url,
+            operator_index=OPERATOR,
+            voices=[voice],
+            work_dir=work / f"oracle-{workers}",
+            start_block=w3.eth.block_number,
+            poll_interval_s=0.05,
+            max_semantic_tokens=10,
+            max_batch=50,
+            batch_linger_s=0.2,
+            requeue_after_s=120,
+        )
         processes = [box.start_coordinator(env, work / f"logs-{workers}" / "coordinator.log")]
         try:
             for i in range(workers):
@@ -121,8 +143,9 @@ def run_once(box, voice, licenses, buyer_accounts, operator, workers: int, reque
                 signed = []
                 for i in range(count):
                     buyer = buyer_accounts[i % len(buyer_accounts)]
-                    params = box.request_params(voice, licenses[buyer.address], operator, f"{label} {i}.",
-                                                seed=i, now=now)
+                    params = box.request_params(
+                        voice, licenses[buyer.address], operator, f"{label} {i}.", seed=i, now=now
+                    )
                     signed.append((buyer, params, nonces[buyer.address]))
                     nonces[buyer.address] += 1
                 return [(box.request_raw(account_key(b), n, p, w3=w3), time.perf_counter()) for b, p, n in signed]
@@ -145,15 +168,21 @@ def run_once(box, voice, licenses, buyer_accounts, operator, workers: int, reque
             chain_id = w3.eth.chain_id
             for i in range(requests):
                 buyer = buyer_accounts[i % len(buyer_accounts)]
-                params = box.request_params(voice, licenses[buyer.address], operator, f"Request number {i}.",
-                                            seed=i, now=now)
+                params = box.request_params(
+                    voice, licenses[buyer.address], operator, f"Request number {i}.", seed=i, now=now
+                )
                 plan.append(box.sign_request(account_key(buyer), nonces[buyer.address], params, chain_id))
                 nonces[buyer.address] += 1
             rpc = JsonRpc(rpc_url)
             hashes: list[str] = []
             busy_before = _machine_busy_seconds()
-            pids = {"coordinator": processes[0].pid, "redis": redis_server.pid, "anvil": anvil_pid,
-                    "benchmark": os.getpid(), **{f"worker{i}": p.pid for i, p in enumerate(processes[1:])}}
+            pids = {
+                "coordinator": processes[0].pid,
+                "redis": redis_server.pid,
+                "anvil": anvil_pid,
+                "benchmark": os.getpid(),
+                **{f"worker{i}": p.pid for i, p in enumerate(processes[1:])},
+            }
             cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             t0 = time.perf_counter()
             for i, raw in enumerate(plan):
@@ -238,8 +267,11 @@ def _request_ids(w3, client, tx_hashes: list[str]) -> list[int]:  # noqa: ANN001
         receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60, poll_latency=0.05)
         if receipt["status"] != 1:
             raise RuntimeError(f"request transaction {tx} reverted")
-        (log,) = [entry for entry in receipt["logs"]
-                  if entry["topics"] and w3.to_hex(entry["topics"][0]) == client.requested_topic]
+        (log,) = [
+            entry
+            for entry in receipt["logs"]
+            if entry["topics"] and w3.to_hex(entry["topics"][0]) == client.requested_topic
+        ]
         ids.append(client.decode_requested(log).request.id)
     return ids
 
@@ -247,8 +279,14 @@ def _request_ids(w3, client, tx_hashes: list[str]) -> list[int]:  # noqa: ANN001
 def _batch_sizes(w3, client, from_block: int) -> list[int]:  # noqa: ANN001
     """Fulfilments per fulfilBatch transaction."""
     per_tx = Counter()
-    for entry in w3.eth.get_logs({"address": client.address, "fromBlock": from_block, "toBlock": "latest",
-                                  "topics": [client.topics["SynthesisFulfilled"]]}):
+    for entry in w3.eth.get_logs(
+        {
+            "address": client.address,
+            "fromBlock": from_block,
+            "toBlock": "latest",
+            "topics": [client.topics["SynthesisFulfilled"]],
+        }
+    ):
         per_tx[w3.to_hex(entry["transactionHash"])] += 1
     return list(per_tx.values())
 
@@ -260,16 +298,23 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker process counts to run, comma-separated")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and data in this folder")
     parser.add_argument("--output", default="oracle", help="results file name (benchmarks/results/<name>.json)")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="before each run, wait up to this long for the (shared) machine to be idle")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each run, wait up to this long for the (shared) machine to be idle",
+    )
     args = parser.parse_args()
     import ape
 
     from voicemarket.dev.sandbox import Sandbox
 
     figures = {}
-    with tempfile.TemporaryDirectory(prefix="bench-oracle-") as scratch, \
-            ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-oracle-") as scratch,
+        ape.networks.parse_network_choice("ethereum:local:foundry") as provider,
+    ):
         work = args.keep or Path(scratch)
         accounts = ape.accounts.test_accounts
         box = Sandbox.deploy(accounts[0], work / "market")
@@ -279,13 +324,27 @@ def main() -> None:
         licenses = {b.address: box.buy_license(b, voice) for b in buyers}
         for count in (int(x) for x in args.workers.split(",")):
             busy = wait_for_quiet(args.wait_quiet) if args.wait_quiet else None
-            result = run_once(box, voice, licenses, buyers, operator, count, args.requests, args.rate, work,
-                              provider.uri, provider.process.pid)
+            result = run_once(
+                box,
+                voice,
+                licenses,
+                buyers,
+                operator,
+                count,
+                args.requests,
+                args.rate,
+                work,
+                provider.uri,
+                provider.process.pid,
+            )
             if busy is not None:
                 result["busy_cores_before"] = busy
             figures[f"workers_{count}"] = result
-            print_table(f"oracle, {count} worker process(es), {args.requests} requests offered at "
-                        f"{args.rate or 'max'}/s", result, TARGETS)
+            print_table(
+                f"oracle, {count} worker process(es), {args.requests} requests offered at {args.rate or 'max'}/s",
+                result,
+                TARGETS,
+            )
     command = f"python -m benchmarks.oracle --requests {args.requests} --rate {args.rate} --workers {args.workers}"
     if args.wait_quiet:
         command += f" --wait-quiet {args.wait_quiet:g}"

@@ -54,13 +54,17 @@ def _check_operator(svc) -> None:  # noqa: ANN001
     info = svc.router.router.functions.operatorInfo(svc.key.address).call()
     registered = info[3] if isinstance(info, (list, tuple)) else info["registered"]
     if not registered:
-        log.warning("this account is not a registered operator of the router: nothing will be assigned to it",
-                    extra={"operator": svc.key.address})
+        log.warning(
+            "this account is not a registered operator of the router: nothing will be assigned to it",
+            extra={"operator": svc.key.address},
+        )
         return
     public_key = bytes(svc.router.router.functions.operatorPublicKey(svc.key.address).call())
     if public_key != svc.key.public_key:
-        log.warning("the public key registered on-chain is not this account's: creators' keyrings will not open",
-                    extra={"operator": svc.key.address})
+        log.warning(
+            "the public key registered on-chain is not this account's: creators' keyrings will not open",
+            extra={"operator": svc.key.address},
+        )
 
 
 def worker_argv(config: str | None, concurrency: int, pool: str) -> list[str]:
@@ -85,8 +89,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-              help="TOML settings file (default: $ORACLE_CONFIG)")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML settings file (default: $ORACLE_CONFIG)",
+)
 @click.option("--workers", default=1, show_default=True, help="worker processes to start here (0: none)")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
 @click.option("--listener/--no-listener", default=True, show_default=True, help="take part in following the chain")
@@ -108,8 +117,10 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     enqueue = enqueuer(create_app(settings))
     setup_logging("run", settings.log_format, settings.log_level)
     if workers and (settings.hubert_dir is None or not settings.hubert_dir.is_dir()):
-        raise ConfigError(f"hubert_dir {settings.hubert_dir} is not a folder: workers need the "
-                          "chinese-hubert-base folder to synthesise (set ORACLE_HUBERT_DIR)")
+        raise ConfigError(
+            f"hubert_dir {settings.hubert_dir} is not a folder: workers need the "
+            "chinese-hubert-base folder to synthesise (set ORACLE_HUBERT_DIR)"
+        )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -117,8 +128,16 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     _wait_for_services(svc, stop)
     key = svc.key
     _check_operator(svc)
-    log.info("oracle starting", extra={"operator": key.address, "router": settings.router,
-                                       "chain_id": svc.chain_id, "namespace": svc.ledger.ns, "workers": workers})
+    log.info(
+        "oracle starting",
+        extra={
+            "operator": key.address,
+            "router": settings.router,
+            "chain_id": svc.chain_id,
+            "namespace": svc.ledger.ns,
+            "workers": workers,
+        },
+    )
 
     if settings.metrics_port:
         registry = CollectorRegistry()
@@ -171,27 +190,47 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-              help="TOML settings file (default: $ORACLE_CONFIG)")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML settings file (default: $ORACLE_CONFIG)",
+)
 @click.option("--concurrency", default=1, show_default=True)
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
 @click.option("--hostname", default=None, help="Celery node name (default: oracle-<pid>@<host>)")
 @click.argument("celery_options", nargs=-1, type=click.UNPROCESSED)
-def worker(config: str | None, concurrency: int, pool: str, hostname: str | None,
-           celery_options: tuple[str, ...]) -> None:
+def worker(
+    config: str | None, concurrency: int, pool: str, hostname: str | None, celery_options: tuple[str, ...]
+) -> None:
     """Only a Celery worker on this operator's queue (for extra machines); other `celery worker` options
     may follow (`-- --max-tasks-per-child 100`)."""
     from oracle.app import run_worker
 
     settings = _settings(config)
-    options = ["--pool", pool, "--concurrency", str(concurrency), "--hostname", hostname or f"oracle-{os.getpid()}@%h",
-               "--without-gossip", "--without-mingle", *celery_options]
+    options = [
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        hostname or f"oracle-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        *celery_options,
+    ]
     sys.exit(run_worker(settings, options))
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-              help="TOML settings file with a [keeper] table (default: $ORACLE_CONFIG)")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML settings file with a [keeper] table (default: $ORACLE_CONFIG)",
+)
 @click.option("--once", is_flag=True, help="make one round, then exit (e.g. from cron)")
 def keeper(config: str | None, once: bool) -> None:
     """Renew agreed subscriptions, settle closed dispute windows, refund expired requests (docs/oracle.md)."""

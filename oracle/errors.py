@@ -20,8 +20,18 @@ from typing import Any
 
 from voicemarket.protocol import FailReason  # ISynthesisRouter.FailReason, re-exported for the oracle
 
-__all__ = ["FailReason", "OracleError", "ConfigError", "OperatorKeyError", "TransientError", "RequestFailure",
-           "RpcError", "GasTooHigh", "WouldRevert", "LeaseLost"]
+__all__ = [
+    "FailReason",
+    "OracleError",
+    "ConfigError",
+    "OperatorKeyError",
+    "TransientError",
+    "RequestFailure",
+    "RpcError",
+    "GasTooHigh",
+    "WouldRevert",
+    "LeaseLost",
+]
 
 
 class OracleError(Exception):

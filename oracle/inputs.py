@@ -16,9 +16,8 @@ def read_text(data: bytes, input_hash: bytes, store, *, max_chars: int, max_byte
     Raises :class:`RequestFailure` (BadInput, InputUnavailable, TextTooLong) for what the buyer
     got wrong, :class:`TransientError` if the store does not answer.
     """
-    from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
     from voicemarket.content.multiformats import CID
-    from voicemarket.errors import InvalidCID
+    from voicemarket.errors import ContentNotFound, IntegrityError, InvalidCID, StoreError
 
     if not data:
         raise RequestFailure(FailReason.BAD_INPUT, "the request carries no input")
@@ -39,8 +38,10 @@ def read_text(data: bytes, input_hash: bytes, store, *, max_chars: int, max_byte
             except StoreError as exc:
                 raise TransientError(f"cannot fetch input {cid}: {exc}") from None
             if path.stat().st_size > max_bytes:
-                raise RequestFailure(FailReason.TEXT_TOO_LONG,
-                                     f"input {cid} is {path.stat().st_size} bytes; this operator takes {max_bytes}")
+                raise RequestFailure(
+                    FailReason.TEXT_TOO_LONG,
+                    f"input {cid} is {path.stat().st_size} bytes; this operator takes {max_bytes}",
+                )
             raw = path.read_bytes()
     if hashlib.sha256(raw).digest() != bytes(input_hash):
         raise RequestFailure(FailReason.BAD_INPUT, "the input's SHA-256 is not the request's inputHash")
@@ -51,6 +52,7 @@ def read_text(data: bytes, input_hash: bytes, store, *, max_chars: int, max_byte
     if not text.strip():
         raise RequestFailure(FailReason.BAD_INPUT, "the input text is empty")
     if len(text) > max_chars:
-        raise RequestFailure(FailReason.TEXT_TOO_LONG, f"the text has {len(text)} characters; this operator "
-                                                       f"takes at most {max_chars}")
+        raise RequestFailure(
+            FailReason.TEXT_TOO_LONG, f"the text has {len(text)} characters; this operator takes at most {max_chars}"
+        )
     return text

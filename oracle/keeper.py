@@ -47,16 +47,30 @@ from oracle.ledger import Ledger, Submission
 from oracle.router import RouterClient, SynthesisRequest, load_abi
 from oracle.rpc import to_int
 from oracle.transactions import TxSender
-from voicemarket.protocol import Tier, RequestStatus, renewal_lead
-from voicemarket.market.keeping import (QUIET_REFUSALS, SETTLEABLE, Refusal, Subscription, expiry_due, renewal_refusal,
-                                 settlement_due)
+from voicemarket.market.keeping import (
+    QUIET_REFUSALS,
+    SETTLEABLE,
+    Refusal,
+    Subscription,
+    expiry_due,
+    renewal_refusal,
+    settlement_due,
+)
+from voicemarket.protocol import RequestStatus, Tier, renewal_lead
 
 log = logging.getLogger("oracle.keeper")
 
 KIND_PREFIX = "keeper"
 LICENCE_EVENTS = ("LicensePurchased", "SubscriptionUpdate", "AutoRenewSet", "Transfer")
-REQUEST_EVENTS = ("SynthesisRequested", "SynthesisFulfilled", "SynthesisDisputed", "SynthesisSettled",
-                  "SynthesisFailed", "SynthesisExpired", "DisputeResolved")
+REQUEST_EVENTS = (
+    "SynthesisRequested",
+    "SynthesisFulfilled",
+    "SynthesisDisputed",
+    "SynthesisSettled",
+    "SynthesisFailed",
+    "SynthesisExpired",
+    "DisputeResolved",
+)
 RECEIPT_EVENTS = ("DisputeLapsed", "SettlementSkipped")  # read from the keeper's own receipts only
 FINAL_REQUEST_EVENTS = frozenset({"SynthesisSettled", "SynthesisFailed", "SynthesisExpired", "DisputeResolved"})
 ZERO = "0x" + "00" * 20
@@ -137,8 +151,7 @@ class MarketViews:
         # allowance / balanceOf of any ERC-20 (the test stablecoin's ABI has exactly the standard ones)
         self._erc20_abi = [e for e in load_abi("MockStablecoin") if e.get("name") in ("allowance", "balanceOf")]
         self.topics: dict[str, tuple[str, Any]] = {}  # topic0 -> (event name, web3 event)
-        for contract, names in ((self.licenses, LICENCE_EVENTS),
-                                (self.router.router, REQUEST_EVENTS + RECEIPT_EVENTS)):
+        for contract, names in ((self.licenses, LICENCE_EVENTS), (self.router.router, REQUEST_EVENTS + RECEIPT_EVENTS)):
             for name in names:
                 abi = next(e for e in contract.abi if e.get("type") == "event" and e["name"] == name)
                 self.topics["0x" + event_abi_to_log_topic(abi).hex()] = (name, getattr(contract.events, name)())
@@ -174,8 +187,14 @@ class MarketViews:
     def logs(self, from_block: int, to_block: int) -> list[tuple[str, Any, Any]]:
         """The market's events in the range, in chain order: (name, decoded args, raw log)."""
         scanned = [topic for topic, (name, _) in self.topics.items() if name not in RECEIPT_EVENTS]
-        raw = self.w3.eth.get_logs({"address": [self.licenses.address, self.router.address],
-                                    "fromBlock": from_block, "toBlock": to_block, "topics": [scanned]})
+        raw = self.w3.eth.get_logs(
+            {
+                "address": [self.licenses.address, self.router.address],
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "topics": [scanned],
+            }
+        )
         out = []
         for entry in raw:
             topic = "0x" + bytes(entry["topics"][0]).hex()
@@ -197,27 +216,48 @@ class MarketViews:
 
     def subscription(self, license_id: int, block: int) -> Subscription:
         """Everything a keeper renewal depends on, read at ``block`` (two round trips)."""
-        license, holder, notice = self.call([(self.licenses, "license", [license_id]),
-                                             (self.licenses, "ownerOf", [license_id]),
-                                             (self.registry, "retirementNotice", [])], block)
+        license, holder, notice = self.call(
+            [
+                (self.licenses, "license", [license_id]),
+                (self.licenses, "ownerOf", [license_id]),
+                (self.registry, "retirementNotice", []),
+            ],
+            block,
+        )
         offer = self.offer(int(license["offerId"]), block)
         terms = offer["terms"]
         asset = terms["asset"]
         calls = [(self.registry, "modelTerms", [terms["modelId"]])]
         if int(asset, 16):
             token = self.w3.eth.contract(address=asset, abi=self._erc20_abi)
-            calls += [(self.licenses, "isAssetAllowed", [asset]), (token, "allowance", [holder, self.licenses.address]),
-                      (token, "balanceOf", [holder])]
+            calls += [
+                (self.licenses, "isAssetAllowed", [asset]),
+                (token, "allowance", [holder, self.licenses.address]),
+                (token, "balanceOf", [holder]),
+            ]
         model, *payment = self.call(calls, block)
         allowed, allowance, balance = payment if payment else (True, 0, 0)
         return Subscription(
-            license_id=license_id, holder=holder, auto_renew=bool(license["autoRenew"]),
-            expires_at=int(license["expiresAt"]), offer_id=int(license["offerId"]), tier=Tier(int(terms["tier"])),
-            period=int(terms["period"]), price=int(terms["price"]), asset=asset, offer_active=bool(offer["active"]),
-            valid_until=int(terms["validUntil"]), asset_allowed=bool(allowed), model_id=int(terms["modelId"]),
-            model_exists=bool(model["exists"]), model_frozen=bool(model["frozen"]),
-            service_ends_at=int(model["serviceEndsAt"]), notice=int(notice), allowance=int(allowance),
-            balance=int(balance))
+            license_id=license_id,
+            holder=holder,
+            auto_renew=bool(license["autoRenew"]),
+            expires_at=int(license["expiresAt"]),
+            offer_id=int(license["offerId"]),
+            tier=Tier(int(terms["tier"])),
+            period=int(terms["period"]),
+            price=int(terms["price"]),
+            asset=asset,
+            offer_active=bool(offer["active"]),
+            valid_until=int(terms["validUntil"]),
+            asset_allowed=bool(allowed),
+            model_id=int(terms["modelId"]),
+            model_exists=bool(model["exists"]),
+            model_frozen=bool(model["frozen"]),
+            service_ends_at=int(model["serviceEndsAt"]),
+            notice=int(notice),
+            allowance=int(allowance),
+            balance=int(balance),
+        )
 
     def request_states(self, request_ids: list[int], block: int) -> dict[int, dict[str, Any]]:
         """``requestState`` of each id: {status, settleAfter, commitment}."""
@@ -307,8 +347,9 @@ class MarketIndex:
         return out
 
     def expired(self, now: int) -> list[int]:
-        return sorted(rid for rid, r in self.requests.items()
-                      if r.status == RequestStatus.PENDING and now > r.request.deadline)
+        return sorted(
+            rid for rid, r in self.requests.items() if r.status == RequestStatus.PENDING and now > r.request.deadline
+        )
 
     def settleable(self, now: int) -> list[int]:
         return sorted(rid for rid, r in self.requests.items() if r.status in SETTLEABLE and now >= r.settle_after)
@@ -349,8 +390,10 @@ class Keeper:
             if self.settings.keeper_settlements and capacity - sum(sent.values()) > 0:
                 sent["settle"] = self.settle(now, head.number, busy, capacity - sum(sent.values()))
         except LeaseLost:
-            log.warning("the keepers' lease lapsed during the round (a slow round?); another keeper goes on",
-                        extra={"sent": sent})
+            log.warning(
+                "the keepers' lease lapsed during the round (a slow round?); another keeper goes on",
+                extra={"sent": sent},
+            )
         self.ledger.count("keeper_rounds")
         if any(sent.values()):
             log.info("keeper round", extra={"block": head.number, "sent": sent, "open": len(subs)})
@@ -387,8 +430,9 @@ class Keeper:
             try:
                 sub = self.views.subscription(license_id, block)
             except RpcError as exc:  # a view that reverts (say, a token that refuses balanceOf): this one only
-                log.warning("cannot read a subscription; left for now", extra={"license_id": license_id,
-                                                                               "error": str(exc)})
+                log.warning(
+                    "cannot read a subscription; left for now", extra={"license_id": license_id, "error": str(exc)}
+                )
                 continue
             record.auto_renew, record.expires_at, record.holder = sub.auto_renew, sub.expires_at, sub.holder
             refusal = renewal_refusal(sub, now)
@@ -396,14 +440,27 @@ class Keeper:
                 self._refused(sub, refusal)
                 continue
             data = self.views.licenses.encode_abi("renewSubscription", [license_id, sub.period])
-            gas = self._gas(self.views.licenses.address, data, lambda why: self._refused(
-                sub, Refusal("reverts", f"the licence manager would refuse renewing licence {license_id}: {why}")))
+            gas = self._gas(
+                self.views.licenses.address,
+                data,
+                lambda why: self._refused(
+                    sub, Refusal("reverts", f"the licence manager would refuse renewing licence {license_id}: {why}")
+                ),
+            )
             if gas is None:
                 continue
             submission = self._submit(submission_kind("renew", [license_id]), self.views.licenses.address, data, gas)
-            log.info("renewal sent", extra={"license_id": license_id, "holder": sub.holder, "price": sub.price,
-                                            "asset": sub.asset, "expires_at": sub.expires_at,
-                                            "submission": submission})
+            log.info(
+                "renewal sent",
+                extra={
+                    "license_id": license_id,
+                    "holder": sub.holder,
+                    "price": sub.price,
+                    "asset": sub.asset,
+                    "expires_at": sub.expires_at,
+                    "submission": submission,
+                },
+            )
             self._told.pop(license_id, None)
             sent += 1
         return sent
@@ -414,8 +471,16 @@ class Keeper:
             return
         self._told[sub.license_id] = (refusal.code, sub.expires_at)
         level = logging.DEBUG if refusal.code in QUIET_REFUSALS else logging.WARNING
-        log.log(level, "renewal skipped", extra={"license_id": sub.license_id, "holder": sub.holder,
-                                                 "reason": refusal.code, "detail": refusal.detail})
+        log.log(
+            level,
+            "renewal skipped",
+            extra={
+                "license_id": sub.license_id,
+                "holder": sub.holder,
+                "reason": refusal.code,
+                "detail": refusal.detail,
+            },
+        )
         if refusal.code not in QUIET_REFUSALS:
             self.ledger.count(f"keeper_skipped:{refusal.code}")
 
@@ -426,8 +491,7 @@ class Keeper:
         for request_id, state in states.items():
             record = self.index.requests[request_id]
             status = RequestStatus(int(state["status"]))
-            changed = (int.from_bytes(state["commitment"], "big")
-                       != self.views.router.commitment(record.request))
+            changed = int.from_bytes(state["commitment"], "big") != self.views.router.commitment(record.request)
             if status.is_final or status == RequestStatus.NONE or changed:
                 del self.index.requests[request_id]
             else:
@@ -444,28 +508,42 @@ class Keeper:
             if not expiry_due(int(state["status"]), record.request.deadline, now):
                 continue
             data = self.views.router.router.encode_abi("cancelExpired", [record.request.as_tuple()])
-            gas = self._gas(self.views.router.address, data, lambda why, rid=request_id: log.info(
-                "cancelExpired would revert (another keeper first?); checked again next round",
-                extra={"request_id": rid, "error": why}))
+            gas = self._gas(
+                self.views.router.address,
+                data,
+                lambda why, rid=request_id: log.info(
+                    "cancelExpired would revert (another keeper first?); checked again next round",
+                    extra={"request_id": rid, "error": why},
+                ),
+            )
             if gas is None:
                 continue
             submission = self._submit(submission_kind("cancel", [request_id]), self.views.router.address, data, gas)
-            log.info("cancellation sent", extra={"request_id": request_id, "requester": record.request.requester,
-                                                 "refund": record.request.usePrice + record.request.fee,
-                                                 "submission": submission})
+            log.info(
+                "cancellation sent",
+                extra={
+                    "request_id": request_id,
+                    "requester": record.request.requester,
+                    "refund": record.request.usePrice + record.request.fee,
+                    "submission": submission,
+                },
+            )
             sent += 1
         return sent
 
     def settle(self, now: int, block: int, busy: set[tuple[str, int]], capacity: int) -> int:
         candidates = [rid for rid in self.index.settleable(now) if ("settle", rid) not in busy]
-        due = [self.index.requests[rid].request for rid, state in self._states(candidates, block).items()
-               if settlement_due(int(state["status"]), int(state["settleAfter"]), now)]
+        due = [
+            self.index.requests[rid].request
+            for rid, state in self._states(candidates, block).items()
+            if settlement_due(int(state["status"]), int(state["settleAfter"]), now)
+        ]
         sent = 0
         size = self.settings.keeper_batch_size
         for start in range(0, len(due), size):
             if sent >= capacity:
                 break
-            sent += self._send_settle(due[start:start + size])
+            sent += self._send_settle(due[start : start + size])
         return sent
 
     def _send_settle(self, requests: list[SynthesisRequest]) -> int:
@@ -478,8 +556,9 @@ class Keeper:
                 half = len(requests) // 2
                 return self._send_settle(requests[:half]) + self._send_settle(requests[half:])
             why = self.views.explain_revert(exc) if isinstance(exc, WouldRevert) else str(exc)
-            log.warning("settle would fail for this request; left for now", extra={"request_id": requests[0].id,
-                                                                                  "error": why})
+            log.warning(
+                "settle would fail for this request; left for now", extra={"request_id": requests[0].id, "error": why}
+            )
             return 0
         ids = [r.id for r in requests]
         submission = self._submit(submission_kind("settle", ids), router.address, data, gas)
@@ -506,13 +585,18 @@ class Keeper:
         """Log what a final keeper transaction did (called by the sender); the chain is the record."""
         items = submission_items(sub.kind)
         if receipt is None:
-            log.warning("a keeper transaction lost its nonce to another transaction; its items are checked again",
-                        extra={"kind": sub.kind, "nonce": sub.nonce})
+            log.warning(
+                "a keeper transaction lost its nonce to another transaction; its items are checked again",
+                extra={"kind": sub.kind, "nonce": sub.nonce},
+            )
             return {}
         tx = receipt.get("transactionHash")
         if to_int(receipt["status"]) != 1:
-            log.warning("a keeper transaction reverted (another keeper, or the holder, may have acted first); its "
-                        "items are checked again next round", extra={"kind": sub.kind, "tx": tx})
+            log.warning(
+                "a keeper transaction reverted (another keeper, or the holder, may have acted first); its "
+                "items are checked again next round",
+                extra={"kind": sub.kind, "tx": tx},
+            )
             self.ledger.count("keeper_reverted")
             return {}
         done: dict[str, list[int]] = {}
@@ -530,8 +614,15 @@ class Keeper:
                 self.ledger.count("keeper_cancelled")
         elif items:
             settled, lapsed = done.get("SynthesisSettled", []), done.get("DisputeLapsed", [])
-            log.info("requests settled", extra={"settled": settled, "lapsed": lapsed, "tx": tx,
-                                                "skipped": [i for _, i in items if i not in settled]})
+            log.info(
+                "requests settled",
+                extra={
+                    "settled": settled,
+                    "lapsed": lapsed,
+                    "tx": tx,
+                    "skipped": [i for _, i in items if i not in settled],
+                },
+            )
             self.ledger.count("keeper_settled", len(settled))
             self.ledger.count("keeper_lapsed", len(lapsed))
         return {}
@@ -564,12 +655,14 @@ class Keeper:
                     if once:
                         return
                 failures = 0
-            except Exception as exc:  # noqa: BLE001 - RPC or Redis down: log, back off, try again, never exit
+            except Exception as exc:
                 failures += 1
                 pause = min(float(self.settings.retry_backoff_max_s), 0.5 * 2 ** min(failures, 10))
-                log.warning("keeper round failed" if once else "keeper round failed; retrying",
-                            extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": None if once else pause},
-                            exc_info=log.isEnabledFor(logging.DEBUG))
+                log.warning(
+                    "keeper round failed" if once else "keeper round failed; retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": None if once else pause},
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
                 if once:
                     raise
                 stop.wait(pause)
@@ -590,9 +683,17 @@ def start(settings: KeeperSettings, stop: threading.Event, once: bool = False) -
     sender = TxSender(svc.router.rpc, key, ledger, settings.sender_settings(), svc.chain_id)
     keeper = Keeper(settings, views, sender, ledger)
     lease = Lease(svc.redis, lease_key(settings), svc.worker_id, settings.leader_lease_s)
-    log.info("keeper starting", extra={"keeper": key.address, "router": views.router.address,
-                                       "licenses": views.licenses.address, "first_block": settings.first_block,
-                                       "namespace": ledger.ns, "interval_s": settings.keeper_interval_s})
+    log.info(
+        "keeper starting",
+        extra={
+            "keeper": key.address,
+            "router": views.router.address,
+            "licenses": views.licenses.address,
+            "first_block": settings.first_block,
+            "namespace": ledger.ns,
+            "interval_s": settings.keeper_interval_s,
+        },
+    )
     try:
         keeper.run(stop, lease.hold, once=once)
     finally:

@@ -28,8 +28,15 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from oracle.errors import ConfigError
-from oracle.settings import (_SECRET_NAMES, CONFIG_ENV, LOCAL_CHAIN_IDS, OracleSettings, _check_address, _TomlFile,
-                             load_settings)
+from oracle.settings import (
+    _SECRET_NAMES,
+    CONFIG_ENV,
+    LOCAL_CHAIN_IDS,
+    OracleSettings,
+    _check_address,
+    _TomlFile,
+    load_settings,
+)
 
 
 class _KeeperTomlFile(_TomlFile):
@@ -45,35 +52,47 @@ class _KeeperTomlFile(_TomlFile):
             raise ConfigError(f"config file {self.path}: `keeper` must be a table ([keeper])")
         secrets = sorted(k for k in keeper if k.lower().replace("-", "_") in _SECRET_NAMES)
         if secrets:
-            raise ConfigError(f"config file {self.path} holds {', '.join(secrets)} under [keeper]: keys never go in "
-                              "the config file. Import the keeper's key into Ape (`ape accounts import <alias>`) and "
-                              "set `account = \"<alias>\"` under [keeper]")
-        section.update({name if name.startswith("keeper_") else f"keeper_{name}": value
-                        for name, value in keeper.items()})
+            raise ConfigError(
+                f"config file {self.path} holds {', '.join(secrets)} under [keeper]: keys never go in "
+                "the config file. Import the keeper's key into Ape (`ape accounts import <alias>`) and "
+                'set `account = "<alias>"` under [keeper]'
+            )
+        section.update(
+            {name if name.startswith("keeper_") else f"keeper_{name}": value for name, value in keeper.items()}
+        )
         return section
 
 
 class KeeperSettings(OracleSettings):
     """What ``python -m oracle keeper`` needs: the oracle's settings and the ``keeper_*`` fields."""
 
-    keeper_account: str | None = Field(None, description="Ape account alias that sends the keeper's transactions "
-                                                          "(default: the operator's `account`)")
-    keeper_test_account: int | None = Field(None, ge=0, lt=1000, description="index of an Ape test account "
-                                                                               "(local chains only; for tests)")
-    keeper_passphrase_file: Path | None = Field(None, description="file holding the keeper account's passphrase "
-                                                                  "(else APE_ACCOUNTS_<alias>_PASSPHRASE)")
+    keeper_account: str | None = Field(
+        None, description="Ape account alias that sends the keeper's transactions (default: the operator's `account`)"
+    )
+    keeper_test_account: int | None = Field(
+        None, ge=0, lt=1000, description="index of an Ape test account (local chains only; for tests)"
+    )
+    keeper_passphrase_file: Path | None = Field(
+        None, description="file holding the keeper account's passphrase (else APE_ACCOUNTS_<alias>_PASSPHRASE)"
+    )
     keeper_licenses: str | None = Field(None, description="LicenseManager address (default: router.licenseManager())")
-    keeper_start_block: int | None = Field(None, ge=0, description="where the keeper's scan of the market's events "
-                                                                    "starts (default: start_block); the deployment's "
-                                                                    "first block")
+    keeper_start_block: int | None = Field(
+        None,
+        ge=0,
+        description="where the keeper's scan of the market's events "
+        "starts (default: start_block); the deployment's "
+        "first block",
+    )
     keeper_interval_s: float = Field(15.0, gt=0, le=3_600, description="pause between two rounds of the keeper")
     keeper_batch_size: int = Field(50, ge=1, le=500, description="most requests in one settle transaction")
     keeper_max_pending_txs: int = Field(4, ge=1, le=64, description="most unmined keeper transactions at once")
-    keeper_gas_limit_cap: int = Field(3_000_000, ge=21_000, description="a keeper transaction estimated above this "
-                                                                        "is split (settle) or left out")
+    keeper_gas_limit_cap: int = Field(
+        3_000_000, ge=21_000, description="a keeper transaction estimated above this is split (settle) or left out"
+    )
     keeper_renewals: bool = Field(True, description="renew due subscriptions whose holders turned auto-renewal on")
-    keeper_settlements: bool = Field(True, description="settle deliveries past their dispute window and lapse "
-                                                       "undecided disputes")
+    keeper_settlements: bool = Field(
+        True, description="settle deliveries past their dispute window and lapse undecided disputes"
+    )
     keeper_expiries: bool = Field(True, description="cancel requests past their deadline (the buyer is refunded)")
 
     @field_validator("keeper_licenses")
@@ -95,8 +114,10 @@ class KeeperSettings(OracleSettings):
         if self.account is not None and self.test_account is not None:
             raise ValueError("set either `account` (an Ape alias) or `test_account`, not both")
         if not self.has_own_key and self.account is None and self.test_account is None:
-            raise ValueError("no keeper account: set `account` under [keeper] to an Ape account alias "
-                             "(ORACLE_KEEPER_ACCOUNT), or the operator's `account`")
+            raise ValueError(
+                "no keeper account: set `account` under [keeper] to an Ape account alias "
+                "(ORACLE_KEEPER_ACCOUNT), or the operator's `account`"
+            )
         test = self.keeper_test_account if self.has_own_key else self.test_account
         if test is not None and self.chain_id is not None and self.chain_id not in LOCAL_CHAIN_IDS:
             raise ValueError(f"test accounts are for local chains only (chain id {self.chain_id} is not one)")
@@ -115,21 +136,33 @@ class KeeperSettings(OracleSettings):
         """These settings with the keeper's account in the operator's place (what oracle.keys reads)."""
         if not self.has_own_key:
             return self
-        return self.model_copy(update={"account": self.keeper_account, "test_account": self.keeper_test_account,
-                                       "passphrase_file": self.keeper_passphrase_file})
+        return self.model_copy(
+            update={
+                "account": self.keeper_account,
+                "test_account": self.keeper_test_account,
+                "passphrase_file": self.keeper_passphrase_file,
+            }
+        )
 
     def sender_settings(self) -> OracleSettings:
         """These settings with the keeper's limits where the transaction sender reads its own."""
-        return self.model_copy(update={"gas_limit_cap": self.keeper_gas_limit_cap,
-                                       "max_pending_txs": self.keeper_max_pending_txs})
+        return self.model_copy(
+            update={"gas_limit_cap": self.keeper_gas_limit_cap, "max_pending_txs": self.keeper_max_pending_txs}
+        )
 
     @property
     def first_block(self) -> int:
         return self.start_block if self.keeper_start_block is None else self.keeper_start_block
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,  # noqa: ANN001, ANN206
-                                   file_secret_settings):
+    def settings_customise_sources(
+        cls,
+        settings_cls,
+        init_settings,
+        env_settings,
+        dotenv_settings,  # noqa: ANN001, ANN206
+        file_secret_settings,
+    ):
         path = os.environ.get(CONFIG_ENV)
         return init_settings, env_settings, _KeeperTomlFile(settings_cls, Path(path).expanduser() if path else None)
 

@@ -118,8 +118,10 @@ def load_operator_key(settings: OracleSettings, chain_id: int | None = None) -> 
     """The operator key named by the settings. ``chain_id``: the node's, to refuse test keys off local chains."""
     if settings.test_account is not None:
         if chain_id is not None and chain_id not in LOCAL_CHAIN_IDS:
-            raise OperatorKeyError(f"test_account is for local chains only; this node is chain {chain_id}. "
-                                   "Use `account` (an Ape alias) instead")
+            raise OperatorKeyError(
+                f"test_account is for local chains only; this node is chain {chain_id}. "
+                "Use `account` (an Ape alias) instead"
+            )
         return ape_test_key(settings.test_account)
     assert settings.account is not None  # the settings refuse having neither
     return load_keystore(settings, settings.account)

@@ -208,8 +208,10 @@ class Ledger:
     def claim(self, request_id: int, worker: str, lease_s: float, block: int = 0) -> str:
         """Take a request to work on: 'claimed', 'locked' (someone else is on it), or its state
         ('ready', 'submitting', 'done') when there is nothing left to do."""
-        return self._claim(keys=[self._req(request_id), self._lock(request_id), self.key("open")],
-                           args=[worker, int(lease_s * 1000), time.time(), block, request_id]).decode()
+        return self._claim(
+            keys=[self._req(request_id), self._lock(request_id), self.key("open")],
+            args=[worker, int(lease_s * 1000), time.time(), block, request_id],
+        ).decode()
 
     def heartbeat(self, request_id: int, worker: str, lease_s: float) -> bool:
         return bool(self._heartbeat(keys=[self._lock(request_id)], args=[worker, int(lease_s * 1000)]))
@@ -222,14 +224,24 @@ class Ledger:
         """Store a worker's outcome and hand the request to the submitter: 'ready', or why not."""
         return self._record(
             keys=[self._req(request_id), self._lock(request_id), self.key("ready"), self.signal_key],
-            args=[worker, json.dumps(outcome, separators=(",", ":")), time.time(), request_id]).decode()
+            args=[worker, json.dumps(outcome, separators=(",", ":")), time.time(), request_id],
+        ).decode()
 
     def finish(self, request_id: int, result: str) -> bool:
         """The request is over (fulfilled, failed, expired, ...); remembered for DONE_TTL_S."""
         counter = result.split(":", 1)[0]
-        return bool(self._finish(
-            keys=[self._req(request_id), self.key("open"), self.key("ready"), self.key("stats"), self._lock(request_id)],
-            args=[result, time.time(), DONE_TTL_S, request_id, counter, result]))
+        return bool(
+            self._finish(
+                keys=[
+                    self._req(request_id),
+                    self.key("open"),
+                    self.key("ready"),
+                    self.key("stats"),
+                    self._lock(request_id),
+                ],
+                args=[result, time.time(), DONE_TTL_S, request_id, counter, result],
+            )
+        )
 
     def back_to_queue(self, request_id: int) -> None:
         """The request changed on-chain under its outcome (a reorg reused its id): serve it afresh."""
@@ -300,8 +312,9 @@ class Ledger:
     def next_nonce(self) -> int:
         return int(self.redis.get(self.key("nonce")) or 0)
 
-    def begin_submission(self, nonce: int, chain_pending: int, kind: str, request_ids: list[int],
-                         tx: dict[str, Any]) -> tuple[str, str]:
+    def begin_submission(
+        self, nonce: int, chain_pending: int, kind: str, request_ids: list[int], tx: dict[str, Any]
+    ) -> tuple[str, str]:
         """Atomically reserve ``nonce`` and record the signed ``tx`` carrying ``request_ids``.
 
         Returns ('ok', sub_id), ('nonce', expected) if ``nonce`` is not the next free one (sign
@@ -311,8 +324,17 @@ class Ledger:
         sub_id = secrets.token_hex(8)
         keys = [self.key("nonce"), self.key("subs"), self.key("sub", sub_id), self.key("ready")]
         keys += [self._req(r) for r in request_ids]
-        args = [nonce, chain_pending, sub_id, kind, json.dumps(request_ids), json.dumps([tx]), len(request_ids),
-                *request_ids, time.time()]
+        args = [
+            nonce,
+            chain_pending,
+            sub_id,
+            kind,
+            json.dumps(request_ids),
+            json.dumps([tx]),
+            len(request_ids),
+            *request_ids,
+            time.time(),
+        ]
         verdict, value = (v.decode() for v in self._begin(keys=keys, args=args))
         return (verdict, sub_id if verdict == "ok" else value)
 
@@ -341,10 +363,19 @@ class Ledger:
             if not raw:
                 self.redis.zrem(self.key("subs"), sub_id)
                 continue
-            out.append(Submission(
-                id=sub_id, nonce=int(raw["nonce"]), kind=raw["kind"], request_ids=json.loads(raw["ids"]),
-                txs=json.loads(raw["txs"]), state=raw["state"], created_at=float(raw["created_at"]),
-                sent_at=float(raw["sent_at"]), mined=json.loads(raw.get("mined", "{}"))))
+            out.append(
+                Submission(
+                    id=sub_id,
+                    nonce=int(raw["nonce"]),
+                    kind=raw["kind"],
+                    request_ids=json.loads(raw["ids"]),
+                    txs=json.loads(raw["txs"]),
+                    state=raw["state"],
+                    created_at=float(raw["created_at"]),
+                    sent_at=float(raw["sent_at"]),
+                    mined=json.loads(raw.get("mined", "{}")),
+                )
+            )
         return out
 
     def requeue_submission(self, sub: Submission) -> None:

@@ -33,8 +33,9 @@ Enqueue = Callable[[int, int], None]  # (request id, block number) -> publish a 
 
 
 class Listener:
-    def __init__(self, settings: OracleSettings, ledger: Ledger, router: RouterClient, operator: str,
-                 enqueue: Enqueue) -> None:
+    def __init__(
+        self, settings: OracleSettings, ledger: Ledger, router: RouterClient, operator: str, enqueue: Enqueue
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.router = router
@@ -63,8 +64,10 @@ class Listener:
             current = None
         if current != block_hash:
             start = max(self.settings.start_block, block - max(self.settings.overlap_blocks, DEEP_REORG_REWIND))
-            log.warning("the checkpoint's block was reorged away (deeper than `confirmations`); re-reading",
-                        extra={"checkpoint": block, "from_block": start})
+            log.warning(
+                "the checkpoint's block was reorged away (deeper than `confirmations`); re-reading",
+                extra={"checkpoint": block, "from_block": start},
+            )
         log.info("resuming from checkpoint", extra={"checkpoint": block, "from_block": start})
         return start
 
@@ -79,15 +82,21 @@ class Listener:
         self.head = to_int(answers[0])
         if self.last is not None and (answers[1] or {}).get("hash") != self.last[1]:
             rewind = max(self.settings.start_block, self.last[0] - max(self.settings.overlap_blocks, DEEP_REORG_REWIND))
-            log.warning("a block already read was reorged away (deeper than `confirmations`); re-reading",
-                        extra={"block": self.last[0], "from_block": rewind})
+            log.warning(
+                "a block already read was reorged away (deeper than `confirmations`); re-reading",
+                extra={"block": self.last[0], "from_block": rewind},
+            )
             self.next_block, self.last = rewind, None
         safe = self.head - self.settings.confirmations
         queued = 0
         while self.next_block <= safe:
             to_block = min(safe, self.next_block + self.settings.max_block_range - 1)
-            logs, block = self.router.rpc.batch([self.router.logs_call(self.next_block, to_block, None),
-                                                 ("eth_getBlockByNumber", [hex(to_block), False])])
+            logs, block = self.router.rpc.batch(
+                [
+                    self.router.logs_call(self.next_block, to_block, None),
+                    ("eth_getBlockByNumber", [hex(to_block), False]),
+                ]
+            )
             for raw in logs:
                 event = self.router.decode_requested(raw)
                 if event.request.operator != self.operator:
@@ -98,8 +107,14 @@ class Listener:
                 self.enqueue(request_id, event.block_number)
                 if self.ledger.mark_queued(request_id, event.block_number):
                     queued += 1
-                    log.info("request queued", extra={"request_id": request_id, "block": event.block_number,
-                                                      "model_id": hex(event.request.modelId)})
+                    log.info(
+                        "request queued",
+                        extra={
+                            "request_id": request_id,
+                            "block": event.block_number,
+                            "model_id": hex(event.request.modelId),
+                        },
+                    )
             block_hash = block["hash"]
             self.ledger.save_checkpoint(to_block, block_hash)
             self.last = (to_block, block_hash)
@@ -113,8 +128,10 @@ class Listener:
         stale = self.ledger.stale_queued(self.settings.requeue_after_s)
         for request_id in stale:
             record = self.ledger.request(request_id)
-            log.warning("request forgotten by the workers; queued again", extra={"request_id": request_id,
-                                                                                  "state": record.get("state")})
+            log.warning(
+                "request forgotten by the workers; queued again",
+                extra={"request_id": request_id, "state": record.get("state")},
+            )
             self.enqueue(request_id, int(record.get("block", 0)))
             self.ledger.touch(request_id)
         if stale:

@@ -36,8 +36,10 @@ def load_abi(contract: str) -> list[dict[str, Any]]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"no compiled contracts at {path}: run `make compile` (or `ape compile`) in the "
-                          f"project, or point {MANIFEST_ENV} at a manifest that has {contract}") from None
+        raise ConfigError(
+            f"no compiled contracts at {path}: run `make compile` (or `ape compile`) in the "
+            f"project, or point {MANIFEST_ENV} at a manifest that has {contract}"
+        ) from None
     try:
         return manifest["contractTypes"][contract]["abi"]
     except KeyError:
@@ -48,7 +50,7 @@ def _abi_type(item: dict[str, Any]) -> str:
     """The canonical ABI type string of an ABI parameter (tuples spelled out)."""
     kind = item["type"]
     if kind.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[len("tuple"):]
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + kind[len("tuple") :]
     return kind
 
 
@@ -80,8 +82,9 @@ class SynthesisRequest:
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def to_json(self) -> list:
-        return ["0x" + v.hex() if isinstance(v, bytes) else (str(v) if isinstance(v, int) else v)
-                for v in self.as_tuple()]
+        return [
+            "0x" + v.hex() if isinstance(v, bytes) else (str(v) if isinstance(v, int) else v) for v in self.as_tuple()
+        ]
 
     @classmethod
     def from_json(cls, values: list) -> SynthesisRequest:
@@ -187,8 +190,7 @@ class RouterClient:
         if request_id is not None:
             topics.append("0x" + request_id.to_bytes(32, "big").hex())
         to = to_block if isinstance(to_block, str) else hex(to_block)
-        return "eth_getLogs", [{"address": self.address, "fromBlock": hex(from_block), "toBlock": to,
-                                "topics": topics}]
+        return "eth_getLogs", [{"address": self.address, "fromBlock": hex(from_block), "toBlock": to, "topics": topics}]
 
     # ------------------------------------------------------------ requests
     def commitment(self, request: SynthesisRequest) -> int:
@@ -202,9 +204,14 @@ class RouterClient:
         data = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
         struct, input_ = abi_decode(self._requested_data_types, data)
         request = SynthesisRequest(*struct)
-        request = SynthesisRequest(**{**request.__dict__, "requester": to_checksum_address(request.requester),
-                                      "operator": to_checksum_address(request.operator),
-                                      "asset": to_checksum_address(request.asset)})
+        request = SynthesisRequest(
+            **{
+                **request.__dict__,
+                "requester": to_checksum_address(request.requester),
+                "operator": to_checksum_address(request.operator),
+                "asset": to_checksum_address(request.asset),
+            }
+        )
         number = log["blockNumber"]
         return RequestedEvent(
             request=request,
@@ -217,19 +224,22 @@ class RouterClient:
     def requested_logs(self, from_block: int, to_block: int | str, request_id: int | None = None) -> list[Any]:
         return self.rpc_batch([self.logs_call(from_block, to_block, request_id)])[0]
 
-    def request_snapshot(self, request_id: int, near_block: int, reorg_window: int = 1024
-                         ) -> tuple[RequestedEvent | None, int, int, int]:
+    def request_snapshot(
+        self, request_id: int, near_block: int, reorg_window: int = 1024
+    ) -> tuple[RequestedEvent | None, int, int, int]:
         """One round trip: the request's canonical ``SynthesisRequested`` (None if there is none),
         its on-chain status and commitment, and the latest block's timestamp.
 
         The log is looked for from a few blocks before ``near_block`` (where the listener saw it);
         only if it is not there while the request exists (a reorg moved it further back) is the
         search widened to ``reorg_window`` blocks."""
-        logs, state, block = self.rpc_batch([
-            self.logs_call(max(0, near_block - 8), "latest", request_id),
-            self._state_call(request_id),
-            ("eth_getBlockByNumber", ["latest", False]),
-        ])
+        logs, state, block = self.rpc_batch(
+            [
+                self.logs_call(max(0, near_block - 8), "latest", request_id),
+                self._state_call(request_id),
+                ("eth_getBlockByNumber", ["latest", False]),
+            ]
+        )
         status, commitment = self._decode_state(state)
         if not logs and status != RequestStatus.NONE and near_block > 8:
             logs = self.requested_logs(max(0, near_block - reorg_window), "latest", request_id)
@@ -252,11 +262,20 @@ class RouterClient:
             info = self.registry.functions.modelInfo(model_id).call()
         except ContractLogicError:
             return None
-        record = dict(zip([o["name"] for o in self._model_info_fields()], info, strict=True)) if isinstance(
-            info, (list, tuple)) else info
-        return ModelRecord(model_id, bytes(record["bundleCid"]), int(record["bundleCodec"]), int(record["languages"]),
-                           bool(record["frozen"]), to_checksum_address(record["creator"]),
-                           int(record["serviceEndsAt"]))
+        record = (
+            dict(zip([o["name"] for o in self._model_info_fields()], info, strict=True))
+            if isinstance(info, (list, tuple))
+            else info
+        )
+        return ModelRecord(
+            model_id,
+            bytes(record["bundleCid"]),
+            int(record["bundleCodec"]),
+            int(record["languages"]),
+            bool(record["frozen"]),
+            to_checksum_address(record["creator"]),
+            int(record["serviceEndsAt"]),
+        )
 
     def service_ends_at(self, model_id: int) -> int:
         """When a retired model's service ends (``modelTerms(id).serviceEndsAt``; 0 if not retired or unknown)."""
@@ -281,8 +300,14 @@ class RouterClient:
 
     def outcome_logs(self, from_block: int, to_block: int | str = "latest") -> list[tuple[str, int, Any]]:
         """Every fulfilment, failure and skip the router logged in the range: (event name, request id, args)."""
-        logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block,
-                                     "topics": [list(self._outcome_events)]})
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "topics": [list(self._outcome_events)],
+            }
+        )
         out = []
         for log in logs:
             name, event = self._outcome_events[Web3.to_hex(log["topics"][0])]

@@ -23,8 +23,9 @@ class JsonRpc:
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Results of several calls in one HTTP request, in order."""
-        payload = [{"jsonrpc": "2.0", "id": i, "method": method, "params": params}
-                   for i, (method, params) in enumerate(calls)]
+        payload = [
+            {"jsonrpc": "2.0", "id": i, "method": method, "params": params} for i, (method, params) in enumerate(calls)
+        ]
         response = self._session.post(self.url, json=payload, timeout=self.timeout)
         response.raise_for_status()
         answers = sorted(response.json(), key=lambda answer: answer["id"])

@@ -32,8 +32,9 @@ def queue_name(settings: OracleSettings) -> str:
 
 
 def redis_client(settings: OracleSettings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                                health_check_interval=15, retry_on_timeout=True)
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15, retry_on_timeout=True
+    )
 
 
 def make_store(spec: str):  # noqa: ANN201 - a voicemarket ContentStore
@@ -63,11 +64,14 @@ class Services:
 
     @cached_property
     def router(self) -> RouterClient:
-        client = RouterClient.connect(self.settings.rpc_url, self.settings.router, self.settings.registry,
-                                      timeout=self.settings.rpc_timeout_s)
+        client = RouterClient.connect(
+            self.settings.rpc_url, self.settings.router, self.settings.registry, timeout=self.settings.rpc_timeout_s
+        )
         if self.settings.chain_id is not None and client.w3.eth.chain_id != self.settings.chain_id:
-            raise ConfigError(f"the node at {self.settings.rpc_url} is chain {client.w3.eth.chain_id}, "
-                              f"not chain_id {self.settings.chain_id}: wrong rpc_url?")
+            raise ConfigError(
+                f"the node at {self.settings.rpc_url} is chain {client.w3.eth.chain_id}, "
+                f"not chain_id {self.settings.chain_id}: wrong rpc_url?"
+            )
         return client
 
     @cached_property
@@ -93,8 +97,16 @@ class Services:
         with self._lock:
             if not hasattr(self, "_context"):
                 voices = VoiceCache(self.settings, self.router, self.key.private_key, self.store)
-                self._context = Context(self.settings, self.ledger, self.router, self.key.address, voices,
-                                        self.store, self.output_store, self.worker_id)
+                self._context = Context(
+                    self.settings,
+                    self.ledger,
+                    self.router,
+                    self.key.address,
+                    voices,
+                    self.store,
+                    self.output_store,
+                    self.worker_id,
+                )
             return self._context
 
 

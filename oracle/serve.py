@@ -65,9 +65,17 @@ def serve_request(ctx: Context, request_id: int, block: int) -> str:
     if outcome is None:
         return "skipped"
     verdict = ctx.ledger.record_outcome(request_id, ctx.worker_id, outcome)
-    log.info("request served", extra={"request_id": request_id, "outcome": outcome["kind"], "ledger": verdict,
-                                       "reason": outcome.get("reason_name"), "synth_s": outcome.get("synth_s"),
-                                       "total_s": round(time.perf_counter() - started, 4)})
+    log.info(
+        "request served",
+        extra={
+            "request_id": request_id,
+            "outcome": outcome["kind"],
+            "ledger": verdict,
+            "reason": outcome.get("reason_name"),
+            "synth_s": outcome.get("synth_s"),
+            "total_s": round(time.perf_counter() - started, 4),
+        },
+    )
     return f"{outcome['kind']}:{verdict}"
 
 
@@ -89,18 +97,27 @@ def _serve_claimed(ctx: Context, request_id: int, block: int) -> dict[str, Any] 
     if commitment != ctx.router.commitment(request):
         raise TransientError(f"request {request_id}: the log and the stored commitment disagree (reorg in progress)")
     if now > request.deadline:
-        log.warning("request expired before it was served; the buyer can cancelExpired",
-                    extra={"request_id": request_id, "deadline": request.deadline})
+        log.warning(
+            "request expired before it was served; the buyer can cancelExpired",
+            extra={"request_id": request_id, "deadline": request.deadline},
+        )
         ctx.ledger.finish(request_id, "expired")
         return None
     try:
         check_service(ctx, request.modelId, now)
         return produce(ctx, event)
     except RequestFailure as failure:
-        log.warning("request cannot be served", extra={"request_id": request_id, "reason": failure.reason.name,
-                                                        "detail": failure.detail})
-        return {"kind": "fail", "request": request.to_json(), "reason": int(failure.reason),
-                "reason_name": failure.reason.name, "detail": failure.detail[:500]}
+        log.warning(
+            "request cannot be served",
+            extra={"request_id": request_id, "reason": failure.reason.name, "detail": failure.detail},
+        )
+        return {
+            "kind": "fail",
+            "request": request.to_json(),
+            "reason": int(failure.reason),
+            "reason_name": failure.reason.name,
+            "detail": failure.detail[:500],
+        }
 
 
 def check_service(ctx: Context, model_id: int, now: int) -> None:
@@ -110,9 +127,11 @@ def check_service(ctx: Context, model_id: int, now: int) -> None:
     freeze before the deadline (the submitter fails it if the router still refuses the delivery)."""
     service_ends_at = ctx.router.service_ends_at(model_id)
     if service_ends_at and now >= service_ends_at:
-        raise RequestFailure(FailReason.MODEL_UNAVAILABLE,
-                             f"model {model_id:#x} was retired and its service ended at {service_ends_at}: the "
-                             "router accepts no more deliveries for it")
+        raise RequestFailure(
+            FailReason.MODEL_UNAVAILABLE,
+            f"model {model_id:#x} was retired and its service ended at {service_ends_at}: the "
+            "router accepts no more deliveries for it",
+        )
 
 
 def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
@@ -120,10 +139,16 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
     request = event.request
     settings = ctx.settings
     if settings.served(request.modelId) is None:
-        raise RequestFailure(FailReason.MODEL_UNAVAILABLE,
-                             f"this operator does not serve model {request.modelId:#x} (not in `models`)")
-    text = read_text(event.input, request.inputHash, ctx.input_store, max_chars=settings.max_text_chars,
-                     max_bytes=settings.max_input_bytes)
+        raise RequestFailure(
+            FailReason.MODEL_UNAVAILABLE, f"this operator does not serve model {request.modelId:#x} (not in `models`)"
+        )
+    text = read_text(
+        event.input,
+        request.inputHash,
+        ctx.input_store,
+        max_chars=settings.max_text_chars,
+        max_bytes=settings.max_input_bytes,
+    )
     voice = ctx.voices.get(request.modelId)
     started = time.perf_counter()
     rate, waveform = _synthesize(ctx, voice, request, text)
@@ -134,9 +159,15 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
         if ctx.ledger.bump_attempts(request.id, "store") >= MAX_OUTPUT_STORE_ATTEMPTS:
             raise RequestFailure(FailReason.OUTPUT_STORAGE_ERROR, f"the audio could not be stored: {exc}") from None
         raise TransientError(f"the audio could not be stored: {exc}") from None
-    return {"kind": "fulfil", "request": request.to_json(), "digest": "0x" + hashlib.sha256(wav).hexdigest(),
-            "cid": "0x" + cid.to_bytes().hex(), "cid_text": str(cid), "audio_s": round(len(waveform) / rate, 3),
-            "synth_s": round(time.perf_counter() - started, 4)}
+    return {
+        "kind": "fulfil",
+        "request": request.to_json(),
+        "digest": "0x" + hashlib.sha256(wav).hexdigest(),
+        "cid": "0x" + cid.to_bytes().hex(),
+        "cid_text": str(cid),
+        "audio_s": round(len(waveform) / rate, 3),
+        "synth_s": round(time.perf_counter() - started, 4),
+    }
 
 
 def synthesis_kwargs(params_word: int, voice: Voice, settings: OracleSettings) -> tuple[str, dict[str, Any]]:
@@ -147,8 +178,12 @@ def synthesis_kwargs(params_word: int, voice: Voice, settings: OracleSettings) -
         params = SynthesisParams.unpack(params_word)
     except ValueError as exc:
         raise RequestFailure(FailReason.BAD_INPUT, f"params {params_word:#x}: {exc}") from None
-    kwargs: dict[str, Any] = {"prompt_text": voice.prompt_text, "prompt_language": voice.prompt_language,
-                              "seed": params.seed, "max_semantic_tokens": settings.max_semantic_tokens}
+    kwargs: dict[str, Any] = {
+        "prompt_text": voice.prompt_text,
+        "prompt_language": voice.prompt_language,
+        "seed": params.seed,
+        "max_semantic_tokens": settings.max_semantic_tokens,
+    }
     for name in ("speed", "top_k", "top_p", "temperature", "repetition_penalty"):
         value = getattr(params, name)
         if value is not None:
@@ -172,7 +207,7 @@ def _synthesize(ctx: Context, voice: Voice, request, text: str) -> tuple[int, np
         raise RequestFailure(FailReason.BAD_INPUT, f"synthesis parameters: {exc}") from None
     except SynthError as exc:
         raise RequestFailure(FailReason.SYNTHESIS_ERROR, str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - the engine failed unexpectedly: retried, then reported
+    except Exception as exc:
         attempts = ctx.ledger.bump_attempts(request.id, "synthesis")
         log.exception("synthesis failed", extra={"request_id": request.id, "attempt": attempts})
         if attempts >= MAX_UNEXPECTED_ATTEMPTS:

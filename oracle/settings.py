@@ -89,7 +89,9 @@ class _TomlFile(PydanticBaseSettingsSource):
         try:
             data = tomllib.loads(self.path.read_text())
         except FileNotFoundError:
-            raise ConfigError(f"config file {self.path} does not exist (set {CONFIG_ENV} or --config to a TOML file)") from None
+            raise ConfigError(
+                f"config file {self.path} does not exist (set {CONFIG_ENV} or --config to a TOML file)"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {self.path} is not valid TOML: {exc}") from None
         section = data.get("oracle", data)
@@ -97,7 +99,7 @@ class _TomlFile(PydanticBaseSettingsSource):
         if secrets:
             raise ConfigError(
                 f"config file {self.path} holds {', '.join(secrets)}: the operator key never goes in the config "
-                "file. Import it into Ape (`ape accounts import <alias>`), set `account = \"<alias>\"`, and give the "
+                'file. Import it into Ape (`ape accounts import <alias>`), set `account = "<alias>"`, and give the '
                 "passphrase in the environment as APE_ACCOUNTS_<alias>_PASSPHRASE."
             )
         return section
@@ -106,8 +108,9 @@ class _TomlFile(PydanticBaseSettingsSource):
 class OracleSettings(BaseSettings):
     """Everything an oracle process needs to know; validated when it starts."""
 
-    model_config = SettingsConfigDict(env_prefix="ORACLE_", extra="forbid", validate_default=True,
-                                      frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ORACLE_", extra="forbid", validate_default=True, frozen=True, populate_by_name=True
+    )
 
     # ---------------------------------------------------------------- chain
     rpc_url: str = Field("http://127.0.0.1:8545", description="JSON-RPC endpoint (HTTP) of the chain")
@@ -124,18 +127,21 @@ class OracleSettings(BaseSettings):
     # ---------------------------------------------------------------- operator account
     account: str | None = Field(None, description="Ape account alias holding the operator key (keystore)")
     keystore_dir: Path | None = Field(None, description="where Ape keeps keystores (default $APE_DATA_FOLDER/accounts)")
-    passphrase_file: Path | None = Field(None, description="file holding the keystore passphrase (else the "
-                                                           "APE_ACCOUNTS_<alias>_PASSPHRASE variable)")
-    test_account: int | None = Field(None, ge=0, lt=1000, description="index of an Ape test account "
-                                                                       "(local chains only; for tests)")
+    passphrase_file: Path | None = Field(
+        None, description="file holding the keystore passphrase (else the APE_ACCOUNTS_<alias>_PASSPHRASE variable)"
+    )
+    test_account: int | None = Field(
+        None, ge=0, lt=1000, description="index of an Ape test account (local chains only; for tests)"
+    )
 
     # ---------------------------------------------------------------- Redis and Celery
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis shared by every process and machine")
     namespace: str | None = Field(None, description="Redis key prefix (default oracle:<router>:<operator>)")
     visibility_timeout_s: int = Field(3_600, ge=5, description="Celery redelivers a task unacknowledged this long")
     work_lease_s: float = Field(30.0, ge=1, description="a worker's claim on a request lapses this long after it dies")
-    leader_lease_s: float = Field(10.0, ge=1, description="a standby listener/submitter takes over this long after "
-                                                           "the active one dies")
+    leader_lease_s: float = Field(
+        10.0, ge=1, description="a standby listener/submitter takes over this long after the active one dies"
+    )
     requeue_after_s: float = Field(120.0, ge=1, description="a queued request nobody works on is queued again")
     sweep_interval_s: float = Field(10.0, gt=0, description="how often the listener looks for forgotten requests")
     retry_backoff_max_s: int = Field(60, ge=1, description="longest pause between retries of a transient fault")
@@ -148,8 +154,9 @@ class OracleSettings(BaseSettings):
     hubert_dir: Path | None = Field(None, description="chinese-hubert-base folder (needed to synthesise)")
     bert_dir: Path | None = Field(None, description="chinese-roberta-wwm-ext-large folder (Chinese text)")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1 ...")
-    precision: Literal["fp32", "bf16", "int8"] = Field("fp32", description="GPT precision (synth: fp32 is the "
-                                                                           "original's numerics; bf16/int8 faster)")
+    precision: Literal["fp32", "bf16", "int8"] = Field(
+        "fp32", description="GPT precision (synth: fp32 is the original's numerics; bf16/int8 faster)"
+    )
     torch_threads: int | None = Field(None, ge=1, description="torch threads per worker process (default: torch's)")
     voice_cache_size: int = Field(2, ge=1, description="voices kept loaded per worker process")
     max_text_chars: int = Field(1_000, ge=1, description="longest text served (longer: fail TextTooLong)")
@@ -229,8 +236,14 @@ class OracleSettings(BaseSettings):
 
     # ---------------------------------------------------------------- sources
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,  # noqa: ANN001, ANN206
-                                   file_secret_settings):
+    def settings_customise_sources(
+        cls,
+        settings_cls,
+        init_settings,
+        env_settings,
+        dotenv_settings,  # noqa: ANN001, ANN206
+        file_secret_settings,
+    ):
         path = os.environ.get(CONFIG_ENV)
         return init_settings, env_settings, _TomlFile(settings_cls, Path(path).expanduser() if path else None)
 
@@ -239,8 +252,9 @@ class OracleSettings(BaseSettings):
         return self.models.get(model_id)
 
 
-def load_settings(config: str | os.PathLike[str] | None = None, *, kind: type[OracleSettings] = OracleSettings,
-                  **overrides: Any) -> OracleSettings:
+def load_settings(
+    config: str | os.PathLike[str] | None = None, *, kind: type[OracleSettings] = OracleSettings, **overrides: Any
+) -> OracleSettings:
     """Read and validate the settings; raise :class:`ConfigError` that names every problem.
 
     ``config`` (a TOML file; keys at the top level or under ``[oracle]``) is used instead of

@@ -12,8 +12,20 @@ from prometheus_client.registry import Collector
 
 from oracle.runtime import Services, queue_name
 
-COUNTERS = ("queued", "requeued", "fulfilled", "failed", "expired", "rejected", "onchain", "transactions",
-            "replacements", "foreign_nonces", "reverted_transactions", "gas_used")
+COUNTERS = (
+    "queued",
+    "requeued",
+    "fulfilled",
+    "failed",
+    "expired",
+    "rejected",
+    "onchain",
+    "transactions",
+    "replacements",
+    "foreign_nonces",
+    "reverted_transactions",
+    "gas_used",
+)
 
 
 def snapshot(svc: Services) -> dict[str, Any]:
@@ -77,8 +89,9 @@ class StatusCollector(Collector):
             states.add_metric([state], snap[state])
         yield states
         for name in COUNTERS:
-            yield CounterMetricFamily(f"oracle_{name}", f"{name.replace('_', ' ')} since the first start",
-                                      value=snap["totals"][name])
+            yield CounterMetricFamily(
+                f"oracle_{name}", f"{name.replace('_', ' ')} since the first start", value=snap["totals"][name]
+            )
         reasons = CounterMetricFamily("oracle_failures", "requests failed on-chain, by reason", labels=["reason"])
         for reason, value in snap["failed_by_reason"].items():
             reasons.add_metric([reason], value)
@@ -90,16 +103,24 @@ def render(snap: dict[str, Any]) -> str:
     lines = [f"oracle {snap['namespace']}"]
     head, last = snap["chain_head"], snap["last_block"]
     lines.append(f"  chain head        {head if head is not None else 'unreachable'}")
-    lines.append(f"  last block read   {last if last is not None else 'none yet'}"
-                 + (f" ({snap['lag_blocks']} behind)" if snap["lag_blocks"] is not None else ""))
+    lines.append(
+        f"  last block read   {last if last is not None else 'none yet'}"
+        + (f" ({snap['lag_blocks']} behind)" if snap["lag_blocks"] is not None else "")
+    )
     lines.append(f"  queue depth       {snap['queue_depth']}")
-    lines.append(f"  in flight         {snap['in_flight']} synthesising, {snap['ready']} ready, "
-                 f"{snap['submitting']} being submitted")
-    lines.append(f"  transactions      {snap['pending_transactions']} pending, "
-                 f"{snap['unconfirmed_transactions']} awaiting confirmations, next nonce {snap['next_nonce']}")
+    lines.append(
+        f"  in flight         {snap['in_flight']} synthesising, {snap['ready']} ready, "
+        f"{snap['submitting']} being submitted"
+    )
+    lines.append(
+        f"  transactions      {snap['pending_transactions']} pending, "
+        f"{snap['unconfirmed_transactions']} awaiting confirmations, next nonce {snap['next_nonce']}"
+    )
     lines.append(f"  fulfilled         {snap['fulfilled']}")
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(snap["failed_by_reason"].items()))
     lines.append(f"  failed            {snap['failed']}" + (f" ({reasons})" if reasons else ""))
-    lines.append(f"  leases            listener: {snap['leases']['listener'] or '-'}, "
-                 f"submitter: {snap['leases']['submitter'] or '-'}")
+    lines.append(
+        f"  leases            listener: {snap['leases']['listener'] or '-'}, "
+        f"submitter: {snap['leases']['submitter'] or '-'}"
+    )
     return "\n".join(lines)

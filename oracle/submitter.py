@@ -10,8 +10,8 @@ has no batch form of ``fail``). Sending, nonces, replacement and reconciliation 
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -29,8 +29,14 @@ MAX_REVERTS = 3  # a request whose transaction reverted this often is dropped (a
 
 
 class Submitter:
-    def __init__(self, settings: OracleSettings, ledger: Ledger, router: RouterClient, sender: TxSender,
-                 requeue: Callable[[int, int], None]) -> None:
+    def __init__(
+        self,
+        settings: OracleSettings,
+        ledger: Ledger,
+        router: RouterClient,
+        sender: TxSender,
+        requeue: Callable[[int, int], None],
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.router = router
@@ -62,7 +68,7 @@ class Submitter:
         for start in range(0, len(fulfils), self.settings.max_batch):
             if sent >= capacity:
                 break
-            sent += self._send_fulfils(fulfils[start:start + self.settings.max_batch])
+            sent += self._send_fulfils(fulfils[start : start + self.settings.max_batch])
         for request, outcome in fails:
             if sent >= capacity:
                 break
@@ -83,13 +89,16 @@ class Submitter:
             elif status != RequestStatus.PENDING:
                 self.ledger.finish(request_id, f"onchain:{status_name(status)}")
             elif commitment != self.router.commitment(request):
-                log.warning("request changed on-chain under its outcome (reorg); serving it again",
-                            extra={"request_id": request_id})
+                log.warning(
+                    "request changed on-chain under its outcome (reorg); serving it again",
+                    extra={"request_id": request_id},
+                )
                 self.ledger.back_to_queue(request_id)
                 self.requeue(request_id, 0)
             elif now + 1 > request.deadline:
-                log.warning("request expired before submission; the buyer can cancelExpired",
-                            extra={"request_id": request_id})
+                log.warning(
+                    "request expired before submission; the buyer can cancelExpired", extra={"request_id": request_id}
+                )
                 self.ledger.finish(request_id, "expired")
             elif outcome["kind"] == "fulfil":
                 fulfils.append((request, outcome))
@@ -99,7 +108,8 @@ class Submitter:
 
     def _send_fulfils(self, items: list[tuple[SynthesisRequest, dict[str, Any]]]) -> int:
         data = self.router.fulfil_batch_data(
-            [(r, bytes.fromhex(o["digest"][2:]), bytes.fromhex(o["cid"][2:])) for r, o in items])
+            [(r, bytes.fromhex(o["digest"][2:]), bytes.fromhex(o["cid"][2:])) for r, o in items]
+        )
         try:
             gas = self.sender.estimate_gas(self.router.address, data)
         except GasTooHigh:
@@ -115,8 +125,10 @@ class Submitter:
             request, outcome = items[0]
             # The router refuses delivery (model frozen, a retired model's service ended, operator no
             # longer staked): report a failure, which refunds the buyer, instead of retrying the delivery.
-            log.error("the router refuses this fulfilment; reporting a failure instead",
-                      extra={"request_id": request.id, "error": str(exc)})
+            log.error(
+                "the router refuses this fulfilment; reporting a failure instead",
+                extra={"request_id": request.id, "error": str(exc)},
+            )
             return self._send_fail(request, int(FailReason.MODEL_UNAVAILABLE))
         ids = [r.id for r, _ in items]
         sub = self.sender.submit("fulfil", ids, self.router.address, data, gas)
@@ -129,14 +141,17 @@ class Submitter:
         try:
             gas = self.sender.estimate_gas(self.router.address, data)
         except WouldRevert as exc:
-            log.error("the router refuses this failure report; dropped (the buyer can cancelExpired)",
-                      extra={"request_id": request.id, "error": str(exc)})
+            log.error(
+                "the router refuses this failure report; dropped (the buyer can cancelExpired)",
+                extra={"request_id": request.id, "error": str(exc)},
+            )
             self.ledger.finish(request.id, "rejected")
             return 0
         sub = self.sender.submit("fail", [request.id], self.router.address, data, gas)
         if sub is not None:
-            log.info("failure sent", extra={"submission": sub, "request_id": request.id,
-                                            "reason": FailReason(reason).name})
+            log.info(
+                "failure sent", extra={"submission": sub, "request_id": request.id, "reason": FailReason(reason).name}
+            )
         return 1 if sub is not None else 0
 
     # ------------------------------------------------------------ outcomes

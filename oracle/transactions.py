@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from eth_account import Account
 from web3 import Web3
@@ -45,8 +46,15 @@ class Fees:
 class TxSender:
     """Signs and sends one operator account's transactions; :meth:`reconcile` follows them to the end."""
 
-    def __init__(self, rpc: JsonRpc, key: OperatorKey, ledger: Ledger, settings: OracleSettings, chain_id: int,
-                 on_final: Callable[[Submission, Any | None], dict[int, str]] | None = None) -> None:
+    def __init__(
+        self,
+        rpc: JsonRpc,
+        key: OperatorKey,
+        ledger: Ledger,
+        settings: OracleSettings,
+        chain_id: int,
+        on_final: Callable[[Submission, Any | None], dict[int, str]] | None = None,
+    ) -> None:
         self.rpc = rpc
         self.key = key
         self.ledger = ledger
@@ -85,18 +93,35 @@ class TxSender:
         return min(int(estimate * self.settings.gas_margin), self.settings.gas_limit_cap)
 
     def _sign(self, to: str, data: str, gas: int, nonce: int, fees: Fees) -> dict[str, Any]:
-        tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "to": to, "data": data, "value": 0, "gas": gas,
-              "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.tip}
+        tx = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "to": to,
+            "data": data,
+            "value": 0,
+            "gas": gas,
+            "maxFeePerGas": fees.max_fee,
+            "maxPriorityFeePerGas": fees.tip,
+        }
         signed = Account.sign_transaction(tx, self.key.private_key)
-        return {"hash": Web3.to_hex(signed.hash), "raw": Web3.to_hex(signed.raw_transaction), "to": to,
-                "data": data, "gas": gas, "max_fee": str(fees.max_fee), "tip": str(fees.tip)}
+        return {
+            "hash": Web3.to_hex(signed.hash),
+            "raw": Web3.to_hex(signed.raw_transaction),
+            "to": to,
+            "data": data,
+            "gas": gas,
+            "max_fee": str(fees.max_fee),
+            "tip": str(fees.tip),
+        }
 
     # ------------------------------------------------------------ sending
     def submit(self, kind: str, request_ids: list[int], to: str, data: str, gas: int) -> str | None:
         """Reserve a nonce, record the signed transaction, then broadcast it. Returns the submission
         id, or None if one of the requests is no longer ready (nothing was reserved or sent)."""
-        pending_hex, block = self.rpc.batch([("eth_getTransactionCount", [self.key.address, "pending"]),
-                                             ("eth_getBlockByNumber", ["latest", False])])
+        pending_hex, block = self.rpc.batch(
+            [("eth_getTransactionCount", [self.key.address, "pending"]), ("eth_getBlockByNumber", ["latest", False])]
+        )
         fees = self.fees(base_fee=to_int(block.get("baseFeePerGas")))
         pending = to_int(pending_hex)
         while True:
@@ -131,8 +156,9 @@ class TxSender:
         subs = self.ledger.submissions()
         if not subs:
             return []
-        count_hex, head_hex = self.rpc.batch([("eth_getTransactionCount", [self.key.address, "latest"]),
-                                              ("eth_blockNumber", [])])
+        count_hex, head_hex = self.rpc.batch(
+            [("eth_getTransactionCount", [self.key.address, "latest"]), ("eth_blockNumber", [])]
+        )
         mined_count, head = to_int(count_hex), to_int(head_hex)
         now = time.time()
         self._checked_presence = {k: v for k, v in self._checked_presence.items() if k in {s.id for s in subs}}
@@ -154,8 +180,10 @@ class TxSender:
         for tx, receipt in zip(sub.txs, receipts, strict=True):
             if receipt is not None:
                 self._foreign_since.pop(sub.id, None)
-                sub.state, sub.mined = "mined", {"tx": tx["hash"], "block": to_int(receipt["blockNumber"]),
-                                                 "block_hash": receipt["blockHash"]}
+                sub.state, sub.mined = (
+                    "mined",
+                    {"tx": tx["hash"], "block": to_int(receipt["blockNumber"]), "block_hash": receipt["blockHash"]},
+                )
                 self.ledger.mark_mined(sub.id, sub.mined)
                 self._confirm(sub, head, receipt)
                 return
@@ -164,8 +192,10 @@ class TxSender:
             return
         # The nonce went to a transaction that is not ours: ours can never be mined.
         self._foreign_since.pop(sub.id, None)
-        log.warning("nonce taken by another transaction; sending its requests again",
-                    extra={"submission": sub.id, "nonce": sub.nonce, "requests": sub.request_ids})
+        log.warning(
+            "nonce taken by another transaction; sending its requests again",
+            extra={"submission": sub.id, "nonce": sub.nonce, "requests": sub.request_ids},
+        )
         self.ledger.count("foreign_nonces")
         if self.on_final is not None:
             self.on_final(sub, None)
@@ -178,20 +208,23 @@ class TxSender:
         if receipt is None or self.settings.confirmations > 0:
             receipt = self._receipt(mined["tx"])  # again: is it still in the canonical chain?
         if receipt is None or receipt["blockHash"] != mined["block_hash"]:
-            log.warning("a reorg removed our transaction; following it again",
-                        extra={"submission": sub.id, "tx": mined["tx"], "block": mined["block"]})
+            log.warning(
+                "a reorg removed our transaction; following it again",
+                extra={"submission": sub.id, "tx": mined["tx"], "block": mined["block"]},
+            )
             self.ledger.mark_unmined(sub.id)
             return
         if to_int(receipt["status"]) != 1:
-            log.error("transaction reverted; its requests are checked and sent again",
-                      extra={"submission": sub.id, "tx": mined["tx"], "requests": sub.request_ids})
+            log.error(
+                "transaction reverted; its requests are checked and sent again",
+                extra={"submission": sub.id, "tx": mined["tx"], "requests": sub.request_ids},
+            )
             self.ledger.count("reverted_transactions")
             if self.on_final is not None:
                 self.on_final(sub, receipt)
             self.ledger.requeue_submission(sub)
             return
-        results = (self.on_final(sub, receipt) if self.on_final is not None
-                   else dict.fromkeys(sub.request_ids, "mined"))
+        results = self.on_final(sub, receipt) if self.on_final is not None else dict.fromkeys(sub.request_ids, "mined")
         self.ledger.count("gas_used", to_int(receipt["gasUsed"]))
         self.ledger.close_submission(sub, results)
 
@@ -203,8 +236,10 @@ class TxSender:
         if head_of_line and now - self._checked_presence.get(sub.id, 0.0) >= REBROADCAST_AFTER_S:
             self._checked_presence[sub.id] = now
             if self.rpc.call("eth_getTransactionByHash", last["hash"]) is None:
-                log.info("node does not know our transaction; broadcasting it again",
-                         extra={"submission": sub.id, "nonce": sub.nonce, "tx": last["hash"]})
+                log.info(
+                    "node does not know our transaction; broadcasting it again",
+                    extra={"submission": sub.id, "nonce": sub.nonce, "tx": last["hash"]},
+                )
                 self._broadcast(last["raw"], sub.id)
 
     def _replace(self, sub: Submission) -> None:
@@ -215,14 +250,23 @@ class TxSender:
             # At the fee cap: nothing higher to offer; make sure the node still has it.
             self._broadcast(last["raw"], sub.id)
             self.ledger.touch_submission(sub.id)
-            log.warning("transaction stuck at the fee cap", extra={"submission": sub.id, "nonce": sub.nonce,
-                                                                    "max_fee": fees.max_fee})
+            log.warning(
+                "transaction stuck at the fee cap",
+                extra={"submission": sub.id, "nonce": sub.nonce, "max_fee": fees.max_fee},
+            )
             return
         tx = self._sign(last["to"], last["data"], int(last["gas"]), sub.nonce, fees)
         if not self.ledger.add_tx(sub.id, tx):
             return  # finished meanwhile
-        log.info("replacing a stuck transaction", extra={"submission": sub.id, "nonce": sub.nonce,
-                                                        "old": last["hash"], "new": tx["hash"],
-                                                        "max_fee": fees.max_fee})
+        log.info(
+            "replacing a stuck transaction",
+            extra={
+                "submission": sub.id,
+                "nonce": sub.nonce,
+                "old": last["hash"],
+                "new": tx["hash"],
+                "max_fee": fees.max_fee,
+            },
+        )
         self.ledger.count("replacements")
         self._broadcast(tx["raw"], sub.id)

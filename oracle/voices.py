@@ -22,6 +22,7 @@ from oracle.settings import OracleSettings
 
 log = logging.getLogger("oracle.voices")
 
+
 @dataclass(frozen=True)
 class Voice:
     """A loaded voice and its default prompt (the bundle's reference clip and transcript)."""
@@ -71,8 +72,9 @@ class VoiceCache:
     def _load(self, model_id: int) -> Voice:
         served = self.settings.served(model_id)
         if served is None:
-            raise RequestFailure(FailReason.MODEL_UNAVAILABLE,
-                                 f"this operator does not serve model {model_id:#x} (not in `models`)")
+            raise RequestFailure(
+                FailReason.MODEL_UNAVAILABLE, f"this operator does not serve model {model_id:#x} (not in `models`)"
+            )
         record = self.router.model(model_id)
         if record is None:
             raise RequestFailure(FailReason.MODEL_UNAVAILABLE, f"model {model_id:#x} is not registered")
@@ -82,22 +84,39 @@ class VoiceCache:
 
         try:
             synthesizer = Synthesizer.from_files(
-                unpacked.gpt_checkpoint, unpacked.sovits_checkpoint, hubert_dir=self.settings.hubert_dir,
-                bert_dir=self.settings.bert_dir, device=self.settings.device, precision=self.settings.precision)
+                unpacked.gpt_checkpoint,
+                unpacked.sovits_checkpoint,
+                hubert_dir=self.settings.hubert_dir,
+                bert_dir=self.settings.bert_dir,
+                device=self.settings.device,
+                precision=self.settings.precision,
+            )
         except UnsupportedModelError as exc:
             raise RequestFailure(FailReason.MODEL_UNAVAILABLE, f"model {model_id:#x}: {exc}") from None
         except CheckpointError as exc:
             raise RequestFailure(FailReason.BUNDLE_CORRUPT, f"model {model_id:#x}: {exc}") from None
         manifest = unpacked.manifest
         log.info("voice loaded", extra={"model_id": hex(model_id), "languages": list(manifest.languages)})
-        return Voice(model_id, synthesizer, unpacked.reference_audio, manifest.reference_text,
-                     manifest.reference_language, tuple(manifest.languages))
+        return Voice(
+            model_id,
+            synthesizer,
+            unpacked.reference_audio,
+            manifest.reference_text,
+            manifest.reference_language,
+            tuple(manifest.languages),
+        )
 
     def _unpacked(self, model_id: int, record, keyring_cid: str):  # noqa: ANN001, ANN202 - voicemarket types
         from voicemarket.content.bundle import Manifest, UnpackedBundle
-        from voicemarket.errors import (BundleError, ContentNotFound, CreatorMismatch, DecryptionError, IntegrityError,
-                                        StoreError)
         from voicemarket.content.sealed_bundle import load_keyring, open_bundle
+        from voicemarket.errors import (
+            BundleError,
+            ContentNotFound,
+            CreatorMismatch,
+            DecryptionError,
+            IntegrityError,
+            StoreError,
+        )
 
         directory = self.directory(model_id)
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -110,17 +129,26 @@ class VoiceCache:
             try:
                 keyring = load_keyring(self.store, keyring_cid)
             except ContentNotFound as exc:
-                raise RequestFailure(FailReason.BUNDLE_UNDECRYPTABLE,
-                                     f"the keyring {keyring_cid} of model {model_id:#x} is not in the store: {exc}"
-                                     ) from None
+                raise RequestFailure(
+                    FailReason.BUNDLE_UNDECRYPTABLE,
+                    f"the keyring {keyring_cid} of model {model_id:#x} is not in the store: {exc}",
+                ) from None
             except (IntegrityError, ValueError) as exc:
-                raise RequestFailure(FailReason.BUNDLE_UNDECRYPTABLE,
-                                     f"the keyring {keyring_cid} of model {model_id:#x} is unreadable: {exc}") from None
+                raise RequestFailure(
+                    FailReason.BUNDLE_UNDECRYPTABLE,
+                    f"the keyring {keyring_cid} of model {model_id:#x} is unreadable: {exc}",
+                ) from None
             except StoreError as exc:
                 raise TransientError(f"cannot fetch the keyring of model {model_id:#x}: {exc}") from None
             try:
-                unpacked = open_bundle(self.store, record.bundle_cid, keyring, self._private_key,
-                                       expected_digest=record.registered, dest=directory)
+                unpacked = open_bundle(
+                    self.store,
+                    record.bundle_cid,
+                    keyring,
+                    self._private_key,
+                    expected_digest=record.registered,
+                    dest=directory,
+                )
             except CreatorMismatch as exc:  # intact, but another creator's bundle registered again: never served
                 raise RequestFailure(FailReason.MODEL_UNAVAILABLE, str(exc)) from None
             except ContentNotFound as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.market import licensing
 from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.market import licensing
 from voicemarket.units import format_time
 
 
@@ -20,5 +20,7 @@ def cli(account, license_id: str) -> None:  # noqa: ANN001
     license = parse_id(license_id, "LICENCE_ID")
     with user_errors():
         state = licensing.cancel(deployment(), account, license)
-    console().print(f"Licence {license} cancelled: no keeper renews it now; it works until "
-                    f"{format_time(state.expires_at)} (its holder may still renew it: `ape run renew {license}`).")
+    console().print(
+        f"Licence {license} cancelled: no keeper renews it now; it works until "
+        f"{format_time(state.expires_at)} (its holder may still renew it: `ape run renew {license}`)."
+    )

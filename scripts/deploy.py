@@ -10,21 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from voicemarket.errors import DeploymentError
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
+from voicemarket.cli.console import console, table, user_errors
+from voicemarket.errors import DeploymentError
 from voicemarket.market import chain as vm
 from voicemarket.market import deployments
-from voicemarket.cli.console import console, table, user_errors
-from voicemarket.units import format_amount, format_duration
-from voicemarket.units import ETH_ASSET
+from voicemarket.units import ETH_ASSET, format_amount, format_duration
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the voicemarket contracts and save their addresses")
 @network_option()
 @account_option()
-@click.option("--parameters", "parameters_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="constructor parameters (default: deploy/<network>.yaml)")
+@click.option(
+    "--parameters",
+    "parameters_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="constructor parameters (default: deploy/<network>.yaml)",
+)
 @click.option("--replace", is_flag=True, help="deploy a new set even if a working one is saved for this network")
 def cli(provider, account, parameters_path: Path | None, replace: bool) -> None:  # noqa: ANN001
     """Deploy the registry, licence manager (with its offer book) and router (and the test stablecoin
@@ -41,12 +44,15 @@ def cli(provider, account, parameters_path: Path | None, replace: bool) -> None:
             if existing is not None:
                 raise click.ClickException(
                     f"a working deployment is already saved for {deployments.choice_of(key)} (registry "
-                    f"{existing.registry.address}, in {existing.path}); pass --replace to deploy a new one")
+                    f"{existing.registry.address}, in {existing.path}); pass --replace to deploy a new one"
+                )
         params = deployments.load_parameters(provider, parameters_path)
         start = ape.chain.blocks.head.number
         out = console()
-        out.print(f"Deploying voicemarket on {deployments.choice_of(key)} (chain id {ape.chain.chain_id}) "
-                  f"from {account.address} ...")
+        out.print(
+            f"Deploying voicemarket on {deployments.choice_of(key)} (chain id {ape.chain.chain_id}) "
+            f"from {account.address} ..."
+        )
         deployment = vm.deploy(account, **params)
         path = deployments.save(provider, deployment, start_block=start, parameters=params)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.market import keeping
 from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.market import keeping
 from voicemarket.units import ETH_ASSET, format_amount, format_duration, format_time
 
 
@@ -28,10 +28,14 @@ def cli(account, request_id: str) -> None:  # noqa: ANN001
         market = deployment()
         terms = keeping.dispute_terms(market, account, request)
         bond = format_amount(terms.bond, ETH_ASSET)
-        out.print(f"Disputing request {request} posts a bond of {bond}. Upheld by the arbiter: you are refunded and "
-                  f"the bond comes back; rejected: the bond goes to the operator; undecided within "
-                  f"{format_duration(terms.arbitration_period)}: the delivery stands and the bond comes back.")
+        out.print(
+            f"Disputing request {request} posts a bond of {bond}. Upheld by the arbiter: you are refunded and "
+            f"the bond comes back; rejected: the bond goes to the operator; undecided within "
+            f"{format_duration(terms.arbitration_period)}: the delivery stands and the bond comes back."
+        )
         done = keeping.dispute(market, account, terms)
-    out.print(f"Request {request} disputed with a bond of {format_amount(done.bond, ETH_ASSET)}: the arbiter decides "
-              f"by {format_time(done.decide_by)}; after that, `ape run settle {request}` lets an undecided dispute "
-              "lapse.")
+    out.print(
+        f"Request {request} disputed with a bond of {format_amount(done.bond, ETH_ASSET)}: the arbiter decides "
+        f"by {format_time(done.decide_by)}; after that, `ape run settle {request}` lets an undecided dispute "
+        "lapse."
+    )

@@ -12,10 +12,10 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, network_option
 
-from voicemarket.market import earnings as report
 from voicemarket.cli.console import console, deployment, parse_id, resolve_account, table, user_errors
-from voicemarket.units import format_amount
+from voicemarket.market import earnings as report
 from voicemarket.market.earnings import PARTIES
+from voicemarket.units import format_amount
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Show revenue per model, party and asset; what is withdrawable")
@@ -46,26 +46,43 @@ def cli(alias: str | None, address: str | None, models: tuple[str, ...]) -> None
         tiers = sorted(set(model.licenses_by_tier) | set(model.uses_by_tier))
         for tier in tiers:
             counts = model.uses_by_tier.get(tier, {})
-            uses.add_row(tier, str(model.licenses_by_tier.get(tier, 0)), str(counts.get("delivered", 0)),
-                         str(counts.get("pending", 0)), str(counts.get("refunded", 0)))
+            uses.add_row(
+                tier,
+                str(model.licenses_by_tier.get(tier, 0)),
+                str(counts.get("delivered", 0)),
+                str(counts.get("pending", 0)),
+                str(counts.get("refunded", 0)),
+            )
         if tiers:
             out.print(uses)
         revenue = table(None, "asset", "model revenue", *PARTIES, "undistributed")
         for asset_address, parties in model.revenue.items():
             asset = result.assets[asset_address]
-            revenue.add_row(asset.symbol, *(format_amount(parties.get(p, 0), asset) for p in ("gross", *PARTIES)),
-                            format_amount(model.undistributed.get(asset_address, 0), asset))
+            revenue.add_row(
+                asset.symbol,
+                *(format_amount(parties.get(p, 0), asset) for p in ("gross", *PARTIES)),
+                format_amount(model.undistributed.get(asset_address, 0), asset),
+            )
         out.print(revenue if model.revenue else "  no revenue yet")
     if who is None:
         return
-    mine = table(f"Withdrawable by {who}", "asset", "sales credit", "per-use credit", "after distributing pots",
-                 "operator fees earned")
+    mine = table(
+        f"Withdrawable by {who}",
+        "asset",
+        "sales credit",
+        "per-use credit",
+        "after distributing pots",
+        "operator fees earned",
+    )
     for asset_address, asset in result.assets.items():
         credits = result.withdrawable.get(asset_address, {})
-        mine.add_row(asset.symbol, format_amount(credits.get("sales", 0), asset),
-                     format_amount(credits.get("uses", 0), asset),
-                     "+" + format_amount(result.distributable.get(asset_address, 0), asset),
-                     format_amount(result.operator_fees.get(asset_address, 0), asset))
+        mine.add_row(
+            asset.symbol,
+            format_amount(credits.get("sales", 0), asset),
+            format_amount(credits.get("uses", 0), asset),
+            "+" + format_amount(result.distributable.get(asset_address, 0), asset),
+            format_amount(result.operator_fees.get(asset_address, 0), asset),
+        )
     out.print(mine)
     out.print("Model revenue is split among creator, voice owner, co-creators and platform; operator fees come on top.")
     out.print("Withdraw with: ape run withdraw --account YOU")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.market import governance
 from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.market import governance
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Freeze a model (the arbiter)")
@@ -24,5 +24,7 @@ def cli(account, model_id: str, reason: str) -> None:  # noqa: ANN001
     model = parse_id(model_id, "MODEL_ID")
     with user_errors():
         done = governance.freeze(deployment(), account, model, reason)
-    console().print(f"Model {model:#x} frozen by {done.arbiter} (reason: {done.reason!r}): it sells, renews and "
-                    f"delivers nothing until `ape run unfreeze {model:#x}`; escrowed fees stay refundable.")
+    console().print(
+        f"Model {model:#x} frozen by {done.arbiter} (reason: {done.reason!r}): it sells, renews and "
+        f"delivers nothing until `ape run unfreeze {model:#x}`; escrowed fees stay refundable."
+    )

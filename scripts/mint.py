@@ -15,12 +15,11 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.protocol import Tier
-from voicemarket.market import deployments, minting
 from voicemarket.cli.console import console, deployment, progress, resolve_account, table, user_errors
-from voicemarket.units import format_amount
+from voicemarket.market import deployments, minting
 from voicemarket.market.licensing import action_names, territory_names
-from voicemarket.units import parse_duration
+from voicemarket.protocol import Tier
+from voicemarket.units import format_amount, parse_duration
 
 
 def _share(text: str) -> int:
@@ -43,21 +42,45 @@ def _co_creator(text: str) -> tuple[str, int]:
 @network_option()
 @account_option()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--offers", "offers_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML file of the offers (tiers) to publish")
-@click.option("--operator", "operators", multiple=True, required=True,
-              help="address of a registered operator to seal for and allow (repeatable)")
-@click.option("--voice-owner", "voice_owner_alias", default=None,
-              help="account of the person whose voice it is, who signs the consent (default: you, the creator)")
+@click.option(
+    "--offers",
+    "offers_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML file of the offers (tiers) to publish",
+)
+@click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    required=True,
+    help="address of a registered operator to seal for and allow (repeatable)",
+)
+@click.option(
+    "--voice-owner",
+    "voice_owner_alias",
+    default=None,
+    help="account of the person whose voice it is, who signs the consent (default: you, the creator)",
+)
 @click.option("--voice-owner-share", default="0", help="the voice owner's share: basis points or a percentage")
 @click.option("--co-creator", "co_creators", multiple=True, help="ADDRESS:SHARE of a co-creator (repeatable)")
 @click.option("--royalty", default="0", help="ERC-2981 royalty on resales of the model token (bps or %)")
 @click.option("--dispute-window", default="0", help="how long buyers may dispute a delivery (e.g. '1 day'; 0 = none)")
-@click.option("--store", "store_spec", default=None,
-              help="local:PATH or kubo:http://host:5001 (default .voicemarket/store)")
-def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...],  # noqa: ANN001
-        voice_owner_alias: str | None, voice_owner_share: str, co_creators: tuple[str, ...], royalty: str, dispute_window: str,
-        store_spec: str | None) -> None:
+@click.option(
+    "--store", "store_spec", default=None, help="local:PATH or kubo:http://host:5001 (default .voicemarket/store)"
+)
+def cli(
+    account,
+    folder: Path,
+    offers_path: Path,
+    operators: tuple[str, ...],  # noqa: ANN001
+    voice_owner_alias: str | None,
+    voice_owner_share: str,
+    co_creators: tuple[str, ...],
+    royalty: str,
+    dispute_window: str,
+    store_spec: str | None,
+) -> None:
     """Mint the voice model in FOLDER (voice.yaml, *.ckpt, *.pth, reference clip) with the offers of --offers."""
     out = console()
     with user_errors():
@@ -70,16 +93,27 @@ def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...],  #
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
         store = minting.open_store(store_spec)
-        out.print(f"Minting {model.name!r} ({model.size / 1e6:.1f} MB) for {len(operators)} operator(s) "
-                  f"with {len(offers)} offer(s)")
+        out.print(
+            f"Minting {model.name!r} ({model.size / 1e6:.1f} MB) for {len(operators)} operator(s) "
+            f"with {len(offers)} offer(s)"
+        )
         bars: dict[str, object] = {}
         with progress("sealing", model.size) as sealing, progress("transactions", 1, unit="tx") as sending:
             bars.update(seal=sealing, chain=sending)
             result = minting.mint_voice(
-                account, market, model, offers=offers, operators=list(operators), store=store,
-                voice_owner=voice_owner, voice_owner_bps=_share(voice_owner_share),
-                co_creators=[_co_creator(c) for c in co_creators], royalty_bps=_share(royalty),
-                dispute_window=window, on_progress=lambda step, done, total: bars[step](done, total))
+                account,
+                market,
+                model,
+                offers=offers,
+                operators=list(operators),
+                store=store,
+                voice_owner=voice_owner,
+                voice_owner_bps=_share(voice_owner_share),
+                co_creators=[_co_creator(c) for c in co_creators],
+                royalty_bps=_share(royalty),
+                dispute_window=window,
+                on_progress=lambda step, done, total: bars[step](done, total),
+            )
         record = minting.save_mint_record(result, deployments.network_key())
 
     summary = table(f"Model {model.name}", header=False)
@@ -94,9 +128,14 @@ def cli(account, folder: Path, offers_path: Path, operators: tuple[str, ...],  #
     offers_table = table("Offers", "offer", "tier", "price", "permits", "territories", "policy hash")
     for offer in result.offers:
         asset = minting.asset_info(offer.terms.asset, market)
-        offers_table.add_row(str(offer.offer_id), Tier(offer.terms.tier).label,
-                             format_amount(offer.terms.price, asset), action_names(offer.terms.permissions),
-                             territory_names(offer.terms.territories), "0x" + offer.policy_hash.hex()[:16] + "…")
+        offers_table.add_row(
+            str(offer.offer_id),
+            Tier(offer.terms.tier).label,
+            format_amount(offer.terms.price, asset),
+            action_names(offer.terms.permissions),
+            territory_names(offer.terms.territories),
+            "0x" + offer.policy_hash.hex()[:16] + "…",
+        )
     out.print(offers_table)
     out.print(f"Saved (with the ODRL documents' CIDs) to {record}")
     out.print(f"Operators serve the model with its keyring CID {result.keyring_cid}.")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, network_option
 
-from voicemarket.market import licensing, minting
 from voicemarket.cli.console import console, deployment, parse_id, table, user_errors
+from voicemarket.market import licensing, minting
 from voicemarket.units import format_time
 
 
@@ -34,8 +34,9 @@ def cli(model_id: str, show_all: bool, store_spec: str | None) -> None:
     elif summary.service_ends_at:
         state = f"retired: licences work until {format_time(summary.service_ends_at)}"
     out.print(f"Model {summary.name or ''} {model:#x}".replace("  ", " "))
-    out.print(f"  creator {summary.creator}, voice owner {summary.voice_owner}; "
-              f"languages: {summary.languages}; {state}")
+    out.print(
+        f"  creator {summary.creator}, voice owner {summary.voice_owner}; languages: {summary.languages}; {state}"
+    )
     shown = [o for o in offers if show_all or o.status == "on sale"]
     if not shown:
         hidden = len(offers) - len(shown)
@@ -45,16 +46,24 @@ def cli(model_id: str, show_all: bool, store_spec: str | None) -> None:
     for offer in shown:
         terms = offer.terms
         grid.add_row(
-            str(offer.offer_id), offer.tier, offer.price_text(), offer.uses_text(), licensing.rights_text(terms),
-            licensing.territory_names(terms.territories), licensing.purpose_names(terms.purposes),
+            str(offer.offer_id),
+            offer.tier,
+            offer.price_text(),
+            offer.uses_text(),
+            licensing.rights_text(terms),
+            licensing.territory_names(terms.territories),
+            licensing.purpose_names(terms.purposes),
             "yes" if terms.transferable else "no",
             f"{offer.sold}" + (f"/{terms.max_licenses}" if terms.max_licenses else ""),
-            offer.status + (f" until {format_time(terms.valid_until)}" if terms.valid_until else ""))
+            offer.status + (f" until {format_time(terms.valid_until)}" if terms.valid_until else ""),
+        )
     out.print(grid)
     mismatched = [str(o.offer_id) for o in shown if not o.policy_matches]
     if mismatched:
-        out.print(f"WARNING: offer(s) {', '.join(mismatched)}: the policyHash is not the hash of the ODRL document "
-                  "regenerated from the offer's terms; do not buy them.")
+        out.print(
+            f"WARNING: offer(s) {', '.join(mismatched)}: the policyHash is not the hash of the ODRL document "
+            "regenerated from the offer's terms; do not buy them."
+        )
     else:
         out.print("Each offer's ODRL document, regenerated from the chain, matches its policyHash.")
     out.print("Buy one with: ape run buy OFFER --max-price PRICE --account YOU")

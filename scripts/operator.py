@@ -1,11 +1,11 @@
 """`ape run operator ...`: for oracle operators.
 
-    register --stake 0.1ether [--fee 0.0001ether]   register with your account's public key and a stake
-    fee --amount 0.0001ether [--asset ETH]          your fee per request in an asset
-    add-stake --amount 0.05ether                    top the stake up (after a slash)
-    status                                          registration, stake, fees, unbonding
-    unbond                                          stop taking new requests; the stake unlocks after the delay
-    withdraw-stake                                  take the stake back after unbonding
+register --stake 0.1ether [--fee 0.0001ether]   register with your account's public key and a stake
+fee --amount 0.0001ether [--asset ETH]          your fee per request in an asset
+add-stake --amount 0.05ether                    top the stake up (after a slash)
+status                                          registration, stake, fees, unbonding
+unbond                                          stop taking new requests; the stake unlocks after the delay
+withdraw-stake                                  take the stake back after unbonding
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
+from voicemarket.cli.console import amount_in, assets_of, console, deployment, table, user_errors
 from voicemarket.market import operators
 from voicemarket.market.assets import asset_info
-from voicemarket.cli.console import amount_in, assets_of, console, deployment, table, user_errors
 from voicemarket.units import ETH_ASSET, format_amount, format_time
 
 
@@ -107,5 +107,6 @@ def unbond(account) -> None:  # noqa: ANN001
 def withdraw_stake(account) -> None:  # noqa: ANN001
     with user_errors():
         amount = operators.withdraw_stake(deployment(), account)
-        console().print(f"Withdrew {format_amount(amount, ETH_ASSET)} of stake; "
-                        f"{account.address} is no longer an operator.")
+        console().print(
+            f"Withdrew {format_amount(amount, ETH_ASSET)} of stake; {account.address} is no longer an operator."
+        )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.market import licensing
 from voicemarket.cli.console import amount_in, console, deployment, parse_id, user_errors
+from voicemarket.market import licensing
 from voicemarket.units import format_time
 
 
@@ -32,6 +32,8 @@ def cli(account, license_id: str, periods: int, max_price: str | None, approve: 
         before = licensing.license_state(market, license)
         cap = amount_in(max_price, before.offer.asset, "--max-price") if max_price else None
         after = licensing.renew(market, account, license, periods=periods, max_price=cap, approve=approve)
-    console().print(f"Licence {license} renewed by {periods} period(s): it now runs until "
-                    f"{format_time(after.expires_at)} "
-                    f"(was {format_time(before.expires_at)}).")
+    console().print(
+        f"Licence {license} renewed by {periods} period(s): it now runs until "
+        f"{format_time(after.expires_at)} "
+        f"(was {format_time(before.expires_at)})."
+    )

@@ -9,8 +9,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.market import governance
 from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.market import governance
 from voicemarket.units import format_duration, format_time
 
 
@@ -23,6 +23,8 @@ def cli(account, model_id: str) -> None:  # noqa: ANN001
     model = parse_id(model_id, "MODEL_ID")
     with user_errors():
         done = governance.retire(deployment(), account, model)
-    console().print(f"Model {model:#x} retired: nothing more is sold or renewed. Licences already sold keep working "
-                    f"until {format_time(done.service_ends_at)} (the retirement notice of "
-                    f"{format_duration(done.notice)}); no subscription runs past that date.")
+    console().print(
+        f"Model {model:#x} retired: nothing more is sold or renewed. Licences already sold keep working "
+        f"until {format_time(done.service_ends_at)} (the retirement notice of "
+        f"{format_duration(done.notice)}); no subscription runs past that date."
+    )

@@ -20,13 +20,13 @@ import wave
 from pathlib import Path
 
 import click
-from voicemarket.errors import SpeechError
 from ape.cli import ConnectedProviderCommand, account_option
 
+from voicemarket.errors import SpeechError
 from voicemarket.market import chain as vm
-from voicemarket.protocol import Language, RequestStatus
 from voicemarket.market import speech
 from voicemarket.market.assets import asset_info
+from voicemarket.protocol import Language, RequestStatus
 from voicemarket.units import format_amount, format_time
 
 SPINNER = "|/-\\"
@@ -44,8 +44,10 @@ class ProgressLine:
     def __call__(self, status: RequestStatus, waited: float, left: int) -> None:
         if status != RequestStatus.PENDING:
             return
-        text = (f"waiting for operator {_short(self.operator)}: {status.label}, {waited:4.0f} s "
-                f"(deadline in {_duration(max(left, 0))})")
+        text = (
+            f"waiting for operator {_short(self.operator)}: {status.label}, {waited:4.0f} s "
+            f"(deadline in {_duration(max(left, 0))})"
+        )
         if self.tty:
             self.ticks += 1
             click.echo(f"\r{SPINNER[self.ticks % 4]} {text}  ", nl=False)
@@ -69,14 +71,25 @@ def _duration(seconds: int) -> str:
 def _wav_summary(path: Path) -> str:
     try:
         with wave.open(str(path), "rb") as audio:
-            return f"{audio.getnframes() / audio.getframerate():.2f} s at {audio.getframerate()} Hz, " \
-                   f"{path.stat().st_size:,} bytes"
+            return (
+                f"{audio.getnframes() / audio.getframerate():.2f} s at {audio.getframerate()} Hz, "
+                f"{path.stat().st_size:,} bytes"
+            )
     except (wave.Error, EOFError):
         return f"{path.stat().st_size:,} bytes (not a WAV file the wave module reads)"
 
 
-def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outcome: speech.Outcome,  # noqa: ANN001
-                   store, output: Path, *, cancel: bool, waited: float) -> int:  # noqa: ANN001
+def report_outcome(
+    deployment,
+    account,
+    submitted: speech.SubmittedRequest,
+    outcome: speech.Outcome,  # noqa: ANN001
+    store,
+    output: Path,
+    *,
+    cancel: bool,
+    waited: float,
+) -> int:  # noqa: ANN001
     """Print what happened to the request (and fetch, verify and write the audio). The exit code."""
 
     router = deployment.router
@@ -88,8 +101,10 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
         click.echo(f"verified: the audio's SHA-256 {outcome.output_digest.hex()[:16]}… is the digest on-chain")
         click.echo(f"wrote {path} ({_wav_summary(path)})")
         if outcome.status == RequestStatus.FULFILLED:
-            click.echo(f"the payout settles at {format_time(outcome.settle_after, seconds=True)}; "
-                       f"until then you may dispute request {request_id}")
+            click.echo(
+                f"the payout settles at {format_time(outcome.settle_after, seconds=True)}; "
+                f"until then you may dispute request {request_id}"
+            )
         return 0
     refund = format_amount(submitted.escrow, asset)
     if outcome.status == RequestStatus.FAILED:
@@ -105,22 +120,31 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
             click.echo(f"still pending after {waited:.0f} s; follow it again with `ape run say --request {request_id}`")
             return 3
         if not cancel:
-            click.echo(f"expired: the operator did not deliver by the deadline. Cancel it for a full refund of "
-                       f"{refund}: `ape run say --request {request_id} --cancel-expired`")
+            click.echo(
+                f"expired: the operator did not deliver by the deadline. Cancel it for a full refund of "
+                f"{refund}: `ape run say --request {request_id} --cancel-expired`"
+            )
             return 2
         outcome = speech.cancel_expired(router, account, submitted)
         click.echo(f"expired: the operator did not deliver by the deadline; cancelled request {request_id}")
     if outcome.refunded:
         credit = format_amount(speech.credit(router, account.address, submitted.asset), asset)
-        click.echo(f"refunded {refund} to your credit on the router (now {credit}; `ape run withdraw` pays it out); "
-                   "the licence use was given back")
+        click.echo(
+            f"refunded {refund} to your credit on the router (now {credit}; `ape run withdraw` pays it out); "
+            "the licence use was given back"
+        )
     return 1
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Speak text with a licensed voice (request, wait, verify, save)")
+@click.command(
+    cls=ConnectedProviderCommand, short_help="Speak text with a licensed voice (request, wait, verify, save)"
+)
 @click.argument("text", required=False)
-@click.option("--text-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="read the text from this UTF-8 file instead")
+@click.option(
+    "--text-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="read the text from this UTF-8 file instead",
+)
 @click.option("--licence", "--license", "license_id", type=int, help="your licence (token id) for the voice")
 @click.option("--language", default="en", show_default=True, help="zh, en, ja, ko or yue (one of the model's)")
 @click.option("--speed", type=float, help="0.25 .. 4.0 (default: the engine's 1.0)")
@@ -132,22 +156,54 @@ def report_outcome(deployment, account, submitted: speech.SubmittedRequest, outc
 @click.option("--operator", help="the operator to ask (default: the cheapest one the model allows)")
 @click.option("--max-fee", help="the most you pay the operator, e.g. '0.001 ether' or '2 mUSD' (default: its fee now)")
 @click.option("--ttl", default=speech.DEFAULT_TTL_S, show_default=True, help="seconds the operator has to deliver")
-@click.option("--min-dispute-window", type=click.IntRange(min=0), default=None,
-              help="the shortest dispute window (seconds) you accept; the request is refused if the model's owner "
-                   "shortened it below this (default: the model's window now)")
-@click.option("--store", "store_spec", help="where the audio (and a long text) is: local:PATH or kubo:URL "
-                                            "(default: $VOICEMARKET_STORE or local:.voicemarket/store)")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="the WAV file to write (default: request-<id>.wav)")
+@click.option(
+    "--min-dispute-window",
+    type=click.IntRange(min=0),
+    default=None,
+    help="the shortest dispute window (seconds) you accept; the request is refused if the model's owner "
+    "shortened it below this (default: the model's window now)",
+)
+@click.option(
+    "--store",
+    "store_spec",
+    help="where the audio (and a long text) is: local:PATH or kubo:URL "
+    "(default: $VOICEMARKET_STORE or local:.voicemarket/store)",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the WAV file to write (default: request-<id>.wav)",
+)
 @click.option("--timeout", type=float, help="stop waiting after this many seconds (default: until the deadline)")
 @click.option("--request", "request_id", type=int, help="follow an earlier request instead of making one")
 @click.option("--cancel-expired", is_flag=True, help="if the deadline passes undelivered, cancel for a full refund")
 @account_option()
-def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temperature, repetition_penalty,  # noqa: ANN001, PLR0913
-        operator, max_fee, ttl, min_dispute_window, store_spec, output, timeout, request_id, cancel_expired,
-        account) -> None:
+def cli(
+    text,
+    text_file,
+    license_id,
+    language,
+    speed,
+    seed,
+    top_k,
+    top_p,
+    temperature,
+    repetition_penalty,  # noqa: ANN001, PLR0913
+    operator,
+    max_fee,
+    ttl,
+    min_dispute_window,
+    store_spec,
+    output,
+    timeout,
+    request_id,
+    cancel_expired,
+    account,
+) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
-    from voicemarket.cli.console import amount_in, deployment as saved_deployment, user_errors
+    from voicemarket.cli.console import amount_in, user_errors
+    from voicemarket.cli.console import deployment as saved_deployment
     from voicemarket.market.minting import open_store
 
     with user_errors():  # the deployment, the store, and the contracts' custom errors: one line with what to do
@@ -159,8 +215,10 @@ def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temper
             if text or text_file or license_id is not None:
                 raise click.UsageError("--request follows an existing request: give no text or licence with it")
             submitted = speech.find_request(router, request_id, deployment.start_block)
-            click.echo(f"request {request_id}: operator {submitted.operator}, deadline "
-                       f"{format_time(submitted.deadline, seconds=True)}")
+            click.echo(
+                f"request {request_id}: operator {submitted.operator}, deadline "
+                f"{format_time(submitted.deadline, seconds=True)}"
+            )
         else:
             if text_file is not None:
                 if text:
@@ -173,23 +231,46 @@ def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temper
             license = speech.license_use(deployment.licenses, license_id, account.address)
             license.check_language(Language.parse(language))
             asset = asset_info(license.asset, deployment)
-            chosen, fee = speech.choose_operator(router, license.model_id, license.asset, operator,
-                                                 deployment.start_block)
+            chosen, fee = speech.choose_operator(
+                router, license.model_id, license.asset, operator, deployment.start_block
+            )
             cap = fee if max_fee is None else amount_in(max_fee, asset, "--max-fee")
             uses = "unlimited uses" if license.uses_left is None else f"{license.uses_left} uses left"
-            click.echo(f"licence {license_id}: {license.tier.label}, model "
-                       f"{license.model_id:#x} ({', '.join(license.language_codes)}), {uses}")
+            click.echo(
+                f"licence {license_id}: {license.tier.label}, model "
+                f"{license.model_id:#x} ({', '.join(license.language_codes)}), {uses}"
+            )
             price = f"use price {format_amount(license.use_price, asset)}, " if license.use_price else ""
-            click.echo(f"operator {chosen}: {price}fee {format_amount(fee, asset)} (your maximum "
-                       f"{format_amount(cap, asset)})")
-            params = vm.SynthesisParams(Language.parse(language), speed=speed, top_k=top_k, top_p=top_p,
-                                        temperature=temperature, repetition_penalty=repetition_penalty, seed=seed)
+            click.echo(
+                f"operator {chosen}: {price}fee {format_amount(fee, asset)} (your maximum {format_amount(cap, asset)})"
+            )
+            params = vm.SynthesisParams(
+                Language.parse(language),
+                speed=speed,
+                top_k=top_k,
+                top_p=top_p,
+                temperature=temperature,
+                repetition_penalty=repetition_penalty,
+                seed=seed,
+            )
             with user_errors():
-                submitted = speech.submit(router, account, license, text, params, operator=chosen, max_fee=cap,
-                                          ttl_s=ttl, store=store, min_dispute_window=min_dispute_window)
+                submitted = speech.submit(
+                    router,
+                    account,
+                    license,
+                    text,
+                    params,
+                    operator=chosen,
+                    max_fee=cap,
+                    ttl_s=ttl,
+                    store=store,
+                    min_dispute_window=min_dispute_window,
+                )
             how = f"by CID {submitted.input_cid}" if submitted.input_cid else "inline"
-            click.echo(f"request {submitted.request_id} sent in block {submitted.block_number} "
-                       f"(text {how}, {format_amount(submitted.escrow, asset)} in escrow, deadline in {_duration(ttl)})")
+            click.echo(
+                f"request {submitted.request_id} sent in block {submitted.block_number} "
+                f"(text {how}, {format_amount(submitted.escrow, asset)} in escrow, deadline in {_duration(ttl)})"
+            )
         progress = ProgressLine(submitted.operator)
         started = time.monotonic()
         # Ctrl-C while waiting says how to come back (Ape's own handler would exit without a word).
@@ -197,15 +278,24 @@ def cli(text, text_file, license_id, language, speed, seed, top_k, top_p, temper
         try:
             outcome = speech.wait_for_outcome(router, submitted, timeout_s=timeout, on_progress=progress)
         except KeyboardInterrupt:
-            raise click.ClickException(f"interrupted: request {submitted.request_id} stays on-chain; follow it with "
-                                       f"`ape run say --request {submitted.request_id}`") from None
+            raise click.ClickException(
+                f"interrupted: request {submitted.request_id} stays on-chain; follow it with "
+                f"`ape run say --request {submitted.request_id}`"
+            ) from None
         finally:
             signal.signal(signal.SIGINT, previous)
             progress.done()
         with user_errors():
-            code = report_outcome(deployment, account, submitted, outcome, store,
-                                  output or Path(f"request-{submitted.request_id}.wav"), cancel=cancel_expired,
-                                  waited=time.monotonic() - started)
+            code = report_outcome(
+                deployment,
+                account,
+                submitted,
+                outcome,
+                store,
+                output or Path(f"request-{submitted.request_id}.wav"),
+                cancel=cancel_expired,
+                waited=time.monotonic() - started,
+            )
     except (SpeechError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if code:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.market import keeping
 from voicemarket.cli.console import console, deployment, parse_id, table, user_errors
+from voicemarket.market import keeping
 from voicemarket.market.assets import asset_info
 from voicemarket.units import format_amount
 
@@ -35,12 +35,18 @@ def cli(account, request_ids: tuple[str, ...], all_due: bool) -> None:  # noqa: 
             grid = table("Settled", "request", "was", "operator fee", "use price", "note")
             for item in result.settled:
                 asset = asset_info(item.asset, market)
-                grid.add_row(str(item.request_id), item.was.label, format_amount(item.fee, asset),
-                             format_amount(item.use_price, asset),
-                             "dispute lapsed: bond back to the buyer" if item.lapsed else "")
+                grid.add_row(
+                    str(item.request_id),
+                    item.was.label,
+                    format_amount(item.fee, asset),
+                    format_amount(item.use_price, asset),
+                    "dispute lapsed: bond back to the buyer" if item.lapsed else "",
+                )
             out.print(grid)
     if not result.settled:
-        out.print("Nothing to settle: no delivered request is past its dispute window, nor any dispute past its "
-                  "decision date.")
+        out.print(
+            "Nothing to settle: no delivered request is past its dispute window, nor any dispute past its "
+            "decision date."
+        )
     for _, why in result.skipped:
         out.print(f"Skipped: {why}.")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.market import governance
 from voicemarket.cli.console import console, deployment, parse_id, user_errors
+from voicemarket.market import governance
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Lift a model's freeze (the arbiter)")

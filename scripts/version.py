@@ -14,11 +14,10 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.protocol import Tier
-from voicemarket.market import deployments, governance, minting
 from voicemarket.cli.console import console, deployment, parse_id, progress, resolve_account, table, user_errors
-from voicemarket.units import format_amount
-from voicemarket.units import parse_duration
+from voicemarket.market import deployments, governance, minting
+from voicemarket.protocol import Tier
+from voicemarket.units import format_amount, parse_duration
 
 
 def _bps(text: str | None) -> int | None:
@@ -37,20 +36,44 @@ def _bps(text: str | None) -> int | None:
 @account_option()
 @click.argument("parent_id")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--offers", "offers_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML file of the version's offers")
-@click.option("--operator", "operators", multiple=True, required=True,
-              help="address of a registered operator to seal for and allow (repeatable)")
-@click.option("--voice-owner", "voice_owner_alias", default=None,
-              help="account of the parent's voice owner, who signs the consent again (not needed for your own voice)")
+@click.option(
+    "--offers",
+    "offers_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML file of the version's offers",
+)
+@click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    required=True,
+    help="address of a registered operator to seal for and allow (repeatable)",
+)
+@click.option(
+    "--voice-owner",
+    "voice_owner_alias",
+    default=None,
+    help="account of the parent's voice owner, who signs the consent again (not needed for your own voice)",
+)
 @click.option("--voice-owner-share", default=None, help="bps or % (default: the parent's)")
 @click.option("--co-creator", "co_creators", multiple=True, help="ADDRESS:SHARE of a co-creator (repeatable)")
 @click.option("--royalty", default=None, help="ERC-2981 royalty, bps or % (default: the parent's)")
 @click.option("--dispute-window", default=None, help="e.g. '1 day' (default: the parent's)")
 @click.option("--store", "store_spec", default=None, help="local:PATH or kubo:http://host:5001")
-def cli(account, parent_id: str, folder: Path, offers_path: Path, operators: tuple[str, ...],  # noqa: ANN001
-        voice_owner_alias: str | None, voice_owner_share: str | None, co_creators: tuple[str, ...],
-        royalty: str | None, dispute_window: str | None, store_spec: str | None) -> None:
+def cli(
+    account,
+    parent_id: str,
+    folder: Path,
+    offers_path: Path,
+    operators: tuple[str, ...],  # noqa: ANN001
+    voice_owner_alias: str | None,
+    voice_owner_share: str | None,
+    co_creators: tuple[str, ...],
+    royalty: str | None,
+    dispute_window: str | None,
+    store_spec: str | None,
+) -> None:
     """Mint FOLDER as a new version of PARENT_ID."""
     parent = parse_id(parent_id, "PARENT_ID")
     splits = []
@@ -74,10 +97,20 @@ def cli(account, parent_id: str, folder: Path, offers_path: Path, operators: tup
         with progress("sealing", model.size) as sealing, progress("transactions", 1, unit="tx") as sending:
             bars.update(seal=sealing, chain=sending)
             result = governance.register_version(
-                account, market, parent, model, offers=offers, operators=list(operators),
-                store=minting.open_store(store_spec), voice_owner=voice_owner, voice_owner_bps=_bps(voice_owner_share),
-                co_creators=splits, royalty_bps=_bps(royalty), dispute_window=window,
-                on_progress=lambda step, done, total: bars[step](done, total))
+                account,
+                market,
+                parent,
+                model,
+                offers=offers,
+                operators=list(operators),
+                store=minting.open_store(store_spec),
+                voice_owner=voice_owner,
+                voice_owner_bps=_bps(voice_owner_share),
+                co_creators=splits,
+                royalty_bps=_bps(royalty),
+                dispute_window=window,
+                on_progress=lambda step, done, total: bars[step](done, total),
+            )
         record = minting.save_mint_record(result, deployments.network_key())
         voice, share = market.registry.consentOf(result.model_id)
         summary = table(f"Model {model.name}, version of {parent:#x}", header=False)

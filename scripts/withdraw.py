@@ -10,17 +10,18 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
+from voicemarket.cli.console import console, deployment, table, user_errors
 from voicemarket.market import earnings
 from voicemarket.market.assets import asset_info
-from voicemarket.cli.console import console, deployment, table, user_errors
 from voicemarket.units import format_amount
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Withdraw your revenue, fees and refunds")
 @network_option()
 @account_option()
-@click.option("--asset", "assets", multiple=True,
-              help="ETH, stablecoin or a token address (default: ETH and the stablecoin)")
+@click.option(
+    "--asset", "assets", multiple=True, help="ETH, stablecoin or a token address (default: ETH and the stablecoin)"
+)
 @click.option("--no-distribute", is_flag=True, help="only withdraw credits; do not distribute your models' pots first")
 def cli(account, assets: tuple[str, ...], no_distribute: bool) -> None:  # noqa: ANN001
     """Withdraw all of your credits (after distributing your models' revenue pots)."""
@@ -33,6 +34,10 @@ def cli(account, assets: tuple[str, ...], no_distribute: bool) -> None:  # noqa:
         out.print(f"Distributed the {symbol} pot of model {model_id:#x}")
     grid = table(f"Withdrawn to {account.address}", "asset", "from", "amount", "transaction")
     for item in made:
-        grid.add_row(item.asset.symbol, "licence sales" if item.source == "sales" else "router (uses, fees, refunds)",
-                     format_amount(item.amount, item.asset), item.tx)
+        grid.add_row(
+            item.asset.symbol,
+            "licence sales" if item.source == "sales" else "router (uses, fees, refunds)",
+            format_amount(item.amount, item.asset),
+            item.tx,
+        )
     out.print(grid)

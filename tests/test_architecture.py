@@ -28,8 +28,6 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 # Top-level packages of this repository; imports of anything else (stdlib, third party) are not checked.

@@ -23,9 +23,21 @@ from enum import IntEnum, IntFlag
 from typing import Any
 
 __all__ = [
-    "ETH", "BPS", "DAY", "RENEWAL_LEAD",
-    "Tier", "Action", "Purpose", "Language", "FailReason", "RequestStatus",
-    "language_bits", "model_id", "renewal_lead", "share", "split_revenue",
+    "ETH",
+    "BPS",
+    "DAY",
+    "RENEWAL_LEAD",
+    "Tier",
+    "Action",
+    "Purpose",
+    "Language",
+    "FailReason",
+    "RequestStatus",
+    "language_bits",
+    "model_id",
+    "renewal_lead",
+    "share",
+    "split_revenue",
 ]
 
 ETH = "0x0000000000000000000000000000000000000000"

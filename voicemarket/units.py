@@ -24,8 +24,15 @@ from typing import Any
 from voicemarket.errors import UnitError
 from voicemarket.protocol import DAY, ETH
 
-__all__ = ["AssetInfo", "ETH_ASSET", "parse_amount", "format_amount", "parse_duration", "format_duration",
-           "format_time"]
+__all__ = [
+    "AssetInfo",
+    "ETH_ASSET",
+    "parse_amount",
+    "format_amount",
+    "parse_duration",
+    "format_duration",
+    "format_time",
+]
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,18 @@ class AssetInfo:
 ETH_ASSET = AssetInfo(ETH, "ETH", 18)
 
 _ETH_UNITS = {"wei": 0, "gwei": 9, "ether": 18, "eth": 18}
-_DURATIONS = {"s": 1, "second": 1, "minute": 60, "min": 60, "hour": 3600, "h": 3600, "day": DAY, "d": DAY,
-              "week": 7 * DAY, "w": 7 * DAY}
+_DURATIONS = {
+    "s": 1,
+    "second": 1,
+    "minute": 60,
+    "min": 60,
+    "hour": 3600,
+    "h": 3600,
+    "day": DAY,
+    "d": DAY,
+    "week": 7 * DAY,
+    "w": 7 * DAY,
+}
 _DURATION_NAMES = (("week", 7 * DAY), ("day", DAY), ("hour", 3600), ("minute", 60))
 
 
@@ -61,8 +78,9 @@ def parse_amount(value: Any, what: str = "amount", *, decimals: int = 18, symbol
     units = dict(_ETH_UNITS) if symbol is None else {symbol.lower(): decimals}
     if match is None or (match[2] is not None and match[2].lower() not in units):
         known = ", ".join(sorted(units))
-        raise UnitError(f"{what} must be a whole number of the smallest unit or '<number> <unit>' ({known}), "
-                        f"got {value!r}")
+        raise UnitError(
+            f"{what} must be a whole number of the smallest unit or '<number> <unit>' ({known}), got {value!r}"
+        )
     try:
         number = Decimal(match[1].replace("_", ""))
     except InvalidOperation:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from market_helpers import MIN_STAKE, SLASH, Market
 
+from market_helpers import MIN_STAKE, SLASH, Market
 from voicemarket.market import chain as vm
 
 
@@ -23,8 +23,15 @@ def actors(accounts) -> SimpleNamespace:
 
 @pytest.fixture(scope="session")
 def deployment(actors, project) -> vm.Deployment:
-    return vm.deploy(actors.deployer, stablecoin="mock", arbiter=actors.arbiter, treasurer=actors.treasurer,
-                     min_stake=MIN_STAKE, slash_amount=SLASH, project=project)
+    return vm.deploy(
+        actors.deployer,
+        stablecoin="mock",
+        arbiter=actors.arbiter,
+        treasurer=actors.treasurer,
+        min_stake=MIN_STAKE,
+        slash_amount=SLASH,
+        project=project,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,10 @@ from eth_abi import decode, encode
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import Action, DAY, ETH, Language, language_bits, Tier
 from voicemarket import protocol
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.protocol import DAY, ETH, Action, Language, Tier, language_bits
 
 MONTH = 30 * DAY
 OPERATOR_FEE = 10**14
@@ -96,19 +96,42 @@ def error_data(error, *args) -> bytes:
     return keccak(text=abi.selector)[:4] + encode([x.canonical_type for x in abi.inputs], list(args))
 
 
-def offer_terms(model_id: int, tier: Tier = Tier.BUYOUT, *, asset: str = ETH, price: int = 10**16,
-                period: int = 0, max_uses: int = 0, pack_size: int = 0, valid_until: int = 0,
-                max_licenses: int = 0, permissions: int = int(Action.TEXT_TO_SPEECH | Action.COMMERCIAL_USE),
-                prohibitions: int = int(Action.SUBLICENSING), attribution: bool = True,
-                transferable: bool = False, purposes: int = 0, policy_hash: bytes | None = None) -> dict[str, Any]:
+def offer_terms(
+    model_id: int,
+    tier: Tier = Tier.BUYOUT,
+    *,
+    asset: str = ETH,
+    price: int = 10**16,
+    period: int = 0,
+    max_uses: int = 0,
+    pack_size: int = 0,
+    valid_until: int = 0,
+    max_licenses: int = 0,
+    permissions: int = int(Action.TEXT_TO_SPEECH | Action.COMMERCIAL_USE),
+    prohibitions: int = int(Action.SUBLICENSING),
+    attribution: bool = True,
+    transferable: bool = False,
+    purposes: int = 0,
+    policy_hash: bytes | None = None,
+) -> dict[str, Any]:
     """An ILicenseManager.OfferTerms dict with sensible defaults (a buyout in ETH)."""
     if tier == Tier.SUBSCRIPTION and period == 0:
         period = MONTH
     return {
-        "modelId": model_id, "tier": int(tier), "asset": str(asset), "price": price, "period": period,
-        "maxUses": max_uses, "packSize": pack_size, "validUntil": valid_until, "maxLicenses": max_licenses,
-        "permissions": permissions, "prohibitions": prohibitions, "attribution": attribution,
-        "transferable": transferable, "purposes": purposes,
+        "modelId": model_id,
+        "tier": int(tier),
+        "asset": str(asset),
+        "price": price,
+        "period": period,
+        "maxUses": max_uses,
+        "packSize": pack_size,
+        "validUntil": valid_until,
+        "maxLicenses": max_licenses,
+        "permissions": permissions,
+        "prohibitions": prohibitions,
+        "attribution": attribution,
+        "transferable": transferable,
+        "purposes": purposes,
         "policyHash": policy_hash or digest_of(f"policy {model_id} {tier} {price} {period}"),
     }
 
@@ -128,10 +151,22 @@ class Market:
     def now(self) -> int:
         return self.chain.pending_timestamp
 
-    def registration(self, *, creator=None, voice_owner=None, voice_owner_bps: int = 2_000,
-                     co_creators=(), languages: int | None = None, dispute_window: int = 0,
-                     parent_id: int = 0, royalty_bps: int = 500, label: str | None = None,
-                     sign: bool = True, deadline: int | None = None, signer=None) -> dict[str, Any]:
+    def registration(
+        self,
+        *,
+        creator=None,
+        voice_owner=None,
+        voice_owner_bps: int = 2_000,
+        co_creators=(),
+        languages: int | None = None,
+        dispute_window: int = 0,
+        parent_id: int = 0,
+        royalty_bps: int = 500,
+        label: str | None = None,
+        sign: bool = True,
+        deadline: int | None = None,
+        signer=None,
+    ) -> dict[str, Any]:
         creator = creator or self.a.creator
         voice_owner = self.a.voice if voice_owner is None else voice_owner
         label = label or f"bundle {next(self._labels)}"
@@ -141,27 +176,58 @@ class Market:
         voice_address = str(getattr(voice_owner, "address", voice_owner))
         signature = b""
         if voice_address != creator.address and sign:
-            signature = self.consent(voice_address, signer or voice_owner, digest=digest, creator=creator,
-                                     policy_hash=policy, voice_owner_bps=voice_owner_bps, deadline=deadline)
+            signature = self.consent(
+                voice_address,
+                signer or voice_owner,
+                digest=digest,
+                creator=creator,
+                policy_hash=policy,
+                voice_owner_bps=voice_owner_bps,
+                deadline=deadline,
+            )
         return vm.model_registration(
-            bundle_digest=digest, bundle_cid=CID(1, RAW, digest_of("sealed " + label)),
+            bundle_digest=digest,
+            bundle_cid=CID(1, RAW, digest_of("sealed " + label)),
             metadata_cid=CID(0, DAG_PB, digest_of("metadata " + label)),
             languages=language_bits("zh", "en") if languages is None else languages,
-            voice_owner=voice_address, voice_owner_bps=voice_owner_bps if voice_address != creator.address else 0,
-            co_creators=list(co_creators), policy_hash=policy, consent_deadline=deadline,
-            consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window, parent_id=parent_id,
+            voice_owner=voice_address,
+            voice_owner_bps=voice_owner_bps if voice_address != creator.address else 0,
+            co_creators=list(co_creators),
+            policy_hash=policy,
+            consent_deadline=deadline,
+            consent_signature=signature,
+            royalty_bps=royalty_bps,
+            dispute_window=dispute_window,
+            parent_id=parent_id,
         )
 
-    def consent(self, voice_owner: str, signer, *, digest: bytes, creator, policy_hash: bytes,
-                voice_owner_bps: int, deadline: int, nonce: int | None = None) -> bytes:
+    def consent(
+        self,
+        voice_owner: str,
+        signer,
+        *,
+        digest: bytes,
+        creator,
+        policy_hash: bytes,
+        voice_owner_bps: int,
+        deadline: int,
+        nonce: int | None = None,
+    ) -> bytes:
         """The consent of ``voice_owner`` (an address: an EOA, or an ERC-1271 wallet whose owner key
         is ``signer``), signed by ``signer`` under the voice owner's current nonce unless given."""
         if nonce is None:
             nonce = self.d.registry.consentNonce(voice_owner)
         message = vm.consent_typed_data(
-            self.d.registry.address, self.chain.chain_id, voice_owner=voice_owner, bundle_digest=digest,
-            creator=str(getattr(creator, "address", creator)), policy_hash=policy_hash,
-            voice_owner_bps=voice_owner_bps, nonce=nonce, deadline=deadline)
+            self.d.registry.address,
+            self.chain.chain_id,
+            voice_owner=voice_owner,
+            bundle_digest=digest,
+            creator=str(getattr(creator, "address", creator)),
+            policy_hash=policy_hash,
+            voice_owner_bps=voice_owner_bps,
+            nonce=nonce,
+            deadline=deadline,
+        )
         return signer.sign_message(encode_typed_data(full_message=message)).encode_rsv()
 
     def register(self, *, creator=None, **kwargs) -> int:
@@ -171,11 +237,11 @@ class Market:
         self.d.registry.registerModel(r, sender=creator)
         return protocol.model_id(creator.address, r["bundleDigest"])
 
-    def publish(self, model_id: int, tier: Tier = Tier.BUYOUT, *, owner=None, territories: bytes = b"",
-                **terms) -> int:
+    def publish(self, model_id: int, tier: Tier = Tier.BUYOUT, *, owner=None, territories: bytes = b"", **terms) -> int:
         """Publishes an offer through the OfferBook; returns its id."""
-        receipt = self.d.offers.publishOffer(offer_terms(model_id, tier, **terms), territories,
-                                             sender=owner or self.d.registry.ownerOf(model_id))
+        receipt = self.d.offers.publishOffer(
+            offer_terms(model_id, tier, **terms), territories, sender=owner or self.d.registry.ownerOf(model_id)
+        )
         return receipt.events.filter(self.d.offers.OfferPublished)[0].offerId
 
     def buy(self, offer_id: int, buyer=None, quantity: int = 1, *, max_price: int | None = None) -> int:
@@ -196,8 +262,9 @@ class Market:
                 token.approve(self.d.licenses, allowance + cost, sender=buyer)
             receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity, sender=buyer)
         else:
-            receipt = self.d.licenses.buy(offer_id, cost if max_price is None else max_price, quantity,
-                                          value=cost, sender=buyer)
+            receipt = self.d.licenses.buy(
+                offer_id, cost if max_price is None else max_price, quantity, value=cost, sender=buyer
+            )
         return receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId
 
     def token(self, asset: str):
@@ -217,18 +284,31 @@ class Market:
             self.d.router.setOperatorAllowed(model_id, account, True, sender=owner)
         return account
 
-    def request_params(self, model_id: int, license_id: int, *, operator=None, text: str = TEXT,
-                       deadline_in: int = 3600, max_fee: int = OPERATOR_FEE,
-                       language: Language = Language.EN, params: int | None = None,
-                       min_dispute_window: int = 0, input_: bytes | None = None) -> dict[str, Any]:
+    def request_params(
+        self,
+        model_id: int,
+        license_id: int,
+        *,
+        operator=None,
+        text: str = TEXT,
+        deadline_in: int = 3600,
+        max_fee: int = OPERATOR_FEE,
+        language: Language = Language.EN,
+        params: int | None = None,
+        min_dispute_window: int = 0,
+        input_: bytes | None = None,
+    ) -> dict[str, Any]:
         if params is None:
             params = vm.SynthesisParams(language, min_dispute_window=min_dispute_window).pack()
         return {
-            "modelId": model_id, "licenseId": license_id,
+            "modelId": model_id,
+            "licenseId": license_id,
             "operator": str(getattr(operator or self.a.operator, "address", operator)),
-            "maxFee": max_fee, "deadline": self.now + deadline_in,
+            "maxFee": max_fee,
+            "deadline": self.now + deadline_in,
             "params": params,
-            "inputHash": vm.input_hash(text), "input": vm.inline_input(text) if input_ is None else input_,
+            "inputHash": vm.input_hash(text),
+            "input": vm.inline_input(text) if input_ is None else input_,
         }
 
     def request(self, model_id: int, license_id: int, *, buyer=None, value: int | None = None, **kwargs):
@@ -317,7 +397,7 @@ def _abi_type(item: dict) -> str:
     """The canonical type string of an ABI input/output (tuples spelled out)."""
     t = item["type"]
     if t.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple"):]
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple") :]
     return t
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from market_helpers import MIN_STAKE, MONTH, OPERATOR_FEE, SLASH, error_data, reverts
 
-from voicemarket.protocol import DAY, ETH, FailReason, RequestStatus, Tier
+from market_helpers import MIN_STAKE, MONTH, OPERATOR_FEE, SLASH, error_data, reverts
 from voicemarket import protocol
 from voicemarket.content.multiformats import CID, RAW
+from voicemarket.protocol import DAY, ETH, FailReason, RequestStatus, Tier
 
 HOUR = 3600
 WEEK = 7 * DAY
@@ -62,8 +62,7 @@ def renewal_call(licenses, license_id: int, duration: int) -> bytes:
 # ---------------------------------------------------------------- H-1: keeper renewals
 
 
-def test_h1_24_keeper_renewals_in_one_block_of_a_subscription_pushed_to_a_victim(market, licenses, usd, actors,
-                                                                                  bot):
+def test_h1_24_keeper_renewals_in_one_block_of_a_subscription_pushed_to_a_victim(market, licenses, usd, actors, bot):
     """H-1. Mallory registers her own model (she is its voice owner: no consent), publishes a
     transferable hourly subscription, buys one hour and pushes the licence to a victim who keeps a
     standing allowance on the licence manager; then calls renewSubscription 24 times in one block.
@@ -78,8 +77,7 @@ def test_h1_24_keeper_renewals_in_one_block_of_a_subscription_pushed_to_a_victim
     """
     mallory, victim = actors.other, actors.buyer
     model = market.register(creator=mallory, voice_owner=mallory)
-    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=HOUR,
-                           transferable=True)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=HOUR, transferable=True)
     license_id = market.buy(offer, mallory)
     fund(usd, victim, 100 * PRICE, licenses, actors.deployer)
     licenses.transferFrom(mallory, victim, license_id, sender=mallory)
@@ -105,7 +103,8 @@ def test_h1_24_keeper_renewals_in_one_block_of_a_subscription_pushed_to_a_victim
 
 
 def test_h1_a_lapsed_subscription_is_not_revived_when_its_holder_approves_for_something_else(
-        market, licenses, usd, actors, chain):
+    market, licenses, usd, actors, chain
+):
     """H-1, variant. The victim once let keepers renew a monthly plan (autoRenew on), then let it lapse
     (no allowance left). A year later they approve the licence manager for exactly the price of an
     unrelated purchase; Mallory, the plan's creator, front-runs that purchase with a keeper renewal.
@@ -136,8 +135,9 @@ def test_h1_a_lapsed_subscription_is_not_revived_when_its_holder_approves_for_so
     assert licenses.potOf(plan, usd) == (PRICE * 8 // 10, PRICE * 2 // 10)  # the first month's sale only
 
 
-def test_h1_an_account_approved_on_the_license_cannot_renew_from_the_holders_tokens(market, licenses, usd, actors,
-                                                                                    chain):
+def test_h1_an_account_approved_on_the_license_cannot_renew_from_the_holders_tokens(
+    market, licenses, usd, actors, chain
+):
     """H-1, variant. The victim approved Mallory (say, a marketplace) on their weekly licence token and
     keeps a standing allowance. Mallory renews a year ahead.
 
@@ -188,8 +188,9 @@ def test_m1_a_replaced_router_still_refunds_its_escrow(market, project, licenses
     model = market.register(dispute_window=HOUR)
     market.operator(models=[model])
     license_id = market.buy(market.publish(model, Tier.PAY_PER_USE, price=use_price, max_uses=3))
-    new_router = actors.deployer.deploy(project.SynthesisRouter, actors.deployer, registry, licenses, MIN_STAKE,
-                                        SLASH, 8 * DAY)
+    new_router = actors.deployer.deploy(
+        project.SynthesisRouter, actors.deployer, registry, licenses, MIN_STAKE, SLASH, 8 * DAY
+    )
     at = licenses.setRouter(new_router, sender=actors.deployer).events.filter(licenses.RouterProposed)[0].at
     chain.pending_timestamp = at - 2 * HOUR
     to_fail, _ = market.request(model, license_id, deadline_in=DAY)
@@ -212,7 +213,10 @@ def test_m1_a_replaced_router_still_refunds_its_escrow(market, project, licenses
     router.cancelExpired(to_expire, sender=actors.keeper)
 
     assert [router.requestStatus(r[0]) for r in (to_fail, to_expire, disputed)] == [
-        Status.FAILED, Status.EXPIRED, Status.REVERSED]
+        Status.FAILED,
+        Status.EXPIRED,
+        Status.REVERSED,
+    ]
     assert licenses.isLicensed(license_id, buyer, model, 1) == (True, 3)
     credit = router.creditOf(buyer, ETH)
     assert credit == escrow + SLASH
@@ -281,8 +285,11 @@ def test_m3_disallowing_the_operator_leaves_paid_up_licenses_the_notice(market, 
     market.operator(models=[model])
     license_id = market.buy(market.publish(model))
     pending, _ = market.request(model, license_id)
-    until = router.setOperatorAllowed(model, actors.operator, False, sender=actors.creator).events.filter(
-        router.ModelOperatorSet)[0].allowedUntil
+    until = (
+        router.setOperatorAllowed(model, actors.operator, False, sender=actors.creator)
+        .events.filter(router.ModelOperatorSet)[0]
+        .allowedUntil
+    )
     assert until == chain.blocks.head.timestamp + NOTICE
     router.fulfil(pending, OUT_DIGEST, OUT_CID, sender=actors.operator)
     chain.pending_timestamp = until - DAY
@@ -297,11 +304,15 @@ def test_m3_disallowing_the_operator_leaves_paid_up_licenses_the_notice(market, 
     assert router.balance == escrow and router.creditOf(actors.buyer, ETH) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known limit (docs/contracts.md, Known limits): the licence manager does not "
-                   "know the router's operator allowances, so a sale made after the model's last operator was "
-                   "disallowed can outlast the service; buyers must check `router.canServe` before paying")
-def test_m3_residual_a_license_sold_after_the_removal_is_served_for_its_paid_time(market, router, licenses, usd,
-                                                                                    actors, chain):
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (docs/contracts.md, Known limits): the licence manager does not "
+    "know the router's operator allowances, so a sale made after the model's last operator was "
+    "disallowed can outlast the service; buyers must check `router.canServe` before paying",
+)
+def test_m3_residual_a_license_sold_after_the_removal_is_served_for_its_paid_time(
+    market, router, licenses, usd, actors, chain
+):
     """M-3, not fixed for licences sold after the removal. FAILS on the contracts as of this round.
 
     The owner disallows the model's only operator (allowedUntil = now + 45 days) but leaves its
@@ -318,8 +329,11 @@ def test_m3_residual_a_license_sold_after_the_removal_is_served_for_its_paid_tim
     model = market.register()
     market.operator(models=[model])
     offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE)
-    until = router.setOperatorAllowed(model, actors.operator, False, sender=actors.creator).events.filter(
-        router.ModelOperatorSet)[0].allowedUntil
+    until = (
+        router.setOperatorAllowed(model, actors.operator, False, sender=actors.creator)
+        .events.filter(router.ModelOperatorSet)[0]
+        .allowedUntil
+    )
     chain.pending_timestamp = until - 5 * DAY
     license_id = market.buy(offer)  # on sale, at the full price
     paid_until = licenses.expiresAt(license_id)
@@ -390,8 +404,7 @@ def test_m5_a_dispute_needs_the_bond_and_lapses_when_left_undecided(market, rout
     router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
     with reverts(router.Router_WrongPayment, expected=bond, sent=0):
         router.dispute(req, sender=actors.buyer)
-    decide_by = router.dispute(req, value=bond, sender=actors.buyer).events.filter(
-        router.SynthesisDisputed)[0].decideBy
+    decide_by = router.dispute(req, value=bond, sender=actors.buyer).events.filter(router.SynthesisDisputed)[0].decideBy
     unbonded = router.startUnbonding(sender=actors.operator).events.filter(router.UnbondingStarted)[0].unbondingEndsAt
     assert router.balance == MIN_STAKE + use_price + OPERATOR_FEE + bond
 
@@ -427,8 +440,12 @@ def test_m6_a_new_version_keeps_the_voice_owner_and_its_share(market, registry, 
     """
     parent = market.register()
     r = market.registration(voice_owner=actors.creator, parent_id=parent)
-    with reverts(registry.Registry_VoiceOwnerChanged, parentId=parent, parentVoiceOwner=actors.voice.address,
-                 voiceOwner=actors.creator.address):
+    with reverts(
+        registry.Registry_VoiceOwnerChanged,
+        parentId=parent,
+        parentVoiceOwner=actors.voice.address,
+        voiceOwner=actors.creator.address,
+    ):
         registry.registerModel(r, sender=actors.creator)
     registry.freeze(parent, b"\x01" * 32, sender=actors.arbiter)
     with reverts(registry.Registry_ParentFrozen, parentId=parent):
@@ -458,8 +475,7 @@ def test_l1_subscription_time_is_never_sold_past_valid_until(market, licenses, u
     """
     until = market.now + 10 * DAY
     model = market.register()
-    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK,
-                           valid_until=until)
+    offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=PRICE, period=WEEK, valid_until=until)
     fund(usd, actors.buyer, 3 * PRICE, licenses, actors.deployer)
     chain.pending_timestamp = start = market.now
     with reverts(licenses.Licensing_BeyondValidUntil, end=start + 2 * WEEK, validUntil=until):
@@ -475,8 +491,9 @@ def test_l1_subscription_time_is_never_sold_past_valid_until(market, licenses, u
     assert balances(usd, actors.buyer, licenses) == spent == [3 * PRICE, PRICE]  # one week bought in all
 
 
-def test_l2_renewals_stop_when_the_offer_is_withdrawn_or_its_asset_delisted(market, licenses, offers, usd, actors,
-                                                                           chain):
+def test_l2_renewals_stop_when_the_offer_is_withdrawn_or_its_asset_delisted(
+    market, licenses, offers, usd, actors, chain
+):
     """L-2. Holders with keeper renewals on and standing allowances: the creator withdraws one offer,
     the admin de-lists the token of another.
 
@@ -528,7 +545,8 @@ def test_l3_a_griefer_settling_one_item_first_does_not_revert_a_keepers_batch(ma
     receipt = router.settle(reqs, sender=actors.keeper)
     assert [e.requestId for e in receipt.events.filter(router.SynthesisSettled)] == [reqs[0][0], reqs[2][0]]
     assert [(e.requestId, e.status) for e in receipt.events.filter(router.SettlementSkipped)] == [
-        (reqs[1][0], Status.SETTLED)]
+        (reqs[1][0], Status.SETTLED)
+    ]
     assert [router.requestStatus(r[0]) for r in reqs] == [Status.SETTLED] * 3
     assert router.creditOf(actors.operator, ETH) == 3 * OPERATOR_FEE
     assert router.balance == MIN_STAKE + 3 * OPERATOR_FEE

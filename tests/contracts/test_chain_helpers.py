@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import Action, DAY, Language, language_bits, renewal_lead, RequestStatus
 from voicemarket import protocol
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.protocol import DAY, Action, Language, RequestStatus, language_bits, renewal_lead
 
 centi = st.one_of(st.none(), st.integers(1, 255).map(lambda x: x / 100))
 
@@ -26,12 +26,12 @@ centi = st.one_of(st.none(), st.integers(1, 255).map(lambda x: x / 100))
     seed=st.integers(0, 2**32 - 1),
     min_dispute_window=st.integers(0, 2**24 - 1),
 )
-def test_params_round_trip(language, speed, top_k, top_p, temperature, repetition_penalty, seed,
-                           min_dispute_window):
+def test_params_round_trip(language, speed, top_k, top_p, temperature, repetition_penalty, seed, min_dispute_window):
     """Packing then unpacking gives the parameters back, and never sets the reserved bits (112..127);
     the buyer's dispute-window floor sits in bits 88..111."""
-    params = vm.SynthesisParams(language, speed, top_k, top_p, temperature, repetition_penalty, seed,
-                                min_dispute_window)
+    params = vm.SynthesisParams(
+        language, speed, top_k, top_p, temperature, repetition_penalty, seed, min_dispute_window
+    )
     packed = params.pack()
     assert packed >> 112 == 0 and packed & 0xFF == int(language)
     assert (packed >> 88) & 0xFFFFFF == min_dispute_window
@@ -40,8 +40,16 @@ def test_params_round_trip(language, speed, top_k, top_p, temperature, repetitio
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"speed": 0.1}, {"speed": 5.0}, {"top_p": 1.5}, {"temperature": 3.0}, {"top_k": 256}, {"seed": 2**32},
-     {"min_dispute_window": 2**24}, {"min_dispute_window": -1}],
+    [
+        {"speed": 0.1},
+        {"speed": 5.0},
+        {"top_p": 1.5},
+        {"temperature": 3.0},
+        {"top_k": 256},
+        {"seed": 2**32},
+        {"min_dispute_window": 2**24},
+        {"min_dispute_window": -1},
+    ],
 )
 def test_params_out_of_range_are_refused(kwargs):
     with pytest.raises(ValueError):

@@ -8,12 +8,12 @@ import pytest
 from ape.exceptions import ContractLogicError
 from eth_abi import encode
 from eth_utils import keccak
-from market_helpers import OPERATOR_FEE, offer_terms, public_key
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import ETH, Tier
+from market_helpers import OPERATOR_FEE, offer_terms, public_key
 from voicemarket import protocol
 from voicemarket.content.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, Tier
 
 REENTRANT_CALL = keccak(text="ReentrancyGuardReentrantCall()")[:4]
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
@@ -118,8 +118,7 @@ def test_reentrant_payee_gets_its_credit_once(market, licenses, offers, hostile,
     hostile.execute(registry, 0, call(registry, "registerModel", r), sender=actors.other)
     model = protocol.model_id(hostile.address, r["bundleDigest"])
     assert registry.ownerOf(model) == hostile.address
-    hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""),
-                    sender=actors.other)
+    hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""), sender=actors.other)
     market.buy(licenses.nextOfferId() - 1)
     licenses.distribute(model, ETH, sender=actors.other)
     credit = licenses.creditOf(hostile, ETH)
@@ -133,20 +132,23 @@ def test_reentrant_payee_gets_its_credit_once(market, licenses, offers, hostile,
 
 
 def test_a_payee_refusing_eth_keeps_its_credit(market, licenses, offers, hostile, actors, registry):
-    r = {**market.registration(voice_owner=actors.creator, sign=False, label="refuser"),
-         "voiceOwner": hostile.address, "voiceOwnerBps": 0}
+    r = {
+        **market.registration(voice_owner=actors.creator, sign=False, label="refuser"),
+        "voiceOwner": hostile.address,
+        "voiceOwnerBps": 0,
+    }
     hostile.execute(registry, 0, call(registry, "registerModel", r), sender=actors.other)
     model = protocol.model_id(hostile.address, r["bundleDigest"])
     assert registry.ownerOf(model) == hostile.address
-    hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""),
-                    sender=actors.other)
+    hostile.execute(offers, 0, call(offers, "publishOffer", offer_terms(model, price=10**16), b""), sender=actors.other)
     market.buy(licenses.nextOfferId() - 1)
     licenses.distribute(model, ETH, sender=actors.other)
     hostile.setRefuse(True, sender=actors.other)
     with pytest.raises(ContractLogicError) as failure:
         hostile.execute(licenses, 0, call(licenses, "withdraw", ETH), sender=actors.other)
-    assert_custom_error(failure.value, "Ledger_EthTransferFailed", ["address", "uint256"],
-                        [hostile.address, 8 * 10**15])
+    assert_custom_error(
+        failure.value, "Ledger_EthTransferFailed", ["address", "uint256"], [hostile.address, 8 * 10**15]
+    )
     assert licenses.creditOf(hostile, ETH) == 8 * 10**15  # nothing lost
 
 
@@ -202,6 +204,7 @@ def test_contracts_cannot_register_as_operators(router, hostile, actors):
     key = public_key(actors.operator)
     with pytest.raises(ContractLogicError) as failure:
         hostile.execute(router, 10**17, call(router, "registerOperator", key), value=10**17, sender=actors.other)
-    assert_custom_error(failure.value, "Router_PublicKeyMismatch", ["address", "address"],
-                        [actors.operator.address, hostile.address])
+    assert_custom_error(
+        failure.value, "Router_PublicKeyMismatch", ["address", "address"], [actors.operator.address, hostile.address]
+    )
     assert not router.operatorInfo(hostile).registered

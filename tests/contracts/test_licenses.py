@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ape
 import pytest
-from market_helpers import MONTH, offer_terms, reverts, view_reverts
 
-from voicemarket.protocol import ETH, DAY, Tier, Action
+from market_helpers import MONTH, offer_terms, reverts, view_reverts
+from voicemarket.protocol import DAY, ETH, Action, Tier
 
 TTS = int(Action.TEXT_TO_SPEECH)
 WEEK = 7 * DAY
@@ -22,15 +22,24 @@ def model(market):
 
 
 def test_publish_records_the_terms_and_emits_the_territories(market, licenses, offers, model, actors, usd):
-    terms = offer_terms(model, Tier.SUBSCRIPTION, asset=usd.address, price=5_000_000, max_uses=30,
-                        valid_until=market.now + 10 * MONTH, max_licenses=100, purposes=0b1001, transferable=True,
-                        permissions=0xFF ^ int(Action.SUBLICENSING), attribution=False)
+    terms = offer_terms(
+        model,
+        Tier.SUBSCRIPTION,
+        asset=usd.address,
+        price=5_000_000,
+        max_uses=30,
+        valid_until=market.now + 10 * MONTH,
+        max_licenses=100,
+        purposes=0b1001,
+        transferable=True,
+        permissions=0xFF ^ int(Action.SUBLICENSING),
+        attribution=False,
+    )
     assert licenses.offerBook() == offers.address and offers.licenseManager() == licenses.address
     first = licenses.nextOfferId()
     receipt = offers.publishOffer(terms, b"USGB", sender=actors.creator)
     event = receipt.events.filter(offers.OfferPublished)[0]
-    assert (event.offerId, event.modelId, event.publisher, event.territories) == (first, model, actors.creator,
-                                                                                b"USGB")
+    assert (event.offerId, event.modelId, event.publisher, event.territories) == (first, model, actors.creator, b"USGB")
     assert licenses.nextOfferId() == first + 1
     stored = licenses.offer(event.offerId)
     assert stored.active and stored.sold == 0
@@ -180,8 +189,13 @@ def test_buy_refuses_to_charge_more_than_agreed(market, licenses, model, actors)
 
 @pytest.mark.parametrize(
     ("tier", "extra", "quantity"),
-    [(Tier.BUYOUT, {}, 2), (Tier.BUYOUT, {}, 0), (Tier.SUBSCRIPTION, {}, 0),
-     (Tier.PAY_PER_USE, {}, 2), (Tier.PAY_PER_USE, {"pack_size": 5}, 0)],
+    [
+        (Tier.BUYOUT, {}, 2),
+        (Tier.BUYOUT, {}, 0),
+        (Tier.SUBSCRIPTION, {}, 0),
+        (Tier.PAY_PER_USE, {}, 2),
+        (Tier.PAY_PER_USE, {"pack_size": 5}, 0),
+    ],
 )
 def test_bad_quantities(market, licenses, model, actors, tier, extra, quantity):
     offer = market.publish(model, tier, **extra)
@@ -295,8 +309,9 @@ def fund(usd, licenses, holder, amount, deployer):
     usd.approve(licenses, amount, sender=holder)
 
 
-def test_keeper_renews_a_due_subscription_from_the_holders_allowance(market, licenses, subscription, actors, usd,
-                                                                    chain):
+def test_keeper_renews_a_due_subscription_from_the_holders_allowance(
+    market, licenses, subscription, actors, usd, chain
+):
     _, license_id = subscription
     expires = licenses.expiresAt(license_id)
     fund(usd, licenses, actors.buyer, 1_000_000, actors.deployer)

@@ -71,13 +71,23 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from market_helpers import RawViews, Rpc, RpcError, public_key
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import Action, ETH, FailReason, Language, language_bits, renewal_lead, RequestStatus, split_revenue, Tier
+from market_helpers import RawViews, Rpc, RpcError, public_key
 from voicemarket import protocol
-from voicemarket.protocol import share as protocol_share
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.protocol import (
+    ETH,
+    Action,
+    FailReason,
+    Language,
+    RequestStatus,
+    Tier,
+    language_bits,
+    renewal_lead,
+    split_revenue,
+)
+from voicemarket.protocol import share as protocol_share
 
 TTS = 1
 MAX_UINT = 2**256 - 1
@@ -109,42 +119,72 @@ ERRORS: Counter = Counter()
 
 # Paths that must succeed at least once in a run, besides every rule.
 REQUIRED_PATHS = (
-    "buy: subscription", "renew: holder restarts a lapsed subscription", "keeper_renew: ETH from the caller",
-    "keeper_renew: ERC-20 from the holder's allowance", "keeper_renew: by an account approved on the licence",
-    "transfer_licence: to a stranger", "retire: with prepaid subscriptions", "register_model: with consent",
-    "register_model: own voice", "register_model: a bundle another creator registered",
-    "register_version: with the voice owner's consent", "register_version: own voice", "revoke_consents",
-    "set_router: propose", "set_router: replace", "fail: through a former router",
-    "cancel_expired: through a former router", "resolve_dispute: upheld through a former router",
-    "fulfil: through a former router", "settle: a dispute lapses", "settle: skips an item",
-    "fulfil_batch: skips an item", "dispute: with a bond", "resolve_dispute: upheld", "resolve_dispute: rejected",
-    "set_operator_allowed: removal (after the notice)", "request: to an operator being removed",
-    "fulfil: by an operator being removed", "set_retirement_notice: shortened",
+    "buy: subscription",
+    "renew: holder restarts a lapsed subscription",
+    "keeper_renew: ETH from the caller",
+    "keeper_renew: ERC-20 from the holder's allowance",
+    "keeper_renew: by an account approved on the licence",
+    "transfer_licence: to a stranger",
+    "retire: with prepaid subscriptions",
+    "register_model: with consent",
+    "register_model: own voice",
+    "register_model: a bundle another creator registered",
+    "register_version: with the voice owner's consent",
+    "register_version: own voice",
+    "revoke_consents",
+    "set_router: propose",
+    "set_router: replace",
+    "fail: through a former router",
+    "cancel_expired: through a former router",
+    "resolve_dispute: upheld through a former router",
+    "fulfil: through a former router",
+    "settle: a dispute lapses",
+    "settle: skips an item",
+    "fulfil_batch: skips an item",
+    "dispute: with a bond",
+    "resolve_dispute: upheld",
+    "resolve_dispute: rejected",
+    "set_operator_allowed: removal (after the notice)",
+    "request: to an operator being removed",
+    "fulfil: by an operator being removed",
+    "set_retirement_notice: shortened",
 )
 # Error paths that must be reached at least once in a run: (function, error): those of issue 13.
 REQUIRED_ERRORS = (
     # H-1: keepers renew only what the current holder agreed to, one period, when due, never lapsed
-    ("renewSubscription", "Licensing_AutoRenewOff"), ("renewSubscription", "Licensing_RenewalNotDue"),
-    ("renewSubscription", "Licensing_SubscriptionLapsed"), ("renewSubscription", "Licensing_BadDuration"),
-    ("renewSubscription", "Licensing_RenewalAllowanceTooLow"), ("transferFrom", "Licensing_NotTransferable"),
+    ("renewSubscription", "Licensing_AutoRenewOff"),
+    ("renewSubscription", "Licensing_RenewalNotDue"),
+    ("renewSubscription", "Licensing_SubscriptionLapsed"),
+    ("renewSubscription", "Licensing_BadDuration"),
+    ("renewSubscription", "Licensing_RenewalAllowanceTooLow"),
+    ("transferFrom", "Licensing_NotTransferable"),
     # L-2, L-1, M-2: renewals need the offer and its asset; no time sold past validUntil or the notice
-    ("renewSubscription", "Licensing_OfferInactive"), ("renewSubscription", "Licensing_AssetNotAllowed"),
-    ("renewSubscription", "Licensing_BeyondNotice"), ("buy", "Licensing_BeyondNotice"),
-    ("buy", "Licensing_BeyondValidUntil"), ("publishOffer", "Licensing_PeriodAboveNotice"),
+    ("renewSubscription", "Licensing_OfferInactive"),
+    ("renewSubscription", "Licensing_AssetNotAllowed"),
+    ("renewSubscription", "Licensing_BeyondNotice"),
+    ("buy", "Licensing_BeyondNotice"),
+    ("buy", "Licensing_BeyondValidUntil"),
+    ("publishOffer", "Licensing_PeriodAboveNotice"),
     ("setRetirementNotice", "Registry_NoticeTooShort"),
     # M-1: only the current router takes uses; a replacement waits ROUTER_DELAY
-    ("requestSynthesis", "Licensing_NotRouter"), ("setRouter", "Licensing_RouterNotYet"),
+    ("requestSynthesis", "Licensing_NotRouter"),
+    ("setRouter", "Licensing_RouterNotYet"),
     # M-3: removals and retirements take the notice; no delivery after the end of service
-    ("requestSynthesis", "Router_OperatorNotAllowed"), ("requestSynthesis", "Licensing_ServiceEnded"),
+    ("requestSynthesis", "Router_OperatorNotAllowed"),
+    ("requestSynthesis", "Licensing_ServiceEnded"),
     ("fulfil", "Router_ServiceEnded"),
     # M-4, M-6: ids are the creator's; versions keep the voice owner, who consents, never under a freeze
-    ("registerModel", "Registry_ModelExists"), ("registerModel", "Registry_ParentFrozen"),
-    ("registerModel", "Registry_VoiceOwnerChanged"), ("registerModel", "Registry_InvalidConsent"),
+    ("registerModel", "Registry_ModelExists"),
+    ("registerModel", "Registry_ParentFrozen"),
+    ("registerModel", "Registry_VoiceOwnerChanged"),
+    ("registerModel", "Registry_InvalidConsent"),
     # M-5, L-4: disputes cost a bond and hold stakes only until they lapse; the buyer's window floor
-    ("dispute", "Router_WrongPayment"), ("withdrawStake", "Router_OpenDisputes"),
+    ("dispute", "Router_WrongPayment"),
+    ("withdrawStake", "Router_OpenDisputes"),
     ("requestSynthesis", "Router_DisputeWindowTooShort"),
     # pausing the licence manager stops uses; admin bounds
-    ("requestSynthesis", "EnforcedPause (licence manager)"), ("setDisputeBond", "Router_DisputeBondTooHigh"),
+    ("requestSynthesis", "EnforcedPause (licence manager)"),
+    ("setDisputeBond", "Router_DisputeBondTooHigh"),
     ("setSlashAmount", "Router_SlashTooHigh"),
 )
 
@@ -158,31 +198,81 @@ def sha(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def registration(d, creator, *, voice, bps: int, label: str, window: int = 0, parent: int = 0, co=(),
-                 signer=None, deadline: int = 0, sign: bool = True) -> dict[str, Any]:
+def registration(
+    d,
+    creator,
+    *,
+    voice,
+    bps: int,
+    label: str,
+    window: int = 0,
+    parent: int = 0,
+    co=(),
+    signer=None,
+    deadline: int = 0,
+    sign: bool = True,
+) -> dict[str, Any]:
     """A ModelRegistration for `creator`; the voice owner's consent signed by `signer` when asked."""
     digest, policy = sha(label), sha("consent policy " + label)
     signature = b""
     if sign and signer is not None:
-        signature = vm.sign_consent(signer, d.registry, bundle_digest=digest, creator=creator.address,
-                                    policy_hash=policy, voice_owner_bps=bps, deadline=deadline)
+        signature = vm.sign_consent(
+            signer,
+            d.registry,
+            bundle_digest=digest,
+            creator=creator.address,
+            policy_hash=policy,
+            voice_owner_bps=bps,
+            deadline=deadline,
+        )
     return vm.model_registration(
-        bundle_digest=digest, bundle_cid=CID(1, RAW, sha("sealed " + label)),
-        metadata_cid=CID(0, DAG_PB, sha("metadata " + label)), languages=language_bits("zh", "en"),
-        voice_owner=voice, voice_owner_bps=bps, co_creators=list(co), policy_hash=policy,
-        consent_deadline=deadline, consent_signature=signature, royalty_bps=500, dispute_window=window,
+        bundle_digest=digest,
+        bundle_cid=CID(1, RAW, sha("sealed " + label)),
+        metadata_cid=CID(0, DAG_PB, sha("metadata " + label)),
+        languages=language_bits("zh", "en"),
+        voice_owner=voice,
+        voice_owner_bps=bps,
+        co_creators=list(co),
+        policy_hash=policy,
+        consent_deadline=deadline,
+        consent_signature=signature,
+        royalty_bps=500,
+        dispute_window=window,
         parent_id=parent,
     )
 
 
-def terms_of(model_id: int, tier: Tier, *, asset: str, price: int, period: int = 0, max_uses: int = 0,
-             pack_size: int = 0, valid_until: int = 0, max_licenses: int = 0, permissions: int = TTS | 2,
-             transferable: bool = False, label: str = "") -> dict[str, Any]:
+def terms_of(
+    model_id: int,
+    tier: Tier,
+    *,
+    asset: str,
+    price: int,
+    period: int = 0,
+    max_uses: int = 0,
+    pack_size: int = 0,
+    valid_until: int = 0,
+    max_licenses: int = 0,
+    permissions: int = TTS | 2,
+    transferable: bool = False,
+    label: str = "",
+) -> dict[str, Any]:
     return {
-        "modelId": model_id, "tier": int(tier), "asset": str(asset), "price": price, "period": period,
-        "maxUses": max_uses, "packSize": pack_size, "validUntil": valid_until, "maxLicenses": max_licenses,
-        "permissions": permissions, "prohibitions": 0, "attribution": True, "transferable": transferable,
-        "purposes": 0, "policyHash": keccak(text=f"offer {model_id} {label} {price}"),
+        "modelId": model_id,
+        "tier": int(tier),
+        "asset": str(asset),
+        "price": price,
+        "period": period,
+        "maxUses": max_uses,
+        "packSize": pack_size,
+        "validUntil": valid_until,
+        "maxLicenses": max_licenses,
+        "permissions": permissions,
+        "prohibitions": 0,
+        "attribution": True,
+        "transferable": transferable,
+        "purposes": 0,
+        "policyHash": keccak(text=f"offer {model_id} {label} {price}"),
     }
 
 
@@ -202,13 +292,24 @@ def world(actors, project, chain):
     """A deployment of its own (notice 2 days), a second router, two models, operators on both
     routers, funded buyers and strangers, offers and licences; reverted after this module."""
     a = actors
-    d = vm.deploy(a.deployer, stablecoin="mock", arbiter=a.arbiter, treasurer=a.treasurer, min_stake=MIN_STAKE,
-                  slash_amount=SLASH, retirement_notice=NOTICE, dispute_bond=BOND, project=project)
+    d = vm.deploy(
+        a.deployer,
+        stablecoin="mock",
+        arbiter=a.arbiter,
+        treasurer=a.treasurer,
+        min_stake=MIN_STAKE,
+        slash_amount=SLASH,
+        retirement_notice=NOTICE,
+        dispute_bond=BOND,
+        project=project,
+    )
     usd = d.stablecoin
-    spare = a.deployer.deploy(project.SynthesisRouter, a.deployer, d.registry, d.licenses, MIN_STAKE, SLASH,
-                              UNBONDING)
-    for role, account in ((spare.PAUSER_ROLE(), a.deployer), (spare.ARBITER_ROLE(), a.arbiter),
-                          (spare.TREASURER_ROLE(), a.treasurer)):
+    spare = a.deployer.deploy(project.SynthesisRouter, a.deployer, d.registry, d.licenses, MIN_STAKE, SLASH, UNBONDING)
+    for role, account in (
+        (spare.PAUSER_ROLE(), a.deployer),
+        (spare.ARBITER_ROLE(), a.arbiter),
+        (spare.TREASURER_ROLE(), a.treasurer),
+    ):
         spare.grantRole(role, account, sender=a.deployer)
     routers = (d.router, spare)
     assert d.router.unbondingDelay() == UNBONDING
@@ -217,19 +318,39 @@ def world(actors, project, chain):
     # scenarios retire first (m4), so that the others stay in service longer.
     models = []
     for creator, voice, bps, co, window, label in (
-            (a.creator, a.voice, 3_333, [(a.co.address, 1_111)], 0, "property model 1"),
-            (a.co, a.voice, 2_500, [], 600, "property model 2"), (a.other, a.other, 0, [], 0, "property model 3"),
-            (a.creator, a.voice, 1_000, [], 600, "property model 4")):
+        (a.creator, a.voice, 3_333, [(a.co.address, 1_111)], 0, "property model 1"),
+        (a.co, a.voice, 2_500, [], 600, "property model 2"),
+        (a.other, a.other, 0, [], 0, "property model 3"),
+        (a.creator, a.voice, 1_000, [], 600, "property model 4"),
+    ):
         now = chain.pending_timestamp
-        r = registration(d, creator, voice=voice.address, bps=bps, co=co, window=window, label=label,
-                         signer=voice if voice != creator else None, deadline=now + 3_600)
+        r = registration(
+            d,
+            creator,
+            voice=voice.address,
+            bps=bps,
+            co=co,
+            window=window,
+            label=label,
+            signer=voice if voice != creator else None,
+            deadline=now + 3_600,
+        )
         d.registry.registerModel(r, sender=creator)
         models.append(d.registry.modelIdOf(creator, r["bundleDigest"]))
     m1, m2, m3, m4 = models
     assert m1 == protocol.model_id(a.creator.address, sha("property model 1"))
     fees = {a.operator.address: (10**14, 100), a.keeper.address: (7 * 10**13, 0)}
-    allowed = [(0, m1, a.operator), (0, m2, a.operator), (0, m1, a.keeper), (0, m3, a.operator), (0, m4, a.operator),
-               (1, m1, a.operator), (1, m2, a.operator), (1, m1, a.keeper), (1, m4, a.keeper)]
+    allowed = [
+        (0, m1, a.operator),
+        (0, m2, a.operator),
+        (0, m1, a.keeper),
+        (0, m3, a.operator),
+        (0, m4, a.operator),
+        (1, m1, a.operator),
+        (1, m2, a.operator),
+        (1, m1, a.keeper),
+        (1, m4, a.keeper),
+    ]
     for router in routers:
         for op in (a.operator, a.keeper):
             router.registerOperator(public_key(op), value=MIN_STAKE, sender=op)
@@ -240,9 +361,13 @@ def world(actors, project, chain):
     # Buyers: plenty of the stablecoin, standing allowances. Strangers (who buy little or
     # nothing but may be handed licences): a standing allowance on the licence manager, and
     # little money (arbiter) or a finite allowance (treasurer).
-    funding = {a.buyer: (10**15, MAX_UINT, MAX_UINT), a.other: (10**15, MAX_UINT, MAX_UINT),
-               a.voice: (10**12, MAX_UINT, MAX_UINT), a.treasurer: (10**12, 1_500_000, MAX_UINT),
-               a.arbiter: (2_500_000, MAX_UINT, 0)}
+    funding = {
+        a.buyer: (10**15, MAX_UINT, MAX_UINT),
+        a.other: (10**15, MAX_UINT, MAX_UINT),
+        a.voice: (10**12, MAX_UINT, MAX_UINT),
+        a.treasurer: (10**12, 1_500_000, MAX_UINT),
+        a.arbiter: (2_500_000, MAX_UINT, 0),
+    }
     for account, (amount, to_licenses, to_routers) in funding.items():
         usd.mint(account, amount, sender=a.deployer)
         usd.approve(d.licenses, to_licenses, sender=account)
@@ -253,8 +378,7 @@ def world(actors, project, chain):
     # to strangers), and licences on most of them, some with autoRenew on.
     kinds = [
         dict(tier=Tier.BUYOUT, asset=ETH, price=10**15 + 7, transferable=True),
-        dict(tier=Tier.SUBSCRIPTION, asset=usd.address, price=999_999, period=1_000, max_uses=2,
-             transferable=True),
+        dict(tier=Tier.SUBSCRIPTION, asset=usd.address, price=999_999, period=1_000, max_uses=2, transferable=True),
         dict(tier=Tier.PAY_PER_USE, asset=ETH, price=3 * 10**14 + 1),
         dict(tier=Tier.PAY_PER_USE, asset=usd.address, price=50_001, pack_size=2, max_uses=6),
         dict(tier=Tier.SUBSCRIPTION, asset=ETH, price=2 * 10**13 + 3, period=3_600, transferable=True),
@@ -262,16 +386,27 @@ def world(actors, project, chain):
     # m3 sells what the attacker of H-1 sold: a transferable hourly subscription in the stablecoin.
     offers = []
     for model, kind in [(m, k) for m in (m1, m2) for k in kinds] + [
-            (m3, dict(tier=Tier.SUBSCRIPTION, asset=usd.address, price=1_000, period=3_600, transferable=True)),
-            (m4, kinds[0]), (m4, kinds[1])]:
+        (m3, dict(tier=Tier.SUBSCRIPTION, asset=usd.address, price=1_000, period=3_600, transferable=True)),
+        (m4, kinds[0]),
+        (m4, kinds[1]),
+    ]:
         terms = terms_of(model, label=f"world {len(offers)}", **kind)
         d.offers.publishOffer(terms, b"", sender=d.registry.ownerOf(model))
         offers.append((d.licenses.nextOfferId() - 1, terms))
     licenses = []
-    for index, buyer, quantity, auto_renew in ((0, a.buyer, 1, False), (1, a.buyer, 3, True), (2, a.buyer, 1, False),
-                                               (3, a.other, 2, False), (4, a.other, 20, True), (5, a.other, 1, False),
-                                               (6, a.other, 1, True), (9, a.buyer, 10, True), (10, a.other, 1, True),
-                                               (11, a.buyer, 1, False), (12, a.other, 3, True)):
+    for index, buyer, quantity, auto_renew in (
+        (0, a.buyer, 1, False),
+        (1, a.buyer, 3, True),
+        (2, a.buyer, 1, False),
+        (3, a.other, 2, False),
+        (4, a.other, 20, True),
+        (5, a.other, 1, False),
+        (6, a.other, 1, True),
+        (9, a.buyer, 10, True),
+        (10, a.other, 1, True),
+        (11, a.buyer, 1, False),
+        (12, a.other, 3, True),
+    ):
         offer_id, terms = offers[index]
         cost = cost_of(terms, quantity)
         value = cost if terms["asset"] == ETH else 0
@@ -310,8 +445,9 @@ def world(actors, project, chain):
     rpc = Rpc(provider.endpoint_uri)
 
     def views(contract):
-        return RawViews(rpc, contract.address, [x.model_dump(mode="json", by_alias=True)
-                                                for x in contract.contract_type.abi])
+        return RawViews(
+            rpc, contract.address, [x.model_dump(mode="json", by_alias=True) for x in contract.contract_type.abi]
+        )
 
     everyone = [a.deployer, a.creator, a.voice, a.buyer, a.operator, a.keeper, a.co, a.arbiter, a.treasurer, a.other]
     addresses = [x.address for x in everyone]
@@ -321,14 +457,32 @@ def world(actors, project, chain):
     k = 3 * 2 * (2 + len(addresses))
     balances = {}
     for x in addresses:
-        balances[x] = start[k: k + 5]
+        balances[x] = start[k : k + 5]
         k += 5
-    records = lens_views.licenses(d.licenses.address, [x[0] for x in licenses],
-                                  [offers[x[1]][1]["modelId"] for x in licenses])[3]
-    yield SimpleNamespace(d=d, a=a, usd=usd, routers=routers, lens=lens_views, lm=views(d.licenses), rpc=rpc,
-                          models=models, allowed=[(i, m, op.address) for i, m, op in allowed], offers=offers,
-                          licenses=licenses, records=records, balances=balances, fees=fees, everyone=everyone,
-                          addresses=addresses, chain=chain, errors=errors, w3=w3)
+    records = lens_views.licenses(
+        d.licenses.address, [x[0] for x in licenses], [offers[x[1]][1]["modelId"] for x in licenses]
+    )[3]
+    yield SimpleNamespace(
+        d=d,
+        a=a,
+        usd=usd,
+        routers=routers,
+        lens=lens_views,
+        lm=views(d.licenses),
+        rpc=rpc,
+        models=models,
+        allowed=[(i, m, op.address) for i, m, op in allowed],
+        offers=offers,
+        licenses=licenses,
+        records=records,
+        balances=balances,
+        fees=fees,
+        everyone=everyone,
+        addresses=addresses,
+        chain=chain,
+        errors=errors,
+        w3=w3,
+    )
     rpc.close()
     provider.cache_allowed_requests, provider.cacheable_requests = saved
     session.trust_env = True
@@ -448,8 +602,22 @@ class RouterM:
         return self.contract.address
 
 
-REQUEST_TYPES = ("uint256", "uint256", "uint256", "address", "address", "address", "uint128", "uint128", "uint128",
-                 "bytes32", "uint40", "uint32", "uint40", "uint16")
+REQUEST_TYPES = (
+    "uint256",
+    "uint256",
+    "uint256",
+    "address",
+    "address",
+    "address",
+    "uint128",
+    "uint128",
+    "uint128",
+    "bytes32",
+    "uint40",
+    "uint32",
+    "uint40",
+    "uint16",
+)
 
 
 def decode_error(data, errors: dict) -> tuple[str, tuple]:
@@ -491,33 +659,80 @@ def machine_for(w):
             self.next_license = w.licenses[-1][0] + 1
             m1, m2, m3, m4 = w.models
             self.models = {
-                m1: ModelM(m1, a.creator.address, a.creator.address, a.voice.address,
-                           [(a.voice.address, 3_333), (a.co.address, 1_111)], 0, label="property model 1"),
-                m2: ModelM(m2, a.co.address, a.co.address, a.voice.address, [(a.voice.address, 2_500)], 600,
-                           label="property model 2"),
+                m1: ModelM(
+                    m1,
+                    a.creator.address,
+                    a.creator.address,
+                    a.voice.address,
+                    [(a.voice.address, 3_333), (a.co.address, 1_111)],
+                    0,
+                    label="property model 1",
+                ),
+                m2: ModelM(
+                    m2,
+                    a.co.address,
+                    a.co.address,
+                    a.voice.address,
+                    [(a.voice.address, 2_500)],
+                    600,
+                    label="property model 2",
+                ),
                 m3: ModelM(m3, a.other.address, a.other.address, a.other.address, [], 0, label="property model 3"),
-                m4: ModelM(m4, a.creator.address, a.creator.address, a.voice.address, [(a.voice.address, 1_000)], 600,
-                           label="property model 4"),
+                m4: ModelM(
+                    m4,
+                    a.creator.address,
+                    a.creator.address,
+                    a.voice.address,
+                    [(a.voice.address, 1_000)],
+                    600,
+                    label="property model 4",
+                ),
             }
             self.labels = 0
             self.offers: list[OfferM] = []
             for offer_id, t in w.offers:
-                self.offers.append(OfferM(offer_id, t["modelId"], Tier(t["tier"]), t["asset"], t["price"],
-                                          t["period"], t["maxUses"], t["packSize"], t["validUntil"],
-                                          t["maxLicenses"], t["permissions"], t["transferable"],
-                                          terms=tuple(t.values())))
+                self.offers.append(
+                    OfferM(
+                        offer_id,
+                        t["modelId"],
+                        Tier(t["tier"]),
+                        t["asset"],
+                        t["price"],
+                        t["period"],
+                        t["maxUses"],
+                        t["packSize"],
+                        t["validUntil"],
+                        t["maxLicenses"],
+                        t["permissions"],
+                        t["transferable"],
+                        terms=tuple(t.values()),
+                    )
+                )
             self.licenses: list[LicenseM] = []
             for (license_id, index, holder), record in zip(w.licenses, w.records, strict=True):
                 offer = self.offers[index]
                 offer.sold += 1
-                self.licenses.append(LicenseM(license_id, offer, holder, expires=record[1], anchor=record[2],
-                                              used=record[3], period_start=record[4], limit=record[5],
-                                              auto_renew=record[6], agreed_by=holder if record[6] else ZERO))
+                self.licenses.append(
+                    LicenseM(
+                        license_id,
+                        offer,
+                        holder,
+                        expires=record[1],
+                        anchor=record[2],
+                        used=record[3],
+                        period_start=record[4],
+                        limit=record[5],
+                        auto_renew=record[6],
+                        agreed_by=holder if record[6] else ZERO,
+                    )
+                )
             self.requests: list[RequestM] = []
             self.routers = []
             for index, contract in enumerate(w.routers):
-                ops = {x.address: OperatorM(x.address, fees={eth: w.fees[x.address][0], dollar: w.fees[x.address][1]})
-                       for x in op_accounts}
+                ops = {
+                    x.address: OperatorM(x.address, fees={eth: w.fees[x.address][0], dollar: w.fees[x.address][1]})
+                    for x in op_accounts
+                }
                 allowed = {(m, op): ALWAYS for i, m, op in w.allowed if i == index}
                 self.routers.append(RouterM(index, contract, ops, allowed, bond=BOND if index == 0 else 0))
             self.lm_router = 0  # index of the licence manager's router
@@ -572,15 +787,18 @@ def machine_for(w):
                 shown = sorted(map(str, expected))
                 assert expected, f"{name} reverted with {error}{error_args} but the model expected success"
                 assert error in expected or (error, error_args) in expected, (
-                    f"{name} reverted with {error}{error_args}; expected one of {shown}")
+                    f"{name} reverted with {error}{error_args}; expected one of {shown}"
+                )
                 ERRORS[(name, error)] += 1
                 self.last_error = error
                 return None
             assert not expected, f"{name} succeeded but the model expected one of {sorted(map(str, expected))}"
             # Sent as raw JSON-RPC (web3's formatting of the request and the receipt took most of
             # the time); anvil mines it at once: the receipt is waited for before anything else.
-            tx_hash = w.rpc("eth_sendTransaction", {**tx, "gas": hex(6_000_000), "maxFeePerGas": hex(10**10),
-                                                    "maxPriorityFeePerGas": "0x0"})
+            tx_hash = w.rpc(
+                "eth_sendTransaction",
+                {**tx, "gas": hex(6_000_000), "maxFeePerGas": hex(10**10), "maxPriorityFeePerGas": "0x0"},
+            )
             receipt = w.rpc("eth_getTransactionReceipt", tx_hash)
             while receipt is None:
                 time.sleep(0.001)
@@ -704,8 +922,13 @@ def machine_for(w):
             self._won("advance_time")
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), which=st.sampled_from(["lm", "lm", 0, 1]), pause=st.sampled_from([True, False, False]),
-              actor=st.sampled_from([0, 0, 0, 9]), hold=st.sampled_from([False, False, True]))
+        @rule(
+            data=st.data(),
+            which=st.sampled_from(["lm", "lm", 0, 1]),
+            pause=st.sampled_from([True, False, False]),
+            actor=st.sampled_from([0, 0, 0, 9]),
+            hold=st.sampled_from([False, False, True]),
+        )
         def pause_or_unpause(self, data, which, pause, actor, hold):
             """The pauser pauses or unpauses the licence manager or a router. A pause is mostly
             brief (unless `hold`): a request is tried while it lasts (refused: pausing the licence
@@ -762,8 +985,10 @@ def machine_for(w):
             self.usd_allowed = allowed
             return True
 
-        @rule(notice=st.sampled_from([MIN_NOTICE - 1, MIN_NOTICE, MIN_NOTICE, NOTICE, 3 * DAY, MAX_NOTICE + 1]),
-              actor=st.sampled_from([0, 0, 0, 1]))
+        @rule(
+            notice=st.sampled_from([MIN_NOTICE - 1, MIN_NOTICE, MIN_NOTICE, NOTICE, 3 * DAY, MAX_NOTICE + 1]),
+            actor=st.sampled_from([0, 0, 0, 1]),
+        )
         def set_retirement_notice(self, notice, actor):
             if self._set_notice(notice, everyone[actor]):
                 self._won("set_retirement_notice")
@@ -829,9 +1054,13 @@ def machine_for(w):
             work; a delivery after the end is refused (the operator fails the request: refund); no
             request is taken after it; no licence was paid beyond it (checked after every step)."""
             rt, t = self.routers[self.lm_router], self.now + 1
-            usable = [lic for lic in self.licenses if self._licensed(lic, t)[0]
-                      and not self.models[lic.offer.model].service_ends
-                      and self._servers(rt, lic.offer.model, t + 800)]
+            usable = [
+                lic
+                for lic in self.licenses
+                if self._licensed(lic, t)[0]
+                and not self.models[lic.offer.model].service_ends
+                and self._servers(rt, lic.offer.model, t + 800)
+            ]
             if not usable:
                 return
             # Mostly a licence that is not a subscription (it works until the end of service), on a
@@ -852,8 +1081,11 @@ def machine_for(w):
                 self._fail(r, op_accounts[op], reason)
             self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN)
 
-        @rule(data=st.data(), window=st.sampled_from([0, 600, 601, MAX_DISPUTE_WINDOW, MAX_DISPUTE_WINDOW + 1]),
-              by_owner=st.sampled_from([True, True, True, False]))
+        @rule(
+            data=st.data(),
+            window=st.sampled_from([0, 600, 601, MAX_DISPUTE_WINDOW, MAX_DISPUTE_WINDOW + 1]),
+            by_owner=st.sampled_from([True, True, True, False]),
+        )
         def set_dispute_window(self, data, window, by_owner):
             model = self.models[data.draw(st.sampled_from(list(self.models)))]
             actor = by_address[model.owner] if by_owner else (a.other if model.owner != a.other.address else a.buyer)
@@ -888,12 +1120,21 @@ def machine_for(w):
             if consent == "expired":
                 r = registration(d, creator, voice=voice, bps=bps, label=label, signer=signer, deadline=t - 1)
                 return r, {err("Registry_ConsentExpired", t - 1, t)}
-            r = registration(d, creator, voice=voice, bps=bps, label=label, signer=signer, deadline=t + 3_600,
-                             sign=consent == "signed")
+            r = registration(
+                d,
+                creator,
+                voice=voice,
+                bps=bps,
+                label=label,
+                signer=signer,
+                deadline=t + 3_600,
+                sign=consent == "signed",
+            )
             return r, set() if consent == "signed" else {err("Registry_InvalidConsent", voice)}
 
-        def _register(self, creator, r: dict, expected: set, parent: int, rule_name: str,
-                      label: str = "") -> ModelM | None:
+        def _register(
+            self, creator, r: dict, expected: set, parent: int, rule_name: str, label: str = ""
+        ) -> ModelM | None:
             model_id = protocol.model_id(creator.address, r["bundleDigest"])
             if model_id in self.models:
                 expected.add(err("Registry_ModelExists", model_id))
@@ -901,17 +1142,29 @@ def machine_for(w):
                 return None
             voice, bps = r["voiceOwner"], r["voiceOwnerBps"]
             payees = [(voice, bps)] if voice != creator.address else []
-            model = ModelM(model_id, creator.address, creator.address, voice, payees, r["disputeWindow"],
-                           parent=parent, label=label)
+            model = ModelM(
+                model_id,
+                creator.address,
+                creator.address,
+                voice,
+                payees,
+                r["disputeWindow"],
+                parent=parent,
+                label=label,
+            )
             self.models[model_id] = model
             self._won(rule_name)
             self._won(f"{rule_name}: own voice" if voice == creator.address else f"{rule_name}: with consent")
             return model
 
         @precondition(lambda self: len(self.models) < MAX_MODELS - 2)  # room for versions
-        @rule(creator=st.sampled_from([1, 6, 9, 3]), own_voice=st.sampled_from([False, False, True]),
-              squat=st.sampled_from([False, False, True]), window=st.sampled_from([0, 600]),
-              fault=st.sampled_from([None] * 4 + ["same bundle", "no consent", "revoked", "expired"]))
+        @rule(
+            creator=st.sampled_from([1, 6, 9, 3]),
+            own_voice=st.sampled_from([False, False, True]),
+            squat=st.sampled_from([False, False, True]),
+            window=st.sampled_from([0, 600]),
+            fault=st.sampled_from([None] * 4 + ["same bundle", "no consent", "revoked", "expired"]),
+        )
         def register_model(self, creator, own_voice, squat, window, fault):
             """A new model: its id is modelIdOf(creator, digest), so the same bundle registered by
             another creator (`squat`) is another model, and nobody takes a creator's id first; the
@@ -935,9 +1188,22 @@ def machine_for(w):
                 self._won("register_model: a bundle another creator registered")
 
         @precondition(lambda self: len(self.models) < MAX_MODELS)
-        @rule(data=st.data(), own=st.booleans(),
-              fault=st.sampled_from([None] * 5 + ["not owner", "voice to caller", "voice to stranger", "no consent",
-                                                  "revoked", "expired", "frozen parent"]))
+        @rule(
+            data=st.data(),
+            own=st.booleans(),
+            fault=st.sampled_from(
+                [None] * 5
+                + [
+                    "not owner",
+                    "voice to caller",
+                    "voice to stranger",
+                    "no consent",
+                    "revoked",
+                    "expired",
+                    "frozen parent",
+                ]
+            ),
+        )
         def register_version(self, data, own, fault):
             """A new version of a model: only by the parent's owner, never under a frozen parent,
             keeping the parent's voice owner, who consents again unless they register it (`own`:
@@ -948,10 +1214,14 @@ def machine_for(w):
             if fault == "frozen parent" and not parent.frozen:
                 if self._send(d.registry.freeze, parent.id, b"\x02" * 32, sender=a.arbiter):
                     parent.frozen = True
-            caller = by_address[parent.owner] if fault != "not owner" else (
-                a.other if parent.owner != a.other.address else a.buyer)
+            caller = (
+                by_address[parent.owner]
+                if fault != "not owner"
+                else (a.other if parent.owner != a.other.address else a.buyer)
+            )
             voice_owner = {"voice to caller": caller.address, "voice to stranger": a.treasurer.address}.get(
-                fault, parent.voice)
+                fault, parent.voice
+            )
             consent = {"no consent": "none", "revoked": "revoked", "expired": "expired"}.get(fault, "signed")
             self.labels += 1
             r, consent_errors = self._consent(caller, voice_owner, 1_500, f"version {self.labels}", consent)
@@ -973,15 +1243,34 @@ def machine_for(w):
 
         @precondition(lambda self: self.models)
         @rule(
-            data=st.data(), tier=st.sampled_from(list(Tier)), in_usd=st.booleans(),
-            price=st.integers(0, 10**6), period=st.sampled_from([1_000, 100, 3_600, DAY]),
-            max_uses=st.integers(0, 3), pack_size=st.integers(0, 3), max_licenses=st.integers(0, 3),
-            valid_for=st.sampled_from([0, 0, 2_000, 5 * DAY]), tts=st.sampled_from([True, True, True, False]),
+            data=st.data(),
+            tier=st.sampled_from(list(Tier)),
+            in_usd=st.booleans(),
+            price=st.integers(0, 10**6),
+            period=st.sampled_from([1_000, 100, 3_600, DAY]),
+            max_uses=st.integers(0, 3),
+            pack_size=st.integers(0, 3),
+            max_licenses=st.integers(0, 3),
+            valid_for=st.sampled_from([0, 0, 2_000, 5 * DAY]),
+            tts=st.sampled_from([True, True, True, False]),
             transferable=st.booleans(),
             fault=st.sampled_from([None] * 6 + ["not owner", "valid until passed", "period above notice"]),
         )
-        def publish_offer(self, data, tier, in_usd, price, period, max_uses, pack_size, max_licenses, valid_for,
-                          tts, transferable, fault):
+        def publish_offer(
+            self,
+            data,
+            tier,
+            in_usd,
+            price,
+            period,
+            max_uses,
+            pack_size,
+            max_licenses,
+            valid_for,
+            tts,
+            transferable,
+            fault,
+        ):
             """The model's owner publishes an offer through the OfferBook. `fault`: the one thing
             wrong, if any (a subscription whose period and renewal lead do not fit in the notice)."""
             live = [m for m, x in self.models.items() if not x.frozen and not x.service_ends]
@@ -990,24 +1279,54 @@ def machine_for(w):
             if fault == "period above notice":
                 tier, period = Tier.SUBSCRIPTION, self._notice(t)
             actor = a.other if model.owner != a.other.address else a.buyer
-            if self._publish(model, by_address[model.owner] if fault != "not owner" else actor, tier,
-                             dollar if in_usd else eth, price if in_usd else price * 10**9, period, max_uses,
-                             pack_size, -1 if fault == "valid until passed" else valid_for, max_licenses,
-                             (TTS if tts else 0) | int(Action.COMMERCIAL_USE), transferable):
+            if self._publish(
+                model,
+                by_address[model.owner] if fault != "not owner" else actor,
+                tier,
+                dollar if in_usd else eth,
+                price if in_usd else price * 10**9,
+                period,
+                max_uses,
+                pack_size,
+                -1 if fault == "valid until passed" else valid_for,
+                max_licenses,
+                (TTS if tts else 0) | int(Action.COMMERCIAL_USE),
+                transferable,
+            ):
                 self._won("publish_offer")
 
-        def _publish(self, model: ModelM, sender, tier: Tier, asset: str, price: int, period: int, max_uses: int,
-                     pack_size: int, valid_for: int, max_licenses: int, permissions: int,
-                     transferable: bool) -> OfferM | None:
+        def _publish(
+            self,
+            model: ModelM,
+            sender,
+            tier: Tier,
+            asset: str,
+            price: int,
+            period: int,
+            max_uses: int,
+            pack_size: int,
+            valid_for: int,
+            max_licenses: int,
+            permissions: int,
+            transferable: bool,
+        ) -> OfferM | None:
             t = self.now + 1
             subscription = tier == Tier.SUBSCRIPTION
             terms = {
-                "modelId": model.id, "tier": int(tier), "asset": asset, "price": price,
-                "period": period if subscription else 0, "maxUses": max_uses,
+                "modelId": model.id,
+                "tier": int(tier),
+                "asset": asset,
+                "price": price,
+                "period": period if subscription else 0,
+                "maxUses": max_uses,
                 "packSize": pack_size if tier == Tier.PAY_PER_USE else 0,
                 "validUntil": 0 if valid_for == 0 else t if valid_for < 0 else t + valid_for,
-                "maxLicenses": max_licenses, "permissions": permissions, "prohibitions": 0, "attribution": True,
-                "transferable": transferable, "purposes": 0,
+                "maxLicenses": max_licenses,
+                "permissions": permissions,
+                "prohibitions": 0,
+                "attribution": True,
+                "transferable": transferable,
+                "purposes": 0,
                 "policyHash": keccak(text=f"offer {len(self.offers)} {price}"),
             }
             expected = set()
@@ -1024,8 +1343,21 @@ def machine_for(w):
                 expected |= self._model_state_errors(model, selling=True)
             if not self._send(d.offers.publishOffer, terms, b"US", sender=sender, expected=expected):
                 return None
-            offer = OfferM(self.next_offer, model.id, tier, asset, price, terms["period"], max_uses, terms["packSize"],
-                           terms["validUntil"], max_licenses, permissions, transferable, terms=tuple(terms.values()))
+            offer = OfferM(
+                self.next_offer,
+                model.id,
+                tier,
+                asset,
+                price,
+                terms["period"],
+                max_uses,
+                terms["packSize"],
+                terms["validUntil"],
+                max_licenses,
+                permissions,
+                transferable,
+                terms=tuple(terms.values()),
+            )
             self.next_offer += 1
             self.offers.append(offer)
             return offer
@@ -1035,8 +1367,11 @@ def machine_for(w):
         def deactivate_offer(self, data, actor):
             offer = data.draw(st.sampled_from(self.offers))
             owner = self.models[offer.model].owner
-            sender = {"owner": by_address[owner], "admin": admin,
-                      "stranger": a.other if owner != a.other.address else a.buyer}[actor]
+            sender = {
+                "owner": by_address[owner],
+                "admin": admin,
+                "stranger": a.other if owner != a.other.address else a.buyer,
+            }[actor]
             if self._deactivate(offer, sender):
                 self._won("deactivate_offer")
 
@@ -1064,9 +1399,13 @@ def machine_for(w):
             return errors
 
         @precondition(lambda self: self.offers)
-        @rule(data=st.data(), buyer=st.sampled_from([3, 9, 3, 9, 2, 8, 7]),
-              fault=st.sampled_from([None] * 4 + ["no quantity", "quantity 2", "many periods", "short",
-                                                  "past validUntil", "any offer"]))
+        @rule(
+            data=st.data(),
+            buyer=st.sampled_from([3, 9, 3, 9, 2, 8, 7]),
+            fault=st.sampled_from(
+                [None] * 4 + ["no quantity", "quantity 2", "many periods", "short", "past validUntil", "any offer"]
+            ),
+        )
         def buy(self, data, buyer, fault):
             """Buy licences (subscriptions of any number of periods: capped by validUntil and the
             notice). `fault`: the one thing wrong with the call, if any (the offer's state aside;
@@ -1076,24 +1415,48 @@ def machine_for(w):
             live = [m for m in self.models.values() if not m.frozen and not m.service_ends]
             if fault == "past validUntil" and live:
                 model = data.draw(st.sampled_from(live))
-                offer = self._publish(model, by_address[model.owner], Tier.SUBSCRIPTION, eth, 10**12, 1_000, 0, 0,
-                                      2_500, 0, TTS, False) or offer
+                offer = (
+                    self._publish(
+                        model,
+                        by_address[model.owner],
+                        Tier.SUBSCRIPTION,
+                        eth,
+                        10**12,
+                        1_000,
+                        0,
+                        0,
+                        2_500,
+                        0,
+                        TTS,
+                        False,
+                    )
+                    or offer
+                )
             if fault == "many periods":
-                offer = self._pick(data, self.offers, [o for o in self.offers
-                                                       if o.active and o.tier == Tier.SUBSCRIPTION])
+                offer = self._pick(
+                    data, self.offers, [o for o in self.offers if o.active and o.tier == Tier.SUBSCRIPTION]
+                )
             subscription = offer.tier == Tier.SUBSCRIPTION
             usual = data.draw(st.sampled_from([1, 2, 3])) if subscription else 1
             past_notice = self._notice(self.now + 1) // offer.period + 1 if subscription else 60
-            quantity = {"no quantity": 0, "quantity 2": 2, "many periods": past_notice,
-                        "past validUntil": 3}.get(fault, usual)
+            quantity = {"no quantity": 0, "quantity 2": 2, "many periods": past_notice, "past validUntil": 3}.get(
+                fault, usual
+            )
             if self._buy(offer, everyone[buyer], quantity, fault == "short"):
                 self._won("buy")
 
         def _sale(self, data) -> None:
             """A buyer buys one period or licence of an offer that sells now (revenue to share)."""
             t = self.now + 1
-            selling = [o for o in self.offers if o.active and o.price and not (o.valid_until and t > o.valid_until)
-                       and not self.models[o.model].frozen and not self.models[o.model].service_ends]
+            selling = [
+                o
+                for o in self.offers
+                if o.active
+                and o.price
+                and not (o.valid_until and t > o.valid_until)
+                and not self.models[o.model].frozen
+                and not self.models[o.model].service_ends
+            ]
             if selling and not self.lm_paused:
                 offer = data.draw(st.sampled_from(selling))
                 self._buy(offer, a.buyer if offer.asset == eth else data.draw(st.sampled_from(buyers)), 1, False)
@@ -1137,8 +1500,9 @@ def machine_for(w):
             if offer.asset == dollar:
                 expected |= self._pull_errors(account.address, lm_address, cost)
             value = cost if offer.asset == eth else 0
-            receipt = self._send(d.licenses.buy, offer.id, max_price, quantity, value=value, sender=account,
-                                 expected=expected)
+            receipt = self._send(
+                d.licenses.buy, offer.id, max_price, quantity, value=value, sender=account, expected=expected
+            )
             if not receipt:
                 return False
             offer.sold += 1
@@ -1199,8 +1563,13 @@ def machine_for(w):
         def _renewable(self, lic: LicenseM) -> bool:
             """Whether the licence's offer still sells (active, asset allowed, model sellable)."""
             o, model = lic.offer, self.models[lic.offer.model]
-            return (o.active and (o.asset == eth or self.usd_allowed) and not model.frozen and not model.service_ends
-                    and not self.lm_paused)
+            return (
+                o.active
+                and (o.asset == eth or self.usd_allowed)
+                and not model.frozen
+                and not model.service_ends
+                and not self.lm_paused
+            )
 
         def _renewable_now(self, lic: LicenseM, t: int) -> bool:
             """isRenewable at t: the holder could renew one period (pause and payment aside)."""
@@ -1208,9 +1577,14 @@ def machine_for(w):
             if o.tier != Tier.SUBSCRIPTION:
                 return False
             end = max(t, lic.expires) + o.period
-            return (o.active and (o.asset == eth or self.usd_allowed) and not (o.valid_until and end > o.valid_until)
-                    and end <= t + self._notice(t) and not self.models[o.model].frozen
-                    and not self.models[o.model].service_ends)
+            return (
+                o.active
+                and (o.asset == eth or self.usd_allowed)
+                and not (o.valid_until and end > o.valid_until)
+                and end <= t + self._notice(t)
+                and not self.models[o.model].frozen
+                and not self.models[o.model].service_ends
+            )
 
         def _apply_renewal(self, lic: LicenseM, duration: int, t: int) -> bool:
             """The renewal succeeded: the licence's new term and the payment. True if it had lapsed."""
@@ -1228,9 +1602,22 @@ def machine_for(w):
             return lapsed
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), fault=st.sampled_from([None] * 4 + [
-            "no periods", "odd", "wrong value", "past the notice", "offer withdrawn", "asset de-listed", "allowance",
-            "any licence"]))
+        @rule(
+            data=st.data(),
+            fault=st.sampled_from(
+                [None] * 4
+                + [
+                    "no periods",
+                    "odd",
+                    "wrong value",
+                    "past the notice",
+                    "offer withdrawn",
+                    "asset de-listed",
+                    "allowance",
+                    "any licence",
+                ]
+            ),
+        )
         def renew(self, data, fault):
             """The holder renews by any number of periods, at any time (a lapsed one restarts now),
             only while the offer still sells in its asset. `fault`: the one thing wrong, if any
@@ -1251,7 +1638,8 @@ def machine_for(w):
                 self._approve(holder, lm_address, o.price - 1)
             t = self.now + 1
             periods = {"no periods": 0, "past the notice": 1 + self._notice(t) // o.period if o.period else 1}.get(
-                fault, data.draw(st.sampled_from([1, 1, 2, 3])))
+                fault, data.draw(st.sampled_from([1, 1, 2, 3]))
+            )
             if self._holder_renew(lic, periods, odd=fault == "odd", wrong_value=fault == "wrong value"):
                 self._won("renew")
             if fault == "asset de-listed" and listed:
@@ -1273,16 +1661,20 @@ def machine_for(w):
             cost = o.price * (duration // o.period) if o.period else 0
             value = (cost if o.asset == eth else 0) + wrong_value
             expected = self._renewal_errors(lic, sender.address, duration, value, t)
-            if not self._send(d.licenses.renewSubscription, lic.id, duration, value=value, sender=sender,
-                              expected=expected):
+            if not self._send(
+                d.licenses.renewSubscription, lic.id, duration, value=value, sender=sender, expected=expected
+            ):
                 return False
             if sender.address != lic.holder:
                 lead = renewal_lead(o.period)
                 assert lic.auto_renew and lic.agreed_by == lic.holder, "a keeper renewed without the holder's consent"
                 assert duration == o.period, "a keeper renewed more than one period"
                 assert lic.expires - lead <= t < lic.expires, "a keeper renewed a licence not due or lapsed"
-                self._won("keeper_renew: ETH from the caller" if o.asset == eth
-                          else "keeper_renew: ERC-20 from the holder's allowance")
+                self._won(
+                    "keeper_renew: ETH from the caller"
+                    if o.asset == eth
+                    else "keeper_renew: ERC-20 from the holder's allowance"
+                )
                 if sender.address == lic.approved:
                     self._won("keeper_renew: by an account approved on the licence")
             if self._apply_renewal(lic, duration, t):
@@ -1290,10 +1682,23 @@ def machine_for(w):
             return True
 
         @precondition(lambda self: any(lic.offer.tier == Tier.SUBSCRIPTION for lic in self.licenses))
-        @rule(data=st.data(), caller=st.sampled_from(["keeper", "keeper", "stranger", "approved", "approved", "buyer",
-                                                      "holder"]),
-              fault=st.sampled_from([None] * 4 + ["now", "early", "lapsed", "periods", "wrong value", "cancelled",
-                                                  "pushed to a stranger", "any licence"]))
+        @rule(
+            data=st.data(),
+            caller=st.sampled_from(["keeper", "keeper", "stranger", "approved", "approved", "buyer", "holder"]),
+            fault=st.sampled_from(
+                [None] * 4
+                + [
+                    "now",
+                    "early",
+                    "lapsed",
+                    "periods",
+                    "wrong value",
+                    "cancelled",
+                    "pushed to a stranger",
+                    "any licence",
+                ]
+            ),
+        )
         def keeper_renew(self, data, caller, fault):
             """Anyone renews someone's subscription: the model predicts when this may happen (the
             current holder turned autoRenew on, one period, due, not lapsed), who pays (the holder's
@@ -1327,8 +1732,9 @@ def machine_for(w):
                 self._send(d.licenses.cancelSubscription, lic.id, sender=by_address[lic.holder])
                 lic.auto_renew, lic.agreed_by = False, ZERO
             elif fault == "pushed to a stranger" and lic.offer.transferable:
-                self._transfer(lic, by_address[lic.holder],
-                               next(x.address for x in strangers if x.address != lic.holder))
+                self._transfer(
+                    lic, by_address[lic.holder], next(x.address for x in strangers if x.address != lic.holder)
+                )
             o = lic.offer
             lead = renewal_lead(o.period)
             when = fault if fault in ("now", "early", "lapsed") else data.draw(st.sampled_from(["due", "due_end"]))
@@ -1343,19 +1749,23 @@ def machine_for(w):
             elif when == "lapsed":
                 self._advance_to(lic.expires)
             others = [x for x in everyone if x.address != lic.holder]
-            sender = {"keeper": a.keeper if a.keeper.address != lic.holder else a.operator,
-                      "stranger": data.draw(st.sampled_from([x for x in strangers if x.address != lic.holder]
-                                                            or others)),
-                      "approved": by_address.get(lic.approved) if lic.approved != ZERO else None,
-                      "buyer": data.draw(st.sampled_from(others)),
-                      "holder": by_address[lic.holder]}[caller] or a.keeper
+            sender = {
+                "keeper": a.keeper if a.keeper.address != lic.holder else a.operator,
+                "stranger": data.draw(st.sampled_from([x for x in strangers if x.address != lic.holder] or others)),
+                "approved": by_address.get(lic.approved) if lic.approved != ZERO else None,
+                "buyer": data.draw(st.sampled_from(others)),
+                "holder": by_address[lic.holder],
+            }[caller] or a.keeper
             periods = data.draw(st.sampled_from([0, 2, 3])) if fault == "periods" else 1
             if self._renew(lic, sender, o.period * periods, fault == "wrong value"):
                 self._won("keeper_renew")
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), on=st.sampled_from([True, True, False]),
-              caller=st.sampled_from(["holder"] * 4 + ["approved", "stranger"]))
+        @rule(
+            data=st.data(),
+            on=st.sampled_from([True, True, False]),
+            caller=st.sampled_from(["holder"] * 4 + ["approved", "stranger"]),
+        )
         def set_auto_renew(self, data, on, caller):
             lic = data.draw(st.sampled_from(self.licenses))
             if self._set_auto_renew(lic, on, self._caller_for(lic, caller)):
@@ -1394,8 +1804,13 @@ def machine_for(w):
                 self._won("cancel_subscription")
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), to=st.sampled_from([2, 8, 7, 5, 0]), by_holder=st.sampled_from([True] * 5 + [False]),
-              for_all=st.sampled_from([False, False, False, True]), on=st.sampled_from([True, True, False]))
+        @rule(
+            data=st.data(),
+            to=st.sampled_from([2, 8, 7, 5, 0]),
+            by_holder=st.sampled_from([True] * 5 + [False]),
+            for_all=st.sampled_from([False, False, False, True]),
+            on=st.sampled_from([True, True, False]),
+        )
         def approve_license(self, data, to, by_holder, for_all, on):
             """The holder approves an account on one licence token, or on all its tokens
             (`for_all`, `on`): that account may then transfer the licences, approve others and
@@ -1421,8 +1836,11 @@ def machine_for(w):
             return account in (lic.holder, lic.approved) or (lic.holder, account) in self.for_all
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), to=st.sampled_from([2, 8, 7, 3, 9]),
-              by=st.sampled_from(["holder"] * 4 + ["approved", "stranger"]))
+        @rule(
+            data=st.data(),
+            to=st.sampled_from([2, 8, 7, 3, 9]),
+            by=st.sampled_from(["holder"] * 4 + ["approved", "stranger"]),
+        )
         def transfer_license(self, data, to, by):
             """Licences move to buyers and to strangers (accounts with a standing allowance on the
             licence manager): the new holder never inherits the old one's autoRenew."""
@@ -1446,8 +1864,11 @@ def machine_for(w):
                 self._won("transfer_licence: to a stranger")
             return True
 
-        @rule(account=st.sampled_from([3, 9, 2, 8, 7]), spender=st.sampled_from(["lm", "lm", 0, 1]),
-              amount=st.sampled_from([0, 1_000_000, 3_000_000, MAX_UINT]))
+        @rule(
+            account=st.sampled_from([3, 9, 2, 8, 7]),
+            spender=st.sampled_from(["lm", "lm", 0, 1]),
+            amount=st.sampled_from([0, 1_000_000, 3_000_000, MAX_UINT]),
+        )
         def set_allowance(self, account, spender, amount):
             """A holder changes a standing allowance (an unrelated approval must never let a
             keeper revive or over-renew anything)."""
@@ -1467,8 +1888,13 @@ def machine_for(w):
         def _pots(self) -> list[tuple]:
             return [(key, m, x) for key in ("lm", 0, 1) for (m, x) in self._ledger(key)[1].pots]
 
-        @rule(data=st.data(), ledger=st.sampled_from(["lm", "lm", 0, 1]), in_usd=st.booleans(),
-              actor=st.integers(0, 9), fresh=st.sampled_from([True, True, False]))
+        @rule(
+            data=st.data(),
+            ledger=st.sampled_from(["lm", "lm", 0, 1]),
+            in_usd=st.booleans(),
+            actor=st.integers(0, 9),
+            fresh=st.sampled_from([True, True, False]),
+        )
         def distribute(self, data, ledger, in_usd, actor, fresh):
             """Anyone shares a pot out (after a sale when there is none)."""
             if fresh and not self._pots():
@@ -1493,8 +1919,7 @@ def machine_for(w):
             for account, cut in split_revenue(share, model.creator, model.payees).items():
                 self._credit(book, key, account, asset, cut)
 
-        @rule(data=st.data(), ledger=st.sampled_from(["lm", "lm", 0, 1]), actor=st.integers(0, 9),
-              in_usd=st.booleans())
+        @rule(data=st.data(), ledger=st.sampled_from(["lm", "lm", 0, 1]), actor=st.integers(0, 9), in_usd=st.booleans())
         def withdraw(self, data, ledger, actor, in_usd):
             owed = [(key, x, asset) for key in ("lm", 0, 1) for (x, asset) in self._ledger(key)[1].credits]
             if not owed and not self._pots():
@@ -1522,8 +1947,12 @@ def machine_for(w):
             assert self.withdrawn_total[k] <= self.credited_total.get(k, 0), "withdrew more than credited"
             return True
 
-        @rule(data=st.data(), ledger=st.sampled_from(["lm", "lm", 0, 1]), in_usd=st.booleans(),
-              actor=st.sampled_from([8, 8, 0]))
+        @rule(
+            data=st.data(),
+            ledger=st.sampled_from(["lm", "lm", 0, 1]),
+            in_usd=st.booleans(),
+            actor=st.sampled_from([8, 8, 0]),
+        )
         def withdraw_platform_fees(self, data, ledger, in_usd, actor):
             owed = [(key, x) for key in ("lm", 0, 1) for x, v in self._ledger(key)[1].platform.items() if v]
             if not owed and not self._pots():
@@ -1555,10 +1984,25 @@ def machine_for(w):
         # ------------------------------------------------------------ requests
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), op=st.integers(0, 1), deadline_in=st.sampled_from([20, 800, 800, MAX_TTL]),
-              language=st.sampled_from([Language.ZH, Language.EN]),
-              fault=st.sampled_from([None] * 4 + ["other router", "not holder", "deadline", "fee", "language",
-                                                  "window", "manager paused", "any licence"]))
+        @rule(
+            data=st.data(),
+            op=st.integers(0, 1),
+            deadline_in=st.sampled_from([20, 800, 800, MAX_TTL]),
+            language=st.sampled_from([Language.ZH, Language.EN]),
+            fault=st.sampled_from(
+                [None] * 4
+                + [
+                    "other router",
+                    "not holder",
+                    "deadline",
+                    "fee",
+                    "language",
+                    "window",
+                    "manager paused",
+                    "any licence",
+                ]
+            ),
+        )
         def request(self, data, op, deadline_in, language, fault):
             """A request for speech (the licence manager checks the licence and counts the use).
             `fault`: the one thing wrong with the call, if any (the state aside; "manager paused":
@@ -1571,9 +2015,12 @@ def machine_for(w):
             deadline_in = MAX_TTL + 1 if fault == "deadline" else deadline_in
             # Mostly a licence that works now; sometimes to an operator whose removal is under way.
             usable = [] if fault == "any licence" else [lic for lic in self.licenses if self._licensed(lic, t)[0]]
-            removing = [(lic, i) for lic in usable for i, x in enumerate(op_accounts)
-                        if ALWAYS > self.routers[router].allowed_until.get((lic.offer.model, x.address), 0)
-                        >= t + deadline_in]
+            removing = [
+                (lic, i)
+                for lic in usable
+                for i, x in enumerate(op_accounts)
+                if ALWAYS > self.routers[router].allowed_until.get((lic.offer.model, x.address), 0) >= t + deadline_in
+            ]
             if removing and data.draw(st.booleans()):
                 lic, op = data.draw(st.sampled_from(removing))
             else:
@@ -1589,8 +2036,17 @@ def machine_for(w):
             if pause:
                 self._pause("lm", False)
 
-        def _request(self, lic: LicenseM, requester, router_index: int, op: int, deadline_in: int, fee_short: bool,
-                     language: Language, min_window: int = 0) -> RequestM | None:
+        def _request(
+            self,
+            lic: LicenseM,
+            requester,
+            router_index: int,
+            op: int,
+            deadline_in: int,
+            fee_short: bool,
+            language: Language,
+            min_window: int = 0,
+        ) -> RequestM | None:
             o, model = lic.offer, self.models[lic.offer.model]
             router = self.routers[router_index]
             operator = router.ops[op_accounts[op].address]
@@ -1641,18 +2097,38 @@ def machine_for(w):
                 expected |= self._pull_errors(requester.address, router.address, use_price + fee)
             value = use_price + max_fee if o.asset == eth else 0
             params = {
-                "modelId": model.id, "licenseId": lic.id, "operator": operator.address, "maxFee": max_fee,
-                "deadline": deadline, "params": vm.SynthesisParams(language, min_dispute_window=min_window).pack(),
-                "inputHash": vm.input_hash("hello"), "input": vm.inline_input("hello"),
+                "modelId": model.id,
+                "licenseId": lic.id,
+                "operator": operator.address,
+                "maxFee": max_fee,
+                "deadline": deadline,
+                "params": vm.SynthesisParams(language, min_dispute_window=min_window).pack(),
+                "inputHash": vm.input_hash("hello"),
+                "input": vm.inline_input("hello"),
             }
-            receipt = self._send(router.contract.requestSynthesis, params, value=value, sender=requester,
-                                 expected=expected)
+            receipt = self._send(
+                router.contract.requestSynthesis, params, value=value, sender=requester, expected=expected
+            )
             if not receipt:
                 if lm_paused and self.last_error == "EnforcedPause" and not router.paused:
                     ERRORS[("requestSynthesis", "EnforcedPause (licence manager)")] += 1
                 return None
-            struct = (router.next_request, model.id, lic.id, requester.address, operator.address, o.asset, use_price,
-                      fee, params["params"], params["inputHash"], deadline, model.window, tag, self.fee_bps)
+            struct = (
+                router.next_request,
+                model.id,
+                lic.id,
+                requester.address,
+                operator.address,
+                o.asset,
+                use_price,
+                fee,
+                params["params"],
+                params["inputHash"],
+                deadline,
+                model.window,
+                tag,
+                self.fee_bps,
+            )
             router.next_request += 1
             r = RequestM(struct, lic, router_index)
             if lic.offer.tier == Tier.SUBSCRIPTION and lic.period_start != tag:
@@ -1668,23 +2144,31 @@ def machine_for(w):
 
         def _servers(self, router: RouterM, model: int, deadline: int) -> list[int]:
             """The operators (indices) that may be named for `model` with this deadline."""
-            return [i for i, x in enumerate(op_accounts)
-                    if router.ops[x.address].registered and not router.ops[x.address].unbonding_ends
-                    and router.ops[x.address].stake >= router.min_stake
-                    and router.allowed_until.get((model, x.address), 0) >= deadline]
+            return [
+                i
+                for i, x in enumerate(op_accounts)
+                if router.ops[x.address].registered
+                and not router.ops[x.address].unbonding_ends
+                and router.ops[x.address].stake >= router.min_stake
+                and router.allowed_until.get((model, x.address), 0) >= deadline
+            ]
 
         def _request_served(self, data, router_index: int, windowed: bool = False) -> RequestM | None:
             """A request its operator can serve, on a licence that works now (if there is one;
             `windowed`: on a model with a dispute window)."""
             t = self.now + 1
             router = self.routers[router_index]
-            usable = [lic for lic in self.licenses if self._licensed(lic, t)[0]
-                      and self._servers(router, lic.offer.model, t + 800)]
+            usable = [
+                lic
+                for lic in self.licenses
+                if self._licensed(lic, t)[0] and self._servers(router, lic.offer.model, t + 800)
+            ]
             if windowed and usable and not any(self.models[lic.offer.model].window for lic in usable):
                 model = self.models[data.draw(st.sampled_from(usable)).offer.model]
                 self._set_window(model, 600, by_address[model.owner])  # its owner opens a dispute window
-            lic = self._pick(data, self.licenses,
-                             [x for x in usable if self.models[x.offer.model].window or not windowed])
+            lic = self._pick(
+                data, self.licenses, [x for x in usable if self.models[x.offer.model].window or not windowed]
+            )
             served = self._servers(router, lic.offer.model, t + 800)
             op = data.draw(st.sampled_from(served)) if served else 0
             return self._request(lic, by_address[lic.holder], router_index, op, 800, False, Language.EN)
@@ -1692,11 +2176,14 @@ def machine_for(w):
         def _live(self, data, kind: str) -> RequestM | None:
             """A request `kind` ("pending": not expired; "fulfilled": in its dispute window;
             "disputed"), made now (requested, delivered, disputed) when there is none."""
+
             def live(r: RequestM) -> bool:
                 t = self.now + 1
-                return {"pending": r.status == S.PENDING and t <= r.get("deadline"),
-                        "fulfilled": r.status == S.FULFILLED and t < r.settle_after,
-                        "disputed": r.status == S.DISPUTED}[kind]
+                return {
+                    "pending": r.status == S.PENDING and t <= r.get("deadline"),
+                    "fulfilled": r.status == S.FULFILLED and t < r.settle_after,
+                    "disputed": r.status == S.DISPUTED,
+                }[kind]
 
             candidates = [r for r in self.requests if live(r)]
             if candidates:
@@ -1718,8 +2205,11 @@ def machine_for(w):
             return r
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), outcome=st.sampled_from(["fulfil", "fail", "expire", "dispute", "lapse", "pending"]),
-              reason=st.sampled_from(list(FailReason)))
+        @rule(
+            data=st.data(),
+            outcome=st.sampled_from(["fulfil", "fail", "expire", "dispute", "lapse", "pending"]),
+            reason=st.sampled_from(list(FailReason)),
+        )
         def request_and_decide(self, data, outcome, reason):
             """A request its operator can serve, then one outcome: the paths through the router."""
             r = self._request_served(data, self.lm_router, windowed=outcome in ("dispute", "lapse"))
@@ -1792,8 +2282,7 @@ def machine_for(w):
                     expected.add(err("Router_RequestExpired", r.id, r.get("deadline")))
                 else:
                     expected |= self._delivery_errors(r, sender.address, t)
-            if not self._send(router.contract.fulfil, r.struct, OUT_DIGEST, OUT_CID, sender=sender,
-                              expected=expected):
+            if not self._send(router.contract.fulfil, r.struct, OUT_DIGEST, OUT_CID, sender=sender, expected=expected):
                 return False
             self._deliver(r, t)
             if self._via(r):
@@ -1838,8 +2327,12 @@ def machine_for(w):
             return [int(log["topics"][1], 16) for log in receipt["logs"] if log["topics"][0] == topic]
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), by_operator=st.sampled_from([True] * 4 + [False]),
-              reason=st.sampled_from(list(FailReason)), fresh=st.sampled_from([True] * 3 + [False]))
+        @rule(
+            data=st.data(),
+            by_operator=st.sampled_from([True] * 4 + [False]),
+            reason=st.sampled_from(list(FailReason)),
+            fresh=st.sampled_from([True] * 3 + [False]),
+        )
         def fail(self, data, by_operator, reason, fresh):
             r = self._some_request(data, "pending", fresh)
             if r is None:
@@ -1855,8 +2348,9 @@ def machine_for(w):
                 expected.add(err("Router_WrongStatus", r.id, int(r.status)))
             elif self.now + 1 > r.get("deadline"):
                 expected.add(err("Router_RequestExpired", r.id, r.get("deadline")))
-            if not self._send(self.routers[r.router].contract.fail, r.struct, int(reason), sender=sender,
-                              expected=expected):
+            if not self._send(
+                self.routers[r.router].contract.fail, r.struct, int(reason), sender=sender, expected=expected
+            ):
                 return False
             r.status, r.settle_after = S.FAILED, 0
             self._refund(r)
@@ -1865,8 +2359,12 @@ def machine_for(w):
             return True
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), actor=st.integers(0, 9), wait=st.sampled_from([True, True, False]),
-              fresh=st.sampled_from([True] * 3 + [False]))
+        @rule(
+            data=st.data(),
+            actor=st.integers(0, 9),
+            wait=st.sampled_from([True, True, False]),
+            fresh=st.sampled_from([True] * 3 + [False]),
+        )
         def cancel_expired(self, data, actor, wait, fresh):
             r = self._some_request(data, "pending", fresh)
             if r is None:
@@ -1882,8 +2380,9 @@ def machine_for(w):
                 expected.add(err("Router_WrongStatus", r.id, int(r.status)))
             elif self.now + 1 <= r.get("deadline"):
                 expected.add(err("Router_NotExpired", r.id, r.get("deadline")))
-            if not self._send(self.routers[r.router].contract.cancelExpired, r.struct, sender=caller,
-                              expected=expected):
+            if not self._send(
+                self.routers[r.router].contract.cancelExpired, r.struct, sender=caller, expected=expected
+            ):
                 return False
             r.status, r.settle_after = S.EXPIRED, 0
             self._refund(r)
@@ -1892,8 +2391,11 @@ def machine_for(w):
             return True
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), fault=st.sampled_from([None] * 5 + ["not requester", "more", "none", "late"]),
-              fresh=st.sampled_from([True] * 3 + [False]))
+        @rule(
+            data=st.data(),
+            fault=st.sampled_from([None] * 5 + ["not requester", "more", "none", "late"]),
+            fresh=st.sampled_from([True] * 3 + [False]),
+        )
         def dispute(self, data, fault, fresh):
             """The requester disputes a delivery in its window, posting the router's bond."""
             r = self._some_request(data, "fulfilled", fresh)
@@ -1928,8 +2430,12 @@ def machine_for(w):
             return True
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), upheld=st.booleans(), actor=st.sampled_from([7, 7, 7, 0]),
-              fresh=st.sampled_from([True] * 3 + [False]))
+        @rule(
+            data=st.data(),
+            upheld=st.booleans(),
+            actor=st.sampled_from([7, 7, 7, 0]),
+            fresh=st.sampled_from([True] * 3 + [False]),
+        )
         def resolve_dispute(self, data, upheld, actor, fresh):
             r = self._some_request(data, "disputed", fresh)
             if r is None:
@@ -1944,8 +2450,9 @@ def machine_for(w):
                 expected.add("AccessControlUnauthorizedAccount")
             elif r.status != S.DISPUTED:
                 expected.add(err("Router_WrongStatus", r.id, int(r.status)))
-            if not self._send(router.contract.resolveDispute, r.struct, upheld, sender=everyone[actor],
-                              expected=expected):
+            if not self._send(
+                router.contract.resolveDispute, r.struct, upheld, sender=everyone[actor], expected=expected
+            ):
                 return False
             op = router.ops[r.get("operator")]
             op.open_disputes -= 1
@@ -1966,8 +2473,13 @@ def machine_for(w):
             return True
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(), actor=st.integers(0, 9), wait=st.sampled_from([False, True]),
-              kind=st.sampled_from(["fulfilled", "disputed"]), fresh=st.sampled_from([True] * 3 + [False]))
+        @rule(
+            data=st.data(),
+            actor=st.integers(0, 9),
+            wait=st.sampled_from([False, True]),
+            kind=st.sampled_from(["fulfilled", "disputed"]),
+            fresh=st.sampled_from([True] * 3 + [False]),
+        )
         def settle(self, data, actor, wait, kind, fresh):
             """A batch (duplicates too): items not ready are skipped; a dispute left undecided past
             its arbitration period lapses (the delivery is paid, the bond goes back)."""
@@ -2052,7 +2564,8 @@ def machine_for(w):
                 self.seen_proposal = (target, t)
             if self._logged(receipt, "RouterSet(address)"):
                 assert self.seen_proposal[0] == target and t >= self.seen_proposal[1] + ROUTER_DELAY, (
-                    f"router {target} made at {t}; the last proposal: {self.seen_proposal}")
+                    f"router {target} made at {t}; the last proposal: {self.seen_proposal}"
+                )
             if proposing:
                 self.pending_router = (target, t + ROUTER_DELAY)
                 self._won("set_router: propose")
@@ -2063,8 +2576,11 @@ def machine_for(w):
                 self._won("set_router: replace")
             return True
 
-        @rule(wait=st.sampled_from([None, "at", "at"]), current=st.sampled_from([False, False, True]),
-              fault=st.sampled_from([None] * 3 + ["early", "not a contract", "not admin"]))
+        @rule(
+            wait=st.sampled_from([None, "at", "at"]),
+            current=st.sampled_from([False, False, True]),
+            fault=st.sampled_from([None] * 3 + ["early", "not a contract", "not admin"]),
+        )
         def set_router(self, wait, current, fault):
             """The admin proposes a router, then makes it after ROUTER_DELAY by calling again (`wait`:
             proposed first if need be, then called again at `at`; the `current` router may be
@@ -2083,9 +2599,11 @@ def machine_for(w):
                 self._won("set_router")
 
         @precondition(lambda self: self.licenses)
-        @rule(data=st.data(),
-              outcome=st.sampled_from(["uphold", "fail", "expire", "uphold", "fail", "fulfil", "pending"]),
-              reason=st.sampled_from(list(FailReason)))
+        @rule(
+            data=st.data(),
+            outcome=st.sampled_from(["uphold", "fail", "expire", "uphold", "fail", "fulfil", "pending"]),
+            reason=st.sampled_from(list(FailReason)),
+        )
         def replace_router_with_pending(self, data, outcome, reason):
             """The router is replaced with a request pending on it, which the old router then
             refunds (fail, an upheld dispute, expiry) or delivers."""
@@ -2113,8 +2631,12 @@ def machine_for(w):
 
         @rule(data=st.data(), router=st.integers(0, 1), op=st.integers(0, 1))
         def start_unbonding(self, data, router, op):
-            leaving = [(i, j) for i, rt in enumerate(self.routers) for j, x in enumerate(op_accounts)
-                       if rt.ops[x.address].unbonding_ends or not rt.ops[x.address].registered]
+            leaving = [
+                (i, j)
+                for i, rt in enumerate(self.routers)
+                for j, x in enumerate(op_accounts)
+                if rt.ops[x.address].unbonding_ends or not rt.ops[x.address].registered
+            ]
             router, op = self._pick(data, [(router, op)], leaving)  # an operator's leaving is rare
             if self._start_unbonding(router, op):
                 self._won("start_unbonding")
@@ -2133,13 +2655,22 @@ def machine_for(w):
             operator.unbonding_ends = t + UNBONDING
             return True
 
-        @rule(data=st.data(), router=st.integers(0, 1), op=st.integers(0, 1),
-              wait=st.sampled_from([True, True, False]), leave=st.booleans())
+        @rule(
+            data=st.data(),
+            router=st.integers(0, 1),
+            op=st.integers(0, 1),
+            wait=st.sampled_from([True, True, False]),
+            leave=st.booleans(),
+        )
         def withdraw_stake(self, data, router, op, wait, leave):
             """An operator takes its stake back after the unbonding delay (it first starts
             unbonding when no operator is, if `leave`)."""
-            leaving = [(i, j) for i, rt in enumerate(self.routers) for j, x in enumerate(op_accounts)
-                       if rt.ops[x.address].unbonding_ends]
+            leaving = [
+                (i, j)
+                for i, rt in enumerate(self.routers)
+                for j, x in enumerate(op_accounts)
+                if rt.ops[x.address].unbonding_ends
+            ]
             router, op = self._pick(data, [(router, op)], leaving)
             if not leaving and leave:
                 self._start_unbonding(router, op)
@@ -2167,13 +2698,22 @@ def machine_for(w):
             operator.stake, operator.unbonding_ends, operator.registered = 0, 0, False
             return True
 
-        @rule(data=st.data(), router=st.integers(0, 1), op=st.integers(0, 1),
-              short=st.sampled_from([False] * 5 + [True]), leave=st.booleans())
+        @rule(
+            data=st.data(),
+            router=st.integers(0, 1),
+            op=st.integers(0, 1),
+            short=st.sampled_from([False] * 5 + [True]),
+            leave=st.booleans(),
+        )
         def register_operator(self, data, router, op, short, leave):
             """(Re-)registration with the minimum stake; when every operator is registered, one
             first leaves (unbonding, the delay, its stake withdrawn)."""
-            gone = [(i, j) for i, rt in enumerate(self.routers) for j, x in enumerate(op_accounts)
-                    if not rt.ops[x.address].registered]
+            gone = [
+                (i, j)
+                for i, rt in enumerate(self.routers)
+                for j, x in enumerate(op_accounts)
+                if not rt.ops[x.address].registered
+            ]
             if not gone and leave:
                 self._start_unbonding(router, op)
                 self._advance_to(self.routers[router].ops[op_accounts[op].address].unbonding_ends)
@@ -2192,8 +2732,13 @@ def machine_for(w):
                 expected.add(err("Router_OperatorAlreadyRegistered", operator.address))
             elif short:
                 expected.add(err("Router_StakeTooLow", stake, rt.min_stake))
-            if not self._send(rt.contract.registerOperator, public_key(op_accounts[op]), value=stake,
-                              sender=op_accounts[op], expected=expected):
+            if not self._send(
+                rt.contract.registerOperator,
+                public_key(op_accounts[op]),
+                value=stake,
+                sender=op_accounts[op],
+                expected=expected,
+            ):
                 return False
             operator.stake, operator.registered, operator.open_disputes = stake, True, 0
             return True
@@ -2221,8 +2766,12 @@ def machine_for(w):
                 if operator.registered and operator.stake < rt.min_stake:
                     self._add_stake(router, op, rt.min_stake - operator.stake)
 
-        @rule(data=st.data(), router=st.sampled_from([0, 0, 1]), allowed=st.sampled_from([False, True]),
-              by_owner=st.sampled_from([True, True, True, False]))
+        @rule(
+            data=st.data(),
+            router=st.sampled_from([0, 0, 1]),
+            allowed=st.sampled_from([False, True]),
+            by_owner=st.sampled_from([True, True, True, False]),
+        )
         def set_operator_allowed(self, data, router, allowed, by_owner):
             """A removal takes the retirement notice to take effect (requests made before it can
             still be delivered; none may be made with a deadline past it)."""
@@ -2237,10 +2786,10 @@ def machine_for(w):
 
         def _set_allowed(self, rt: RouterM, model: ModelM, operator: str, allowed: bool, actor) -> bool:
             t = self.now + 1
-            expected = set() if actor.address == model.owner else {
-                err("Router_NotModelOwner", model.id, actor.address)}
-            if not self._send(rt.contract.setOperatorAllowed, model.id, operator, allowed, sender=actor,
-                              expected=expected):
+            expected = set() if actor.address == model.owner else {err("Router_NotModelOwner", model.id, actor.address)}
+            if not self._send(
+                rt.contract.setOperatorAllowed, model.id, operator, allowed, sender=actor, expected=expected
+            ):
                 return False
             current = rt.allowed_until.get((model.id, operator), 0)
             rt.allowed_until[(model.id, operator)] = until = ALWAYS if allowed else min(current, t + self._notice(t))
@@ -2258,8 +2807,12 @@ def machine_for(w):
             whose deadline falls within the notice (and delivers them: deliveries do not check the
             allowance), not in any later one."""
             rt, t = self.routers[self.lm_router], self.now + 1
-            pairs = [(lic, i) for lic in self.licenses if self._licensed(lic, t)[0]
-                     for i in self._servers(rt, lic.offer.model, t + 800)]
+            pairs = [
+                (lic, i)
+                for lic in self.licenses
+                if self._licensed(lic, t)[0]
+                for i in self._servers(rt, lic.offer.model, t + 800)
+            ]
             if not pairs:
                 return
             lic, op = data.draw(st.sampled_from(pairs))
@@ -2274,9 +2827,11 @@ def machine_for(w):
                 self._won("remove_operator")
                 self._fulfil(r, operator)
 
-        @rule(router=st.integers(0, 1),
-              bond=st.sampled_from([0, 10**15, 10**15, MAX_DISPUTE_BOND, MAX_DISPUTE_BOND + 1]),
-              actor=st.sampled_from([0, 0, 0, 7]))
+        @rule(
+            router=st.integers(0, 1),
+            bond=st.sampled_from([0, 10**15, 10**15, MAX_DISPUTE_BOND, MAX_DISPUTE_BOND + 1]),
+            actor=st.sampled_from([0, 0, 0, 7]),
+        )
         def set_dispute_bond(self, router, bond, actor):
             if self._set_bond(self.routers[router], bond, everyone[actor]):
                 self._won("set_dispute_bond")
@@ -2292,16 +2847,29 @@ def machine_for(w):
             rt.bond = bond
             return True
 
-        @rule(router=st.integers(0, 1),
-              change=st.sampled_from([("min", MIN_STAKE), ("min", MIN_STAKE), ("min", 2 * MIN_STAKE),
-                                      ("min", SLASH // 2), ("slash", SLASH), ("slash", 0), ("slash", "min")]),
-              fault=st.sampled_from([None] * 3 + ["not admin", "minimum too high", "slash above the minimum"]))
+        @rule(
+            router=st.integers(0, 1),
+            change=st.sampled_from(
+                [
+                    ("min", MIN_STAKE),
+                    ("min", MIN_STAKE),
+                    ("min", 2 * MIN_STAKE),
+                    ("min", SLASH // 2),
+                    ("slash", SLASH),
+                    ("slash", 0),
+                    ("slash", "min"),
+                ]
+            ),
+            fault=st.sampled_from([None] * 3 + ["not admin", "minimum too high", "slash above the minimum"]),
+        )
         def set_stake_params(self, router, change, fault):
             """The admin's bounds: minStake <= MAX_MIN_STAKE, slash <= minStake (lowering the
             minimum lowers the slash). `fault`: the one thing wrong, if any."""
             rt = self.routers[router]
-            kind, amount = {"minimum too high": ("min", MAX_MIN_STAKE + 1),
-                            "slash above the minimum": ("slash", rt.min_stake + 1)}.get(fault, change)
+            kind, amount = {
+                "minimum too high": ("min", MAX_MIN_STAKE + 1),
+                "slash above the minimum": ("slash", rt.min_stake + 1),
+            }.get(fault, change)
             amount = rt.min_stake if amount == "min" else amount
             if self._set_stake(router, kind, amount, a.arbiter if fault == "not admin" else admin):
                 self._won("set_stake_params")
@@ -2346,11 +2914,12 @@ def machine_for(w):
 
             # H-1: a keeper renews what its holder never agreed to, what is not due yet, two
             # periods, what has lapsed; a licence that cannot move is not pushed to anyone.
-            for lic, periods in ((one([x for x in live if not x.auto_renew]), 1),
-                                 (one([x for x in live if x.auto_renew
-                                       and t + renewal_lead(x.offer.period) < x.expires]), 1),
-                                 (one([x for x in live if x.auto_renew]), 2),
-                                 (one([x for x in subs if x not in live]), 1)):
+            for lic, periods in (
+                (one([x for x in live if not x.auto_renew]), 1),
+                (one([x for x in live if x.auto_renew and t + renewal_lead(x.offer.period) < x.expires]), 1),
+                (one([x for x in live if x.auto_renew]), 2),
+                (one([x for x in subs if x not in live]), 1),
+            ):
                 if lic is not None:
                     self._renew(lic, keeper(lic), lic.offer.period * periods)
             # H-1: an account approved on a licence renews it by several periods.
@@ -2374,8 +2943,7 @@ def machine_for(w):
             if offer is not None:
                 self._buy(offer, a.buyer, notice // offer.period + 1, False)
             model = self.models[one(list(self.models))]
-            self._publish(model, by_address[model.owner], Tier.SUBSCRIPTION, eth, 1, notice, 0, 0, 0, 0, TTS,
-                          False)
+            self._publish(model, by_address[model.owner], Tier.SUBSCRIPTION, eth, 1, notice, 0, 0, 0, 0, TTS, False)
             # L-4, M-1, M-3: a request with too short a window for the buyer, one through the router
             # the licence manager does not use, one naming an operator not allowed for the model
             # until its deadline, one on a model whose service has ended.
@@ -2387,8 +2955,12 @@ def machine_for(w):
                 window = self.models[lic.offer.model].window
                 self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN, window + 1)
                 self._request(lic, by_address[lic.holder], 1 - self.lm_router, op, 800, False, Language.EN)
-            pairs = [(x, i) for x in usable for i, o in enumerate(op_accounts)
-                     if rt.allowed_until.get((x.offer.model, o.address), 0) < t + 800]
+            pairs = [
+                (x, i)
+                for x in usable
+                for i, o in enumerate(op_accounts)
+                if rt.allowed_until.get((x.offer.model, o.address), 0) < t + 800
+            ]
             if pairs:
                 lic, op = one(pairs)
                 self._request(lic, by_address[lic.holder], self.lm_router, op, 800, False, Language.EN)
@@ -2403,22 +2975,34 @@ def machine_for(w):
             parents = [m for m in self.models.values() if m.voice == m.owner or not m.frozen]
             for parent in filter(None, (one(parents), one([m for m in self.models.values() if m.frozen]))):
                 owner = by_address[parent.owner]
-                voice = parent.voice if parent.frozen else (a.treasurer.address if parent.voice == parent.owner
-                                                             else parent.owner)
+                voice = (
+                    parent.voice
+                    if parent.frozen
+                    else (a.treasurer.address if parent.voice == parent.owner else parent.owner)
+                )
                 self.labels += 1
-                r, errors = self._consent(owner, voice, 0 if voice == parent.owner else 1_500,
-                                          f"version {self.labels}", "none")
+                r, errors = self._consent(
+                    owner, voice, 0 if voice == parent.owner else 1_500, f"version {self.labels}", "none"
+                )
                 r["parentId"] = parent.id
-                errors.add(err("Registry_ParentFrozen", parent.id) if parent.frozen else
-                           err("Registry_VoiceOwnerChanged", parent.id, parent.voice, voice))
+                errors.add(
+                    err("Registry_ParentFrozen", parent.id)
+                    if parent.frozen
+                    else err("Registry_VoiceOwnerChanged", parent.id, parent.voice, voice)
+                )
                 self._register(owner, r, errors, parent.id, "register_version", f"version {self.labels}")
             # A consent its voice owner revoked after signing it.
             self.labels += 1
             r, errors = self._consent(a.creator, a.voice.address, 2_000, f"bundle {self.labels}", "revoked")
             self._register(a.creator, r, errors, 0, "register_model", f"bundle {self.labels}")
             # M-5: a dispute without the bond; M-1: a replacement before its delay.
-            r = one([x for x in self.requests if x.status == S.FULFILLED and t < x.settle_after
-                     and self.routers[x.router].bond])
+            r = one(
+                [
+                    x
+                    for x in self.requests
+                    if x.status == S.FULFILLED and t < x.settle_after and self.routers[x.router].bond
+                ]
+            )
             if r is not None:
                 self._dispute(r, True, "none")
             pending, at = self.pending_router
@@ -2449,9 +3033,9 @@ def machine_for(w):
                 book = self._ledger(key)[1]
                 for asset in assets:
                     holding, platform = out[k], out[k + 1]
-                    credits = out[k + 2: k + 2 + len(addresses)]
+                    credits = out[k + 2 : k + 2 + len(addresses)]
                     k += 2 + len(addresses)
-                    pots = out[k: k + 2 * len(models)]
+                    pots = out[k : k + 2 * len(models)]
                     k += 2 * len(models)
                     assert platform == book.platform.get(asset, 0), f"{key} platform balance in {asset}"
                     assert credits == [book.credits.get((x, asset), 0) for x in addresses], f"{key} credits in {asset}"
@@ -2467,7 +3051,7 @@ def machine_for(w):
                     assert holding == held, f"conservation: {key} holds {holding} of {asset}, owes {held}"
             for x in addresses:
                 eth_balance, usd_balance = out[k], out[k + 1]
-                allowances = out[k + 2: k + 5]
+                allowances = out[k + 2 : k + 5]
                 k += 5
                 assert eth_balance == self.eth[x], f"ETH of {x}: {eth_balance}, the model says {self.eth[x]}"
                 assert usd_balance == self.usd[x], f"stablecoin of {x}: {usd_balance}, the model says {self.usd[x]}"
@@ -2475,12 +3059,18 @@ def machine_for(w):
 
         def _check_settings(self) -> None:
             models, ops = list(self.models), [x.address for x in op_accounts]
-            out = w.lens.settings(d.registry.address, lm_address, dollar, [r.address for r in self.routers], models,
-                                  ops)
+            out = w.lens.settings(
+                d.registry.address, lm_address, dollar, [r.address for r in self.routers], models, ops
+            )
             pending, at = self.pending_router
             assert out[0] == self._notice(self.head_time), "retirement notice"
-            assert out[1:6] == [int(self.routers[self.lm_router].address, 16), int(pending, 16), at,
-                                int(self.lm_paused), int(self.usd_allowed)], "licence manager settings"
+            assert out[1:6] == [
+                int(self.routers[self.lm_router].address, 16),
+                int(pending, 16),
+                at,
+                int(self.lm_paused),
+                int(self.usd_allowed),
+            ], "licence manager settings"
             # Apart from the model's formula: the notice in force never falls faster than time passes.
             seen_at, seen_notice = self.seen_notice
             assert out[0] >= seen_notice - (self.head_time - seen_at), "the retirement notice fell faster than time"
@@ -2488,18 +3078,22 @@ def machine_for(w):
             k = 6
             for m in models:
                 model = self.models[m]
-                assert out[k: k + 3] == [int(model.frozen), model.service_ends, model.window], f"model {m:#x}"
+                assert out[k : k + 3] == [int(model.frozen), model.service_ends, model.window], f"model {m:#x}"
                 k += 3
             for rt in self.routers:
-                assert out[k: k + 4] == [int(rt.paused), rt.bond, rt.min_stake, rt.slash], f"router {rt.index}"
+                assert out[k : k + 4] == [int(rt.paused), rt.bond, rt.min_stake, rt.slash], f"router {rt.index}"
                 k += 4
                 for m in models:
                     for op in ops:
                         until = rt.allowed_until.get((m, op), 0)
                         operator = rt.ops[op]
-                        serves = (operator.registered and not operator.unbonding_ends
-                                  and operator.stake >= rt.min_stake and until > self.head_time + MAX_TTL)
-                        assert out[k: k + 2] == [until, int(serves)], f"router {rt.index}: {op} for {m:#x}"
+                        serves = (
+                            operator.registered
+                            and not operator.unbonding_ends
+                            and operator.stake >= rt.min_stake
+                            and until > self.head_time + MAX_TTL
+                        )
+                        assert out[k : k + 2] == [until, int(serves)], f"router {rt.index}: {op} for {m:#x}"
                         k += 2
 
         def _check_licenses(self, t: int) -> None:
@@ -2507,15 +3101,24 @@ def machine_for(w):
                 return
             ids = [lic.id for lic in self.licenses]
             holders, licensed, left, records, approved, renewable = w.lens.licenses(
-                lm_address, ids, [lic.offer.model for lic in self.licenses])
+                lm_address, ids, [lic.offer.model for lic in self.licenses]
+            )
             for lic, holder, ok, uses, record, approval, renews in zip(
-                    self.licenses, holders, licensed, left, records, approved, renewable, strict=True):
+                self.licenses, holders, licensed, left, records, approved, renewable, strict=True
+            ):
                 assert holder == lic.holder
                 assert approval == lic.approved, f"licence {lic.id} approval"
                 assert renews == self._renewable_now(lic, t), f"licence {lic.id} isRenewable"
                 assert (ok, uses) == self._licensed(lic, t), f"licence {lic.id} validity"
-                assert tuple(record) == (lic.offer.id, lic.expires, lic.anchor, lic.used, lic.period_start, lic.limit,
-                                         lic.auto_renew), f"licence {lic.id} record"
+                assert tuple(record) == (
+                    lic.offer.id,
+                    lic.expires,
+                    lic.anchor,
+                    lic.used,
+                    lic.period_start,
+                    lic.limit,
+                    lic.auto_renew,
+                ), f"licence {lic.id} record"
                 if lic.offer.tier != Tier.SUBSCRIPTION:
                     assert lic.used == lic.consumed, "uses consumed differ from requests not refunded"
                 # Retirement never voids paid time: nothing is paid beyond the end of service.
@@ -2525,10 +3128,14 @@ def machine_for(w):
         def _check_requests(self) -> None:
             ids = [r.id for r in self.requests]
             statuses, settle_after, commitments, bonds, infos = w.lens.requests(
-                [r.address for r in self.routers], ids, [r.router for r in self.requests],
-                [x.address for x in op_accounts])
-            for r, status, after, commitment, bond in zip(self.requests, statuses, settle_after, commitments, bonds,
-                                                          strict=True):
+                [r.address for r in self.routers],
+                ids,
+                [r.router for r in self.requests],
+                [x.address for x in op_accounts],
+            )
+            for r, status, after, commitment, bond in zip(
+                self.requests, statuses, settle_after, commitments, bonds, strict=True
+            ):
                 assert status == r.status, f"request {r.id} is {S(status).name}, the model says {r.status.name}"
                 assert after == r.settle_after, f"request {r.id} settles after {after}, the model says {r.settle_after}"
                 assert bond == r.bond, f"request {r.id} bond"
@@ -2543,7 +3150,7 @@ def machine_for(w):
             """Every credit is withdrawable: distribute every pot, withdraw every credit and fee."""
             for key in ("lm", 0, 1):
                 contract, book = self._ledger(key)
-                for (model_id, asset) in list(book.pots):
+                for model_id, asset in list(book.pots):
                     assert self._distribute(key, model_id, asset, a.other)
                 for (account, asset), owed in list(book.credits.items()):
                     if owed:
@@ -2573,8 +3180,12 @@ def machine_settings() -> settings:
     audit profile (1,500 x 200) explores at random."""
     profile = settings()
     gate = profile.max_examples <= 200
-    return settings(profile, max_examples=max(1, profile.max_examples * 3 // 4),
-                    stateful_step_count=2 * profile.stateful_step_count, derandomize=gate)
+    return settings(
+        profile,
+        max_examples=max(1, profile.max_examples * 3 // 4),
+        stateful_step_count=2 * profile.stateful_step_count,
+        derandomize=gate,
+    )
 
 
 def rule_names(machine) -> list[str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
-from market_helpers import digest_of, reverts, view_reverts
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import ETH, language_bits
+from market_helpers import digest_of, reverts, view_reverts
 from voicemarket import protocol
 from voicemarket.content.multiformats import CID, DAG_PB, RAW
+from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, language_bits
 
 
 def test_register_with_eoa_consent_mints_to_creator_and_records_everything(market, registry, actors):
@@ -92,28 +92,57 @@ def test_expired_consent_reverts(market, registry, actors, chain):
 
 
 def test_consent_digest_is_the_eip712_hash_wallets_sign(registry, chain):
-    args = dict(voice_owner="0x" + "22" * 20, bundle_digest=digest_of("a"), creator="0x" + "11" * 20,
-                policy_hash=digest_of("p"), voice_owner_bps=123, nonce=7, deadline=456)
+    args = dict(
+        voice_owner="0x" + "22" * 20,
+        bundle_digest=digest_of("a"),
+        creator="0x" + "11" * 20,
+        policy_hash=digest_of("p"),
+        voice_owner_bps=123,
+        nonce=7,
+        deadline=456,
+    )
     message = vm.consent_typed_data(registry.address, chain.chain_id, **args)
     signable = encode_typed_data(full_message=message)
     expected = keccak(b"\x19" + signable.version + signable.header + signable.body)
     assert registry.consentDigest(*args.values()) == expected
     assert registry.CONSENT_TYPEHASH() == keccak(
         text="VoiceConsent(address voiceOwner,bytes32 bundleDigest,address creator,bytes32 policyHash,"
-             "uint16 voiceOwnerBps,uint256 nonce,uint256 deadline)")
+        "uint16 voiceOwnerBps,uint256 nonce,uint256 deadline)"
+    )
 
 
 def test_sign_consent_signs_under_the_current_nonce(market, registry, actors, chain):
     """voicemarket.market.chain.sign_consent reads the voice owner's nonce: its signature registers."""
-    digest, policy, deadline = digest_of("sign_consent bundle"), digest_of("consent policy sign_consent bundle"), \
-        market.now + 600
+    digest, policy, deadline = (
+        digest_of("sign_consent bundle"),
+        digest_of("consent policy sign_consent bundle"),
+        market.now + 600,
+    )
     registry.revokeConsents(sender=actors.voice)
-    signature = vm.sign_consent(actors.voice, registry, bundle_digest=digest, creator=actors.creator.address,
-                                policy_hash=policy, voice_owner_bps=100, deadline=deadline)
-    assert signature == market.consent(actors.voice.address, actors.voice, digest=digest, creator=actors.creator,
-                                       policy_hash=policy, voice_owner_bps=100, deadline=deadline, nonce=1)
-    r = {**market.registration(label="sign_consent bundle", voice_owner_bps=100), "consentSignature": signature,
-         "consentDeadline": deadline}
+    signature = vm.sign_consent(
+        actors.voice,
+        registry,
+        bundle_digest=digest,
+        creator=actors.creator.address,
+        policy_hash=policy,
+        voice_owner_bps=100,
+        deadline=deadline,
+    )
+    assert signature == market.consent(
+        actors.voice.address,
+        actors.voice,
+        digest=digest,
+        creator=actors.creator,
+        policy_hash=policy,
+        voice_owner_bps=100,
+        deadline=deadline,
+        nonce=1,
+    )
+    r = {
+        **market.registration(label="sign_consent bundle", voice_owner_bps=100),
+        "consentSignature": signature,
+        "consentDeadline": deadline,
+    }
     registry.registerModel(r, sender=actors.creator)
     assert registry.consentOf(protocol.model_id(actors.creator.address, digest)) == (actors.voice, 100)
 
@@ -171,8 +200,9 @@ def test_malformed_registration_reverts(market, registry, actors, change, error,
 def test_split_checks(market, registry, actors):
     co = actors.co.address
     with reverts(registry.Registry_SplitTooLarge, totalBps=10_001):
-        registry.registerModel(market.registration(voice_owner_bps=9_000, co_creators=[(co, 1_001)]),
-                               sender=actors.creator)
+        registry.registerModel(
+            market.registration(voice_owner_bps=9_000, co_creators=[(co, 1_001)]), sender=actors.creator
+        )
     with reverts(registry.Registry_BadCoCreator, index=1, account=ETH, bps=5):
         registry.registerModel(market.registration(co_creators=[(co, 5), (ETH, 5)]), sender=actors.creator)
     with reverts(registry.Registry_BadCoCreator, index=0, account=co, bps=0):
@@ -216,13 +246,21 @@ def test_a_version_keeps_its_parents_voice_owner(market, registry, actors):
     parent must not be frozen."""
     parent = market.register()
     r = market.registration(voice_owner=actors.creator, parent_id=parent)
-    with reverts(registry.Registry_VoiceOwnerChanged, parentId=parent, parentVoiceOwner=actors.voice.address,
-                 voiceOwner=actors.creator.address):
+    with reverts(
+        registry.Registry_VoiceOwnerChanged,
+        parentId=parent,
+        parentVoiceOwner=actors.voice.address,
+        voiceOwner=actors.creator.address,
+    ):
         registry.registerModel(r, sender=actors.creator)
     own = market.register(voice_owner=actors.creator)
     r = market.registration(parent_id=own)
-    with reverts(registry.Registry_VoiceOwnerChanged, parentId=own, parentVoiceOwner=actors.creator.address,
-                 voiceOwner=actors.voice.address):
+    with reverts(
+        registry.Registry_VoiceOwnerChanged,
+        parentId=own,
+        parentVoiceOwner=actors.creator.address,
+        voiceOwner=actors.voice.address,
+    ):
         registry.registerModel(r, sender=actors.creator)
     assert registry.parentOf(market.register(voice_owner=actors.creator, parent_id=own)) == own
     registry.freeze(parent, b"\x02" * 32, sender=actors.arbiter)
@@ -341,7 +379,13 @@ def test_interfaces(registry):
 
 
 def test_views_of_unknown_models_revert(registry):
-    for view in (registry.modelInfo, registry.consentOf, registry.parentOf, registry.bundleCid,
-                 registry.metadataCid, registry.revenueSplit):
+    for view in (
+        registry.modelInfo,
+        registry.consentOf,
+        registry.parentOf,
+        registry.bundleCid,
+        registry.metadataCid,
+        registry.revenueSplit,
+    ):
         view_reverts(registry.Registry_UnknownModel, view, 9, modelId=9)
     assert not registry.modelTerms(9).exists

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from market_helpers import MIN_STAKE, OPERATOR_FEE, SLASH, TEXT, public_key, reverts
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import ETH, DAY, Tier, Action, Language, FailReason, RequestStatus
+from market_helpers import MIN_STAKE, OPERATOR_FEE, SLASH, TEXT, public_key, reverts
 from voicemarket.content.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.protocol import DAY, ETH, Action, FailReason, Language, RequestStatus, Tier
 
 OUT_CID = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
 OUT_DIGEST = hashlib.sha256(b"wav bytes").digest()
@@ -172,8 +172,12 @@ def test_fulfil_pays_out_at_once_with_a_zero_window(market, router, served, acto
     req, _ = market.request(model, license_id)
     receipt = router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
     event = receipt.events.filter(router.SynthesisFulfilled)[0]
-    assert (event.requestId, event.operator, event.outputDigest, event.outputCid) == (req[0], actors.operator,
-                                                                                     OUT_DIGEST, OUT_CID)
+    assert (event.requestId, event.operator, event.outputDigest, event.outputCid) == (
+        req[0],
+        actors.operator,
+        OUT_DIGEST,
+        OUT_CID,
+    )
     assert router.requestStatus(req[0]) == Status.SETTLED
     assert router.creditOf(actors.operator, ETH) == OPERATOR_FEE
     with reverts(router.Router_WrongStatus, requestId=req[0], status=int(Status.SETTLED)):
@@ -246,8 +250,7 @@ def test_disallowing_an_operator_takes_the_retirement_notice(market, router, ser
     receipt = router.setOperatorAllowed(model, actors.operator, False, sender=actors.creator)
     until = receipt.timestamp + NOTICE
     event = receipt.events.filter(router.ModelOperatorSet)[0]
-    assert (event.modelId, event.operator, event.allowed, event.allowedUntil) == (model, actors.operator, False,
-                                                                                  until)
+    assert (event.modelId, event.operator, event.allowed, event.allowedUntil) == (model, actors.operator, False, until)
     assert not router.isOperatorAllowed(model, actors.operator)
     assert router.operatorAllowedUntil(model, actors.operator) == until and router.canServe(model, actors.operator)
     router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
@@ -467,8 +470,7 @@ def test_an_undecided_dispute_lapses_after_the_arbitration_period(market, router
     router.setDisputeBond(BOND, sender=actors.deployer)
     req, _ = market.request(model, license_id)
     router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
-    decide_by = router.dispute(req, value=BOND, sender=actors.buyer).events.filter(
-        router.SynthesisDisputed)[0].decideBy
+    decide_by = router.dispute(req, value=BOND, sender=actors.buyer).events.filter(router.SynthesisDisputed)[0].decideBy
     chain.pending_timestamp = decide_by - 1
     assert skipped(router, router.settle([req], sender=actors.keeper)) == [(req[0], Status.DISPUTED)]
     chain.pending_timestamp = decide_by
@@ -578,7 +580,10 @@ def test_administration(router, registry, licenses, actors):
         router.pause(sender=actors.other)
     max_stake, max_bond = 1_000 * 10**18, 10**18
     assert (router.MAX_MIN_STAKE(), router.MAX_DISPUTE_BOND(), router.ARBITRATION_PERIOD()) == (
-        max_stake, max_bond, 7 * DAY)
+        max_stake,
+        max_bond,
+        7 * DAY,
+    )
     with reverts(router.Router_MinStakeTooHigh, minStake=max_stake + 1, max=max_stake):
         router.setMinStake(max_stake + 1, sender=actors.deployer)
     with reverts(router.Router_DisputeBondTooHigh, bond=max_bond + 1, max=max_bond):
@@ -605,8 +610,7 @@ def test_unbonding_delay_must_cover_requests_and_disputes(project, actors, regis
 
 def test_the_constructor_bounds_stake_and_slash(project, actors, registry, licenses, router):
     with reverts(router.Router_MinStakeTooHigh, minStake=1_001 * 10**18, max=1_000 * 10**18):
-        actors.deployer.deploy(project.SynthesisRouter, actors.deployer, registry, licenses, 1_001 * 10**18, 0,
-                               8 * DAY)
+        actors.deployer.deploy(project.SynthesisRouter, actors.deployer, registry, licenses, 1_001 * 10**18, 0, 8 * DAY)
     with reverts(router.Router_SlashTooHigh, slashAmount=2, minStake=1):
         actors.deployer.deploy(project.SynthesisRouter, actors.deployer, registry, licenses, 1, 2, 8 * DAY)
 

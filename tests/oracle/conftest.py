@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from oracle_helpers import OPERATOR_INDEX, Oracle
-
 from voicemarket.dev.sandbox import PublishedVoice, Sandbox, tiny_voice_files
-
 
 
 @pytest.fixture(scope="session")
@@ -53,14 +52,26 @@ def start_oracle(sandbox, voice, redis_server, tmp_path, chain) -> Iterator[Call
     """Start the oracle (coordinator + ``workers`` Celery workers) with settings overrides."""
     started: list[Oracle] = []
 
-    def start(*, workers: int = 1, coordinator: bool = True, voices: list[PublishedVoice] | None = None,
-              operator_index: int = OPERATOR_INDEX, all_in_one: bool = False, **overrides) -> Oracle:
+    def start(
+        *,
+        workers: int = 1,
+        coordinator: bool = True,
+        voices: list[PublishedVoice] | None = None,
+        operator_index: int = OPERATOR_INDEX,
+        all_in_one: bool = False,
+        **overrides,
+    ) -> Oracle:
         """``all_in_one``: one `python -m oracle run --workers N` process, as on a laptop."""
         overrides.setdefault("start_block", chain.blocks.head.number)
         rpc_url = overrides.pop("rpc_url", chain.provider.uri)
-        env = sandbox.oracle_env(rpc_url=rpc_url, redis_url=redis_server.url,
-                                 operator_index=operator_index, voices=voices or [voice],
-                                 work_dir=tmp_path, **overrides)
+        env = sandbox.oracle_env(
+            rpc_url=rpc_url,
+            redis_url=redis_server.url,
+            operator_index=operator_index,
+            voices=voices or [voice],
+            work_dir=tmp_path,
+            **overrides,
+        )
         oracle = Oracle(sandbox, env, tmp_path / "logs" / f"oracle{len(started) + 1}")
         started.append(oracle)
         if all_in_one:

@@ -36,8 +36,9 @@ class Oracle:
 
     def start_coordinator(self, name: str = "coordinator", workers: int = 0) -> ManagedProcess:
         """``python -m oracle run`` (with ``workers`` Celery worker children: the one-laptop setup)."""
-        self.coordinator = self.sandbox.start_coordinator(self.env, self.logs / f"{name}.log", name=name,
-                                                          workers=workers)
+        self.coordinator = self.sandbox.start_coordinator(
+            self.env, self.logs / f"{name}.log", name=name, workers=workers
+        )
         self.processes.append(self.coordinator)
         return self.coordinator
 
@@ -80,8 +81,9 @@ class Oracle:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log_tail(40)}" for p in self.processes)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, oracle: Oracle | None = None,
-             interval: float = 0.2) -> None:
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, oracle: Oracle | None = None, interval: float = 0.2
+) -> None:
     """Poll ``predicate`` until true; fail with the oracle's log tails if it never is."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -207,8 +209,8 @@ def nonce_client(rpc_url: str, redis_url: str, namespace: str, account_index: in
 
     from oracle.keys import ape_test_key
     from oracle.ledger import Ledger
-    from oracle.settings import OracleSettings
     from oracle.rpc import JsonRpc, to_int
+    from oracle.settings import OracleSettings
     from oracle.transactions import TxSender
 
     key = ape_test_key(account_index)

@@ -6,15 +6,15 @@ import hashlib
 import json
 
 import pytest
-from oracle_helpers import wait_for
 
 from oracle.errors import FailReason
 from oracle.router import RouterClient
+from oracle_helpers import wait_for
+from voicemarket import protocol
+from voicemarket.content.multiformats import CID, RAW
 from voicemarket.dev.sandbox import OPERATOR_FEE, public_key
 from voicemarket.market import chain as vm
 from voicemarket.protocol import RequestStatus
-from voicemarket import protocol
-from voicemarket.content.multiformats import CID, RAW
 
 pytestmark = pytest.mark.integration
 SQUATTER = 8  # registers another creator's public bundle as its own
@@ -22,12 +22,17 @@ SQUATTER = 8  # registers another creator's public bundle as its own
 
 def _worker_log(oracle) -> list[dict]:
     """The JSON log lines of the oracle's workers."""
-    return [json.loads(line) for worker in oracle.workers for line in worker.log_path.read_text().splitlines()
-            if line.startswith("{")]
+    return [
+        json.loads(line)
+        for worker in oracle.workers
+        for line in worker.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
 
 
 def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
-        sandbox, accounts, operator, voice, buyers, start_oracle, chain):
+    sandbox, accounts, operator, voice, buyers, start_oracle, chain
+):
     creator, buyer = accounts[1], buyers[0]
     unserved = sandbox.publish_voice(creator, [operator], files=sandbox.tiny)
     missing = sandbox.publish_voice(creator, [operator], files=sandbox.tiny)
@@ -37,15 +42,17 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0x01
     stored.write_bytes(bytes(data))
-    wrong_digest = sandbox.publish_voice(creator, [operator], files=sandbox.tiny,
-                                         registered_digest=hashlib.sha256(b"not this bundle").digest())
+    wrong_digest = sandbox.publish_voice(
+        creator, [operator], files=sandbox.tiny, registered_digest=hashlib.sha256(b"not this bundle").digest()
+    )
     not_for_us = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, recipients=[public_key(creator)])
     # Another account registers the creator's public bundle (and keyring) under its own address: a
     # valid id for that account, an intact bundle, but the bundle names its real creator.
     sealed = sandbox.seal_voice(creator, [public_key(operator), public_key(creator)], files=sandbox.tiny)
     sandbox.register_voice(creator, sealed, [operator], languages=("en",), files=sandbox.tiny, digest=sealed.digest)
-    copied = sandbox.register_voice(accounts[SQUATTER], sealed, [operator], languages=("en",), files=sandbox.tiny,
-                                    digest=sealed.digest)
+    copied = sandbox.register_voice(
+        accounts[SQUATTER], sealed, [operator], languages=("en",), files=sandbox.tiny, digest=sealed.digest
+    )
     assert copied.model_id == protocol.model_id(accounts[SQUATTER].address, sealed.digest)
     japanese = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, languages=("en", "ja"))
     served = [voice, missing, corrupt, wrong_digest, not_for_us, japanese, copied]
@@ -89,11 +96,16 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
             assert name == "SynthesisFulfilled"
         else:
             assert (name, FailReason(args["reason"])) == ("SynthesisFailed", reason), f"request {request_id}"
-    details = {event["request_id"]: event["detail"] for event in _worker_log(oracle)
-               if event.get("event") == "request cannot be served"}
+    details = {
+        event["request_id"]: event["detail"]
+        for event in _worker_log(oracle)
+        if event.get("event") == "request cannot be served"
+    }
     assert f"with creator {creator.address} gives model id" in details[wrong_id]
-    assert f"registered by {accounts[SQUATTER].address}, but its bundle's manifest names the creator " \
-           f"{creator.address}: a copy of another creator's bundle, not served" in details[copied_id]
+    assert (
+        f"registered by {accounts[SQUATTER].address}, but its bundle's manifest names the creator "
+        f"{creator.address}: a copy of another creator's bundle, not served" in details[copied_id]
+    )
     failed = sum(1 for r in expected.values() if r is not None)
     assert sandbox.credit(buyer) - credit_before == failed * OPERATOR_FEE
     for request_id in expected:

@@ -10,9 +10,9 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from oracle_helpers import wait_for
 
 from oracle.router import RouterClient
+from oracle_helpers import wait_for
 from voicemarket.content.multiformats import CID
 from voicemarket.dev.services import free_port
 
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_audio(
-        sandbox, voice, licenses, buyers, operator, start_oracle, chain):
+    sandbox, voice, licenses, buyers, operator, start_oracle, chain
+):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
     metrics_port = free_port()
@@ -45,14 +46,26 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
 
     # What the operator sees: `python -m oracle status` and the Prometheus endpoint agree with the chain.
     wait_for(lambda: oracle.ledger().stats().get("fulfilled", 0) == len(ids), 10, "the ledger to catch up", oracle)
-    shown = subprocess.run([sys.executable, "-m", "oracle", "status", "--json"], env=oracle.env, capture_output=True,
-                           text=True, check=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "oracle", "status", "--json"],
+        env=oracle.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     snapshot = json.loads(shown.stdout)
     assert snapshot["fulfilled"] == len(ids) and snapshot["failed"] == 0
     assert snapshot["in_flight"] == snapshot["ready"] == snapshot["queue_depth"] == 0
     assert snapshot["last_block"] >= first_block + len(ids)
-    human = subprocess.run([sys.executable, "-m", "oracle", "status"], env=oracle.env, capture_output=True,
-                           text=True, check=True, timeout=60).stdout
+    human = subprocess.run(
+        [sys.executable, "-m", "oracle", "status"],
+        env=oracle.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert f"fulfilled         {len(ids)}" in human
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
     assert f"oracle_fulfilled_total {float(len(ids))}" in metrics

@@ -13,9 +13,9 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
-from oracle_helpers import TcpProxy, wait_for
 
 from oracle.router import RouterClient
+from oracle_helpers import TcpProxy, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +58,13 @@ def test_a_worker_killed_mid_synthesis_loses_nothing(client, ask, start_oracle, 
     ids = ask(3)
     ledger = oracle.ledger()
     victim = oracle.workers[0]
-    wait_for(lambda: "voice loaded" in victim.log_path.read_text() and ledger.state_counts()["working"] == 1,
-             60, "the worker to be synthesising", oracle, interval=0.05)
+    wait_for(
+        lambda: "voice loaded" in victim.log_path.read_text() and ledger.state_counts()["working"] == 1,
+        60,
+        "the worker to be synthesising",
+        oracle,
+        interval=0.05,
+    )
     time.sleep(0.3)
     working = [r for r in ids if ledger.request(r).get("state") == "working"]
     victim.signal(signal.SIGKILL)
@@ -81,8 +86,7 @@ def test_redis_restarted_with_persistence_loses_nothing(client, ask, start_oracl
     assert_fulfilled_once(client, ids, first_block, oracle)
 
 
-def test_the_listener_restarted_resumes_from_its_checkpoint_and_a_standby_takes_over(
-        client, ask, start_oracle, chain):
+def test_the_listener_restarted_resumes_from_its_checkpoint_and_a_standby_takes_over(client, ask, start_oracle, chain):
     first_block = chain.blocks.head.number
     oracle = start_oracle(workers=1)
     ids = ask(3)
@@ -93,11 +97,19 @@ def test_the_listener_restarted_resumes_from_its_checkpoint_and_a_standby_takes_
     restarted = oracle.start_coordinator("restarted")
     # The standby starts once the restarted one holds the listener lease (started together, either
     # may win it, and the one that wins is the one that resumes).
-    wait_for(lambda: "resuming from checkpoint" in restarted.log_path.read_text(), 60,
-             "the restarted listener to resume from its checkpoint", oracle)
+    wait_for(
+        lambda: "resuming from checkpoint" in restarted.log_path.read_text(),
+        60,
+        "the restarted listener to resume from its checkpoint",
+        oracle,
+    )
     standby = oracle.start_coordinator("standby")  # a second machine: same settings, same Redis
-    wait_for(lambda: {r for _, r, _ in client.outcome_logs(first_block)} >= set(ids), 60,
-             "the restarted listener to catch up", oracle)
+    wait_for(
+        lambda: {r for _, r, _ in client.outcome_logs(first_block)} >= set(ids),
+        60,
+        "the restarted listener to catch up",
+        oracle,
+    )
     restarted.signal(signal.SIGKILL)  # the active one dies; the standby takes over within the lease
     restarted.stop()
     ids += ask(3)
@@ -121,8 +133,7 @@ def test_the_rpc_endpoint_down_for_a_while_loses_nothing_and_refunds_nothing(cli
         proxy.stop()
 
 
-def test_a_reorg_across_unconfirmed_blocks_produces_no_work_for_the_vanished_request(
-        client, ask, start_oracle, chain):
+def test_a_reorg_across_unconfirmed_blocks_produces_no_work_for_the_vanished_request(client, ask, start_oracle, chain):
     first_block = chain.blocks.head.number
     oracle = start_oracle(workers=1, confirmations=3)
     ledger = oracle.ledger()

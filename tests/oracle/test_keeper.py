@@ -18,16 +18,16 @@ import sys
 from dataclasses import dataclass, field
 
 import pytest
-from oracle_helpers import wait_for
 
 from oracle.keeper import keeper_namespace
 from oracle.keeper_settings import KeeperSettings
-from voicemarket.dev.sandbox import ROOT, public_key
-from voicemarket.market import chain as vm
-from voicemarket.protocol import Action, ETH, Language, language_bits, RequestStatus, Tier
+from oracle_helpers import wait_for
 from voicemarket import protocol
 from voicemarket.content.multiformats import CID, RAW
+from voicemarket.dev.sandbox import ROOT, public_key
 from voicemarket.dev.services import ManagedProcess, RedisServer
+from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, Action, Language, RequestStatus, Tier, language_bits
 
 pytestmark = pytest.mark.integration
 
@@ -70,10 +70,18 @@ class Market:
     def register_model(self) -> int:
         creator, operator = self.accounts[CREATOR], self.accounts[OPERATOR]
         digest = self._digest("bundle")
-        self.d.registry.registerModel(vm.model_registration(
-            bundle_digest=digest, bundle_cid=CID(1, RAW, digest), metadata_cid=CID(1, RAW, self._digest("meta")),
-            languages=language_bits("en"), voice_owner=creator.address, policy_hash=self._digest("policy"),
-            dispute_window=WINDOW), sender=creator)
+        self.d.registry.registerModel(
+            vm.model_registration(
+                bundle_digest=digest,
+                bundle_cid=CID(1, RAW, digest),
+                metadata_cid=CID(1, RAW, self._digest("meta")),
+                languages=language_bits("en"),
+                voice_owner=creator.address,
+                policy_hash=self._digest("policy"),
+                dispute_window=WINDOW,
+            ),
+            sender=creator,
+        )
         self.model_id = protocol.model_id(creator.address, digest)
         self.d.router.registerOperator(public_key(operator), value=self.d.router.minStake(), sender=operator)
         self.d.router.setFee(ETH, FEE, sender=operator)
@@ -82,11 +90,23 @@ class Market:
 
     def offer(self, tier: Tier, *, transferable: bool = False) -> int:
         subscription = tier == Tier.SUBSCRIPTION
-        terms = {"modelId": self.model_id, "tier": int(tier), "asset": self.token.address if subscription else ETH,
-                 "price": PRICE if subscription else BUYOUT, "period": PERIOD if subscription else 0, "maxUses": 0,
-                 "packSize": 0, "validUntil": 0, "maxLicenses": 0, "permissions": int(Action.TEXT_TO_SPEECH),
-                 "prohibitions": 0, "attribution": False, "transferable": transferable, "purposes": 0,
-                 "policyHash": self._digest("offer")}
+        terms = {
+            "modelId": self.model_id,
+            "tier": int(tier),
+            "asset": self.token.address if subscription else ETH,
+            "price": PRICE if subscription else BUYOUT,
+            "period": PERIOD if subscription else 0,
+            "maxUses": 0,
+            "packSize": 0,
+            "validUntil": 0,
+            "maxLicenses": 0,
+            "permissions": int(Action.TEXT_TO_SPEECH),
+            "prohibitions": 0,
+            "attribution": False,
+            "transferable": transferable,
+            "purposes": 0,
+            "policyHash": self._digest("offer"),
+        }
         receipt = self.d.offers.publishOffer(terms, b"", sender=self.accounts[CREATOR])
         return int(receipt.events.filter(self.d.offers.OfferPublished)[0].offerId)
 
@@ -106,8 +126,9 @@ class Market:
 
     def renewals(self, license: int) -> int:
         """``SubscriptionUpdate`` logs of the licence beyond its purchase's."""
-        logs = self.d.licenses.SubscriptionUpdate.range(self.start_block, self.chain.blocks.head.number + 1,
-                                                        search_topics={"tokenId": license})
+        logs = self.d.licenses.SubscriptionUpdate.range(
+            self.start_block, self.chain.blocks.head.number + 1, search_topics={"tokenId": license}
+        )
         return len(list(logs)) - 1
 
     def buyout(self, buyer, offer: int) -> int:
@@ -117,10 +138,16 @@ class Market:
     def request(self, buyer, license: int, *, deadline_in: int = 3_600) -> tuple:
         text = f"request {self.labels}"
         self.labels += 1
-        params = {"modelId": self.model_id, "licenseId": license, "operator": self.accounts[OPERATOR].address,
-                  "maxFee": FEE, "deadline": self.now() + deadline_in,
-                  "params": vm.SynthesisParams(Language.EN).pack(), "inputHash": vm.input_hash(text),
-                  "input": vm.inline_input(text)}
+        params = {
+            "modelId": self.model_id,
+            "licenseId": license,
+            "operator": self.accounts[OPERATOR].address,
+            "maxFee": FEE,
+            "deadline": self.now() + deadline_in,
+            "params": vm.SynthesisParams(Language.EN).pack(),
+            "inputHash": vm.input_hash(text),
+            "input": vm.inline_input(text),
+        }
         receipt = self.d.router.requestSynthesis(params, value=FEE, sender=buyer)
         return vm.request_from_log(receipt.events.filter(self.d.router.SynthesisRequested)[0])
 
@@ -189,19 +216,29 @@ def start_keeper(market, redis_server, tmp_path, chain, accounts):
     """``start_keeper(account, redis_url=...)``: a keeper process for ``market``, stopped by PID afterwards."""
     started: list[KeeperProcess] = []
 
-    def start(account: int = KEEPER, *, redis_url: str | None = None, name: str | None = None,
-              wait: bool = True) -> KeeperProcess:
+    def start(
+        account: int = KEEPER, *, redis_url: str | None = None, name: str | None = None, wait: bool = True
+    ) -> KeeperProcess:
         name = name or f"keeper{len(started) + 1}"
-        settings = {"rpc_url": chain.provider.uri, "router": market.d.router.address,
-                    "redis_url": redis_url or redis_server.url, "keeper_test_account": account,
-                    "keeper_start_block": market.start_block, "keeper_interval_s": 0.3, "confirmations": 0,
-                    "leader_lease_s": 3, "log_format": "json", "stuck_after_s": 30}
+        settings = {
+            "rpc_url": chain.provider.uri,
+            "router": market.d.router.address,
+            "redis_url": redis_url or redis_server.url,
+            "keeper_test_account": account,
+            "keeper_start_block": market.start_block,
+            "keeper_interval_s": 0.3,
+            "confirmations": 0,
+            "leader_lease_s": 3,
+            "log_format": "json",
+            "stuck_after_s": 30,
+        }
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
         env.update({f"ORACLE_{k.upper()}": str(v) for k, v in settings.items()})
         env["PYTHONUNBUFFERED"] = "1"
         log_path = tmp_path / "logs" / f"{name}.log"
-        process = ManagedProcess([sys.executable, "-m", "oracle", "keeper"], log_path=log_path, env=env, cwd=ROOT,
-                                 name=name)
+        process = ManagedProcess(
+            [sys.executable, "-m", "oracle", "keeper"], log_path=log_path, env=env, cwd=ROOT, name=name
+        )
         keeper = KeeperProcess(process, KeeperSettings(**settings), accounts[account].address)
         started.append(keeper)
         process.start()
@@ -251,8 +288,11 @@ def test_a_transferred_license_is_not_renewed_until_its_new_holder_agrees(market
     market.token.approve(market.d.licenses, 100 * PRICE, sender=victim)  # a standing allowance
     market.d.licenses.transferFrom(holder, victim, license, sender=holder)
     assert not market.d.licenses.license(license).autoRenew  # the transfer cleared it
-    end, victim_funds, holder_funds = market.expires(license), market.token.balanceOf(victim), \
-        market.token.balanceOf(holder)
+    end, victim_funds, holder_funds = (
+        market.expires(license),
+        market.token.balanceOf(victim),
+        market.token.balanceOf(holder),
+    )
     keeper = start_keeper()
 
     _due(market, license)
@@ -280,8 +320,10 @@ def test_a_holder_short_of_allowance_or_balance_is_skipped_with_the_reason(marke
     wait_for(lambda: len(keeper.events("renewal skipped")) >= 2, 30, "both skips to be logged", keeper)
     keeper.wait_rounds(3)
     skipped = {e["license_id"]: e for e in keeper.events("renewal skipped")}
-    assert skipped[first]["reason"] == "allowance" and f"allows the licence manager {PRICE - 1}" in \
-        skipped[first]["detail"]
+    assert (
+        skipped[first]["reason"] == "allowance"
+        and f"allows the licence manager {PRICE - 1}" in skipped[first]["detail"]
+    )
     assert skipped[second]["reason"] == "balance" and f"holds {PRICE - 1}" in skipped[second]["detail"]
     assert skipped[first]["level"] == "warning"
     assert len(keeper.events("renewal skipped")) == 2  # said once, not every round
@@ -302,8 +344,12 @@ def test_a_lapsed_subscription_is_never_revived(market, start_keeper, accounts):
     market.token.approve(market.d.licenses, 100 * PRICE, sender=holder)
     funds = market.token.balanceOf(holder)
 
-    wait_for(lambda: any(e["license_id"] == license for e in keeper.events("renewal skipped")), 30,
-             "the lapse to be logged", keeper)
+    wait_for(
+        lambda: any(e["license_id"] == license for e in keeper.events("renewal skipped")),
+        30,
+        "the lapse to be logged",
+        keeper,
+    )
     keeper.wait_rounds(4)
     [skip] = [e for e in keeper.events("renewal skipped") if e["license_id"] == license]
     assert skip["reason"] == "lapsed" and "never revive" in skip["detail"]
@@ -336,7 +382,9 @@ def test_deliveries_settle_after_their_window_and_undecided_disputes_lapse(marke
     # The keeper's log says what each of its settlements did, once the transaction is final.
     wait_for(lambda: len(keeper.events("requests settled")) == 2, 30, "the settlements to be logged", keeper)
     assert [(e["settled"], e["lapsed"]) for e in keeper.events("requests settled")] == [
-        ([plain[0]], []), ([disputed[0]], [disputed[0]])]
+        ([plain[0]], []),
+        ([disputed[0]], [disputed[0]]),
+    ]
 
 
 def test_expired_requests_are_cancelled_and_refunded(market, start_keeper, accounts):
@@ -360,11 +408,23 @@ def test_once_makes_one_round_and_exits(market, redis_server, accounts, chain):
     request = market.request(accounts[3], market.buyout(accounts[3], market.offer(Tier.BUYOUT)), deadline_in=60)
     market.travel(request[vm.REQUEST_FIELDS.index("deadline")] + 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
-    env.update(ORACLE_RPC_URL=chain.provider.uri, ORACLE_ROUTER=market.d.router.address,
-               ORACLE_REDIS_URL=redis_server.url, ORACLE_KEEPER_TEST_ACCOUNT=str(KEEPER),
-               ORACLE_KEEPER_START_BLOCK=str(market.start_block), ORACLE_CONFIRMATIONS="0", ORACLE_LOG_FORMAT="text")
-    done = subprocess.run([sys.executable, "-m", "oracle", "keeper", "--once"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    env.update(
+        ORACLE_RPC_URL=chain.provider.uri,
+        ORACLE_ROUTER=market.d.router.address,
+        ORACLE_REDIS_URL=redis_server.url,
+        ORACLE_KEEPER_TEST_ACCOUNT=str(KEEPER),
+        ORACLE_KEEPER_START_BLOCK=str(market.start_block),
+        ORACLE_CONFIRMATIONS="0",
+        ORACLE_LOG_FORMAT="text",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "oracle", "keeper", "--once"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "cancellation sent" in done.stderr and "keeper stopped" in done.stderr
     assert market.status(request) == RequestStatus.EXPIRED
@@ -393,9 +453,11 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
         third = start_keeper(THIRD_KEEPER, name="keeper-c", wait=False)  # on keeper-a's Redis: one lease
         for keeper in (first, second, third):
             keeper.wait_started()
-        done = lambda: (all(market.renewals(lic) >= 1 for lic in licenses)  # noqa: E731
-                        and all(market.status(r) == RequestStatus.EXPIRED for r in expiring)
-                        and all(market.status(r) == RequestStatus.SETTLED for r in delivered))
+        done = lambda: (
+            all(market.renewals(lic) >= 1 for lic in licenses)
+            and all(market.status(r) == RequestStatus.EXPIRED for r in expiring)
+            and all(market.status(r) == RequestStatus.SETTLED for r in delivered)
+        )
         wait_for(done, 60, "all the due work", second)
         standing = [k for k in (first, third) if k.events("another keeper holds the lease; standing by")]
         assert len(standing) == 1, "exactly one of two keepers on one Redis stands by"

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from oracle.keeper import MarketIndex, submission_items, submission_kind
 from oracle.router import SynthesisRequest
-from voicemarket.market import chain as vm
-from voicemarket.protocol import Action, ETH, language_bits, Tier
 from voicemarket import protocol
-from voicemarket.market.keeping import read_subscription, renewal_refusal
 from voicemarket.content.multiformats import CID, RAW
+from voicemarket.market import chain as vm
+from voicemarket.market.keeping import read_subscription, renewal_refusal
+from voicemarket.protocol import ETH, Action, Tier, language_bits
 
 DAY = 86_400
 PERIOD = 2 * DAY  # renewal lead: 1 day
@@ -30,32 +30,59 @@ def _market(accounts):
     """A deployment with a stablecoin and one model of the creator's own voice."""
     d = vm.deploy(accounts[0], stablecoin="mock")
     digest = hashlib.sha256(b"rules" + d.registry.address.encode()).digest()
-    d.registry.registerModel(vm.model_registration(
-        bundle_digest=digest, bundle_cid=CID(1, RAW, digest), metadata_cid=CID(1, RAW, digest),
-        languages=language_bits("en"), voice_owner=accounts[CREATOR].address, policy_hash=digest),
-        sender=accounts[CREATOR])
+    d.registry.registerModel(
+        vm.model_registration(
+            bundle_digest=digest,
+            bundle_cid=CID(1, RAW, digest),
+            metadata_cid=CID(1, RAW, digest),
+            languages=language_bits("en"),
+            voice_owner=accounts[CREATOR].address,
+            policy_hash=digest,
+        ),
+        sender=accounts[CREATOR],
+    )
     return d, protocol.model_id(accounts[CREATOR].address, digest)
 
 
-SITUATIONS = st.fixed_dictionaries({
-    "eth": st.booleans(),
-    "auto_renew": st.booleans(),
-    "allowance": st.sampled_from([0, PRICE - 1, PRICE, 3 * PRICE]),
-    "balance": st.sampled_from([0, PRICE - 1, PRICE, 3 * PRICE]),
-    "offset": st.one_of(st.sampled_from([-DAY - 1, -DAY, -DAY + 1, -1, 0, 1]), st.integers(-PERIOD + 60, DAY)),
-    "offer_active": st.booleans(),
-    "model": st.sampled_from(["selling", "frozen", "retired"]),
-    "ends_soon": st.booleans(),  # the offer's validUntil falls within the next period
-})
+SITUATIONS = st.fixed_dictionaries(
+    {
+        "eth": st.booleans(),
+        "auto_renew": st.booleans(),
+        "allowance": st.sampled_from([0, PRICE - 1, PRICE, 3 * PRICE]),
+        "balance": st.sampled_from([0, PRICE - 1, PRICE, 3 * PRICE]),
+        "offset": st.one_of(st.sampled_from([-DAY - 1, -DAY, -DAY + 1, -1, 0, 1]), st.integers(-PERIOD + 60, DAY)),
+        "offer_active": st.booleans(),
+        "model": st.sampled_from(["selling", "frozen", "retired"]),
+        "ends_soon": st.booleans(),  # the offer's validUntil falls within the next period
+    }
+)
 
 
-DUE = {"eth": False, "auto_renew": True, "allowance": 3 * PRICE, "balance": 3 * PRICE, "offset": -DAY + 1,
-       "offer_active": True, "model": "selling", "ends_soon": False}
+DUE = {
+    "eth": False,
+    "auto_renew": True,
+    "allowance": 3 * PRICE,
+    "balance": 3 * PRICE,
+    "offset": -DAY + 1,
+    "offer_active": True,
+    "model": "selling",
+    "ends_soon": False,
+}
 """A subscription a keeper renews; the examples below change one thing each, so that every outcome is seen."""
-EXAMPLES = [DUE, {**DUE, "eth": True}, {**DUE, "auto_renew": False}, {**DUE, "offset": -DAY - 1},
-            {**DUE, "offset": 0}, {**DUE, "offer_active": False}, {**DUE, "model": "frozen"},
-            {**DUE, "model": "retired"}, {**DUE, "ends_soon": True}, {**DUE, "allowance": PRICE - 1},
-            {**DUE, "balance": PRICE - 1}, {**DUE, "eth": True, "offset": 0}]
+EXAMPLES = [
+    DUE,
+    {**DUE, "eth": True},
+    {**DUE, "auto_renew": False},
+    {**DUE, "offset": -DAY - 1},
+    {**DUE, "offset": 0},
+    {**DUE, "offer_active": False},
+    {**DUE, "model": "frozen"},
+    {**DUE, "model": "retired"},
+    {**DUE, "ends_soon": True},
+    {**DUE, "allowance": PRICE - 1},
+    {**DUE, "balance": PRICE - 1},
+    {**DUE, "eth": True, "offset": 0},
+]
 
 
 def _expected(sub, refusal) -> tuple[str, dict] | None:
@@ -68,12 +95,17 @@ def _expected(sub, refusal) -> tuple[str, dict] | None:
         "auto_renew_off": ("Licensing_AutoRenewOff", {"licenseId": lid}),
         "lapsed": ("Licensing_SubscriptionLapsed", {"licenseId": lid, "expiresAt": sub.expires_at}),
         "not_due": ("Licensing_RenewalNotDue", {"licenseId": lid, "dueAt": sub.due_at}),
-        "model_unavailable": ("Licensing_ModelFrozen", {"modelId": sub.model_id}) if sub.model_frozen else
-                             ("Licensing_ModelRetired", {"modelId": sub.model_id, "serviceEndsAt": sub.service_ends_at}),
-        "beyond_valid_until": ("Licensing_BeyondValidUntil", {"end": sub.expires_at + sub.period,
-                                                               "validUntil": sub.valid_until}),
-        "allowance": ("Licensing_RenewalAllowanceTooLow", {"licenseId": lid, "allowance": sub.allowance,
-                                                           "cost": sub.price}),
+        "model_unavailable": ("Licensing_ModelFrozen", {"modelId": sub.model_id})
+        if sub.model_frozen
+        else ("Licensing_ModelRetired", {"modelId": sub.model_id, "serviceEndsAt": sub.service_ends_at}),
+        "beyond_valid_until": (
+            "Licensing_BeyondValidUntil",
+            {"end": sub.expires_at + sub.period, "validUntil": sub.valid_until},
+        ),
+        "allowance": (
+            "Licensing_RenewalAllowanceTooLow",
+            {"licenseId": lid, "allowance": sub.allowance, "cost": sub.price},
+        ),
         "balance": ("Licensing_RenewalBalanceTooLow", {"licenseId": lid, "balance": sub.balance, "cost": sub.price}),
     }[refusal.code]
 
@@ -90,13 +122,26 @@ def test_the_renewal_rule_is_the_license_managers(accounts, chain):
     def check(case):
         with chain.isolate():
             now = int(chain.pending_timestamp)
-            terms = {"modelId": model, "tier": int(Tier.SUBSCRIPTION),
-                     "asset": ETH if case["eth"] else d.stablecoin.address, "price": PRICE, "period": PERIOD,
-                     "maxUses": 0, "packSize": 0, "validUntil": now + PERIOD + DAY // 2 if case["ends_soon"] else 0,
-                     "maxLicenses": 0, "permissions": int(Action.TEXT_TO_SPEECH), "prohibitions": 0,
-                     "attribution": False, "transferable": False, "purposes": 0, "policyHash": b"\x01" * 32}
-            offer = int(d.offers.publishOffer(terms, b"", sender=creator).events.filter(
-                d.offers.OfferPublished)[0].offerId)
+            terms = {
+                "modelId": model,
+                "tier": int(Tier.SUBSCRIPTION),
+                "asset": ETH if case["eth"] else d.stablecoin.address,
+                "price": PRICE,
+                "period": PERIOD,
+                "maxUses": 0,
+                "packSize": 0,
+                "validUntil": now + PERIOD + DAY // 2 if case["ends_soon"] else 0,
+                "maxLicenses": 0,
+                "permissions": int(Action.TEXT_TO_SPEECH),
+                "prohibitions": 0,
+                "attribution": False,
+                "transferable": False,
+                "purposes": 0,
+                "policyHash": b"\x01" * 32,
+            }
+            offer = int(
+                d.offers.publishOffer(terms, b"", sender=creator).events.filter(d.offers.OfferPublished)[0].offerId
+            )
             if case["eth"]:
                 receipt = d.licenses.buy(offer, PRICE, 1, value=PRICE, sender=holder)
             else:
@@ -119,8 +164,9 @@ def test_the_renewal_rule_is_the_license_managers(accounts, chain):
             expected = _expected(sub, refusal)
             chain.pending_timestamp = when  # the renewal's block
             try:
-                done = d.licenses.renewSubscription(license, PERIOD, value=PRICE if case["eth"] else 0,
-                                                    sender=keeper, gas=500_000)
+                done = d.licenses.renewSubscription(
+                    license, PERIOD, value=PRICE if case["eth"] else 0, sender=keeper, gas=500_000
+                )
             except ContractLogicError as exc:
                 assert expected is not None, f"the contract refused what the rule allows: {exc!r} ({refusal})"
                 assert (type(exc).__name__, dict(exc.inputs)) == expected, refusal
@@ -146,22 +192,31 @@ def _request(request_id: int, deadline: int) -> SynthesisRequest:
 
 
 EVENTS = st.one_of(
-    st.builds(lambda i, o, b: ("LicensePurchased", {"licenseId": i, "offerId": o, "buyer": b}), LICENCES,
-              st.integers(1, 2), ADDRESSES),
+    st.builds(
+        lambda i, o, b: ("LicensePurchased", {"licenseId": i, "offerId": o, "buyer": b}),
+        LICENCES,
+        st.integers(1, 2),
+        ADDRESSES,
+    ),
     st.builds(lambda i, e: ("SubscriptionUpdate", {"tokenId": i, "expiration": e}), LICENCES, st.integers(1, 10**6)),
     st.builds(lambda i, a: ("AutoRenewSet", {"licenseId": i, "autoRenew": a}), LICENCES, st.booleans()),
     st.builds(lambda i, f, t: ("Transfer", {"tokenId": i, "from": f, "to": t}), LICENCES, ADDRESSES, ADDRESSES),
     st.builds(lambda i, d: ("SynthesisRequested", _request(i, d)), REQUESTS, st.integers(1, 10**6)),
     st.builds(lambda i, s: ("SynthesisFulfilled", {"requestId": i, "settleAfter": s}), REQUESTS, st.integers(1, 10**6)),
     st.builds(lambda i, s: ("SynthesisDisputed", {"requestId": i, "decideBy": s}), REQUESTS, st.integers(1, 10**6)),
-    st.builds(lambda n, i: (n, {"requestId": i}),
-              st.sampled_from(["SynthesisSettled", "SynthesisFailed", "SynthesisExpired", "DisputeResolved"]), REQUESTS),
+    st.builds(
+        lambda n, i: (n, {"requestId": i}),
+        st.sampled_from(["SynthesisSettled", "SynthesisFailed", "SynthesisExpired", "DisputeResolved"]),
+        REQUESTS,
+    ),
 )
 
 
 def _state(index: MarketIndex) -> tuple:
-    return ({k: dict(vars(v)) for k, v in index.licenses.items()},
-            {k: dict(vars(v)) for k, v in index.requests.items()})
+    return (
+        {k: dict(vars(v)) for k, v in index.licenses.items()},
+        {k: dict(vars(v)) for k, v in index.requests.items()},
+    )
 
 
 @given(st.lists(EVENTS, max_size=30), st.data())
@@ -183,8 +238,7 @@ def test_a_transfer_clears_the_index_s_auto_renewal_and_a_final_event_forgets_th
     index.apply("LicensePurchased", {"licenseId": 1, "offerId": 2, "buyer": "0x" + "11" * 20})
     index.apply("AutoRenewSet", {"licenseId": 1, "autoRenew": True})
     index.apply("Transfer", {"tokenId": 1, "from": "0x" + "11" * 20, "to": "0x" + "22" * 20})
-    assert vars(index.licenses[1]) == {"offer_id": 2, "holder": "0x" + "22" * 20, "expires_at": 0,
-                                       "auto_renew": False}
+    assert vars(index.licenses[1]) == {"offer_id": 2, "holder": "0x" + "22" * 20, "expires_at": 0, "auto_renew": False}
     index.apply("SynthesisRequested", _request(5, 100))
     index.apply("SynthesisFulfilled", {"requestId": 5, "settleAfter": 200})
     assert index.settleable(200) == [5] and index.settleable(199) == [] and index.expired(101) == []

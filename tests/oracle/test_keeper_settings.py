@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_settings import clean_environment  # noqa: F401 - the same autouse fixture: no ORACLE_* from outside
 
 from oracle.errors import ConfigError
 from oracle.keeper import keeper_namespace, lease_key
@@ -14,15 +13,18 @@ from oracle.keeper_settings import load_keeper_settings
 from oracle.keys import ape_test_key
 from oracle.runtime import namespace
 from oracle.settings import load_settings
+from test_settings import clean_environment  # noqa: F401 - the same autouse fixture: no ORACLE_* from outside
 
 ROUTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 
 def test_the_keeper_table_of_the_oracle_s_file_sets_the_keeper_fields(tmp_path, monkeypatch):
     config = tmp_path / "oracle.toml"
-    config.write_text(f'[oracle]\nrouter = "{ROUTER}"\naccount = "op"\nmax_fee_cap_gwei = 80\n'
-                      '[keeper]\naccount = "keeper"\ninterval_s = 30\nbatch_size = 20\nexpiries = false\n'
-                      'passphrase_file = "~/keeper.pass"\n')
+    config.write_text(
+        f'[oracle]\nrouter = "{ROUTER}"\naccount = "op"\nmax_fee_cap_gwei = 80\n'
+        '[keeper]\naccount = "keeper"\ninterval_s = 30\nbatch_size = 20\nexpiries = false\n'
+        'passphrase_file = "~/keeper.pass"\n'
+    )
     monkeypatch.setenv("ORACLE_KEEPER_BATCH_SIZE", "10")
     settings = load_keeper_settings(config)
     assert (settings.keeper_account, settings.keeper_interval_s, settings.keeper_batch_size) == ("keeper", 30, 10)

@@ -7,15 +7,16 @@ import time
 from collections import Counter
 
 import pytest
-from oracle_helpers import SECOND_OPERATOR_INDEX, wait_for
 
 from oracle.router import RouterClient
+from oracle_helpers import SECOND_OPERATOR_INDEX, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_two_operators_serve_one_model_from_one_redis_each_only_what_names_it(
-        sandbox, accounts, buyers, start_oracle, chain):
+    sandbox, accounts, buyers, start_oracle, chain
+):
     operators = [accounts[2], accounts[SECOND_OPERATOR_INDEX]]
     shared = sandbox.publish_voice(accounts[1], operators, files=sandbox.tiny)
     licenses = {b.address: sandbox.buy_license(b, shared) for b in buyers[:2]}
@@ -31,8 +32,11 @@ def test_two_operators_serve_one_model_from_one_redis_each_only_what_names_it(
         named[sandbox.request(buyer, shared, licenses[buyer.address], operator, f"Line {i}.")] = operator.address
 
     def fulfilled():
-        return [(rid, args["operator"]) for name, rid, args in client.outcome_logs(first_block)
-                if name == "SynthesisFulfilled" and rid in named]
+        return [
+            (rid, args["operator"])
+            for name, rid, args in client.outcome_logs(first_block)
+            if name == "SynthesisFulfilled" and rid in named
+        ]
 
     wait_for(lambda: len(fulfilled()) >= len(named), 90, "every request to be fulfilled", first)
     time.sleep(0.5)

@@ -14,19 +14,32 @@ from oracle.voices import Voice
 from voicemarket.market import chain as vm
 from voicemarket.protocol import Language
 
-VOICE = Voice(model_id=1, synthesizer=None, reference=Path("reference.wav"), prompt_text="Hello.",
-              prompt_language="en", languages=("en", "zh"))
+VOICE = Voice(
+    model_id=1,
+    synthesizer=None,
+    reference=Path("reference.wav"),
+    prompt_text="Hello.",
+    prompt_language="en",
+    languages=("en", "zh"),
+)
 SETTINGS = OracleSettings(router="0x" + "11" * 20, test_account=2, max_semantic_tokens=40)
 
 
 def test_parameters_with_a_dispute_window_floor_are_read_in_the_new_layout():
-    packed = vm.SynthesisParams(Language.ZH, speed=1.25, top_k=7, seed=0xDEADBEEF,
-                                min_dispute_window=(1 << 24) - 1).pack()
+    packed = vm.SynthesisParams(
+        Language.ZH, speed=1.25, top_k=7, seed=0xDEADBEEF, min_dispute_window=(1 << 24) - 1
+    ).pack()
     assert packed >> 88 == (1 << 24) - 1
     language, kwargs = synthesis_kwargs(packed, VOICE, SETTINGS)
     assert language == "zh"
-    assert kwargs == {"prompt_text": "Hello.", "prompt_language": "en", "seed": 0xDEADBEEF,
-                      "max_semantic_tokens": 40, "speed": 1.25, "top_k": 7}
+    assert kwargs == {
+        "prompt_text": "Hello.",
+        "prompt_language": "en",
+        "seed": 0xDEADBEEF,
+        "max_semantic_tokens": 40,
+        "speed": 1.25,
+        "top_k": 7,
+    }
 
 
 def test_reserved_bits_are_bad_input():

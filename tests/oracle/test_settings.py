@@ -25,8 +25,10 @@ def clean_environment(monkeypatch):
 
 def test_file_environment_and_defaults_combine_with_the_environment_winning(tmp_path, monkeypatch):
     config = tmp_path / "oracle.toml"
-    config.write_text(f'[oracle]\nrouter = "{ROUTER.lower()}"\naccount = "op"\nconfirmations = 3\n'
-                      f'[oracle.models."0x{"ab" * 32}"]\nkeyring = "{KEYRING}"\n')
+    config.write_text(
+        f'[oracle]\nrouter = "{ROUTER.lower()}"\naccount = "op"\nconfirmations = 3\n'
+        f'[oracle.models."0x{"ab" * 32}"]\nkeyring = "{KEYRING}"\n'
+    )
     monkeypatch.setenv("ORACLE_CONFIRMATIONS", "5")
     settings = load_settings(config)
     assert settings.router == ROUTER  # checksummed
@@ -37,11 +39,22 @@ def test_file_environment_and_defaults_combine_with_the_environment_winning(tmp_
 
 def test_every_invalid_setting_is_named_with_what_to_do():
     with pytest.raises(ConfigError) as error:
-        load_settings(router="0x12", account="op", confirmations=-1, rpc_url="localhost:8545", colour="blue",
-                      models={"zero": {"keyring": "not a cid"}})
+        load_settings(
+            router="0x12",
+            account="op",
+            confirmations=-1,
+            rpc_url="localhost:8545",
+            colour="blue",
+            models={"zero": {"keyring": "not a cid"}},
+        )
     message = str(error.value)
-    for expected in ("router: router '0x12' is not an Ethereum address", "confirmations:", "rpc_url:",
-                     "unknown setting `colour`", "models"):
+    for expected in (
+        "router: router '0x12' is not an Ethereum address",
+        "confirmations:",
+        "rpc_url:",
+        "unknown setting `colour`",
+        "models",
+    ):
         assert expected in message
 
 
@@ -103,11 +116,21 @@ def test_processes_refuse_to_start_with_invalid_settings(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORACLE_", "APE_ACCOUNTS_"))}
     invalid = {**env, "ORACLE_ROUTER": "0x12", "ORACLE_TEST_ACCOUNT": "1"}
     no_key = {**env, "ORACLE_ROUTER": ROUTER, "ORACLE_ACCOUNT": "nobody", "ORACLE_KEYSTORE_DIR": str(tmp_path)}
-    runs = [(["worker", "--pool", "solo"], invalid, "router '0x12' is not an Ethereum address"),
-            (["status"], invalid, "router '0x12' is not an Ethereum address"),
-            (["run", "--workers", "0"], no_key, "ape accounts import nobody")]
-    processes = [subprocess.Popen([sys.executable, "-m", "oracle", *argv], env=environment, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for argv, environment, _ in runs]
+    runs = [
+        (["worker", "--pool", "solo"], invalid, "router '0x12' is not an Ethereum address"),
+        (["status"], invalid, "router '0x12' is not an Ethereum address"),
+        (["run", "--workers", "0"], no_key, "ape accounts import nobody"),
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "oracle", *argv],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv, environment, _ in runs
+    ]
     for process, (argv, _, message) in zip(processes, runs, strict=True):
         _, stderr = process.communicate(timeout=60)
         assert process.returncode != 0 and message in stderr, (argv, stderr)
@@ -122,11 +145,19 @@ def test_importing_the_app_reads_no_settings_and_builds_nothing():
     import sys
     from pathlib import Path
 
-    probe = ("import celery, celery._state, oracle.app; "
-             "built = [n for n, v in vars(oracle.app).items() if isinstance(v, celery.Celery)]; "
-             "print(built, len(celery._state._apps))")
-    result = subprocess.run([sys.executable, "-c", probe], env={"PATH": os.defpath},
-                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    probe = (
+        "import celery, celery._state, oracle.app; "
+        "built = [n for n, v in vars(oracle.app).items() if isinstance(v, celery.Celery)]; "
+        "print(built, len(celery._state._apps))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PATH": os.defpath},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "0"], result.stdout
 
@@ -142,11 +173,18 @@ def test_run_reads_the_settings_from_its_config_option(tmp_path):
 
     config = tmp_path / "oracle.toml"
     closed = free_port()  # nothing listens there: run waits for the node and Redis, which is what we look for
-    config.write_text(f'[oracle]\nrouter = "{ROUTER}"\ntest_account = 1\nrpc_url = "http://127.0.0.1:{closed}"\n'
-                      f'redis_url = "redis://127.0.0.1:{closed}/0"\nmetrics_port = 0\nlog_format = "text"\n')
+    config.write_text(
+        f'[oracle]\nrouter = "{ROUTER}"\ntest_account = 1\nrpc_url = "http://127.0.0.1:{closed}"\n'
+        f'redis_url = "redis://127.0.0.1:{closed}/0"\nmetrics_port = 0\nlog_format = "text"\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
-    process = subprocess.Popen([sys.executable, "-m", "oracle", "run", "--config", str(config), "--workers", "0"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oracle", "run", "--config", str(config), "--workers", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         output, _ = process.communicate(timeout=8)
     except subprocess.TimeoutExpired:

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 import redis
-from oracle_helpers import fake_ready, rpc, wait_for
 from web3 import Web3
 
 from oracle.keys import ape_test_key
 from oracle.ledger import Ledger
 from oracle.router import RouterClient
 from oracle.rpc import JsonRpc
-from voicemarket.dev.sandbox import account_key
 from oracle.settings import OracleSettings
 from oracle.transactions import TxSender
+from oracle_helpers import fake_ready, rpc, wait_for
+from voicemarket.dev.sandbox import account_key
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent
@@ -54,10 +54,19 @@ def test_processes_sharing_redis_never_reuse_a_nonce(chain, redis_server):
     key = ape_test_key(SPARE_ACCOUNT)
     namespace = "oracle:test:shared-nonces"
     start_nonce = chain.provider.web3.eth.get_transaction_count(key.address)
-    argv = [sys.executable, "-c", "import sys, oracle_helpers as h; h.nonce_client(*sys.argv[1:4], "
-            "int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))"]
-    procs = [subprocess.Popen(argv + [chain.provider.uri, redis_server.url, namespace, str(SPARE_ACCOUNT),
-                                      str(1000 * (p + 1)), "8"], cwd=HERE) for p in range(3)]
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys, oracle_helpers as h; h.nonce_client(*sys.argv[1:4], "
+        "int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))",
+    ]
+    procs = [
+        subprocess.Popen(
+            argv + [chain.provider.uri, redis_server.url, namespace, str(SPARE_ACCOUNT), str(1000 * (p + 1)), "8"],
+            cwd=HERE,
+        )
+        for p in range(3)
+    ]
     try:
         assert [p.wait(120) for p in procs] == [0, 0, 0]
     finally:
@@ -66,8 +75,13 @@ def test_processes_sharing_redis_never_reuse_a_nonce(chain, redis_server):
                 p.kill()
     w3 = chain.provider.web3
     ledger = Ledger(redis.Redis.from_url(redis_url := redis_server.url), namespace)
-    sender = TxSender(JsonRpc(chain.provider.uri), key, ledger, OracleSettings(
-        router=key.address, test_account=SPARE_ACCOUNT, confirmations=0, redis_url=redis_url), w3.eth.chain_id)
+    sender = TxSender(
+        JsonRpc(chain.provider.uri),
+        key,
+        ledger,
+        OracleSettings(router=key.address, test_account=SPARE_ACCOUNT, confirmations=0, redis_url=redis_url),
+        w3.eth.chain_id,
+    )
     wait_for(lambda: (sender.reconcile(), not ledger.submissions())[1], 30, "every submission to be final")
     assert w3.eth.get_transaction_count(key.address) == start_nonce + 24
     assert ledger.stats()["transactions"] == 24
@@ -92,8 +106,9 @@ def test_a_crash_between_record_and_broadcast_is_repaired_with_the_same_bytes(ch
     assert ledger.request(1)["state"] == "done"
 
 
-def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licenses, buyers, operator, start_oracle,
-                                                      chain, automine):
+def test_a_nonce_taken_by_another_process_is_survived(
+    sandbox, voice, licenses, buyers, operator, start_oracle, chain, automine
+):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     w3 = chain.provider.web3
     first_block = chain.blocks.head.number
@@ -109,10 +124,19 @@ def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licenses, 
     def foreign_tx(nonce: int, tip_gwei: int) -> str:
         from eth_account import Account
 
-        signed = Account.sign_transaction({"type": 2, "chainId": w3.eth.chain_id, "nonce": nonce,
-                                           "to": operator.address, "value": 0, "gas": 21_000,
-                                           "maxFeePerGas": 200 * 10**9, "maxPriorityFeePerGas": tip_gwei * 10**9},
-                                          operator_key)
+        signed = Account.sign_transaction(
+            {
+                "type": 2,
+                "chainId": w3.eth.chain_id,
+                "nonce": nonce,
+                "to": operator.address,
+                "value": 0,
+                "gas": 21_000,
+                "maxFeePerGas": 200 * 10**9,
+                "maxPriorityFeePerGas": tip_gwei * 10**9,
+            },
+            operator_key,
+        )
         return Web3.to_hex(w3.eth.send_raw_transaction(signed.raw_transaction))
 
     foreign_tx(w3.eth.get_transaction_count(operator.address, "pending"), 1)
@@ -122,8 +146,7 @@ def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licenses, 
     # 2. Another program takes the very nonce of our pending fulfilment (a replacement in the mempool).
     automine(False)
     ids.append(_request_now(sandbox, chain, buyer, voice, licenses[buyer.address], operator, "Raced."))
-    wait_for(lambda: any(s.state == "sent" for s in ledger.submissions()), 30, "our fulfilment to be pending",
-             oracle)
+    wait_for(lambda: any(s.state == "sent" for s in ledger.submissions()), 30, "our fulfilment to be pending", oracle)
     (ours,) = [s for s in ledger.submissions() if s.state == "sent"]
     foreign = foreign_tx(ours.nonce, 50)
     rpc(chain, "evm_mine")
@@ -136,8 +159,9 @@ def test_a_nonce_taken_by_another_process_is_survived(sandbox, voice, licenses, 
     assert ledger.stats().get("foreign_nonces", 0) >= 1
 
 
-def test_a_stuck_transaction_is_replaced_and_mined_once(sandbox, voice, licenses, buyers, operator, start_oracle,
-                                                        chain, automine):
+def test_a_stuck_transaction_is_replaced_and_mined_once(
+    sandbox, voice, licenses, buyers, operator, start_oracle, chain, automine
+):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     w3 = chain.provider.web3
     first_block = chain.blocks.head.number

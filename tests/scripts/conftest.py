@@ -127,9 +127,17 @@ def model_folder(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("model")
     voice = tiny_voice_files(root / "voice")
-    return write_model_folder(root / "ada", name="Ada", languages=["en", "zh"], gpt=voice.gpt, sovits=voice.sovits,
-                              reference_audio=voice.reference, reference_text=REFERENCE_TEXT,
-                              reference_language="en", description="A tiny random voice for tests.")
+    return write_model_folder(
+        root / "ada",
+        name="Ada",
+        languages=["en", "zh"],
+        gpt=voice.gpt,
+        sovits=voice.sovits,
+        reference_audio=voice.reference,
+        reference_text=REFERENCE_TEXT,
+        reference_language="en",
+        description="A tiny random voice for tests.",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -144,12 +152,30 @@ def minted(run, market, operator, model_folder, offers_file, accounts) -> dict:
     """The tiny voice minted by the creator (1) with voice owner 3 (10%) and co-creator 4 (5%)."""
     import json
 
-    output = ok(run("mint", str(model_folder), "--offers", str(offers_file), "--operator", operator.address,
-                    "--voice-owner", "TEST::3", "--voice-owner-share", "10%", "--co-creator",
-                    f"{accounts[4].address}:500", account=1))
+    output = ok(
+        run(
+            "mint",
+            str(model_folder),
+            "--offers",
+            str(offers_file),
+            "--operator",
+            operator.address,
+            "--voice-owner",
+            "TEST::3",
+            "--voice-owner-share",
+            "10%",
+            "--co-creator",
+            f"{accounts[4].address}:500",
+            account=1,
+        )
+    )
     model_hex = re.search(r"model id (0x[0-9a-f]{64})", output)[1]
     from voicemarket.market import deployments
 
     record = json.loads((deployments.home() / "models" / "ethereum_local" / f"{model_hex}.json").read_text())
-    return {"output": output, "model_id": int(model_hex, 16), "record": record,
-            "offers": {o["tier"]: o["offerId"] for o in record["offers"]}}
+    return {
+        "output": output,
+        "model_id": int(model_hex, 16),
+        "record": record,
+        "offers": {o["tier"]: o["offerId"] for o in record["offers"]},
+    }

@@ -37,8 +37,9 @@ def test_buy_a_subscription_within_the_cap(run, minted, market, accounts):
 def test_subscription_time_is_not_sold_beyond_the_retirement_notice(run, minted, market, accounts, chain):
     """Two 30-day periods end past now + the 45-day notice: refused before anything is sent."""
     before = chain.provider.get_balance(accounts[BUYER].address)
-    out = fails(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.02 ether", "--quantity", "2",
-                    account=BUYER))
+    out = fails(
+        run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.02 ether", "--quantity", "2", account=BUYER)
+    )
     assert "2 period(s) of offer" in out and "the retirement notice (45 days) ahead" in out
     assert "at most 1 period(s) fit now" in out
     assert chain.provider.get_balance(accounts[BUYER].address) == before
@@ -66,16 +67,18 @@ def test_a_token_offer_says_approve_then_buys_with_approve(run, minted, market, 
 
 
 def test_a_retired_offer_is_refused_by_name(run, market, minted, accounts):
-    from voicemarket.market.minting import parse_offers
-    from voicemarket.content.odrl import PolicySubject, build_policy, contract_offer_terms, policy_hash
-
     import ape
+
+    from voicemarket.content.odrl import PolicySubject, build_policy, contract_offer_terms, policy_hash
+    from voicemarket.market.minting import parse_offers
 
     terms = parse_offers({"offers": [{"tier": "buyout", "price": "0.2 ether"}]}, market)[0]
     subject = PolicySubject(ape.chain.chain_id, market.registry.address, accounts[1].address, minted["model_id"])
     receipt = market.offers.publishOffer(
-        contract_offer_terms(terms, minted["model_id"], policy_hash(build_policy(terms, subject))), b"",
-        sender=accounts[1])
+        contract_offer_terms(terms, minted["model_id"], policy_hash(build_policy(terms, subject))),
+        b"",
+        sender=accounts[1],
+    )
     offer = receipt.events.filter(market.offers.OfferPublished)[0].offerId
     market.offers.deactivateOffer(offer, sender=accounts[1])
     out = fails(run("buy", str(offer), "--max-price", "1 ether", account=BUYER))
@@ -86,8 +89,13 @@ def test_a_retired_offer_is_refused_by_name(run, market, minted, accounts):
 def test_renew_and_cancel_a_subscription(run, minted, market, accounts, chain):
     """Keepers renew one due period of a subscription whose holder turned auto-renewal on, never a lapsed
     one; the holder renews when time fits the notice (a lapsed one restarts); cancelling stops keepers."""
-    license = _license(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
-                              "--auto-renew", account=BUYER)))
+    license = _license(
+        ok(
+            run(
+                "buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether", "--auto-renew", account=BUYER
+            )
+        )
+    )
     state = market.licenses.license(license)
     expires, period = state.expiresAt, 30 * 86400
     assert state.autoRenew
@@ -123,10 +131,12 @@ def test_a_keeper_renewal_the_holder_did_not_agree_to_reverts_and_is_explained(r
 
     from voicemarket.cli.console import explain_revert
 
-    license = _license(ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether",
-                              account=BUYER)))
+    license = _license(
+        ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether", account=BUYER))
+    )
     with pytest.raises(market.licenses.Licensing_AutoRenewOff) as refused:
         market.licenses.renewSubscription(license, 30 * 86400, value=10**16, sender=accounts[KEEPER])
     assert refused.value.inputs == {"licenseId": license}
     assert explain_revert(refused.value).startswith(
-        f"licence {license}'s holder has not turned auto-renewal on: only the holder renews it")
+        f"licence {license}'s holder has not turned auto-renewal on: only the holder renews it"
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from conftest import fails
-
 from voicemarket.errors import DeploymentError
 from voicemarket.units import parse_amount
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import fails, ok
 
+from conftest import fails, ok
 from voicemarket.market import chain as vm
-from voicemarket.protocol import ETH, Language, FailReason
+from voicemarket.protocol import ETH, FailReason, Language
 
 BUYER = 5
 FEE = 10**14
@@ -23,14 +23,25 @@ def used(minted, market, operator, accounts, run):
     out = ok(run("buy", str(minted["offers"]["subscription"]), "--max-price", "0.01 ether", account=BUYER))
     license = int(out.split("Licence ")[1].split()[0])
     for index, outcome in enumerate(("fulfil", "fulfil", "fail")):
-        params = {"modelId": minted["model_id"], "licenseId": license, "operator": operator.address, "maxFee": FEE,
-                  "deadline": ape.chain.pending_timestamp + 3600, "params": vm.SynthesisParams(Language.EN).pack(),
-                  "inputHash": vm.input_hash(f"line {index}"), "input": vm.inline_input(f"line {index}")}
+        params = {
+            "modelId": minted["model_id"],
+            "licenseId": license,
+            "operator": operator.address,
+            "maxFee": FEE,
+            "deadline": ape.chain.pending_timestamp + 3600,
+            "params": vm.SynthesisParams(Language.EN).pack(),
+            "inputHash": vm.input_hash(f"line {index}"),
+            "input": vm.inline_input(f"line {index}"),
+        }
         receipt = market.router.requestSynthesis(params, value=FEE, sender=accounts[BUYER])
         request = vm.request_from_log(receipt.events.filter(market.router.SynthesisRequested)[0])
         if outcome == "fulfil":
-            market.router.fulfil(request, hashlib.sha256(b"audio").digest(),
-                                 vm.cid_input("bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"), sender=operator)
+            market.router.fulfil(
+                request,
+                hashlib.sha256(b"audio").digest(),
+                vm.cid_input("bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"),
+                sender=operator,
+            )
         else:
             market.router.fail(request, int(FailReason.SYNTHESIS_ERROR), sender=operator)
     return license
@@ -43,9 +54,13 @@ def test_earnings_split_every_sale_exactly(run, used, market, minted, accounts):
     model = next(m for m in report.models if m.model_id == minted["model_id"])
     eth = model.revenue[ETH]
     # Everything this module's and earlier tests paid for the model in ETH, with the contract's split.
-    paid = sum(int(log.amount) for log in market.licenses.RevenueAccrued.range(
-        0, market.licenses.provider.get_block("latest").number + 1, search_topics={"modelId": minted["model_id"]})
-        if log.asset == ETH)
+    paid = sum(
+        int(log.amount)
+        for log in market.licenses.RevenueAccrued.range(
+            0, market.licenses.provider.get_block("latest").number + 1, search_topics={"modelId": minted["model_id"]}
+        )
+        if log.asset == ETH
+    )
     assert eth["gross"] == paid
     share = paid - paid * 2000 // 10_000
     assert eth["platform"] == paid * 2000 // 10_000

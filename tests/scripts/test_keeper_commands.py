@@ -15,11 +15,11 @@ import json
 import re
 
 import pytest
-from conftest import fails, ok
 
+from conftest import fails, ok
+from voicemarket.content.multiformats import CID, RAW
 from voicemarket.market import chain as vm
 from voicemarket.protocol import ETH, Language, RequestStatus
-from voicemarket.content.multiformats import CID, RAW
 
 CREATOR, ARBITER, VOICE_OWNER, BUYER, STRANGER, SUBSCRIBER = 1, 0, 3, 5, 6, 7
 WINDOW = 3_600
@@ -45,10 +45,16 @@ def _folder(model_folder, tmp_path_factory, name: str, description: str):
     from voicemarket.dev.sandbox import REFERENCE_TEXT
     from voicemarket.market.minting import write_model_folder
 
-    return write_model_folder(tmp_path_factory.mktemp(name) / name, name=name.capitalize(), languages=["en"],
-                              gpt=model_folder / "gpt.ckpt", sovits=model_folder / "sovits.pth",
-                              reference_audio=model_folder / "reference.wav", reference_text=REFERENCE_TEXT,
-                              description=description)
+    return write_model_folder(
+        tmp_path_factory.mktemp(name) / name,
+        name=name.capitalize(),
+        languages=["en"],
+        gpt=model_folder / "gpt.ckpt",
+        sovits=model_folder / "sovits.pth",
+        reference_audio=model_folder / "reference.wav",
+        reference_text=REFERENCE_TEXT,
+        description=description,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +67,19 @@ def offers_path(tmp_path_factory):
 def _mint(run, folder, offers_path, operator) -> dict:
     from voicemarket.market import deployments
 
-    out = ok(run("mint", str(folder), "--offers", str(offers_path), "--operator", operator.address,
-                 "--dispute-window", "1 hour", account=CREATOR))
+    out = ok(
+        run(
+            "mint",
+            str(folder),
+            "--offers",
+            str(offers_path),
+            "--operator",
+            operator.address,
+            "--dispute-window",
+            "1 hour",
+            account=CREATOR,
+        )
+    )
     model_hex = re.search(r"model id (0x[0-9a-f]{64})", out)[1]
     record = json.loads((deployments.home() / "models" / "ethereum_local" / f"{model_hex}.json").read_text())
     return {"model_id": int(model_hex, 16), "offers": [o["offerId"] for o in record["offers"]]}
@@ -71,14 +88,17 @@ def _mint(run, folder, offers_path, operator) -> dict:
 @pytest.fixture(scope="module")
 def versions(model_folder, tmp_path_factory) -> dict:
     """Folders for new versions of Bea and Ada (another description: another bundle)."""
-    return {"bea": _folder(model_folder, tmp_path_factory, "bea", "A second take of Bea."),
-            "ada": _folder(model_folder, tmp_path_factory, "ada", "A second take of Ada.")}
+    return {
+        "bea": _folder(model_folder, tmp_path_factory, "bea", "A second take of Bea."),
+        "ada": _folder(model_folder, tmp_path_factory, "ada", "A second take of Ada."),
+    }
 
 
 @pytest.fixture(scope="module")
 def bea(run, market, operator, model_folder, offers_path, tmp_path_factory) -> dict:
-    return _mint(run, _folder(model_folder, tmp_path_factory, "bea", "A voice to freeze and retire."), offers_path,
-                 operator)
+    return _mint(
+        run, _folder(model_folder, tmp_path_factory, "bea", "A voice to freeze and retire."), offers_path, operator
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +107,9 @@ def cleo(run, market, operator, model_folder, offers_path, tmp_path_factory) -> 
 
 
 def _buy(run, offer: int, account: int, price: str, *extra: str) -> int:
-    return int(re.search(r"Licence (\d+)", ok(run("buy", str(offer), "--max-price", price, *extra,
-                                                   account=account)))[1])
+    return int(
+        re.search(r"Licence (\d+)", ok(run("buy", str(offer), "--max-price", price, *extra, account=account)))[1]
+    )
 
 
 # ---------------------------------------------------------------- the model's life
@@ -107,11 +128,21 @@ def test_only_the_arbiter_freezes_and_unfreezes(run, market, bea, versions, offe
     assert "ape run unfreeze" in out and market.registry.modelInfo(bea["model_id"]).frozen
     assert "is already frozen" in fails(run("freeze", model, "--reason", "again", account=ARBITER))
     # Frozen: it sells nothing, and no version is registered under it.
-    assert "is frozen by the arbiter" in fails(run("buy", str(bea["offers"][0]), "--max-price", "1 ether",
-                                                   account=BUYER))
-    assert "no new version can be registered under it" in fails(run(
-        "version", model, str(versions["bea"]), "--offers", str(offers_path), "--operator", accounts[2].address,
-        account=CREATOR))
+    assert "is frozen by the arbiter" in fails(
+        run("buy", str(bea["offers"][0]), "--max-price", "1 ether", account=BUYER)
+    )
+    assert "no new version can be registered under it" in fails(
+        run(
+            "version",
+            model,
+            str(versions["bea"]),
+            "--offers",
+            str(offers_path),
+            "--operator",
+            accounts[2].address,
+            account=CREATOR,
+        )
+    )
 
     assert "unfrozen" in ok(run("unfreeze", model, account=ARBITER))
     assert not market.registry.modelInfo(bea["model_id"]).frozen
@@ -119,16 +150,18 @@ def test_only_the_arbiter_freezes_and_unfreezes(run, market, bea, versions, offe
     assert "does not hold the registry's arbiter role" in fails(run("unfreeze", model, account=STRANGER))
 
 
-def test_a_new_version_keeps_the_voice_owner_who_consents_again(run, market, minted, versions, offers_path, accounts,
-                                                                 operator):
+def test_a_new_version_keeps_the_voice_owner_who_consents_again(
+    run, market, minted, versions, offers_path, accounts, operator
+):
     parent = hex(minted["model_id"])
     args = ("version", parent, str(versions["ada"]), "--offers", str(offers_path), "--operator", operator.address)
     out = fails(run(*args, account=CREATOR))
     assert f"is the voice of {accounts[VOICE_OWNER].address}" in out and "pass --voice-owner" in out
     out = fails(run(*args, "--voice-owner", f"TEST::{STRANGER}", account=CREATOR))
     assert f"is the voice of {accounts[VOICE_OWNER].address}, not {accounts[STRANGER].address}" in out
-    assert "only its owner registers new versions" in fails(run(*args, "--voice-owner", f"TEST::{VOICE_OWNER}",
-                                                                account=STRANGER))
+    assert "only its owner registers new versions" in fails(
+        run(*args, "--voice-owner", f"TEST::{VOICE_OWNER}", account=STRANGER)
+    )
     assert "there is no model 0x1234" in fails(run("version", "0x1234", *args[2:], account=CREATOR))
 
     out = ok(run(*args, "--voice-owner", f"TEST::{VOICE_OWNER}", account=CREATOR))
@@ -142,8 +175,18 @@ def test_a_new_version_keeps_the_voice_owner_who_consents_again(run, market, min
 
 
 def test_a_version_of_your_own_voice_needs_no_signature(run, market, bea, versions, offers_path, operator):
-    out = ok(run("version", hex(bea["model_id"]), str(versions["bea"]), "--offers", str(offers_path),
-                 "--operator", operator.address, account=CREATOR))
+    out = ok(
+        run(
+            "version",
+            hex(bea["model_id"]),
+            str(versions["bea"]),
+            "--offers",
+            str(offers_path),
+            "--operator",
+            operator.address,
+            account=CREATOR,
+        )
+    )
     child = int(re.search(r"model id (0x[0-9a-f]{64})", out)[1], 16)
     assert market.registry.parentOf(child) == bea["model_id"]
     assert market.registry.modelInfo(child).disputeWindow == WINDOW  # the parent's, by default
@@ -154,15 +197,17 @@ def test_retire_shows_the_service_end_date(run, market, bea, accounts, chain):
 
     model = hex(bea["model_id"])
     assert f"is owned by {accounts[CREATOR].address}, not {accounts[STRANGER].address}" in fails(
-        run("retire", model, account=STRANGER))
+        run("retire", model, account=STRANGER)
+    )
     assert "there is no model 0x1234" in fails(run("retire", "0x1234", account=CREATOR))
     out = ok(run("retire", model, account=CREATOR))
     ends = market.registry.modelInfo(bea["model_id"]).serviceEndsAt
     assert ends == chain.blocks.head.timestamp + market.registry.retirementNotice()
     assert f"keep working until {format_time(ends)} (the retirement notice of 45 days)" in out
     assert f"already retired: its service ends {format_time(ends)}" in fails(run("retire", model, account=CREATOR))
-    assert "was retired by its owner" in fails(run("buy", str(bea["offers"][0]), "--max-price", "1 ether",
-                                                   account=BUYER))
+    assert "was retired by its owner" in fails(
+        run("buy", str(bea["offers"][0]), "--max-price", "1 ether", account=BUYER)
+    )
 
 
 # ---------------------------------------------------------------- disputes and settlements
@@ -180,9 +225,16 @@ def requests_(cleo, market, operator, accounts, run) -> list[tuple]:
     out = []
     for index in range(3):
         text = f"line {index}"
-        params = {"modelId": cleo["model_id"], "licenseId": license, "operator": operator.address, "maxFee": fee,
-                  "deadline": ape.chain.pending_timestamp + 600, "params": vm.SynthesisParams(Language.EN).pack(),
-                  "inputHash": vm.input_hash(text), "input": vm.inline_input(text)}
+        params = {
+            "modelId": cleo["model_id"],
+            "licenseId": license,
+            "operator": operator.address,
+            "maxFee": fee,
+            "deadline": ape.chain.pending_timestamp + 600,
+            "params": vm.SynthesisParams(Language.EN).pack(),
+            "inputHash": vm.input_hash(text),
+            "input": vm.inline_input(text),
+        }
         receipt = market.router.requestSynthesis(params, value=fee, sender=accounts[BUYER])
         out.append(vm.request_from_log(receipt.events.filter(market.router.SynthesisRequested)[0]))
     for request in out[:2]:
@@ -206,8 +258,9 @@ def test_dispute_posts_the_bond_it_shows_first(run, market, requests_, accounts)
     assert "already disputed: the arbiter decides by" in fails(run("dispute", delivered, account=BUYER))
 
 
-def test_settle_pays_out_after_the_window_and_lets_undecided_disputes_lapse(run, market, requests_, accounts,
-                                                                              operator, chain):
+def test_settle_pays_out_after_the_window_and_lets_undecided_disputes_lapse(
+    run, market, requests_, accounts, operator, chain
+):
     disputed, delivered, pending = (str(r[0]) for r in requests_)
     market.router.dispute(requests_[0], value=BOND, sender=accounts[BUYER])  # as the dispute test did
     assert "in its dispute window until" in fails(run("settle", delivered, account=STRANGER))
@@ -218,7 +271,10 @@ def test_settle_pays_out_after_the_window_and_lets_undecided_disputes_lapse(run,
     assert "dispute window of request" in fails(run("dispute", delivered, account=BUYER))
     operator_credit = market.router.creditOf(operator, ETH)
     out = ok(run("settle", delivered, disputed, pending, account=STRANGER))
-    assert f"{delivered} fulfilled 0.0001 ETH 0 ETH" in out and market.router.requestStatus(int(delivered)) == RequestStatus.SETTLED
+    assert (
+        f"{delivered} fulfilled 0.0001 ETH 0 ETH" in out
+        and market.router.requestStatus(int(delivered)) == RequestStatus.SETTLED
+    )
     assert f"Skipped: request {disputed} is disputed: the arbiter decides by" in out
     assert f"Skipped: request {pending} passed its deadline" in out and "refunded (cancelExpired)" in out
     assert market.router.creditOf(operator, ETH) == operator_credit + FEE
@@ -251,8 +307,9 @@ def test_autorenew_on_and_off_with_the_allowance_keepers_need(run, market, cleo,
     out = ok(run("autorenew", license, "on", "--approve-periods", "3", account=SUBSCRIBER))
     assert "allowance for the licence manager: 1.5 mUSD (3 period(s))" in out and "Warning" not in out
     assert market.stablecoin.allowance(accounts[SUBSCRIBER], market.licenses) == 1_500_000
-    assert "--approve-periods goes with `on`" in fails(run("autorenew", license, "off", "--approve-periods", "1",
-                                                           account=SUBSCRIBER))
+    assert "--approve-periods goes with `on`" in fails(
+        run("autorenew", license, "off", "--approve-periods", "1", account=SUBSCRIBER)
+    )
 
     out = ok(run("autorenew", license, "off", account=SUBSCRIBER))
     assert f"Licence {license} no longer auto-renews" in out and not market.licenses.license(int(license)).autoRenew

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from conftest import fails
-
-from voicemarket.protocol import language_bits
 from voicemarket import protocol
-from voicemarket.market.minting import consent_policy_hash, read_offers
 from voicemarket.content.odrl import PolicySubject, parse_policy, policy_hash, terms_from_contract
+from voicemarket.market.minting import consent_policy_hash, read_offers
+from voicemarket.protocol import language_bits
 
 
 def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, accounts, operator, offers_file, chain):
@@ -22,10 +21,15 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
     assert info.creator == accounts[1].address and info.voiceOwner == accounts[3].address and info.voiceOwnerBps == 1000
     assert info.languages == language_bits("en", "zh")
     creator, payees = registry.revenueSplit(model_id)
-    assert creator == accounts[1].address and [tuple(p) for p in payees] == [(accounts[3].address, 1000), (accounts[4].address, 500)]
+    assert creator == accounts[1].address and [tuple(p) for p in payees] == [
+        (accounts[3].address, 1000),
+        (accounts[4].address, 500),
+    ]
     assert router.isOperatorAllowed(model_id, operator)
     # The voice owner signed the hash of exactly these terms (ModelRegistered carries it).
-    registered = list(registry.ModelRegistered.range(0, chain.blocks.head.number + 1, search_topics={"modelId": model_id}))
+    registered = list(
+        registry.ModelRegistered.range(0, chain.blocks.head.number + 1, search_topics={"modelId": model_id})
+    )
     expected = consent_policy_hash(read_offers(offers_file, market), chain.chain_id)
     assert bytes(registered[0].policyHash) == expected == bytes.fromhex(minted["record"]["consentPolicyHash"][2:])
     assert bytes(registered[0].bundleDigest) == digest
@@ -48,21 +52,28 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
 def test_the_sealed_bundle_opens_for_the_operator_only(minted, market, operator, accounts, tmp_path):
     import pytest
 
+    from voicemarket.content.sealed_bundle import RegisteredModel, open_bundle
     from voicemarket.dev.sandbox import account_key
     from voicemarket.errors import DecryptionError, IntegrityError
     from voicemarket.market.minting import open_store
-    from voicemarket.content.sealed_bundle import RegisteredModel, open_bundle
 
     store, record = open_store(), minted["record"]
     registered = RegisteredModel(minted["model_id"], accounts[1].address)
-    unpacked = open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(operator), registered,
-                           tmp_path / "m")
+    unpacked = open_bundle(
+        store, record["bundleCid"], record["keyringCid"], account_key(operator), registered, tmp_path / "m"
+    )
     assert unpacked.manifest.name == "Ada" and unpacked.consent["policyHash"] == record["consentPolicyHash"]
     assert unpacked.manifest.creator == unpacked.consent["creator"] == accounts[1].address
     # The same id claimed for another creator does not match the bundle's digest.
     with pytest.raises(IntegrityError, match=f"with creator {accounts[4].address} gives model id"):
-        open_bundle(store, record["bundleCid"], record["keyringCid"], account_key(operator),
-                    RegisteredModel(minted["model_id"], accounts[4].address), tmp_path / "w")
+        open_bundle(
+            store,
+            record["bundleCid"],
+            record["keyringCid"],
+            account_key(operator),
+            RegisteredModel(minted["model_id"], accounts[4].address),
+            tmp_path / "w",
+        )
     assert not (tmp_path / "w").exists()
     digest = bytes.fromhex(record["bundleSha256"][2:])
     try:
@@ -73,16 +84,34 @@ def test_the_sealed_bundle_opens_for_the_operator_only(minted, market, operator,
         raise AssertionError("a non-recipient opened the bundle")
 
 
-def test_minting_the_same_bundle_again_says_it_is_registered(run, minted, model_folder, offers_file, operator, accounts):
-    out = fails(run("mint", str(model_folder), "--offers", str(offers_file), "--operator", operator.address,
-                    "--voice-owner", "TEST::3", "--voice-owner-share", "10%", "--co-creator",
-                    f"{accounts[4].address}:500", account=1))
+def test_minting_the_same_bundle_again_says_it_is_registered(
+    run, minted, model_folder, offers_file, operator, accounts
+):
+    out = fails(
+        run(
+            "mint",
+            str(model_folder),
+            "--offers",
+            str(offers_file),
+            "--operator",
+            operator.address,
+            "--voice-owner",
+            "TEST::3",
+            "--voice-owner-share",
+            "10%",
+            "--co-creator",
+            f"{accounts[4].address}:500",
+            account=1,
+        )
+    )
     assert f"{accounts[1].address} already registered this exact bundle as model {minted['model_id']:#066x}" in out
     assert "ape run offers" in out
 
 
 def test_an_unregistered_operator_is_refused_before_sealing(run, market, model_folder, offers_file, accounts):
-    out = fails(run("mint", str(model_folder), "--offers", str(offers_file), "--operator", accounts[9].address, account=1))
+    out = fails(
+        run("mint", str(model_folder), "--offers", str(offers_file), "--operator", accounts[9].address, account=1)
+    )
     assert f"{accounts[9].address} is not a registered operator" in out and "ape run operator register" in out
 
 
@@ -93,11 +122,13 @@ def test_a_bad_offers_file_names_the_offer_and_key(run, market, model_folder, op
     assert "offer 1" in out and "Subscription needs a period" in out
     bad.write_text("offers:\n  - tier: rental\n    price: 1\n")
     assert "unknown tier 'rental': use one of buyout, subscription, pay-per-use" in fails(
-        run("mint", str(model_folder), "--offers", str(bad), "--operator", operator.address, account=1))
+        run("mint", str(model_folder), "--offers", str(bad), "--operator", operator.address, account=1)
+    )
 
 
 def test_a_subscription_period_longer_than_the_retirement_notice_is_refused_before_sealing(
-        run, market, model_folder, operator, accounts, tmp_path):
+    run, market, model_folder, operator, accounts, tmp_path
+):
     """Subscription time is never sold further ahead than the notice (45 days here): a 45-day period plus
     its one-day renewal lead cannot be offered (the offer book would revert Licensing_PeriodAboveNotice)."""
     offers = tmp_path / "offers.yaml"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import fails, ok
-
 from voicemarket.protocol import ETH
 
 OPERATOR = 8

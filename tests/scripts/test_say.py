@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from voicemarket.content.multiformats import CID
 from voicemarket.dev.sandbox import OPERATOR_FEE, Sandbox, tiny_voice_files
+from voicemarket.dev.services import RedisServer
+from voicemarket.errors import SpeechError
 from voicemarket.market import chain as vm
 from voicemarket.protocol import Language, RequestStatus
-from voicemarket.content.multiformats import CID
-from voicemarket.errors import SpeechError
-from voicemarket.dev.services import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -61,9 +61,15 @@ def oracle(market, chain, tmp_path):
     """Operator 2's oracle (coordinator + one Celery worker) on a private redis-server, stopped by PID."""
     box, voice = market["box"], market["voice"]
     with RedisServer() as redis_server:
-        env = box.oracle_env(rpc_url=chain.provider.uri, redis_url=redis_server.url, operator_index=OPERATOR,
-                             voices=[voice], work_dir=tmp_path, start_block=chain.blocks.head.number,
-                             max_text_chars=MAX_TEXT_CHARS)
+        env = box.oracle_env(
+            rpc_url=chain.provider.uri,
+            redis_url=redis_server.url,
+            operator_index=OPERATOR,
+            voices=[voice],
+            work_dir=tmp_path,
+            start_block=chain.blocks.head.number,
+            max_text_chars=MAX_TEXT_CHARS,
+        )
         processes = [box.start_coordinator(env, tmp_path / "coordinator.log")]
         try:
             processes.append(box.start_worker(env, tmp_path / "worker.log"))
@@ -75,8 +81,12 @@ def oracle(market, chain, tmp_path):
 
 def say(market, chain, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """`ape run say ... --network ethereum:local:foundry --account TEST::6` on the test's anvil."""
-    env = dict(os.environ, APE_FOUNDRY_HOST=chain.provider.uri, VOICEMARKET_HOME=str(market["home"]),
-               VOICEMARKET_STORE=f"local:{market['box'].store.root}")
+    env = dict(
+        os.environ,
+        APE_FOUNDRY_HOST=chain.provider.uri,
+        VOICEMARKET_HOME=str(market["home"]),
+        VOICEMARKET_STORE=f"local:{market['box'].store.root}",
+    )
     env.setdefault("APE_DATA_FOLDER", str(ROOT / ".ape"))
     ape = str(Path(sys.executable).parent / "ape")
     argv = [ape, "run", "say", *args, "--network", "ethereum:local:foundry", "--account", f"TEST::{BUYER}"]
@@ -88,19 +98,22 @@ def output_of(result: subprocess.CompletedProcess) -> str:
 
 
 def test_a_fulfilled_request_writes_its_verified_wav_and_a_failed_one_says_why_and_refunds(
-        market, oracle, chain, accounts, tmp_path):
+    market, oracle, chain, accounts, tmp_path
+):
     """One oracle serves both (starting an oracle costs seconds): the good text, then one too long for it."""
     box, buyer = market["box"], accounts[BUYER]
     out = tmp_path / "hello.wav"
-    result = say(market, chain, "Hello from the market.", "--licence", str(market["license"]), "-o", str(out),
-                 "--seed", "3")
+    result = say(
+        market, chain, "Hello from the market.", "--licence", str(market["license"]), "-o", str(out), "--seed", "3"
+    )
     assert result.returncode == 0, output_of(result)
     assert "verified: the audio's SHA-256" in result.stdout
     assert f"wrote {out}" in result.stdout
     request_id = box.router.nextRequestId() - 1
     assert box.router.requestStatus(request_id) == RequestStatus.SETTLED
-    delivered = list(box.router.SynthesisFulfilled.range(0, chain.blocks.height + 1,
-                                                         search_topics={"requestId": request_id}))
+    delivered = list(
+        box.router.SynthesisFulfilled.range(0, chain.blocks.height + 1, search_topics={"requestId": request_id})
+    )
     assert len(delivered) == 1
     audio = out.read_bytes()
     assert audio[:4] == b"RIFF"
@@ -113,8 +126,9 @@ def test_a_fulfilled_request_writes_its_verified_wav_and_a_failed_one_says_why_a
     text = "This sentence is deliberately longer than the sixty characters the operator takes."
     result = say(market, chain, text, "--licence", str(market["license"]), "-o", str(refused))
     assert result.returncode == 1, output_of(result)
-    assert "failed: the operator reported TextTooLong (7): the text is longer than this operator accepts" \
-        in result.stdout, output_of(result)
+    assert (
+        "failed: the operator reported TextTooLong (7): the text is longer than this operator accepts" in result.stdout
+    ), output_of(result)
     assert "refunded 0.0001 ETH to your credit on the router" in result.stdout
     assert box.credit(buyer) - credit_before == OPERATOR_FEE
     assert not refused.exists()
@@ -126,8 +140,19 @@ def test_an_expired_request_is_followed_again_and_cancelled_for_a_full_refund(ma
     box = market["box"]
     buyer, idle = accounts[BUYER], accounts[IDLE_OPERATOR]
     credit_before = box.credit(buyer)
-    result = say(market, chain, "Nobody will say this.", "--licence", str(market["license"]),
-                 "--operator", idle.address, "--ttl", "4", "--timeout", "0.5")
+    result = say(
+        market,
+        chain,
+        "Nobody will say this.",
+        "--licence",
+        str(market["license"]),
+        "--operator",
+        idle.address,
+        "--ttl",
+        "4",
+        "--timeout",
+        "0.5",
+    )
     request_id = box.router.nextRequestId() - 1
     assert result.returncode == 3, output_of(result)
     assert f"still pending after 1 s; follow it again with `ape run say --request {request_id}`" in result.stdout
@@ -161,8 +186,8 @@ def test_bad_input_is_refused_before_anything_is_sent(market, chain, accounts):
 def test_a_request_carries_the_models_dispute_window_as_the_buyers_floor(market, chain, accounts):
     """By default a request names the model's dispute window as the shortest the buyer accepts: an owner who
     cuts the window after the buyer read it gets the request refused, not a shorter window under it."""
-    from voicemarket.market import speech
     from voicemarket.cli.console import explain_revert
+    from voicemarket.market import speech
 
     box, creator, buyer, idle = market["box"], accounts[1], accounts[BUYER], accounts[IDLE_OPERATOR]
     model_id, registry = market["voice"].model_id, box.d.registry
@@ -177,20 +202,39 @@ def test_a_request_carries_the_models_dispute_window_as_the_buyers_floor(market,
             speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE)
         assert refused.value.inputs == {"window": 60, "minWindow": 3600}
         assert explain_revert(refused.value).startswith(
-            "the model's dispute window (60 s) is now shorter than the 3600 s you asked for")
+            "the model's dispute window (60 s) is now shorter than the 3600 s you asked for"
+        )
         assert box.router.nextRequestId() == next_id
 
         license = speech.license_use(box.d.licenses, market["license"], buyer.address)
         with pytest.raises(SpeechError, match="dispute window of 60 s, shorter than the 120 s you ask for"):
-            speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE,
-                          min_dispute_window=120)
-        submitted = speech.submit(box.router, buyer, license, "Hello.", params, operator=idle.address,
-                                  max_fee=OPERATOR_FEE, ttl_s=5)
+            speech.submit(
+                box.router,
+                buyer,
+                license,
+                "Hello.",
+                params,
+                operator=idle.address,
+                max_fee=OPERATOR_FEE,
+                min_dispute_window=120,
+            )
+        submitted = speech.submit(
+            box.router, buyer, license, "Hello.", params, operator=idle.address, max_fee=OPERATOR_FEE, ttl_s=5
+        )
         assert vm.SynthesisParams.unpack(submitted.fields["params"]).min_dispute_window == 60
         assert submitted.fields["disputeWindow"] == 60
 
-        result = say(market, chain, "Hello.", "--licence", str(market["license"]), "--operator", idle.address,
-                     "--min-dispute-window", "7200")
+        result = say(
+            market,
+            chain,
+            "Hello.",
+            "--licence",
+            str(market["license"]),
+            "--operator",
+            idle.address,
+            "--min-dispute-window",
+            "7200",
+        )
         assert result.returncode == 1, output_of(result)
         assert "dispute window of 60 s, shorter than the 7200 s you ask for" in result.stderr, output_of(result)
     finally:

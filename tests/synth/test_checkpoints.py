@@ -9,8 +9,7 @@ import zipfile
 import pytest
 import torch
 
-from synth.checkpoints import (load_gpt, load_sovits, read_checkpoint, save_gpt, save_sovits, to_plain,
-                               write_checkpoint)
+from synth.checkpoints import load_gpt, load_sovits, read_checkpoint, save_gpt, save_sovits, to_plain, write_checkpoint
 from synth.engine import Synthesizer
 from synth.errors import CorruptCheckpointError, UnsafeCheckpointError, UnsupportedModelError
 from synth.gpt import GPTConfig
@@ -52,8 +51,9 @@ def _marked_copy(src, dst, mark: bytes):
     return dst
 
 
-@pytest.mark.parametrize("mark,version", [(b"05", "v2Pro"), (b"06", "v2ProPlus"), (b"03", "v3-lora"),
-                                          (b"04", "v4-lora"), (b"00", "v1")])
+@pytest.mark.parametrize(
+    "mark,version", [(b"05", "v2Pro"), (b"06", "v2ProPlus"), (b"03", "v3-lora"), (b"04", "v4-lora"), (b"00", "v1")]
+)
 def test_version_marked_sovits_files_are_refused_by_name(tiny_files, tmp_path, mark, version):
     path = _marked_copy(tiny_files.sovits_path, tmp_path / "marked.pth", mark)
     assert read_checkpoint(path).version_mark == version  # the zip still reads with its magic overwritten

@@ -12,8 +12,13 @@ from click.testing import CliRunner
 
 from synth.__main__ import main as cli
 from synth.engine import HOLD_FRAMES
-from synth.errors import (CorruptCheckpointError, LanguageNotInstalledError, ReferenceAudioError, TextError,
-                          UnknownLanguageError)
+from synth.errors import (
+    CorruptCheckpointError,
+    LanguageNotInstalledError,
+    ReferenceAudioError,
+    TextError,
+    UnknownLanguageError,
+)
 from synth.sampling import SamplingParams
 from synth.testing import make_reference_wav
 
@@ -22,8 +27,15 @@ PROMPT_TEXT = "The quick brown fox jumps over the lazy dog."
 
 def test_synthesize_returns_float32_mono_of_the_expected_length(tts, reference_wav):
     """Random voices never stop early: each sentence is max tokens x 2 frames x 640 samples, plus a 0.3 s pause."""
-    rate, wave = tts.synthesize("Hello there, my friend. 你好，世界！", "zh", reference_wav, prompt_text=PROMPT_TEXT,
-                                prompt_language="en", max_semantic_tokens=20, seed=1)
+    rate, wave = tts.synthesize(
+        "Hello there, my friend. 你好，世界！",
+        "zh",
+        reference_wav,
+        prompt_text=PROMPT_TEXT,
+        prompt_language="en",
+        max_semantic_tokens=20,
+        seed=1,
+    )
     assert rate == 32000 and wave.dtype == np.float32 and wave.ndim == 1
     assert wave.shape[0] == 2 * (20 * 2 * 640 + 9600)
     assert np.isfinite(wave).all() and np.abs(wave).max() <= 1.0
@@ -70,8 +82,9 @@ def test_low_latency_stream_is_early_and_close_to_synthesize(tts, reference_wav)
     _, whole = tts.synthesize(text, "en", reference_wav, **kwargs)
     tokens_seen, seen_at_chunk = [], []
     chunks = []
-    for chunk in tts.stream(text, "en", reference_wav, chunk_tokens=10,
-                            on_token=lambda n: tokens_seen.append(n), **kwargs):
+    for chunk in tts.stream(
+        text, "en", reference_wav, chunk_tokens=10, on_token=lambda n: tokens_seen.append(n), **kwargs
+    ):
         chunks.append(chunk)
         seen_at_chunk.append(len(tokens_seen))
     # Token 34 of 60 releases the first chunk: 10 tokens of audio past the 24 held back.
@@ -98,8 +111,9 @@ def test_original_prior_noise_is_the_originals_draw(tts, reference_wav):
     generator and then draws randn_like over the whole prior; synthesize() (and an exact stream) give that."""
     kwargs = dict(prompt_text=PROMPT_TEXT, max_semantic_tokens=20, seed=11, pause_s=0.0)
     _, ours = tts.synthesize("One sentence only.", "en", reference_wav, prior_noise="original", **kwargs)
-    streamed = np.concatenate(list(tts.stream("One sentence only.", "en", reference_wav, prior_noise="original",
-                                              exact=True, **kwargs)))
+    streamed = np.concatenate(
+        list(tts.stream("One sentence only.", "en", reference_wav, prior_noise="original", exact=True, **kwargs))
+    )
     np.testing.assert_array_equal(streamed, ours)
     plans = tts.plan("One sentence only.", "en", PROMPT_TEXT, "en")
     prepared = tts.prepare_reference(reference_wav)
@@ -108,8 +122,12 @@ def test_original_prior_noise_is_the_originals_draw(tts, reference_wav):
         tokens = tts.semantic_tokens(plans, prepared.prompt_tokens, SamplingParams(), [torch.default_generator], 20)
         codes = tokens[0][None]
         m_p, logs_p, mask, lengths = tts.sovits.decode_latent(
-            codes, torch.tensor([codes.shape[1]]), torch.tensor([plans[0].target.ids]),
-            torch.tensor([len(plans[0].target.ids)]), prepared.style)
+            codes,
+            torch.tensor([codes.shape[1]]),
+            torch.tensor([plans[0].target.ids]),
+            torch.tensor([len(plans[0].target.ids)]),
+            prepared.style,
+        )
         z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * 0.5
         theirs = tts.sovits.flow_and_vocode(z_p, mask, prepared.style, lengths)[0].numpy()
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
@@ -130,10 +148,12 @@ def test_reference_as_array(tts, reference_wav):
     from synth.audio import read_wav
 
     rate, samples = read_wav(reference_wav)
-    _, a = tts.synthesize("Same clip, two ways.", "en", (rate, samples), prompt_text=PROMPT_TEXT,
-                          max_semantic_tokens=10)
-    _, b = tts.synthesize("Same clip, two ways.", "en", str(reference_wav), prompt_text=PROMPT_TEXT,
-                          max_semantic_tokens=10)
+    _, a = tts.synthesize(
+        "Same clip, two ways.", "en", (rate, samples), prompt_text=PROMPT_TEXT, max_semantic_tokens=10
+    )
+    _, b = tts.synthesize(
+        "Same clip, two ways.", "en", str(reference_wav), prompt_text=PROMPT_TEXT, max_semantic_tokens=10
+    )
     assert np.array_equal(a, b)
 
 
@@ -177,18 +197,41 @@ def test_corrupt_model_file_is_a_clear_error(tiny_files, tmp_path):
 
 def test_speed_changes_length(tts, reference_wav):
     _, normal = tts.synthesize("Speed test.", "en", reference_wav, prompt_text=PROMPT_TEXT, max_semantic_tokens=20)
-    _, fast = tts.synthesize("Speed test.", "en", reference_wav, prompt_text=PROMPT_TEXT, max_semantic_tokens=20,
-                             speed=2.0)
+    _, fast = tts.synthesize(
+        "Speed test.", "en", reference_wav, prompt_text=PROMPT_TEXT, max_semantic_tokens=20, speed=2.0
+    )
     assert fast.shape[0] == (int(40 / 2.0) + 1) * 640 + 9600 < normal.shape[0]
 
 
 def test_cli_say_and_info(tiny_files, reference_wav, tmp_path):
     out = tmp_path / "out.wav"
     runner = CliRunner()
-    result = runner.invoke(cli, ["say", "--gpt", str(tiny_files.gpt_path), "--sovits", str(tiny_files.sovits_path),
-                                 "--hubert", str(tiny_files.hubert_dir), "--bert", str(tiny_files.bert_dir),
-                                 "--ref", str(reference_wav), "--ref-text", PROMPT_TEXT, "--ref-lang", "en",
-                                 "--text", "你好，我们说中文。", "--max-tokens", "12", "-o", str(out)])
+    result = runner.invoke(
+        cli,
+        [
+            "say",
+            "--gpt",
+            str(tiny_files.gpt_path),
+            "--sovits",
+            str(tiny_files.sovits_path),
+            "--hubert",
+            str(tiny_files.hubert_dir),
+            "--bert",
+            str(tiny_files.bert_dir),
+            "--ref",
+            str(reference_wav),
+            "--ref-text",
+            PROMPT_TEXT,
+            "--ref-lang",
+            "en",
+            "--text",
+            "你好，我们说中文。",
+            "--max-tokens",
+            "12",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and out.stat().st_size > 44
     result = runner.invoke(cli, ["info", str(tiny_files.sovits_path)])
@@ -199,17 +242,36 @@ def test_cli_say_and_info(tiny_files, reference_wav, tmp_path):
     bad.write_bytes(b"junk")
     result = runner.invoke(cli, ["info", str(bad)])
     assert result.exit_code != 0 and "not a PyTorch zip checkpoint" in result.output
-    result = runner.invoke(cli, ["say", "--gpt", str(tiny_files.gpt_path), "--sovits", str(tiny_files.sovits_path),
-                                 "--hubert", str(tiny_files.hubert_dir), "--ref", str(reference_wav),
-                                 "--text", "hi", "--lang", "xx", "-o", str(out)])
+    result = runner.invoke(
+        cli,
+        [
+            "say",
+            "--gpt",
+            str(tiny_files.gpt_path),
+            "--sovits",
+            str(tiny_files.sovits_path),
+            "--hubert",
+            str(tiny_files.hubert_dir),
+            "--ref",
+            str(reference_wav),
+            "--text",
+            "hi",
+            "--lang",
+            "xx",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code != 0 and "unknown language" in result.output
 
 
 def test_synth_imports_no_chain_or_queue_code():
     """synth/ stands alone: importing all of it loads neither ape, web3 nor celery."""
-    code = ("import sys, synth, synth.engine, synth.__main__, synth.random_model, synth.testing;"
-            "bad=[m for m in sys.modules if m.split('.')[0] in ('ape','web3','celery')]; print(bad); "
-            "sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, synth, synth.engine, synth.__main__, synth.random_model, synth.testing;"
+        "bad=[m for m in sys.modules if m.split('.')[0] in ('ape','web3','celery')]; print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -218,6 +280,7 @@ def test_synth_imports_no_chain_or_queue_code():
 def test_fast_modes_run_and_stay_close_to_fp32(tiny_files, reference_wav, precision):
     """The fast modes speak the same lengths; greedy tokens mostly agree with fp32 (measured in BENCHMARKS.md)."""
     fast = tiny_files.load(precision=precision)
-    rate, wave = fast.synthesize("Fast mode check.", "en", reference_wav, prompt_text=PROMPT_TEXT,
-                                 max_semantic_tokens=15, top_k=1)
+    rate, wave = fast.synthesize(
+        "Fast mode check.", "en", reference_wav, prompt_text=PROMPT_TEXT, max_semantic_tokens=15, top_k=1
+    )
     assert rate == 32000 and wave.shape[0] == 15 * 2 * 640 + 9600 and np.isfinite(wave).all()

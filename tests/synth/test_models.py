@@ -109,8 +109,12 @@ def test_shapes_through_the_sovits_stage(tts, reference_wav):
     plans = tts.plan("Hello there, friend.", "en", PROMPT_TEXT, "en")
     codes = [torch.randint(0, 1024, (n,)) for n in (20,)]
     m_p, logs_p, mask, lengths = tts.sovits.decode_latent(
-        codes[0][None], torch.tensor([20]), torch.tensor([plans[0].target.ids]),
-        torch.tensor([len(plans[0].target.ids)]), prepared.style)
+        codes[0][None],
+        torch.tensor([20]),
+        torch.tensor([plans[0].target.ids]),
+        torch.tensor([len(plans[0].target.ids)]),
+        prepared.style,
+    )
     assert m_p.shape == logs_p.shape == (1, 32, 40) and lengths == [40]
     waves = tts.vocode(codes, plans, prepared.style, [PriorNoise(0, 32)])
     assert waves[0].shape == (40 * 640,) and waves[0].dtype == np.float32 and np.isfinite(waves[0]).all()

@@ -58,8 +58,9 @@ def test_linear_matches_pytorch(n, batch, precision):
         weight = w.half()
         w = weight.float()
         as_fp32 = native.NativeLinear(lib, w, b)
-        assert torch.equal(native.NativeLinear(lib, weight, b)(x, residual=res, relu=True),
-                           as_fp32(x, residual=res, relu=True))
+        assert torch.equal(
+            native.NativeLinear(lib, weight, b)(x, residual=res, relu=True), as_fp32(x, residual=res, relu=True)
+        )
     if precision == "int8":
         q = Int8Weight(w, b, torch.float32)
         weight, w = q.native(), q.q.float() * q.scale32[:, None]
@@ -138,8 +139,9 @@ def test_weights_saved_as_float16_decode_from_float16_copies_with_the_same_sums(
     assert halves.ar_predict_layer.weight.numel() == 0
     many = [phones[i % 2] for i in range(native.MAX_BATCH + 1)]
     greedy = SamplingParams(top_k=1)
-    assert _decode(halves, many, prompt, greedy, list(range(len(many))), 8) == \
-        _decode(plain, many, prompt, greedy, list(range(len(many))), 8)
+    assert _decode(halves, many, prompt, greedy, list(range(len(many))), 8) == _decode(
+        plain, many, prompt, greedy, list(range(len(many))), 8
+    )
     bert = [torch.randn(1024, phones[0].numel(), generator=torch.Generator().manual_seed(5))]
     uncached = [s.tokens[0] for s in halves.generate(phones[:1], bert, prompt, greedy, [None], 6, use_cache=False)]
     assert uncached == [s.tokens[0] for s in plain.generate(phones[:1], bert, prompt, greedy, [None], 6)]
@@ -161,8 +163,11 @@ def test_float16_widening_without_f16c_gives_the_same_floats(tmp_path):
     if compiler is None:
         pytest.skip("no C compiler")
     built = tmp_path / "portable.so"
-    subprocess.run([compiler, "-O2", "-mno-f16c", "-fopenmp", "-shared", "-fPIC", str(native.SOURCE), "-o",
-                    str(built)], check=True, capture_output=True)
+    subprocess.run(
+        [compiler, "-O2", "-mno-f16c", "-fopenmp", "-shared", "-fPIC", str(native.SOURCE), "-o", str(built)],
+        check=True,
+        capture_output=True,
+    )
     portable = ctypes.CDLL(str(built))
     portable.synth_linear.argtypes = lib.synth_linear.argtypes
     bits = torch.arange(0, 65536, dtype=torch.int32).to(torch.int16).view(torch.float16)
@@ -173,8 +178,9 @@ def test_float16_widening_without_f16c_gives_the_same_floats(tmp_path):
         x.zero_()
         x[column] = 1.0
         y = torch.empty(rows.shape[0])
-        portable.synth_linear(native.WEIGHT_F16, rows.data_ptr(), None, None, None, x.data_ptr(), y.data_ptr(),
-                              rows.shape[0], 64, 1, 0)
+        portable.synth_linear(
+            native.WEIGHT_F16, rows.data_ptr(), None, None, None, x.data_ptr(), y.data_ptr(), rows.shape[0], 64, 1, 0
+        )
         assert torch.equal(y, rows[:, column].float())
 
 
@@ -200,8 +206,9 @@ def test_native_decoding_gives_the_same_tokens(precision):
     if precision == "int8":
         assert fast._native is not None and fast._head is not None and plain._native is None
     for params in (SamplingParams(top_k=1), SamplingParams(top_k=10, top_p=0.9, temperature=0.8)):
-        assert _decode(fast, phones, prompt, params, [10, 11, 12], 30) == \
-            _decode(plain, phones, prompt, params, [10, 11, 12], 30)
+        assert _decode(fast, phones, prompt, params, [10, 11, 12], 30) == _decode(
+            plain, phones, prompt, params, [10, 11, 12], 30
+        )
         assert _decode(fast, phones[:1], prompt, params, [3], 40) == _decode(plain, phones[:1], prompt, params, [3], 40)
 
 

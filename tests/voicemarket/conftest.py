@@ -25,8 +25,14 @@ def js_unixfs_cids(files: Sequence[dict], *, blocks: bool = False) -> list[dict]
     if not (ROOT / "node_modules" / "ipfs-unixfs-importer").is_dir():
         pytest.fail("node_modules/ipfs-unixfs-importer is missing: run `make setup` (npm ci) first")
     argv = [node, str(JS_IMPORTER)] + (["--blocks"] if blocks else [])
-    result = subprocess.run(argv, input=json.dumps([{**f, "path": str(f["path"])} for f in files]),
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    result = subprocess.run(
+        argv,
+        input=json.dumps([{**f, "path": str(f["path"])} for f in files]),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     if result.returncode != 0:
         pytest.fail(f"the JavaScript importer failed:\n{result.stderr}")
     return [json.loads(line) for line in result.stdout.splitlines()]
@@ -66,12 +72,22 @@ def make_model(tmp_path):
         (root / "voice.ckpt").write_bytes(gpt if isinstance(gpt, bytes) else rng.randbytes(gpt))
         (root / "voice.pth").write_bytes(sovits if isinstance(sovits, bytes) else rng.randbytes(sovits))
         defaults = dict(
-            name="Ada", description="A calm narrator voice.", languages=("en", "zh"),
-            gpt_checkpoint=root / "voice.ckpt", sovits_checkpoint=root / "voice.pth",
-            reference_audio=write_wav(root / "ref.wav", 0.2, seed=seed), reference_text="Hello there.",
-            reference_language="en", preview_audio=write_wav(root / "preview.wav", 0.1, seed=seed + 1),
-            creator="0x" + "11" * 20, voice_owner="0x" + "22" * 20,
-            consent={"voiceOwner": "0x" + "22" * 20, "statement": "I consent to this voice model.", "date": "2025-01-01"},
+            name="Ada",
+            description="A calm narrator voice.",
+            languages=("en", "zh"),
+            gpt_checkpoint=root / "voice.ckpt",
+            sovits_checkpoint=root / "voice.pth",
+            reference_audio=write_wav(root / "ref.wav", 0.2, seed=seed),
+            reference_text="Hello there.",
+            reference_language="en",
+            preview_audio=write_wav(root / "preview.wav", 0.1, seed=seed + 1),
+            creator="0x" + "11" * 20,
+            voice_owner="0x" + "22" * 20,
+            consent={
+                "voiceOwner": "0x" + "22" * 20,
+                "statement": "I consent to this voice model.",
+                "date": "2025-01-01",
+            },
         )
         defaults.update(fields)
         return VoiceModelFiles(**defaults)

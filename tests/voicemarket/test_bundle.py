@@ -33,8 +33,14 @@ def test_a_bundle_is_a_plain_tar_in_a_fixed_order(make_model):
     data, packed = _pack(make_model())
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         members = archive.getmembers()
-    assert [m.name for m in members] == ["manifest.json", "consent.json", "reference.wav", "preview.wav",
-                                         "gpt.ckpt", "sovits.pth"]
+    assert [m.name for m in members] == [
+        "manifest.json",
+        "consent.json",
+        "reference.wav",
+        "preview.wav",
+        "gpt.ckpt",
+        "sovits.pth",
+    ]
     assert all(m.mtime == 0 and m.uid == 0 and m.mode == 0o644 and m.isreg() for m in members)
     manifest = read_manifest(io.BytesIO(data))
     assert manifest == packed.manifest
@@ -42,8 +48,12 @@ def test_a_bundle_is_a_plain_tar_in_a_fixed_order(make_model):
     assert manifest.creator == "0x" + "11" * 20
 
 
-@given(gpt=st.binary(max_size=3000), sovits=st.binary(max_size=3000), name=st.text(min_size=1, max_size=30).filter(str.strip),
-       transcript=st.text(min_size=1, max_size=60).filter(str.strip))
+@given(
+    gpt=st.binary(max_size=3000),
+    sovits=st.binary(max_size=3000),
+    name=st.text(min_size=1, max_size=30).filter(str.strip),
+    transcript=st.text(min_size=1, max_size=60).filter(str.strip),
+)
 def test_pack_then_unpack_gives_back_every_file(tmp_path_factory, make_model, gpt, sovits, name, transcript):
     """For any checkpoint bytes and any Unicode name/transcript, unpacking yields the same files and manifest."""
     folder = tmp_path_factory.mktemp("round")

@@ -26,21 +26,36 @@ def test_a_tiny_voice_is_published_opened_and_speaks(tmp_path):
     reference = make_reference_wav(tmp_path / "ref.wav", "The quick brown fox jumps over the lazy dog.", seconds=4.0)
     preview = make_reference_wav(tmp_path / "preview.wav", "Hello.", seconds=3.0)
     model = VoiceModelFiles(
-        name="Tiny", description="random weights", languages=("en",), gpt_checkpoint=voice.gpt_path,
-        sovits_checkpoint=voice.sovits_path, reference_audio=reference,
-        reference_text="The quick brown fox jumps over the lazy dog.", reference_language="en",
-        preview_audio=preview, creator="0x" + "ab" * 20, voice_owner="0x" + "ab" * 20, consent={"self": True},
+        name="Tiny",
+        description="random weights",
+        languages=("en",),
+        gpt_checkpoint=voice.gpt_path,
+        sovits_checkpoint=voice.sovits_path,
+        reference_audio=reference,
+        reference_text="The quick brown fox jumps over the lazy dog.",
+        reference_language="en",
+        preview_audio=preview,
+        creator="0x" + "ab" * 20,
+        voice_owner="0x" + "ab" * 20,
+        consent={"self": True},
     )
     store = LocalStore(tmp_path / "store")
     published = publish_bundle(model, store, [public_key_from_private(OPERATOR)])
 
-    unpacked = open_bundle(store, published.bundle_cid, published.keyring_cid, OPERATOR, published.digest,
-                           tmp_path / "operator" / "model")
+    unpacked = open_bundle(
+        store, published.bundle_cid, published.keyring_cid, OPERATOR, published.digest, tmp_path / "operator" / "model"
+    )
     from synth.engine import Synthesizer
 
-    tts = Synthesizer.from_files(unpacked.gpt_checkpoint, unpacked.sovits_checkpoint,
-                                 hubert_dir=voice.hubert_dir, bert_dir=voice.bert_dir)
-    rate, audio = tts.synthesize("Good morning.", "en", unpacked.reference_audio,
-                                 prompt_text=unpacked.manifest.reference_text, max_semantic_tokens=20)
+    tts = Synthesizer.from_files(
+        unpacked.gpt_checkpoint, unpacked.sovits_checkpoint, hubert_dir=voice.hubert_dir, bert_dir=voice.bert_dir
+    )
+    rate, audio = tts.synthesize(
+        "Good morning.",
+        "en",
+        unpacked.reference_audio,
+        prompt_text=unpacked.manifest.reference_text,
+        max_semantic_tokens=20,
+    )
     assert rate == unpacked.manifest.sample_rate == 32000
     assert audio.ndim == 1 and audio.size > 0

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voicemarket.content.car import car_header, car_to_file, read_car, write_car
-from voicemarket.errors import CarError
 from voicemarket.content.cid import CHUNK_SIZE, cid_of_file
 from voicemarket.content.multiformats import CID
+from voicemarket.errors import CarError
 
 
 @pytest.mark.parametrize("version", [0, 1])

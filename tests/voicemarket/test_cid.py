@@ -56,8 +56,20 @@ def test_empty_file_is_the_well_known_empty_unixfs_file():
 def test_kubo_defaults_match_the_reference_importer_at_every_boundary(tmp_path, js_importer):
     """Empty, one byte, around one chunk, around 174 chunks (one full node) and past it (two levels)."""
     rng = random.Random(6)
-    sizes = [0, 1, 6, C - 1, C, C + 1, 2 * C, 3 * C + 17, MAX_LINKS * C - 1, MAX_LINKS * C, MAX_LINKS * C + 1,
-             (MAX_LINKS + 1) * C + 12345]
+    sizes = [
+        0,
+        1,
+        6,
+        C - 1,
+        C,
+        C + 1,
+        2 * C,
+        3 * C + 17,
+        MAX_LINKS * C - 1,
+        MAX_LINKS * C,
+        MAX_LINKS * C + 1,
+        (MAX_LINKS + 1) * C + 12345,
+    ]
     files = []
     for size in sizes:
         path = tmp_path / f"f{size}"
@@ -84,8 +96,12 @@ def test_deep_trees_and_every_block_match_the_reference_importer(tmp_path, js_im
         data = case["path"].read_bytes()
         for version in (0, 1):
             blocks: dict[str, bytes] = {}
-            builder = UnixFSBuilder(version, chunk_size=case["chunkSize"], max_links=case["maxLinks"],
-                                    on_block=lambda cid, block: blocks.__setitem__(str(cid), block))
+            builder = UnixFSBuilder(
+                version,
+                chunk_size=case["chunkSize"],
+                max_links=case["maxLinks"],
+                on_block=lambda cid, block: blocks.__setitem__(str(cid), block),
+            )
             builder.update(data)
             root = builder.finish()
             assert str(root) == expected[f"v{version}"], (case, version)
@@ -123,8 +139,11 @@ def _kubo_reference(data: bytes, version: int, chunk: int, max_links: int) -> CI
         unixfs = b"\x08\x02\x18" + encode_varint(sum(c[2] for c in children))
         unixfs += b"".join(b"\x20" + encode_varint(c[2]) for c in children)
         block = links + b"\x0a" + encode_varint(len(unixfs)) + unixfs
-        return (CID(version, DAG_PB, hashlib.sha256(block).digest()), len(block) + sum(c[1] for c in children),
-                sum(c[2] for c in children))
+        return (
+            CID(version, DAG_PB, hashlib.sha256(block).digest()),
+            len(block) + sum(c[1] for c in children),
+            sum(c[2] for c in children),
+        )
 
     def fill(depth: int, first: tuple | None) -> tuple[CID, int, int]:
         children = [first] if first else []
@@ -162,8 +181,9 @@ def test_streaming_builder_equals_kubo_layout_for_any_split(data, chunk, max_lin
 def test_every_internal_node_describes_its_children(data, chunk, max_links):
     """Each parent's blocksizes sum to its filesize, its links are unnamed with Tsize set, and leaves hold the data."""
     blocks: dict[CID, bytes] = {}
-    builder = UnixFSBuilder(0, chunk_size=chunk, max_links=max_links,
-                            on_block=lambda cid, block: blocks.__setitem__(cid, block))
+    builder = UnixFSBuilder(
+        0, chunk_size=chunk, max_links=max_links, on_block=lambda cid, block: blocks.__setitem__(cid, block)
+    )
     builder.update(data)
     root = builder.finish()
 
@@ -205,8 +225,17 @@ def test_cid_text_and_binary_round_trip(digest, form):
     assert str(cid).startswith("Qm" if form[0] == 0 else "b")
 
 
-@pytest.mark.parametrize("text", ["", "hello", "Qm123", "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXE0",
-                                  "bafyBEI", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6a"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "hello",
+        "Qm123",
+        "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXE0",
+        "bafyBEI",
+        "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6a",
+    ],
+)
 def test_malformed_cids_are_refused_clearly(text):
     with pytest.raises(InvalidCID):
         CID.parse(text)

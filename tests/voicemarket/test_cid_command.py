@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def _ape_run_cid(*args: str) -> subprocess.CompletedProcess:
     ape = Path(sys.executable).with_name("ape")
     env = {**os.environ, "APE_DATA_FOLDER": os.environ.get("APE_DATA_FOLDER", str(ROOT / ".ape"))}
-    return subprocess.run([str(ape), "run", "cid", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(ape), "run", "cid", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_prints_both_cids_per_file(tmp_path, js_importer):
@@ -22,8 +24,11 @@ def test_prints_both_cids_per_file(tmp_path, js_importer):
     result = _ape_run_cid(str(tmp_path / "hello.txt"), str(tmp_path / "big.bin"))
     assert result.returncode == 0, result.stderr
     lines = [line.split(" ") for line in result.stdout.splitlines()]
-    assert lines[0] == ["QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN",
-                        "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am", str(tmp_path / "hello.txt")]
+    assert lines[0] == [
+        "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN",
+        "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am",
+        str(tmp_path / "hello.txt"),
+    ]
     expected = js_importer([{"path": tmp_path / "big.bin"}])[0]
     assert lines[1] == [expected["v0"], expected["v1"], str(tmp_path / "big.bin")]
 

@@ -13,11 +13,23 @@ CONTRACTS = ("VoiceModelRegistry", "LicenseManager", "OfferBook", "SynthesisRout
 INTERNAL = {
     "Ledger_EthTransferFailed",  # a payee contract refused ETH: its credit stays (withdraw never reverts with it)
     "Ledger_ZeroRecipient",  # the treasurer's own call with no recipient
-    "Registry_EmptyCid", "Registry_EmptyDigest", "Registry_UnsupportedCodec", "Registry_BadLanguages",
-    "Registry_ZeroVoiceOwner", "Registry_BadCoCreator",  # mint builds the registration: never sent malformed
-    "Router_BadPublicKeyLength", "Router_CommitmentMismatch", "Router_EmptyBatch", "Router_EmptyInput",
-    "Router_EmptyOutput", "Router_InputTooLong", "Router_NonZeroReservedParams", "Router_DeadlineOutOfRange",
-    "Router_NotAssignedOperator", "Router_UnknownRequest", "Router_StakeBelowMinimum",
+    "Registry_EmptyCid",
+    "Registry_EmptyDigest",
+    "Registry_UnsupportedCodec",
+    "Registry_BadLanguages",
+    "Registry_ZeroVoiceOwner",
+    "Registry_BadCoCreator",  # mint builds the registration: never sent malformed
+    "Router_BadPublicKeyLength",
+    "Router_CommitmentMismatch",
+    "Router_EmptyBatch",
+    "Router_EmptyInput",
+    "Router_EmptyOutput",
+    "Router_InputTooLong",
+    "Router_NonZeroReservedParams",
+    "Router_DeadlineOutOfRange",
+    "Router_NotAssignedOperator",
+    "Router_UnknownRequest",
+    "Router_StakeBelowMinimum",
     "Router_UnbondingDelayTooShort",  # built or checked by the library first
 }
 
@@ -49,15 +61,24 @@ class _Revert(Exception):
         self.name, self.inputs = name, inputs
 
 
-@pytest.mark.parametrize(("name", "inputs", "expected"), [
-    ("Licensing_BeyondNotice", {"end": 1_800_000_000, "latest": 1_790_000_000},
-     "that would pay the subscription until 2027-01-15 08:00 UTC, further ahead than the retirement notice allows "
-     "(2026-09-21 14:13 UTC): buy or renew fewer periods now, and renew again later"),
-    ("Registry_VoiceOwnerChanged", {"parentId": 7, "parentVoiceOwner": "0xA", "voiceOwner": "0xB"},
-     "a new version keeps its parent's voice owner (0xA), not 0xB: register it with that voice owner (who consents "
-     "to it again)"),
-    ("Router_SomethingNew", {"a": 1}, "the contract refused: Router_SomethingNew(a=1)"),
-])
+@pytest.mark.parametrize(
+    ("name", "inputs", "expected"),
+    [
+        (
+            "Licensing_BeyondNotice",
+            {"end": 1_800_000_000, "latest": 1_790_000_000},
+            "that would pay the subscription until 2027-01-15 08:00 UTC, further ahead than the retirement notice allows "
+            "(2026-09-21 14:13 UTC): buy or renew fewer periods now, and renew again later",
+        ),
+        (
+            "Registry_VoiceOwnerChanged",
+            {"parentId": 7, "parentVoiceOwner": "0xA", "voiceOwner": "0xB"},
+            "a new version keeps its parent's voice owner (0xA), not 0xB: register it with that voice owner (who consents "
+            "to it again)",
+        ),
+        ("Router_SomethingNew", {"a": 1}, "the contract refused: Router_SomethingNew(a=1)"),
+    ],
+)
 def test_advice_fills_in_the_arguments_with_times_as_dates(name, inputs, expected):
     assert explain_revert(_Revert(name, inputs)) == expected
     assert {"end", "latest", "expiresAt", "dueAt", "validUntil"} <= TIME_ARGUMENTS

@@ -32,8 +32,14 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
     output = tmp_path / "demo-output"
     env = {k: v for k, v in os.environ.items() if k not in ("VOICEMARKET_WEIGHTS", "APE_FOUNDRY_HOST")}
     env.setdefault("APE_DATA_FOLDER", str(ROOT / ".ape"))
-    result = subprocess.run([sys.executable, "-m", "voicemarket.dev.demo", "--tiny", "--output", str(output)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "voicemarket.dev.demo", "--tiny", "--output", str(output)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     shown = f"exit {result.returncode}\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-3000:]}"
     assert result.returncode == 0, shown
     out = result.stdout
@@ -47,8 +53,10 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
     for wav in wavs:
         assert wav.read_bytes()[:4] == b"RIFF"
         assert f"{wav}  " in out and "= the digest on-chain" in out
-    assert "the buyer paid 0.0114 ETH (licences, use price, fees); the parties can withdraw 0.0114 ETH: every wei " \
-           "accounted for" in out, shown
+    assert (
+        "the buyer paid 0.0114 ETH (licences, use price, fees); the parties can withdraw 0.0114 ETH: every wei "
+        "accounted for" in out
+    ), shown
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) == 3, shown  # anvil, redis-server, the oracle
     assert not [pid for pid in pids if alive(pid)], "the demo left processes running"
@@ -74,7 +82,10 @@ def test_real_weights_are_found_in_the_gpt_sovits_layout_or_refused_with_how_to_
     (v2 / "s2G2333k.pth").write_bytes(b"sovits")
     weights = find_real_weights(folder)
     assert (weights.gpt.name, weights.sovits.name, weights.real) == (
-        "s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt", "s2G2333k.pth", True)
+        "s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt",
+        "s2G2333k.pth",
+        True,
+    )
     assert weights.bert_dir == folder / "chinese-roberta-wwm-ext-large"
     (folder / "chinese-hubert-base" / "config.json").unlink()
     with pytest.raises(DemoError, match="no chinese-hubert-base"):

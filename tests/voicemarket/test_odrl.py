@@ -14,12 +14,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voicemarket.content.canonical import canonical_json
-from voicemarket.errors import CanonicalJSONError
-from voicemarket.errors import PolicyError
-from voicemarket.content.odrl import CONTRACT_FIELDS, MAX_DATETIME, OfferTerms, PolicySubject, action_bits, build_policy, contract_offer_terms, parse_policy, policy_bytes, policy_hash, purpose_bits, terms_from_contract, territories_bytes
+from voicemarket.content.odrl import (
+    CONTRACT_FIELDS,
+    MAX_DATETIME,
+    OfferTerms,
+    PolicySubject,
+    action_bits,
+    build_policy,
+    contract_offer_terms,
+    parse_policy,
+    policy_bytes,
+    policy_hash,
+    purpose_bits,
+    terms_from_contract,
+    territories_bytes,
+)
+from voicemarket.errors import CanonicalJSONError, PolicyError
 from voicemarket.protocol import Action, Purpose, Tier
 
-SUBJECT = PolicySubject(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 7)
+SUBJECT = PolicySubject(
+    31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 7
+)
 ALL_ACTIONS = Action.all_bits()
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
@@ -76,10 +91,18 @@ def test_contract_tuples_round_trip(terms, model_id):
 
 
 def test_a_subscription_document_reads_like_odrl():
-    terms = OfferTerms(tier=Tier.SUBSCRIPTION, price=5 * 10**18, period=30 * 86400, max_uses=1000,
-                       valid_until=1_893_456_000, permissions=action_bits("vm:textToSpeech", "odrl:commercialize"),
-                       prohibitions=action_bits("odrl:derive"), attribution=True, territories=territories_bytes("DE", "FR"),
-                       purposes=purpose_bits("audiobooks", "education"))
+    terms = OfferTerms(
+        tier=Tier.SUBSCRIPTION,
+        price=5 * 10**18,
+        period=30 * 86400,
+        max_uses=1000,
+        valid_until=1_893_456_000,
+        permissions=action_bits("vm:textToSpeech", "odrl:commercialize"),
+        prohibitions=action_bits("odrl:derive"),
+        attribution=True,
+        territories=territories_bytes("DE", "FR"),
+        purposes=purpose_bits("audiobooks", "education"),
+    )
     doc = build_policy(terms, SUBJECT)
     assert doc["@type"] == "Offer" and doc["@context"][0] == "http://www.w3.org/ns/odrl.jsonld"
     assert doc["assigner"] == "did:pkh:eip155:31337:0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -166,14 +189,18 @@ def test_terms_the_contract_cannot_take_are_refused(changes, message):
 
 
 def test_rfc8785_examples():
-    sample = json.loads('{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
-                        '"string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
-                        '"literals": [null, true, false]}')
-    expected = ('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
-                '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}')
+    sample = json.loads(
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        '"string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        '"literals": [null, true, false]}'
+    )
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
     assert canonical_json(sample) == expected.encode()
-    order = {"\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\U0001F600": 5, "\u0080": 6, "\u00f6": 7}
-    assert list(json.loads(canonical_json(order))) == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001F600", "\ufb33"]
+    order = {"\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\U0001f600": 5, "\u0080": 6, "\u00f6": 7}
+    assert list(json.loads(canonical_json(order))) == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
     for bad in (float("nan"), float("inf"), 2**53, {1: 2}, "\ud800"):
         with pytest.raises(CanonicalJSONError):
             canonical_json(bad)
@@ -186,11 +213,19 @@ def test_numbers_match_ecmascript(tmp_path):
         pytest.fail("node is not on PATH (needed as the ECMAScript reference)")
     rng = random.Random(8785)
     values = [struct.unpack("<d", rng.randbytes(8))[0] for _ in range(3000)]
-    values += [rng.uniform(-1e6, 1e6) for _ in range(500)] + [float(rng.randint(-2**53, 2**53)) for _ in range(300)]
+    values += [rng.uniform(-1e6, 1e6) for _ in range(500)] + [float(rng.randint(-(2**53), 2**53)) for _ in range(300)]
     values += [1e21, 1e20, 1e-6, 1e-7, 5e-324, 1.7976931348623157e308, 0.1, 123e-20, -0.0]
     values = [v for v in values if v == v and v not in (float("inf"), float("-inf"))]
     # node parses the same repr strings into the same doubles, then serialises them
-    numbers = subprocess.run([node, "-e", "const xs=JSON.parse(require('fs').readFileSync(0,'utf8'));"
-                              "console.log(JSON.stringify(xs.map(Number)))"],
-                             input=json.dumps([repr(v) for v in values]), capture_output=True, text=True, check=True)
+    numbers = subprocess.run(
+        [
+            node,
+            "-e",
+            "const xs=JSON.parse(require('fs').readFileSync(0,'utf8'));console.log(JSON.stringify(xs.map(Number)))",
+        ],
+        input=json.dumps([repr(v) for v in values]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert canonical_json(values).decode() == numbers.stdout.strip()

@@ -29,10 +29,16 @@ from voicemarket.protocol import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("contracts/interfaces/ILicenseManager.sol", "contracts/interfaces/ISynthesisRouter.sol",
-           "contracts/libraries/Protocol.sol")
-ENUMS = {"ILicenseManager.Tier": Tier, "ISynthesisRouter.RequestStatus": RequestStatus,
-         "ISynthesisRouter.FailReason": FailReason}
+SOURCES = (
+    "contracts/interfaces/ILicenseManager.sol",
+    "contracts/interfaces/ISynthesisRouter.sol",
+    "contracts/libraries/Protocol.sol",
+)
+ENUMS = {
+    "ILicenseManager.Tier": Tier,
+    "ISynthesisRouter.RequestStatus": RequestStatus,
+    "ISynthesisRouter.FailReason": FailReason,
+}
 UNITS = {None: 1, "seconds": 1, "minutes": 60, "hours": 3600, "days": 86_400, "weeks": 604_800}
 
 
@@ -42,12 +48,19 @@ def solidity() -> dict:
     standard_json = {
         "language": "Solidity",
         "sources": {path: {"urls": [path]} for path in SOURCES},
-        "settings": {"outputSelection": {"*": {"": ["ast"]}},
-                     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"]},
+        "settings": {
+            "outputSelection": {"*": {"": ["ast"]}},
+            "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
+        },
     }
-    run = subprocess.run([str(ROOT / "bin/solc"), "--base-path", ".", "--include-path", "node_modules",
-                          "--standard-json"], input=json.dumps(standard_json), capture_output=True, text=True,
-                         cwd=ROOT, check=True)
+    run = subprocess.run(
+        [str(ROOT / "bin/solc"), "--base-path", ".", "--include-path", "node_modules", "--standard-json"],
+        input=json.dumps(standard_json),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     output = json.loads(run.stdout)
     assert not [e for e in output.get("errors", []) if e["severity"] == "error"], output["errors"]
     found: dict = {"enums": {}, "constants": {}}

@@ -9,11 +9,11 @@ import pytest
 
 from voicemarket.content.bundle import write_bundle
 from voicemarket.content.cid import cid_of_file
-from voicemarket.errors import ContentNotFound, DecryptionError, IntegrityError
 from voicemarket.content.multiformats import CID
 from voicemarket.content.sealed_bundle import open_bundle, publish_bundle, seal_bundle
 from voicemarket.content.sealing import Keyring, address_from_public_key, public_key_from_private, unseal_file
 from voicemarket.content.store import LocalStore
+from voicemarket.errors import ContentNotFound, DecryptionError, IntegrityError
 
 OPERATOR = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")  # anvil account 1
 OTHER_OPERATOR = os.urandom(32)
@@ -49,7 +49,9 @@ def test_seal_bundle_is_one_pass_over_pack_encrypt_and_cid(tmp_path, make_model)
 def test_each_authorised_operator_opens_the_bundle(published, store, tmp_path):
     model, result = published
     for number, key in enumerate((OPERATOR, OTHER_OPERATOR)):
-        unpacked = open_bundle(store, result.bundle_cid, result.keyring_cid, key, result.digest, tmp_path / f"op{number}")
+        unpacked = open_bundle(
+            store, result.bundle_cid, result.keyring_cid, key, result.digest, tmp_path / f"op{number}"
+        )
         assert unpacked.gpt_checkpoint.read_bytes() == model.gpt_checkpoint.read_bytes()
         assert unpacked.sovits_checkpoint.read_bytes() == model.sovits_checkpoint.read_bytes()
         assert unpacked.manifest.reference_text == model.reference_text
@@ -58,7 +60,9 @@ def test_each_authorised_operator_opens_the_bundle(published, store, tmp_path):
 def test_the_public_parts_are_in_the_store(published, store):
     model, result = published
     keyring = Keyring.from_bytes(store.get_bytes(result.keyring_cid))
-    assert set(keyring.addresses) == {address_from_public_key(public_key_from_private(k)) for k in (OPERATOR, OTHER_OPERATOR)}
+    assert set(keyring.addresses) == {
+        address_from_public_key(public_key_from_private(k)) for k in (OPERATOR, OTHER_OPERATOR)
+    }
     assert store.get_bytes(result.preview_cid) == model.preview_audio.read_bytes()
     metadata = json.loads(store.get_bytes(result.metadata_cid))
     assert metadata["name"] == model.name and metadata["animation_url"] == f"ipfs://{result.preview_cid}"
@@ -94,13 +98,14 @@ SQUATTER = "0x" + "33" * 20
 
 
 def test_a_registered_model_opens_only_with_its_creators_id_and_a_bundle_naming_that_creator(
-        make_model, store, tmp_path):
+    make_model, store, tmp_path
+):
     """The id binds the bundle to whoever registered it; the bundle's own records must name that creator."""
     from eth_utils import to_checksum_address
 
-    from voicemarket.protocol import model_id
-    from voicemarket.errors import CreatorMismatch
     from voicemarket.content.sealed_bundle import RegisteredModel
+    from voicemarket.errors import CreatorMismatch
+    from voicemarket.protocol import model_id
 
     recipients = [public_key_from_private(OPERATOR)]
     result = publish_bundle(make_model(), store, recipients)
@@ -110,17 +115,33 @@ def test_a_registered_model_opens_only_with_its_creators_id_and_a_bundle_naming_
 
     # Anyone may register the public digest under their own address: a valid id, an intact bundle, not served.
     copied = RegisteredModel(model_id(SQUATTER, result.digest), to_checksum_address(SQUATTER))
-    with pytest.raises(CreatorMismatch, match=f"registered by {to_checksum_address(SQUATTER)}, but its bundle's "
-                                              f"manifest names the creator {to_checksum_address(CREATOR)}"):
+    with pytest.raises(
+        CreatorMismatch,
+        match=f"registered by {to_checksum_address(SQUATTER)}, but its bundle's "
+        f"manifest names the creator {to_checksum_address(CREATOR)}",
+    ):
         open_bundle(store, result.bundle_cid, result.keyring_cid, OPERATOR, copied, tmp_path / "copied")
     # The creator's id claimed for someone else does not match the digest.
     with pytest.raises(IntegrityError, match="gives model id"):
-        open_bundle(store, result.bundle_cid, result.keyring_cid, OPERATOR,
-                    RegisteredModel(own.model_id, to_checksum_address(SQUATTER)), tmp_path / "claimed")
+        open_bundle(
+            store,
+            result.bundle_cid,
+            result.keyring_cid,
+            OPERATOR,
+            RegisteredModel(own.model_id, to_checksum_address(SQUATTER)),
+            tmp_path / "claimed",
+        )
     # A consent record naming another creator than the manifest is refused too.
-    odd = publish_bundle(make_model(folder="odd", consent={"creator": SQUATTER, "statement": "I consent."}), store,
-                         recipients)
+    odd = publish_bundle(
+        make_model(folder="odd", consent={"creator": SQUATTER, "statement": "I consent."}), store, recipients
+    )
     with pytest.raises(CreatorMismatch, match="its bundle's consent record names the creator"):
-        open_bundle(store, odd.bundle_cid, odd.keyring_cid, OPERATOR,
-                    RegisteredModel(model_id(CREATOR, odd.digest), CREATOR), tmp_path / "odd-out")
+        open_bundle(
+            store,
+            odd.bundle_cid,
+            odd.keyring_cid,
+            OPERATOR,
+            RegisteredModel(model_id(CREATOR, odd.digest), CREATOR),
+            tmp_path / "odd-out",
+        )
     assert not any((tmp_path / name).exists() for name in ("copied", "claimed", "odd-out"))

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicemarket.errors import DecryptionError, IntegrityError, PackageError
 from voicemarket.content.sealing import (
     HEADER_SIZE,
     TAG_SIZE,
@@ -23,6 +22,7 @@ from voicemarket.content.sealing import (
     unseal_bytes,
     unseal_file,
 )
+from voicemarket.errors import DecryptionError, IntegrityError, PackageError
 
 KEY = bytes(range(32))
 # Anvil's first account (the "test test ... junk" mnemonic), a public vector.
@@ -138,8 +138,10 @@ def test_a_recipient_can_be_added_and_a_forged_entry_is_refused():
     keyring = Keyring.create(data_key, [public_key_from_private(alice)])
     keyring = keyring.with_recipient(data_key, public_key_from_private(bob))
     assert keyring.unwrap(bob) == data_key
-    assert keyring.addresses == (address_from_public_key(public_key_from_private(alice)),
-                                 address_from_public_key(public_key_from_private(bob)))
+    assert keyring.addresses == (
+        address_from_public_key(public_key_from_private(alice)),
+        address_from_public_key(public_key_from_private(bob)),
+    )
     obj = keyring.to_json()
     obj["recipients"][1]["wrappedKey"] = "0x" + bytes(48).hex()
     with pytest.raises(DecryptionError):

@@ -58,7 +58,9 @@ def test_managed_process_reports_why_it_died(tmp_path):
 
 def test_managed_process_stops_its_whole_group(tmp_path):
     # The shell's child `sleep` must die with it: workers leave no orphans behind.
-    proc = ManagedProcess(["sh", "-c", "sleep 300 & echo $! > child.pid; wait"], log_path=tmp_path / "log", cwd=tmp_path)
+    proc = ManagedProcess(
+        ["sh", "-c", "sleep 300 & echo $! > child.pid; wait"], log_path=tmp_path / "log", cwd=tmp_path
+    )
     with proc:
         proc.wait_until(lambda: (tmp_path / "child.pid").exists(), timeout=5, what="child pid")
         child = int((tmp_path / "child.pid").read_text())

@@ -21,11 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voicemarket.content.cid import UnixFSBuilder, cid_of_bytes
-from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
 from voicemarket.content.multiformats import CID, DAG_PB
-from voicemarket.dev.services import LOOPBACK
 from voicemarket.content.store import KuboStore, LocalStore, copy_between
-
+from voicemarket.dev.services import LOOPBACK
+from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
 
 # ---------------------------------------------------------------- local store
 
@@ -115,7 +114,7 @@ class FakeKubo(BaseHTTPRequestHandler):
     def _error(self, message: str) -> None:
         self._reply(500, json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode())
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         params = dict(urllib.parse.parse_qsl(url.query))
         self.requests.append((url.path, params))

@@ -20,8 +20,18 @@ from voicemarket.market.assets import asset_info
 from voicemarket.market.deployments import load
 from voicemarket.units import ETH_ASSET, AssetInfo, format_time, parse_amount
 
-__all__ = ["console", "user_errors", "explain_revert", "deployment", "resolve_account", "progress", "table",
-           "parse_id", "amount_in", "assets_of"]
+__all__ = [
+    "console",
+    "user_errors",
+    "explain_revert",
+    "deployment",
+    "resolve_account",
+    "progress",
+    "table",
+    "parse_id",
+    "amount_in",
+    "assets_of",
+]
 
 
 def console():  # noqa: ANN201 - a rich Console
@@ -38,8 +48,9 @@ def table(title: str | None = None, *columns: str, header: bool = True):  # noqa
 
     grid = Table(title=title, title_justify="left", title_style="bold", header_style="bold", show_header=header)
     for name in columns or ("", ""):
-        grid.add_column(name, justify="right" if name.endswith(("price", "amount", "paid", "#")) else "left",
-                        overflow="fold")
+        grid.add_column(
+            name, justify="right" if name.endswith(("price", "amount", "paid", "#")) else "left", overflow="fold"
+        )
     return grid
 
 
@@ -52,8 +63,15 @@ def progress(description: str, total: int, *, unit: str = "bytes") -> Iterator[A
     from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     counter = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), counter, TimeRemainingColumn(),
-                   console=Console(file=sys.stderr), transient=False, disable=not sys.stderr.isatty())
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        counter,
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    )
     with bar:
         task = bar.add_task(description, total=total)
 
@@ -79,8 +97,10 @@ def resolve_account(alias: str) -> Any:
     try:
         return ape.accounts.load(alias)
     except Exception:  # noqa: BLE001 - Ape raises several kinds for an unknown alias
-        raise click.BadParameter(f"no account {alias!r}: `ape accounts list` shows yours; "
-                                 "`ape accounts import <alias>` adds one; TEST::<n> on a local chain") from None
+        raise click.BadParameter(
+            f"no account {alias!r}: `ape accounts list` shows yours; "
+            "`ape accounts import <alias>` adds one; TEST::<n> on a local chain"
+        ) from None
 
 
 def deployment() -> Any:
@@ -103,18 +123,18 @@ REVERT_ADVICE: dict[str, str] = {
     # licences and offers
     "Licensing_UnknownOffer": "there is no offer {offerId}: `ape run offers <model>` lists a model's offers",
     "Licensing_OfferInactive": "offer {offerId} was withdrawn by the model's owner: it sells and renews nothing; "
-                               "`ape run offers <model>` shows the ones still on sale",
+    "`ape run offers <model>` shows the ones still on sale",
     "Licensing_OfferExpired": "offer {offerId} ended ({validUntil}): it sells and renews nothing, and its licences "
-                              "stopped working",
+    "stopped working",
     "Licensing_SoldOut": "offer {offerId} sold all of its {maxLicenses} licences",
     "Licensing_ModelFrozen": "model {modelId} is frozen by the arbiter: nothing is sold or renewed while it is",
     "Licensing_ModelRetired": "model {modelId} was retired by its owner: nothing more is sold or renewed (its "
-                              "licences work until {serviceEndsAt})",
+    "licences work until {serviceEndsAt})",
     "Licensing_ServiceEnded": "model {modelId} was retired and its notice period ended ({serviceEndsAt}): its "
-                              "licences no longer work",
+    "licences no longer work",
     "Licensing_UnknownModel": "there is no model {modelId} on this deployment",
     "Licensing_PriceAboveMax": "it costs {cost}, more than your --max-price {maxPrice}: raise --max-price if you "
-                               "accept",
+    "accept",
     "Licensing_WrongPayment": "the payment must be exactly {expected}, {sent} was sent",
     "Licensing_BadQuantity": "this tier sells a quantity of 1 (buyouts, pay-per-use without packs) or at least 1",
     "Licensing_TooManyUses": "{uses} uses exceed the offer's limit of {maxUses}: buy fewer packs",
@@ -125,39 +145,38 @@ REVERT_ADVICE: dict[str, str] = {
     "Licensing_WrongModel": "licence {licenseId} is not a licence for model {modelId}",
     "Licensing_ActionNotPermitted": "licence {licenseId} does not permit these actions ({actions})",
     "Licensing_LicenseExpired": "licence {licenseId} expired at {expiresAt}: its holder renews it with "
-                                "`ape run renew {licenseId}`",
+    "`ape run renew {licenseId}`",
     "Licensing_UsesExhausted": "licence {licenseId} used all of its {limit} uses: buy more, or wait for the next "
-                               "period of a subscription",
-    "Licensing_SubscriptionCancelled": "licence {licenseId} was cancelled by its holder; only the holder renews it "
-                                       "now",
+    "period of a subscription",
+    "Licensing_SubscriptionCancelled": "licence {licenseId} was cancelled by its holder; only the holder renews it now",
     "Licensing_AutoRenewOff": "licence {licenseId}'s holder has not turned auto-renewal on: only the holder renews it "
-                              "(as its --account), or lets keepers renew it with `ape run autorenew {licenseId} on` "
-                              "(`ape run buy --auto-renew` turns it on when buying)",
+    "(as its --account), or lets keepers renew it with `ape run autorenew {licenseId} on` "
+    "(`ape run buy --auto-renew` turns it on when buying)",
     "Licensing_SubscriptionLapsed": "licence {licenseId} lapsed at {expiresAt}: keepers never revive a lapsed "
-                                    "subscription; its holder renews it (it restarts then)",
+    "subscription; its holder renews it (it restarts then)",
     "Licensing_RenewalNotDue": "a keeper renews only once it is due ({dueAt}); the holder may renew earlier (use the "
-                               "holder's --account)",
+    "holder's --account)",
     "Licensing_BadDuration": "renewals run in whole periods of the offer ({period} s; keepers exactly one): "
-                             "{duration} s is not",
+    "{duration} s is not",
     "Licensing_BeyondValidUntil": "that would pay the subscription until {end}, past the offer's end ({validUntil}): "
-                                  "buy or renew fewer periods",
+    "buy or renew fewer periods",
     "Licensing_BeyondNotice": "that would pay the subscription until {end}, further ahead than the retirement notice "
-                              "allows ({latest}): buy or renew fewer periods now, and renew again later",
+    "allows ({latest}): buy or renew fewer periods now, and renew again later",
     "Licensing_RenewalAllowanceTooLow": "the holder's allowance ({allowance}) is below the renewal cost ({cost}): "
-                                        "the holder approves it (rerun with --approve as the holder)",
+    "the holder approves it (rerun with --approve as the holder)",
     "Licensing_RenewalBalanceTooLow": "the holder's balance ({balance}) is below the renewal cost ({cost})",
     "Licensing_PaymentFailed": "the token refused the payment: check your balance and allowance",
     "Licensing_AssetNotAllowed": "asset {asset} is not accepted for payments on this deployment: use ETH or the "
-                                 "deployment's stablecoin",
+    "deployment's stablecoin",
     "Licensing_NotModelOwner": "only the owner of model {modelId} may do this ({caller} is not): use the owner's "
-                               "--account",
+    "--account",
     "Licensing_PlatformFeeTooHigh": "the platform fee {bps} bps is above the maximum {max} bps",
     "Licensing_NotRouter": "only the licence manager's synthesis router may do this ({caller} is not)",
     "Licensing_RouterNotContract": "the router must be a deployed contract; {router} has no code",
     "Licensing_RouterNotYet": "the replacement router {router} was announced and takes effect from {at}: call "
-                              "setRouter with it again after that",
+    "setRouter with it again after that",
     "Licensing_NotOfferBook": "offers are published and withdrawn through the offer book, not the licence manager "
-                              "({caller} is not the book)",
+    "({caller} is not the book)",
     # offer terms (the offer book)
     "Licensing_BadPeriod": "a subscription needs a period (> 0); the other tiers none",
     "Licensing_BadPackSize": "only pay-per-use offers sell packs (pack_size)",
@@ -167,7 +186,7 @@ REVERT_ADVICE: dict[str, str] = {
     "Licensing_EmptyPolicyHash": "the offer needs its ODRL policy hash",
     "Licensing_BadTerritories": "territory {index} is not an ISO-3166-1 alpha-2 code (two capital letters)",
     "Licensing_PeriodAboveNotice": "a subscription period of {period} s (plus its renewal lead) does not fit in the "
-                                   "retirement notice of {notice} s: choose a shorter period",
+    "retirement notice of {notice} s: choose a shorter period",
     # tokens, pausing, ledgers
     "ERC20InsufficientAllowance": "the allowance ({allowance}) is below {needed}: rerun with --approve",
     "ERC20InsufficientBalance": "your token balance ({balance}) is below {needed}",
@@ -185,17 +204,17 @@ REVERT_ADVICE: dict[str, str] = {
     "Router_PublicKeyMismatch": "the public key is not this account's",
     "Router_ZeroAmount": "the amount must be more than zero",
     "Router_OperatorNotAllowed": "operator {operator} may not serve model {modelId} (not allowed by its owner, or "
-                                 "no longer for a deadline that late): pick another --operator or a shorter --ttl",
+    "no longer for a deadline that late): pick another --operator or a shorter --ttl",
     "Router_DisputeWindowTooShort": "the model's dispute window ({window} s) is now shorter than the {minWindow} s "
-                                    "you asked for: its owner shortened it; ask again with a lower "
-                                    "--min-dispute-window if you accept",
+    "you asked for: its owner shortened it; ask again with a lower "
+    "--min-dispute-window if you accept",
     "Router_ServiceEnded": "model {modelId} was retired and its service ended ({serviceEndsAt}): nothing more is "
-                           "delivered; the operator fails the request, or the buyer cancels it after its deadline "
-                           "(full refund)",
+    "delivered; the operator fails the request, or the buyer cancels it after its deadline "
+    "(full refund)",
     "Router_ModelFrozen": "model {modelId} is frozen by the arbiter: no speech is made or delivered while it is",
     "Router_WrongPayment": "the payment must be exactly {expected} wei, {sent} was sent",
     "Router_SlashTooHigh": "a slash may take at most the minimum stake: {slashAmount} wei is above {minStake} wei; "
-                           "lower the slash (or raise the minimum stake first)",
+    "lower the slash (or raise the minimum stake first)",
     "Router_MinStakeTooHigh": "the minimum stake {minStake} wei is above the cap of {max} wei",
     "Router_DisputeBondTooHigh": "the dispute bond {bond} wei is above the cap of {max} wei",
     "Router_DisputeWindowClosed": "the dispute window of request {requestId} closed at {settleAfter}",
@@ -204,15 +223,15 @@ REVERT_ADVICE: dict[str, str] = {
     "Router_RequestExpired": "request {requestId} passed its deadline ({deadline})",
     "Router_WrongStatus": "request {requestId} is {status}, which does not allow this",
     "Router_NotModelOwner": "only the owner of model {modelId} chooses its operators ({caller} is not): use the "
-                            "owner's --account",
+    "owner's --account",
     "Router_NotRequester": "only the buyer who made request {requestId} may do this ({caller} did not)",
     "Router_FeeAboveMax": "the operator charges {fee}, above your maximum {maxFee}: raise --max-fee or pick another "
-                          "--operator",
+    "--operator",
     "Router_LanguageNotSupported": "model {modelId} does not speak the language asked for ({language})",
     # the registry
     "Registry_ConsentExpired": "the voice owner's consent expired ({deadline}) before registration: mint again",
     "Registry_InvalidConsent": "the consent signature is not the voice owner's ({voiceOwner}) under their current "
-                               "consent nonce (revoked, or signed for other terms): the voice owner signs again",
+    "consent nonce (revoked, or signed for other terms): the voice owner signs again",
     "Registry_ModelExists": "this creator already registered this bundle as model {modelId}",
     "Registry_SplitTooLarge": "the voice owner's and co-creators' shares add up to {totalBps} bps, more than 10000",
     "Registry_SelfShare": "a voice owner who is the creator takes the creator's share: give no voice-owner share",
@@ -220,21 +239,32 @@ REVERT_ADVICE: dict[str, str] = {
     "Registry_DisputeWindowTooLong": "the dispute window {window} s is above the maximum {max} s",
     "Registry_TooManyCoCreators": "{count} co-creators; at most {max}",
     "Registry_ParentFrozen": "model {parentId} is frozen by the arbiter: no new version can be registered under it "
-                             "until it is unfrozen",
+    "until it is unfrozen",
     "Registry_VoiceOwnerChanged": "a new version keeps its parent's voice owner ({parentVoiceOwner}), not "
-                                  "{voiceOwner}: register it with that voice owner (who consents to it again)",
+    "{voiceOwner}: register it with that voice owner (who consents to it again)",
     "Registry_NoticeTooShort": "a retirement notice of {notice} s is below the minimum of {min} s",
     "Registry_NoticeTooLong": "a retirement notice of {notice} s is above the maximum of {max} s",
     "Registry_NotModelOwner": "only the owner of model {modelId} may do this ({caller} is not): use the owner's "
-                              "--account",
+    "--account",
     "Registry_UnknownModel": "there is no model {modelId} on this deployment",
     "Registry_AlreadyRetired": "model {modelId} is already retired (its service ends {serviceEndsAt})",
     "Registry_AlreadyFrozen": "model {modelId} is already frozen",
     "Registry_NotFrozen": "model {modelId} is not frozen",
 }
 
-TIME_ARGUMENTS = {"validUntil", "serviceEndsAt", "expiresAt", "dueAt", "end", "latest", "at", "unbondingEndsAt",
-                  "deadline", "settleAfter", "decideBy"}
+TIME_ARGUMENTS = {
+    "validUntil",
+    "serviceEndsAt",
+    "expiresAt",
+    "dueAt",
+    "end",
+    "latest",
+    "at",
+    "unbondingEndsAt",
+    "deadline",
+    "settleAfter",
+    "decideBy",
+}
 """Custom-error arguments that are unix times: shown as dates."""
 
 
@@ -300,5 +330,3 @@ def assets_of(deployment_: Any) -> list[AssetInfo]:
     if deployment_.stablecoin is not None:
         assets.append(asset_info(deployment_.stablecoin.address, deployment_))
     return assets
-
-

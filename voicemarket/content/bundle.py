@@ -37,9 +37,8 @@ from typing import Any, BinaryIO
 from eth_utils import is_address, to_checksum_address
 
 from voicemarket.content.canonical import canonical_json
-from voicemarket.errors import CanonicalJSONError
-from voicemarket.errors import BundleError, IntegrityError
 from voicemarket.content.files import atomic_output, sha256_file
+from voicemarket.errors import BundleError, CanonicalJSONError, IntegrityError
 
 BUNDLE_TYPE = "voicemarket/voice-bundle"
 FORMAT_VERSION = 1
@@ -99,11 +98,17 @@ class Manifest:
             "name": self.name,
             "description": self.description,
             "languages": list(self.languages),
-            "architecture": {"name": self.architecture, "version": self.architecture_version,
-                             "sampleRate": self.sample_rate},
+            "architecture": {
+                "name": self.architecture,
+                "version": self.architecture_version,
+                "sampleRate": self.sample_rate,
+            },
             "version": self.version,
-            "reference": {"path": self.reference_path, "transcript": self.reference_text,
-                          "language": self.reference_language},
+            "reference": {
+                "path": self.reference_path,
+                "transcript": self.reference_text,
+                "language": self.reference_language,
+            },
             "preview": {"path": self.preview_path},
             "creator": self.creator,
             "voiceOwner": self.voice_owner,
@@ -120,12 +125,19 @@ class Manifest:
             if obj["type"] != BUNDLE_TYPE or obj["formatVersion"] != FORMAT_VERSION:
                 raise BundleError(f"not a format-{FORMAT_VERSION} voice bundle manifest")
             return cls(
-                name=obj["name"], description=obj["description"], languages=tuple(obj["languages"]),
-                architecture=obj["architecture"]["name"], architecture_version=obj["architecture"]["version"],
-                sample_rate=int(obj["architecture"]["sampleRate"]), version=obj["version"],
-                reference_path=obj["reference"]["path"], reference_text=obj["reference"]["transcript"],
-                reference_language=obj["reference"]["language"], preview_path=obj["preview"]["path"],
-                creator=obj["creator"], voice_owner=obj["voiceOwner"],
+                name=obj["name"],
+                description=obj["description"],
+                languages=tuple(obj["languages"]),
+                architecture=obj["architecture"]["name"],
+                architecture_version=obj["architecture"]["version"],
+                sample_rate=int(obj["architecture"]["sampleRate"]),
+                version=obj["version"],
+                reference_path=obj["reference"]["path"],
+                reference_text=obj["reference"]["transcript"],
+                reference_language=obj["reference"]["language"],
+                preview_path=obj["preview"]["path"],
+                creator=obj["creator"],
+                voice_owner=obj["voiceOwner"],
                 files=tuple((f["path"], f["role"], int(f["size"])) for f in obj["files"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -189,12 +201,19 @@ def _member_plan(model: VoiceModelFiles) -> tuple[Manifest, bytes, list[tuple[st
         files.append((name, role, path))
 
     manifest = Manifest(
-        name=model.name, description=model.description, languages=tuple(model.languages),
-        architecture=model.architecture, architecture_version=model.architecture_version,
-        sample_rate=model.sample_rate, version=model.version,
-        reference_path=files[0][0], reference_text=model.reference_text,
-        reference_language=model.reference_language, preview_path=files[1][0],
-        creator=parties["creator"], voice_owner=parties["voice_owner"],
+        name=model.name,
+        description=model.description,
+        languages=tuple(model.languages),
+        architecture=model.architecture,
+        architecture_version=model.architecture_version,
+        sample_rate=model.sample_rate,
+        version=model.version,
+        reference_path=files[0][0],
+        reference_text=model.reference_text,
+        reference_language=model.reference_language,
+        preview_path=files[1][0],
+        creator=parties["creator"],
+        voice_owner=parties["voice_owner"],
         files=tuple((name, role, path.stat().st_size) for name, role, path in files),
     )
     return manifest, consent, files
@@ -348,8 +367,9 @@ def _parse_manifest(data: bytes) -> Manifest:
     return manifest
 
 
-def unpack_bundle(bundle: str | Path, dest: str | Path, *, expected_digest: bytes | str | None = None,
-                  _digest_verified: bool = False) -> UnpackedBundle:
+def unpack_bundle(
+    bundle: str | Path, dest: str | Path, *, expected_digest: bytes | str | None = None, _digest_verified: bool = False
+) -> UnpackedBundle:
     """Extract a plain bundle into the new directory ``dest``.
 
     With ``expected_digest`` the whole file's SHA-256 is checked first. The members must be

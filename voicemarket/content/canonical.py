@@ -7,10 +7,11 @@ in ECMAScript's shortest round-trip form. Output is UTF-8.
 """
 
 from __future__ import annotations
-from voicemarket.errors import CanonicalJSONError
 
 import math
 from collections.abc import Mapping
+
+from voicemarket.errors import CanonicalJSONError
 
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _MAX_SAFE_INTEGER = 2**53 - 1
@@ -37,9 +38,7 @@ def _write(value: object, out: list[str]) -> None:
         out.append(_string(value))
     elif isinstance(value, int):
         if abs(value) > _MAX_SAFE_INTEGER:
-            raise CanonicalJSONError(
-                f"integer {value} is outside IEEE 754's exact range (2**53): write it as a string"
-            )
+            raise CanonicalJSONError(f"integer {value} is outside IEEE 754's exact range (2**53): write it as a string")
         out.append(str(value))
     elif isinstance(value, float):
         out.append(_number(value))
@@ -94,7 +93,11 @@ def _number(value: float) -> str:
     int_part, _, frac_part = mantissa.partition(".")
     digits = (int_part + frac_part).lstrip("0")
     # position of the decimal point relative to the start of `digits`
-    point = len(int_part.lstrip("0")) + exponent if int_part.strip("0") else exponent - (len(frac_part) - len(frac_part.lstrip("0")))
+    point = (
+        len(int_part.lstrip("0")) + exponent
+        if int_part.strip("0")
+        else exponent - (len(frac_part) - len(frac_part.lstrip("0")))
+    )
     digits = digits.rstrip("0") or "0"
     k, n = len(digits), point
     if k <= n <= 21:

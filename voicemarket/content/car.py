@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from voicemarket.content.cid import READ_SIZE, UNIXFS_FILE, UnixFSBuilder, cid_of_file, decode_dag_pb, decode_unixfs
-from voicemarket.errors import IntegrityError
-from voicemarket.content.multiformats import CID, DAG_PB, RAW, decode_varint, encode_varint
-from voicemarket.errors import InvalidCID
 from voicemarket.content.files import atomic_output
-from voicemarket.errors import CarError
+from voicemarket.content.multiformats import CID, DAG_PB, RAW, decode_varint, encode_varint
+from voicemarket.errors import CarError, IntegrityError, InvalidCID
 
 _CID_TAG = 42
 
@@ -41,8 +39,15 @@ def car_header(root: CID) -> bytes:
     link = b"\x00" + root.to_bytes()
     body = (
         _cbor_head(5, 2)
-        + _cbor_head(3, 5) + b"roots" + _cbor_head(4, 1) + _cbor_head(6, _CID_TAG) + _cbor_head(2, len(link)) + link
-        + _cbor_head(3, 7) + b"version" + _cbor_head(0, 1)
+        + _cbor_head(3, 5)
+        + b"roots"
+        + _cbor_head(4, 1)
+        + _cbor_head(6, _CID_TAG)
+        + _cbor_head(2, len(link))
+        + link
+        + _cbor_head(3, 7)
+        + b"version"
+        + _cbor_head(0, 1)
     )
     return encode_varint(len(body)) + body
 

@@ -19,8 +19,9 @@ def ipfs_uri(cid: CID | str) -> str:
     return f"ipfs://{CID.parse(cid)}"
 
 
-def model_metadata(manifest: Manifest, *, digest: bytes, preview: CID | str, image: str | None = None,
-                   external_url: str | None = None) -> dict[str, Any]:
+def model_metadata(
+    manifest: Manifest, *, digest: bytes, preview: CID | str, image: str | None = None, external_url: str | None = None
+) -> dict[str, Any]:
     """The metadata of a voice model: ``digest`` is the bundle's SHA-256, ``preview`` the public clip's CID."""
     if len(digest) != 32:
         raise ValueError("digest is the 32-byte SHA-256 of the bundle")

@@ -6,10 +6,11 @@ no padding), as Kubo prints them.
 """
 
 from __future__ import annotations
-from voicemarket.errors import InvalidCID
 
 import base64
 from dataclasses import dataclass
+
+from voicemarket.errors import InvalidCID
 
 SHA2_256 = 0x12
 DAG_PB = 0x70

@@ -108,16 +108,40 @@ class OfferTerms:
     def as_contract_fields(self) -> dict[str, Any]:
         """The fields under their Solidity names (``territories`` as bytes)."""
         return {
-            "tier": int(self.tier), "asset": self.asset, "price": self.price, "period": self.period,
-            "maxUses": self.max_uses, "packSize": self.pack_size, "validUntil": self.valid_until,
-            "maxLicenses": self.max_licenses, "permissions": self.permissions, "prohibitions": self.prohibitions,
-            "attribution": self.attribution, "transferable": self.transferable, "territories": self.territories,
+            "tier": int(self.tier),
+            "asset": self.asset,
+            "price": self.price,
+            "period": self.period,
+            "maxUses": self.max_uses,
+            "packSize": self.pack_size,
+            "validUntil": self.valid_until,
+            "maxLicenses": self.max_licenses,
+            "permissions": self.permissions,
+            "prohibitions": self.prohibitions,
+            "attribution": self.attribution,
+            "transferable": self.transferable,
+            "territories": self.territories,
             "purposes": self.purposes,
         }
 
 
-CONTRACT_FIELDS = ("modelId", "tier", "asset", "price", "period", "maxUses", "packSize", "validUntil", "maxLicenses",
-                   "permissions", "prohibitions", "attribution", "transferable", "purposes", "policyHash")
+CONTRACT_FIELDS = (
+    "modelId",
+    "tier",
+    "asset",
+    "price",
+    "period",
+    "maxUses",
+    "packSize",
+    "validUntil",
+    "maxLicenses",
+    "permissions",
+    "prohibitions",
+    "attribution",
+    "transferable",
+    "purposes",
+    "policyHash",
+)
 """ILicenseManager.OfferTerms, in its declaration order (territories travel beside it)."""
 
 
@@ -142,12 +166,20 @@ def terms_from_contract(onchain: Any, territories: bytes = b"") -> tuple[OfferTe
     else:
         values = {name: getattr(onchain, name) for name in CONTRACT_FIELDS}
     terms = OfferTerms(
-        tier=Tier(int(values["tier"])), price=int(values["price"]), asset=str(values["asset"]),
-        period=int(values["period"]), max_uses=int(values["maxUses"]), pack_size=int(values["packSize"]),
-        valid_until=int(values["validUntil"]), max_licenses=int(values["maxLicenses"]),
-        permissions=int(values["permissions"]), prohibitions=int(values["prohibitions"]),
-        attribution=bool(values["attribution"]), transferable=bool(values["transferable"]),
-        territories=bytes(territories), purposes=int(values["purposes"]),
+        tier=Tier(int(values["tier"])),
+        price=int(values["price"]),
+        asset=str(values["asset"]),
+        period=int(values["period"]),
+        max_uses=int(values["maxUses"]),
+        pack_size=int(values["packSize"]),
+        valid_until=int(values["validUntil"]),
+        max_licenses=int(values["maxLicenses"]),
+        permissions=int(values["permissions"]),
+        prohibitions=int(values["prohibitions"]),
+        attribution=bool(values["attribution"]),
+        transferable=bool(values["transferable"]),
+        territories=bytes(territories),
+        purposes=int(values["purposes"]),
     )
     return terms, int(values["modelId"]), bytes(values["policyHash"])
 
@@ -226,8 +258,9 @@ def check_terms(terms: OfferTerms, subject: PolicySubject) -> None:
     known_actions = Action.all_bits()
     for name, bits in (("permissions", terms.permissions), ("prohibitions", terms.prohibitions)):
         if bits & ~known_actions:
-            raise PolicyError(f"{name} has unknown action bits {bits & ~known_actions:#x}; "
-                              f"known bits are 0-{len(Action) - 1}")
+            raise PolicyError(
+                f"{name} has unknown action bits {bits & ~known_actions:#x}; known bits are 0-{len(Action) - 1}"
+            )
     if terms.permissions == 0:
         raise PolicyError("an offer must permit at least one action (for synthesis: vm:textToSpeech, bit 0)")
     if terms.permissions & terms.prohibitions:
@@ -266,23 +299,38 @@ def build_policy(terms: OfferTerms, subject: PolicySubject) -> dict[str, Any]:
     if terms.max_uses:
         constraints.append({"leftOperand": "count", "operator": "lteq", "rightOperand": terms.max_uses})
     if terms.valid_until:
-        constraints.append({"leftOperand": "dateTime", "operator": "lteq",
-                            "rightOperand": {"@value": _datetime(terms.valid_until), "@type": "xsd:dateTime"}})
+        constraints.append(
+            {
+                "leftOperand": "dateTime",
+                "operator": "lteq",
+                "rightOperand": {"@value": _datetime(terms.valid_until), "@type": "xsd:dateTime"},
+            }
+        )
     if terms.territories:
-        constraints.append({"leftOperand": "spatial", "operator": "isAnyOf",
-                            "rightOperand": _territory_codes(terms.territories)})
+        constraints.append(
+            {"leftOperand": "spatial", "operator": "isAnyOf", "rightOperand": _territory_codes(terms.territories)}
+        )
     if terms.purposes:
-        constraints.append({"leftOperand": "purpose", "operator": "isAnyOf",
-                            "rightOperand": [{"@id": purpose.iri} for purpose in Purpose.members_of(terms.purposes)]})
+        constraints.append(
+            {
+                "leftOperand": "purpose",
+                "operator": "isAnyOf",
+                "rightOperand": [{"@id": purpose.iri} for purpose in Purpose.members_of(terms.purposes)],
+            }
+        )
     refinement: list[dict[str, Any]] = [
-        {"leftOperand": "payAmount", "operator": "eq",
-         "rightOperand": {"@value": str(terms.price), "@type": "xsd:integer"},
-         "unit": _asset_iri(subject.chain_id, terms.asset)},
+        {
+            "leftOperand": "payAmount",
+            "operator": "eq",
+            "rightOperand": {"@value": str(terms.price), "@type": "xsd:integer"},
+            "unit": _asset_iri(subject.chain_id, terms.asset),
+        },
         {"leftOperand": "vm:tier", "operator": "eq", "rightOperand": {"@id": tier.iri}},
     ]
     if tier is Tier.SUBSCRIPTION:
-        refinement.append({"leftOperand": "vm:period", "operator": "eq", "rightOperand": terms.period,
-                           "unit": {"@id": "vm:second"}})
+        refinement.append(
+            {"leftOperand": "vm:period", "operator": "eq", "rightOperand": terms.period, "unit": {"@id": "vm:second"}}
+        )
     if terms.pack_size:
         refinement.append({"leftOperand": "vm:packSize", "operator": "eq", "rightOperand": terms.pack_size})
     duties: list[dict[str, Any]] = [{"action": [{"rdf:value": {"@id": "odrl:compensate"}, "refinement": refinement}]}]
@@ -362,9 +410,24 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         except ValueError as exc:
             raise PolicyError(f"the licence document is not JSON: {exc}") from None
     doc = dict(document)  # type: ignore[arg-type]
-    _keys(doc, {"@context", "@type", "uid", "profile", "assigner", "target", "vm:maxLicenses", "vm:transferable",
-                "permission", "prohibition", "obligation"},
-          {"@context", "@type", "uid", "assigner", "target", "permission"}, "the document")
+    _keys(
+        doc,
+        {
+            "@context",
+            "@type",
+            "uid",
+            "profile",
+            "assigner",
+            "target",
+            "vm:maxLicenses",
+            "vm:transferable",
+            "permission",
+            "prohibition",
+            "obligation",
+        },
+        {"@context", "@type", "uid", "assigner", "target", "permission"},
+        "the document",
+    )
     _expect(doc["@type"] == "Offer", f"the policy type must be Offer, got {doc['@type']!r}")
     _expect(doc["@context"] == CONTEXT, "the @context must be ODRL's plus the vm prefix")
     _expect("obligation" not in doc, "policy-level obligations cannot be expressed; duties go inside permissions")
@@ -384,22 +447,31 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         where = f"permission {index}"
         _keys(permission, {"action", "constraint", "duty"}, {"action", "duty"}, where)
         action = permission["action"]
-        _expect(isinstance(action, str) and action in _ACTION_BITS,
-                f"{where}: unknown action {action!r}; the contract knows {', '.join(_ACTION_BITS)}")
+        _expect(
+            isinstance(action, str) and action in _ACTION_BITS,
+            f"{where}: unknown action {action!r}; the contract knows {', '.join(_ACTION_BITS)}",
+        )
         _expect(not permitted & _ACTION_BITS[action], f"{where}: {action} is permitted twice")
         permitted |= _ACTION_BITS[action]
-        rest = (json.dumps(permission.get("constraint"), sort_keys=True), json.dumps(permission["duty"], sort_keys=True))
-        _expect(shared is None or rest == shared,
-                f"{where}: its constraints or duties differ from the first permission's; the contract applies one "
-                "set to every permitted action")
+        rest = (
+            json.dumps(permission.get("constraint"), sort_keys=True),
+            json.dumps(permission["duty"], sort_keys=True),
+        )
+        _expect(
+            shared is None or rest == shared,
+            f"{where}: its constraints or duties differ from the first permission's; the contract applies one "
+            "set to every permitted action",
+        )
         shared = rest
 
     prohibited = 0
     for index, prohibition in enumerate(doc.get("prohibition", [])):
         _keys(prohibition, {"action"}, {"action"}, f"prohibition {index}")
         action = prohibition["action"]
-        _expect(isinstance(action, str) and action in _ACTION_BITS,
-                f"prohibition {index}: unknown action {action!r}; the contract knows {', '.join(_ACTION_BITS)}")
+        _expect(
+            isinstance(action, str) and action in _ACTION_BITS,
+            f"prohibition {index}: unknown action {action!r}; the contract knows {', '.join(_ACTION_BITS)}",
+        )
         prohibited |= _ACTION_BITS[action]
     _expect(not permitted & prohibited, "an action is both permitted and prohibited")
 
@@ -407,7 +479,9 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
     fields: dict[str, Any] = {"permissions": permitted, "prohibitions": prohibited}
     for index, constraint in enumerate(first.get("constraint", [])):
         where = f"constraint {index}"
-        _keys(constraint, {"leftOperand", "operator", "rightOperand"}, {"leftOperand", "operator", "rightOperand"}, where)
+        _keys(
+            constraint, {"leftOperand", "operator", "rightOperand"}, {"leftOperand", "operator", "rightOperand"}, where
+        )
         left, operator, right = constraint["leftOperand"], constraint["operator"], constraint["rightOperand"]
         if left == "count":
             _expect(operator == "lteq", f"{where}: count takes operator lteq")
@@ -434,8 +508,9 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
                 bits |= _PURPOSE_BITS[iri]
             fields["purposes"] = bits
         else:
-            raise PolicyError(f"{where}: constraint {left!r} cannot be expressed on-chain "
-                               "(known: count, dateTime, spatial, purpose)")
+            raise PolicyError(
+                f"{where}: constraint {left!r} cannot be expressed on-chain (known: count, dateTime, spatial, purpose)"
+            )
 
     duties = first["duty"]
     _expect(isinstance(duties, list) and duties, "each permission needs its compensate duty")
@@ -444,8 +519,12 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         _keys(duty, {"action"}, {"action"}, f"duty {index}")
         if duty["action"] == "attribute":
             fields["attribution"] = True
-        elif isinstance(duty["action"], list) and len(duty["action"]) == 1 and isinstance(duty["action"][0], dict) \
-                and duty["action"][0].get("rdf:value") == {"@id": "odrl:compensate"}:
+        elif (
+            isinstance(duty["action"], list)
+            and len(duty["action"]) == 1
+            and isinstance(duty["action"][0], dict)
+            and duty["action"][0].get("rdf:value") == {"@id": "odrl:compensate"}
+        ):
             _expect(compensate is None, "only one compensate duty can be expressed")
             compensate = duty["action"][0]
         else:
@@ -454,17 +533,28 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
     _keys(compensate, {"rdf:value", "refinement"}, {"rdf:value", "refinement"}, "the compensate duty")
     for index, item in enumerate(compensate["refinement"]):
         where = f"compensate refinement {index}"
-        _keys(item, {"leftOperand", "operator", "rightOperand", "unit"}, {"leftOperand", "operator", "rightOperand"}, where)
+        _keys(
+            item,
+            {"leftOperand", "operator", "rightOperand", "unit"},
+            {"leftOperand", "operator", "rightOperand"},
+            where,
+        )
         left, right = item["leftOperand"], item["rightOperand"]
         _expect(item["operator"] == "eq", f"{where}: operator must be eq")
         if left == "payAmount":
-            _expect(isinstance(right, dict) and right.get("@type") == "xsd:integer"
-                    and isinstance(right.get("@value"), str) and right["@value"].isdigit(),
-                    f"{where}: payAmount must be an xsd:integer in the asset's smallest unit")
+            _expect(
+                isinstance(right, dict)
+                and right.get("@type") == "xsd:integer"
+                and isinstance(right.get("@value"), str)
+                and right["@value"].isdigit(),
+                f"{where}: payAmount must be an xsd:integer in the asset's smallest unit",
+            )
             fields["price"] = int(right["@value"])
             unit = re.fullmatch(r"eip155:(\d+)/(?:slip44:60|erc20:(0x[0-9a-fA-F]{40}))", str(item.get("unit")))
-            _expect(unit is not None and int(unit[1]) == subject.chain_id,
-                    f"{where}: unit must be eip155:{subject.chain_id}/slip44:60 (ETH) or .../erc20:<token>")
+            _expect(
+                unit is not None and int(unit[1]) == subject.chain_id,
+                f"{where}: unit must be eip155:{subject.chain_id}/slip44:60 (ETH) or .../erc20:<token>",
+            )
             fields["asset"] = unit[2] or ZERO_ADDRESS
         elif left == "vm:tier":
             tiers = {t.iri: t for t in Tier}
@@ -476,7 +566,9 @@ def parse_policy(document: Mapping[str, Any] | bytes | str) -> tuple[OfferTerms,
         elif left == "vm:packSize":
             fields["pack_size"] = _int_value(right, f"{where}: packSize")
         else:
-            raise PolicyError(f"{where}: {left!r} cannot be expressed (known: payAmount, vm:tier, vm:period, vm:packSize)")
+            raise PolicyError(
+                f"{where}: {left!r} cannot be expressed (known: payAmount, vm:tier, vm:period, vm:packSize)"
+            )
     _expect("price" in fields and "tier" in fields, "the compensate duty needs payAmount and vm:tier")
     fields["max_licenses"] = _int_value(doc.get("vm:maxLicenses", 0), "vm:maxLicenses")
     transferable = doc.get("vm:transferable", False)

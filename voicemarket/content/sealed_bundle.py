@@ -23,15 +23,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicemarket.content.bundle import (Manifest, PackedBundle, UnpackedBundle, VoiceModelFiles, _check_digest, pack_bundle,
-                                read_records, unpack_bundle)
+from voicemarket.content.bundle import (
+    Manifest,
+    PackedBundle,
+    UnpackedBundle,
+    VoiceModelFiles,
+    _check_digest,
+    pack_bundle,
+    read_records,
+    unpack_bundle,
+)
 from voicemarket.content.cid import UnixFSBuilder
-from voicemarket.errors import CreatorMismatch, IntegrityError
+from voicemarket.content.files import atomic_output
 from voicemarket.content.metadata import ipfs_uri, metadata_bytes, model_metadata
 from voicemarket.content.multiformats import CID
-from voicemarket.content.files import atomic_output
 from voicemarket.content.sealing import DEFAULT_CHUNK_SIZE, Keyring, SealWriter, new_data_key, unseal_file
 from voicemarket.content.store import ContentStore, LocalStore
+from voicemarket.errors import CreatorMismatch, IntegrityError
 
 
 @dataclass(frozen=True)
@@ -52,8 +60,15 @@ class SealedBundle:
         return "0x" + self.digest.hex()
 
 
-def _seal_stream(model: VoiceModelFiles, write, recipients: Iterable[bytes | str], *, cid_version: int,
-                 chunk_size: int, data_key: bytes | None) -> tuple[PackedBundle, CID, int, Keyring, bytes]:
+def _seal_stream(
+    model: VoiceModelFiles,
+    write,
+    recipients: Iterable[bytes | str],
+    *,
+    cid_version: int,
+    chunk_size: int,
+    data_key: bytes | None,
+) -> tuple[PackedBundle, CID, int, Keyring, bytes]:
     key = new_data_key() if data_key is None else data_key
     keyring = Keyring.create(key, recipients)  # validates the recipients before any work
     builder = UnixFSBuilder(cid_version)
@@ -68,8 +83,15 @@ def _seal_stream(model: VoiceModelFiles, write, recipients: Iterable[bytes | str
     return packed, builder.finish(), writer.sealed_size, keyring, key
 
 
-def seal_bundle(model: VoiceModelFiles, dest: str | Path, recipients: Iterable[bytes | str], *, cid_version: int = 1,
-                chunk_size: int = DEFAULT_CHUNK_SIZE, data_key: bytes | None = None) -> SealedBundle:
+def seal_bundle(
+    model: VoiceModelFiles,
+    dest: str | Path,
+    recipients: Iterable[bytes | str],
+    *,
+    cid_version: int = 1,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    data_key: bytes | None = None,
+) -> SealedBundle:
     """Pack, encrypt and compute the CID of a bundle in one read of its inputs; write it to ``dest``.
 
     ``recipients`` are the operators' public keys (64-byte secp256k1, as their Ethereum
@@ -77,7 +99,8 @@ def seal_bundle(model: VoiceModelFiles, dest: str | Path, recipients: Iterable[b
     """
     with atomic_output(dest) as out:
         packed, cid, sealed_size, keyring, key = _seal_stream(
-            model, out.write, recipients, cid_version=cid_version, chunk_size=chunk_size, data_key=data_key)
+            model, out.write, recipients, cid_version=cid_version, chunk_size=chunk_size, data_key=data_key
+        )
     return SealedBundle(Path(dest), packed.digest, packed.size, cid, sealed_size, packed.manifest, keyring, key)
 
 
@@ -100,20 +123,28 @@ class PublishedBundle:
         return ipfs_uri(self.metadata_cid)
 
 
-def publish_bundle(model: VoiceModelFiles, store: ContentStore, recipients: Iterable[bytes | str], *,
-                   chunk_size: int = DEFAULT_CHUNK_SIZE, image: str | None = None,
-                   external_url: str | None = None) -> PublishedBundle:
+def publish_bundle(
+    model: VoiceModelFiles,
+    store: ContentStore,
+    recipients: Iterable[bytes | str],
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    image: str | None = None,
+    external_url: str | None = None,
+) -> PublishedBundle:
     """Seal the bundle straight into ``store`` (one pass), then store its keyring, preview and metadata."""
     with store.writer() as writer:
         packed, cid, sealed_size, keyring, key = _seal_stream(
-            model, writer.write, recipients, cid_version=store.cid_version, chunk_size=chunk_size, data_key=None)
+            model, writer.write, recipients, cid_version=store.cid_version, chunk_size=chunk_size, data_key=None
+        )
     if writer.cid != cid:
         raise IntegrityError(f"the store computed {writer.cid} for the sealed bundle, the packer {cid}")
     sealed = SealedBundle(None, packed.digest, packed.size, cid, sealed_size, packed.manifest, keyring, key)
     keyring_cid = store.put_bytes(keyring.to_bytes())
     preview_cid = store.put_file(model.preview_audio)
-    document = model_metadata(packed.manifest, digest=packed.digest, preview=preview_cid, image=image,
-                              external_url=external_url)
+    document = model_metadata(
+        packed.manifest, digest=packed.digest, preview=preview_cid, image=image, external_url=external_url
+    )
     metadata_cid = store.put_bytes(metadata_bytes(document))
     return PublishedBundle(sealed, cid, keyring_cid, preview_cid, metadata_cid)
 
@@ -139,7 +170,8 @@ class RegisteredModel:
             raise IntegrityError(
                 f"{what} has SHA-256 0x{digest.hex()}, which with creator {self.creator} gives model id "
                 f"{model_id(self.creator, digest):#066x}, not {self.model_id:#066x}: the bundle is corrupt or is not "
-                "the registered one")
+                "the registered one"
+            )
 
     def check_creator(self, manifest: Manifest, consent: dict) -> None:
         named = {("manifest", str(manifest.creator))}
@@ -149,7 +181,8 @@ class RegisteredModel:
             if creator.lower() != self.creator.lower():
                 raise CreatorMismatch(
                     f"model {self.model_id:#x} was registered by {self.creator}, but its bundle's {where} names the "
-                    f"creator {creator}: a copy of another creator's bundle, not served")
+                    f"creator {creator}: a copy of another creator's bundle, not served"
+                )
 
 
 def load_keyring(store: ContentStore, keyring: Keyring | CID | str) -> Keyring:
@@ -158,8 +191,14 @@ def load_keyring(store: ContentStore, keyring: Keyring | CID | str) -> Keyring:
     return Keyring.from_bytes(store.get_bytes(keyring, max_bytes=4 * 1024 * 1024))
 
 
-def open_bundle(store: ContentStore, bundle_cid: CID | str, keyring: Keyring | CID | str, private_key: bytes | str,
-                expected_digest: bytes | str | RegisteredModel, dest: str | Path) -> UnpackedBundle:
+def open_bundle(
+    store: ContentStore,
+    bundle_cid: CID | str,
+    keyring: Keyring | CID | str,
+    private_key: bytes | str,
+    expected_digest: bytes | str | RegisteredModel,
+    dest: str | Path,
+) -> UnpackedBundle:
     """Fetch, verify, decrypt and extract a bundle into the new directory ``dest``.
 
     In order: the keyring is read (by CID, verified) and the data key unwrapped with the

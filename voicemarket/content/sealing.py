@@ -39,8 +39,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_utils import keccak, to_checksum_address
 
-from voicemarket.errors import DecryptionError, IntegrityError
 from voicemarket.content.files import atomic_output
+from voicemarket.errors import DecryptionError, IntegrityError
 
 MAGIC = b"VMSEAL\x00\x01"
 HEADER = struct.Struct(">8sI8s16s4x")
@@ -80,8 +80,14 @@ class SealWriter:
     time. Call :meth:`close` to seal the final chunk; nothing is complete before that.
     """
 
-    def __init__(self, data_key: bytes, sink: Callable[[bytes], object], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 nonce_prefix: bytes | None = None) -> None:
+    def __init__(
+        self,
+        data_key: bytes,
+        sink: Callable[[bytes], object],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        nonce_prefix: bytes | None = None,
+    ) -> None:
         _check_key(data_key)
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}")
@@ -124,7 +130,9 @@ class SealWriter:
         self._closed = True
 
     def _emit(self, plaintext: bytes | bytearray | memoryview, *, final: bool) -> None:
-        sealed = self._aead.encrypt(_nonce(self._prefix, self._index), plaintext, self.header + (b"\x01" if final else b"\x00"))
+        sealed = self._aead.encrypt(
+            _nonce(self._prefix, self._index), plaintext, self.header + (b"\x01" if final else b"\x00")
+        )
         self._index += 1
         self.sealed_size += len(sealed)
         self._sink(sealed)
@@ -155,7 +163,9 @@ def read_header(source: BinaryIO) -> tuple[int, bytes, bytes, bytes]:
     """(chunk size, nonce prefix, key id, header bytes) of a sealed stream."""
     header = _read_exact(source, HEADER_SIZE)
     if len(header) < HEADER_SIZE or header[:8] != MAGIC:
-        raise IntegrityError("not a voicemarket sealed file (bad or missing header): was it encrypted with voicemarket?")
+        raise IntegrityError(
+            "not a voicemarket sealed file (bad or missing header): was it encrypted with voicemarket?"
+        )
     _, chunk_size, prefix, kid = HEADER.unpack(header)
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE or header[36:] != b"\0\0\0\0":
         raise IntegrityError("the sealed file's header is corrupt")
@@ -218,8 +228,9 @@ def seal_file(source: str | Path, dest: str | Path, data_key: bytes, *, chunk_si
         writer.close()
 
 
-def unseal_file(source: str | Path, dest: str | Path, data_key: bytes,
-                on_plaintext: Callable[[bytes], object] | None = None) -> int:
+def unseal_file(
+    source: str | Path, dest: str | Path, data_key: bytes, on_plaintext: Callable[[bytes], object] | None = None
+) -> int:
     """Decrypt ``source`` into ``dest``; ``dest`` appears only if the whole stream authenticates.
 
     ``on_plaintext`` sees every authenticated chunk (to hash it on the way). Returns the size.
@@ -315,7 +326,9 @@ def wrap_key(data_key: bytes, public_key: bytes | str) -> WrappedKey:
     ephemeral_pub = ephemeral.public_key.format(compressed=False)[1:]
     shared = coincurve.PublicKey(b"\x04" + recipient).multiply(ephemeral.secret).format(compressed=False)[1:33]
     nonce = secrets.token_bytes(12)
-    ciphertext = AESGCM(_kek(shared, ephemeral_pub, recipient)).encrypt(nonce, data_key, _KEYWRAP_INFO + key_id(data_key))
+    ciphertext = AESGCM(_kek(shared, ephemeral_pub, recipient)).encrypt(
+        nonce, data_key, _KEYWRAP_INFO + key_id(data_key)
+    )
     return WrappedKey(address_from_public_key(recipient), recipient, ephemeral_pub, nonce, ciphertext)
 
 

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from voicemarket.content.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for, candidate_builders, matches
-from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
-from voicemarket.content.multiformats import CID, DAG_PB
-from voicemarket.errors import InvalidCID
 from voicemarket.content.files import atomic_output
+from voicemarket.content.multiformats import CID, DAG_PB
+from voicemarket.errors import ContentNotFound, IntegrityError, InvalidCID, StoreError
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -228,8 +227,9 @@ class KuboStore(ContentStore):
     under CIDs the contracts do not know). ``cat`` output is verified like any read.
     """
 
-    def __init__(self, api_url: str = "http://127.0.0.1:5001", *, cid_version: int = 1, timeout: float = 120.0,
-                 pin: bool = True) -> None:
+    def __init__(
+        self, api_url: str = "http://127.0.0.1:5001", *, cid_version: int = 1, timeout: float = 120.0, pin: bool = True
+    ) -> None:
         parsed = urllib.parse.urlsplit(api_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"api_url must look like http://127.0.0.1:5001, got {api_url!r}")
@@ -253,7 +253,9 @@ class KuboStore(ContentStore):
         base = self._parsed.path.rstrip("/")
         return f"{base}/api/v0/{command}?{urllib.parse.urlencode(params)}"
 
-    def _post(self, command: str, params: dict[str, str]) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _post(
+        self, command: str, params: dict[str, str]
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         conn = self._connection()
         try:
             conn.request("POST", self._path(command, params))
@@ -266,7 +268,9 @@ class KuboStore(ContentStore):
             ) from None
         except OSError as exc:
             conn.close()
-            raise StoreError(f"the Kubo node at {self.api_url} is unreachable ({exc}): is `ipfs daemon` running?") from None
+            raise StoreError(
+                f"the Kubo node at {self.api_url} is unreachable ({exc}): is `ipfs daemon` running?"
+            ) from None
 
     @staticmethod
     def _error_message(response: http.client.HTTPResponse) -> str:
@@ -303,8 +307,10 @@ class KuboStore(ContentStore):
 
     def _upload(self, path: Path, expected: CID) -> None:
         boundary = "voicemarket-" + secrets.token_hex(12)
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"blob\"\r\n"
-                "Content-Type: application/octet-stream\r\n\r\n").encode()
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
         size = path.stat().st_size
         conn = self._connection()
@@ -323,7 +329,9 @@ class KuboStore(ContentStore):
                 raise StoreError(f"Kubo refused the upload (HTTP {response.status}): {self._error_message(response)}")
             lines = [json.loads(line) for line in response.read().splitlines() if line.strip()]
         except OSError as exc:
-            raise StoreError(f"the Kubo node at {self.api_url} is unreachable ({exc}): is `ipfs daemon` running?") from None
+            raise StoreError(
+                f"the Kubo node at {self.api_url} is unreachable ({exc}): is `ipfs daemon` running?"
+            ) from None
         except ValueError as exc:
             raise StoreError(f"Kubo answered the upload with something that is not JSON: {exc}") from None
         finally:
@@ -353,7 +361,9 @@ class KuboStore(ContentStore):
                     while piece := response.read(READ_SIZE):
                         copy.write(piece)
                 except (OSError, http.client.HTTPException) as exc:
-                    raise StoreError(f"the download of {cid} from {self.api_url} broke off ({exc}); try again") from None
+                    raise StoreError(
+                        f"the download of {cid} from {self.api_url} broke off ({exc}); try again"
+                    ) from None
                 copy.check(f"the Kubo node at {self.api_url}")
         finally:
             conn.close()
@@ -405,4 +415,3 @@ def copy_between(source: ContentStore, target: ContentStore, cid: CID | str) -> 
     if stored != cid:
         raise IntegrityError(f"the target store computed {stored} for content verified as {cid}")
     return cid
-

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import Action, ETH, Language, language_bits, Tier
 from voicemarket import protocol
 from voicemarket.dev.services import ManagedProcess
+from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, Action, Language, Tier, language_bits
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_FEE = 10**14
@@ -96,20 +96,41 @@ class Sandbox:
         return cls(vm.deploy(deployer, **{"min_stake": 10**17, **parameters}), root)
 
     # ------------------------------------------------------------ market
-    def publish_voice(self, creator, operators, *, languages: tuple[str, ...] = ("en",),  # noqa: ANN001
-                      files: TinyVoiceFiles | None = None, recipients: list[bytes] | None = None,
-                      label: str | None = None, registered_digest: bytes | None = None) -> PublishedVoice:
+    def publish_voice(
+        self,
+        creator,
+        operators,
+        *,
+        languages: tuple[str, ...] = ("en",),  # noqa: ANN001
+        files: TinyVoiceFiles | None = None,
+        recipients: list[bytes] | None = None,
+        label: str | None = None,
+        registered_digest: bytes | None = None,
+    ) -> PublishedVoice:
         """Seal a tiny voice to ``operators`` (and the creator), register it, allow the operators,
         and publish a buyout offer. ``recipients`` overrides who can open it; ``registered_digest``
         registers it under another digest than its own (a creator's mistake, for tests)."""
         files = files or tiny_voice_files(self.root / "voice")
         keys = [public_key(op) for op in operators] + [public_key(creator)] if recipients is None else recipients
         published = self.seal_voice(creator, keys, languages=languages, files=files, label=label)
-        return self.register_voice(creator, published, operators, languages=languages, files=files,
-                                   digest=registered_digest or published.digest)
+        return self.register_voice(
+            creator,
+            published,
+            operators,
+            languages=languages,
+            files=files,
+            digest=registered_digest or published.digest,
+        )
 
-    def seal_voice(self, creator, recipients: list[bytes], *, languages: tuple[str, ...] = ("en",),  # noqa: ANN001
-                   files: TinyVoiceFiles | None = None, label: str | None = None):  # noqa: ANN201
+    def seal_voice(
+        self,
+        creator,
+        recipients: list[bytes],
+        *,
+        languages: tuple[str, ...] = ("en",),  # noqa: ANN001
+        files: TinyVoiceFiles | None = None,
+        label: str | None = None,
+    ):  # noqa: ANN201
         """Pack and seal a tiny voice into the store (a voicemarket PublishedBundle)."""
         from voicemarket.content.bundle import VoiceModelFiles
         from voicemarket.content.sealed_bundle import publish_bundle
@@ -118,31 +139,63 @@ class Sandbox:
         self._labels += 1
         label = label or f"voice {self._labels}"
         model = VoiceModelFiles(
-            name=f"Tiny {label}", description=f"random weights ({label})", languages=languages,
-            gpt_checkpoint=files.gpt, sovits_checkpoint=files.sovits, reference_audio=files.reference,
-            reference_text=REFERENCE_TEXT, reference_language="en", preview_audio=files.reference,
-            creator=creator.address, voice_owner=creator.address, consent={"label": label})
+            name=f"Tiny {label}",
+            description=f"random weights ({label})",
+            languages=languages,
+            gpt_checkpoint=files.gpt,
+            sovits_checkpoint=files.sovits,
+            reference_audio=files.reference,
+            reference_text=REFERENCE_TEXT,
+            reference_language="en",
+            preview_audio=files.reference,
+            creator=creator.address,
+            voice_owner=creator.address,
+            consent={"label": label},
+        )
         return publish_bundle(model, self.store, recipients)
 
-    def register_voice(self, creator, published, operators, *, languages: tuple[str, ...],  # noqa: ANN001
-                       files: TinyVoiceFiles, digest: bytes) -> PublishedVoice:
+    def register_voice(
+        self,
+        creator,
+        published,
+        operators,
+        *,
+        languages: tuple[str, ...],  # noqa: ANN001
+        files: TinyVoiceFiles,
+        digest: bytes,
+    ) -> PublishedVoice:
         """Register a sealed voice under ``digest`` (``creator``'s model id of it), allow ``operators``,
         publish a buyout offer."""
         label = digest.hex()[:12]
         registration = vm.model_registration(
-            bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
-            languages=language_bits(*languages), voice_owner=creator.address,
-            policy_hash=hashlib.sha256(f"policy {label}".encode()).digest())
+            bundle_digest=digest,
+            bundle_cid=published.bundle_cid,
+            metadata_cid=published.metadata_cid,
+            languages=language_bits(*languages),
+            voice_owner=creator.address,
+            policy_hash=hashlib.sha256(f"policy {label}".encode()).digest(),
+        )
         self.d.registry.registerModel(registration, sender=creator)
         model_id = protocol.model_id(creator.address, digest)
         for operator in operators:
             self.add_operator(operator)
             self.router.setOperatorAllowed(model_id, operator, True, sender=creator)
         terms = {
-            "modelId": model_id, "tier": int(Tier.BUYOUT), "asset": ETH, "price": LICENCE_PRICE, "period": 0,
-            "maxUses": 0, "packSize": 0, "validUntil": 0, "maxLicenses": 0,
-            "permissions": int(Action.TEXT_TO_SPEECH), "prohibitions": 0, "attribution": False,
-            "transferable": False, "purposes": 0, "policyHash": hashlib.sha256(f"offer {label}".encode()).digest(),
+            "modelId": model_id,
+            "tier": int(Tier.BUYOUT),
+            "asset": ETH,
+            "price": LICENCE_PRICE,
+            "period": 0,
+            "maxUses": 0,
+            "packSize": 0,
+            "validUntil": 0,
+            "maxLicenses": 0,
+            "permissions": int(Action.TEXT_TO_SPEECH),
+            "prohibitions": 0,
+            "attribution": False,
+            "transferable": False,
+            "purposes": 0,
+            "policyHash": hashlib.sha256(f"offer {label}".encode()).digest(),
         }
         receipt = self.d.offers.publishOffer(terms, b"", sender=creator)
         offer_id = receipt.events.filter(self.d.offers.OfferPublished)[0].offerId
@@ -157,15 +210,30 @@ class Sandbox:
         receipt = self.d.licenses.buy(voice.offer_id, LICENCE_PRICE, 1, value=LICENCE_PRICE, sender=buyer)
         return receipt.events.filter(self.d.licenses.LicensePurchased)[0].licenseId
 
-    def request_params(self, voice: PublishedVoice, license: int, operator, text: str, *,  # noqa: ANN001
-                       language: str = "en", deadline_in: int = 3600, input_: bytes | None = None,
-                       input_hash: bytes | None = None, seed: int = 0, now: int | None = None) -> dict[str, Any]:
+    def request_params(
+        self,
+        voice: PublishedVoice,
+        license: int,
+        operator,
+        text: str,
+        *,  # noqa: ANN001
+        language: str = "en",
+        deadline_in: int = 3600,
+        input_: bytes | None = None,
+        input_hash: bytes | None = None,
+        seed: int = 0,
+        now: int | None = None,
+    ) -> dict[str, Any]:
         import ape
 
         now = ape.chain.pending_timestamp if now is None else now
         return {
-            "modelId": voice.model_id, "licenseId": license, "operator": operator.address, "maxFee": OPERATOR_FEE,
-            "deadline": now + deadline_in, "params": vm.SynthesisParams(Language.parse(language), seed=seed).pack(),
+            "modelId": voice.model_id,
+            "licenseId": license,
+            "operator": operator.address,
+            "maxFee": OPERATOR_FEE,
+            "deadline": now + deadline_in,
+            "params": vm.SynthesisParams(Language.parse(language), seed=seed).pack(),
             "inputHash": vm.input_hash(text) if input_hash is None else input_hash,
             "input": vm.inline_input(text) if input_ is None else input_,
         }
@@ -188,8 +256,17 @@ class Sandbox:
             self._router_w3 = Web3().eth.contract(address=self.router.address, abi=load_abi("ISynthesisRouter"))
         fields = ("modelId", "licenseId", "operator", "maxFee", "deadline", "params", "inputHash", "input")
         data = self._router_w3.encode_abi("requestSynthesis", [tuple(params[f] for f in fields)])
-        tx = {"type": 2, "to": self.router.address, "data": data, "value": OPERATOR_FEE, "nonce": nonce,
-              "gas": 400_000, "maxFeePerGas": 50 * 10**9, "maxPriorityFeePerGas": 10**9, "chainId": chain_id}
+        tx = {
+            "type": 2,
+            "to": self.router.address,
+            "data": data,
+            "value": OPERATOR_FEE,
+            "nonce": nonce,
+            "gas": 400_000,
+            "maxFeePerGas": 50 * 10**9,
+            "maxPriorityFeePerGas": 10**9,
+            "chainId": chain_id,
+        }
         return "0x" + bytes(Account.sign_transaction(tx, buyer_key).raw_transaction).hex()
 
     def request_raw(self, buyer_key: bytes, nonce: int, params: dict[str, Any], w3=None) -> str:  # noqa: ANN001
@@ -213,19 +290,41 @@ class Sandbox:
         return int(self.router.creditOf(account, ETH))
 
     # ------------------------------------------------------------ the oracle's processes
-    def oracle_env(self, *, rpc_url: str, redis_url: str, operator_index: int, voices: list[PublishedVoice],
-                   work_dir: Path, **overrides: Any) -> dict[str, str]:
+    def oracle_env(
+        self,
+        *,
+        rpc_url: str,
+        redis_url: str,
+        operator_index: int,
+        voices: list[PublishedVoice],
+        work_dir: Path,
+        **overrides: Any,
+    ) -> dict[str, str]:
         """Environment for oracle processes (settings as ``ORACLE_*`` variables), tuned for tests."""
         files = voices[0].files if voices else tiny_voice_files(self.root / "voice")
         settings: dict[str, Any] = {
-            "rpc_url": rpc_url, "router": self.router.address, "redis_url": redis_url,
+            "rpc_url": rpc_url,
+            "router": self.router.address,
+            "redis_url": redis_url,
             "test_account": operator_index,
             "models": json.dumps({hex(v.model_id): {"keyring": v.keyring_cid} for v in voices}),
-            "store": f"local:{self.store.root}", "models_dir": work_dir / "models",
-            "hubert_dir": files.hubert_dir, "bert_dir": files.bert_dir,
-            "confirmations": 0, "poll_interval_s": 0.1, "max_semantic_tokens": 10, "torch_threads": 1,
-            "work_lease_s": 3, "leader_lease_s": 3, "requeue_after_s": 20, "sweep_interval_s": 1, "retry_backoff_max_s": 2,
-            "visibility_timeout_s": 30, "metrics_port": 0, "log_format": "json", "stuck_after_s": 30,
+            "store": f"local:{self.store.root}",
+            "models_dir": work_dir / "models",
+            "hubert_dir": files.hubert_dir,
+            "bert_dir": files.bert_dir,
+            "confirmations": 0,
+            "poll_interval_s": 0.1,
+            "max_semantic_tokens": 10,
+            "torch_threads": 1,
+            "work_lease_s": 3,
+            "leader_lease_s": 3,
+            "requeue_after_s": 20,
+            "sweep_interval_s": 1,
+            "retry_backoff_max_s": 2,
+            "visibility_timeout_s": 30,
+            "metrics_port": 0,
+            "log_format": "json",
+            "stuck_after_s": 30,
             "batch_linger_s": 0.05,
         }
         settings.update(overrides)
@@ -235,22 +334,39 @@ class Sandbox:
         return env
 
     @staticmethod
-    def start_worker(env: dict[str, str], log_path: Path, name: str = "worker", pool: str = "solo",
-                     concurrency: int = 1) -> ManagedProcess:
+    def start_worker(
+        env: dict[str, str], log_path: Path, name: str = "worker", pool: str = "solo", concurrency: int = 1
+    ) -> ManagedProcess:
         """``python -m oracle worker``: one Celery worker (settings from ``env``, see :meth:`oracle_env`)."""
-        argv = [sys.executable, "-m", "oracle", "worker", "--pool", pool, "--concurrency", str(concurrency),
-                "--hostname", f"{name}-{os.urandom(3).hex()}@%h"]
-        return _started(ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
-                        lambda: "ready" in _log(log_path), "the Celery worker to be ready")
+        argv = [
+            sys.executable,
+            "-m",
+            "oracle",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}-{os.urandom(3).hex()}@%h",
+        ]
+        return _started(
+            ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
+            lambda: "ready" in _log(log_path),
+            "the Celery worker to be ready",
+        )
 
     @staticmethod
-    def start_coordinator(env: dict[str, str], log_path: Path, name: str = "coordinator", workers: int = 0,
-                          pool: str = "solo") -> ManagedProcess:
+    def start_coordinator(
+        env: dict[str, str], log_path: Path, name: str = "coordinator", workers: int = 0, pool: str = "solo"
+    ) -> ManagedProcess:
         """``python -m oracle run``: the listener and the batch submitter (and ``workers`` worker children)."""
         argv = [sys.executable, "-m", "oracle", "run", "--workers", str(workers), "--pool", pool]
-        return _started(ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
-                        lambda: "oracle starting" in _log(log_path) and (not workers or "ready" in _log(log_path)),
-                        "the coordinator to start")
+        return _started(
+            ManagedProcess(argv, log_path=log_path, env=env, cwd=ROOT, name=name),
+            lambda: "oracle starting" in _log(log_path) and (not workers or "ready" in _log(log_path)),
+            "the coordinator to start",
+        )
 
 
 def _started(process: ManagedProcess, ready, what: str) -> ManagedProcess:  # noqa: ANN001

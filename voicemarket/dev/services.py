@@ -6,7 +6,6 @@ managers). Nothing binds to anything but the loopback interface.
 """
 
 from __future__ import annotations
-from voicemarket.errors import ServiceError
 
 import os
 import shutil
@@ -18,6 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+
+from voicemarket.errors import ServiceError
 
 LOOPBACK = "127.0.0.1"
 
@@ -77,9 +78,7 @@ class ManagedProcess:
                 start_new_session=True,  # own process group: stop() reaches grandchildren
             )
         except FileNotFoundError as exc:
-            raise ServiceError(
-                f"cannot start {self.name}: {self.argv[0]} not found. Run `make setup` first."
-            ) from exc
+            raise ServiceError(f"cannot start {self.name}: {self.argv[0]} not found. Run `make setup` first.") from exc
         finally:
             log.close()
         return self
@@ -189,8 +188,19 @@ class RedisServer:
 
     def _argv(self) -> list[str]:
         argv = [
-            self.executable, "--port", str(self.port), "--bind", LOOPBACK, "--dir", str(self.directory),
-            "--protected-mode", "yes", "--save", "", "--daemonize", "no",
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            LOOPBACK,
+            "--dir",
+            str(self.directory),
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
         ]
         if self.persistent:
             argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
@@ -232,7 +242,9 @@ class RedisServer:
     def __enter__(self) -> RedisServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 

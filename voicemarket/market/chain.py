@@ -30,9 +30,19 @@ CONSENT_DOMAIN_NAME = "voicemarket VoiceModelRegistry"
 CONSENT_DOMAIN_VERSION = "1"
 
 __all__ = [
-    "MAX_INPUT_BYTES", "SynthesisParams", "Deployment", "deploy",
-    "consent_typed_data", "sign_consent", "model_registration",
-    "cid_parts", "cid_from_chain", "inline_input", "cid_input", "input_hash", "request_from_log",
+    "MAX_INPUT_BYTES",
+    "SynthesisParams",
+    "Deployment",
+    "deploy",
+    "consent_typed_data",
+    "sign_consent",
+    "model_registration",
+    "cid_parts",
+    "cid_from_chain",
+    "inline_input",
+    "cid_input",
+    "input_hash",
+    "request_from_log",
 ]
 
 
@@ -199,8 +209,17 @@ def consent_typed_data(
     }
 
 
-def sign_consent(voice_owner, registry, *, bundle_digest: bytes, creator: str, policy_hash: bytes,
-                 voice_owner_bps: int, deadline: int, nonce: int | None = None) -> bytes:
+def sign_consent(
+    voice_owner,
+    registry,
+    *,
+    bundle_digest: bytes,
+    creator: str,
+    policy_hash: bytes,
+    voice_owner_bps: int,
+    deadline: int,
+    nonce: int | None = None,
+) -> bytes:
     """The voice owner's 65-byte signature (r, s, v) of their consent, signed with an Ape account.
 
     ``registry`` is the registry contract (the chain id is the connected one). ``nonce`` defaults
@@ -213,8 +232,14 @@ def sign_consent(voice_owner, registry, *, bundle_digest: bytes, creator: str, p
     if nonce is None:
         nonce = int(registry.consentNonce(voice_owner.address))
     message = consent_typed_data(
-        address, ape.chain.chain_id, voice_owner=str(voice_owner.address), bundle_digest=bundle_digest,
-        creator=str(creator), policy_hash=policy_hash, voice_owner_bps=voice_owner_bps, nonce=nonce,
+        address,
+        ape.chain.chain_id,
+        voice_owner=str(voice_owner.address),
+        bundle_digest=bundle_digest,
+        creator=str(creator),
+        policy_hash=policy_hash,
+        voice_owner_bps=voice_owner_bps,
+        nonce=nonce,
         deadline=deadline,
     )
     signature = voice_owner.sign_message(encode_typed_data(full_message=message))
@@ -264,8 +289,20 @@ def model_registration(
 # ---------------------------------------------------------------- requests
 
 REQUEST_FIELDS = (
-    "id", "modelId", "licenseId", "requester", "operator", "asset", "usePrice", "fee", "params",
-    "inputHash", "deadline", "disputeWindow", "useTag", "platformFeeBps",
+    "id",
+    "modelId",
+    "licenseId",
+    "requester",
+    "operator",
+    "asset",
+    "usePrice",
+    "fee",
+    "params",
+    "inputHash",
+    "deadline",
+    "disputeWindow",
+    "useTag",
+    "platformFeeBps",
 )
 """The fields of ISynthesisRouter.SynthesisRequest, in order."""
 

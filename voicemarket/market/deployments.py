@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from voicemarket.market.chain import Deployment
-from voicemarket.protocol import DAY
 from voicemarket.content.files import atomic_output
 from voicemarket.errors import DeploymentError
+from voicemarket.market.chain import Deployment
+from voicemarket.protocol import DAY
 from voicemarket.units import parse_amount, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +32,17 @@ FORMAT_VERSION = 1
 LOCAL_NETWORKS = ("local",)
 
 PARAMETER_KEYS = {
-    "platform_fee_bps": "bps", "retirement_notice": "duration", "stablecoin": "stablecoin",
-    "min_stake": "amount", "slash_amount": "amount", "unbonding_delay": "duration", "dispute_bond": "amount",
-    "admin": "address", "arbiter": "address", "treasurer": "address", "pauser": "address",
+    "platform_fee_bps": "bps",
+    "retirement_notice": "duration",
+    "stablecoin": "stablecoin",
+    "min_stake": "amount",
+    "slash_amount": "amount",
+    "unbonding_delay": "duration",
+    "dispute_bond": "amount",
+    "admin": "address",
+    "arbiter": "address",
+    "treasurer": "address",
+    "pauser": "address",
     "fee_manager": "address",
 }
 """The keys a ``deploy/<network>.yaml`` may hold, and how each is read."""
@@ -86,8 +94,14 @@ class SavedDeployment(Deployment):
     path: Path | None = None
 
 
-def save(network: Any, deployment: Deployment, *, start_block: int, parameters: dict[str, Any] | None = None,
-         chain_id: int | None = None) -> Path:
+def save(
+    network: Any,
+    deployment: Deployment,
+    *,
+    start_block: int,
+    parameters: dict[str, Any] | None = None,
+    chain_id: int | None = None,
+) -> Path:
     """Write the deployment's addresses for ``network`` (atomically); returns the file's path.
 
     ``start_block``: the block before the first contract was deployed (where event scans start).
@@ -136,20 +150,24 @@ def load(network: Any = None, *, project: Any = None, check_code: bool = True) -
     if int(record.get("chainId", -1)) != connected_chain:
         raise DeploymentError(
             f"the deployment saved in {path} is for chain id {record.get('chainId')}, but the connected chain is "
-            f"{connected_chain}: {deploy_hint}")
+            f"{connected_chain}: {deploy_hint}"
+        )
     if check_code:
         for name, address in addresses.items():
             if not ape.chain.provider.get_code(address):
                 raise DeploymentError(
                     f"no contract at the saved {name} address {address} on {choice_of(key)} "
-                    f"(a local chain starts empty each time): {deploy_hint}")
+                    f"(a local chain starts empty each time): {deploy_hint}"
+                )
     project = project or ape.project
     token = contracts.get("stablecoin")
     licenses = project.LicenseManager.at(addresses["licenses"])
     offers = str(licenses.offerBook())  # the licence manager's own book is the one it accepts offers from
     if contracts.get("offers") not in (None, offers):
-        raise DeploymentError(f"{path} names the offer book {contracts['offers']}, but the saved licence manager's "
-                              f"is {offers}: the file is stale; {deploy_hint}")
+        raise DeploymentError(
+            f"{path} names the offer book {contracts['offers']}, but the saved licence manager's "
+            f"is {offers}: the file is stale; {deploy_hint}"
+        )
     return SavedDeployment(
         registry=project.VoiceModelRegistry.at(addresses["registry"]),
         licenses=licenses,
@@ -179,6 +197,7 @@ LOCAL_DEFAULTS: dict[str, Any] = {
 }
 """What ``deploy/local.yaml`` says; used when a local network has no parameters file."""
 
+
 def parameters_path(network: Any = None) -> Path:
     key = network_key(network)
     return PARAMETERS_DIR / f"{key.split('_', 1)[1]}.yaml"
@@ -200,7 +219,8 @@ def load_parameters(network: Any = None, path: str | Path | None = None) -> dict
             return dict(LOCAL_DEFAULTS)
         raise DeploymentError(
             f"no deployment parameters for {choice_of(key)}: write {chosen} (copy deploy/local.yaml and set the "
-            "roles, stake and stablecoin for that network)")
+            "roles, stake and stablecoin for that network)"
+        )
     try:
         raw = yaml.safe_load(chosen.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -209,8 +229,9 @@ def load_parameters(network: Any = None, path: str | Path | None = None) -> dict
         raise DeploymentError(f"{chosen} must be a mapping of parameter: value")
     unknown = set(raw) - set(PARAMETER_KEYS)
     if unknown:
-        raise DeploymentError(f"{chosen}: unknown parameter(s) {', '.join(sorted(unknown))}; known: "
-                              f"{', '.join(PARAMETER_KEYS)}")
+        raise DeploymentError(
+            f"{chosen}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(PARAMETER_KEYS)}"
+        )
     params = dict(LOCAL_DEFAULTS) if is_local(key) else {"stablecoin": None}
     for name, value in raw.items():
         kind = PARAMETER_KEYS[name]

@@ -20,14 +20,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import ETH, RequestStatus, split_revenue
-from voicemarket.market.licensing import events
-from voicemarket.errors import LicensingError
-from voicemarket.units import AssetInfo
-from voicemarket.market.assets import asset_info
 from voicemarket.content.odrl import terms_from_contract
-from voicemarket.protocol import Tier
+from voicemarket.errors import LicensingError
+from voicemarket.market import chain as vm
+from voicemarket.market.assets import asset_info
+from voicemarket.market.licensing import events
+from voicemarket.protocol import ETH, RequestStatus, Tier, split_revenue
+from voicemarket.units import AssetInfo
 
 PARTIES = ("creator", "voice owner", "co-creators", "platform", "operators")
 REFUNDED = {RequestStatus.FAILED, RequestStatus.EXPIRED, RequestStatus.REVERSED}
@@ -115,8 +114,10 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
     report = ModelEarnings(model_id, split)
     licenses, router = deployment.licenses, deployment.router
 
-    offers = {int(log.offerId): int(terms_from_contract(log.terms)[0].tier)
-              for log in events(deployment.offers.OfferPublished, deployment, modelId=model_id)}
+    offers = {
+        int(log.offerId): int(terms_from_contract(log.terms)[0].tier)
+        for log in events(deployment.offers.OfferPublished, deployment, modelId=model_id)
+    }
     for offer_id, tier in offers.items():
         for _ in events(licenses.LicensePurchased, deployment, offerId=offer_id):
             report.licenses_by_tier[Tier(tier).label] += 1
@@ -200,8 +201,13 @@ class Withdrawal:
     tx: str
 
 
-def withdraw(deployment: Any, account: Any, *, assets: list[AssetInfo] | None = None, distribute: bool = True,
-             ) -> tuple[list[tuple[int, str]], list[Withdrawal]]:
+def withdraw(
+    deployment: Any,
+    account: Any,
+    *,
+    assets: list[AssetInfo] | None = None,
+    distribute: bool = True,
+) -> tuple[list[tuple[int, str]], list[Withdrawal]]:
     """Distribute the pots of ``account``'s models (unless ``distribute`` is False), then withdraw
     every credit of ``account`` in ``assets`` (default: ETH and the stablecoin) from both contracts.
 
@@ -228,7 +234,9 @@ def withdraw(deployment: Any, account: Any, *, assets: list[AssetInfo] | None = 
                 receipt = contract.withdraw(asset.address, sender=account)
                 made.append(Withdrawal(asset, source, credit, str(receipt.txn_hash)))
     if not made:
-        raise LicensingError(f"{account.address} has nothing to withdraw (no credit in "
-                             f"{', '.join(a.symbol for a in assets)}): `ape run earnings` shows what is earned and "
-                             "what is still pending")
+        raise LicensingError(
+            f"{account.address} has nothing to withdraw (no credit in "
+            f"{', '.join(a.symbol for a in assets)}): `ape run earnings` shows what is earned and "
+            "what is still pending"
+        )
     return distributed, made

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicemarket.market.minting import MintResult, ModelFolder, mint_voice
 from voicemarket.content.odrl import OfferTerms
 from voicemarket.errors import GovernanceError
+from voicemarket.market.minting import MintResult, ModelFolder, mint_voice
 from voicemarket.units import format_time
 
 REASON_BYTES = 32
@@ -40,8 +40,10 @@ def _existing(deployment: Any, model_id: int) -> Any:
 def _require_owner(deployment: Any, account: Any, model_id: int, what: str) -> None:
     owner = str(deployment.registry.ownerOf(model_id))
     if owner != account.address:
-        raise GovernanceError(f"model {model_id:#x} is owned by {owner}, not {account.address}: only its owner "
-                              f"{what} (use the owner's --account)")
+        raise GovernanceError(
+            f"model {model_id:#x} is owned by {owner}, not {account.address}: only its owner "
+            f"{what} (use the owner's --account)"
+        )
 
 
 # ---------------------------------------------------------------- retirement
@@ -61,8 +63,9 @@ def retire(deployment: Any, owner: Any, model_id: int) -> Retirement:
     info = _existing(deployment, model_id)
     _require_owner(deployment, owner, model_id, "retires it")
     if int(info.serviceEndsAt):
-        raise GovernanceError(f"model {model_id:#x} is already retired: its service ends "
-                              f"{format_time(int(info.serviceEndsAt))}")
+        raise GovernanceError(
+            f"model {model_id:#x} is already retired: its service ends {format_time(int(info.serviceEndsAt))}"
+        )
     registry = deployment.registry
     receipt = registry.retire(model_id, sender=owner)
     log = receipt.events.filter(registry.ModelRetired)[0]
@@ -78,8 +81,10 @@ def reason_bytes(text: str) -> bytes:
     if not raw:
         raise GovernanceError("--reason must say why (at most 32 bytes, e.g. 'disputed consent')")
     if len(raw) > REASON_BYTES:
-        raise GovernanceError(f"--reason is {len(raw)} bytes in UTF-8; the registry records at most {REASON_BYTES}: "
-                              "say it shorter (the details belong in your case file)")
+        raise GovernanceError(
+            f"--reason is {len(raw)} bytes in UTF-8; the registry records at most {REASON_BYTES}: "
+            "say it shorter (the details belong in your case file)"
+        )
     return raw.ljust(REASON_BYTES, b"\0")
 
 
@@ -93,8 +98,10 @@ def _require_arbiter(deployment: Any, account: Any) -> None:
     if not registry.hasRole(registry.ARBITER_ROLE(), account.address):
         named = (getattr(deployment, "roles", None) or {}).get("arbiter")
         holder = f" (this deployment's arbiter is {named})" if named else ""
-        raise GovernanceError(f"{account.address} does not hold the registry's arbiter role{holder}: only the "
-                              "arbiter freezes and unfreezes models (use their --account)")
+        raise GovernanceError(
+            f"{account.address} does not hold the registry's arbiter role{holder}: only the "
+            "arbiter freezes and unfreezes models (use their --account)"
+        )
 
 
 @dataclass(frozen=True)
@@ -150,8 +157,10 @@ def version_terms(deployment: Any, account: Any, parent_id: int) -> VersionTerms
     info = _existing(deployment, parent_id)
     _require_owner(deployment, account, parent_id, "registers new versions of it")
     if info.frozen:
-        raise GovernanceError(f"model {parent_id:#x} is frozen by the arbiter: no new version can be registered "
-                              "under it until it is unfrozen")
+        raise GovernanceError(
+            f"model {parent_id:#x} is frozen by the arbiter: no new version can be registered "
+            "under it until it is unfrozen"
+        )
     voice_owner, bps = deployment.registry.consentOf(parent_id)
     return VersionTerms(parent_id, str(voice_owner), int(bps), int(info.royaltyBps), int(info.disputeWindow))
 
@@ -181,20 +190,34 @@ def register_version(
     terms = version_terms(deployment, creator, parent_id)
     if terms.voice_owner == creator.address:
         if voice_owner is not None and voice_owner.address != creator.address:
-            raise GovernanceError(f"model {parent_id:#x} is your own voice: a new version keeps it, so drop "
-                                  "--voice-owner")
+            raise GovernanceError(
+                f"model {parent_id:#x} is your own voice: a new version keeps it, so drop --voice-owner"
+            )
         voice_owner = None
     elif voice_owner is None:
-        raise GovernanceError(f"model {parent_id:#x} is the voice of {terms.voice_owner}: a new version keeps its "
-                              "voice owner, who consents to it again; pass --voice-owner with their account (they "
-                              "sign)")
+        raise GovernanceError(
+            f"model {parent_id:#x} is the voice of {terms.voice_owner}: a new version keeps its "
+            "voice owner, who consents to it again; pass --voice-owner with their account (they "
+            "sign)"
+        )
     elif voice_owner.address != terms.voice_owner:
-        raise GovernanceError(f"model {parent_id:#x} is the voice of {terms.voice_owner}, not {voice_owner.address}: "
-                              "a new version keeps its parent's voice owner; pass their account as --voice-owner")
+        raise GovernanceError(
+            f"model {parent_id:#x} is the voice of {terms.voice_owner}, not {voice_owner.address}: "
+            "a new version keeps its parent's voice owner; pass their account as --voice-owner"
+        )
     share = terms.voice_owner_bps if voice_owner_bps is None else voice_owner_bps
     return mint_voice(
-        creator, deployment, folder, offers=offers, operators=operators, store=store, voice_owner=voice_owner,
-        voice_owner_bps=0 if voice_owner is None else share, co_creators=co_creators,
+        creator,
+        deployment,
+        folder,
+        offers=offers,
+        operators=operators,
+        store=store,
+        voice_owner=voice_owner,
+        voice_owner_bps=0 if voice_owner is None else share,
+        co_creators=co_creators,
         royalty_bps=terms.royalty_bps if royalty_bps is None else royalty_bps,
         dispute_window=terms.dispute_window if dispute_window is None else dispute_window,
-        parent_id=parent_id, on_progress=on_progress)
+        parent_id=parent_id,
+        on_progress=on_progress,
+    )

@@ -29,10 +29,9 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from voicemarket.errors import KeepingError, SpeechError
 from voicemarket.market import chain as vm
-from voicemarket.protocol import Tier, RequestStatus, renewal_lead
-from voicemarket.errors import SpeechError
-from voicemarket.errors import KeepingError
+from voicemarket.protocol import RequestStatus, Tier, renewal_lead
 from voicemarket.units import ETH_ASSET, format_amount, format_time
 
 SETTLE_BATCH = 50
@@ -105,35 +104,61 @@ def renewal_refusal(sub: Subscription, now: int) -> Refusal | None:
     end = sub.expires_at + sub.period
     checks = (
         (sub.tier != Tier.SUBSCRIPTION, "not_subscription", f"licence {lid} is not a subscription"),
-        (not sub.offer_active, "offer_inactive",
-         f"licence {lid}'s offer {sub.offer_id} was withdrawn: it renews nothing"),
-        (not sub.asset_allowed, "asset_not_allowed",
-         f"licence {lid} is paid in {sub.asset}, which the licence manager no longer accepts"),
-        (not sub.auto_renew, "auto_renew_off",
-         f"licence {lid}'s holder {sub.holder} has not turned auto-renewal on"),
-        (now >= sub.expires_at, "lapsed",
-         f"licence {lid} lapsed at {format_time(sub.expires_at)}: keepers never revive a lapsed subscription; "
-         "only its holder can restart it"),
+        (
+            not sub.offer_active,
+            "offer_inactive",
+            f"licence {lid}'s offer {sub.offer_id} was withdrawn: it renews nothing",
+        ),
+        (
+            not sub.asset_allowed,
+            "asset_not_allowed",
+            f"licence {lid} is paid in {sub.asset}, which the licence manager no longer accepts",
+        ),
+        (not sub.auto_renew, "auto_renew_off", f"licence {lid}'s holder {sub.holder} has not turned auto-renewal on"),
+        (
+            now >= sub.expires_at,
+            "lapsed",
+            f"licence {lid} lapsed at {format_time(sub.expires_at)}: keepers never revive a lapsed subscription; "
+            "only its holder can restart it",
+        ),
         (now < sub.due_at, "not_due", f"licence {lid} is not due before {format_time(sub.due_at)}"),
         (not sub.model_exists, "model_unavailable", f"licence {lid}'s model {sub.model_id:#x} does not exist"),
         (sub.model_frozen, "model_unavailable", f"licence {lid}'s model {sub.model_id:#x} is frozen by the arbiter"),
-        (sub.service_ends_at != 0, "model_unavailable",
-         f"licence {lid}'s model {sub.model_id:#x} was retired (service ends {format_time(sub.service_ends_at)})"),
-        (sub.valid_until != 0 and end > sub.valid_until, "beyond_valid_until",
-         f"renewing licence {lid} would run until {format_time(end)}, past its offer's end "
-         f"{format_time(sub.valid_until)}"),
-        (end > now + sub.notice, "beyond_notice",
-         f"renewing licence {lid} would run until {format_time(end)}, further ahead than the retirement notice "
-         f"allows ({format_time(now + sub.notice)})"),
-        (sub.is_eth, "paid_in_eth",
-         f"licence {lid} is paid in ETH, which a keeper's renewal takes from the keeper, not the holder: its "
-         "holder renews it"),
-        (not sub.is_eth and sub.allowance < sub.price, "allowance",
-         f"licence {lid}'s holder {sub.holder} allows the licence manager {sub.allowance} of {sub.asset}, below "
-         f"the price of a period ({sub.price})"),
-        (not sub.is_eth and sub.balance < sub.price, "balance",
-         f"licence {lid}'s holder {sub.holder} holds {sub.balance} of {sub.asset}, below the price of a period "
-         f"({sub.price})"),
+        (
+            sub.service_ends_at != 0,
+            "model_unavailable",
+            f"licence {lid}'s model {sub.model_id:#x} was retired (service ends {format_time(sub.service_ends_at)})",
+        ),
+        (
+            sub.valid_until != 0 and end > sub.valid_until,
+            "beyond_valid_until",
+            f"renewing licence {lid} would run until {format_time(end)}, past its offer's end "
+            f"{format_time(sub.valid_until)}",
+        ),
+        (
+            end > now + sub.notice,
+            "beyond_notice",
+            f"renewing licence {lid} would run until {format_time(end)}, further ahead than the retirement notice "
+            f"allows ({format_time(now + sub.notice)})",
+        ),
+        (
+            sub.is_eth,
+            "paid_in_eth",
+            f"licence {lid} is paid in ETH, which a keeper's renewal takes from the keeper, not the holder: its "
+            "holder renews it",
+        ),
+        (
+            not sub.is_eth and sub.allowance < sub.price,
+            "allowance",
+            f"licence {lid}'s holder {sub.holder} allows the licence manager {sub.allowance} of {sub.asset}, below "
+            f"the price of a period ({sub.price})",
+        ),
+        (
+            not sub.is_eth and sub.balance < sub.price,
+            "balance",
+            f"licence {lid}'s holder {sub.holder} holds {sub.balance} of {sub.asset}, below the price of a period "
+            f"({sub.price})",
+        ),
     )
     for failed, code, detail in checks:
         if failed:
@@ -166,16 +191,22 @@ def not_settleable(request_id: int, status: int, settle_after: int, deadline: in
     if status == RequestStatus.NONE:
         return f"there is no request {request_id} on this router"
     if status == RequestStatus.PENDING and now > deadline:
-        return (f"request {request_id} passed its deadline ({format_time(deadline)}) undelivered: it is refunded "
-                "(cancelExpired), not settled")
+        return (
+            f"request {request_id} passed its deadline ({format_time(deadline)}) undelivered: it is refunded "
+            "(cancelExpired), not settled"
+        )
     if status == RequestStatus.PENDING:
-        return (f"request {request_id} is not delivered yet (its deadline is {format_time(deadline)}; if it passes "
-                "undelivered, the buyer is refunded instead)")
+        return (
+            f"request {request_id} is not delivered yet (its deadline is {format_time(deadline)}; if it passes "
+            "undelivered, the buyer is refunded instead)"
+        )
     if status == RequestStatus.FULFILLED:
         return f"request {request_id} is in its dispute window until {format_time(settle_after)}"
     if status == RequestStatus.DISPUTED:
-        return (f"request {request_id} is disputed: the arbiter decides by {format_time(settle_after)}; settling it "
-                "after that lets the dispute lapse")
+        return (
+            f"request {request_id} is disputed: the arbiter decides by {format_time(settle_after)}; settling it "
+            "after that lets the dispute lapse"
+        )
     if status == RequestStatus.SETTLED:
         return f"request {request_id} is already settled"
     return f"request {request_id} was {status.label} (the buyer was refunded): there is nothing to settle"
@@ -221,8 +252,9 @@ def request_on_chain(deployment: Any, request_id: int) -> RequestOnChain:
     try:
         found = find_request(deployment.router, request_id, int(getattr(deployment, "start_block", 0) or 0))
     except SpeechError:
-        raise KeepingError(f"there is no request {request_id} on this deployment's router (`ape run say` printed "
-                           "yours)") from None
+        raise KeepingError(
+            f"there is no request {request_id} on this deployment's router (`ape run say` printed yours)"
+        ) from None
     status, settle_after, _ = deployment.router.requestState(request_id)
     return RequestOnChain(found, RequestStatus(int(status)), int(settle_after))
 
@@ -240,30 +272,36 @@ def dispute_terms(deployment: Any, account: Any, request_id: int) -> DisputeTerm
     """Check that ``account`` may dispute the request now, and say what it takes."""
     import ape
 
-
     state = request_on_chain(deployment, request_id)
     if state.requester != account.address:
-        raise KeepingError(f"request {request_id} was made by {state.requester}, not {account.address}: only the "
-                           "buyer who made it disputes it (use their --account)")
+        raise KeepingError(
+            f"request {request_id} was made by {state.requester}, not {account.address}: only the "
+            "buyer who made it disputes it (use their --account)"
+        )
     status = state.status
     if status == RequestStatus.PENDING:
-        raise KeepingError(f"request {request_id} is not delivered yet: there is nothing to dispute (undelivered by "
-                           f"{format_time(state.submitted.deadline)}, it is refunded instead)")
+        raise KeepingError(
+            f"request {request_id} is not delivered yet: there is nothing to dispute (undelivered by "
+            f"{format_time(state.submitted.deadline)}, it is refunded instead)"
+        )
     if status == RequestStatus.DISPUTED:
-        raise KeepingError(f"request {request_id} is already disputed: the arbiter decides by "
-                           f"{format_time(state.settle_after)}")
+        raise KeepingError(
+            f"request {request_id} is already disputed: the arbiter decides by {format_time(state.settle_after)}"
+        )
     if status in (RequestStatus.FAILED, RequestStatus.EXPIRED, RequestStatus.REVERSED):
-        raise KeepingError(f"request {request_id} was {status.label} and refunded: there is nothing to "
-                           "dispute")
+        raise KeepingError(f"request {request_id} was {status.label} and refunded: there is nothing to dispute")
     if status == RequestStatus.SETTLED or _now() >= state.settle_after:
-        raise KeepingError(f"the dispute window of request {request_id} closed at {format_time(state.settle_after)}: "
-                           "the delivery can no longer be disputed")
+        raise KeepingError(
+            f"the dispute window of request {request_id} closed at {format_time(state.settle_after)}: "
+            "the delivery can no longer be disputed"
+        )
     bond = int(deployment.router.disputeBond())
     balance = int(ape.chain.provider.get_balance(account.address))
     if balance < bond:
-
-        raise KeepingError(f"disputing request {request_id} posts a bond of {format_amount(bond, ETH_ASSET)} and "
-                           f"{account.address} holds {format_amount(balance, ETH_ASSET)}: fund the account first")
+        raise KeepingError(
+            f"disputing request {request_id} posts a bond of {format_amount(bond, ETH_ASSET)} and "
+            f"{account.address} holds {format_amount(balance, ETH_ASSET)}: fund the account first"
+        )
     return DisputeTerms(state, bond, int(deployment.router.ARBITRATION_PERIOD()))
 
 
@@ -304,8 +342,8 @@ class Settlement:
 
 def due_requests(deployment: Any, now: int) -> list[RequestOnChain]:
     """Every request of the deployment that ``settle`` would pay out at ``now``, oldest first."""
-    from voicemarket.market.licensing import events
     from voicemarket.content.multiformats import CID
+    from voicemarket.market.licensing import events
     from voicemarket.market.speech import SubmittedRequest
 
     router = deployment.router
@@ -315,8 +353,13 @@ def due_requests(deployment: Any, now: int) -> list[RequestOnChain]:
         status, settle_after, _ = router.requestState(request_id)
         if settlement_due(int(status), int(settle_after), now):
             data = bytes(log.input)
-            submitted = SubmittedRequest(request_id, vm.request_from_log(log), int(log.block_number),
-                                         str(log.transaction_hash), None if data[:1] == b"\x00" else CID.from_bytes(data))
+            submitted = SubmittedRequest(
+                request_id,
+                vm.request_from_log(log),
+                int(log.block_number),
+                str(log.transaction_hash),
+                None if data[:1] == b"\x00" else CID.from_bytes(data),
+            )
             due.append(RequestOnChain(submitted, RequestStatus(int(status)), int(settle_after)))
     return due
 
@@ -349,14 +392,23 @@ def settle(deployment: Any, account: Any, request_ids: Iterable[int] = (), *, al
     settled: list[Settled] = []
     states = list(ready.values())
     for start in range(0, len(states), SETTLE_BATCH):
-        batch = states[start:start + SETTLE_BATCH]
+        batch = states[start : start + SETTLE_BATCH]
         receipt = router.settle([s.request for s in batch], sender=account)
         lapsed = {int(log.requestId) for log in receipt.events.filter(router.DisputeLapsed)}
         by_id = {s.request_id: s for s in batch}
         for log in receipt.events.filter(router.SynthesisSettled):
             state = by_id[int(log.requestId)]
-            settled.append(Settled(state.request_id, state.status, int(log.fee), int(log.usePrice),
-                                   state.submitted.asset, state.request_id in lapsed, str(receipt.txn_hash)))
+            settled.append(
+                Settled(
+                    state.request_id,
+                    state.status,
+                    int(log.fee),
+                    int(log.usePrice),
+                    state.submitted.asset,
+                    state.request_id in lapsed,
+                    str(receipt.txn_hash),
+                )
+            )
         for log in receipt.events.filter(router.SettlementSkipped):  # settled by someone else meanwhile
             skipped.append((int(log.requestId), f"request {int(log.requestId)} was settled by someone else first"))
     return Settlement(tuple(settled), tuple(skipped))
@@ -380,13 +432,26 @@ def read_subscription(deployment: Any, license_id: int) -> Subscription:
         token = ape.project.MockStablecoin.at(asset)  # any ERC-20 answers these two calls
         allowance, balance = int(token.allowance(holder, licenses)), int(token.balanceOf(holder))
     return Subscription(
-        license_id=license_id, holder=holder, auto_renew=bool(license.autoRenew), expires_at=int(license.expiresAt),
-        offer_id=int(license.offerId), tier=Tier(int(terms.tier)), period=int(terms.period),
-        price=int(terms.price), asset=asset, offer_active=bool(offer.active), valid_until=int(terms.validUntil),
-        asset_allowed=not int(asset, 16) or bool(licenses.isAssetAllowed(asset)), model_id=int(terms.modelId),
-        model_exists=bool(model.exists), model_frozen=bool(model.frozen),
-        service_ends_at=int(model.serviceEndsAt), notice=int(registry.retirementNotice()),
-        allowance=allowance, balance=balance)
+        license_id=license_id,
+        holder=holder,
+        auto_renew=bool(license.autoRenew),
+        expires_at=int(license.expiresAt),
+        offer_id=int(license.offerId),
+        tier=Tier(int(terms.tier)),
+        period=int(terms.period),
+        price=int(terms.price),
+        asset=asset,
+        offer_active=bool(offer.active),
+        valid_until=int(terms.validUntil),
+        asset_allowed=not int(asset, 16) or bool(licenses.isAssetAllowed(asset)),
+        model_id=int(terms.modelId),
+        model_exists=bool(model.exists),
+        model_frozen=bool(model.frozen),
+        service_ends_at=int(model.serviceEndsAt),
+        notice=int(registry.retirementNotice()),
+        allowance=allowance,
+        balance=balance,
+    )
 
 
 def renewal_outlook(deployment: Any, license_id: int) -> tuple[Subscription, Refusal | None]:
@@ -402,8 +467,9 @@ def renewal_outlook(deployment: Any, license_id: int) -> tuple[Subscription, Ref
     return sub, renewal_refusal(sub, when)
 
 
-def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool, *,
-                   approve_periods: int | None = None) -> tuple[Subscription, Refusal | None]:
+def set_auto_renew(
+    deployment: Any, holder: Any, license_id: int, on: bool, *, approve_periods: int | None = None
+) -> tuple[Subscription, Refusal | None]:
     """The holder turns keeper renewals of ``license_id`` on or off (:func:`voicemarket.market.licensing.set_auto_renew`)
     and, with ``approve_periods``, lets the licence manager take that many periods' price for them.
     Returns the subscription and what would stop a keeper when it is next due (:func:`renewal_outlook`).
@@ -420,12 +486,16 @@ def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool, *,
             raise KeepingError("--approve-periods goes with `on`: it lets keepers take the renewals from you")
         _check_approval(sub, approve_periods)
     if on and _now() >= sub.expires_at:
-        raise KeepingError(f"licence {license_id} lapsed at {format_time(sub.expires_at)}: keepers never restart a "
-                           f"lapsed subscription; renew it yourself first (`ape run renew {license_id}`), then turn "
-                           "auto-renewal on")
+        raise KeepingError(
+            f"licence {license_id} lapsed at {format_time(sub.expires_at)}: keepers never restart a "
+            f"lapsed subscription; renew it yourself first (`ape run renew {license_id}`), then turn "
+            "auto-renewal on"
+        )
     if approve_periods is not None and sub.holder != holder.address:
-        raise KeepingError(f"licence {license_id} is held by {sub.holder}, not {holder.address}: only the holder "
-                           "turns auto-renewal on and approves its payments (use their --account)")
+        raise KeepingError(
+            f"licence {license_id} is held by {sub.holder}, not {holder.address}: only the holder "
+            "turns auto-renewal on and approves its payments (use their --account)"
+        )
     if not (on and sub.auto_renew and approve_periods):
         licensing.set_auto_renew(deployment, holder, license_id, on)
     if approve_periods:

@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import Action, Language, Purpose, Tier, renewal_lead
-from voicemarket.units import AssetInfo, format_amount, format_duration, format_time
-from voicemarket.market.assets import asset_info
 from voicemarket.content.odrl import OfferTerms, PolicySubject, build_policy, policy_hash, terms_from_contract
 from voicemarket.errors import LicensingError
+from voicemarket.market import chain as vm
+from voicemarket.market.assets import asset_info
+from voicemarket.protocol import Action, Language, Purpose, Tier, renewal_lead
+from voicemarket.units import AssetInfo, format_amount, format_duration, format_time
 
 
 def events(event: Any, deployment: Any, **topics: Any) -> list[Any]:
@@ -72,7 +72,6 @@ class OfferView:
         """The price as the offers table shows it: per period, per use, or once."""
         price = format_amount(self.terms.price, self.asset)
         if self.terms.tier == Tier.SUBSCRIPTION:
-
             return f"{price} / {format_duration(self.terms.period)}"
         return f"{price} / use" if self.terms.tier == Tier.PAY_PER_USE else price
 
@@ -108,7 +107,7 @@ def purpose_names(bits: int) -> str:
 
 
 def territory_names(territories: bytes) -> str:
-    return " ".join(territories[i:i + 2].decode() for i in range(0, len(territories), 2)) or "worldwide"
+    return " ".join(territories[i : i + 2].decode() for i in range(0, len(territories), 2)) or "worldwide"
 
 
 def _view(deployment: Any, log: Any, asset_cache: dict[str, AssetInfo]) -> OfferView:
@@ -120,30 +119,43 @@ def _view(deployment: Any, log: Any, asset_cache: dict[str, AssetInfo]) -> Offer
     if terms.asset not in asset_cache:
         asset_cache[terms.asset] = asset_info(terms.asset, deployment)
     try:
-        document = build_policy(terms, PolicySubject(int(ape.chain.chain_id), deployment.registry.address,
-                                                     str(log.publisher), model_id))
+        document = build_policy(
+            terms, PolicySubject(int(ape.chain.chain_id), deployment.registry.address, str(log.publisher), model_id)
+        )
         matches = policy_hash(document) == stored_hash
     except ValueError:  # PolicyError among them: terms no document can express do not match
         matches = False
-    return OfferView(offer_id, model_id, terms, asset_cache[terms.asset], bool(stored.active), int(stored.sold),
-                     str(log.publisher), stored_hash, matches)
+    return OfferView(
+        offer_id,
+        model_id,
+        terms,
+        asset_cache[terms.asset],
+        bool(stored.active),
+        int(stored.sold),
+        str(log.publisher),
+        stored_hash,
+        matches,
+    )
 
 
 def model_offers(deployment: Any, model_id: int) -> list[OfferView]:
     """Every offer published for ``model_id`` (oldest first), read from ``OfferPublished`` and the views."""
     if not deployment.registry.modelTerms(model_id).exists:
-        raise LicensingError(f"there is no model {model_id:#x} on this deployment: check the id (the mint command "
-                             "printed it)")
+        raise LicensingError(
+            f"there is no model {model_id:#x} on this deployment: check the id (the mint command printed it)"
+        )
     cache: dict[str, AssetInfo] = {}
-    return [_view(deployment, log, cache) for log in events(deployment.offers.OfferPublished, deployment,
-                                                              modelId=model_id)]
+    return [
+        _view(deployment, log, cache) for log in events(deployment.offers.OfferPublished, deployment, modelId=model_id)
+    ]
 
 
 def offer_view(deployment: Any, offer_id: int) -> OfferView:
     logs = events(deployment.offers.OfferPublished, deployment, offerId=offer_id)
     if not logs:
-        raise LicensingError(f"there is no offer {offer_id} on this deployment: `ape run offers <model id>` "
-                             "lists a model's offers")
+        raise LicensingError(
+            f"there is no offer {offer_id} on this deployment: `ape run offers <model id>` lists a model's offers"
+        )
     return _view(deployment, logs[0], {})
 
 
@@ -171,8 +183,9 @@ def model_summary(deployment: Any, model_id: int, store: Any = None) -> ModelSum
             name = json.loads(store.get_bytes(cid, max_bytes=1 << 20)).get("name")
         except Exception:  # noqa: BLE001 - the name is a nicety; the store may not hold the metadata
             name = None
-    return ModelSummary(model_id, str(info.creator), str(info.voiceOwner), languages, bool(info.frozen),
-                        int(info.serviceEndsAt), name)
+    return ModelSummary(
+        model_id, str(info.creator), str(info.voiceOwner), languages, bool(info.frozen), int(info.serviceEndsAt), name
+    )
 
 
 # ---------------------------------------------------------------- buying
@@ -193,21 +206,26 @@ def check_payment(deployment: Any, payer: Any, asset: AssetInfo, cost: int, *, a
     if asset.is_eth:
         balance = int(ape.chain.provider.get_balance(payer.address))
         if balance < cost:
-            raise LicensingError(f"{what} costs {format_amount(cost, asset)} and {payer.address} holds "
-                                 f"{format_amount(balance, asset)}: fund the account first")
+            raise LicensingError(
+                f"{what} costs {format_amount(cost, asset)} and {payer.address} holds "
+                f"{format_amount(balance, asset)}: fund the account first"
+            )
         return
     token = _token(deployment, asset)
     balance = int(token.balanceOf(payer))
     if balance < cost:
-        raise LicensingError(f"{what} costs {format_amount(cost, asset)} and {payer.address} holds "
-                             f"{format_amount(balance, asset)}: get more {asset.symbol} first")
+        raise LicensingError(
+            f"{what} costs {format_amount(cost, asset)} and {payer.address} holds "
+            f"{format_amount(balance, asset)}: get more {asset.symbol} first"
+        )
     allowance = int(token.allowance(payer, deployment.licenses))
     if allowance < cost:
         if not approve:
             raise LicensingError(
                 f"{what} is paid in {asset.symbol}: the licence manager may take {format_amount(allowance, asset)} "
                 f"from {payer.address} but needs {format_amount(cost, asset)}. Approve it: rerun with --approve "
-                f"(approves exactly {format_amount(cost, asset)})")
+                f"(approves exactly {format_amount(cost, asset)})"
+            )
         token.approve(deployment.licenses, cost, sender=payer)
 
 
@@ -234,9 +252,10 @@ def _check_sellable(deployment: Any, model_id: int, what: str) -> None:
     if terms.frozen:
         raise LicensingError(f"model {model_id:#x} is frozen by the arbiter: {what} is not possible while it is")
     if int(terms.serviceEndsAt):
-
-        raise LicensingError(f"model {model_id:#x} was retired by its owner (its licences work until "
-                             f"{format_time(int(terms.serviceEndsAt))}): {what} is not possible")
+        raise LicensingError(
+            f"model {model_id:#x} was retired by its owner (its licences work until "
+            f"{format_time(int(terms.serviceEndsAt))}): {what} is not possible"
+        )
 
 
 def subscription_horizon(deployment: Any, offer: OfferView, now: int) -> tuple[int, str]:
@@ -263,8 +282,16 @@ def _check_paid_until(deployment: Any, offer: OfferView, start: int, periods: in
     raise LicensingError(f"{what} would run until {format_time(end)}, past {format_time(latest)}: {why}; {advice}")
 
 
-def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity: int = 1,
-        approve: bool = False, auto_renew: bool = False) -> Purchase:
+def buy(
+    deployment: Any,
+    buyer: Any,
+    offer_id: int,
+    *,
+    max_price: int,
+    quantity: int = 1,
+    approve: bool = False,
+    auto_renew: bool = False,
+) -> Purchase:
     """Buy ``quantity`` (periods or packs; 1 otherwise) of offer ``offer_id`` for at most ``max_price``.
 
     ``auto_renew`` (subscriptions only): then let keepers renew it, one period at a time when it is
@@ -277,23 +304,29 @@ def buy(deployment: Any, buyer: Any, offer_id: int, *, max_price: int, quantity:
     if quantity < 1:
         raise LicensingError("--quantity must be at least 1")
     if quantity != 1 and not (offer.terms.tier == Tier.SUBSCRIPTION or offer.terms.pack_size):
-        raise LicensingError(f"a {offer.tier} licence is bought once (quantity 1); quantities are for subscription "
-                             "periods and pay-per-use packs")
+        raise LicensingError(
+            f"a {offer.tier} licence is bought once (quantity 1); quantities are for subscription "
+            "periods and pay-per-use packs"
+        )
     if auto_renew and offer.terms.tier != Tier.SUBSCRIPTION:
-        raise LicensingError(f"offer {offer_id} sells a {offer.tier} licence: only subscriptions renew (drop "
-                             "--auto-renew)")
+        raise LicensingError(
+            f"offer {offer_id} sells a {offer.tier} licence: only subscriptions renew (drop --auto-renew)"
+        )
     _check_sellable(deployment, offer.model_id, "buying")
     if offer.terms.tier == Tier.SUBSCRIPTION:
         now = _now()
         _check_paid_until(deployment, offer, now, quantity, now, f"{quantity} period(s) of offer {offer_id}")
     cost = offer.cost(quantity)
     if cost > max_price:
-        raise LicensingError(f"offer {offer_id} costs {format_amount(cost, offer.asset)} for quantity {quantity}, more "
-                             f"than your --max-price {format_amount(max_price, offer.asset)}: raise --max-price if "
-                             "you accept")
+        raise LicensingError(
+            f"offer {offer_id} costs {format_amount(cost, offer.asset)} for quantity {quantity}, more "
+            f"than your --max-price {format_amount(max_price, offer.asset)}: raise --max-price if "
+            "you accept"
+        )
     check_payment(deployment, buyer, offer.asset, cost, approve=approve, what=f"offer {offer_id}")
-    receipt = deployment.licenses.buy(offer_id, max_price, quantity, value=cost if offer.asset.is_eth else 0,
-                                      sender=buyer)
+    receipt = deployment.licenses.buy(
+        offer_id, max_price, quantity, value=cost if offer.asset.is_eth else 0, sender=buyer
+    )
     log = receipt.events.filter(deployment.licenses.LicensePurchased)[0]
     license_id = int(log.licenseId)
     if auto_renew:
@@ -321,20 +354,29 @@ def license_state(deployment: Any, license_id: int) -> LicenseState:
     holder = str(licenses.ownerOf(license_id))
     offer = offer_view(deployment, int(state.offerId))
     licensed, uses_left = licenses.isLicensed(license_id, holder, offer.model_id, int(Action.TEXT_TO_SPEECH))
-    return LicenseState(license_id, holder, offer, int(state.expiresAt), bool(state.autoRenew), bool(licensed),
-                        int(uses_left))
+    return LicenseState(
+        license_id, holder, offer, int(state.expiresAt), bool(state.autoRenew), bool(licensed), int(uses_left)
+    )
 
 
 def _subscription(deployment: Any, license_id: int) -> LicenseState:
     state = license_state(deployment, license_id)
     if state.offer.terms.tier != Tier.SUBSCRIPTION:
-        raise LicensingError(f"licence {license_id} is a {state.offer.tier} licence, not a subscription: nothing "
-                             "to renew or cancel")
+        raise LicensingError(
+            f"licence {license_id} is a {state.offer.tier} licence, not a subscription: nothing to renew or cancel"
+        )
     return state
 
 
-def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max_price: int | None = None,
-          approve: bool = False) -> LicenseState:
+def renew(
+    deployment: Any,
+    payer: Any,
+    license_id: int,
+    *,
+    periods: int = 1,
+    max_price: int | None = None,
+    approve: bool = False,
+) -> LicenseState:
     """Renew subscription ``license_id`` by ``periods`` periods at its offer's price.
 
     The holder renews any time (a lapsed subscription restarts now) and pays; anyone else (a
@@ -347,44 +389,58 @@ def renew(deployment: Any, payer: Any, license_id: int, *, periods: int = 1, max
     if periods < 1:
         raise LicensingError("--periods must be at least 1")
     if offer.status in ("retired", "expired"):
-        raise LicensingError(f"licence {license_id}'s offer {offer.offer_id} is {offer.status}: it renews nothing; "
-                             f"`ape run offers {offer.model_id:#x}` shows what is on sale")
+        raise LicensingError(
+            f"licence {license_id}'s offer {offer.offer_id} is {offer.status}: it renews nothing; "
+            f"`ape run offers {offer.model_id:#x}` shows what is on sale"
+        )
     _check_sellable(deployment, offer.model_id, f"renewing licence {license_id}")
     now = _now()
     holder = payer.address == state.holder
     if not holder:
         if not state.auto_renew:
-            raise LicensingError(f"licence {license_id}'s holder {state.holder} has not turned auto-renewal on: only "
-                                 f"the holder can renew it (as its --account), or let keepers renew it with "
-                                 f"`ape run autorenew {license_id} on`")
+            raise LicensingError(
+                f"licence {license_id}'s holder {state.holder} has not turned auto-renewal on: only "
+                f"the holder can renew it (as its --account), or let keepers renew it with "
+                f"`ape run autorenew {license_id} on`"
+            )
         if periods != 1:
             raise LicensingError("a keeper (not the holder) renews exactly one period")
         if now >= state.expires_at:
-            raise LicensingError(f"licence {license_id} lapsed at {format_time(state.expires_at)}: keepers never "
-                                 f"revive a lapsed subscription; only its holder {state.holder} can renew it now")
+            raise LicensingError(
+                f"licence {license_id} lapsed at {format_time(state.expires_at)}: keepers never "
+                f"revive a lapsed subscription; only its holder {state.holder} can renew it now"
+            )
         due = state.expires_at - renewal_lead(offer.terms.period)
         if now < due:
-            raise LicensingError(f"licence {license_id} is not due for renewal until {format_time(due)}; only its "
-                                 f"holder {state.holder} may renew earlier")
+            raise LicensingError(
+                f"licence {license_id} is not due for renewal until {format_time(due)}; only its "
+                f"holder {state.holder} may renew earlier"
+            )
     start = max(state.expires_at, now)
     _check_paid_until(deployment, offer, start, periods, now, f"renewing licence {license_id} by {periods} period(s)")
     cost = offer.terms.price * periods
     if max_price is not None and cost > max_price:
-        raise LicensingError(f"renewing {periods} period(s) costs {format_amount(cost, offer.asset)}, more than your "
-                             f"--max-price {format_amount(max_price, offer.asset)}")
+        raise LicensingError(
+            f"renewing {periods} period(s) costs {format_amount(cost, offer.asset)}, more than your "
+            f"--max-price {format_amount(max_price, offer.asset)}"
+        )
     # An ERC-20 renewal is paid from the holder's allowance, whoever sends it.
     if offer.asset.is_eth or holder:
         check_payment(deployment, payer, offer.asset, cost, approve=approve, what=f"renewing licence {license_id}")
-    deployment.licenses.renewSubscription(license_id, periods * offer.terms.period,
-                                          value=cost if offer.asset.is_eth else 0, sender=payer)
+    deployment.licenses.renewSubscription(
+        license_id, periods * offer.terms.period, value=cost if offer.asset.is_eth else 0, sender=payer
+    )
     return license_state(deployment, license_id)
 
 
 def _may_act_for(deployment: Any, account: str, license_id: int, holder: str) -> bool:
     """The holder, or an account the holder approved on this licence (or on all of theirs)."""
     licenses = deployment.licenses
-    return account == holder or str(licenses.getApproved(license_id)) == account or bool(
-        licenses.isApprovedForAll(holder, account))
+    return (
+        account == holder
+        or str(licenses.getApproved(license_id)) == account
+        or bool(licenses.isApprovedForAll(holder, account))
+    )
 
 
 def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool = True) -> LicenseState:
@@ -395,8 +451,10 @@ def set_auto_renew(deployment: Any, holder: Any, license_id: int, on: bool = Tru
     """
     state = _subscription(deployment, license_id)
     if holder.address != state.holder:
-        raise LicensingError(f"licence {license_id} is held by {state.holder}, not {holder.address}: only the holder "
-                             "turns auto-renewal on or off (use their --account)")
+        raise LicensingError(
+            f"licence {license_id} is held by {state.holder}, not {holder.address}: only the holder "
+            "turns auto-renewal on or off (use their --account)"
+        )
     if state.auto_renew == on:
         raise LicensingError(f"licence {license_id} already {'auto-renews' if on else 'does not auto-renew'}")
     deployment.licenses.setAutoRenew(license_id, on, sender=holder)
@@ -409,10 +467,14 @@ def cancel(deployment: Any, holder: Any, license_id: int) -> LicenseState:
     The holder or an account approved on the licence may cancel."""
     state = _subscription(deployment, license_id)
     if not _may_act_for(deployment, holder.address, license_id, state.holder):
-        raise LicensingError(f"licence {license_id} is held by {state.holder}, not {holder.address}: "
-                             "only the holder (or an account it approved) cancels (use their --account)")
+        raise LicensingError(
+            f"licence {license_id} is held by {state.holder}, not {holder.address}: "
+            "only the holder (or an account it approved) cancels (use their --account)"
+        )
     if not state.auto_renew:
-        raise LicensingError(f"licence {license_id} does not auto-renew (it was never turned on, or was already "
-                             "cancelled): no keeper renews it; it runs until it expires")
+        raise LicensingError(
+            f"licence {license_id} does not auto-renew (it was never turned on, or was already "
+            "cancelled): no keeper renews it; it runs until it expires"
+        )
     deployment.licenses.cancelSubscription(license_id, sender=holder)
     return license_state(deployment, license_id)

@@ -58,19 +58,25 @@ from typing import Any
 
 from eth_utils import is_address, keccak, to_checksum_address
 
-from voicemarket.market import chain as vm
-from voicemarket.market.assets import asset_info
-from voicemarket.protocol import Action, Language, language_bits, Purpose, renewal_lead
 from voicemarket import protocol
 from voicemarket.content.bundle import VoiceModelFiles
 from voicemarket.content.canonical import canonical_json
-from voicemarket.market.deployments import home
-from voicemarket.units import format_duration, parse_amount, parse_duration
-from voicemarket.errors import PackageError
-from voicemarket.content.odrl import OfferTerms, PolicySubject, build_policy, check_terms, contract_offer_terms, policy_bytes, policy_hash
-from voicemarket.protocol import Tier
+from voicemarket.content.odrl import (
+    OfferTerms,
+    PolicySubject,
+    build_policy,
+    check_terms,
+    contract_offer_terms,
+    policy_bytes,
+    policy_hash,
+)
 from voicemarket.content.store import ContentStore, store_from_spec
-from voicemarket.errors import MintError
+from voicemarket.errors import MintError, PackageError
+from voicemarket.market import chain as vm
+from voicemarket.market.assets import asset_info
+from voicemarket.market.deployments import home
+from voicemarket.protocol import Action, Language, Purpose, Tier, language_bits, renewal_lead
+from voicemarket.units import format_duration, parse_amount, parse_duration
 
 CONSENT_POLICY_TYPE = "voicemarket/consent-policy"
 DEFAULT_CONSENT_STATEMENT = (
@@ -78,10 +84,35 @@ DEFAULT_CONSENT_STATEMENT = (
     "licences to synthesise speech with it under exactly the offers listed here."
 )
 CONSENT_TTL = 86_400
-OFFER_KEYS = {"tier", "price", "asset", "period", "max_uses", "pack_size", "valid_until", "max_licenses", "permit",
-              "prohibit", "attribution", "transferable", "territories", "purposes"}
-VOICE_KEYS = {"name", "description", "languages", "reference", "preview", "gpt", "sovits", "version",
-              "sample_rate", "architecture_version", "consent_statement"}
+OFFER_KEYS = {
+    "tier",
+    "price",
+    "asset",
+    "period",
+    "max_uses",
+    "pack_size",
+    "valid_until",
+    "max_licenses",
+    "permit",
+    "prohibit",
+    "attribution",
+    "transferable",
+    "territories",
+    "purposes",
+}
+VOICE_KEYS = {
+    "name",
+    "description",
+    "languages",
+    "reference",
+    "preview",
+    "gpt",
+    "sovits",
+    "version",
+    "sample_rate",
+    "architecture_version",
+    "consent_statement",
+}
 
 
 _ANY_SUBJECT = PolicySubject(1, "0x" + "11" * 20, "0x" + "11" * 20, 0)
@@ -127,8 +158,9 @@ def _one_file(folder: Path, named: Any, pattern: str, what: str) -> Path:
     found = sorted(folder.glob(pattern))
     if len(found) != 1:
         have = ", ".join(p.name for p in found) or "none"
-        raise MintError(f"{folder} must hold exactly one {pattern} file (the {what}; found: {have}), "
-                        f"or voice.yaml must name it")
+        raise MintError(
+            f"{folder} must hold exactly one {pattern} file (the {what}; found: {have}), or voice.yaml must name it"
+        )
     return found[0]
 
 
@@ -173,8 +205,9 @@ def read_model_folder(folder: str | Path) -> ModelFolder:
     _reject_unknown_keys(spec, VOICE_KEYS, f"{folder / 'voice.yaml'}")
     reference = spec.get("reference")
     if not isinstance(reference, dict) or not reference.get("audio") or not reference.get("text"):
-        raise MintError(f"{folder / 'voice.yaml'} needs reference: {{audio: <clip>, text: <its transcript>, "
-                        "language: <code>}}")
+        raise MintError(
+            f"{folder / 'voice.yaml'} needs reference: {{audio: <clip>, text: <its transcript>, language: <code>}}}}"
+        )
     languages = spec.get("languages")
     if isinstance(languages, str):
         languages = [languages]
@@ -189,22 +222,35 @@ def read_model_folder(folder: str | Path) -> ModelFolder:
     if not spec.get("name"):
         raise MintError(f"{folder / 'voice.yaml'} needs a name")
     return ModelFolder(
-        name=str(spec["name"]), description=str(spec.get("description", "")),
+        name=str(spec["name"]),
+        description=str(spec.get("description", "")),
         languages=tuple(str(code) for code in languages),
         gpt=_one_file(folder, spec.get("gpt"), "*.ckpt", "GPT checkpoint"),
         sovits=_one_file(folder, spec.get("sovits"), "*.pth", "SoVITS checkpoint"),
-        reference_audio=reference_audio, reference_text=str(reference["text"]),
+        reference_audio=reference_audio,
+        reference_text=str(reference["text"]),
         reference_language=str(reference.get("language", languages[0])),
         preview=_one_file(folder, spec["preview"], "", "preview clip") if spec.get("preview") else reference_audio,
-        version=str(spec.get("version", "1")), sample_rate=int(spec.get("sample_rate", 32000)),
+        version=str(spec.get("version", "1")),
+        sample_rate=int(spec.get("sample_rate", 32000)),
         architecture_version=str(spec.get("architecture_version", "v2")),
         consent_statement=str(spec.get("consent_statement", DEFAULT_CONSENT_STATEMENT)),
     )
 
 
-def write_model_folder(folder: str | Path, *, name: str, languages: Sequence[str], gpt: Path, sovits: Path,
-                       reference_audio: Path, reference_text: str, reference_language: str | None = None,
-                       description: str = "", preview: Path | None = None) -> Path:
+def write_model_folder(
+    folder: str | Path,
+    *,
+    name: str,
+    languages: Sequence[str],
+    gpt: Path,
+    sovits: Path,
+    reference_audio: Path,
+    reference_text: str,
+    reference_language: str | None = None,
+    description: str = "",
+    preview: Path | None = None,
+) -> Path:
     """Make a model folder from files elsewhere (copies them in); returns ``folder``."""
     import shutil
 
@@ -212,10 +258,14 @@ def write_model_folder(folder: str | Path, *, name: str, languages: Sequence[str
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    spec: dict[str, Any] = {"name": name, "description": description, "languages": list(languages),
-                            "reference": {"audio": "reference.wav", "text": reference_text,
-                                          "language": reference_language or languages[0]},
-                            "gpt": "gpt.ckpt", "sovits": "sovits.pth"}
+    spec: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "languages": list(languages),
+        "reference": {"audio": "reference.wav", "text": reference_text, "language": reference_language or languages[0]},
+        "gpt": "gpt.ckpt",
+        "sovits": "sovits.pth",
+    }
     shutil.copyfile(gpt, folder / "gpt.ckpt")
     shutil.copyfile(sovits, folder / "sovits.pth")
     shutil.copyfile(reference_audio, folder / "reference.wav")
@@ -251,8 +301,9 @@ def _valid_until(value: Any, where: str) -> int:
     try:
         return int(time.time()) + parse_duration(value, "valid_until")
     except ValueError:
-        raise MintError(f"{where}: valid_until must be a unix time, a date (YYYY-MM-DD) or '<n> days' "
-                        f"from now, got {value!r}") from None
+        raise MintError(
+            f"{where}: valid_until must be a unix time, a date (YYYY-MM-DD) or '<n> days' from now, got {value!r}"
+        ) from None
 
 
 def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers") -> list[OfferTerms]:
@@ -279,21 +330,30 @@ def parse_offers(spec: Any, deployment: Any = None, *, source: str = "the offers
             raise MintError(f"{where}: price is missing (e.g. price: 0.01 ether)")
         asset = asset_info(offer.get("asset", default_asset), deployment)
         try:
-            price = parse_amount(offer["price"], f"{where}: price", decimals=asset.decimals,
-                                 symbol=None if asset.is_eth else asset.symbol)
+            price = parse_amount(
+                offer["price"],
+                f"{where}: price",
+                decimals=asset.decimals,
+                symbol=None if asset.is_eth else asset.symbol,
+            )
             period = parse_duration(offer.get("period", 0), f"{where}: period")
         except ValueError as exc:
             raise MintError(str(exc)) from None
         territories = offer.get("territories") or []
         codes = [territories] if isinstance(territories, str) else territories
         terms = OfferTerms(
-            tier=tier, price=price, asset=asset.address, period=period,
-            max_uses=int(offer.get("max_uses", 0)), pack_size=int(offer.get("pack_size", 0)),
+            tier=tier,
+            price=price,
+            asset=asset.address,
+            period=period,
+            max_uses=int(offer.get("max_uses", 0)),
+            pack_size=int(offer.get("pack_size", 0)),
             valid_until=_valid_until(offer.get("valid_until"), where),
             max_licenses=int(offer.get("max_licenses", 0)),
             permissions=_bits(Action, offer.get("permit", ["textToSpeech"]), where),
             prohibitions=_bits(Action, offer.get("prohibit"), where),
-            attribution=bool(offer.get("attribution", False)), transferable=bool(offer.get("transferable", False)),
+            attribution=bool(offer.get("attribution", False)),
+            transferable=bool(offer.get("transferable", False)),
             territories="".join(str(code).upper() for code in codes).encode(),
             purposes=_bits(Purpose, offer.get("purposes"), where),
         )
@@ -315,7 +375,8 @@ def check_periods_fit_notice(offers: Sequence[OfferTerms], notice: int) -> None:
             raise MintError(
                 f"offer {index}: a subscription period of {format_duration(terms.period)} (plus its "
                 f"{format_duration(renewal_lead(terms.period))} renewal lead) is longer than this deployment's "
-                f"retirement notice of {format_duration(notice)}: choose a shorter period")
+                f"retirement notice of {format_duration(notice)}: choose a shorter period"
+            )
 
 
 def read_offers(path: str | Path, deployment: Any = None) -> list[OfferTerms]:
@@ -329,7 +390,7 @@ def consent_policy(terms_list: Sequence[OfferTerms], chain_id: int) -> dict[str,
     for terms in terms_list:
         fields = terms.as_contract_fields()
         fields["price"] = str(fields["price"])
-        fields["territories"] = [terms.territories[i:i + 2].decode() for i in range(0, len(terms.territories), 2)]
+        fields["territories"] = [terms.territories[i : i + 2].decode() for i in range(0, len(terms.territories), 2)]
         offers.append(fields)
     return {"type": CONSENT_POLICY_TYPE, "chainId": chain_id, "offers": offers}
 
@@ -369,8 +430,10 @@ def operator_public_keys(router: Any, operators: Sequence[str]) -> dict[str, byt
         address = to_checksum_address(str(operator))
         info = router.operatorInfo(address)
         if not info.registered:
-            raise MintError(f"{address} is not a registered operator on this deployment: the operator runs "
-                            "`ape run operator register` first (or choose another with --operator)")
+            raise MintError(
+                f"{address} is not a registered operator on this deployment: the operator runs "
+                "`ape run operator register` first (or choose another with --operator)"
+            )
         if info.unbondingEndsAt:
             raise MintError(f"operator {address} is unbonding and can take no new requests: choose another")
         keys[address] = bytes(router.operatorPublicKey(address))
@@ -409,11 +472,23 @@ class MintResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "modelId": self.model_hex, "bundleSha256": "0x" + self.digest.hex(), "bundleCid": self.bundle_cid,
-            "keyringCid": self.keyring_cid, "metadataCid": self.metadata_cid, "previewCid": self.preview_cid,
-            "consentPolicyHash": "0x" + self.consent_policy_hash.hex(), "operators": list(self.operators),
-            "offers": [{"offerId": o.offer_id, "tier": Tier(o.terms.tier).label,
-                        "policyHash": "0x" + o.policy_hash.hex(), "policyCid": o.policy_cid} for o in self.offers],
+            "modelId": self.model_hex,
+            "bundleSha256": "0x" + self.digest.hex(),
+            "bundleCid": self.bundle_cid,
+            "keyringCid": self.keyring_cid,
+            "metadataCid": self.metadata_cid,
+            "previewCid": self.preview_cid,
+            "consentPolicyHash": "0x" + self.consent_policy_hash.hex(),
+            "operators": list(self.operators),
+            "offers": [
+                {
+                    "offerId": o.offer_id,
+                    "tier": Tier(o.terms.tier).label,
+                    "policyHash": "0x" + o.policy_hash.hex(),
+                    "policyCid": o.policy_cid,
+                }
+                for o in self.offers
+            ],
             "transactions": list(self.transactions),
         }
 
@@ -486,8 +561,10 @@ def mint_voice(
     if not offers:
         raise MintError("give at least one offer (an offers YAML file): a model nobody can license is not useful")
     if not operators:
-        raise MintError("name at least one operator (--operator ADDRESS) to seal the bundle for: nobody else "
-                        "could open it to synthesise speech")
+        raise MintError(
+            "name at least one operator (--operator ADDRESS) to seal the bundle for: nobody else "
+            "could open it to synthesise speech"
+        )
     registry, licenses, router = deployment.registry, deployment.licenses, deployment.router
     chain_id = int(ape.chain.chain_id)
     owner = voice_owner if voice_owner is not None else creator
@@ -495,8 +572,10 @@ def mint_voice(
         raise MintError("the creator is the voice owner: they take the creator's share, so voice_owner_bps must be 0")
     for terms in offers:
         if int(terms.asset, 16) and not licenses.isAssetAllowed(terms.asset):
-            raise MintError(f"asset {terms.asset} is not allowed for payments on this deployment: use ETH or "
-                            "the deployment's stablecoin")
+            raise MintError(
+                f"asset {terms.asset} is not allowed for payments on this deployment: use ETH or "
+                "the deployment's stablecoin"
+            )
     check_periods_fit_notice(offers, int(registry.retirementNotice()))
     keys = operator_public_keys(router, operators)
     recipients = list(keys.values())
@@ -506,17 +585,31 @@ def mint_voice(
     policy = consent_policy(offers, chain_id)
     consent_hash = keccak(canonical_json(policy))
     consent_record = {
-        "type": "voicemarket/voice-consent", "voiceOwner": owner.address, "creator": creator.address,
-        "statement": model.consent_statement, "voiceOwnerBps": voice_owner_bps,
+        "type": "voicemarket/voice-consent",
+        "voiceOwner": owner.address,
+        "creator": creator.address,
+        "statement": model.consent_statement,
+        "voiceOwnerBps": voice_owner_bps,
         "coCreators": [{"account": to_checksum_address(a), "bps": bps} for a, bps in co_creators],
-        "policy": policy, "policyHash": "0x" + consent_hash.hex(),
+        "policy": policy,
+        "policyHash": "0x" + consent_hash.hex(),
     }
     files = VoiceModelFiles(
-        name=model.name, description=model.description, languages=model.languages, gpt_checkpoint=model.gpt,
-        sovits_checkpoint=model.sovits, reference_audio=model.reference_audio, reference_text=model.reference_text,
-        reference_language=model.reference_language, preview_audio=model.preview, creator=creator.address,
-        voice_owner=owner.address, consent=consent_record, architecture_version=model.architecture_version,
-        sample_rate=model.sample_rate, version=model.version,
+        name=model.name,
+        description=model.description,
+        languages=model.languages,
+        gpt_checkpoint=model.gpt,
+        sovits_checkpoint=model.sovits,
+        reference_audio=model.reference_audio,
+        reference_text=model.reference_text,
+        reference_language=model.reference_language,
+        preview_audio=model.preview,
+        creator=creator.address,
+        voice_owner=owner.address,
+        consent=consent_record,
+        architecture_version=model.architecture_version,
+        sample_rate=model.sample_rate,
+        version=model.version,
     )
 
     from voicemarket.content.sealed_bundle import publish_bundle
@@ -538,9 +631,11 @@ def mint_voice(
     digest = published.digest
     model_id = protocol.model_id(creator.address, digest)
     if registry.modelTerms(model_id).exists:
-        raise MintError(f"{creator.address} already registered this exact bundle as model {model_id:#066x}: see its "
-                        f"offers with `ape run offers {model_id:#x}`, or change the model (a new version is a new "
-                        "bundle)")
+        raise MintError(
+            f"{creator.address} already registered this exact bundle as model {model_id:#066x}: see its "
+            f"offers with `ape run offers {model_id:#x}`, or change the model (a new version is a new "
+            "bundle)"
+        )
 
     steps = 1 + len(keys) + len(offers)
     done = 0
@@ -556,13 +651,29 @@ def mint_voice(
     deadline = int(ape.chain.pending_timestamp) + consent_ttl
     signature = b""
     if owner.address != creator.address:
-        signature = vm.sign_consent(owner, registry, bundle_digest=digest, creator=creator.address,
-                                    policy_hash=consent_hash, voice_owner_bps=voice_owner_bps, deadline=deadline)
+        signature = vm.sign_consent(
+            owner,
+            registry,
+            bundle_digest=digest,
+            creator=creator.address,
+            policy_hash=consent_hash,
+            voice_owner_bps=voice_owner_bps,
+            deadline=deadline,
+        )
     registration = vm.model_registration(
-        bundle_digest=digest, bundle_cid=published.bundle_cid, metadata_cid=published.metadata_cid,
-        languages=language_bits(*model.languages), voice_owner=owner.address, voice_owner_bps=voice_owner_bps,
-        co_creators=list(co_creators), policy_hash=consent_hash, consent_deadline=deadline,
-        consent_signature=signature, royalty_bps=royalty_bps, dispute_window=dispute_window, parent_id=parent_id,
+        bundle_digest=digest,
+        bundle_cid=published.bundle_cid,
+        metadata_cid=published.metadata_cid,
+        languages=language_bits(*model.languages),
+        voice_owner=owner.address,
+        voice_owner_bps=voice_owner_bps,
+        co_creators=list(co_creators),
+        policy_hash=consent_hash,
+        consent_deadline=deadline,
+        consent_signature=signature,
+        royalty_bps=royalty_bps,
+        dispute_window=dispute_window,
+        parent_id=parent_id,
     )
     progress("chain", 0, steps)
     sent(registry.registerModel(registration, sender=creator))
@@ -574,15 +685,24 @@ def mint_voice(
         document = build_policy(terms, subject)
         hash_ = policy_hash(document)
         policy_cid = store.put_bytes(policy_bytes(document))
-        receipt = sent(deployment.offers.publishOffer(contract_offer_terms(terms, model_id, hash_), terms.territories,
-                                                      sender=creator))
+        receipt = sent(
+            deployment.offers.publishOffer(
+                contract_offer_terms(terms, model_id, hash_), terms.territories, sender=creator
+            )
+        )
         offer_id = int(receipt.events.filter(deployment.offers.OfferPublished)[0].offerId)
         published_offers.append(PublishedOffer(offer_id, terms, hash_, str(policy_cid)))
     return MintResult(
-        model_id=model_id, digest=digest, bundle_cid=str(published.bundle_cid),
-        keyring_cid=str(published.keyring_cid), metadata_cid=str(published.metadata_cid),
-        preview_cid=str(published.preview_cid), consent_policy_hash=consent_hash, offers=tuple(published_offers),
-        operators=tuple(keys), transactions=tuple(receipts),
+        model_id=model_id,
+        digest=digest,
+        bundle_cid=str(published.bundle_cid),
+        keyring_cid=str(published.keyring_cid),
+        metadata_cid=str(published.metadata_cid),
+        preview_cid=str(published.preview_cid),
+        consent_policy_hash=consent_hash,
+        offers=tuple(published_offers),
+        operators=tuple(keys),
+        transactions=tuple(receipts),
     )
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from voicemarket.market.minting import account_public_key
-from voicemarket.units import AssetInfo, ETH_ASSET, format_amount, format_time
 from voicemarket.errors import OperatorError
+from voicemarket.market.minting import account_public_key
+from voicemarket.units import ETH_ASSET, AssetInfo, format_amount, format_time
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,16 @@ def status(deployment: Any, address: str, assets: list[AssetInfo]) -> OperatorSt
     router = deployment.router
     info = router.operatorInfo(address)
     fees = {asset.symbol: int(router.operatorFee(address, asset.address)) for asset in assets}
-    return OperatorStatus(address, bool(info.registered), int(info.stake), int(router.minStake()),
-                          int(info.unbondingEndsAt), int(info.openDisputes), fees,
-                          bytes(router.operatorPublicKey(address)))
+    return OperatorStatus(
+        address,
+        bool(info.registered),
+        int(info.stake),
+        int(router.minStake()),
+        int(info.unbondingEndsAt),
+        int(info.openDisputes),
+        fees,
+        bytes(router.operatorPublicKey(address)),
+    )
 
 
 def register(deployment: Any, operator: Any, stake: int | None = None) -> int:
@@ -50,12 +57,16 @@ def register(deployment: Any, operator: Any, stake: int | None = None) -> int:
     router = deployment.router
     minimum = int(router.minStake())
     if router.operatorInfo(operator.address).registered:
-        raise OperatorError(f"{operator.address} is already registered: `ape run operator status` shows it; "
-                            "`ape run operator add-stake` adds stake")
+        raise OperatorError(
+            f"{operator.address} is already registered: `ape run operator status` shows it; "
+            "`ape run operator add-stake` adds stake"
+        )
     stake = minimum if stake is None else stake
     if stake < minimum:
-        raise OperatorError(f"the stake must be at least {format_amount(minimum, ETH_ASSET)} on this deployment, "
-                            f"got {format_amount(stake, ETH_ASSET)}: raise --stake")
+        raise OperatorError(
+            f"the stake must be at least {format_amount(minimum, ETH_ASSET)} on this deployment, "
+            f"got {format_amount(stake, ETH_ASSET)}: raise --stake"
+        )
     router.registerOperator(account_public_key(operator), value=stake, sender=operator)
     return stake
 
@@ -63,8 +74,9 @@ def register(deployment: Any, operator: Any, stake: int | None = None) -> int:
 def _registered(deployment: Any, operator: Any) -> Any:
     info = deployment.router.operatorInfo(operator.address)
     if not info.registered:
-        raise OperatorError(f"{operator.address} is not a registered operator on this deployment: "
-                            "`ape run operator register` first")
+        raise OperatorError(
+            f"{operator.address} is not a registered operator on this deployment: `ape run operator register` first"
+        )
     return info
 
 
@@ -87,9 +99,10 @@ def unbond(deployment: Any, operator: Any) -> int:
     """Start unbonding; returns when the stake becomes withdrawable (unix time)."""
     info = _registered(deployment, operator)
     if info.unbondingEndsAt:
-
-        raise OperatorError(f"{operator.address} is already unbonding; the stake is withdrawable from "
-                            f"{format_time(int(info.unbondingEndsAt))} (`ape run operator withdraw-stake`)")
+        raise OperatorError(
+            f"{operator.address} is already unbonding; the stake is withdrawable from "
+            f"{format_time(int(info.unbondingEndsAt))} (`ape run operator withdraw-stake`)"
+        )
     deployment.router.startUnbonding(sender=operator)
     return int(deployment.router.operatorInfo(operator.address).unbondingEndsAt)
 
@@ -97,17 +110,17 @@ def unbond(deployment: Any, operator: Any) -> int:
 def withdraw_stake(deployment: Any, operator: Any) -> int:
     import ape
 
-
     info = _registered(deployment, operator)
     if not info.unbondingEndsAt:
-        raise OperatorError("start unbonding first (`ape run operator unbond`); the stake is withdrawable after "
-                            "the unbonding delay")
+        raise OperatorError(
+            "start unbonding first (`ape run operator unbond`); the stake is withdrawable after the unbonding delay"
+        )
     if int(ape.chain.pending_timestamp) < int(info.unbondingEndsAt):
-        raise OperatorError(f"the stake stays slashable until {format_time(int(info.unbondingEndsAt))}: withdraw it "
-                            "after that")
+        raise OperatorError(
+            f"the stake stays slashable until {format_time(int(info.unbondingEndsAt))}: withdraw it after that"
+        )
     if info.openDisputes:
         raise OperatorError(f"{info.openDisputes} dispute(s) on your deliveries are open: wait for the arbiter")
     stake = int(info.stake)
     deployment.router.withdrawStake(sender=operator)
     return stake
-

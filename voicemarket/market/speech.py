@@ -31,11 +31,11 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from voicemarket.market import chain as vm
-from voicemarket.protocol import ETH, Tier, Action, Language, FailReason, RequestStatus
 from voicemarket.content.files import atomic_output
 from voicemarket.content.multiformats import CID
 from voicemarket.errors import AudioMismatch, ContentNotFound, SpeechError
+from voicemarket.market import chain as vm
+from voicemarket.protocol import ETH, Action, FailReason, Language, RequestStatus, Tier
 
 DEFAULT_TTL_S = 15 * 60
 """How long an operator has to deliver, by default (the router allows up to a day)."""
@@ -61,8 +61,10 @@ class LicenseUse:
     def check_language(self, language: Language) -> None:
         """:class:`SpeechError` unless the model speaks ``language`` (the router would revert)."""
         if not self.speaks(language):
-            raise SpeechError(f"model {self.model_id:#x} speaks {', '.join(self.language_codes)}, "
-                              f"not {language.label!r}: pick --language from those")
+            raise SpeechError(
+                f"model {self.model_id:#x} speaks {', '.join(self.language_codes)}, "
+                f"not {language.label!r}: pick --language from those"
+            )
 
     @property
     def language_codes(self) -> list[str]:
@@ -145,9 +147,15 @@ def license_use(licenses, license_id: int, account: str) -> LicenseUse:  # noqa:
     use_price = int(terms.price) if tier == Tier.PAY_PER_USE and int(terms.packSize) == 0 else 0
     model = registry.modelTerms(model_id)
     return LicenseUse(
-        license_id=license_id, model_id=model_id, offer_id=offer_id, tier=tier, asset=str(terms.asset),
-        use_price=use_price, uses_left=None if int(uses_left) == 2**256 - 1 else int(uses_left),
-        languages=int(model.languages), dispute_window=int(model.disputeWindow),
+        license_id=license_id,
+        model_id=model_id,
+        offer_id=offer_id,
+        tier=tier,
+        asset=str(terms.asset),
+        use_price=use_price,
+        uses_left=None if int(uses_left) == 2**256 - 1 else int(uses_left),
+        languages=int(model.languages),
+        dispute_window=int(model.disputeWindow),
     )
 
 
@@ -170,13 +178,20 @@ def _why_not_licensed(licenses, registry, license_id: int, offer_id: int, model_
     return f"licence {license_id} has no uses left (it used {int(license.used)}); buy more or wait for the next period"
 
 
-def choose_operator(router, model_id: int, asset: str, operator: str | None = None,  # noqa: ANN001
-                    from_block: int = 0) -> tuple[str, int]:
+def choose_operator(
+    router,
+    model_id: int,
+    asset: str,
+    operator: str | None = None,  # noqa: ANN001
+    from_block: int = 0,
+) -> tuple[str, int]:
     """(operator, its fee in ``asset``): the one named, or the cheapest allowed operator serving now."""
     if operator is not None:
         if not router.canServe(model_id, operator):
-            raise SpeechError(f"operator {operator} cannot serve model {model_id:#x} now (not registered, below the "
-                              "minimum stake, unbonding, or not (or no longer) allowed by the model's owner)")
+            raise SpeechError(
+                f"operator {operator} cannot serve model {model_id:#x} now (not registered, below the "
+                "minimum stake, unbonding, or not (or no longer) allowed by the model's owner)"
+            )
         return str(operator), int(router.operatorFee(operator, asset))
     candidates = {str(log.operator) for log in _logs(router.ModelOperatorSet, from_block, modelId=model_id)}
     serving = [op for op in sorted(candidates) if router.canServe(model_id, op)]
@@ -196,8 +211,10 @@ def request_input(text: str, store=None) -> tuple[bytes, CID | None]:  # noqa: A
     except ValueError:
         pass
     if store is None:
-        raise SpeechError(f"the text is {len(text.encode())} bytes, more than the {vm.MAX_INPUT_BYTES - 1} that fit "
-                          "on-chain: give a --store the operator reads, to pass the text by its CID")
+        raise SpeechError(
+            f"the text is {len(text.encode())} bytes, more than the {vm.MAX_INPUT_BYTES - 1} that fit "
+            "on-chain: give a --store the operator reads, to pass the text by its CID"
+        )
     cid = store.put_bytes(text.encode("utf-8"))
     return vm.cid_input(cid), cid
 
@@ -205,9 +222,19 @@ def request_input(text: str, store=None) -> tuple[bytes, CID | None]:  # noqa: A
 # ---------------------------------------------------------------- the request
 
 
-def submit(router, account, license: LicenseUse, text: str, params: vm.SynthesisParams, *,  # noqa: ANN001
-           operator: str, max_fee: int, ttl_s: int = DEFAULT_TTL_S, store=None,  # noqa: ANN001
-           min_dispute_window: int | None = None) -> SubmittedRequest:
+def submit(
+    router,
+    account,
+    license: LicenseUse,
+    text: str,
+    params: vm.SynthesisParams,
+    *,  # noqa: ANN001
+    operator: str,
+    max_fee: int,
+    ttl_s: int = DEFAULT_TTL_S,
+    store=None,  # noqa: ANN001
+    min_dispute_window: int | None = None,
+) -> SubmittedRequest:
     """Send ``requestSynthesis`` from ``account`` (escrowing ``use price + fee``); the committed request.
 
     ``max_fee`` caps the operator's fee (the router reverts above it). ``min_dispute_window``
@@ -223,9 +250,11 @@ def submit(router, account, license: LicenseUse, text: str, params: vm.Synthesis
     license.check_language(Language(params.language))
     floor = license.dispute_window if min_dispute_window is None else min_dispute_window
     if floor > license.dispute_window:
-        raise SpeechError(f"model {license.model_id:#x} has a dispute window of {license.dispute_window} s, shorter "
-                          f"than the {floor} s you ask for: the router would refuse the request; ask for at most "
-                          f"{license.dispute_window} s if you accept")
+        raise SpeechError(
+            f"model {license.model_id:#x} has a dispute window of {license.dispute_window} s, shorter "
+            f"than the {floor} s you ask for: the router would refuse the request; ask for at most "
+            f"{license.dispute_window} s if you accept"
+        )
     params = dataclasses.replace(params, min_dispute_window=floor)
     try:
         packed = params.pack()
@@ -233,8 +262,10 @@ def submit(router, account, license: LicenseUse, text: str, params: vm.Synthesis
         raise SpeechError(str(exc)) from None
     fee = int(router.operatorFee(operator, license.asset))
     if fee > max_fee:
-        raise SpeechError(f"operator {operator} charges {fee} (smallest units) per request, above your maximum "
-                          f"{max_fee}: raise --max-fee or pick another --operator")
+        raise SpeechError(
+            f"operator {operator} charges {fee} (smallest units) per request, above your maximum "
+            f"{max_fee}: raise --max-fee or pick another --operator"
+        )
     if not 0 < ttl_s <= int(router.MAX_TTL()):
         raise SpeechError(f"--ttl must be 1..{int(router.MAX_TTL())} seconds, got {ttl_s}")
     data, cid = request_input(text, store)
@@ -247,14 +278,20 @@ def submit(router, account, license: LicenseUse, text: str, params: vm.Synthesis
         if int(token.allowance(account, router.address)) < escrow:
             token.approve(router.address, escrow, sender=account)
     request = {
-        "modelId": license.model_id, "licenseId": license.license_id, "operator": operator, "maxFee": max_fee,
-        "deadline": chain_time() + ttl_s, "params": packed,
-        "inputHash": vm.input_hash(text), "input": data,
+        "modelId": license.model_id,
+        "licenseId": license.license_id,
+        "operator": operator,
+        "maxFee": max_fee,
+        "deadline": chain_time() + ttl_s,
+        "params": packed,
+        "inputHash": vm.input_hash(text),
+        "input": data,
     }
     receipt = router.requestSynthesis(request, value=value, sender=account)
     log = receipt.events.filter(router.SynthesisRequested)[0]
-    return SubmittedRequest(int(log.requestId), vm.request_from_log(log), int(receipt.block_number),
-                            str(receipt.txn_hash), cid)
+    return SubmittedRequest(
+        int(log.requestId), vm.request_from_log(log), int(receipt.block_number), str(receipt.txn_hash), cid
+    )
 
 
 def find_request(router, request_id: int, from_block: int = 0) -> SubmittedRequest:  # noqa: ANN001
@@ -286,8 +323,14 @@ def chain_time() -> int:
         return int(ape.chain.blocks.head.timestamp)
 
 
-def wait_for_outcome(router, submitted: SubmittedRequest, *, timeout_s: float | None = None,  # noqa: ANN001
-                     poll_s: float = 0.5, on_progress: Progress | None = None) -> Outcome:
+def wait_for_outcome(
+    router,
+    submitted: SubmittedRequest,
+    *,
+    timeout_s: float | None = None,  # noqa: ANN001
+    poll_s: float = 0.5,
+    on_progress: Progress | None = None,
+) -> Outcome:
     """Follow the request until it leaves Pending, its deadline passes, or ``timeout_s`` runs out.
 
     A request still Pending past its deadline comes back as such: anyone may then cancel it
@@ -315,11 +358,15 @@ def outcome_of(router, submitted: SubmittedRequest, status: RequestStatus | None
     if status == RequestStatus.FAILED:
         log = _last(_logs(router.SynthesisFailed, submitted.block_number, requestId=request_id))
         return Outcome(request_id, status, reason=FailReason(int(log.reason)))
-    if status in (RequestStatus.FULFILLED, RequestStatus.DISPUTED, RequestStatus.SETTLED,
-                  RequestStatus.REVERSED):
+    if status in (RequestStatus.FULFILLED, RequestStatus.DISPUTED, RequestStatus.SETTLED, RequestStatus.REVERSED):
         log = _last(_logs(router.SynthesisFulfilled, submitted.block_number, requestId=request_id))
-        return Outcome(request_id, status, output_digest=bytes(log.outputDigest),
-                       output_cid=CID.from_bytes(bytes(log.outputCid)), settle_after=int(log.settleAfter))
+        return Outcome(
+            request_id,
+            status,
+            output_digest=bytes(log.outputDigest),
+            output_cid=CID.from_bytes(bytes(log.outputCid)),
+            settle_after=int(log.settleAfter),
+        )
     return Outcome(request_id, status)
 
 
@@ -348,13 +395,16 @@ def fetch_audio(store, outcome: Outcome, dest: str | Path) -> Path:  # noqa: ANN
     try:
         audio = store.get_bytes(outcome.output_cid)
     except ContentNotFound:
-        raise SpeechError(f"the audio {outcome.output_cid} is not in {store!r}: point --store at the store the "
-                          "operator delivers to") from None
+        raise SpeechError(
+            f"the audio {outcome.output_cid} is not in {store!r}: point --store at the store the operator delivers to"
+        ) from None
     digest = hashlib.sha256(audio).digest()
     if digest != outcome.output_digest:
-        raise AudioMismatch(f"the audio under {outcome.output_cid} has SHA-256 {digest.hex()}, but the operator "
-                            f"committed {outcome.output_digest.hex()} on-chain: nothing written; you may dispute "
-                            f"request {outcome.request_id} within its window")
+        raise AudioMismatch(
+            f"the audio under {outcome.output_cid} has SHA-256 {digest.hex()}, but the operator "
+            f"committed {outcome.output_digest.hex()} on-chain: nothing written; you may dispute "
+            f"request {outcome.request_id} within its window"
+        )
     dest = Path(dest)
     with atomic_output(dest) as out:
         out.write(audio)
@@ -376,8 +426,10 @@ def cancel_expired(router, account, submitted: SubmittedRequest, *, attempts: in
             return Outcome(submitted.request_id, RequestStatus.EXPIRED)
         except router.Router_NotExpired:
             if attempt == attempts - 1:
-                raise SpeechError(f"the chain still says request {submitted.request_id} is not past its deadline; "
-                                  "try again in a moment") from None
+                raise SpeechError(
+                    f"the chain still says request {submitted.request_id} is not past its deadline; "
+                    "try again in a moment"
+                ) from None
             time.sleep(1.0)
     raise AssertionError("unreachable")
 
