@@ -39,7 +39,7 @@ def _wait_for_services(svc, stop: threading.Event) -> None:  # noqa: ANN001
     while not stop.is_set():
         try:
             svc.redis.ping()
-            svc.router.w3.eth.block_number
+            _ = svc.router.w3.eth.block_number  # the RPC answers
             return
         except ConfigError:
             raise

@@ -443,7 +443,7 @@ class Keeper:
             gas = self._gas(
                 self.views.licenses.address,
                 data,
-                lambda why: self._refused(
+                lambda why, sub=sub, license_id=license_id: self._refused(
                     sub, Refusal("reverts", f"the licence manager would refuse renewing licence {license_id}: {why}")
                 ),
             )

@@ -286,7 +286,7 @@ class Ledger:
         for request_id in ids:
             pipe.hget(self._req(request_id), "outcome")
         out = []
-        for request_id, raw in zip(ids, pipe.execute()):
+        for request_id, raw in zip(ids, pipe.execute(), strict=False):
             if raw is None:  # finished meanwhile
                 self.redis.zrem(self.key("ready"), request_id)
                 continue

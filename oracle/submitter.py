@@ -122,7 +122,7 @@ class Submitter:
             if len(items) > 1:
                 half = len(items) // 2
                 return self._send_fulfils(items[:half]) + self._send_fulfils(items[half:])
-            request, outcome = items[0]
+            request, _outcome = items[0]
             # The router refuses delivery (model frozen, a retired model's service ended, operator no
             # longer staked): report a failure, which refunds the buyer, instead of retrying the delivery.
             log.error(

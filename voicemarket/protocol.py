@@ -13,7 +13,8 @@ rules) and to :class:`Tier` below.
   and purposes (``Protocol.ALL_ACTIONS``, ``Protocol.ALL_PURPOSES``); each single bit has a
   ``label`` and its ODRL ``iri`` (docs/licence-terms.md).
 - :class:`Language` numbers the languages a model lists as bits (``Protocol.ALL_LANGUAGES``).
-- :func:`model_id` is the registry's ``modelIdOf``; :func:`share` and :func:`split_revenue` are ``Protocol.share`` and ``RevenueLedger.distribute``.
+- :func:`model_id` is the registry's ``modelIdOf``; :func:`share` and :func:`split_revenue` are
+  ``Protocol.share`` and ``RevenueLedger.distribute``.
 """
 
 from __future__ import annotations

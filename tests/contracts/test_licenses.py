@@ -346,7 +346,7 @@ def test_keepers_never_revive_a_lapsed_subscription(market, licenses, subscripti
 
 
 def test_renewal_failures_name_their_reason(market, licenses, registry, subscription, model, actors, usd, chain):
-    offer, license_id = subscription
+    _offer, license_id = subscription
     licenses.setAutoRenew(license_id, True, sender=actors.buyer)
     chain.pending_timestamp = licenses.expiresAt(license_id) - 10
     with reverts(licenses.Licensing_RenewalAllowanceTooLow, licenseId=license_id, allowance=0, cost=1_000_000):

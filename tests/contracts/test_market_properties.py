@@ -628,7 +628,8 @@ def decode_error(data, errors: dict) -> tuple[str, tuple]:
         if known:
             name, types = known
             values = decode(types, raw[4:])
-            return name, tuple(to_checksum_address(v) if t == "address" else v for t, v in zip(types, values))
+            pairs = zip(types, values, strict=True)
+            return name, tuple(to_checksum_address(v) if t == "address" else v for t, v in pairs)
         return data[:10], ()
     return str(data), ()
 
@@ -3149,7 +3150,7 @@ def machine_for(w):
         def _drain(self) -> None:
             """Every credit is withdrawable: distribute every pot, withdraw every credit and fee."""
             for key in ("lm", 0, 1):
-                contract, book = self._ledger(key)
+                _contract, book = self._ledger(key)
                 for model_id, asset in list(book.pots):
                     assert self._distribute(key, model_id, asset, a.other)
                 for (account, asset), owed in list(book.credits.items()):

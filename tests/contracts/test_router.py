@@ -44,7 +44,7 @@ def test_request_escrows_and_emits_everything_an_operator_needs(market, router, 
     event = receipt.events.filter(router.SynthesisRequested)[0]
     assert (event.requestId, event.modelId, event.requester) == (req[0], model, actors.buyer)
     assert event.input == vm.inline_input(TEXT)
-    r = dict(zip(vm.REQUEST_FIELDS, req))
+    r = dict(zip(vm.REQUEST_FIELDS, req, strict=False))
     assert r["operator"] == actors.operator and r["fee"] == OPERATOR_FEE and r["usePrice"] == 0
     assert r["inputHash"] == vm.input_hash(TEXT) and r["platformFeeBps"] == 2_000
     assert vm.SynthesisParams.unpack(r["params"]).language == Language.EN
@@ -60,7 +60,7 @@ def test_pay_per_use_escrows_the_use_price_too(market, router, ppu, actors):
     with reverts(router.Router_WrongPayment, expected=10**15 + OPERATOR_FEE, sent=OPERATOR_FEE):
         market.request(model, license_id, value=OPERATOR_FEE)
     req, _ = market.request(model, license_id)
-    assert dict(zip(vm.REQUEST_FIELDS, req))["usePrice"] == 10**15
+    assert dict(zip(vm.REQUEST_FIELDS, req, strict=False))["usePrice"] == 10**15
 
 
 def test_request_in_erc20_pulls_the_escrow(market, router, licenses, actors, usd):
@@ -135,8 +135,9 @@ def test_the_buyer_sets_a_floor_on_the_dispute_window(market, router, registry, 
     with reverts(router.Router_DisputeWindowTooShort, window=3600, minWindow=3601):
         market.request(model, license_id, min_dispute_window=3601)
     req, _ = market.request(model, license_id, min_dispute_window=3600)
-    assert dict(zip(vm.REQUEST_FIELDS, req))["disputeWindow"] == 3600
-    assert vm.SynthesisParams.unpack(dict(zip(vm.REQUEST_FIELDS, req))["params"]).min_dispute_window == 3600
+    assert dict(zip(vm.REQUEST_FIELDS, req, strict=False))["disputeWindow"] == 3600
+    fields = dict(zip(vm.REQUEST_FIELDS, req, strict=True))
+    assert vm.SynthesisParams.unpack(fields["params"]).min_dispute_window == 3600
 
 
 def test_pause_stops_requests_only(market, router, served, actors, chain):
@@ -209,7 +210,7 @@ def test_fulfil_is_for_the_assigned_operator_with_the_committed_request(market, 
 def test_fulfil_after_the_deadline_reverts(market, router, served, actors, chain):
     model, license_id = served
     req, _ = market.request(model, license_id, deadline_in=100)
-    deadline = dict(zip(vm.REQUEST_FIELDS, req))["deadline"]
+    deadline = dict(zip(vm.REQUEST_FIELDS, req, strict=False))["deadline"]
     chain.pending_timestamp = deadline + 1
     with reverts(router.Router_RequestExpired, requestId=req[0], deadline=deadline):
         router.fulfil(req, OUT_DIGEST, OUT_CID, sender=actors.operator)
@@ -333,7 +334,7 @@ def test_fail_after_the_deadline_leaves_it_to_expiry(market, router, served, act
 def test_anyone_cancels_after_the_deadline_and_the_buyer_gets_everything_back(market, router, ppu, actors, chain):
     model, license_id = ppu
     req, _ = market.request(model, license_id, deadline_in=100)
-    deadline = dict(zip(vm.REQUEST_FIELDS, req))["deadline"]
+    deadline = dict(zip(vm.REQUEST_FIELDS, req, strict=False))["deadline"]
     with reverts(router.Router_NotExpired, requestId=req[0], deadline=deadline):
         router.cancelExpired(req, sender=actors.keeper)
     chain.pending_timestamp = deadline + 1

@@ -453,11 +453,14 @@ def test_two_keepers_at_once_spend_nothing_twice(market, start_keeper, accounts,
         third = start_keeper(THIRD_KEEPER, name="keeper-c", wait=False)  # on keeper-a's Redis: one lease
         for keeper in (first, second, third):
             keeper.wait_started()
-        done = lambda: (
-            all(market.renewals(lic) >= 1 for lic in licenses)
-            and all(market.status(r) == RequestStatus.EXPIRED for r in expiring)
-            and all(market.status(r) == RequestStatus.SETTLED for r in delivered)
-        )
+
+        def done() -> bool:
+            return (
+                all(market.renewals(lic) >= 1 for lic in licenses)
+                and all(market.status(r) == RequestStatus.EXPIRED for r in expiring)
+                and all(market.status(r) == RequestStatus.SETTLED for r in delivered)
+            )
+
         wait_for(done, 60, "all the due work", second)
         standing = [k for k in (first, third) if k.events("another keeper holds the lease; standing by")]
         assert len(standing) == 1, "exactly one of two keepers on one Redis stands by"

@@ -19,7 +19,7 @@ KEYRING = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
 def clean_environment(monkeypatch):
     import os
 
-    for name in [k for k in os.environ if k.startswith("ORACLE_") or k.startswith("APE_ACCOUNTS_")]:
+    for name in [k for k in os.environ if k.startswith(("ORACLE_", "APE_ACCOUNTS_"))]:
         monkeypatch.delenv(name)
 
 

@@ -96,7 +96,7 @@ def test_a_crash_between_record_and_broadcast_is_repaired_with_the_same_bytes(ch
     crashed = TxSender(JsonRpc(chain.provider.uri), key, ledger, settings, w3.eth.chain_id)
     nonce = w3.eth.get_transaction_count(key.address, "pending")
     tx = crashed._sign(key.address, "0x", 30_000, nonce, crashed.fees())
-    verdict, sub_id = ledger.begin_submission(nonce, nonce, "fulfil", [1], tx)
+    verdict, _sub_id = ledger.begin_submission(nonce, nonce, "fulfil", [1], tx)
     assert verdict == "ok"  # recorded, then the process "died" before broadcasting
     assert w3.eth.get_transaction_count(key.address, "pending") == nonce
 

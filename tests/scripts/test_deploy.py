@@ -72,7 +72,7 @@ def test_a_saved_offer_book_that_is_not_the_license_managers_is_refused(market, 
     record = json.loads(path.read_text())
     record["contracts"]["offers"] = market.router.address
     path.write_text(json.dumps(record))
-    with pytest.raises(DeploymentError, match="names the offer book .* but the saved licence manager's"):
+    with pytest.raises(DeploymentError, match=r"names the offer book .* but the saved licence manager's"):
         deployments.load()
 
 
@@ -83,7 +83,7 @@ def test_parameters_read_units_and_refuse_public_networks_without_a_file():
 
     params = deployments.load_parameters("ethereum:local")
     assert params["min_stake"] == 10**17 and params["unbonding_delay"] == 8 * 86400 and params["stablecoin"] == "mock"
-    with pytest.raises(DeploymentError, match="write .*deploy/sepolia.yaml"):
+    with pytest.raises(DeploymentError, match=r"write .*deploy/sepolia\.yaml"):
         deployments.load_parameters("ethereum:sepolia")
     assert parse_amount("1.5 gwei") == 1_500_000_000
     with pytest.raises(ValueError, match="finer than the asset's smallest unit"):

@@ -82,7 +82,7 @@ def test_withdraw_distributes_then_pays_each_party(run, used, market, minted, ac
     before = chain.provider.get_balance(accounts[3].address)
     out = ok(run("withdraw", account=3))  # the voice owner
     assert "Distributed the ETH pot" in out and "licence sales" in out
-    receipts = [r for r in accounts[3].history][-3:]
+    receipts = list(accounts[3].history)[-3:]
     gas = sum(r.total_fees_paid for r in receipts if r.block_number >= chain.blocks.head.number - 3)
     assert chain.provider.get_balance(accounts[3].address) == before + expected - gas
     assert market.licenses.creditOf(accounts[3], ETH) == 0

@@ -26,7 +26,7 @@ def _run(gpt, phones, prompt, params, seeds, max_new, use_cache=True, min_new=0)
     bert = [torch.randn(1024, p.numel(), generator=torch.Generator().manual_seed(5)) for p in phones]
     out = [[] for _ in phones]
     for step in gpt.generate(phones, bert, prompt, params, gens, max_new, min_new, use_cache=use_cache):
-        for row, tok in zip(step.rows, step.tokens):
+        for row, tok in zip(step.rows, step.tokens, strict=False):
             if row not in step.finished:
                 out[row].append(tok)
     return out
@@ -52,7 +52,7 @@ def test_batched_rows_match_single_rows():
     prompt = torch.randint(0, 1024, (12,), generator=g)
     for params in (SamplingParams(top_k=1), SamplingParams(top_k=10, top_p=0.9, temperature=0.8)):
         batch = _run(gpt, phones, prompt, params, [10, 11, 12], 30)
-        single = [_run(gpt, [p], prompt, params, [s], 30)[0] for p, s in zip(phones, [10, 11, 12])]
+        single = [_run(gpt, [p], prompt, params, [s], 30)[0] for p, s in zip(phones, [10, 11, 12], strict=False)]
         assert batch == single
 
 
@@ -108,7 +108,7 @@ def test_shapes_through_the_sovits_stage(tts, reference_wav):
     assert prepared.style.shape == (1, 512, 1)
     plans = tts.plan("Hello there, friend.", "en", PROMPT_TEXT, "en")
     codes = [torch.randint(0, 1024, (n,)) for n in (20,)]
-    m_p, logs_p, mask, lengths = tts.sovits.decode_latent(
+    m_p, logs_p, _mask, lengths = tts.sovits.decode_latent(
         codes[0][None],
         torch.tensor([20]),
         torch.tensor([plans[0].target.ids]),
@@ -150,7 +150,7 @@ def _generator_on_frames(dec, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     from synth.sovits import LRELU_SLOPE
 
     def block(rb, h):
-        for c1, c2 in zip(rb.convs1, rb.convs2):
+        for c1, c2 in zip(rb.convs1, rb.convs2, strict=False):
             h = h + c2(torch.nn.functional.leaky_relu(c1(torch.nn.functional.leaky_relu(h, LRELU_SLOPE)), LRELU_SLOPE))
         return h
 

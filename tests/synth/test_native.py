@@ -36,7 +36,7 @@ def _decode(gpt, phones, prompt, params, seeds, max_new):
     bert = [torch.randn(1024, p.numel(), generator=torch.Generator().manual_seed(5)) for p in phones]
     out = [[] for _ in phones]
     for step in gpt.generate(phones, bert, prompt, params, gens, max_new):
-        for row, tok in zip(step.rows, step.tokens):
+        for row, tok in zip(step.rows, step.tokens, strict=False):
             if row not in step.finished:
                 out[row].append(tok)
     return out
@@ -233,7 +233,7 @@ def test_int8_falls_back_to_pytorch_without_the_kernels(monkeypatch):
     slow = _gpt(2, native_kernels=False)
     assert not slow.quantize_int8()
     assert slow._native is None and slow._head is None and slow.bert_proj.weight.dtype == torch.bfloat16
-    for layer_fast, layer_slow in zip(fast.h.layers, slow.h.layers):
+    for layer_fast, layer_slow in zip(fast.h.layers, slow.h.layers, strict=False):
         for name, q in layer_fast.int8.items():
             assert torch.equal(q.q, layer_slow.int8[name].q) and torch.equal(q.scale32, layer_slow.int8[name].scale32)
     phones, prompt, params = [torch.arange(5, 25)], torch.arange(100, 110), SamplingParams(top_k=1)

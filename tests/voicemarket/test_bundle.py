@@ -25,7 +25,7 @@ def test_same_inputs_give_the_same_bytes_and_digest(make_model):
     second, again = _pack(make_model(seed=3))
     assert first == second and packed.digest == again.digest == hashlib.sha256(first).digest()
     assert packed.size == len(first)
-    changed, other = _pack(make_model(seed=3, consent={"statement": "something else"}))
+    _changed, other = _pack(make_model(seed=3, consent={"statement": "something else"}))
     assert other.digest != packed.digest
 
 

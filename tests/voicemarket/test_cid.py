@@ -100,7 +100,7 @@ def test_deep_trees_and_every_block_match_the_reference_importer(tmp_path, js_im
                 version,
                 chunk_size=case["chunkSize"],
                 max_links=case["maxLinks"],
-                on_block=lambda cid, block: blocks.__setitem__(str(cid), block),
+                on_block=lambda cid, block, blocks=blocks: blocks.__setitem__(str(cid), block),
             )
             builder.update(data)
             root = builder.finish()

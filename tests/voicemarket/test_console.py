@@ -67,14 +67,14 @@ class _Revert(Exception):
         (
             "Licensing_BeyondNotice",
             {"end": 1_800_000_000, "latest": 1_790_000_000},
-            "that would pay the subscription until 2027-01-15 08:00 UTC, further ahead than the retirement notice allows "
-            "(2026-09-21 14:13 UTC): buy or renew fewer periods now, and renew again later",
+            "that would pay the subscription until 2027-01-15 08:00 UTC, further ahead than the retirement notice "
+            "allows (2026-09-21 14:13 UTC): buy or renew fewer periods now, and renew again later",
         ),
         (
             "Registry_VoiceOwnerChanged",
             {"parentId": 7, "parentVoiceOwner": "0xA", "voiceOwner": "0xB"},
-            "a new version keeps its parent's voice owner (0xA), not 0xB: register it with that voice owner (who consents "
-            "to it again)",
+            "a new version keeps its parent's voice owner (0xA), not 0xB: register it with that voice owner "
+            "(who consents to it again)",
         ),
         ("Router_SomethingNew", {"a": 1}, "the contract refused: Router_SomethingNew(a=1)"),
     ],

@@ -153,9 +153,9 @@ def test_labels_and_iris_are_unique_and_parse_back():
 def test_unknown_names_say_what_is_known():
     with pytest.raises(ValueError, match="unknown tier 'rental': use one of buyout, subscription, pay-per-use"):
         Tier.parse("rental")
-    with pytest.raises(ValueError, match="unknown action 'sing'.*textToSpeech"):
+    with pytest.raises(ValueError, match=r"unknown action 'sing'.*textToSpeech"):
         Action.parse("sing")
-    with pytest.raises(ValueError, match="unknown language 'fr'.*yue"):
+    with pytest.raises(ValueError, match=r"unknown language 'fr'.*yue"):
         Language.parse("fr")
 
 

@@ -29,7 +29,8 @@ The document, with every choice the spec leaves open fixed here::
                          "refinement": [
                {"leftOperand": "payAmount", "operator": "eq",
                 "rightOperand": {"@value": "<price>", "@type": "xsd:integer"}, "unit": "<asset, CAIP-19>"},
-               {"leftOperand": "vm:tier", "operator": "eq", "rightOperand": {"@id": "vm:tier/<buyout|subscription|payPerUse>"}},
+               {"leftOperand": "vm:tier", "operator": "eq",
+                "rightOperand": {"@id": "vm:tier/<buyout|subscription|payPerUse>"}},
                {"leftOperand": "vm:period", "operator": "eq", "rightOperand": <seconds>, "unit": {"@id": "vm:second"}}
                    (Subscription only),
                {"leftOperand": "vm:packSize", "operator": "eq", "rightOperand": <uses per pack>}

@@ -311,11 +311,9 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             for line in WEIGHTS_HELP.splitlines():
                 say(line)
             say("A random voice never emits its end-of-speech token: it would babble until the oracle's limit (1500")
+            say("semantic tokens = 60 s of audio, minutes of CPU per sentence). So the operator's oracle.toml caps")
             say(
-                "semantic tokens = 60 s of audio, minutes of CPU per sentence). So the operator's oracle.toml caps it at"
-            )
-            say(
-                f"max_semantic_tokens = {max_tokens} ({max_tokens / 25:.0f} s of audio per sentence); "
+                f"it at max_semantic_tokens = {max_tokens} ({max_tokens / 25:.0f} s of audio per sentence); "
                 "real weights end speech by themselves."
             )
         from synth.testing import make_reference_wav
@@ -354,8 +352,8 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         say(f"bundle    {minted.bundle_cid}  (AES-256-GCM, key wrapped to the operator and the creator)")
         say(f"keyring   {minted.keyring_cid}")
         say(
-            f"consent   the voice owner {short(owner.address)} signed it (EIP-712), taking {VOICE_OWNER_BPS / 100:.0f}% "
-            "of the model's revenue"
+            f"consent   the voice owner {short(owner.address)} signed it (EIP-712), "
+            f"taking {VOICE_OWNER_BPS / 100:.0f}% of the model's revenue"
         )
         offer_ids = {}
         for published in minted.offers:
@@ -450,7 +448,8 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         for ledger in (d.licenses, d.router):  # anyone may distribute a pot (`ape run withdraw` does it first)
             ledger.distribute(minted.model_id, ETH, sender=deployer)
         say(
-            f"{'party':<12} {'address':<13} {'revenue':>11}   {'withdrawable: sales':>19} {'+ router':>11} {'= total':>11}"
+            f"{'party':<12} {'address':<13} {'revenue':>11}   "
+            f"{'withdrawable: sales':>19} {'+ router':>11} {'= total':>11}"
         )
         held = 0
         for name, party, address in (

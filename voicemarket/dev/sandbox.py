@@ -92,7 +92,7 @@ class Sandbox:
 
     @classmethod
     def deploy(cls, deployer, root: Path, **parameters: Any) -> Sandbox:  # noqa: ANN001
-        """A new deployment (``parameters``: :func:`voicemarket.market.chain.deploy` keywords) and store under ``root``."""
+        """A new deployment and store under ``root`` (``parameters``: :func:`voicemarket.market.chain.deploy`'s)."""
         return cls(vm.deploy(deployer, **{"min_stake": 10**17, **parameters}), root)
 
     # ------------------------------------------------------------ market

@@ -470,8 +470,9 @@ def renewal_outlook(deployment: Any, license_id: int) -> tuple[Subscription, Ref
 def set_auto_renew(
     deployment: Any, holder: Any, license_id: int, on: bool, *, approve_periods: int | None = None
 ) -> tuple[Subscription, Refusal | None]:
-    """The holder turns keeper renewals of ``license_id`` on or off (:func:`voicemarket.market.licensing.set_auto_renew`)
-    and, with ``approve_periods``, lets the licence manager take that many periods' price for them.
+    """The holder turns keeper renewals of ``license_id`` on or off
+    (:func:`voicemarket.market.licensing.set_auto_renew`) and, with ``approve_periods``, lets the licence
+    manager take that many periods' price for them.
     Returns the subscription and what would stop a keeper when it is next due (:func:`renewal_outlook`).
 
     Turning it on for a lapsed subscription is refused: keepers never restart one. Already on,
