@@ -32,7 +32,8 @@ help:
 setup: system-deps $(VENV)/.installed node_modules/.installed .deps/openzeppelin/.installed .solcx/solc-v$(SOLC_VER)
 
 system-deps:
-	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox
+	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox \
+		/var/lib/mecab/dic/open-jtalk/naist-jdic/sys.dic:open-jtalk-mecab-naist-jdic
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@mkdir -p $(SETUPLOG)

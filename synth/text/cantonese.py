@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from synth.errors import LanguageNotInstalledError
 from synth.text import zh_normalize
-from synth.text.symbols import PUNCTUATION, SYMBOL_TO_ID
+from synth.text.symbols import MARK_TO_PUNCTUATION, PUNCTUATION, SYMBOL_TO_ID
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,29 @@ _ONSETS = (
     "ung sp spl spn sil"
 ).split()
 _MARKS = {
-    "：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",", "...": "…", "$": ".",
-    "“": "'", "”": "'", '"': "'", "‘": "'", "’": "'", "（": "'", "）": "'", "(": "'", ")": "'", "《": "'", "》": "'",
-    "【": "'", "】": "'", "[": "'", "]": "'", "—": "-", "～": "-", "~": "-", "「": "'", "」": "'",
+    **MARK_TO_PUNCTUATION,
+    "...": "…",
+    "$": ".",
+    "“": "'",
+    "”": "'",
+    '"': "'",
+    "‘": "'",
+    "’": "'",
+    "（": "'",
+    "）": "'",
+    "(": "'",
+    ")": "'",
+    "《": "'",
+    "》": "'",
+    "【": "'",
+    "】": "'",
+    "[": "'",
+    "]": "'",
+    "—": "-",
+    "～": "-",
+    "~": "-",
+    "「": "'",
+    "」": "'",
 }
 _MARK = re.compile("|".join(re.escape(m) for m in _MARKS))
 _NOT_KEPT = re.compile(r"[^\u4e00-\u9fa5" + "".join(PUNCTUATION) + r"]+")
@@ -51,8 +71,9 @@ def load() -> None:
 
 def normalize(text: str) -> str:
     """Numbers and symbols in words, marks in the v2 punctuation, anything else but Han dropped."""
-    return "".join(_NOT_KEPT.sub("", _MARK.sub(lambda m: _MARKS[m.group(0)], clause))
-                   for clause in zh_normalize.normalize(text))
+    return "".join(
+        _NOT_KEPT.sub("", _MARK.sub(lambda m: _MARKS[m.group(0)], clause)) for clause in zh_normalize.normalize(text)
+    )
 
 
 def syllable_phones(syllable: str) -> list[str]:
@@ -63,7 +84,7 @@ def syllable_phones(syllable: str) -> list[str]:
             if bare.startswith("nga"):
                 onset, rest = bare[:2], bare[2:] or bare[-1]
             else:
-                rest = bare[len(onset):] or onset[-1]
+                rest = bare[len(onset) :] or onset[-1]
             return ["Y" + onset, "Y" + rest + (tone if tone not in ("", "0") else "")]
     return []
 

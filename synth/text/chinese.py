@@ -20,13 +20,34 @@ import re
 from pypinyin import Style, lazy_pinyin
 
 from synth.text import tone_sandhi, zh_normalize
+from synth.text.symbols import MARK_TO_PUNCTUATION
 
 PUNCTUATION = ["!", "?", "…", ",", ".", "-"]
 _PUNCT_CLASS = "".join(re.escape(p) for p in PUNCTUATION)
 
-_REPLACE = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",",
-            "...": "…", "$": ".", "/": ",", "—": "-", "~": "…", "～": "…", "“": "", "”": "", "‘": "", "’": "",
-            "《": "", "》": "", "【": "", "】": "", "（": "", "）": "", "(": "", ")": "", "「": "", "」": ""}
+_REPLACE = {
+    **MARK_TO_PUNCTUATION,
+    "...": "…",
+    "$": ".",
+    "/": ",",
+    "—": "-",
+    "~": "…",
+    "～": "…",
+    "“": "",
+    "”": "",
+    "‘": "",
+    "’": "",
+    "《": "",
+    "》": "",
+    "【": "",
+    "】": "",
+    "（": "",
+    "）": "",
+    "(": "",
+    ")": "",
+    "「": "",
+    "」": "",
+}
 _REPLACE_RE = re.compile("|".join(re.escape(k) for k in sorted(_REPLACE, key=len, reverse=True)))
 
 _MUST_ERHUA = {"小院儿", "胡同儿", "范儿", "老汉儿", "撒欢儿", "寻老礼儿", "妥妥儿", "媳妇儿"}
@@ -70,7 +91,7 @@ def syllable_phones(pinyin: str) -> tuple[str, str]:
         return initial, rest
     for initial in _INITIALS:
         if p.startswith(initial) and len(p) > len(initial):
-            rest = p[len(initial):]
+            rest = p[len(initial) :]
             if initial in ("j", "q", "x") and rest.startswith("u"):
                 rest = "v" + rest[1:]
             if rest == "i" and initial in ("zh", "ch", "sh", "r"):
@@ -114,8 +135,13 @@ def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple
         return initials, finals
     new_finals: list[str] = []
     for i, f in enumerate(finals):
-        if i == len(finals) - 1 and word[i] == "儿" and f in {"er2", "er5"} and word[-2:] not in _NOT_ERHUA \
-                and new_finals:
+        if (
+            i == len(finals) - 1
+            and word[i] == "儿"
+            and f in {"er2", "er5"}
+            and word[-2:] not in _NOT_ERHUA
+            and new_finals
+        ):
             f = "er" + new_finals[-1][-1]
         new_finals.append(f)
     return initials, new_finals
@@ -141,7 +167,7 @@ def g2p(text: str) -> tuple[list[str], list[int]]:
             sub_i, sub_f = _erhua(sub_i, sub_f, word, pos)
             initials += sub_i
             finals += sub_f
-        for c, v in zip(initials, finals):
+        for c, v in zip(initials, finals, strict=False):
             if c == v:
                 # Punctuation (pypinyin passes it through as both "initial" and "final").
                 phones.append(c if c in PUNCTUATION else "UNK")

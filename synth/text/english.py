@@ -22,12 +22,21 @@ PUNCTUATION = set("!?…,.-")
 # joining them, so those two never match: ; : ： ， ； " ’ reach the final filter and are dropped.
 _REPLACE = [(re.compile("。"), "."), (re.compile("！"), "!"), (re.compile("？"), "?")]
 
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
-        "seventeen eighteen nineteen".split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split()
+)
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SCALES = [(10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")]
-_ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-                  "nine": "ninth", "twelve": "twelfth"}
+_ORDINAL_WORDS = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
 
 
 def number_to_words(n: int) -> str:
@@ -87,10 +96,19 @@ def _money(amount: str, unit: tuple[str, str], sub: tuple[str, str]) -> str:
     return " and ".join(said)
 
 
-_UNITS = {"km/h": ("kilometer per hour", "kilometers per hour"), "km": ("kilometer", "kilometers"),
-          "m": ("meter", "meters"), "ft": ("foot", "feet"), "L": ("liter", "liters"), "h": ("hour", "hours"),
-          "min": ("minute", "minutes"), "s": ("second", "seconds"), "°C": ("degree celsius", "degrees celsius"),
-          "°F": ("degree fahrenheit", "degrees fahrenheit"), "kg": ("kilogram", "kilograms")}
+_UNITS = {
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "km": ("kilometer", "kilometers"),
+    "m": ("meter", "meters"),
+    "ft": ("foot", "feet"),
+    "L": ("liter", "liters"),
+    "h": ("hour", "hours"),
+    "min": ("minute", "minutes"),
+    "s": ("second", "seconds"),
+    "°C": ("degree celsius", "degrees celsius"),
+    "°F": ("degree fahrenheit", "degrees fahrenheit"),
+    "kg": ("kilogram", "kilograms"),
+}
 
 
 def normalize(text: str) -> str:
@@ -104,13 +122,19 @@ def normalize(text: str) -> str:
         hours, minutes = int(m.group(1)), int(m.group(2))
         period = "a.m." if hours < 12 else "p.m."
         hours = hours - 12 if hours > 12 else hours
-        return f"{number_to_words(hours)} o'clock {period}" if minutes == 0 else \
-            f"{number_to_words(hours)} {number_to_words(minutes)} {period}"
+        return (
+            f"{number_to_words(hours)} o'clock {period}"
+            if minutes == 0
+            else f"{number_to_words(hours)} {number_to_words(minutes)} {period}"
+        )
 
     text = re.sub(r"\b([01]?[0-9]|2[0-3]):([0-5][0-9])\b", time, text)
     unit_re = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
-    text = re.sub(rf"\b([0-9]+(?:\.[0-9]+)?)\s?({unit_re})\b",
-                  lambda m: f"{m.group(1)} {_UNITS[m.group(2)][0 if m.group(1) == '1' else 1]}", text)
+    text = re.sub(
+        rf"\b([0-9]+(?:\.[0-9]+)?)\s?({unit_re})\b",
+        lambda m: f"{m.group(1)} {_UNITS[m.group(2)][0 if m.group(1) == '1' else 1]}",
+        text,
+    )
     text = re.sub(r"[$]([0-9.,]*[0-9]+)", lambda m: _money(m.group(1), ("dollar", "dollars"), ("cent", "cents")), text)
     text = re.sub(r"£([0-9.,]*[0-9]+)", lambda m: _money(m.group(1), ("pound", "pounds"), ("penny", "pence")), text)
     text = re.sub(r"€([0-9.,]*[0-9]+)", lambda m: _money(m.group(1), ("euro", "euros"), ("cent", "cents")), text)
@@ -154,18 +178,84 @@ def _cmu() -> dict[str, list[str]]:
 
 # Letter-to-sound fallback: longest grapheme first; vowels get stress 1 on the first, 0 after.
 _GRAPHEMES = [
-    ("tion", ["SH", "AH", "N"]), ("sion", ["ZH", "AH", "N"]), ("ough", ["AO"]), ("augh", ["AO"]), ("igh", ["AY"]),
-    ("tch", ["CH"]), ("dge", ["JH"]), ("sch", ["S", "K"]), ("ck", ["K"]), ("ch", ["CH"]), ("sh", ["SH"]),
-    ("th", ["TH"]), ("ph", ["F"]), ("wh", ["W"]), ("ng", ["NG"]), ("qu", ["K", "W"]), ("kn", ["N"]),
-    ("wr", ["R"]), ("ee", ["IY"]), ("ea", ["IY"]), ("oo", ["UW"]), ("ou", ["AW"]), ("ow", ["OW"]), ("oi", ["OY"]),
-    ("oy", ["OY"]), ("ai", ["EY"]), ("ay", ["EY"]), ("au", ["AO"]), ("aw", ["AO"]), ("ie", ["IY"]), ("ei", ["EY"]),
-    ("ey", ["IY"]), ("oa", ["OW"]), ("ue", ["UW"]), ("ew", ["UW"]), ("er", ["ER"]), ("ir", ["ER"]), ("ur", ["ER"]),
-    ("ar", ["AA", "R"]), ("or", ["AO", "R"]), ("ll", ["L"]), ("ss", ["S"]), ("tt", ["T"]), ("pp", ["P"]),
-    ("ff", ["F"]), ("mm", ["M"]), ("nn", ["N"]), ("rr", ["R"]), ("bb", ["B"]), ("dd", ["D"]), ("gg", ["G"]),
-    ("zz", ["Z"]), ("a", ["AE"]), ("e", ["EH"]), ("i", ["IH"]), ("o", ["AA"]), ("u", ["AH"]), ("y", ["IY"]),
-    ("b", ["B"]), ("c", ["K"]), ("d", ["D"]), ("f", ["F"]), ("g", ["G"]), ("h", ["HH"]), ("j", ["JH"]),
-    ("k", ["K"]), ("l", ["L"]), ("m", ["M"]), ("n", ["N"]), ("p", ["P"]), ("q", ["K"]), ("r", ["R"]),
-    ("s", ["S"]), ("t", ["T"]), ("v", ["V"]), ("w", ["W"]), ("x", ["K", "S"]), ("z", ["Z"]),
+    ("tion", ["SH", "AH", "N"]),
+    ("sion", ["ZH", "AH", "N"]),
+    ("ough", ["AO"]),
+    ("augh", ["AO"]),
+    ("igh", ["AY"]),
+    ("tch", ["CH"]),
+    ("dge", ["JH"]),
+    ("sch", ["S", "K"]),
+    ("ck", ["K"]),
+    ("ch", ["CH"]),
+    ("sh", ["SH"]),
+    ("th", ["TH"]),
+    ("ph", ["F"]),
+    ("wh", ["W"]),
+    ("ng", ["NG"]),
+    ("qu", ["K", "W"]),
+    ("kn", ["N"]),
+    ("wr", ["R"]),
+    ("ee", ["IY"]),
+    ("ea", ["IY"]),
+    ("oo", ["UW"]),
+    ("ou", ["AW"]),
+    ("ow", ["OW"]),
+    ("oi", ["OY"]),
+    ("oy", ["OY"]),
+    ("ai", ["EY"]),
+    ("ay", ["EY"]),
+    ("au", ["AO"]),
+    ("aw", ["AO"]),
+    ("ie", ["IY"]),
+    ("ei", ["EY"]),
+    ("ey", ["IY"]),
+    ("oa", ["OW"]),
+    ("ue", ["UW"]),
+    ("ew", ["UW"]),
+    ("er", ["ER"]),
+    ("ir", ["ER"]),
+    ("ur", ["ER"]),
+    ("ar", ["AA", "R"]),
+    ("or", ["AO", "R"]),
+    ("ll", ["L"]),
+    ("ss", ["S"]),
+    ("tt", ["T"]),
+    ("pp", ["P"]),
+    ("ff", ["F"]),
+    ("mm", ["M"]),
+    ("nn", ["N"]),
+    ("rr", ["R"]),
+    ("bb", ["B"]),
+    ("dd", ["D"]),
+    ("gg", ["G"]),
+    ("zz", ["Z"]),
+    ("a", ["AE"]),
+    ("e", ["EH"]),
+    ("i", ["IH"]),
+    ("o", ["AA"]),
+    ("u", ["AH"]),
+    ("y", ["IY"]),
+    ("b", ["B"]),
+    ("c", ["K"]),
+    ("d", ["D"]),
+    ("f", ["F"]),
+    ("g", ["G"]),
+    ("h", ["HH"]),
+    ("j", ["JH"]),
+    ("k", ["K"]),
+    ("l", ["L"]),
+    ("m", ["M"]),
+    ("n", ["N"]),
+    ("p", ["P"]),
+    ("q", ["K"]),
+    ("r", ["R"]),
+    ("s", ["S"]),
+    ("t", ["T"]),
+    ("v", ["V"]),
+    ("w", ["W"]),
+    ("x", ["K", "S"]),
+    ("z", ["Z"]),
 ]
 _VOWEL_BASES = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
 
@@ -202,7 +292,7 @@ def _compound(word: str) -> list[str] | None:
     best: list[list[str] | None] = [None] * (n + 1)
     best[0] = []
     for end in range(2, n + 1):
-        for start in range(0, end - 1):
+        for start in range(end - 1):
             piece = word[start:end]
             if best[start] is not None and piece in cmu:
                 candidate = best[start] + [piece]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from synth.errors import LanguageNotInstalledError, TextError, UnknownLanguageError
+from synth.errors import TextError, UnknownLanguageError
 from synth.text import chinese, english
 from synth.text.symbols import SYMBOL_TO_ID, phones_to_ids
 
@@ -67,8 +67,10 @@ def load_language(language: str) -> None:
     Raises :class:`LanguageNotInstalledError` naming what to install when a package or dictionary
     is missing."""
     lang = check_language(language).removeprefix("all_")
-    modules = {"auto": ("japanese", "korean", "segmenter"), "auto_yue": ("cantonese", "japanese", "korean",
-                                                                        "segmenter")}.get(lang, ())
+    modules = {
+        "auto": ("japanese", "korean", "segmenter"),
+        "auto_yue": ("cantonese", "japanese", "korean", "segmenter"),
+    }.get(lang, ())
     if lang in _FRONT_ENDS:
         modules = (_FRONT_ENDS[lang], "segmenter")
     for name in modules:
@@ -281,8 +283,9 @@ def phones_and_bert(text: str, language: str, bert: BertProvider | None, _retry:
         return phones_and_bert("." + text, language, bert, _retry=False)
     if not phones:
         raise TextError(f"nothing to pronounce in {text!r}; give words in the chosen language")
-    return PhoneSequence(ids=phones_to_ids(phones), phones=phones, bert=torch.cat(features, dim=1),
-                         normalized="".join(normalized))
+    return PhoneSequence(
+        ids=phones_to_ids(phones), phones=phones, bert=torch.cat(features, dim=1), normalized="".join(normalized)
+    )
 
 
 def prepare_prompt_text(prompt_text: str, language: str) -> str:

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from synth.errors import LanguageNotInstalledError
-from synth.text.symbols import PUNCTUATION
+from synth.text.symbols import MARK_TO_PUNCTUATION, PUNCTUATION
 
 DEBIAN_DICTIONARY = "/var/lib/mecab/dic/open-jtalk/naist-jdic"
 _USER_DICTIONARY = Path(__file__).parent / "data" / "ja_userdict.csv"
@@ -32,7 +32,6 @@ _USER_DICTIONARY = Path(__file__).parent / "data" / "ja_userdict.csv"
 _JAPANESE = r"A-Za-z\d\u3005\u3040-\u30ff\u4e00-\u9fff\uff11-\uff19\uff21-\uff3a\uff41-\uff5a\uff66-\uff9d"
 _PIECE = re.compile(f"[{_JAPANESE}]")
 _MARK = re.compile(f"[^{_JAPANESE}]")
-_PHONE_MARKS = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ","}
 _REPEATED_PUNCTUATION = re.compile("([{0}])([{0}])+".format("".join(re.escape(p) for p in PUNCTUATION)))
 
 _lock = threading.Lock()
@@ -62,7 +61,8 @@ def _openjtalk():
     if not (Path(folder) / "sys.dic").is_file():
         raise LanguageNotInstalledError(
             f"Japanese needs OpenJTalk's dictionary, not found in {folder}: install the Debian package "
-            "open-jtalk-mecab-naist-jdic (make system-deps) or set OPEN_JTALK_DICT_DIR to a naist-jdic folder")
+            "open-jtalk-mecab-naist-jdic (make system-deps) or set OPEN_JTALK_DICT_DIR to a naist-jdic folder"
+        )
     try:
         from pyopenjtalk.openjtalk import OpenJTalk, mecab_dict_index
     except ImportError as exc:
@@ -140,4 +140,4 @@ def g2p(text: str) -> list[str]:
             phones += _prosody_phones(piece)
         if i < len(marks) and marks[i] != " ":
             phones.append(marks[i])
-    return [_PHONE_MARKS.get(p, p) for p in phones]
+    return [MARK_TO_PUNCTUATION.get(p, p) for p in phones]

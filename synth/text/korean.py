@@ -21,19 +21,54 @@ from contextlib import redirect_stdout
 from functools import lru_cache
 
 from synth.errors import LanguageNotInstalledError
-from synth.text.symbols import SYMBOL_TO_ID
+from synth.text.symbols import MARK_TO_PUNCTUATION, SYMBOL_TO_ID
 
 _LETTERS = {
-    "a": "에이", "b": "비", "c": "시", "d": "디", "e": "이", "f": "에프", "g": "지", "h": "에이치", "i": "아이",
-    "j": "제이", "k": "케이", "l": "엘", "m": "엠", "n": "엔", "o": "오", "p": "피", "q": "큐", "r": "아르",
-    "s": "에스", "t": "티", "u": "유", "v": "브이", "w": "더블유", "x": "엑스", "y": "와이", "z": "제트",
+    "a": "에이",
+    "b": "비",
+    "c": "시",
+    "d": "디",
+    "e": "이",
+    "f": "에프",
+    "g": "지",
+    "h": "에이치",
+    "i": "아이",
+    "j": "제이",
+    "k": "케이",
+    "l": "엘",
+    "m": "엠",
+    "n": "엔",
+    "o": "오",
+    "p": "피",
+    "q": "큐",
+    "r": "아르",
+    "s": "에스",
+    "t": "티",
+    "u": "유",
+    "v": "브이",
+    "w": "더블유",
+    "x": "엑스",
+    "y": "와이",
+    "z": "제트",
 }
 _COMPOUND_VOWELS = {
-    "ㅘ": "ㅗㅏ", "ㅙ": "ㅗㅐ", "ㅚ": "ㅗㅣ", "ㅝ": "ㅜㅓ", "ㅞ": "ㅜㅔ", "ㅟ": "ㅜㅣ", "ㅢ": "ㅡㅣ",
-    "ㅑ": "ㅣㅏ", "ㅒ": "ㅣㅐ", "ㅕ": "ㅣㅓ", "ㅖ": "ㅣㅔ", "ㅛ": "ㅣㅗ", "ㅠ": "ㅣㅜ",
+    "ㅘ": "ㅗㅏ",
+    "ㅙ": "ㅗㅐ",
+    "ㅚ": "ㅗㅣ",
+    "ㅝ": "ㅜㅓ",
+    "ㅞ": "ㅜㅔ",
+    "ㅟ": "ㅜㅣ",
+    "ㅢ": "ㅡㅣ",
+    "ㅑ": "ㅣㅏ",
+    "ㅒ": "ㅣㅐ",
+    "ㅕ": "ㅣㅓ",
+    "ㅖ": "ㅣㅔ",
+    "ㅛ": "ㅣㅗ",
+    "ㅠ": "ㅣㅜ",
 }
 _PHONE_MARKS = {
-    "：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",", " ": "空",
+    **MARK_TO_PUNCTUATION,
+    " ": "空",
 }
 _lock = threading.Lock()
 
@@ -91,8 +126,8 @@ def _mend_rieul(text: str) -> str:
     """g2pk2 reads "...을 ㄹ..." / "...를 ㄹ..." with a ㄹ where the speech has ㄴ."""
     out, i = [], 0
     while i < len(text) - 4:
-        if text[i:i + 3] in ("ㅇㅡㄹ", "ㄹㅡㄹ") and text[i + 3] == " " and text[i + 4] == "ㄹ":
-            out.append(text[i:i + 3] + " ㄴ")
+        if text[i : i + 3] in ("ㅇㅡㄹ", "ㄹㅡㄹ") and text[i + 3] == " " and text[i + 4] == "ㄹ":
+            out.append(text[i : i + 3] + " ㄴ")
             i += 5
         else:
             out.append(text[i])

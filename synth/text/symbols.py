@@ -17,6 +17,8 @@ from __future__ import annotations
 PAD = "_"
 PUNCTUATION = ["!", "?", "…", ",", ".", "-"]
 PUNCTUATION_SYMBOLS = PUNCTUATION + ["SP", "SP2", "SP3", "UNK"]
+# Marks that every v2 front end (Mandarin, Japanese, Korean, Cantonese) reads as a punctuation phone.
+MARK_TO_PUNCTUATION = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ","}
 
 MANDARIN_INITIALS = "AA EE OO b c ch d f g h j k l m n p q r s sh t w x y z zh".split()
 MANDARIN_FINALS = (
@@ -36,10 +38,9 @@ _YUE_TONED = (
 ).split()
 _YUE_TONED_AND_BARE = "a aa ai ak au e g k m n o oi ok on ou p t uk".split()
 _YUE_BARE = "b c d f gw h j kw l ng s w z".split()
-CANTONESE = (
-    {f"Y{f}{t}" for f in _YUE_TONED + _YUE_TONED_AND_BARE for t in "123456"}
-    | {f"Y{f}" for f in _YUE_TONED_AND_BARE + _YUE_BARE}
-)
+CANTONESE = {f"Y{f}{t}" for f in _YUE_TONED + _YUE_TONED_AND_BARE for t in "123456"} | {
+    f"Y{f}" for f in _YUE_TONED_AND_BARE + _YUE_BARE
+}
 
 
 def _build() -> list[str]:

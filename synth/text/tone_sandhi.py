@@ -52,7 +52,7 @@ def _split_in_two(word: str) -> list[str]:
     pieces = sorted(jieba.cut_for_search(word), key=len)
     first = pieces[0]
     if word.find(first) == 0:
-        return [first, word[len(first):]]
+        return [first, word[len(first) :]]
     return [word[: -len(first)], first]
 
 
@@ -81,7 +81,7 @@ def _neutral(word: str, pos: str, finals: list[str]) -> list[str]:
         finals[-1] = _set_tone(finals[-1], "5")
 
     parts = _split_in_two(word)
-    groups = [finals[: len(parts[0])], finals[len(parts[0]):]]
+    groups = [finals[: len(parts[0])], finals[len(parts[0]) :]]
     for i, part in enumerate(parts):
         if (part in neutral or part[-2:] in neutral) and groups[i]:
             groups[i][-1] = _set_tone(groups[i][-1], "5")
@@ -127,12 +127,18 @@ def _third(word: str, finals: list[str]) -> list[str]:
             elif len(parts[0]) == 1:
                 finals[1] = _set_tone(finals[1], "2")
         else:
-            groups = [finals[: len(parts[0])], finals[len(parts[0]):]]
+            groups = [finals[: len(parts[0])], finals[len(parts[0]) :]]
             for i, sub in enumerate(groups):
                 if _all_third(sub) and len(sub) == 2:
                     sub[0] = _set_tone(sub[0], "2")
-                elif i == 1 and not _all_third(sub) and sub and sub[0][-1] == "3" and groups[0] and \
-                        groups[0][-1][-1] == "3":
+                elif (
+                    i == 1
+                    and not _all_third(sub)
+                    and sub
+                    and sub[0][-1] == "3"
+                    and groups[0]
+                    and groups[0][-1][-1] == "3"
+                ):
                     groups[0][-1] = _set_tone(groups[0][-1], "2")
             finals = groups[0] + groups[1]
     elif len(word) == 4:
@@ -196,9 +202,16 @@ def _merge_third_tones(seg: list[list[str]], whole_words: bool) -> list[list[str
     out: list[list[str]] = []
     merged_last = [False] * len(seg)
     for i, (word, pos) in enumerate(seg):
-        if i >= 1 and not merged_last[i - 1] and finals[i - 1] and finals[i] and (
-            (_all_third(finals[i - 1]) and _all_third(finals[i])) if whole_words
-            else (finals[i - 1][-1][-1] == "3" and finals[i][0][-1] == "3")
+        if (
+            i >= 1
+            and not merged_last[i - 1]
+            and finals[i - 1]
+            and finals[i]
+            and (
+                (_all_third(finals[i - 1]) and _all_third(finals[i]))
+                if whole_words
+                else (finals[i - 1][-1][-1] == "3" and finals[i][0][-1] == "3")
+            )
         ):
             prev = seg[i - 1][0]
             if not (len(prev) == 2 and prev[0] == prev[1]) and len(prev) + len(word) <= 3:
