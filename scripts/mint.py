@@ -15,27 +15,21 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.cli.console import console, deployment, progress, resolve_account, table, user_errors
+from voicemarket.cli.console import (
+    co_creator_in,
+    console,
+    deployment,
+    duration_in,
+    mint_progress,
+    resolve_account,
+    share_in,
+    table,
+    user_errors,
+)
 from voicemarket.market import deployments, minting
 from voicemarket.market.licensing import action_names, territory_names
 from voicemarket.protocol import Tier
-from voicemarket.units import format_amount, parse_duration
-
-
-def _share(text: str) -> int:
-    """'10%' or '1000' (basis points)."""
-    text = text.strip()
-    try:
-        return round(float(text[:-1]) * 100) if text.endswith("%") else int(text)
-    except ValueError:
-        raise click.BadParameter(f"a share is basis points (1000) or a percentage (10%), got {text!r}") from None
-
-
-def _co_creator(text: str) -> tuple[str, int]:
-    address, _, share = text.partition(":")
-    if not share:
-        raise click.BadParameter(f"--co-creator takes ADDRESS:SHARE (e.g. 0xabc...:5%), got {text!r}")
-    return address, _share(share)
+from voicemarket.units import format_amount
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Pack, seal, store, register and offer a voice model")
@@ -88,18 +82,13 @@ def cli(
         model = minting.read_model_folder(folder)
         offers = minting.read_offers(offers_path, market)
         voice_owner = resolve_account(voice_owner_alias) if voice_owner_alias else None
-        try:
-            window = parse_duration(dispute_window, "--dispute-window")
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
+        window = duration_in(dispute_window, "--dispute-window")
         store = minting.open_store(store_spec)
         out.print(
             f"Minting {model.name!r} ({model.size / 1e6:.1f} MB) for {len(operators)} operator(s) "
             f"with {len(offers)} offer(s)"
         )
-        bars: dict[str, object] = {}
-        with progress("sealing", model.size) as sealing, progress("transactions", 1, unit="tx") as sending:
-            bars.update(seal=sealing, chain=sending)
+        with mint_progress(model.size) as on_progress:
             result = minting.mint_voice(
                 account,
                 market,
@@ -108,11 +97,11 @@ def cli(
                 operators=list(operators),
                 store=store,
                 voice_owner=voice_owner,
-                voice_owner_bps=_share(voice_owner_share),
-                co_creators=[_co_creator(c) for c in co_creators],
-                royalty_bps=_share(royalty),
+                voice_owner_bps=share_in(voice_owner_share),
+                co_creators=[co_creator_in(c) for c in co_creators],
+                royalty_bps=share_in(royalty),
                 dispute_window=window,
-                on_progress=lambda step, done, total: bars[step](done, total),
+                on_progress=on_progress,
             )
         record = minting.save_mint_record(result, deployments.network_key())
 

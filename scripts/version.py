@@ -14,21 +14,26 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
-from voicemarket.cli.console import console, deployment, parse_id, progress, resolve_account, table, user_errors
+from voicemarket.cli.console import (
+    co_creator_in,
+    console,
+    deployment,
+    duration_in,
+    mint_progress,
+    parse_id,
+    resolve_account,
+    share_in,
+    table,
+    user_errors,
+)
 from voicemarket.market import deployments, governance, minting
 from voicemarket.protocol import Tier
-from voicemarket.units import format_amount, parse_duration
+from voicemarket.units import format_amount
 
 
 def _bps(text: str | None) -> int | None:
     """'10%' or '1000' (basis points); None: the parent's."""
-    if text is None:
-        return None
-    text = text.strip()
-    try:
-        return round(float(text[:-1]) * 100) if text.endswith("%") else int(text)
-    except ValueError:
-        raise click.BadParameter(f"a share is basis points (1000) or a percentage (10%), got {text!r}") from None
+    return None if text is None else share_in(text)
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Mint a new version of a model you own")
@@ -76,16 +81,8 @@ def cli(
 ) -> None:
     """Mint FOLDER as a new version of PARENT_ID."""
     parent = parse_id(parent_id, "PARENT_ID")
-    splits = []
-    for text in co_creators:
-        address, _, share = text.partition(":")
-        if not share:
-            raise click.BadParameter(f"--co-creator takes ADDRESS:SHARE (e.g. 0xabc...:5%), got {text!r}")
-        splits.append((address, _bps(share)))
-    try:
-        window = None if dispute_window is None else parse_duration(dispute_window, "--dispute-window")
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    splits = [co_creator_in(text) for text in co_creators]
+    window = None if dispute_window is None else duration_in(dispute_window, "--dispute-window")
     out = console()
     with user_errors():
         market = deployment()
@@ -93,9 +90,7 @@ def cli(
         offers = minting.read_offers(offers_path, market)
         voice_owner = resolve_account(voice_owner_alias) if voice_owner_alias else None
         out.print(f"Minting {model.name!r} as a new version of {parent:#x} with {len(offers)} offer(s)")
-        bars: dict[str, object] = {}
-        with progress("sealing", model.size) as sealing, progress("transactions", 1, unit="tx") as sending:
-            bars.update(seal=sealing, chain=sending)
+        with mint_progress(model.size) as on_progress:
             result = governance.register_version(
                 account,
                 market,
@@ -109,7 +104,7 @@ def cli(
                 co_creators=splits,
                 royalty_bps=_bps(royalty),
                 dispute_window=window,
-                on_progress=lambda step, done, total: bars[step](done, total),
+                on_progress=on_progress,
             )
         record = minting.save_mint_record(result, deployments.network_key())
         voice, share = market.registry.consentOf(result.model_id)

@@ -9,7 +9,7 @@ mistake never ends in a traceback.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +18,7 @@ import click
 from voicemarket.errors import VoicemarketError
 from voicemarket.market.assets import asset_info
 from voicemarket.market.deployments import load
-from voicemarket.units import ETH_ASSET, AssetInfo, format_time, parse_amount
+from voicemarket.units import ETH_ASSET, AssetInfo, format_time, parse_amount, parse_duration
 
 __all__ = [
     "console",
@@ -29,6 +29,10 @@ __all__ = [
     "progress",
     "table",
     "parse_id",
+    "share_in",
+    "co_creator_in",
+    "duration_in",
+    "mint_progress",
     "amount_in",
     "assets_of",
 ]
@@ -81,6 +85,15 @@ def progress(description: str, total: int, *, unit: str = "bytes") -> Iterator[A
         yield update
 
 
+@contextmanager
+def mint_progress(size: int) -> Iterator[Callable[[str, int, int], None]]:
+    """The bars of a mint (sealing ``size`` bytes, then its transactions); yields the
+    ``on_progress(step, done, total)`` that minting calls with ``step`` "seal" or "chain"."""
+    with progress("sealing", size) as sealing, progress("transactions", 1, unit="tx") as sending:
+        bars = {"seal": sealing, "chain": sending}
+        yield lambda step, done, total: bars[step](done, total)
+
+
 # ---------------------------------------------------------------- accounts and the deployment
 
 
@@ -115,6 +128,31 @@ def parse_id(value: str, what: str) -> int:
         return int(text, 16) if text.lower().startswith("0x") else int(text)
     except ValueError:
         raise click.BadParameter(f"{what} must be a number (decimal or 0x...), got {value!r}") from None
+
+
+def share_in(text: str) -> int:
+    """A share option: '10%' or '1000' (basis points) -> basis points."""
+    text = text.strip()
+    try:
+        return round(float(text[:-1]) * 100) if text.endswith("%") else int(text)
+    except ValueError:
+        raise click.BadParameter(f"a share is basis points (1000) or a percentage (10%), got {text!r}") from None
+
+
+def co_creator_in(text: str) -> tuple[str, int]:
+    """A ``--co-creator ADDRESS:SHARE`` option -> (address, basis points)."""
+    address, _, share = text.partition(":")
+    if not share:
+        raise click.BadParameter(f"--co-creator takes ADDRESS:SHARE (e.g. 0xabc...:5%), got {text!r}")
+    return address, share_in(share)
+
+
+def duration_in(text: str, option: str) -> int:
+    """A duration option ('1 day', seconds) -> seconds."""
+    try:
+        return parse_duration(text, option)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 # ---------------------------------------------------------------- errors
