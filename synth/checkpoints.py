@@ -22,6 +22,7 @@ import io
 import os
 import pickle
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -423,10 +424,7 @@ def save_gpt(
     half: bool = True,
 ) -> Path:
     """Write a GPT ``.ckpt`` as GPT-SoVITS's trainer does (``model.`` prefix, fp16 weights)."""
-    out = collections.OrderedDict()
-    for name, tensor in weights.items():
-        t = tensor.detach().to("cpu").contiguous()
-        out[f"model.{name}"] = t.half() if half and t.is_floating_point() else t
+    out = _saved_weights(((f"model.{name}", tensor) for name, tensor in weights.items()), half)
     return write_checkpoint({"weight": out, "config": config, "info": info}, path)
 
 
@@ -438,10 +436,16 @@ def save_sovits(
     half: bool = True,
 ) -> Path:
     """Write a SoVITS ``.pth`` as GPT-SoVITS's ``savee`` does (fp16 weights, ``utils.HParams`` config)."""
+    out = _saved_weights(((name, tensor) for name, tensor in weights.items() if "enc_q" not in name), half)
+    return write_checkpoint({"weight": out, "config": to_hparams(config), "info": info}, path)
+
+
+def _saved_weights(
+    weights: Iterable[tuple[str, torch.Tensor]], half: bool
+) -> collections.OrderedDict[str, torch.Tensor]:
+    """The weights as they are saved: on the CPU, contiguous, floating-point ones in fp16 when ``half``."""
     out = collections.OrderedDict()
-    for name, tensor in weights.items():
-        if "enc_q" in name:
-            continue
+    for name, tensor in weights:
         t = tensor.detach().to("cpu").contiguous()
         out[name] = t.half() if half and t.is_floating_point() else t
-    return write_checkpoint({"weight": out, "config": to_hparams(config), "info": info}, path)
+    return out

@@ -84,6 +84,20 @@ def _load_strict(
     module.load_state_dict(weights, strict=True)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A request ready to decode: its sentences, the reference's style [1, gin, 1] and the GPT's
+    prompt tokens [P] (empty in reference-free mode), each sentence's generator and prior noise,
+    and the silence [S] after each sentence."""
+
+    plans: list[SentencePlan]
+    style: torch.Tensor
+    prompt: torch.Tensor
+    generators: list[torch.Generator]
+    noises: list[NoiseSource]
+    pause: np.ndarray
+
+
 class Synthesizer:
     """GPT-SoVITS v2 text-to-speech with one voice (a GPT and a SoVITS file)."""
 
@@ -226,6 +240,30 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ synthesis
 
+    def _job(
+        self,
+        text: str,
+        language: str,
+        reference,
+        prompt_text: str,
+        prompt_language: str | None,
+        seed: int,
+        prior_noise: str,
+        pause_s: float,
+    ) -> _Job:
+        """What :meth:`synthesize` and :meth:`stream` start from (their arguments of the same names)."""
+        plans = self.plan(text, language, prompt_text, prompt_language)
+        ref = self.prepare_reference(reference)
+        generators = self._generators(seed, len(plans))
+        return _Job(
+            plans=plans,
+            style=ref.style,
+            prompt=ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0],
+            generators=generators,
+            noises=self._prior_noise(prior_noise, seed, generators),
+            pause=np.zeros(int(self.sample_rate * pause_s), dtype=np.float32),
+        )
+
     def _generators(self, seed: int, count: int) -> list[torch.Generator]:
         return [torch.Generator(device=self.device).manual_seed(int(seed) + i) for i in range(count)]
 
@@ -348,26 +386,21 @@ class Synthesizer:
             top_k=top_k, top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty
         )
         _check_knobs(speed, max_semantic_tokens, noise_scale)
-        plans = self.plan(text, language, prompt_text, prompt_language)
-        ref = self.prepare_reference(reference)
-        prompt = ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0]
-        generators = self._generators(seed, len(plans))
-        noises = self._prior_noise(prior_noise, seed, generators)
-        pause = np.zeros(int(self.sample_rate * pause_s), dtype=np.float32)
+        job = self._job(text, language, reference, prompt_text, prompt_language, seed, prior_noise, pause_s)
         pieces: list[np.ndarray] = []
-        for start in range(0, len(plans), max(1, batch_size)):
+        for start in range(0, len(job.plans), max(1, batch_size)):
             group = slice(start, start + batch_size)
             tokens = self.semantic_tokens(
-                plans[group],
-                prompt,
+                job.plans[group],
+                job.prompt,
                 params,
-                generators[group],
+                job.generators[group],
                 max_semantic_tokens,
                 min_semantic_tokens,
                 on_token=on_token,
             )
-            for wave in self.vocode(tokens, plans[group], ref.style, noises[group], speed, noise_scale):
-                pieces += [wave, pause]
+            for wave in self.vocode(tokens, job.plans[group], job.style, job.noises[group], speed, noise_scale):
+                pieces += [wave, job.pause]
         return self.sample_rate, np.concatenate(pieces).astype(np.float32)
 
     def stream(
@@ -423,21 +456,16 @@ class Synthesizer:
                 "prior_noise='original' draws the noise of a whole sentence at once, which a "
                 "low-latency stream cannot wait for: use exact=True or prior_noise='frames'"
             )
-        plans = self.plan(text, language, prompt_text, prompt_language)
-        ref = self.prepare_reference(reference)
-        prompt = ref.prompt_tokens if prompt_text.strip() else ref.prompt_tokens[:0]
-        generators = self._generators(seed, len(plans))
-        noises = self._prior_noise(prior_noise, seed, generators)
-        pause = np.zeros(int(self.sample_rate * pause_s), dtype=np.float32)
+        job = self._job(text, language, reference, prompt_text, prompt_language, seed, prior_noise, pause_s)
         dtype = self.gpt.bert_proj.weight.dtype
-        for i, plan in enumerate(plans):
-            sentence = _SentenceStream(self, plan, ref.style, noises[i], speed, noise_scale, chunk_tokens, exact)
+        for i, plan in enumerate(job.plans):
+            sentence = _SentenceStream(self, plan, job.style, job.noises[i], speed, noise_scale, chunk_tokens, exact)
             steps = self.gpt.generate(
                 [plan.gpt_ids],
                 [plan.gpt_bert.to(dtype)],
-                prompt,
+                job.prompt,
                 params,
-                [generators[i]],
+                [job.generators[i]],
                 max_semantic_tokens,
                 min_semantic_tokens,
             )
@@ -450,7 +478,7 @@ class Synthesizer:
             finally:
                 steps.close()
             yield from sentence.finish()
-            yield pause.copy()
+            yield job.pause.copy()
 
 
 # Latent frames (50 per second at speed 1) that a low-latency stream holds back until they have
