@@ -32,7 +32,13 @@ def main() -> None:
 @click.option("--ref-text", "prompt_text", default="", help="transcript of the reference (empty: reference-free)")
 @click.option("--ref-lang", "prompt_language", default=None, help="language of the transcript (default: --lang)")
 @click.option("--text", required=True, help="what to say")
-@click.option("--lang", "language", default="zh", show_default=True, help="zh, en, all_zh or auto")
+@click.option(
+    "--lang",
+    "language",
+    default="zh",
+    show_default=True,
+    help="zh, en, ja, ko, yue, all_zh, all_ja, all_ko, all_yue, auto or auto_yue",
+)
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="output WAV")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--top-k", default=15, show_default=True)
@@ -104,6 +110,29 @@ def say(
 
 
 @main.command()
+@click.option(
+    "--lang",
+    "language",
+    default="auto",
+    show_default=True,
+    help="zh, en, ja, ko, yue, all_zh, all_ja, all_ko, all_yue, auto or auto_yue",
+)
+@click.argument("text", nargs=-1, required=True)
+def phones(language: str, text: tuple[str, ...]) -> None:
+    """Print the phones the front end gives TEXT, one sentence a line (what to check when a word sounds wrong)."""
+    import logging
+
+    from synth.text.frontend import phones_and_bert, split_sentences
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")  # dropped characters, to stderr
+    try:
+        for sentence in split_sentences(" ".join(text), language):
+            click.echo(" ".join(phones_and_bert(sentence, language, None).phones))
+    except SynthError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
 @click.argument("path", type=click.Path())
 def info(path: str) -> None:
     """Describe a GPT-SoVITS model file: kind, version, parameters, config, languages."""
@@ -144,7 +173,8 @@ def info(path: str) -> None:
     click.echo(f"parameters: {count:,} ({', '.join(dtypes) or 'none'})")
     click.echo(f"shape:      {detail}")
     click.echo(f"info:       {payload.get('info', '')}")
-    click.echo(f"languages:  {', '.join(SUPPORTED)} (not installed: {', '.join(NOT_INSTALLED)})")
+    missing = f" (not installed: {', '.join(NOT_INSTALLED)})" if NOT_INSTALLED else ""
+    click.echo(f"languages:  {', '.join(SUPPORTED)}{missing}")
     if not supported:
         sys.exit(2)
 
