@@ -33,6 +33,19 @@ def _settings(config: str | None, kind=None):  # noqa: ANN001, ANN202
     return load_settings(config, kind=kind or OracleSettings)
 
 
+def _config_option(help_text: str | None = "TOML settings file (default: $ORACLE_CONFIG)"):  # noqa: ANN202
+    """A command's ``--config FILE`` option."""
+    return click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help=help_text)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and Ctrl-C set (the command then stops what it started)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def _wait_for_services(svc, stop: threading.Event) -> None:  # noqa: ANN001
     """Block until Redis and the node answer (an operator may start the oracle before them)."""
     delay = 0.5
@@ -89,13 +102,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML settings file (default: $ORACLE_CONFIG)",
-)
+@_config_option()
 @click.option("--workers", default=1, show_default=True, help="worker processes to start here (0: none)")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
 @click.option("--listener/--no-listener", default=True, show_default=True, help="take part in following the chain")
@@ -121,9 +128,7 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
             f"hubert_dir {settings.hubert_dir} is not a folder: workers need the "
             "chinese-hubert-base folder to synthesise (set ORACLE_HUBERT_DIR)"
         )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     svc = Services(settings)
     _wait_for_services(svc, stop)
     key = svc.key
@@ -190,13 +195,7 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML settings file (default: $ORACLE_CONFIG)",
-)
+@_config_option()
 @click.option("--concurrency", default=1, show_default=True)
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
 @click.option("--hostname", default=None, help="Celery node name (default: oracle-<pid>@<host>)")
@@ -224,13 +223,7 @@ def worker(
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML settings file with a [keeper] table (default: $ORACLE_CONFIG)",
-)
+@_config_option("TOML settings file with a [keeper] table (default: $ORACLE_CONFIG)")
 @click.option("--once", is_flag=True, help="make one round, then exit (e.g. from cron)")
 def keeper(config: str | None, once: bool) -> None:
     """Renew agreed subscriptions, settle closed dispute windows, refund expired requests (docs/oracle.md)."""
@@ -241,9 +234,7 @@ def keeper(config: str | None, once: bool) -> None:
 
     settings = _settings(config, KeeperSettings)
     setup_logging("keeper", settings.log_format, settings.log_level)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     _wait_for_services(Services(settings), stop)
     try:
         start(settings, stop, once=once)
@@ -254,7 +245,7 @@ def keeper(config: str | None, once: bool) -> None:
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@_config_option(None)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable")
 def status(config: str | None, as_json: bool) -> None:
     """Last block, queue depth, in flight, fulfilled, failed (for the whole operator)."""
@@ -272,7 +263,7 @@ def status(config: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@_config_option(None)
 def config(config: str | None) -> None:
     """Print the effective settings (after the file and the environment), then every setting's meaning."""
     from oracle.settings import OracleSettings

@@ -23,14 +23,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
 from oracle.errors import ConfigError
 from oracle.settings import (
-    _SECRET_NAMES,
-    CONFIG_ENV,
     LOCAL_CHAIN_IDS,
     OracleSettings,
     _check_address,
@@ -50,13 +48,12 @@ class _KeeperTomlFile(_TomlFile):
         section.pop("keeper", None)  # a file without an [oracle] table: its top level was returned
         if not isinstance(keeper, dict):
             raise ConfigError(f"config file {self.path}: `keeper` must be a table ([keeper])")
-        secrets = sorted(k for k in keeper if k.lower().replace("-", "_") in _SECRET_NAMES)
-        if secrets:
-            raise ConfigError(
-                f"config file {self.path} holds {', '.join(secrets)} under [keeper]: keys never go in "
-                "the config file. Import the keeper's key into Ape (`ape accounts import <alias>`) and "
-                'set `account = "<alias>"` under [keeper]'
-            )
+        self.refuse_secrets(
+            keeper,
+            " under [keeper]",
+            "keys never go in the config file. Import the keeper's key into Ape (`ape accounts import <alias>`) "
+            'and set `account = "<alias>"` under [keeper]',
+        )
         section.update(
             {name if name.startswith("keeper_") else f"keeper_{name}": value for name, value in keeper.items()}
         )
@@ -94,6 +91,8 @@ class KeeperSettings(OracleSettings):
         True, description="settle deliveries past their dispute window and lapse undecided disputes"
     )
     keeper_expiries: bool = Field(True, description="cancel requests past their deadline (the buyer is refunded)")
+
+    config_file: ClassVar[type[_TomlFile]] = _KeeperTomlFile
 
     @field_validator("keeper_licenses")
     @classmethod
@@ -153,18 +152,6 @@ class KeeperSettings(OracleSettings):
     @property
     def first_block(self) -> int:
         return self.start_block if self.keeper_start_block is None else self.keeper_start_block
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls,
-        init_settings,
-        env_settings,
-        dotenv_settings,  # noqa: ANN001, ANN206
-        file_secret_settings,
-    ):
-        path = os.environ.get(CONFIG_ENV)
-        return init_settings, env_settings, _KeeperTomlFile(settings_cls, Path(path).expanduser() if path else None)
 
 
 def load_keeper_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> KeeperSettings:

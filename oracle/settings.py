@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -95,14 +95,19 @@ class _TomlFile(PydanticBaseSettingsSource):
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {self.path} is not valid TOML: {exc}") from None
         section = data.get("oracle", data)
-        secrets = sorted(k for k in section if k.lower().replace("-", "_") in _SECRET_NAMES)
-        if secrets:
-            raise ConfigError(
-                f"config file {self.path} holds {', '.join(secrets)}: the operator key never goes in the config "
-                'file. Import it into Ape (`ape accounts import <alias>`), set `account = "<alias>"`, and give the '
-                "passphrase in the environment as APE_ACCOUNTS_<alias>_PASSPHRASE."
-            )
+        self.refuse_secrets(
+            section,
+            "",
+            "the operator key never goes in the config file. Import it into Ape (`ape accounts import <alias>`), set "
+            '`account = "<alias>"`, and give the passphrase in the environment as APE_ACCOUNTS_<alias>_PASSPHRASE.',
+        )
         return section
+
+    def refuse_secrets(self, table: dict[str, Any], where: str, advice: str) -> None:
+        """Raise :class:`ConfigError` (``advice``: what to do instead) if ``table`` holds a key or a secret."""
+        secrets = sorted(k for k in table if k.lower().replace("-", "_") in _SECRET_NAMES)
+        if secrets:
+            raise ConfigError(f"config file {self.path} holds {', '.join(secrets)}{where}: {advice}")
 
 
 class OracleSettings(BaseSettings):
@@ -235,6 +240,8 @@ class OracleSettings(BaseSettings):
         return self
 
     # ---------------------------------------------------------------- sources
+    config_file: ClassVar[type[_TomlFile]] = _TomlFile  # how this kind of settings reads the TOML file
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -245,7 +252,7 @@ class OracleSettings(BaseSettings):
         file_secret_settings,
     ):
         path = os.environ.get(CONFIG_ENV)
-        return init_settings, env_settings, _TomlFile(settings_cls, Path(path).expanduser() if path else None)
+        return init_settings, env_settings, cls.config_file(settings_cls, Path(path).expanduser() if path else None)
 
     # ---------------------------------------------------------------- derived
     def served(self, model_id: int) -> ServedModel | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from voicemarket import protocol
+from voicemarket.content.odrl import OfferTerms, contract_offer_terms
 from voicemarket.dev.services import ManagedProcess
 from voicemarket.market import chain as vm
 from voicemarket.protocol import ETH, Action, Language, Tier, language_bits
@@ -180,23 +181,11 @@ class Sandbox:
         for operator in operators:
             self.add_operator(operator)
             self.router.setOperatorAllowed(model_id, operator, True, sender=creator)
-        terms = {
-            "modelId": model_id,
-            "tier": int(Tier.BUYOUT),
-            "asset": ETH,
-            "price": LICENCE_PRICE,
-            "period": 0,
-            "maxUses": 0,
-            "packSize": 0,
-            "validUntil": 0,
-            "maxLicenses": 0,
-            "permissions": int(Action.TEXT_TO_SPEECH),
-            "prohibitions": 0,
-            "attribution": False,
-            "transferable": False,
-            "purposes": 0,
-            "policyHash": hashlib.sha256(f"offer {label}".encode()).digest(),
-        }
+        terms = contract_offer_terms(
+            OfferTerms(tier=Tier.BUYOUT, price=LICENCE_PRICE, asset=ETH, permissions=int(Action.TEXT_TO_SPEECH)),
+            model_id,
+            hashlib.sha256(f"offer {label}".encode()).digest(),
+        )
         receipt = self.d.offers.publishOffer(terms, b"", sender=creator)
         offer_id = receipt.events.filter(self.d.offers.OfferPublished)[0].offerId
         return PublishedVoice(model_id, str(published.keyring_cid), str(published.bundle_cid), offer_id, files)
