@@ -99,7 +99,7 @@ contract LedgerLens {
     /// @notice For each licence: its holder, whether it licenses text-to-speech on its model now
     /// and the uses left, its stored record, the account approved on it, and whether its holder
     /// could renew it by one period now (`isRenewable`).
-    function licences(ILicenseManager manager, uint256[] calldata ids, uint256[] calldata models)
+    function licenses(ILicenseManager manager, uint256[] calldata ids, uint256[] calldata models)
         external
         view
         returns (
