@@ -32,7 +32,7 @@ help:
 setup: system-deps $(VENV)/.installed node_modules/.installed .deps/openzeppelin/.installed .solcx/solc-v$(SOLC_VER)
 
 system-deps:
-	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox \
+	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox pg_ctlcluster:postgresql \
 		/var/lib/mecab/dic/open-jtalk/naist-jdic/sys.dic:open-jtalk-mecab-naist-jdic
 
 $(VENV)/.installed: pyproject.toml constraints.txt

@@ -6,9 +6,11 @@ The plan (docs/architecture.md, "Who may import whom"):
     voicemarket base         errors.py, protocol.py, units.py (and the package itself): only each other
     voicemarket/content/     base + content
     voicemarket/market/      base + content + market
-    voicemarket/cli/         base + content + market + cli
+    voicemarket/web/         base + web (the HTTP conventions every service shares)
+    voicemarket/index/       base + content + market + web + index (the indexer and its read API)
+    voicemarket/cli/         base + content + market + web + index + cli
     voicemarket/dev/         anything (the development harness: local services, the demo, the sandbox)
-    oracle/                  base, content, market, synth, oracle; never voicemarket.cli or voicemarket.dev
+    oracle/                  base, content, market, web, synth, oracle; never cli, index or dev
     scripts/                 anything but voicemarket.dev
     tests/, benchmarks/      anything
     any other folder         anything but voicemarket.dev
@@ -33,18 +35,33 @@ ROOT = Path(__file__).resolve().parent.parent
 # Top-level packages of this repository; imports of anything else (stdlib, third party) are not checked.
 OURS = {"voicemarket", "synth", "oracle", "scripts", "benchmarks", "tests"}
 BASE_MODULES = {"errors", "protocol", "units"}  # voicemarket/<name>.py (or a package of that name)
-SUB_PACKAGES = {"content", "market", "cli", "dev"}
+SUB_PACKAGES = {"content", "market", "web", "index", "cli", "dev"}
 UNPLACED = "voicemarket (no layer)"
 
-EVERYTHING = {"base", "content", "market", "cli", "dev", "synth", "oracle", "scripts", "benchmarks", "tests"}
+EVERYTHING = {
+    "base",
+    "content",
+    "market",
+    "web",
+    "index",
+    "cli",
+    "dev",
+    "synth",
+    "oracle",
+    "scripts",
+    "benchmarks",
+    "tests",
+}
 ALLOWED: dict[str, set[str]] = {
     "synth": {"synth"},
     "base": {"base"},
     "content": {"base", "content"},
     "market": {"base", "content", "market"},
-    "cli": {"base", "content", "market", "cli"},
+    "web": {"base", "web"},
+    "index": {"base", "content", "market", "web", "index"},
+    "cli": {"base", "content", "market", "web", "index", "cli"},
     "dev": EVERYTHING,
-    "oracle": {"base", "content", "market", "synth", "oracle"},
+    "oracle": {"base", "content", "market", "web", "synth", "oracle"},
     "scripts": EVERYTHING - {"dev"},
     "tests": EVERYTHING,
     "benchmarks": EVERYTHING,
@@ -55,8 +72,10 @@ RULES = {
     "base": "the base layer (voicemarket/errors.py, protocol.py, units.py) imports only itself",
     "content": "voicemarket.content imports only the base layer and itself (never market, cli or dev)",
     "market": "voicemarket.market imports only the base layer, content and itself (never cli or dev)",
-    "cli": "voicemarket.cli imports only the base layer, content, market and itself (never dev)",
-    "oracle": "oracle/ imports voicemarket base/content/market, synth and itself; never voicemarket.cli or .dev",
+    "web": "voicemarket.web imports only the base layer and itself",
+    "index": "voicemarket.index imports only the base layer, content, market, web and itself (never cli or dev)",
+    "cli": "voicemarket.cli imports only the base layer, content, market, web, index and itself (never dev)",
+    "oracle": "oracle/ imports voicemarket base/content/market/web, synth and itself; never cli, index or dev",
     "scripts": "only tests/, benchmarks/ and voicemarket/dev/ import voicemarket.dev; scripts/ never does",
     "other": "only tests/, benchmarks/ and voicemarket/dev/ import voicemarket.dev",
 }
@@ -164,7 +183,7 @@ def check(root: Path) -> list[Violation]:
                     module,
                     importer,
                     "every voicemarket module belongs to a layer: base (errors.py, protocol.py,"
-                    " units.py), content/, market/, cli/ or dev/",
+                    " units.py), content/, market/, web/, index/, cli/ or dev/",
                 )
             )
             continue
@@ -226,10 +245,23 @@ SYNTHETIC = {
             from voicemarket.cli.console import format_time  # bad
             return format_time(expiry)
     """,
+    "voicemarket/web/__init__.py": "",
+    "voicemarket/web/api.py": """
+        from voicemarket.errors import ServiceSettingsError
+        from voicemarket.market import chain  # bad
+    """,
+    "voicemarket/index/__init__.py": "",
+    "voicemarket/index/api.py": """
+        from voicemarket.web.api import create_app
+        from voicemarket.market.chain import model_id
+        from voicemarket.cli import console  # bad
+    """,
+    "voicemarket/market/earnings.py": "from voicemarket.index import queries  # bad\n",
     "voicemarket/cli/__init__.py": "",
     "voicemarket/cli/console.py": """
         from voicemarket.market import licensing
         from voicemarket import dev  # bad
+        from voicemarket.index import queries
     """,
     "voicemarket/dev/__init__.py": "",
     "voicemarket/dev/demo.py": "import oracle.serve\nfrom voicemarket.cli.console import table\nimport tests.helpers\n",
@@ -239,6 +271,8 @@ SYNTHETIC = {
         from voicemarket.market.chain import FailReason
         from voicemarket.content.cid import CID
         import voicemarket.cli.console  # bad
+        from voicemarket.web.api import create_app
+        from voicemarket.index import api  # bad
         try:
             from voicemarket.dev import sandbox  # bad
         except ImportError:

@@ -29,6 +29,11 @@ The oracle has its own tree (``oracle/errors.py``), synth/ its own (``synth/erro
     │   ├── KeepingError                   a dispute, settlement or auto-renewal that cannot happen now
     │   └── SpeechError                    a request the buyer can fix: licence, operator, text, fee, store
     │       └── AudioMismatch              the delivered audio is not what the operator committed to
+    ├── ServiceSettingsError (ValueError)  a long-running service's settings (the index) that cannot be used
+    ├── IndexingError                     index/: what the indexer or its database cannot do
+    │   ├── IndexSchemaError               the database holds another schema version than this code reads
+    │   ├── IndexQueryError (ValueError)   a search or list the index cannot answer as asked (names the field)
+    │   └── ReorgTooDeep                   the chain replaced blocks older than the index can rewind
     └── DevError                          dev/: the local services and the demo
         ├── ServiceError (RuntimeError)    a local service (anvil, redis, a worker) failed to start or died
         └── DemoError                      the demo cannot go on
@@ -138,6 +143,33 @@ class SpeechError(MarketError):
 
 class AudioMismatch(SpeechError):
     """The audio behind the delivered CID is not what the operator committed to on-chain."""
+
+
+# ---------------------------------------------------------------- services: index/, web/
+
+
+class ServiceSettingsError(VoicemarketError, ValueError):
+    """A service's settings (file, environment or options) that cannot be used; the message names each."""
+
+
+class IndexingError(VoicemarketError):
+    """Base of what the indexer or its database cannot do; the message says what to do."""
+
+
+class IndexSchemaError(IndexingError):
+    """The database holds an index of another schema version than this code reads."""
+
+
+class IndexQueryError(IndexingError, ValueError):
+    """A query the index cannot answer as asked; ``field`` names the parameter to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ReorgTooDeep(IndexingError):
+    """The chain replaced blocks that the index can no longer rewind (older than its journal)."""
 
 
 # ---------------------------------------------------------------- dev/

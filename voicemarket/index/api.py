@@ -1,0 +1,417 @@
+"""The index's read API: ``python -m voicemarket.index serve`` (FastAPI on uvicorn).
+
+Routes (the OpenAPI description at ``/openapi.json``, rendered at ``/docs``, says the rest):
+
+- ``GET /models``: search (language, tier, asset, price range per period, creator, status,
+  text) and sort (newest, most used, cheapest), paged by cursor;
+- ``GET /models/{model_id}``: one model with its metadata, offers, versions and operators;
+- ``GET /accounts/{address}/licenses``: the licences an account holds;
+- ``GET /creators/{address}/earnings``: what an account earned, per model, party, asset and day;
+- ``GET /operators/{address}``: an operator's stake, fees, models and record;
+- ``GET /stats``: the market in numbers; ``GET /health``: how far the index is;
+- ``GET /events``: server-sent events of new licences, uses, fulfilments, failures, ...
+  filtered by ``model`` and/or ``account``.
+
+It only reads: any number of API processes can serve one database while one indexer writes it.
+Errors, cursors and events follow :mod:`voicemarket.web.api`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Annotated, Any
+
+import anyio
+from fastapi import FastAPI, Header, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from voicemarket.errors import IndexQueryError, UnitError
+from voicemarket.index import queries
+from voicemarket.index.settings import IndexSettings
+from voicemarket.protocol import ETH, Language, Tier
+from voicemarket.units import parse_duration
+from voicemarket.web.api import (
+    ERROR_RESPONSES,
+    ApiError,
+    Page,
+    bad_parameter,
+    create_app,
+    decode_cursor,
+    encode_cursor,
+    sse_message,
+    sse_response,
+)
+
+VERSION = "1"
+HEARTBEAT_S = 15.0
+
+
+# ---------------------------------------------------------------- answers (for the OpenAPI description)
+
+
+class ModelItem(BaseModel):
+    model_id: str
+    name: str | None
+    description: str | None
+    languages: list[str]
+    creator: str
+    owner: str
+    voice_owner: str
+    status: str
+    service_ends_at: int | None
+    uses: int
+    licenses_sold: int
+    registered_at: int
+    block: int
+    metadata_cid: str | None
+    metadata_state: str
+    metadata_error: str | None
+    min_price_30d: str | None = None
+
+
+class OfferItem(BaseModel):
+    offer_id: int
+    model_id: str
+    tier: str
+    asset: str
+    price: str
+    period: int | None
+    max_uses: int | None
+    pack_size: int | None
+    valid_until: int | None
+    max_licenses: int | None
+    sold: int
+    active: bool
+    permissions: int
+    prohibitions: int
+    purposes: int
+    attribution: bool
+    transferable: bool
+    territories: list[str]
+    policy_hash: str
+    policy_matches: bool
+    policy: dict[str, Any] | None
+    publisher: str
+    published_at: int
+
+
+class Versions(BaseModel):
+    parents: list[str]
+    children: list[str]
+
+
+class ModelOperator(BaseModel):
+    operator: str
+    allowed: bool
+    allowed_until: int | None
+
+
+class ModelDetail(ModelItem):
+    preview: str | None
+    image: str | None
+    architecture: str | None
+    version: str | None
+    metadata_attempts: int
+    voice_owner_bps: int
+    consent_signed: bool
+    policy_hash: str
+    bundle_digest: str
+    dispute_window: int
+    frozen_reason: str | None
+    parent_id: str | None
+    offers: list[OfferItem]
+    versions: Versions
+    operators: list[ModelOperator]
+
+
+class LicenseItem(BaseModel):
+    license_id: int
+    offer_id: int
+    model_id: str
+    tier: str
+    holder: str
+    buyer: str
+    asset: str
+    paid: str
+    quantity: int
+    expires_at: int | None
+    auto_renew: bool
+    cancelled: bool
+    uses: int
+    use_limit: int | None
+    uses_left: int | None
+    valid: bool
+    bought_at: int
+
+
+class Received(BaseModel):
+    model_id: str
+    asset: str
+    party: str
+    amount: str
+
+
+class ReceivedByDay(BaseModel):
+    day: str
+    asset: str
+    amount: str
+
+
+class CreatedModelRevenue(BaseModel):
+    model_id: str
+    asset: str
+    gross: str
+    platform_fees: str
+    distributed: str
+    pending: str
+
+
+class Earnings(BaseModel):
+    account: str
+    received: list[Received]
+    received_by_day: list[ReceivedByDay]
+    created_models: list[CreatedModelRevenue]
+
+
+class OperatorFee(BaseModel):
+    asset: str
+    fee: str
+
+
+class OperatorRecord(BaseModel):
+    address: str
+    registered: bool
+    stake: str
+    slashed: str
+    unbonding_ends_at: int | None
+    public_key: str
+    fees: list[OperatorFee]
+    models_served: list[str]
+    fulfilled: int
+    failed: int
+    expired: int
+    disputes_lost: int
+    pending: int
+    failures: dict[str, int]
+    mean_seconds_to_fulfil: float | None
+    max_seconds_to_fulfil: int | None
+    registered_at: int
+
+
+class Stats(BaseModel):
+    models: dict[str, int]
+    offers_active: int
+    licenses: dict[str, int]
+    requests: dict[str, int]
+    operators: int
+    revenue: dict[str, str]
+    indexed_to_block: int
+
+
+class Health(BaseModel):
+    indexed_to_block: int
+    schema_version: int
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def parse_model_id(text: str, field: str = "model_id") -> str:
+    """``0x`` hex or decimal -> the index's key (``0x`` + 64 hex digits)."""
+    try:
+        value = int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        raise bad_parameter(field, f"{text!r} is not a model id (0x hex or a decimal number)") from None
+    if not 0 < value < 2**256:
+        raise bad_parameter(field, f"{text!r} is not a uint256 above zero")
+    return f"0x{value:064x}"
+
+
+def parse_address(text: str, field: str) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    if text.upper() == "ETH" and field == "asset":
+        return ETH
+    if not is_address(text):
+        raise bad_parameter(field, f"{text!r} is not an address (0x and 40 hex digits)")
+    return to_checksum_address(text)
+
+
+def _amount(text: str | None, field: str) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise bad_parameter(field, f"{text!r} is not a whole number of the asset's smallest unit (wei for ETH)")
+    return int(text)
+
+
+def _cursor(cursor: str | None, ordering: str, length: int) -> list[Any] | None:
+    return decode_cursor(cursor, ordering, length) if cursor else None
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_index_app(engine: Engine, settings: IndexSettings | None = None) -> FastAPI:
+    """The read API over ``engine`` (see the module docstring)."""
+    settings = settings or IndexSettings()
+    app = create_app(
+        title="voicemarket index",
+        description="Search voice models, offers, licences, earnings and operators indexed from the chain.",
+        version=VERSION,
+    )
+
+    def read(function, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001 - a query function
+        try:
+            with engine.connect() as connection:
+                return function(connection, *args, **kwargs)
+        except IndexQueryError as exc:
+            raise bad_parameter(exc.field, str(exc)) from None
+
+    @app.get("/models", response_model=Page[ModelItem], responses=ERROR_RESPONSES, tags=["models"])
+    def models(
+        language: Annotated[str | None, Query(description="zh, en, ja, ko or yue")] = None,
+        tier: Annotated[str | None, Query(description="buyout, subscription or pay-per-use")] = None,
+        asset: Annotated[str | None, Query(description="ETH or an ERC-20 address")] = None,
+        min_price: Annotated[str | None, Query(description="in the asset's smallest unit")] = None,
+        max_price: Annotated[str | None, Query(description="in the asset's smallest unit")] = None,
+        period: Annotated[str, Query(description="subscription prices per this period: seconds or '30 days'")] = (
+            "30 days"
+        ),
+        creator: Annotated[str | None, Query(description="the creator's address")] = None,
+        status: Annotated[str | None, Query(description="active, retiring, retired or frozen")] = None,
+        q: Annotated[str | None, Query(description="words in the name or description", max_length=200)] = None,
+        sort: Annotated[str, Query(description="newest, most_used or cheapest")] = "newest",
+        limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 20,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    ) -> dict[str, Any]:
+        """Models with an active offer meeting every offer condition, newest first by default."""
+        try:
+            parsed_language = Language.parse(language) if language else None
+        except ValueError as exc:
+            raise bad_parameter("language", str(exc)) from None
+        try:
+            parsed_tier = Tier.parse(tier) if tier else None
+        except ValueError as exc:
+            raise bad_parameter("tier", str(exc)) from None
+        try:
+            seconds = parse_duration(period, "period")
+        except UnitError as exc:
+            raise bad_parameter("period", str(exc)) from None
+        query = queries.ModelQuery(
+            language=parsed_language,
+            tier=parsed_tier,
+            asset=parse_address(asset, "asset") if asset else None,
+            min_price=_amount(min_price, "min_price"),
+            max_price=_amount(max_price, "max_price"),
+            period=seconds,
+            creator=parse_address(creator, "creator") if creator else None,
+            status=status,
+            text=q,
+            sort=sort,
+            limit=limit,
+            after=_cursor(cursor, sort, 1 if sort == "newest" else 2),
+        )
+        items, after = read(queries.search_models, query)
+        return {"items": items, "next_cursor": encode_cursor(sort, after) if after else None}
+
+    @app.get("/models/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, tags=["models"])
+    def model(model_id: str) -> dict[str, Any]:
+        """One model: metadata (or why it was refused), offers with their ODRL documents, versions, operators."""
+        found = read(queries.get_model, parse_model_id(model_id))
+        if found is None:
+            raise ApiError(404, "not_found", f"no model {model_id} in the index (not registered, or not indexed yet)")
+        return found
+
+    @app.get(
+        "/accounts/{address}/licenses", response_model=Page[LicenseItem], responses=ERROR_RESPONSES, tags=["accounts"]
+    )
+    def licenses(
+        address: str,
+        limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The licences an account holds now, newest first."""
+        after = _cursor(cursor, "licenses", 1)
+        items, next_after = read(
+            queries.account_licenses,
+            parse_address(address, "address"),
+            limit=limit,
+            after=int(after[0]) if after else None,
+        )
+        return {"items": items, "next_cursor": encode_cursor("licenses", next_after) if next_after else None}
+
+    @app.get("/creators/{address}/earnings", response_model=Earnings, responses=ERROR_RESPONSES, tags=["accounts"])
+    def creator_earnings(address: str) -> dict[str, Any]:
+        """Credits received (creator, voice owner, co-creator and operator shares) and the created models' revenue."""
+        return read(queries.earnings, parse_address(address, "address"))
+
+    @app.get("/operators/{address}", response_model=OperatorRecord, responses=ERROR_RESPONSES, tags=["operators"])
+    def operator(address: str) -> dict[str, Any]:
+        """An operator's stake, fees, models served and record."""
+        found = read(queries.operator_record, parse_address(address, "address"))
+        if found is None:
+            raise ApiError(404, "not_found", f"{address} never registered as an operator (or is not indexed yet)")
+        return found
+
+    @app.get("/stats", response_model=Stats, tags=["market"])
+    def stats() -> dict[str, Any]:
+        """Counts by status and tier, and revenue per asset."""
+        return read(queries.stats)
+
+    @app.get("/health", response_model=Health, tags=["market"])
+    def health() -> dict[str, Any]:
+        from voicemarket.index import db
+
+        with engine.connect() as connection:
+            state = db.read_state(connection)
+        return {"indexed_to_block": int(state.get("next_block", 0)) - 1, "schema_version": int(state["schema_version"])}
+
+    @app.get(
+        "/events",
+        responses={
+            **ERROR_RESPONSES,
+            200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        },
+        tags=["market"],
+    )
+    async def events(
+        request: Request,
+        model: Annotated[str | None, Query(description="only this model's activity")] = None,
+        account: Annotated[str | None, Query(description="only what this account did or received")] = None,
+        after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ):  # noqa: ANN202 - a streaming response
+        """Server-sent events: ``license_purchased``, ``use_requested``, ``fulfilled``, ``failed``,
+        ``expired``, ``settled``, ``disputed``, ``dispute_upheld``; each ``id`` is its position."""
+        model_id = parse_model_id(model, "model") if model else None
+        address = parse_address(account, "account") if account else None
+        if after is None and last_event_id:
+            if not last_event_id.isdigit():
+                raise bad_parameter("Last-Event-ID", "not an event id this stream sent")
+            after = int(last_event_id)
+        if after is None:
+            after = await anyio.to_thread.run_sync(lambda: read(queries.latest_position))
+
+        async def stream():  # noqa: ANN202
+            position = after
+            beat = time.monotonic()
+            yield ": connected\n\n"
+            while not await request.is_disconnected():
+                rows = await anyio.to_thread.run_sync(
+                    functools.partial(read, queries.activity_after, position, model_id=model_id, account=address)
+                )
+                for row in rows:
+                    position = row["position"]
+                    yield sse_message(position, row["kind"], row)
+                if time.monotonic() - beat > HEARTBEAT_S:
+                    beat = time.monotonic()
+                    yield ": keep-alive\n\n"
+                if not rows:
+                    await anyio.sleep(settings.sse_poll_s)
+
+        return sse_response(stream())
+
+    return app

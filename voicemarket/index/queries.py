@@ -1,0 +1,524 @@
+"""What the read API and ``ape run models`` ask the index: the same SQL on SQLite and PostgreSQL.
+
+Every function takes an open connection and returns plain dicts (JSON-ready: amounts as decimal
+strings of the smallest unit, ids as ``0x`` hex, times as unix seconds). Lists are paged by
+keyset (:func:`search_models`'s ``cursor``): a page never repeats or skips a row when rows are
+added meanwhile.
+
+**Search** (:class:`ModelQuery`): a model matches when it has **one active offer** meeting all
+of the offer conditions together (tier, asset, price range) and the model conditions
+(language, creator, status, text in its name or description). Prices compare in the asset's
+smallest unit; a subscription's price is compared per ``period`` (default 30 days: "10 USDC a
+month"), a buyout's as it is, a pay-per-use offer's per use. Sorting: ``newest`` (registration
+order), ``most_used`` (synthesis requests), ``cheapest`` (the lowest matching price, which needs
+an ``asset``: prices in different assets do not compare).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from voicemarket.errors import IndexQueryError
+from voicemarket.index import schema
+from voicemarket.index.projection import THIRTY_DAYS
+from voicemarket.protocol import FailReason, Language, RequestStatus, Tier
+
+SORTS = ("newest", "most_used", "cheapest")
+STATUSES = ("active", "retiring", "retired", "frozen")
+MAX_LIMIT = 100
+
+m = schema.models
+md = schema.model_metadata
+o = schema.offers
+
+
+@dataclass(frozen=True)
+class ModelQuery:
+    language: Language | None = None
+    tier: Tier | None = None
+    asset: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    period: int = THIRTY_DAYS  # subscriptions' prices are compared per this many seconds
+    creator: str | None = None
+    status: str | None = None
+    text: str | None = None
+    sort: str = "newest"
+    limit: int = 20
+    after: list[Any] | None = None  # the decoded cursor
+
+    def check(self) -> None:
+        if self.sort not in SORTS:
+            raise IndexQueryError("sort", f"sort must be one of {', '.join(SORTS)}, got {self.sort!r}")
+        if self.status is not None and self.status not in STATUSES:
+            raise IndexQueryError("status", f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        if (self.min_price is not None or self.max_price is not None) and self.asset is None:
+            raise IndexQueryError(
+                "asset", "a price range needs an asset (ETH or the token's address): prices differ by asset"
+            )
+        if self.sort == "cheapest" and self.asset is None:
+            raise IndexQueryError("asset", "sort=cheapest needs an asset (ETH or the token's address)")
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise IndexQueryError("min_price", f"min_price {self.min_price} is above max_price {self.max_price}")
+        if self.period <= 0:
+            raise IndexQueryError("period", "period must be a positive number of seconds")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise IndexQueryError("limit", f"limit must be 1 to {MAX_LIMIT}, got {self.limit}")
+
+    @property
+    def filters_offers(self) -> bool:
+        return any(x is not None for x in (self.tier, self.asset, self.min_price, self.max_price))
+
+
+def _per_30_days(bound: int, period: int) -> int:
+    return bound * THIRTY_DAYS // period
+
+
+def _offer_conditions(query: ModelQuery, now: int) -> list[Any]:
+    conditions = [o.c.active.is_(True), or_(o.c.valid_until == 0, o.c.valid_until > now)]
+    if query.tier is not None:
+        conditions.append(o.c.tier == int(query.tier))
+    if query.asset is not None:
+        conditions.append(o.c.asset == query.asset)
+    for bound, compare in ((query.min_price, "ge"), (query.max_price, "le")):
+        if bound is None:
+            continue
+        subscription = schema.amount(_per_30_days(bound, query.period))
+        other = schema.amount(bound)
+        column = o.c.price_30d
+        test = (
+            (column >= subscription, column >= other) if compare == "ge" else (column <= subscription, column <= other)
+        )
+        conditions.append(
+            or_(and_(o.c.tier == int(Tier.SUBSCRIPTION), test[0]), and_(o.c.tier != int(Tier.SUBSCRIPTION), test[1]))
+        )
+    return conditions
+
+
+def _status_condition(status: str, now: int) -> Any:
+    if status == "frozen":
+        return m.c.frozen.is_(True)
+    not_frozen = m.c.frozen.is_(False)
+    if status == "active":
+        return and_(not_frozen, m.c.service_ends_at == 0)
+    if status == "retiring":
+        return and_(not_frozen, m.c.service_ends_at > now)
+    return and_(not_frozen, m.c.service_ends_at != 0, m.c.service_ends_at <= now)
+
+
+def model_status(row: Any, now: int) -> str:
+    if row["frozen"]:
+        return "frozen"
+    ends = row["service_ends_at"]
+    if not ends:
+        return "active"
+    return "retiring" if ends > now else "retired"
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search_models(connection: Connection, query: ModelQuery, now: int | None = None) -> tuple[list[dict], list | None]:
+    """One page of models matching ``query``; returns (items, the cursor values of the next page or None)."""
+    query.check()
+    now = int(time.time()) if now is None else now
+    columns = [m, md.c.state.label("metadata_state"), md.c.name, md.c.description, md.c.error.label("metadata_error")]
+    source = m.outerjoin(md, md.c.cid == m.c.metadata_cid)
+    min_price = None
+    if query.filters_offers or query.sort == "cheapest":
+        matching = (
+            select(o.c.model_id.label("model_id"), func.min(o.c.price_30d).label("min_price"))
+            .where(*_offer_conditions(query, now))
+            .group_by(o.c.model_id)
+            .subquery("matching")
+        )
+        source = source.join(matching, matching.c.model_id == m.c.model_id)
+        min_price = matching.c.min_price
+        columns.append(min_price)
+    statement = select(*columns).select_from(source)
+    if query.language is not None:
+        statement = statement.where(m.c.languages.op("&")(1 << int(query.language)) != 0)
+    if query.creator is not None:
+        statement = statement.where(m.c.creator == query.creator)
+    if query.status is not None:
+        statement = statement.where(_status_condition(query.status, now))
+    if query.text:
+        for word in query.text.lower().split():
+            statement = statement.where(md.c.search_text.like(_like(word), escape="\\"))
+    after = query.after
+    if query.sort == "newest":
+        if after:
+            statement = statement.where(m.c.position < int(after[0]))
+        statement = statement.order_by(m.c.position.desc())
+    elif query.sort == "most_used":
+        if after:
+            uses, place = int(after[0]), int(after[1])
+            statement = statement.where(or_(m.c.uses < uses, and_(m.c.uses == uses, m.c.position < place)))
+        statement = statement.order_by(m.c.uses.desc(), m.c.position.desc())
+    else:
+        if after:
+            price, place = str(after[0]), int(after[1])
+            statement = statement.where(or_(min_price > price, and_(min_price == price, m.c.position < place)))
+        statement = statement.order_by(min_price.asc(), m.c.position.desc())
+    rows = connection.execute(statement.limit(query.limit + 1)).mappings().all()
+    items = [_model_item(row, now) for row in rows[: query.limit]]
+    next_after = None
+    if len(rows) > query.limit:
+        last = rows[query.limit - 1]
+        next_after = {
+            "newest": [last["position"]],
+            "most_used": [last["uses"], last["position"]],
+            "cheapest": [last["min_price"], last["position"]] if min_price is not None else None,
+        }[query.sort]
+    return items, next_after
+
+
+def _languages(bits: int) -> list[str]:
+    return [language.label for language in Language.members_of(bits)]
+
+
+def _model_item(row: Any, now: int) -> dict[str, Any]:
+    item = {
+        "model_id": row["model_id"],
+        "name": row["name"],
+        "description": row["description"],
+        "languages": _languages(row["languages"]),
+        "creator": row["creator"],
+        "owner": row["owner"],
+        "voice_owner": row["voice_owner"],
+        "status": model_status(row, now),
+        "service_ends_at": row["service_ends_at"] or None,
+        "uses": row["uses"],
+        "licenses_sold": row["licenses_sold"],
+        "registered_at": row["timestamp"],
+        "block": row["block"],
+        "metadata_cid": row["metadata_cid"] or None,
+        "metadata_state": row["metadata_state"] or "pending",
+        "metadata_error": row["metadata_error"],
+    }
+    if "min_price" in row.keys() and row["min_price"] is not None:
+        item["min_price_30d"] = str(int(row["min_price"]))
+    return item
+
+
+# ---------------------------------------------------------------- one model
+
+
+def _offer_item(row: Any) -> dict[str, Any]:
+    return {
+        "offer_id": row["offer_id"],
+        "model_id": row["model_id"],
+        "tier": Tier(row["tier"]).label,
+        "asset": row["asset"],
+        "price": str(int(row["price"])),
+        "period": row["period"] or None,
+        "max_uses": row["max_uses"] or None,
+        "pack_size": row["pack_size"] or None,
+        "valid_until": row["valid_until"] or None,
+        "max_licenses": row["max_licenses"] or None,
+        "sold": row["sold"],
+        "active": row["active"],
+        "permissions": row["permissions"],
+        "prohibitions": row["prohibitions"],
+        "purposes": row["purposes"],
+        "attribution": row["attribution"],
+        "transferable": row["transferable"],
+        "territories": row["territories"].split() if row["territories"] else [],
+        "policy_hash": row["policy_hash"],
+        "policy_matches": row["policy_matches"],
+        "policy": row["policy"],
+        "publisher": row["publisher"],
+        "published_at": row["timestamp"],
+    }
+
+
+def get_model(connection: Connection, model_id: str, now: int | None = None) -> dict[str, Any] | None:
+    """A model with its metadata, offers, versions (parents and children) and allowed operators."""
+    now = int(time.time()) if now is None else now
+    row = (
+        connection.execute(
+            select(
+                m,
+                md.c.state.label("metadata_state"),
+                md.c.name,
+                md.c.description,
+                md.c.error.label("metadata_error"),
+                md.c.preview,
+                md.c.image,
+                md.c.architecture,
+                md.c.version,
+                md.c.attempts.label("metadata_attempts"),
+            )
+            .select_from(m.outerjoin(md, md.c.cid == m.c.metadata_cid))
+            .where(m.c.model_id == model_id)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    item = _model_item(row, now)
+    item.update(
+        preview=row["preview"],
+        image=row["image"],
+        architecture=row["architecture"],
+        version=row["version"],
+        metadata_attempts=row["metadata_attempts"] or 0,
+        voice_owner_bps=row["voice_owner_bps"],
+        consent_signed=row["consent"],
+        policy_hash=row["policy_hash"],
+        bundle_digest=row["bundle_digest"],
+        dispute_window=row["dispute_window"],
+        frozen_reason=row["frozen_reason"],
+        parent_id=row["parent_id"],
+    )
+    offers = connection.execute(select(o).where(o.c.model_id == model_id).order_by(o.c.offer_id)).mappings().all()
+    item["offers"] = [_offer_item(offer) for offer in offers]
+    parents = []
+    parent = row["parent_id"]
+    while parent is not None and len(parents) < 100:
+        parents.append(parent)
+        parent = connection.execute(select(m.c.parent_id).where(m.c.model_id == parent)).scalar()
+    item["versions"] = {
+        "parents": parents,
+        "children": [
+            child
+            for (child,) in connection.execute(
+                select(m.c.model_id).where(m.c.parent_id == model_id).order_by(m.c.position)
+            )
+        ],
+    }
+    item["operators"] = [
+        {"operator": op, "allowed": allowed, "allowed_until": until if until < 2**40 - 1 else None}
+        for op, allowed, until in connection.execute(
+            select(
+                schema.model_operators.c.operator,
+                schema.model_operators.c.allowed,
+                schema.model_operators.c.allowed_until,
+            ).where(schema.model_operators.c.model_id == model_id)
+        )
+    ]
+    return item
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def account_licenses(
+    connection: Connection, account: str, *, limit: int = 20, after: int | None = None, now: int | None = None
+) -> tuple[list[dict], list | None]:
+    """The licences ``account`` holds, newest first."""
+    now = int(time.time()) if now is None else now
+    lic = schema.licenses
+    statement = select(lic).where(lic.c.holder == account)
+    if after is not None:
+        statement = statement.where(lic.c.license_id < after)
+    rows = connection.execute(statement.order_by(lic.c.license_id.desc()).limit(limit + 1)).mappings().all()
+    items = []
+    for row in rows[:limit]:
+        tier = Tier(row["tier"])
+        limit_ = row["use_limit"]
+        if tier == Tier.SUBSCRIPTION:
+            uses_left = None  # a per-period quota: the contract's isLicensed says what is left now
+            valid = row["expires_at"] > now
+        else:
+            uses_left = max(0, limit_ - row["uses"]) if limit_ else None
+            valid = uses_left is None or uses_left > 0
+        items.append(
+            {
+                "license_id": row["license_id"],
+                "offer_id": row["offer_id"],
+                "model_id": row["model_id"],
+                "tier": tier.label,
+                "holder": row["holder"],
+                "buyer": row["buyer"],
+                "asset": row["asset"],
+                "paid": str(int(row["paid"])),
+                "quantity": row["quantity"],
+                "expires_at": row["expires_at"] or None,
+                "auto_renew": row["auto_renew"],
+                "cancelled": row["cancelled"],
+                "uses": row["uses"],
+                "use_limit": limit_ or None,
+                "uses_left": uses_left,
+                "valid": valid,
+                "bought_at": row["timestamp"],
+            }
+        )
+    return items, ([rows[limit - 1]["license_id"]] if len(rows) > limit else None)
+
+
+def _day(timestamp: int) -> str:
+    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d")
+
+
+def earnings(connection: Connection, account: str) -> dict[str, Any]:
+    """What ``account`` earned: credits received per model, party and asset (also per day), and for
+    the models it created: gross revenue, platform fees and what still waits in the pots."""
+    p = schema.payouts
+    received: dict[tuple[str, str, str], int] = defaultdict(int)
+    by_day: dict[tuple[str, str], int] = defaultdict(int)
+    for model_id, asset, party, amount, timestamp in connection.execute(
+        select(p.c.model_id, p.c.asset, p.c.party, p.c.amount, p.c.timestamp).where(p.c.account == account)
+    ):
+        received[(model_id, asset, party)] += int(amount)
+        by_day[(_day(timestamp), asset)] += int(amount)
+    created = [mid for (mid,) in connection.execute(select(m.c.model_id).where(m.c.creator == account))]
+    models: dict[str, dict[str, dict[str, int]]] = {}
+    if created:
+        r = schema.revenue
+        for model_id, asset, kind, amount, fee in connection.execute(
+            select(r.c.model_id, r.c.asset, r.c.kind, r.c.amount, r.c.platform_fee).where(r.c.model_id.in_(created))
+        ):
+            totals = models.setdefault(model_id, {}).setdefault(
+                asset, {"gross": 0, "platform_fees": 0, "distributed": 0, "pending": 0}
+            )
+            if kind == "accrued":
+                totals["gross"] += int(amount)
+                totals["platform_fees"] += int(fee)
+                totals["pending"] += int(amount) - int(fee)
+            else:
+                totals["distributed"] += int(amount)
+                totals["pending"] -= int(amount)
+    return {
+        "account": account,
+        "received": [
+            {"model_id": model_id, "asset": asset, "party": party, "amount": str(amount)}
+            for (model_id, asset, party), amount in sorted(received.items())
+        ],
+        "received_by_day": [
+            {"day": day, "asset": asset, "amount": str(amount)} for (day, asset), amount in sorted(by_day.items())
+        ],
+        "created_models": [
+            {"model_id": model_id, "asset": asset, **{k: str(v) for k, v in totals.items()}}
+            for model_id, assets in sorted(models.items())
+            for asset, totals in sorted(assets.items())
+        ],
+    }
+
+
+def operator_record(connection: Connection, address: str) -> dict[str, Any] | None:
+    """An operator's stake, fees, models served and track record (counts, time to fulfil)."""
+    row = connection.execute(select(schema.operators).where(schema.operators.c.address == address)).mappings().first()
+    if row is None:
+        return None
+    q = schema.requests
+    pending = connection.execute(
+        select(func.count()).where(q.c.operator == address, q.c.status == int(RequestStatus.PENDING))
+    ).scalar()
+    seconds = connection.execute(
+        select(func.avg(q.c.fulfilled_at - q.c.timestamp), func.max(q.c.fulfilled_at - q.c.timestamp)).where(
+            q.c.operator == address, q.c.fulfilled_at.is_not(None)
+        )
+    ).first()
+    fails = connection.execute(
+        select(q.c.fail_reason, func.count())
+        .where(q.c.operator == address, q.c.fail_reason.is_not(None))
+        .group_by(q.c.fail_reason)
+    ).all()
+    mo = schema.model_operators
+    fees = schema.operator_fees
+    return {
+        "address": row["address"],
+        "registered": row["registered"],
+        "stake": str(int(row["stake"])),
+        "slashed": str(int(row["slashed"])),
+        "unbonding_ends_at": row["unbonding_ends_at"] or None,
+        "public_key": row["public_key"],
+        "fees": [
+            {"asset": asset, "fee": str(int(fee))}
+            for asset, fee in connection.execute(select(fees.c.asset, fees.c.fee).where(fees.c.operator == address))
+        ],
+        "models_served": [
+            model_id
+            for (model_id,) in connection.execute(
+                select(mo.c.model_id).where(mo.c.operator == address, mo.c.allowed.is_(True)).order_by(mo.c.model_id)
+            )
+        ],
+        "fulfilled": row["fulfilled"],
+        "failed": row["failed"],
+        "expired": row["expired"],
+        "disputes_lost": row["disputes_lost"],
+        "pending": pending,
+        "failures": {FailReason(reason).label: count for reason, count in fails},
+        "mean_seconds_to_fulfil": float(seconds[0]) if seconds[0] is not None else None,
+        "max_seconds_to_fulfil": int(seconds[1]) if seconds[1] is not None else None,
+        "registered_at": row["timestamp"],
+    }
+
+
+def stats(connection: Connection, now: int | None = None) -> dict[str, Any]:
+    """The market in numbers: models by status, offers, licences by tier, requests by status, volume per asset."""
+    now = int(time.time()) if now is None else now
+    by_status = dict.fromkeys(STATUSES, 0)
+    for frozen, ends, count in connection.execute(
+        select(m.c.frozen, m.c.service_ends_at, func.count()).group_by(m.c.frozen, m.c.service_ends_at)
+    ):
+        by_status[model_status({"frozen": frozen, "service_ends_at": ends}, now)] += count
+    lic = schema.licenses
+    q = schema.requests
+    volume: dict[str, int] = defaultdict(int)
+    r = schema.revenue
+    for asset, amount in connection.execute(select(r.c.asset, r.c.amount).where(r.c.kind == "accrued")):
+        volume[asset] += int(amount)
+    state = dict(connection.execute(select(schema.state.c.key, schema.state.c.value)).all())
+    return {
+        "models": by_status,
+        "offers_active": connection.execute(select(func.count()).where(o.c.active.is_(True))).scalar(),
+        "licenses": {
+            Tier(tier).label: count
+            for tier, count in connection.execute(select(lic.c.tier, func.count()).group_by(lic.c.tier))
+        },
+        "requests": {
+            RequestStatus(status).label: count
+            for status, count in connection.execute(select(q.c.status, func.count()).group_by(q.c.status))
+        },
+        "operators": connection.execute(select(func.count()).where(schema.operators.c.registered.is_(True))).scalar(),
+        "revenue": {asset: str(amount) for asset, amount in sorted(volume.items())},
+        "indexed_to_block": int(state.get("next_block", 0)) - 1,
+    }
+
+
+def activity_after(
+    connection: Connection,
+    after: int,
+    *,
+    model_id: str | None = None,
+    account: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Activity after ``after`` (a position), oldest first, for a model and/or an account."""
+    a = schema.activity
+    statement = select(a).where(a.c.position > after)
+    if model_id is not None:
+        statement = statement.where(a.c.model_id == model_id)
+    if account is not None:
+        statement = statement.where(or_(a.c.account == account, a.c.counterparty == account))
+    rows = connection.execute(statement.order_by(a.c.position).limit(limit)).mappings().all()
+    return [
+        {
+            "position": row["position"],
+            "kind": row["kind"],
+            "model_id": row["model_id"],
+            "account": row["account"],
+            "counterparty": row["counterparty"],
+            "license_id": row["license_id"],
+            "request_id": row["request_id"],
+            "block": row["block"],
+            "timestamp": row["timestamp"],
+            "tx_hash": row["tx_hash"],
+            **row["data"],
+        }
+        for row in rows
+    ]
+
+
+def latest_position(connection: Connection) -> int:
+    return connection.execute(select(func.coalesce(func.max(schema.activity.c.position), 0))).scalar()
