@@ -1,8 +1,8 @@
-"""Fixtures for the index tests: one small market per module on the session's anvil (built
-through Ape), a real PostgreSQL server for the module (started and stopped here, by
-:class:`voicemarket.dev.postgres.PostgresServer`), and the market indexed once by the real
-indexer process into SQLite and into PostgreSQL: ``indexed`` is parametrized over both, so every
-test that uses it runs on each database against the same data.
+"""Fixtures for the index tests: one small market on the session's anvil (built through Ape,
+shared by every module here), a real PostgreSQL server (started and stopped here, by
+:class:`voicemarket.dev.postgres.PostgresServer`), and per module the market indexed once by the
+real indexer process into SQLite and into PostgreSQL: ``databases`` and ``indexed`` are
+parametrized over both, so every test that uses them runs on each database against the same data.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from index_helpers import SmallMarket, build_market, index_settings, run_once
 from voicemarket.dev.postgres import PostgresServer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_market(accounts, chain, project, tmp_path_factory) -> SmallMarket:
     return build_market(accounts, chain, project, tmp_path_factory.mktemp("index-market"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     with PostgresServer() as server:
         yield server

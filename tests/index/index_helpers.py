@@ -46,6 +46,7 @@ MUSD = 10**6  # the mock stablecoin has 6 decimals
 ETHER = 10**18
 FEE = 10**14
 MAX_METADATA_BYTES = 4_096
+LATE_METADATA = metadata_bytes({"name": "Late", "description": "Metadata that reached the store late."})
 
 
 @dataclass
@@ -102,8 +103,10 @@ def build_market(accounts, chain, project, root: Path) -> SmallMarket:  # noqa: 
     }
 
     def register(label: str, creator, languages: list[str], document: bytes | None, **extra) -> int:  # noqa: ANN001
-        # None: a CID whose content no store holds
-        metadata_cid = store.put_bytes(document) if document is not None else CID(1, RAW, sha256(b"gone").digest())
+        # None: the CID of LATE_METADATA, which the store does not hold (yet)
+        metadata_cid = (
+            store.put_bytes(document) if document is not None else CID(1, RAW, sha256(LATE_METADATA).digest())
+        )
         digest = hashlib.sha256(label.encode()).digest()
         registration = vm.model_registration(
             bundle_digest=digest,
