@@ -17,7 +17,7 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER ?= $(ROOT)/.ape
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps lint compile test test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage clean
+.PHONY: help setup system-deps lint compile test test-serial test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage clean
 
 help:
 	@echo "make test    - set up (if needed), check formatting and lint, compile, run the forge suite and the pytest suite on anvil"
@@ -29,7 +29,11 @@ help:
 	@echo "make setup   - only install: venv, npm packages, solc wrapper, redis-server/espeak-ng/sox"
 
 # ---------------------------------------------------------------- setup (idempotent)
-setup: system-deps $(VENV)/.installed node_modules/.installed .deps/openzeppelin/.installed .solcx/solc-v$(SOLC_VER)
+# The Debian packages, the Python environment (pip builds pyopenjtalk from source: about 2 minutes
+# the first time) and the npm packages install side by side; each keeps its log in .setup-logs/.
+setup:
+	@$(MAKE) --no-print-directory -j3 system-deps $(VENV)/.installed node_modules/.installed
+	@$(MAKE) --no-print-directory .deps/openzeppelin/.installed .solcx/solc-v$(SOLC_VER)
 
 system-deps:
 	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox pg_ctlcluster:postgresql \
@@ -64,7 +68,7 @@ node_modules/.installed: package.json package-lock.json
 # ---------------------------------------------------------------- lint, build and test
 # Formatting and lint of the whole tree (a few seconds): ruff (settings in pyproject.toml) for
 # Python, forge fmt (foundry.toml [fmt]) for Solidity. Every check runs, then it fails if any did.
-lint: $(VENV)/.installed node_modules/.installed
+lint: setup
 	@failed=0; \
 	$(VENV)/bin/ruff check --output-format concise . || { failed=1; \
 		echo "lint: ruff check found the problems above: .venv/bin/ruff check --fix . fixes those marked [*]; edit the others by hand (or end the line with '# noqa: CODE - why')"; }; \
@@ -83,9 +87,13 @@ test-forge: setup
 test-python: compile
 	$(APE) test tests --network $(NETWORK) --durations=15
 
-# lint first, so that a violation fails in seconds; forge next; pytest last: its closing summary
-# line is the last line of the run.
-test: lint compile test-forge test-python
+# lint first, so that a violation fails in seconds; then forge and pytest in two lanes side by side
+# (tools/run-tests: most of the suite waits on anvil, Redis and Celery workers, not on the CPU);
+# its last line sums up the three. test-serial runs the same one after the other.
+test: lint compile
+	@tools/run-tests $(NETWORK) --durations=10
+
+test-serial: lint compile test-forge test-python
 
 audit: lint compile
 	FOUNDRY_PROFILE=audit forge test
