@@ -43,6 +43,8 @@ def test_each_filter_finds_what_it_should(api, small_market):
     monthly = {"tier": "subscription", "asset": usd, "max_price": str(10 * MUSD)}
     assert names(api.get("/models", params={**monthly, "language": "yue"})) == ["Mei"]
     assert names(api.get("/models", params=monthly)) == ["Mei"]
+    assert names(api.get("/models", params={"tier": "subscription", "max_price": "10 mUSD"})) == ["Mei"]
+    assert names(api.get("/models", params={"asset": "musd", "max_price": "0.05 mUSD"})) == ["Ada"]  # per use
     assert names(api.get("/models", params={**monthly, "period": "7 days"})) == ["Minji", "Kenji", "Mei"]
     assert names(api.get("/models", params={**monthly, "min_price": str(6 * MUSD)})) == []
     assert names(api.get("/models", params={"asset": "ETH", "min_price": str(ETHER // 2)})) == ["Ada v2", "Mei"]
@@ -89,6 +91,8 @@ def test_sorting_and_cursors_page_through_everything_once(api):
         ({"language": "xx"}, "language"),
         ({"tier": "lease"}, "tier"),
         ({"max_price": "10"}, "asset"),
+        ({"max_price": "10 doubloons"}, "asset"),
+        ({"asset": "mUSD", "max_price": "0.0000001 mUSD"}, "max_price"),
         ({"asset": "ETH", "max_price": "ten"}, "max_price"),
         ({"asset": "ETH", "min_price": "5", "max_price": "4"}, "min_price"),
         ({"sort": "cheapest"}, "asset"),

@@ -27,11 +27,9 @@ from fastapi import FastAPI, Header, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from voicemarket.errors import IndexQueryError, UnitError
+from voicemarket.errors import IndexQueryError
 from voicemarket.index import queries
 from voicemarket.index.settings import IndexSettings
-from voicemarket.protocol import ETH, Language, Tier
-from voicemarket.units import parse_duration
 from voicemarket.web.api import (
     ERROR_RESPONSES,
     ApiError,
@@ -69,6 +67,18 @@ class ModelItem(BaseModel):
     metadata_state: str
     metadata_error: str | None
     min_price_30d: str | None = None
+
+
+class AssetOut(BaseModel):
+    address: str
+    symbol: str
+    decimals: int
+
+
+class ModelPage(Page[ModelItem]):
+    """A page of models; ``asset``: the asset that prices (``min_price_30d``) are in, when one was asked for."""
+
+    asset: AssetOut | None = None
 
 
 class OfferItem(BaseModel):
@@ -230,21 +240,10 @@ def parse_model_id(text: str, field: str = "model_id") -> str:
 
 
 def parse_address(text: str, field: str) -> str:
-    from eth_utils import is_address, to_checksum_address
-
-    if text.upper() == "ETH" and field == "asset":
-        return ETH
-    if not is_address(text):
-        raise bad_parameter(field, f"{text!r} is not an address (0x and 40 hex digits)")
-    return to_checksum_address(text)
-
-
-def _amount(text: str | None, field: str) -> int | None:
-    if text is None:
-        return None
-    if not text.isdigit():
-        raise bad_parameter(field, f"{text!r} is not a whole number of the asset's smallest unit (wei for ETH)")
-    return int(text)
+    try:
+        return queries.parse_address(text, field)
+    except ValueError as exc:
+        raise bad_parameter(field, str(exc)) from None
 
 
 def _cursor(cursor: str | None, ordering: str, length: int) -> list[Any] | None:
@@ -268,15 +267,18 @@ def create_index_app(engine: Engine, settings: IndexSettings | None = None) -> F
             with engine.connect() as connection:
                 return function(connection, *args, **kwargs)
         except IndexQueryError as exc:
-            raise bad_parameter(exc.field, str(exc)) from None
+            message = str(exc)
+            raise ApiError(
+                400, "bad_parameter", message if message.startswith(exc.field) else f"{exc.field}: {message}", exc.field
+            ) from None
 
-    @app.get("/models", response_model=Page[ModelItem], responses=ERROR_RESPONSES, tags=["models"])
+    @app.get("/models", response_model=ModelPage, responses=ERROR_RESPONSES, tags=["models"])
     def models(
         language: Annotated[str | None, Query(description="zh, en, ja, ko or yue")] = None,
         tier: Annotated[str | None, Query(description="buyout, subscription or pay-per-use")] = None,
-        asset: Annotated[str | None, Query(description="ETH or an ERC-20 address")] = None,
-        min_price: Annotated[str | None, Query(description="in the asset's smallest unit")] = None,
-        max_price: Annotated[str | None, Query(description="in the asset's smallest unit")] = None,
+        asset: Annotated[str | None, Query(description="ETH, a token's symbol or address")] = None,
+        min_price: Annotated[str | None, Query(description="smallest unit, or with a unit: '5 mUSD'")] = None,
+        max_price: Annotated[str | None, Query(description="smallest unit, or with a unit: '0.01 ether'")] = None,
         period: Annotated[str, Query(description="subscription prices per this period: seconds or '30 days'")] = (
             "30 days"
         ),
@@ -288,34 +290,21 @@ def create_index_app(engine: Engine, settings: IndexSettings | None = None) -> F
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> dict[str, Any]:
         """Models with an active offer meeting every offer condition, newest first by default."""
-        try:
-            parsed_language = Language.parse(language) if language else None
-        except ValueError as exc:
-            raise bad_parameter("language", str(exc)) from None
-        try:
-            parsed_tier = Tier.parse(tier) if tier else None
-        except ValueError as exc:
-            raise bad_parameter("tier", str(exc)) from None
-        try:
-            seconds = parse_duration(period, "period")
-        except UnitError as exc:
-            raise bad_parameter("period", str(exc)) from None
-        query = queries.ModelQuery(
-            language=parsed_language,
-            tier=parsed_tier,
-            asset=parse_address(asset, "asset") if asset else None,
-            min_price=_amount(min_price, "min_price"),
-            max_price=_amount(max_price, "max_price"),
-            period=seconds,
-            creator=parse_address(creator, "creator") if creator else None,
-            status=status,
-            text=q,
-            sort=sort,
-            limit=limit,
-            after=_cursor(cursor, sort, 1 if sort == "newest" else 2),
-        )
-        items, after = read(queries.search_models, query)
-        return {"items": items, "next_cursor": encode_cursor(sort, after) if after else None}
+        params = {
+            "language": language,
+            "tier": tier,
+            "asset": asset,
+            "min_price": min_price,
+            "max_price": max_price,
+            "period": period,
+            "creator": creator,
+            "status": status,
+            "q": q,
+            "sort": sort,
+            "limit": limit,
+        }
+        items, after, priced_in = read(queries.find_models, params, _cursor(cursor, sort, 1 if sort == "newest" else 2))
+        return {"items": items, "next_cursor": encode_cursor(sort, after) if after else None, "asset": priced_in}
 
     @app.get("/models/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, tags=["models"])
     def model(model_id: str) -> dict[str, Any]:

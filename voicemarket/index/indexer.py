@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from eth_abi import decode as abi_decode
 from sqlalchemy import Engine, select, update
 
 from voicemarket.errors import IndexingError, ReorgTooDeep, ServiceSettingsError
@@ -37,8 +38,22 @@ from voicemarket.index.chain import Contracts, Event, JsonRpc, LogDecoder, to_in
 from voicemarket.index.metadata import fetch_metadata, next_attempt
 from voicemarket.index.projection import Batch, rewind
 from voicemarket.index.settings import IndexSettings
+from voicemarket.protocol import ETH
 
 log = logging.getLogger("voicemarket.index")
+
+
+def _token_symbol(answer: str | None) -> str | None:
+    """An ERC-20 ``symbol()`` answer (an ABI string, or bytes32 for old tokens), printable, or None."""
+    if not answer or answer == "0x":
+        return None
+    data = bytes.fromhex(answer[2:])
+    try:
+        (text,) = abi_decode(["string"], data)
+    except Exception:  # noqa: BLE001 - eth_abi raises several kinds for data that is no string
+        text = data[:32].rstrip(b"\0").decode("utf-8", "replace")
+    text = "".join(ch for ch in text if ch.isprintable())[:32]
+    return text or None
 
 
 @dataclasses.dataclass
@@ -105,6 +120,7 @@ class Indexer:
                 )
             if not recorded:
                 db.write_state(connection, **identity, next_block=self.contracts.start_block, unjournaled_until=-1)
+                connection.execute(schema.assets.insert().values(address=ETH, symbol="ETH", decimals=18))
                 state = db.read_state(connection)
         self.next_block = int(state["next_block"])
         self.unjournaled_until = int(state["unjournaled_until"])
@@ -126,6 +142,7 @@ class Indexer:
             raise IndexingError(f"the node has no block {last} although its head is {head}")
         events = [event for raw in raw_logs if (event := self.decoder.decode(raw)) is not None]
         events = self._with_timestamps(events)
+        new_assets = self._new_assets(events, last)
         hashes = {event.block: event.block_hash for event in events}
         if hashes.get(last, header["hash"]) != header["hash"]:
             raise IndexingError(f"block {last} changed while it was read (a reorg under way); trying again")
@@ -142,6 +159,8 @@ class Indexer:
             for event in events:
                 batch.apply(event)
             batch.flush()
+            if new_assets:
+                connection.execute(schema.assets.insert(), new_assets)
             connection.execute(schema.blocks.insert(), [{"number": n, "hash": h} for n, h in sorted(hashes.items())])
             keep_from = min(journal_from, last) - 1
             connection.execute(schema.blocks.delete().where(schema.blocks.c.number < keep_from))
@@ -154,6 +173,34 @@ class Indexer:
         self.next_block, self.unjournaled_until = last + 1, unjournaled
         log.info("indexed", extra={"from_block": first, "to_block": last, "events": len(events)})
         return StepResult(first, last, len(events), rewound, caught_up=last >= safe)
+
+    def _new_assets(self, events: list[Event], block: int) -> list[dict[str, Any]]:
+        """Symbol and decimals of the ERC-20s that new offers name and the index does not know yet."""
+        named = {e.args["terms"]["asset"] for e in events if e.name == "OfferPublished"}
+        if not named:
+            return []
+        with self.engine.connect() as connection:
+            known = set(connection.execute(select(schema.assets.c.address)).scalars())
+        missing = sorted(named - known)
+        calls = []
+        for address in missing:
+            for selector in ("0x95d89b41", "0x313ce567"):  # symbol(), decimals()
+                calls.append(("eth_call", [{"to": address, "data": selector}, hex(block)]))
+        try:
+            answers = self.rpc.batch(calls)
+        except IndexingError:  # a token that reverts: one by one below would say the same; name it by address
+            answers = [None] * len(calls)
+        out = []
+        for i, address in enumerate(missing):
+            symbol, decimals = _token_symbol(answers[2 * i]), answers[2 * i + 1]
+            out.append(
+                {
+                    "address": address,
+                    "symbol": symbol or address[:10],
+                    "decimals": to_int(decimals) if decimals and len(decimals) == 66 and to_int(decimals) < 78 else 0,
+                }
+            )
+        return out
 
     def _with_timestamps(self, events: list[Event]) -> list[Event]:
         """Events with their block's timestamp (read from the headers when the node's logs lack it)."""

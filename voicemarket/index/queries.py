@@ -27,7 +27,8 @@ from sqlalchemy import Connection, and_, func, or_, select
 from voicemarket.errors import IndexQueryError
 from voicemarket.index import schema
 from voicemarket.index.projection import THIRTY_DAYS
-from voicemarket.protocol import FailReason, Language, RequestStatus, Tier
+from voicemarket.protocol import ETH, FailReason, Language, RequestStatus, Tier
+from voicemarket.units import AssetInfo, parse_amount, parse_duration
 
 SORTS = ("newest", "most_used", "cheapest")
 STATUSES = ("active", "retiring", "retired", "frozen")
@@ -71,9 +72,139 @@ class ModelQuery:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise IndexQueryError("limit", f"limit must be 1 to {MAX_LIMIT}, got {self.limit}")
 
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        language: str | None = None,
+        tier: str | None = None,
+        asset: str | None = None,
+        min_price: str | None = None,
+        max_price: str | None = None,
+        period: str | int = THIRTY_DAYS,
+        creator: str | None = None,
+        status: str | None = None,
+        q: str | None = None,
+        sort: str = "newest",
+        limit: int = 20,
+        after: list[Any] | None = None,
+    ) -> ModelQuery:
+        """A query from text parameters (the API's and the command's), checked; raises
+        :class:`IndexQueryError` naming the parameter that is wrong."""
+
+        def parsed(field: str, parse: Any, value: Any) -> Any:
+            if value is None:
+                return None
+            try:
+                return parse(value)
+            except ValueError as exc:
+                raise IndexQueryError(field, f"{field}: {exc}") from None
+
+        query = cls(
+            language=parsed("language", Language.parse, language),
+            tier=parsed("tier", Tier.parse, tier),
+            asset=parsed("asset", lambda v: parse_address(v, "asset"), asset),
+            min_price=parsed("min_price", lambda v: _smallest_unit(v, "min_price"), min_price),
+            max_price=parsed("max_price", lambda v: _smallest_unit(v, "max_price"), max_price),
+            period=parsed("period", lambda v: parse_duration(v, "period"), period),
+            creator=parsed("creator", lambda v: parse_address(v, "creator"), creator),
+            status=status,
+            text=q,
+            sort=sort,
+            limit=limit,
+            after=after,
+        )
+        query.check()
+        return query
+
     @property
     def filters_offers(self) -> bool:
         return any(x is not None for x in (self.tier, self.asset, self.min_price, self.max_price))
+
+
+def asset_infos(connection: Connection) -> list[AssetInfo]:
+    """The payment assets the index knows (ETH first)."""
+    a = schema.assets
+    rows = connection.execute(select(a.c.address, a.c.symbol, a.c.decimals)).all()
+    return sorted((AssetInfo(*row) for row in rows), key=lambda info: (not info.is_eth, info.symbol))
+
+
+def resolve_units(connection: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``asset`` as an address and prices in the smallest unit.
+
+    ``asset``: ETH, a token's symbol or an address; when it is missing, the prices' unit names
+    it. Prices: the smallest unit (``10000000``) or with a unit (``10 mUSD``, ``0.01 ether``)."""
+    prices = {k: str(params[k]).strip() for k in ("min_price", "max_price") if params.get(k) is not None}
+    asset_text = params.get("asset")
+    if asset_text is None and not any(not p.isdigit() for p in prices.values()):
+        return params
+    known = asset_infos(connection)
+    chosen = None
+    if asset_text is not None:
+        wanted = str(asset_text).strip().lower()
+        chosen = next((i for i in known if wanted in (i.symbol.lower(), i.address.lower())), None)
+        if chosen is None and wanted != "eth":
+            if not wanted.startswith("0x"):
+                names = ", ".join(i.symbol for i in known)
+                raise IndexQueryError("asset", f"asset: no asset {asset_text!r} in the index (known: {names})")
+            chosen = AssetInfo(parse_address(str(asset_text), "asset"), str(asset_text)[:10], 0)
+    else:
+        units = {p.split()[-1].lower() for p in prices.values() if len(p.split()) == 2}
+        eth_units = {"ether", "eth", "gwei", "wei"}
+        chosen = next((i for i in known if units & ({i.symbol.lower()} | (eth_units if i.is_eth else set()))), None)
+        if chosen is None:
+            raise IndexQueryError("asset", "asset: say which asset the price is in (ETH, a symbol or an address)")
+    out = {**params, "asset": chosen.address if chosen else ETH}
+    for field, text in prices.items():
+        if text.isdigit():
+            continue
+        try:
+            value = parse_amount(
+                text,
+                field,
+                decimals=chosen.decimals if chosen else 18,
+                symbol=None if not chosen or chosen.is_eth else chosen.symbol,
+            )
+        except ValueError as exc:
+            raise IndexQueryError(field, str(exc)) from None
+        out[field] = str(value)
+    return out
+
+
+def find_models(
+    connection: Connection, params: dict[str, Any], after: list[Any] | None = None, now: int | None = None
+) -> tuple[list[dict], list | None, dict[str, Any] | None]:
+    """:func:`search_models` for text parameters (the API's and the command's), units resolved;
+    returns (items, the next page's cursor values, the asset the prices are in, or None)."""
+    resolved = resolve_units(connection, params)
+    query = ModelQuery.from_params(**resolved, after=after)
+    items, next_after = search_models(connection, query, now)
+    asset = None
+    if query.asset is not None:
+        info = next((i for i in asset_infos(connection) if i.address == query.asset), None)
+        asset = {
+            "address": query.asset,
+            "symbol": info.symbol if info else query.asset[:10],
+            "decimals": info.decimals if info else 0,
+        }
+    return items, next_after, asset
+
+
+def parse_address(text: str, field: str) -> str:
+    """A checksummed address (``ETH`` for the asset means the zero address); ValueError otherwise."""
+    from eth_utils import is_address, to_checksum_address
+
+    if field == "asset" and text.strip().upper() == "ETH":
+        return ETH
+    if not is_address(text):
+        raise ValueError(f"{text!r} is not an address (0x and 40 hex digits)")
+    return to_checksum_address(text)
+
+
+def _smallest_unit(text: str, field: str) -> int:
+    if not str(text).isdigit():
+        raise ValueError(f"{text!r} is not a whole number of the asset's smallest unit (wei for ETH)")
+    return int(text)
 
 
 def _per_30_days(bound: int, period: int) -> int:

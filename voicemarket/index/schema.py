@@ -81,6 +81,16 @@ state = Table(
 """Key/value: ``schema_version``, ``chain_id``, the contracts' addresses, ``next_block`` (the first
 block not indexed yet), ``unjournaled_until`` (the last block indexed without a journal)."""
 
+assets = Table(
+    "assets",
+    metadata,
+    Column("address", _ADDRESS, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("decimals", Integer, nullable=False),
+)
+"""The payment assets offers name (ETH and each ERC-20, read once from the token): prices are
+written and read in their units ("10 mUSD") without asking the chain."""
+
 blocks = Table(
     "blocks",
     metadata,
