@@ -191,10 +191,22 @@ def synthesis_kwargs(params_word: int, voice: Voice, settings: OracleSettings) -
     return params.language.name.lower(), kwargs
 
 
+def check_language(voice: Voice, language: str) -> None:
+    """Refuse a language the chain allows (the model's ``languages`` bits, which the router checks) but
+    the voice's sealed bundle does not list: its creator registered a language the model was not made for."""
+    if language not in voice.languages:
+        raise RequestFailure(
+            FailReason.UNSUPPORTED_LANGUAGE,
+            f"model {voice.model_id:#x} is registered for {language!r}, but its bundle's manifest lists only "
+            f"{', '.join(voice.languages)}: the voice was not made for {language!r}",
+        )
+
+
 def _synthesize(ctx: Context, voice: Voice, request, text: str) -> tuple[int, np.ndarray]:  # noqa: ANN001
     from synth.errors import LanguageNotInstalledError, ReferenceAudioError, SynthError, TextError, UnknownLanguageError
 
     language, kwargs = synthesis_kwargs(request.params, voice, ctx.settings)
+    check_language(voice, language)
     try:
         return voice.synthesizer.synthesize(text, language, str(voice.reference), **kwargs)
     except (UnknownLanguageError, LanguageNotInstalledError) as exc:

@@ -1,8 +1,9 @@
 """Voices a worker process has ready: fetched by CID, verified, decrypted with the operator's key,
 extracted once per machine, and loaded once per process (lazily, least recently used first out).
 
-Only synth's public API is used (``Synthesizer.from_files(...).synthesize(...)``); torch and synth
-are imported on the first request that needs a voice, so that workers start fast.
+Only synth's public API is used (``Synthesizer.from_files(...).synthesize(...)``, and
+``synth.text.frontend.load_language`` for the voice's languages as it loads); torch and synth are
+imported on the first request that needs a voice, so that workers start fast.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import fcntl
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,28 @@ class Voice:
     prompt_text: str
     prompt_language: str
     languages: tuple[str, ...]
+
+
+def load_languages(model_id: int, languages: tuple[str, ...] | list[str]) -> list[str]:
+    """Load the text front ends (dictionaries, models) of a voice's languages now, when the voice
+    loads, so that its first request in each language does not pay for them. Returns the languages
+    made ready; one that synth does not know or cannot load is logged and left out (a request in it
+    fails with UnsupportedLanguage)."""
+    from synth.errors import LanguageNotInstalledError, UnknownLanguageError
+    from synth.text.frontend import load_language
+
+    ready = []
+    for language in languages:
+        try:
+            load_language(language)
+        except (UnknownLanguageError, LanguageNotInstalledError) as exc:
+            log.warning(
+                "a language of the voice cannot be spoken here",
+                extra={"model_id": hex(model_id), "language": language, "detail": str(exc)},
+            )
+        else:
+            ready.append(language)
+    return ready
 
 
 class VoiceCache:
@@ -96,7 +120,17 @@ class VoiceCache:
         except CheckpointError as exc:
             raise RequestFailure(FailReason.BUNDLE_CORRUPT, f"model {model_id:#x}: {exc}") from None
         manifest = unpacked.manifest
-        log.info("voice loaded", extra={"model_id": hex(model_id), "languages": list(manifest.languages)})
+        started = time.perf_counter()
+        ready = load_languages(model_id, manifest.languages)
+        log.info(
+            "voice loaded",
+            extra={
+                "model_id": hex(model_id),
+                "languages": list(manifest.languages),
+                "front_ends_ready": ready,
+                "front_ends_s": round(time.perf_counter() - started, 3),
+            },
+        )
         return Voice(
             model_id,
             synthesizer,

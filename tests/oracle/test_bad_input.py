@@ -54,7 +54,10 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
         accounts[SQUATTER], sealed, [operator], languages=("en",), files=sandbox.tiny, digest=sealed.digest
     )
     assert copied.model_id == protocol.model_id(accounts[SQUATTER].address, sealed.digest)
-    japanese = sandbox.publish_voice(creator, [operator], files=sandbox.tiny, languages=("en", "ja"))
+    # Registered for Japanese (the router accepts `ja` requests), but the bundle's manifest lists English only.
+    japanese = sandbox.publish_voice(
+        creator, [operator], files=sandbox.tiny, languages=("en", "ja"), bundle_languages=("en",)
+    )
     served = [voice, missing, corrupt, wrong_digest, not_for_us, japanese, copied]
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
@@ -76,7 +79,8 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     wrong_id = ask(wrong_digest, "Hello.", FailReason.BUNDLE_CORRUPT)
     ask(not_for_us, "Hello.", FailReason.BUNDLE_UNDECRYPTABLE)
     copied_id = ask(copied, "Hello.", FailReason.MODEL_UNAVAILABLE)
-    ask(japanese, "こんにちは。", FailReason.UNSUPPORTED_LANGUAGE, language="ja")
+    japanese_id = ask(japanese, "こんにちは。", FailReason.UNSUPPORTED_LANGUAGE, language="ja")
+    ask(japanese, "Hello.", None)  # the same voice in a language its bundle lists
     ask(voice, "This sentence is much longer than the forty characters allowed.", FailReason.TEXT_TOO_LONG)
     ask(voice, "never stored", FailReason.INPUT_UNAVAILABLE, input_=vm.cid_input(absent_text))
     ask(voice, "Hello.", FailReason.BAD_INPUT, input_hash=hashlib.sha256(b"another text").digest())
@@ -102,6 +106,10 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
         if event.get("event") == "request cannot be served"
     }
     assert f"with creator {creator.address} gives model id" in details[wrong_id]
+    assert (
+        f"model {japanese.model_id:#x} is registered for 'ja', but its bundle's manifest lists only en"
+        in details[japanese_id]
+    )
     assert (
         f"registered by {accounts[SQUATTER].address}, but its bundle's manifest names the creator "
         f"{creator.address}: a copy of another creator's bundle, not served" in details[copied_id]

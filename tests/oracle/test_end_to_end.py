@@ -19,14 +19,25 @@ from voicemarket.dev.services import free_port
 pytestmark = pytest.mark.integration
 
 
+# A Cantonese and a Japanese request on a voice whose bundle lists those languages (one sentence each).
+SPOKEN = (("yue", "我今日去咗銅鑼灣。"), ("ja", "今日はとても楽しかったです。"))
+
+
 def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_audio(
-    sandbox, voice, licenses, buyers, operator, start_oracle, chain
+    sandbox, accounts, voice, licenses, buyers, operator, start_oracle, chain
 ):
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
+    languages = ("en", *(language for language, _ in SPOKEN))
+    multilingual = sandbox.publish_voice(accounts[1], [operator], files=sandbox.tiny, languages=languages)
+    multilingual_license = sandbox.buy_license(buyers[0], multilingual)
     first_block = chain.blocks.head.number
     metrics_port = free_port()
-    oracle = start_oracle(workers=2, metrics_port=metrics_port)
+    oracle = start_oracle(workers=2, metrics_port=metrics_port, voices=[voice, multilingual])
     ids = []
+    for i, (language, text) in enumerate(SPOKEN):
+        ids.append(
+            sandbox.request(buyers[0], multilingual, multilingual_license, operator, text, language=language, seed=i)
+        )
     for i in range(8):
         buyer = buyers[i % len(buyers)]
         ids.append(sandbox.request(buyer, voice, licenses[buyer.address], operator, f"Hello number {i}.", seed=i))
@@ -43,6 +54,14 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
         audio = sandbox.store.get_bytes(cid)
         assert hashlib.sha256(audio).digest() == bytes(args["outputDigest"])
         assert audio[:4] == b"RIFF" and len(audio) > 1000
+    # The worker that loaded the multilingual voice made its front ends ready then, not on its first request.
+    loaded = [
+        json.loads(line)
+        for worker in oracle.workers
+        for line in worker.log_path.read_text().splitlines()
+        if line.startswith("{") and '"voice loaded"' in line and hex(multilingual.model_id) in line
+    ]
+    assert loaded and all(event["front_ends_ready"] == list(languages) for event in loaded), loaded
 
     # What the operator sees: `python -m oracle status` and the Prometheus endpoint agree with the chain.
     wait_for(lambda: oracle.ledger().stats().get("fulfilled", 0) == len(ids), 10, "the ledger to catch up", oracle)

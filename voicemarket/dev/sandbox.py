@@ -107,13 +107,15 @@ class Sandbox:
         recipients: list[bytes] | None = None,
         label: str | None = None,
         registered_digest: bytes | None = None,
+        bundle_languages: tuple[str, ...] | None = None,
     ) -> PublishedVoice:
         """Seal a tiny voice to ``operators`` (and the creator), register it, allow the operators,
         and publish a buyout offer. ``recipients`` overrides who can open it; ``registered_digest``
-        registers it under another digest than its own (a creator's mistake, for tests)."""
+        registers it under another digest than its own, ``bundle_languages`` lists other languages in
+        the bundle's manifest than ``languages`` registers on-chain (a creator's mistakes, for tests)."""
         files = files or tiny_voice_files(self.root / "voice")
         keys = [public_key(op) for op in operators] + [public_key(creator)] if recipients is None else recipients
-        published = self.seal_voice(creator, keys, languages=languages, files=files, label=label)
+        published = self.seal_voice(creator, keys, languages=bundle_languages or languages, files=files, label=label)
         return self.register_voice(
             creator,
             published,
