@@ -2,6 +2,7 @@
 
     ape run say "Hello there." --licence 3 -o hello.wav --network ethereum:local --account alice
     ape run say --text-file chapter.txt --licence 3 --language en --seed 7 --max-fee "0.001 ether"
+    ape run say "我哋今日去飲茶。" --licence 3 --lang yue      # Cantonese (English words inside read as English)
     ape run say --request 12 -o hello.wav              # follow (or fetch) an earlier request again
     ape run say --request 12 --cancel-expired          # refund a request its operator never delivered
 
@@ -146,7 +147,9 @@ def report_outcome(
     help="read the text from this UTF-8 file instead",
 )
 @click.option("--licence", "--license", "license_id", type=int, help="your licence (token id) for the voice")
-@click.option("--language", default="en", show_default=True, help="zh, en, ja, ko or yue (one of the model's)")
+@click.option(
+    "--language", "--lang", default="en", show_default=True, help="zh, en, ja, ko or yue (one of the model's)"
+)
 @click.option("--speed", type=float, help="0.25 .. 4.0 (default: the engine's 1.0)")
 @click.option("--seed", type=int, default=0, show_default=True, help="sampling seed: the same seed, the same speech")
 @click.option("--top-k", type=int)

@@ -171,7 +171,7 @@ def test_bad_input_is_refused_before_anything_is_sent(market, chain, accounts):
 
     box = market["box"]
     next_id = box.router.nextRequestId()
-    result = say(market, chain, "Bonjour.", "--licence", str(market["license"]), "--language", "ja")
+    result = say(market, chain, "Bonjour.", "--licence", str(market["license"]), "--lang", "ja")
     assert result.returncode == 1
     assert "speaks en, not 'ja'" in result.stderr, output_of(result)
     with pytest.raises(SpeechError, match="licence 999 does not exist"):
