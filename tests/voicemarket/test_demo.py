@@ -49,12 +49,12 @@ def test_the_demo_tells_the_whole_story_and_stops_what_it_started(tmp_path):
     assert "paid 0.01 ETH for 30 days, auto-renewal on" in out, shown
     assert "its audio will be NOISE" in out and "VOICEMARKET_WEIGHTS=/path/to/pretrained_models make demo" in out
     wavs = sorted(output.glob("request-*.wav"))
-    assert [w.name.split("-")[-1] for w in wavs] == ["en.wav", "zh.wav"], shown
+    assert [w.name.split("-")[-1] for w in wavs] == ["en.wav", "zh.wav", "yue.wav"], shown
     for wav in wavs:
         assert wav.read_bytes()[:4] == b"RIFF"
         assert f"{wav}  " in out and "= the digest on-chain" in out
     assert (
-        "the buyer paid 0.0114 ETH (licences, use price, fees); the parties can withdraw 0.0114 ETH: every wei "
+        "the buyer paid 0.0126 ETH (licences, use price, fees); the parties can withdraw 0.0126 ETH: every wei "
         "accounted for" in out
     ), shown
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]

@@ -5,7 +5,7 @@ the contracts are deployed; an operator registers with a stake and starts its or
 (`python -m oracle run`: the listener, the batch submitter and one Celery worker); a creator
 mints a voice (sealed to the operator, registered with the voice owner's consent, offers
 published from a YAML description); a buyer buys a subscription and a pay-per-use licence and
-asks for a sentence in English and one in Chinese; the oracle synthesises and delivers; the
+asks for a sentence in English, one in Mandarin and one in Cantonese; the oracle synthesises and delivers; the
 WAV files are fetched by CID, checked against the SHA-256 on-chain and written to
 ``demo-output/``; the revenue is split and every party's withdrawable balance shown. Everything
 started is stopped at the end, also on Ctrl-C or a failure.
@@ -45,6 +45,7 @@ REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog, and then it runs 
 SENTENCES = (
     ("en", "subscription", "Welcome to the voice market, where every voice is licensed."),
     ("zh", "pay-per-use", "欢迎来到声音市场，每一个声音都有授权。"),
+    ("yue", "pay-per-use", "歡迎嚟到聲音市場，每一把聲都有授權。"),
 )
 OFFERS_YAML = """\
 asset: ETH
@@ -322,7 +323,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         voice = ModelFolder(
             name="Demo voice",
             description=f"voicemarket demo voice ({weights.description})",
-            languages=("en", "zh"),
+            languages=("en", "zh", "yue"),
             gpt=weights.gpt,
             sovits=weights.sovits,
             reference_audio=reference,
@@ -405,7 +406,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             )
             say(f"licence {purchase.license_id}  {label:<12} {paid}")
 
-        steps("The buyer asks for speech in English and Chinese; the oracle synthesises and delivers")
+        steps("The buyer asks for speech in English, Mandarin and Cantonese; the oracle synthesises and delivers")
         submitted = []
         for language, label, text in SENTENCES:
             license = speech.license_use(d.licenses, licenses[label], buyer.address)
