@@ -12,9 +12,11 @@ The oracle has its own tree (``oracle/errors.py``), synth/ its own (``synth/erro
     │   │   │                              authentication tag disagrees (corrupt, truncated, tampered)
     │   │   ├── CarError                   a CAR file is malformed, or a block in it does not match its CID
     │   │   └── DagError                   a block is not the dag-pb / UnixFS node it claims to be
-    │   ├── DecryptionError                this private key cannot open this bundle (not a recipient)
+    │   ├── DecryptionError                this private key cannot open this bundle or box (not a recipient)
+    │   ├── EnvelopeError (ValueError)     a private request's envelope opened, but is not a valid one
     │   ├── BundleError (ValueError)       inputs or a bundle's layout are not a valid voice bundle
-    │   │   └── CreatorMismatch            an intact bundle registered by another creator than it names
+    │   │   ├── CreatorMismatch            an intact bundle registered by another creator than it names
+    │   │   └── PreviewError               a preview clip that is (or holds) the reference or a recording
     │   ├── StoreError                     the store itself failed (Kubo unreachable, disk full, ...)
     │   ├── InvalidCID (ValueError)        text or bytes that are not a content id this project reads
     │   ├── CanonicalJSONError (ValueError) a value with no canonical JSON form (NaN, lone surrogate, ...)
@@ -22,13 +24,14 @@ The oracle has its own tree (``oracle/errors.py``), synth/ its own (``synth/erro
     ├── MarketError                       market/: what the chain, a deployment or the user's input refuses
     │   ├── DeploymentError                no deployment saved, a stale one, a wrong parameters file
     │   ├── AssetError (ValueError)        an asset that is not ETH, the stablecoin or a readable ERC-20
-    │   ├── MintError                      the creator's model folder, offers, operators or consent
+    │   ├── MintError                      the creator's model folder, preview, offers, operators or consent
     │   ├── GovernanceError                a retirement, freeze or version the registry would refuse
     │   ├── LicensingError                 the buyer's offer, cap, allowance or licence
     │   ├── OperatorError                  an operator's registration, stake or unbonding
     │   ├── KeepingError                   a dispute, settlement or auto-renewal that cannot happen now
-    │   └── SpeechError                    a request the buyer can fix: licence, operator, text, fee, store
-    │       └── AudioMismatch              the delivered audio is not what the operator committed to
+    │   ├── SpeechError                    a request the buyer can fix: licence, operator, text, fee, store
+    │   │   └── AudioMismatch              the delivered audio is not what the operator committed to
+    │   └── BuyerKeyError                  the wallet would not (or could not) make the buyer's encryption key
     ├── ServiceSettingsError (ValueError)  a long-running service's settings (the index) that cannot be used
     ├── IndexingError                     index/: what the indexer or its database cannot do
     │   ├── IndexSchemaError               the database holds another schema version than this code reads
@@ -77,6 +80,10 @@ class DecryptionError(PackageError):
     """The key given cannot decrypt this content (for example, the operator is not a recipient)."""
 
 
+class EnvelopeError(PackageError, ValueError):
+    """A private request's sealed input opened with the operator's key but is not a valid envelope."""
+
+
 class BundleError(PackageError, ValueError):
     """The inputs do not make a valid voice bundle, or a file is not a voice bundle."""
 
@@ -84,6 +91,11 @@ class BundleError(PackageError, ValueError):
 class CreatorMismatch(BundleError):
     """The bundle names one creator and the registry another: someone re-registered a bundle they
     did not make (a public bundle's digest is no secret). Never serve such a model."""
+
+
+class PreviewError(BundleError):
+    """A preview clip that is, or holds, the reference clip or one of the creator's recordings: published
+    unencrypted, it would hand anyone the prompt a zero-shot model needs to clone the voice."""
 
 
 class StoreError(PackageError):
@@ -143,6 +155,11 @@ class SpeechError(MarketError):
 
 class AudioMismatch(SpeechError):
     """The audio behind the delivered CID is not what the operator committed to on-chain."""
+
+
+class BuyerKeyError(MarketError):
+    """The buyer's encryption key cannot be made (the wallet declined to sign, or signed with another
+    account), or does not open a result sealed to the buyer; the message says what to do."""
 
 
 # ---------------------------------------------------------------- services: index/, web/

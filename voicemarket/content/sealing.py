@@ -19,11 +19,22 @@ Key wrapping (ECIES over secp256k1, the curve of Ethereum accounts): for each re
 e·P; HKDF-SHA256(secret, salt = e·G || P, info = "voicemarket/keywrap/v1") gives a
 key-encryption key; AES-256-GCM under it (random nonce, aad = the info string and the key
 id) seals the 32-byte data key. The resulting :class:`Keyring` is public data.
+
+Sealed box (one recipient, for messages rather than bundles: a private request's text, a
+private result's audio)::
+
+    magic "VMB\\x01" (4) | ephemeral public key, compressed (33) | wrap nonce (12)
+    | wrapped data key (48: the key and its GCM tag) | a sealed stream of the message
+
+The same two steps as a bundle (the data key wrapped as above, the message sealed as above),
+laid out compactly so that a short text and its envelope fit in a request's 512 bytes
+(153 bytes of overhead). The recipient's key is not written: only its holder can open it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import secrets
 import struct
@@ -214,8 +225,6 @@ def seal_bytes(data: bytes, data_key: bytes, *, chunk_size: int = DEFAULT_CHUNK_
 
 
 def unseal_bytes(sealed: bytes, data_key: bytes) -> bytes:
-    import io
-
     return b"".join(iter_unsealed(io.BytesIO(sealed), data_key))
 
 
@@ -413,3 +422,65 @@ class Keyring:
             return cls.from_json(json.loads(data))
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"not a valid keyring document: {exc}") from None
+
+
+# ---------------------------------------------------------------- sealed boxes (one recipient)
+
+BOX_MAGIC = b"VMB\x01"
+_BOX_PREFIX = struct.Struct(">4s33s12s48s")
+BOX_OVERHEAD = _BOX_PREFIX.size + HEADER_SIZE + TAG_SIZE
+"""Bytes a sealed box adds to a message of at most one chunk: 153."""
+
+
+def seal_box(message: bytes, public_key: bytes | str) -> bytes:
+    """``message`` sealed so that only the holder of ``public_key``'s private key can read it.
+
+    A fresh data key per box, wrapped to ``public_key`` (:func:`wrap_key`), the message sealed
+    under it (:func:`seal_bytes`); the format is in the module docstring.
+    """
+    data_key = new_data_key()
+    wrapped = wrap_key(data_key, public_key)
+    ephemeral = coincurve.PublicKey(b"\x04" + wrapped.ephemeral_public_key).format(compressed=True)
+    prefix = _BOX_PREFIX.pack(BOX_MAGIC, ephemeral, wrapped.nonce, wrapped.ciphertext)
+    return prefix + seal_bytes(bytes(message), data_key)
+
+
+def _box_parts(box: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """(ephemeral public key, wrap nonce, wrapped key, sealed stream) of a box, or IntegrityError."""
+    if len(box) < BOX_OVERHEAD or box[:4] != BOX_MAGIC:
+        raise IntegrityError("not a voicemarket sealed box (bad or missing header)")
+    _, ephemeral, nonce, ciphertext = _BOX_PREFIX.unpack_from(box)
+    try:
+        ephemeral = normalise_public_key(ephemeral)
+    except ValueError:
+        raise IntegrityError("the sealed box's ephemeral key is not a point on secp256k1") from None
+    return ephemeral, nonce, ciphertext, box[_BOX_PREFIX.size :]
+
+
+def box_data_key(box: bytes, private_key: bytes | str) -> bytes:
+    """The data key of a box, for the holder of its recipient's private key (:class:`DecryptionError`
+    otherwise). It opens this box and nothing else: what a buyer may show an arbiter to prove what a
+    delivery held, without giving away their key (:func:`open_box_with_key`)."""
+    ephemeral, nonce, ciphertext, sealed = _box_parts(bytes(box))
+    own = public_key_from_private(private_key)
+    wrapped = WrappedKey(address_from_public_key(own), own, ephemeral, nonce, ciphertext)
+    _, _, kid, _ = read_header(io.BytesIO(sealed))
+    try:
+        return unwrap_key(wrapped, private_key, kid)
+    except DecryptionError:
+        raise DecryptionError(
+            f"this sealed box is not for account key {address_from_public_key(own)} (another recipient's, or altered)"
+        ) from None
+
+
+def open_box_with_key(box: bytes, data_key: bytes) -> bytes:
+    """The message of a box, given its data key (:func:`box_data_key`); IntegrityError if altered."""
+    return unseal_bytes(_box_parts(bytes(box))[3], data_key)
+
+
+def open_box(box: bytes, private_key: bytes | str) -> bytes:
+    """The message of a box sealed to ``private_key``'s public key.
+
+    :class:`DecryptionError`: sealed to another key; :class:`IntegrityError`: not a box, or altered.
+    """
+    return open_box_with_key(box, box_data_key(box, private_key))

@@ -6,7 +6,8 @@
   :func:`model_registration` builds the ``registerModel`` argument; :func:`model_id` is the id a
   creator gets for a bundle (``keccak256(abi.encode(creator, bundleDigest))``).
 - :class:`SynthesisParams` packs and unpacks the request's ``params`` word; :func:`inline_input`,
-  :func:`cid_input` and :func:`input_hash` build the request's input fields;
+  :func:`cid_input`, :func:`private_input`, :func:`private_cid_input` and :func:`input_hash` build the
+  request's input fields, :class:`RequestInput` reads one back;
   :func:`request_from_log` turns a ``SynthesisRequested`` log into the struct that ``fulfil`` /
   ``fail`` / ``cancelExpired`` take back.
 - :func:`cid_parts` / :func:`cid_from_chain` convert between CIDs and what the chain stores
@@ -41,6 +42,9 @@ __all__ = [
     "cid_from_chain",
     "inline_input",
     "cid_input",
+    "private_input",
+    "private_cid_input",
+    "RequestInput",
     "input_hash",
     "request_from_log",
 ]
@@ -134,6 +138,52 @@ def inline_input(text: str) -> bytes:
 def cid_input(cid: CID | str | bytes) -> bytes:
     """The request's ``input`` for text stored elsewhere: the binary CID of the UTF-8 text file."""
     return CID.parse(cid).to_bytes()
+
+
+PRIVATE_INLINE = 0x02
+PRIVATE_BY_CID = 0x03
+
+
+def private_input(box: bytes) -> bytes:
+    """The request's ``input`` for a private request's sealed envelope carried inline: 0x02 then the box
+    (:mod:`voicemarket.content.envelopes`). ValueError if it does not fit: store it, use :func:`private_cid_input`."""
+    data = bytes([PRIVATE_INLINE]) + bytes(box)
+    if len(data) > MAX_INPUT_BYTES:
+        raise ValueError(f"the sealed envelope is {len(box)} bytes; at most {MAX_INPUT_BYTES - 1} fit on-chain")
+    return data
+
+
+def private_cid_input(cid: CID | str | bytes) -> bytes:
+    """The request's ``input`` for a private request's sealed envelope stored elsewhere: 0x03 then its binary CID."""
+    return bytes([PRIVATE_BY_CID]) + CID.parse(cid).to_bytes()
+
+
+@dataclass(frozen=True)
+class RequestInput:
+    """What a request's ``input`` holds: inline bytes or a CID, of plain text or of a sealed envelope.
+
+    Tags (the first byte): 0x00 text inline; 0x02 sealed envelope inline; 0x03 the CID of a sealed
+    envelope; anything else is the binary CID of a text file (a CIDv1 starts with 0x01, a CIDv0 with 0x12).
+    """
+
+    private: bool
+    inline: bytes | None = None  # the text's UTF-8 bytes, or the sealed box
+    cid: CID | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> RequestInput:
+        """Raises :class:`~voicemarket.errors.InvalidCID` for bytes that are neither (a buyer's mistake)."""
+        data = bytes(data)
+        if not data:
+            raise ValueError("the request carries no input")
+        tag = data[0]
+        if tag == 0x00:
+            return cls(False, inline=data[1:])
+        if tag == PRIVATE_INLINE:
+            return cls(True, inline=data[1:])
+        if tag == PRIVATE_BY_CID:
+            return cls(True, cid=CID.from_bytes(data[1:]))
+        return cls(False, cid=CID.from_bytes(data))
 
 
 def input_hash(text: str) -> bytes:
