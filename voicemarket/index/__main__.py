@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import click
@@ -86,10 +87,25 @@ def run(config: str | None, once: bool, verbose: bool, **options: Any) -> None:
     log = logging.getLogger("voicemarket.index")
     if once:
         indexer.prepare()
-        while (result := indexer.step()) is not None and not result.caught_up:
-            pass
-        indexer.fetch_metadata()
-        log.info("caught up", extra={"next_block": indexer.next_block})
+        started, events = time.perf_counter(), 0
+        while (result := indexer.step()) is not None:
+            events += result.events
+            if result.caught_up:
+                break
+        indexed_s = time.perf_counter() - started
+        fetched, now = 0, int(time.time())  # one pass: what fails now is due again only after this run
+        while tried := indexer.fetch_metadata(now):
+            fetched += tried
+        log.info(
+            "caught up",
+            extra={
+                "next_block": indexer.next_block,
+                "events": events,
+                "seconds": round(indexed_s, 3),
+                "metadata_tried": fetched,
+                "metadata_seconds": round(time.perf_counter() - started - indexed_s, 3),
+            },
+        )
         return
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -22,14 +22,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 
 from voicemarket.errors import IndexSchemaError, ServiceSettingsError
 from voicemarket.index import schema
+from voicemarket.protocol import ETH
 
 DEFAULT_DB = "sqlite:///.voicemarket/index.sqlite"
 
-UPGRADES: dict[int, Callable[[Connection], None]] = {}
+
+def _v1_to_v2(connection: Connection) -> None:
+    """Payment assets get their own table (symbols and decimals); offers' ODRL documents are rebuilt
+    when read instead of stored."""
+    schema.assets.create(connection)
+    connection.execute(schema.assets.insert().values(address=ETH, symbol="ETH", decimals=18))
+    for column in ("policy", "policy_matches"):
+        connection.execute(text(f"ALTER TABLE offers DROP COLUMN {column}"))
+
+
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
 """``UPGRADES[n](connection)`` takes a database from schema version ``n`` to ``n + 1``."""
 
 

@@ -42,6 +42,9 @@ from voicemarket.protocol import ETH
 
 log = logging.getLogger("voicemarket.index")
 
+TARGET_EVENTS = 10_000
+"""A batch that returned more logs than this halves the next batch's block range."""
+
 
 def _token_symbol(answer: str | None) -> str | None:
     """An ERC-20 ``symbol()`` answer (an ABI string, or bytes32 for old tokens), printable, or None."""
@@ -98,6 +101,7 @@ class Indexer:
         self.store = store
         self.next_block = contracts.start_block
         self.unjournaled_until = -1
+        self.span = settings.batch_blocks  # blocks read in the next batch (halved on busy ranges)
 
     # ------------------------------------------------------------ start
     def prepare(self) -> None:
@@ -134,7 +138,7 @@ class Indexer:
         if self.next_block > safe:
             return StepResult(self.next_block, self.next_block - 1, 0, rewound) if rewound is not None else None
         first = self.next_block
-        last = min(safe, first + self.settings.batch_blocks - 1)
+        last = min(safe, first + self.span - 1)
         raw_logs, header = self.rpc.batch(
             [("eth_getLogs", [self.decoder.logs_filter(first, last)]), ("eth_getBlockByNumber", [hex(last), False])]
         )
@@ -171,6 +175,11 @@ class Indexer:
                 log.info("batch written, committing", extra={"from_block": first, "to_block": last})
                 time.sleep(self.settings.pause_before_commit_s)
         self.next_block, self.unjournaled_until = last + 1, unjournaled
+        # keep batches near TARGET_EVENTS logs: bounded memory and transactions on busy chains
+        if len(events) > TARGET_EVENTS and self.span > 1:
+            self.span = max(1, self.span // 2)
+        elif len(events) < TARGET_EVENTS // 4:
+            self.span = min(self.settings.batch_blocks, self.span * 2)
         log.info("indexed", extra={"from_block": first, "to_block": last, "events": len(events)})
         return StepResult(first, last, len(events), rewound, caught_up=last >= safe)
 
@@ -263,6 +272,8 @@ class Indexer:
     # ------------------------------------------------------------ metadata
     def fetch_metadata(self, now: int | None = None) -> int:
         """Fetch the due metadata documents (new, or failed and due again); returns how many were tried."""
+        if self.store is None:
+            return 0  # nothing to fetch from: documents stay pending until a store is configured
         now = int(time.time()) if now is None else now
         table = schema.model_metadata
         with self.engine.connect() as connection:

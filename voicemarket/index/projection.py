@@ -11,7 +11,6 @@ not at all, so a crash at any point leaves the tables as they were before it.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, bindparam, select, tuple_
 
 from voicemarket.content.multiformats import CID
-from voicemarket.content.odrl import PolicySubject, build_policy, policy_hash, terms_from_contract
+from voicemarket.content.odrl import terms_from_contract
 from voicemarket.errors import InvalidCID
 from voicemarket.index import schema
 from voicemarket.index.chain import Event
@@ -131,7 +130,7 @@ class Batch:
                         "block": event.block,
                         "table_name": table,
                         "key": list(key) if isinstance(key, tuple) else [key],
-                        "old": _jsonable(row.values),
+                        "old": dict(row.values),  # every value is JSON already (ints, text, bools)
                     }
                 )
             else:
@@ -247,12 +246,6 @@ class Batch:
         a = e.args
         fields = {**a["terms"], "policyHash": bytes.fromhex(a["terms"]["policyHash"][2:])}
         terms, model_id, stored_hash = terms_from_contract(fields, a["territories"])
-        stored_hex = "0x" + stored_hash.hex()
-        try:
-            document = build_policy(terms, PolicySubject(self.chain_id, self.registry, a["publisher"], model_id))
-            matches = "0x" + policy_hash(document).hex() == stored_hex
-        except ValueError:  # PolicyError among them: terms no document expresses do not match
-            document, matches = None, False
         price = int(terms.price)
         per_30_days = price * THIRTY_DAYS // terms.period if terms.tier == Tier.SUBSCRIPTION and terms.period else price
         self.create(
@@ -279,9 +272,7 @@ class Batch:
                 "territories": " ".join(
                     terms.territories[i : i + 2].decode("ascii", "replace") for i in range(0, len(terms.territories), 2)
                 ),
-                "policy_hash": stored_hex,
-                "policy": document,
-                "policy_matches": matches,
+                "policy_hash": "0x" + stored_hash.hex(),
                 "active": True,
                 "sold": 0,
             },
@@ -677,10 +668,6 @@ def _update_params(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, A
     out = {f"v_{name}": value for name, value in values.items() if name not in keys}
     out.update({f"k_{k}": values[k] for k in keys})
     return out
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(values, default=str))
 
 
 def rewind(connection: Connection, ancestor: int) -> dict[str, int]:

@@ -363,11 +363,43 @@ def _offer_item(row: Any) -> dict[str, Any]:
         "transferable": row["transferable"],
         "territories": row["territories"].split() if row["territories"] else [],
         "policy_hash": row["policy_hash"],
-        "policy_matches": row["policy_matches"],
-        "policy": row["policy"],
         "publisher": row["publisher"],
         "published_at": row["timestamp"],
     }
+
+
+def offer_policy(row: Any, state: dict[str, str]) -> dict[str, Any]:
+    """The offer's ODRL document, regenerated from its terms as the licensing commands do, and
+    whether it hashes to the offer's ``policyHash`` (done when read: a few ms per offer, kept off
+    the indexer's path)."""
+    from eth_utils import to_checksum_address
+
+    from voicemarket.content.odrl import OfferTerms, PolicySubject, build_policy, policy_hash
+
+    terms = OfferTerms(
+        tier=Tier(row["tier"]),
+        price=int(row["price"]),
+        asset=row["asset"],
+        period=row["period"],
+        max_uses=row["max_uses"],
+        pack_size=row["pack_size"],
+        valid_until=row["valid_until"],
+        max_licenses=row["max_licenses"],
+        permissions=row["permissions"],
+        prohibitions=row["prohibitions"],
+        attribution=row["attribution"],
+        transferable=row["transferable"],
+        territories="".join(row["territories"].split()).encode("ascii"),
+        purposes=row["purposes"],
+    )
+    subject = PolicySubject(
+        int(state["chain_id"]), to_checksum_address(state["registry"]), row["publisher"], int(row["model_id"], 16)
+    )
+    try:
+        document = build_policy(terms, subject)
+    except ValueError:  # PolicyError among them: terms no document expresses do not match any hash
+        return {"policy": None, "policy_matches": False}
+    return {"policy": document, "policy_matches": "0x" + policy_hash(document).hex() == row["policy_hash"]}
 
 
 def get_model(connection: Connection, model_id: str, now: int | None = None) -> dict[str, Any] | None:
@@ -411,7 +443,8 @@ def get_model(connection: Connection, model_id: str, now: int | None = None) -> 
         parent_id=row["parent_id"],
     )
     offers = connection.execute(select(o).where(o.c.model_id == model_id).order_by(o.c.offer_id)).mappings().all()
-    item["offers"] = [_offer_item(offer) for offer in offers]
+    state = dict(connection.execute(select(schema.state.c.key, schema.state.c.value)).all())
+    item["offers"] = [{**_offer_item(offer), **offer_policy(offer, state)} for offer in offers]
     parents = []
     parent = row["parent_id"]
     while parent is not None and len(parents) < 100:

@@ -32,7 +32,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped by every change to these tables; :mod:`voicemarket.index.db` migrates or refuses."""
 
 AMOUNT_DIGITS = 78  # len(str(2**256 - 1))
@@ -177,9 +177,7 @@ offers = Table(
     Column("transferable", Boolean, nullable=False),
     Column("purposes", Integer, nullable=False),
     Column("territories", String(512), nullable=False),
-    Column("policy_hash", String(66), nullable=False),
-    Column("policy", JSON, nullable=True),  # the ODRL document regenerated from the terms
-    Column("policy_matches", Boolean, nullable=False),
+    Column("policy_hash", String(66), nullable=False),  # the ODRL document is rebuilt from the terms when read
     Column("active", Boolean, nullable=False),
     Column("sold", BigInteger, nullable=False, default=0),
     *_made_at(),
