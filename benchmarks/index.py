@@ -76,6 +76,7 @@ class Sender:
         self.rpc = rpc
         self.pending: list[dict[str, Any]] = []
         self.nonces: dict[str, int] = {}
+        self.pending_bytes = 0
         self.unmined = 0
         self.sent = 0
         self._encode = encode
@@ -97,24 +98,24 @@ class Sender:
         tx = {"from": sender, "to": address, "data": data, "gas": hex(gas), "value": hex(value), "nonce": hex(nonce)}
         tx.update(maxFeePerGas=hex(10**10), maxPriorityFeePerGas=hex(1))
         self.pending.append(tx)
-        if len(self.pending) >= RPC_BATCH:
+        self.pending_bytes += len(data)
+        if len(self.pending) >= RPC_BATCH or self.pending_bytes > 2_000_000:  # anvil refuses bodies of ~10 MB
             self.flush()
 
-    def flush(self) -> None:
+    def _send(self) -> None:
         if self.pending:
             self.rpc.batch([("eth_sendTransaction", [tx]) for tx in self.pending])
             self.unmined += len(self.pending)
             self.sent += len(self.pending)
-            self.pending = []
+            self.pending, self.pending_bytes = [], 0
+
+    def flush(self) -> None:
+        self._send()
         if self.unmined >= TXS_PER_BLOCK:
             self.mine()
 
     def mine(self) -> None:
-        if self.pending:
-            self.rpc.batch([("eth_sendTransaction", [tx]) for tx in self.pending])
-            self.unmined += len(self.pending)
-            self.sent += len(self.pending)
-            self.pending = []
+        self._send()
         while self.unmined:
             self.rpc.call("evm_mine")
             block = self.rpc.call("eth_getBlockByNumber", "latest", False)

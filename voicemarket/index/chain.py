@@ -92,7 +92,10 @@ class JsonRpc:
         payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
         response = self._client.post(self.url, json=payload)
         response.raise_for_status()
-        answers = sorted(response.json(), key=lambda answer: answer["id"])
+        answers = response.json()
+        if not isinstance(answers, list):  # the node refused the whole batch
+            raise IndexingError(f"the node refused a batch of {len(calls)} calls: {str(answers)[:300]}")
+        answers = sorted(answers, key=lambda answer: answer["id"])
         for (method, params), answer in zip(calls, answers, strict=True):
             if "error" in answer:
                 raise IndexingError(f"the node refused {method}{params!r}: {answer['error']}")
