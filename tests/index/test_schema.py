@@ -1,5 +1,5 @@
 """The index's schema on SQLite: created whole in an empty database, upgraded in place from
-version 1, refused when a newer voicemarket made it. (No chain needed.)"""
+version 1 (through 2), refused when a newer voicemarket made it. (No chain needed.)"""
 
 from __future__ import annotations
 
@@ -28,10 +28,16 @@ def test_an_empty_database_gets_every_table_and_a_version_1_one_is_upgraded(tmp_
         connection.execute(text("ALTER TABLE offers ADD COLUMN policy JSON"))
         connection.execute(text("ALTER TABLE offers ADD COLUMN policy_matches BOOLEAN NOT NULL DEFAULT 0"))
         db.write_state(connection, schema_version=1)
+        connection.execute(text("DROP TABLE journal"))  # and one journal row per change
+        connection.execute(
+            text("CREATE TABLE journal (id INTEGER PRIMARY KEY, block BIGINT, table_name TEXT, key JSON, old JSON)")
+        )
+        db.write_state(connection, next_block=120, unjournaled_until=-1)
     assert db.migrate(old) == 1 and db.schema_version(old) == schema.SCHEMA_VERSION
     assert _columns(old) == expected
     with old.connect() as connection:
         assert connection.execute(text("SELECT symbol, decimals FROM assets")).all() == [("ETH", 18)]
+        assert db.read_state(connection)["unjournaled_until"] == "119"  # the old journal is gone: no rewind below
 
 
 def test_a_database_from_a_newer_voicemarket_is_refused(tmp_path):

@@ -40,7 +40,18 @@ def _v1_to_v2(connection: Connection) -> None:
         connection.execute(text(f"ALTER TABLE offers DROP COLUMN {column}"))
 
 
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(connection: Connection) -> None:
+    """The journal keeps one row per block (all that block changed) instead of one per row changed.
+    Its entries are dropped: the blocks indexed so far can no longer be rewound (a deeper reorg
+    than that asks for a rebuild)."""
+    connection.execute(text("DROP TABLE journal"))
+    schema.journal.create(connection)
+    next_block = connection.execute(select(schema.state.c.value).where(schema.state.c.key == "next_block")).scalar()
+    if next_block is not None:
+        write_state(connection, unjournaled_until=int(next_block) - 1)
+
+
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 """``UPGRADES[n](connection)`` takes a database from schema version ``n`` to ``n + 1``."""
 
 

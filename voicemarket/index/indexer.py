@@ -42,7 +42,7 @@ from voicemarket.protocol import ETH
 
 log = logging.getLogger("voicemarket.index")
 
-TARGET_EVENTS = 10_000
+TARGET_EVENTS = 5_000
 """A batch that returned more logs than this halves the next batch's block range."""
 
 

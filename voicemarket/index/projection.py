@@ -80,7 +80,7 @@ class Batch:
         self.journal_from = journal_from
         self.rows: dict[str, dict[Any, Row | None]] = {name: {} for name in KEYS}
         self.appended: dict[str, list[dict[str, Any]]] = {name: [] for name in APPEND_ONLY}
-        self.journal: list[dict[str, Any]] = []
+        self.journal: dict[int, list[list[Any]]] = defaultdict(list)  # block -> [table, key, row before]
         self.unjournaled_until = -1  # the last block changed without a journal entry
         self.new_metadata: set[str] = set()
         self._credits: dict[tuple[str, str], list[Event]] = defaultdict(list)  # (role, tx) -> Credited logs
@@ -125,13 +125,9 @@ class Batch:
         if event.block != row.last_block:
             if self.journal_from is not None and event.block >= self.journal_from:
                 key = self._key(table, row.values)
-                self.journal.append(
-                    {
-                        "block": event.block,
-                        "table_name": table,
-                        "key": list(key) if isinstance(key, tuple) else [key],
-                        "old": dict(row.values),  # every value is JSON already (ints, text, bools)
-                    }
+                # every value is JSON already (ints, text, bools)
+                self.journal[event.block].append(
+                    [table, list(key) if isinstance(key, tuple) else [key], dict(row.values)]
                 )
             else:
                 self.unjournaled_until = max(self.unjournaled_until, event.block)
@@ -638,7 +634,8 @@ class Batch:
                 conn.execute(schema.TABLES_BY_NAME[name].insert(), rows)
             written[name] = len(rows)
         if self.journal:
-            conn.execute(schema.journal.insert(), self.journal)
+            rows = [{"block": block, "changes": changes} for block, changes in sorted(self.journal.items())]
+            conn.execute(schema.journal.insert(), rows)
         if self.new_metadata:
             known = {
                 cid
@@ -677,11 +674,10 @@ def rewind(connection: Connection, ancestor: int) -> dict[str, int]:
         select(schema.journal).where(schema.journal.c.block > ancestor).order_by(schema.journal.c.id.desc())
     ).mappings()
     for entry in entries:
-        table = schema.TABLES_BY_NAME[entry["table_name"]]
-        keys = KEYS[entry["table_name"]]
-        old = dict(entry["old"])
-        where = and_(*(table.c[k] == v for k, v in zip(keys, entry["key"], strict=True)))
-        connection.execute(table.update().where(where).values({k: v for k, v in old.items() if k not in keys}))
+        for name, key, old in reversed(entry["changes"]):
+            table, keys = schema.TABLES_BY_NAME[name], KEYS[name]
+            where = and_(*(table.c[k] == v for k, v in zip(keys, key, strict=True)))
+            connection.execute(table.update().where(where).values({k: v for k, v in old.items() if k not in keys}))
     connection.execute(schema.journal.delete().where(schema.journal.c.block > ancestor))
     deleted = {}
     for table in schema.REWOUND_TABLES:

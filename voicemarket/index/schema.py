@@ -32,7 +32,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped by every change to these tables; :mod:`voicemarket.index.db` migrates or refuses."""
 
 AMOUNT_DIGITS = 78  # len(str(2**256 - 1))
@@ -105,12 +105,10 @@ journal = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("block", BigInteger, nullable=False, index=True),
-    Column("table_name", String(32), nullable=False),
-    Column("key", JSON, nullable=False),
-    Column("old", JSON, nullable=False),
+    Column("changes", JSON, nullable=False),  # [[table, key, row before the block], ...] in order
 )
-"""The columns each update changed, as they were before it (recent blocks only): a rewind
-applies them back newest first."""
+"""Per recent block, the rows its events changed, as they were before it: a rewind applies them
+back newest first (one row per block, not per change: a busy block is one insert)."""
 
 models = Table(
     "models",
