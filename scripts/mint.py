@@ -4,7 +4,9 @@ Packs the model folder into a bundle, seals it for the chosen operators (their p
 from their on-chain registration) and for the creator, stores it (`.voicemarket/store`, or
 `--store kubo:http://127.0.0.1:5001`), registers the model with the voice owner's consent
 signature, allows the operators to serve it, and publishes one offer per tier of the offers
-file with its ODRL document and policy hash. The formats of the folder and of the offers file:
+file with its ODRL document and policy hash. The public preview is spoken by the model itself
+(`--hubert`, `--bert`: GPT-SoVITS's shared pretrained folders) unless voice.yaml names a clip,
+and is never the reference clip or a recording. The formats of the folder and of the offers file:
 voicemarket/market/minting.py and docs/commands.md.
 """
 
@@ -16,11 +18,13 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.cli.console import (
+    announce_preview,
     co_creator_in,
     console,
     deployment,
     duration_in,
     mint_progress,
+    preview_options,
     resolve_account,
     share_in,
     table,
@@ -63,6 +67,7 @@ from voicemarket.units import format_amount
 @click.option(
     "--store", "store_spec", default=None, help="local:PATH or kubo:http://host:5001 (default .voicemarket/store)"
 )
+@preview_options
 def cli(
     account,
     folder: Path,
@@ -74,6 +79,8 @@ def cli(
     royalty: str,
     dispute_window: str,
     store_spec: str | None,
+    hubert_dir: str | None,
+    bert_dir: str | None,
 ) -> None:
     """Mint the voice model in FOLDER (voice.yaml, *.ckpt, *.pth, reference clip) with the offers of --offers."""
     out = console()
@@ -84,6 +91,7 @@ def cli(
         voice_owner = resolve_account(voice_owner_alias) if voice_owner_alias else None
         window = duration_in(dispute_window, "--dispute-window")
         store = minting.open_store(store_spec)
+        announce_preview(model)
         out.print(
             f"Minting {model.name!r} ({model.size / 1e6:.1f} MB) for {len(operators)} operator(s) "
             f"with {len(offers)} offer(s)"
@@ -101,6 +109,8 @@ def cli(
                 co_creators=[co_creator_in(c) for c in co_creators],
                 royalty_bps=share_in(royalty),
                 dispute_window=window,
+                hubert_dir=hubert_dir,
+                bert_dir=bert_dir,
                 on_progress=on_progress,
             )
         record = minting.save_mint_record(result, deployments.network_key())
@@ -110,7 +120,7 @@ def cli(
     summary.add_row("bundle CID (sealed)", result.bundle_cid)
     summary.add_row("keyring CID", result.keyring_cid)
     summary.add_row("metadata", f"ipfs://{result.metadata_cid}")
-    summary.add_row("preview", f"ipfs://{result.preview_cid}")
+    summary.add_row("preview (public)", f"ipfs://{result.preview_cid}")
     summary.add_row("consented policy", "0x" + result.consent_policy_hash.hex())
     summary.add_row("operators", "\n".join(result.operators))
     out.print(summary)

@@ -15,12 +15,14 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, network_option
 
 from voicemarket.cli.console import (
+    announce_preview,
     co_creator_in,
     console,
     deployment,
     duration_in,
     mint_progress,
     parse_id,
+    preview_options,
     resolve_account,
     share_in,
     table,
@@ -66,6 +68,7 @@ def _bps(text: str | None) -> int | None:
 @click.option("--royalty", default=None, help="ERC-2981 royalty, bps or % (default: the parent's)")
 @click.option("--dispute-window", default=None, help="e.g. '1 day' (default: the parent's)")
 @click.option("--store", "store_spec", default=None, help="local:PATH or kubo:http://host:5001")
+@preview_options
 def cli(
     account,
     parent_id: str,
@@ -78,6 +81,8 @@ def cli(
     royalty: str | None,
     dispute_window: str | None,
     store_spec: str | None,
+    hubert_dir: str | None,
+    bert_dir: str | None,
 ) -> None:
     """Mint FOLDER as a new version of PARENT_ID."""
     parent = parse_id(parent_id, "PARENT_ID")
@@ -87,6 +92,7 @@ def cli(
     with user_errors():
         market = deployment()
         model = minting.read_model_folder(folder)
+        announce_preview(model)
         offers = minting.read_offers(offers_path, market)
         voice_owner = resolve_account(voice_owner_alias) if voice_owner_alias else None
         out.print(f"Minting {model.name!r} as a new version of {parent:#x} with {len(offers)} offer(s)")
@@ -104,6 +110,8 @@ def cli(
                 co_creators=splits,
                 royalty_bps=_bps(royalty),
                 dispute_window=window,
+                hubert_dir=hubert_dir,
+                bert_dir=bert_dir,
                 on_progress=on_progress,
             )
         record = minting.save_mint_record(result, deployments.network_key())

@@ -121,14 +121,21 @@ def operator(market, accounts):
 
 
 @pytest.fixture(scope="session")
-def model_folder(tmp_path_factory) -> Path:
-    from voicemarket.dev.sandbox import REFERENCE_TEXT, tiny_voice_files
+def tiny_voice(tmp_path_factory):
+    from voicemarket.dev.sandbox import tiny_voice_files
+
+    return tiny_voice_files(tmp_path_factory.mktemp("model") / "voice")
+
+
+@pytest.fixture(scope="session")
+def model_folder(tiny_voice) -> Path:
+    """Ada: the tiny voice, with no preview named (the model speaks its own when minted)."""
+    from voicemarket.dev.sandbox import REFERENCE_TEXT
     from voicemarket.market.minting import write_model_folder
 
-    root = tmp_path_factory.mktemp("model")
-    voice = tiny_voice_files(root / "voice")
+    voice = tiny_voice
     return write_model_folder(
-        root / "ada",
+        voice.reference.parent.parent / "ada",
         name="Ada",
         languages=["en", "zh"],
         gpt=voice.gpt,
@@ -148,8 +155,9 @@ def offers_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def minted(run, market, operator, model_folder, offers_file, accounts) -> dict:
-    """The tiny voice minted by the creator (1) with voice owner 3 (10%) and co-creator 4 (5%)."""
+def minted(run, market, operator, model_folder, offers_file, accounts, tiny_voice) -> dict:
+    """The tiny voice minted by the creator (1) with voice owner 3 (10%) and co-creator 4 (5%); the model
+    speaks its preview (the default text) with the tiny voice's HuBERT folder."""
     import json
 
     output = ok(
@@ -166,6 +174,8 @@ def minted(run, market, operator, model_folder, offers_file, accounts) -> dict:
             "10%",
             "--co-creator",
             f"{accounts[4].address}:500",
+            "--hubert",
+            str(tiny_voice.hubert_dir),
             account=1,
         )
     )

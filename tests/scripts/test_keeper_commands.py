@@ -42,7 +42,7 @@ offers:
 
 
 def _folder(model_folder, tmp_path_factory, name: str, description: str):
-    from voicemarket.dev.sandbox import REFERENCE_TEXT
+    from voicemarket.dev.sandbox import REFERENCE_TEXT, tiny_preview, tiny_voice_files
     from voicemarket.market.minting import write_model_folder
 
     return write_model_folder(
@@ -54,6 +54,7 @@ def _folder(model_folder, tmp_path_factory, name: str, description: str):
         reference_audio=model_folder / "reference.wav",
         reference_text=REFERENCE_TEXT,
         description=description,
+        preview=tiny_preview(tiny_voice_files(model_folder.parent / "voice")),
     )
 
 

@@ -49,6 +49,43 @@ def test_mint_registers_with_consent_and_publishes_the_offers(minted, market, ac
     assert "model id" in minted["output"] and minted["record"]["keyringCid"] in minted["output"]
 
 
+def test_the_public_preview_is_spoken_by_the_model_not_the_reference(minted, model_folder):
+    """voice.yaml names no preview: the model said the default text; that clip (kept in the folder for the next
+    mint) is what the store publishes, and it is short and holds nothing of the reference clip."""
+    from voicemarket.content.previews import check_preview
+    from voicemarket.market.minting import DEFAULT_PREVIEW_TEXTS, open_store
+
+    assert f"The model speaks its public preview: {DEFAULT_PREVIEW_TEXTS['en']!r} (en)" in minted["output"]
+    (spoken,) = model_folder.glob("preview-*.wav")
+    published = open_store().get_bytes(minted["record"]["previewCid"])
+    assert published == spoken.read_bytes() != (model_folder / "reference.wav").read_bytes()
+    assert published[:4] == b"RIFF" and 1 <= check_preview(spoken, [model_folder / "reference.wav"]) <= 15
+
+
+def test_minting_with_the_reference_as_preview_is_refused(
+    run, market, operator, offers_file, model_folder, accounts, tmp_path
+):
+    """The old default: the reference clip as the public preview would let anyone clone the voice zero-shot."""
+    from voicemarket.dev.sandbox import REFERENCE_TEXT
+    from voicemarket.market.minting import write_model_folder
+
+    folder = write_model_folder(
+        tmp_path / "leaky",
+        name="Leaky",
+        languages=["en"],
+        gpt=model_folder / "gpt.ckpt",
+        sovits=model_folder / "sovits.pth",
+        reference_audio=model_folder / "reference.wav",
+        reference_text=REFERENCE_TEXT,
+        preview=model_folder / "reference.wav",
+    )
+    before = market.registry.balanceOf(accounts[1])
+    out = fails(run("mint", str(folder), "--offers", str(offers_file), "--operator", operator.address, account=1))
+    assert "the preview preview.wav is the recording reference.wav" in out
+    assert "a zero-shot model needs to clone it" in out and "synthesise the preview with your model" in out
+    assert market.registry.balanceOf(accounts[1]) == before  # nothing registered
+
+
 def test_the_sealed_bundle_opens_for_the_operator_only(minted, market, operator, accounts, tmp_path):
     import pytest
 

@@ -33,6 +33,8 @@ __all__ = [
     "co_creator_in",
     "duration_in",
     "mint_progress",
+    "preview_options",
+    "announce_preview",
     "amount_in",
     "assets_of",
 ]
@@ -92,6 +94,30 @@ def mint_progress(size: int) -> Iterator[Callable[[str, int, int], None]]:
     with progress("sealing", size) as sealing, progress("transactions", 1, unit="tx") as sending:
         bars = {"seal": sealing, "chain": sending}
         yield lambda step, done, total: bars[step](done, total)
+
+
+def preview_options(command: Callable) -> Callable:
+    """``--hubert`` and ``--bert``: the shared folders a model needs to speak its public preview (mint, version)."""
+    command = click.option(
+        "--bert",
+        "bert_dir",
+        type=click.Path(file_okay=False),
+        help="GPT-SoVITS's chinese-roberta-wwm-ext-large folder (a Chinese preview)",
+    )(command)
+    return click.option(
+        "--hubert",
+        "hubert_dir",
+        type=click.Path(file_okay=False),
+        help="GPT-SoVITS's chinese-hubert-base folder, for the model to speak its preview",
+    )(command)
+
+
+def announce_preview(model: Any) -> None:
+    """Say that the model will speak its public preview (minting does it once the cheap checks passed)."""
+    from voicemarket.market.minting import PreviewText
+
+    if isinstance(model.preview, PreviewText):
+        console().print(f"The model speaks its public preview: {model.preview.text!r} ({model.preview.language})")
 
 
 # ---------------------------------------------------------------- accounts and the deployment

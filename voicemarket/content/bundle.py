@@ -5,7 +5,7 @@ A bundle is a POSIX ustar archive whose members always come in this order::
     manifest.json     what the model is (canonical JSON, see :class:`Manifest`)
     consent.json      the voice owner's consent record (canonical JSON, as the creator gave it)
     reference.<ext>   the default prompt clip (its transcript is in the manifest)
-    preview.<ext>     a short public preview clip
+    preview.<ext>     a short public preview clip (never the reference: see content/previews.py)
     gpt.ckpt          the GPT-SoVITS GPT checkpoint (opaque bytes)
     sovits.pth        the GPT-SoVITS SoVITS checkpoint (opaque bytes)
 
@@ -38,6 +38,7 @@ from eth_utils import is_address, to_checksum_address
 
 from voicemarket.content.canonical import canonical_json
 from voicemarket.content.files import atomic_output, sha256_file
+from voicemarket.content.previews import check_preview
 from voicemarket.errors import BundleError, CanonicalJSONError, IntegrityError
 
 BUNDLE_TYPE = "voicemarket/voice-bundle"
@@ -199,6 +200,7 @@ def _member_plan(model: VoiceModelFiles) -> tuple[Manifest, bytes, list[tuple[st
                 raise BundleError(f"the {role} clip must be one of {', '.join(AUDIO_SUFFIXES)}, got {path.name}")
             name = role + suffix
         files.append((name, role, path))
+    check_preview(files[1][2], [files[0][2]], max_seconds=float("inf"))  # PreviewError: a BundleError
 
     manifest = Manifest(
         name=model.name,

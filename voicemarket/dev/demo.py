@@ -42,6 +42,7 @@ RANDOM_VOICE_TOKENS = 25  # semantic tokens per sentence for a random voice (25 
 OPERATOR_FEE = 2 * 10**14  # 0.0002 ETH per request
 VOICE_OWNER_BPS = 2_500
 REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog, and then it runs away."
+PREVIEW_LINE = "A preview of the demo voice."
 SENTENCES = (
     ("en", "subscription", "Welcome to the voice market, where every voice is licensed."),
     ("zh", "pay-per-use", "欢迎来到声音市场，每一个声音都有授权。"),
@@ -242,7 +243,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
     from voicemarket.market import chain as vm
     from voicemarket.market import earnings, licensing, operators, speech
     from voicemarket.market.deployments import LOCAL_DEFAULTS
-    from voicemarket.market.minting import ModelFolder, mint_voice, parse_offers
+    from voicemarket.market.minting import DEFAULT_PREVIEW_TEXTS, ModelFolder, PreviewText, mint_voice, parse_offers
 
     logger.set_level(LogLevel.WARNING)  # not a line per confirmed transaction
 
@@ -320,6 +321,13 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
         from synth.testing import make_reference_wav
 
         reference = make_reference_wav(work / "reference.wav", REFERENCE_TEXT, seconds=5.0)
+        if weights.real:  # the public preview: never the reference clip (it would let anyone clone the voice)
+            preview = PreviewText(DEFAULT_PREVIEW_TEXTS["en"], "en")
+            say(f"preview   the model speaks {preview.text!r} (public; the reference stays sealed)")
+        else:
+            preview = make_reference_wav(work / "preview.wav", PREVIEW_LINE, seconds=3.0)
+            say("preview   an espeak-ng line, not the reference (a random voice's own preview would be noise;")
+            say("          with real weights the model speaks it); the reference clip stays sealed in the bundle")
         voice = ModelFolder(
             name="Demo voice",
             description=f"voicemarket demo voice ({weights.description})",
@@ -329,7 +337,8 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             reference_audio=reference,
             reference_text=REFERENCE_TEXT,
             reference_language="en",
-            preview=reference,
+            preview=preview,
+            folder=work,
         )
         store = LocalStore(work / "store")
         say("offers (YAML):")
@@ -345,6 +354,8 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             store=store,
             voice_owner=owner,
             voice_owner_bps=VOICE_OWNER_BPS,
+            hubert_dir=weights.hubert_dir,
+            bert_dir=weights.bert_dir,
         )
         say(
             f"model     {minted.model_hex}  (keccak256 of the creator and the bundle's SHA-256 "

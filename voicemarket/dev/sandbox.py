@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_FEE = 10**14
 LICENCE_PRICE = 10**15
 REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog."
+PREVIEW_TEXT = "Hello from a tiny voice."
 
 
 def account_key(account) -> bytes:  # noqa: ANN001 - an Ape test account
@@ -66,6 +67,14 @@ def tiny_voice_files(directory: Path, seed: int = 0) -> TinyVoiceFiles:
     voice = TinyVoiceFiles(files.gpt_path, files.sovits_path, files.hubert_dir, files.bert_dir, reference)
     marker.write_text(json.dumps({k: str(v) for k, v in voice.__dict__.items()}))
     return voice
+
+
+def tiny_preview(files: TinyVoiceFiles) -> Path:
+    """A public preview clip beside the tiny voice's reference: another espeak-ng line, never the reference."""
+    from synth.testing import make_reference_wav
+
+    path = files.reference.with_name("preview.wav")
+    return path if path.is_file() else make_reference_wav(path, PREVIEW_TEXT, seconds=2.0)
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,7 @@ class Sandbox:
             reference_audio=files.reference,
             reference_text=REFERENCE_TEXT,
             reference_language="en",
-            preview_audio=files.reference,
+            preview_audio=tiny_preview(files),
             creator=creator.address,
             voice_owner=creator.address,
             consent={"label": label},

@@ -179,6 +179,8 @@ def register_version(
     co_creators: Sequence[tuple[str, int]] = (),
     royalty_bps: int | None = None,
     dispute_window: int | None = None,
+    hubert_dir: str | Path | None = None,
+    bert_dir: str | Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> MintResult:
     """Mint the model in ``folder`` as a new version of ``parent_id`` (:func:`mint_voice` with a parent).
@@ -219,5 +221,7 @@ def register_version(
         royalty_bps=terms.royalty_bps if royalty_bps is None else royalty_bps,
         dispute_window=terms.dispute_window if dispute_window is None else dispute_window,
         parent_id=parent_id,
+        hubert_dir=hubert_dir,
+        bert_dir=bert_dir,
         on_progress=on_progress,
     )

@@ -9,7 +9,8 @@ What ``ape run mint`` does (and what demos and tests call directly)::
 1. The model folder (:func:`read_model_folder`, format below) becomes a bundle, sealed for the
    chosen operators' public keys (read from their on-chain registration,
    ``router.operatorPublicKey``) and the creator's own key, and stored with its keyring,
-   preview clip and ERC-721 metadata.
+   preview clip and ERC-721 metadata. The preview is public, so it is never the reference clip
+   or a recording (:func:`prepare_preview`): by default the model itself speaks a short text.
 2. The voice owner consents: ``consent.json`` in the bundle records the offers' terms and
    their *consent policy hash* (:func:`consent_policy_hash`: keccak256 of the canonical terms,
    independent of the model id, so the bundle can record it), which the voice owner signs
@@ -27,7 +28,15 @@ Model folder::
                         architecture_version, consent_statement
       *.ckpt            the GPT checkpoint (the only one, unless voice.yaml names it: gpt:)
       *.pth             the SoVITS checkpoint (the only one, unless voice.yaml names it: sovits:)
-      reference.wav     the reference clip voice.yaml names (preview defaults to it)
+      reference.wav     the reference clip voice.yaml names (sealed in the bundle, never public)
+      preview-<id>.wav  the preview the model spoke at an earlier mint (kept, reused while the
+                        model, reference and text stay the same)
+
+    preview:                      # left out: the model says DEFAULT_PREVIEW_TEXTS[reference language]
+      text: Hello, I narrate.     # the model says this (one or two sentences, at most 15 s)
+      language: en
+    preview: teaser.wav           # or a WAV clip that is not a recording (checked: refused if it is
+                                  # or holds the reference or any other WAV in the folder)
 
 Offers YAML (docs/commands.md shows a full one)::
 
@@ -70,8 +79,9 @@ from voicemarket.content.odrl import (
     policy_bytes,
     policy_hash,
 )
+from voicemarket.content.previews import check_preview
 from voicemarket.content.store import ContentStore, store_from_spec
-from voicemarket.errors import MintError, PackageError
+from voicemarket.errors import MintError, PackageError, PreviewError
 from voicemarket.market import chain as vm
 from voicemarket.market.assets import asset_info
 from voicemarket.market.deployments import home
@@ -116,6 +126,17 @@ VOICE_KEYS = {
 
 
 _ANY_SUBJECT = PolicySubject(1, "0x" + "11" * 20, "0x" + "11" * 20, 0)
+DEFAULT_PREVIEW_TEXTS = {
+    "en": "Hello, this is a short preview of my voice, spoken by its model.",
+    "zh": "你好，这是由我的声音模型朗读的一段简短试听。",
+    "ja": "こんにちは、これは私の声のモデルが話す短い試聴です。",
+    "ko": "안녕하세요, 이것은 제 목소리 모델이 읽는 짧은 미리 듣기입니다.",
+    "yue": "你好，呢段係我把聲嘅模型讀出嚟嘅簡短試聽。",
+}
+"""What the model says as its preview when voice.yaml names none, by the reference clip's language."""
+MAX_PREVIEW_TEXT = 200
+PREVIEW_MAX_TOKENS = 250
+"""Semantic tokens per sentence of a synthesised preview (25 a second): 10 s."""
 
 
 # ---------------------------------------------------------------- stores
@@ -172,8 +193,21 @@ def _reject_unknown_keys(spec: dict, known: set[str], where: str) -> None:
 
 
 @dataclass(frozen=True)
+class PreviewText:
+    """A preview the model will speak at minting (:func:`prepare_preview`)."""
+
+    text: str
+    language: str
+
+
+@dataclass(frozen=True)
 class ModelFolder:
-    """A model folder as read from disk (files checked to exist)."""
+    """A model folder as read from disk (files checked to exist).
+
+    ``preview`` is a clip, or the text the model will speak (:func:`prepare_preview` turns it into a
+    clip); ``recordings`` are the folder's other WAV files, which the preview must not hold;
+    ``folder`` is where a synthesised preview is kept.
+    """
 
     name: str
     description: str
@@ -183,15 +217,19 @@ class ModelFolder:
     reference_audio: Path
     reference_text: str
     reference_language: str
-    preview: Path
+    preview: Path | PreviewText
     version: str = "1"
     sample_rate: int = 32000
     architecture_version: str = "v2"
     consent_statement: str = DEFAULT_CONSENT_STATEMENT
+    recordings: tuple[Path, ...] = ()
+    folder: Path | None = None
 
     @property
     def size(self) -> int:
-        return sum(p.stat().st_size for p in (self.gpt, self.sovits, self.reference_audio, self.preview))
+        files = (self.gpt, self.sovits, self.reference_audio)
+        preview = self.preview.stat().st_size if isinstance(self.preview, Path) else 0
+        return sum(p.stat().st_size for p in files) + preview
 
 
 def read_model_folder(folder: str | Path) -> ModelFolder:
@@ -221,6 +259,13 @@ def read_model_folder(folder: str | Path) -> ModelFolder:
     reference_audio = _one_file(folder, reference["audio"], "*.wav", "reference clip")
     if not spec.get("name"):
         raise MintError(f"{folder / 'voice.yaml'} needs a name")
+    reference_language = str(reference.get("language", languages[0]))
+    preview = _preview_spec(folder, spec.get("preview"), reference_language, [str(code) for code in languages])
+    recordings = tuple(
+        path
+        for path in sorted(folder.glob("*.wav"))
+        if path not in (reference_audio, preview) and not path.name.startswith("preview-")
+    )
     return ModelFolder(
         name=str(spec["name"]),
         description=str(spec.get("description", "")),
@@ -229,13 +274,104 @@ def read_model_folder(folder: str | Path) -> ModelFolder:
         sovits=_one_file(folder, spec.get("sovits"), "*.pth", "SoVITS checkpoint"),
         reference_audio=reference_audio,
         reference_text=str(reference["text"]),
-        reference_language=str(reference.get("language", languages[0])),
-        preview=_one_file(folder, spec["preview"], "", "preview clip") if spec.get("preview") else reference_audio,
+        reference_language=reference_language,
+        preview=preview,
         version=str(spec.get("version", "1")),
         sample_rate=int(spec.get("sample_rate", 32000)),
         architecture_version=str(spec.get("architecture_version", "v2")),
         consent_statement=str(spec.get("consent_statement", DEFAULT_CONSENT_STATEMENT)),
+        recordings=(reference_audio, *recordings),
+        folder=folder,
     )
+
+
+def _preview_spec(folder: Path, spec: Any, reference_language: str, languages: list[str]) -> Path | PreviewText:
+    """voice.yaml's ``preview``: a clip in the folder, or the text (and language) the model will say."""
+    where = f"{folder / 'voice.yaml'}: preview"
+    if spec is None:
+        text = DEFAULT_PREVIEW_TEXTS.get(reference_language)
+        if text is None:
+            raise MintError(f"{where}: give the text the model should say (preview: {{text: ..., language: ...}})")
+        return PreviewText(text, reference_language)
+    if isinstance(spec, str):
+        return _one_file(folder, spec, "", "preview clip")
+    if not isinstance(spec, dict):
+        raise MintError(
+            f"{where} must name a clip (preview: teaser.wav) or say what the model should speak "
+            "(preview: {text: ..., language: ...})"
+        )
+    _reject_unknown_keys(spec, {"text", "language"}, where)
+    text = str(spec.get("text") or "").strip()
+    if not text or len(text) > MAX_PREVIEW_TEXT:
+        raise MintError(f"{where}: text must be 1 to {MAX_PREVIEW_TEXT} characters (one or two sentences)")
+    language = str(spec.get("language", reference_language))
+    if language not in languages:
+        raise MintError(f"{where}: language {language!r} is not one of the model's ({', '.join(languages)})")
+    return PreviewText(text, language)
+
+
+def prepare_preview(
+    model: ModelFolder,
+    *,
+    hubert_dir: str | Path | None = None,
+    bert_dir: str | Path | None = None,
+    max_tokens: int = PREVIEW_MAX_TOKENS,
+) -> ModelFolder:
+    """The model with its preview as a checked clip: spoken by the model if it is a :class:`PreviewText`
+    (``python -m synth say``, with the reference clip as prompt, in a child process: the library does not
+    import torch), then refused (:class:`MintError`) if it is or holds a recording or lasts too long.
+
+    A spoken preview is kept in the model folder as ``preview-<id>.wav`` (the id hashes the checkpoints,
+    the reference, the text and ``max_tokens``), so minting again reuses it and makes the same bundle.
+    ``hubert_dir`` (and ``bert_dir`` for Chinese) are GPT-SoVITS's shared pretrained folders.
+    """
+    import dataclasses
+
+    preview = model.preview
+    if isinstance(preview, PreviewText):
+        preview = _spoken_preview(model, preview, hubert_dir, bert_dir, max_tokens)
+    try:
+        check_preview(preview, model.recordings or (model.reference_audio,))
+    except PreviewError as exc:
+        raise MintError(str(exc)) from None
+    return dataclasses.replace(model, preview=preview)
+
+
+def _spoken_preview(model: ModelFolder, preview: PreviewText, hubert_dir: Any, bert_dir: Any, max_tokens: int) -> Path:
+    import hashlib
+    import subprocess
+    import sys
+    import tempfile
+
+    from voicemarket.content.files import sha256_file
+
+    identity = hashlib.sha256()
+    for path in (model.gpt, model.sovits, model.reference_audio):
+        identity.update(sha256_file(path))
+    identity.update(canonical_json([model.reference_text, preview.text, preview.language, max_tokens]))
+    folder = model.folder or model.reference_audio.parent
+    dest = folder / f"preview-{identity.hexdigest()[:12]}.wav"
+    if dest.is_file():
+        return dest
+    if hubert_dir is None:
+        raise MintError(
+            "the preview is spoken by your model, which needs GPT-SoVITS's shared HuBERT folder: give --hubert DIR "
+            "(pretrained_models/chinese-hubert-base; and --bert DIR for Chinese), or name a clip that is not a "
+            "recording in voice.yaml (preview: teaser.wav)"
+        )
+    with tempfile.TemporaryDirectory(prefix=".preview-", dir=folder) as scratch:
+        out = Path(scratch) / "preview.wav"
+        argv = [sys.executable, "-m", "synth", "say", "--gpt", str(model.gpt), "--sovits", str(model.sovits)]
+        argv += ["--hubert", str(hubert_dir)] + (["--bert", str(bert_dir)] if bert_dir else [])
+        argv += ["--ref", str(model.reference_audio), "--ref-text", model.reference_text]
+        argv += ["--ref-lang", model.reference_language, "--text", preview.text, "--lang", preview.language]
+        argv += ["-o", str(out), "--max-tokens", str(max_tokens), "--seed", "0"]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0 or not out.is_file():
+            detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise MintError(f"the model could not speak the preview {preview.text!r}: {detail}")
+        out.replace(dest)
+    return dest
 
 
 def write_model_folder(
@@ -543,6 +679,9 @@ def mint_voice(
     parent_id: int = 0,
     consent_ttl: int = CONSENT_TTL,
     include_creator_key: bool = True,
+    hubert_dir: str | Path | None = None,
+    bert_dir: str | Path | None = None,
+    preview_max_tokens: int = PREVIEW_MAX_TOKENS,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> MintResult:
     """Pack, seal, store, register (with the voice owner's consent) and publish ``offers``.
@@ -550,6 +689,8 @@ def mint_voice(
     ``creator``, ``voice_owner``: Ape accounts (``voice_owner`` None: the creator is the voice
     owner). ``operators``: addresses of registered operators to seal for and allow. ``parent_id``:
     the model this one is a new version of (see :func:`voicemarket.market.governance.register_version`).
+    ``hubert_dir``, ``bert_dir``, ``preview_max_tokens``: for the model to speak its preview
+    (:func:`prepare_preview`; not needed when the folder names a clip or the preview was spoken before).
     ``on_progress(step, done, total)`` is called while sealing (``step == "seal"``, bytes) and
     for each transaction (``step == "chain"``, transactions).
     """
@@ -578,6 +719,7 @@ def mint_voice(
             )
     check_periods_fit_notice(offers, int(registry.retirementNotice()))
     keys = operator_public_keys(router, operators)
+    model = prepare_preview(model, hubert_dir=hubert_dir, bert_dir=bert_dir, max_tokens=preview_max_tokens)
     recipients = list(keys.values())
     if include_creator_key:
         recipients.append(account_public_key(creator))
