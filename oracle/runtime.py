@@ -106,6 +106,7 @@ class Services:
                     self.store,
                     self.output_store,
                     self.worker_id,
+                    self.key.private_key,
                 )
             return self._context
 

@@ -14,13 +14,13 @@ import io
 import logging
 import time
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from oracle.errors import FailReason, RequestFailure, TransientError
-from oracle.inputs import read_text
+from oracle.inputs import read_input
 from oracle.ledger import Ledger
 from oracle.router import RequestedEvent, RequestStatus, RouterClient, status_name
 from oracle.settings import OracleSettings
@@ -44,6 +44,7 @@ class Context:
     input_store: Any
     output_store: Any
     worker_id: str
+    private_key: bytes = field(repr=False)  # the operator key: opens private requests' envelopes
 
 
 def serve_request(ctx: Context, request_id: int, block: int) -> str:
@@ -135,26 +136,35 @@ def check_service(ctx: Context, model_id: int, now: int) -> None:
 
 
 def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
-    """Voice + text -> audio in the output store -> the fulfilment. Raises RequestFailure / TransientError."""
+    """Voice + text -> audio in the output store -> the fulfilment. Raises RequestFailure / TransientError.
+
+    A private request's audio is sealed to the buyer's key before it is stored; the digest delivered
+    on-chain is the plain WAV's either way (the buyer checks it after opening the audio)."""
     request = event.request
     settings = ctx.settings
     if settings.served(request.modelId) is None:
         raise RequestFailure(
             FailReason.MODEL_UNAVAILABLE, f"this operator does not serve model {request.modelId:#x} (not in `models`)"
         )
-    text = read_text(
+    asked = read_input(
         event.input,
         request.inputHash,
         ctx.input_store,
+        operator_key=ctx.private_key,
         max_chars=settings.max_text_chars,
         max_bytes=settings.max_input_bytes,
     )
     voice = ctx.voices.get(request.modelId)
     started = time.perf_counter()
-    rate, waveform = _synthesize(ctx, voice, request, text)
+    rate, waveform = _synthesize(ctx, voice, request, asked.text)
     wav = encode_wav(rate, waveform)
+    stored = wav
+    if asked.private:
+        from voicemarket.content.envelopes import seal_output
+
+        stored = seal_output(wav, asked.reply_to)
     try:
-        cid = ctx.output_store.put_bytes(wav)
+        cid = ctx.output_store.put_bytes(stored)
     except Exception as exc:  # noqa: BLE001 - a store's failure of any kind: retried, then reported
         if ctx.ledger.bump_attempts(request.id, "store") >= MAX_OUTPUT_STORE_ATTEMPTS:
             raise RequestFailure(FailReason.OUTPUT_STORAGE_ERROR, f"the audio could not be stored: {exc}") from None
@@ -166,6 +176,7 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
         "cid": "0x" + cid.to_bytes().hex(),
         "cid_text": str(cid),
         "audio_s": round(len(waveform) / rate, 3),
+        "private": asked.private,
         "synth_s": round(time.perf_counter() - started, 4),
     }
 

@@ -5,11 +5,15 @@
     ape run say "我哋今日去飲茶。" --licence 3 --lang yue      # Cantonese (English words inside read as English)
     ape run say --request 12 -o hello.wav              # follow (or fetch) an earlier request again
     ape run say --request 12 --cancel-expired          # refund a request its operator never delivered
+    ape run say "Chapter one." --licence 3 --public     # text and audio in plain sight (e.g. a public-domain reading)
 
 The request escrows the operator's fee (and, on a pay-per-use licence, the use price); the
 audio is fetched by the CID the operator delivered and written only if its SHA-256 is the
-digest on-chain. A failed or expired request is refunded in full to your credit on the router
-(`ape run withdraw`) and the licence use is given back.
+digest on-chain. Requests are private unless --public: the text goes sealed to the operator's
+registered key, the audio comes back sealed to your encryption key, which your account's
+signature of a fixed message makes (your wallet asks once per run; see docs/privacy.md). A
+failed or expired request is refunded in full to your credit on the router (`ape run withdraw`)
+and the licence use is given back.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from voicemarket.errors import SpeechError
 from voicemarket.market import chain as vm
 from voicemarket.market import speech
 from voicemarket.market.assets import asset_info
+from voicemarket.market.buyer_key import BuyerKey
 from voicemarket.protocol import Language, RequestStatus
 from voicemarket.units import format_amount, format_time
 
@@ -61,6 +66,15 @@ class ProgressLine:
             click.echo("\r" + " " * 100 + "\r", nl=False)
 
 
+def _buyer_key(account) -> BuyerKey:  # noqa: ANN001 - an Ape account
+    """The account's encryption key (its wallet signs the fixed message; a keystore asks for its passphrase)."""
+    import ape
+
+    buyer = BuyerKey.derive(account, int(ape.chain.chain_id))
+    click.echo(f"private: your encryption key {buyer.key_address} (from your signature) opens the audio")
+    return buyer
+
+
 def _short(address: str) -> str:
     return f"{address[:6]}…{address[-4:]}"
 
@@ -90,15 +104,17 @@ def report_outcome(
     *,
     cancel: bool,
     waited: float,
+    buyer: BuyerKey | None = None,
 ) -> int:  # noqa: ANN001
-    """Print what happened to the request (and fetch, verify and write the audio). The exit code."""
+    """Print what happened to the request (and fetch, open, verify and write the audio). The exit code."""
 
     router = deployment.router
     asset = asset_info(submitted.asset, deployment)
     request_id = submitted.request_id
     if outcome.delivered:
-        click.echo(f"{outcome.status.label} after {waited:.1f} s: audio {outcome.output_cid}")
-        path = speech.fetch_audio(store, outcome, output)
+        sealed = " (sealed to your key)" if submitted.private else ""
+        click.echo(f"{outcome.status.label} after {waited:.1f} s: audio {outcome.output_cid}{sealed}")
+        path = speech.fetch_audio(store, outcome, output, buyer if submitted.private else None)
         click.echo(f"verified: the audio's SHA-256 {outcome.output_digest.hex()[:16]}… is the digest on-chain")
         click.echo(f"wrote {path} ({_wav_summary(path)})")
         if outcome.status == RequestStatus.FULFILLED:
@@ -181,6 +197,12 @@ def report_outcome(
 @click.option("--timeout", type=float, help="stop waiting after this many seconds (default: until the deadline)")
 @click.option("--request", "request_id", type=int, help="follow an earlier request instead of making one")
 @click.option("--cancel-expired", is_flag=True, help="if the deadline passes undelivered, cancel for a full refund")
+@click.option(
+    "--public",
+    is_flag=True,
+    help="a public request: the text on-chain (or in the store) and the audio in the store in plain sight "
+    "(default: private, sealed to the operator and to you)",
+)
 @account_option()
 def cli(
     text,
@@ -202,6 +224,7 @@ def cli(
     timeout,
     request_id,
     cancel_expired,
+    public,
     account,
 ) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
@@ -220,8 +243,10 @@ def cli(
             submitted = speech.find_request(router, request_id, deployment.start_block)
             click.echo(
                 f"request {request_id}: operator {submitted.operator}, deadline "
-                f"{format_time(submitted.deadline, seconds=True)}"
+                f"{format_time(submitted.deadline, seconds=True)}{', private' if submitted.private else ''}"
             )
+            with user_errors():
+                buyer = _buyer_key(account) if submitted.private else None
         else:
             if text_file is not None:
                 if text:
@@ -257,6 +282,7 @@ def cli(
                 seed=seed,
             )
             with user_errors():
+                buyer = None if public else _buyer_key(account)
                 submitted = speech.submit(
                     router,
                     account,
@@ -268,8 +294,10 @@ def cli(
                     ttl_s=ttl,
                     store=store,
                     min_dispute_window=min_dispute_window,
+                    buyer=buyer,
                 )
             how = f"by CID {submitted.input_cid}" if submitted.input_cid else "inline"
+            how = f"sealed to the operator, {how}" if submitted.private else how
             click.echo(
                 f"request {submitted.request_id} sent in block {submitted.block_number} "
                 f"(text {how}, {format_amount(submitted.escrow, asset)} in escrow, deadline in {_duration(ttl)})"
@@ -298,6 +326,7 @@ def cli(
                 output or Path(f"request-{submitted.request_id}.wav"),
                 cancel=cancel_expired,
                 waited=time.monotonic() - started,
+                buyer=buyer,
             )
     except (SpeechError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,4 +1,6 @@
-"""Every input the oracle cannot serve ends in an on-chain `fail` with its reason, and the buyer is refunded."""
+"""Every input the oracle cannot serve ends in an on-chain `fail` with its reason, and the buyer is refunded
+(private requests' sealed inputs included: sealed to another operator, another text than committed, not an
+envelope, or by a CID the store does not have)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import pytest
 
 from oracle.errors import FailReason
 from oracle.router import RouterClient
-from oracle_helpers import wait_for
+from oracle_helpers import SECOND_OPERATOR_INDEX, wait_for
 from voicemarket import protocol
+from voicemarket.content.envelopes import RequestEnvelope, seal_request
 from voicemarket.content.multiformats import CID, RAW
 from voicemarket.dev.sandbox import OPERATOR_FEE, public_key
 from voicemarket.market import chain as vm
+from voicemarket.market.buyer_key import BuyerKey
+from voicemarket.market.speech import request_input
 from voicemarket.protocol import RequestStatus
 
 pytestmark = pytest.mark.integration
@@ -85,6 +90,31 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
     ask(voice, "never stored", FailReason.INPUT_UNAVAILABLE, input_=vm.cid_input(absent_text))
     ask(voice, "Hello.", FailReason.BAD_INPUT, input_hash=hashlib.sha256(b"another text").digest())
     ask(voice, "Hello.", FailReason.BAD_INPUT, input_=b"\x01\x02\x03")  # neither inline text nor a CID
+    key = BuyerKey.derive(buyer, chain.chain_id)
+    sealed = request_input("Hello.", operator_key=public_key(operator), buyer=key)
+    elsewhere = request_input("Hello.", operator_key=public_key(accounts[SECOND_OPERATOR_INDEX]), buyer=key)
+    not_ours = ask(voice, "Hello.", FailReason.BAD_INPUT, input_=elsewhere.data, input_hash=elsewhere.input_hash)
+    swapped = seal_request(
+        RequestEnvelope("Goodbye.", key.public_key, key.input_salt("Goodbye.")), public_key(operator)
+    )
+    other_text = ask(
+        voice, "Hello.", FailReason.BAD_INPUT, input_=vm.private_input(swapped), input_hash=sealed.input_hash
+    )
+    not_a_box = ask(
+        voice,
+        "Hello.",
+        FailReason.BAD_INPUT,
+        input_=vm.private_input(b"VMB\x01" + bytes(200)),
+        input_hash=sealed.input_hash,
+    )
+    ask(
+        voice,
+        "Hello.",
+        FailReason.INPUT_UNAVAILABLE,
+        input_=vm.private_cid_input(absent_text),
+        input_hash=sealed.input_hash,
+    )
+    ask(voice, "Hello.", None, input_=sealed.data, input_hash=sealed.input_hash)  # the same text, sealed right
     ask(voice, "Good morning.", None)  # a good request among them is still served
 
     def outcomes():
@@ -114,6 +144,9 @@ def test_each_bad_input_fails_with_its_reason_and_refunds_the_buyer(
         f"registered by {accounts[SQUATTER].address}, but its bundle's manifest names the creator "
         f"{creator.address}: a copy of another creator's bundle, not served" in details[copied_id]
     )
+    assert "the private input is not sealed to this operator's key" in details[not_ours]
+    assert "the private input's text and salt do not give the request's inputHash" in details[other_text]
+    assert "the private input cannot be opened" in details[not_a_box]
     failed = sum(1 for r in expected.values() if r is not None)
     assert sandbox.credit(buyer) - credit_before == failed * OPERATOR_FEE
     for request_id in expected:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from voicemarket.content.envelopes import open_output
 from voicemarket.content.multiformats import CID
 from voicemarket.dev.sandbox import OPERATOR_FEE, Sandbox, tiny_voice_files
 from voicemarket.dev.services import RedisServer
 from voicemarket.errors import SpeechError
 from voicemarket.market import chain as vm
+from voicemarket.market.buyer_key import BuyerKey
 from voicemarket.protocol import Language, RequestStatus
 
 pytestmark = pytest.mark.integration
@@ -100,13 +102,17 @@ def output_of(result: subprocess.CompletedProcess) -> str:
 def test_a_fulfilled_request_writes_its_verified_wav_and_a_failed_one_says_why_and_refunds(
     market, oracle, chain, accounts, tmp_path
 ):
-    """One oracle serves both (starting an oracle costs seconds): the good text, then one too long for it."""
+    """One oracle serves both (starting an oracle costs seconds): the good text, private by default (sealed to the
+    operator, the audio sealed to the buyer's key from their signature), then a public one too long for it."""
     box, buyer = market["box"], accounts[BUYER]
     out = tmp_path / "hello.wav"
     result = say(
         market, chain, "Hello from the market.", "--licence", str(market["license"]), "-o", str(out), "--seed", "3"
     )
     assert result.returncode == 0, output_of(result)
+    buyer_key = BuyerKey.derive(accounts[BUYER], chain.chain_id)
+    assert f"private: your encryption key {buyer_key.key_address} (from your signature)" in result.stdout
+    assert "(text sealed to the operator, inline," in result.stdout and "(sealed to your key)" in result.stdout
     assert "verified: the audio's SHA-256" in result.stdout
     assert f"wrote {out}" in result.stdout
     request_id = box.router.nextRequestId() - 1
@@ -118,14 +124,20 @@ def test_a_fulfilled_request_writes_its_verified_wav_and_a_failed_one_says_why_a
     audio = out.read_bytes()
     assert audio[:4] == b"RIFF"
     assert hashlib.sha256(audio).digest() == bytes(delivered[0].outputDigest)
-    assert audio == box.store.get_bytes(CID.from_bytes(bytes(delivered[0].outputCid)))
+    stored = box.store.get_bytes(CID.from_bytes(bytes(delivered[0].outputCid)))
+    assert stored[:4] == b"VMB\x01" and open_output(stored, buyer_key.private_key) == audio  # sealed in the store
+    requested = list(
+        box.router.SynthesisRequested.range(0, chain.blocks.height + 1, search_topics={"requestId": request_id})
+    )
+    assert b"Hello from the market." not in bytes(requested[0].input)
     assert not list(tmp_path.glob(".hello.wav.*")), "no temporary file left beside the output"
 
     credit_before = box.credit(buyer)
     refused = tmp_path / "long.wav"
     text = "This sentence is deliberately longer than the sixty characters the operator takes."
-    result = say(market, chain, text, "--licence", str(market["license"]), "-o", str(refused))
+    result = say(market, chain, text, "--licence", str(market["license"]), "-o", str(refused), "--public")
     assert result.returncode == 1, output_of(result)
+    assert "private:" not in result.stdout and "(text inline," in result.stdout
     assert (
         "failed: the operator reported TextTooLong (7): the text is longer than this operator accepts" in result.stdout
     ), output_of(result)

@@ -9,11 +9,15 @@ the licence manager of a deployment):
 - :func:`submit` builds the request (inline text, or the text's CID when it is too long to
   carry on-chain, and by default the model's current dispute window as the shortest the buyer
   accepts, so that its owner cannot cut the window under the request), escrows
-  ``usePrice + fee`` and returns the committed request;
+  ``usePrice + fee`` and returns the committed request. Given the buyer's encryption key
+  (:class:`~voicemarket.market.buyer_key.BuyerKey`) the request is **private**: the text goes
+  sealed to the operator's registered key, ``inputHash`` is a salted commitment, and the
+  operator seals the audio to the buyer (:mod:`voicemarket.content.envelopes`);
 - :func:`wait_for_outcome` follows the request until it is fulfilled, failed, or past its
   deadline (calling back with progress);
-- :func:`fetch_audio` reads the audio by its CID from a store and writes it only if its SHA-256
-  is the digest the operator committed on-chain;
+- :func:`fetch_audio` reads the audio by its CID from a store (opening it with the buyer's key
+  if the request was private) and writes it only if its SHA-256 is the digest the operator
+  committed on-chain;
 - :func:`cancel_expired` refunds an undelivered request after its deadline.
 
 Refunds (failure, expiry) are credited on the router: ``router.creditOf(buyer, asset)``,
@@ -33,8 +37,16 @@ from eth_utils import to_checksum_address
 
 from voicemarket.content.files import atomic_output
 from voicemarket.content.multiformats import CID
-from voicemarket.errors import AudioMismatch, ContentNotFound, SpeechError
+from voicemarket.errors import (
+    AudioMismatch,
+    BuyerKeyError,
+    ContentNotFound,
+    DecryptionError,
+    IntegrityError,
+    SpeechError,
+)
 from voicemarket.market import chain as vm
+from voicemarket.market.buyer_key import BuyerKey
 from voicemarket.protocol import ETH, Action, FailReason, Language, RequestStatus, Tier
 
 DEFAULT_TTL_S = 15 * 60
@@ -79,7 +91,8 @@ class SubmittedRequest:
     request: tuple
     block_number: int
     transaction: str
-    input_cid: CID | None  # the text's CID when it did not fit inline
+    input_cid: CID | None  # the text's (or the sealed envelope's) CID when it did not fit inline
+    private: bool = False  # the text went sealed to the operator, the audio comes sealed to the buyer
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -202,21 +215,59 @@ def choose_operator(
     return chosen, fees[chosen]
 
 
-def request_input(text: str, store=None) -> tuple[bytes, CID | None]:  # noqa: ANN001 - a ContentStore
-    """The request's ``input``: the text inline, or (too long for the chain) its CID after storing it."""
+@dataclass(frozen=True)
+class PreparedInput:
+    """A request's ``input`` and ``inputHash``, and where the input was stored if it did not fit inline."""
+
+    data: bytes
+    input_hash: bytes
+    cid: CID | None = None
+    private: bool = False
+
+
+def request_input(
+    text: str,
+    store=None,  # noqa: ANN001 - a ContentStore
+    *,
+    operator_key: bytes | None = None,
+    buyer: BuyerKey | None = None,
+) -> PreparedInput:
+    """The request's input: the text inline, or (too long for the chain) its CID after storing it.
+
+    With ``buyer`` (and the operator's registered public key ``operator_key``) the request is
+    private: what goes inline or into the store is the envelope sealed to the operator, and
+    ``inputHash`` is the envelope's salted commitment; the store then holds only ciphertext.
+    """
     if not text.strip():
         raise SpeechError("the text is empty: give some words to say")
+    if buyer is not None:
+        from voicemarket.content.envelopes import RequestEnvelope, seal_request
+
+        if operator_key is None:
+            raise ValueError("a private request needs the operator's public key")
+        envelope = RequestEnvelope(text, buyer.public_key, buyer.input_salt(text))
+        box = seal_request(envelope, operator_key)
+        try:
+            return PreparedInput(vm.private_input(box), envelope.input_hash, private=True)
+        except ValueError:
+            pass
+        cid = _store_input(store, box, len(box), "sealed text")
+        return PreparedInput(vm.private_cid_input(cid), envelope.input_hash, cid, private=True)
     try:
-        return vm.inline_input(text), None
+        return PreparedInput(vm.inline_input(text), vm.input_hash(text))
     except ValueError:
         pass
+    cid = _store_input(store, text.encode("utf-8"), len(text.encode()), "text")
+    return PreparedInput(vm.cid_input(cid), vm.input_hash(text), cid)
+
+
+def _store_input(store, data: bytes, size: int, what: str) -> CID:  # noqa: ANN001
     if store is None:
         raise SpeechError(
-            f"the text is {len(text.encode())} bytes, more than the {vm.MAX_INPUT_BYTES - 1} that fit "
-            "on-chain: give a --store the operator reads, to pass the text by its CID"
+            f"the {what} is {size} bytes, too long to fit on-chain: give a --store the operator reads, to pass "
+            "it by its CID"
         )
-    cid = store.put_bytes(text.encode("utf-8"))
-    return vm.cid_input(cid), cid
+    return store.put_bytes(data)
 
 
 # ---------------------------------------------------------------- the request
@@ -234,8 +285,12 @@ def submit(
     ttl_s: int = DEFAULT_TTL_S,
     store=None,  # noqa: ANN001
     min_dispute_window: int | None = None,
+    buyer: BuyerKey | None = None,
 ) -> SubmittedRequest:
     """Send ``requestSynthesis`` from ``account`` (escrowing ``use price + fee``); the committed request.
+
+    ``buyer``: the account's encryption key, for a private request (None: public, text and audio in
+    plain sight).
 
     ``max_fee`` caps the operator's fee (the router reverts above it). ``min_dispute_window``
     (seconds; None: the model's window now, ``licence.dispute_window``) is the shortest dispute
@@ -268,7 +323,8 @@ def submit(
         )
     if not 0 < ttl_s <= int(router.MAX_TTL()):
         raise SpeechError(f"--ttl must be 1..{int(router.MAX_TTL())} seconds, got {ttl_s}")
-    data, cid = request_input(text, store)
+    operator_key = bytes(router.operatorPublicKey(operator)) if buyer is not None else None
+    prepared = request_input(text, store, operator_key=operator_key, buyer=buyer)
     escrow = license.use_price + fee
     value = 0
     if license.asset == ETH:
@@ -284,13 +340,18 @@ def submit(
         "maxFee": max_fee,
         "deadline": chain_time() + ttl_s,
         "params": packed,
-        "inputHash": vm.input_hash(text),
-        "input": data,
+        "inputHash": prepared.input_hash,
+        "input": prepared.data,
     }
     receipt = router.requestSynthesis(request, value=value, sender=account)
     log = receipt.events.filter(router.SynthesisRequested)[0]
     return SubmittedRequest(
-        int(log.requestId), vm.request_from_log(log), int(receipt.block_number), str(receipt.txn_hash), cid
+        int(log.requestId),
+        vm.request_from_log(log),
+        int(receipt.block_number),
+        str(receipt.txn_hash),
+        prepared.cid,
+        prepared.private,
     )
 
 
@@ -300,9 +361,15 @@ def find_request(router, request_id: int, from_block: int = 0) -> SubmittedReque
     if not logs:
         raise SpeechError(f"no request {request_id} on this router (searched from block {from_block})")
     log = logs[-1]  # after a reorg the surviving log is the latest
-    data = bytes(log.input)
-    cid = None if data[:1] == b"\x00" else CID.from_bytes(data)
-    return SubmittedRequest(request_id, vm.request_from_log(log), int(log.block_number), str(log.transaction_hash), cid)
+    parsed = vm.RequestInput.parse(bytes(log.input))
+    return SubmittedRequest(
+        request_id,
+        vm.request_from_log(log),
+        int(log.block_number),
+        str(log.transaction_hash),
+        parsed.cid,
+        parsed.private,
+    )
 
 
 # ---------------------------------------------------------------- after the request
@@ -383,11 +450,12 @@ def _last(found: list):  # noqa: ANN202
     return found[-1]
 
 
-def fetch_audio(store, outcome: Outcome, dest: str | Path) -> Path:  # noqa: ANN001 - a ContentStore
+def fetch_audio(store, outcome: Outcome, dest: str | Path, buyer: BuyerKey | None = None) -> Path:  # noqa: ANN001
     """Read the delivered audio by CID and write it to ``dest`` only if its SHA-256 is the on-chain digest.
 
     The store checks the bytes against the CID; this checks them against ``outputDigest`` (what
     the operator committed to, and what a dispute is judged on). Nothing is written on a mismatch.
+    ``buyer``: a private request's audio is sealed to the buyer's key, opened here first.
     """
 
     if not outcome.delivered:
@@ -398,6 +466,8 @@ def fetch_audio(store, outcome: Outcome, dest: str | Path) -> Path:  # noqa: ANN
         raise SpeechError(
             f"the audio {outcome.output_cid} is not in {store!r}: point --store at the store the operator delivers to"
         ) from None
+    if buyer is not None:
+        audio = _open_private_audio(audio, outcome, buyer)
     digest = hashlib.sha256(audio).digest()
     if digest != outcome.output_digest:
         raise AudioMismatch(
@@ -409,6 +479,25 @@ def fetch_audio(store, outcome: Outcome, dest: str | Path) -> Path:  # noqa: ANN
     with atomic_output(dest) as out:
         out.write(audio)
     return dest
+
+
+def _open_private_audio(sealed: bytes, outcome: Outcome, buyer: BuyerKey) -> bytes:
+    from voicemarket.content.envelopes import open_output
+
+    try:
+        return open_output(sealed, buyer.private_key)
+    except DecryptionError:
+        raise BuyerKeyError(
+            f"the audio {outcome.output_cid} of request {outcome.request_id} is not sealed to your encryption key "
+            f"{buyer.key_address}: if you made the request from this account, your wallet's signatures are not "
+            "deterministic (the key is derived from one) and this audio cannot be opened again; otherwise ask "
+            "with the account that made it"
+        ) from None
+    except IntegrityError as exc:
+        raise AudioMismatch(
+            f"the audio under {outcome.output_cid} is not a sealed result ({exc}): nothing written; you may "
+            f"dispute request {outcome.request_id} within its window"
+        ) from None
 
 
 def cancel_expired(router, account, submitted: SubmittedRequest, *, attempts: int = 10) -> Outcome:  # noqa: ANN001
