@@ -18,10 +18,11 @@ from oracle.errors import FailReason, RequestFailure, TransientError
 
 @dataclass(frozen=True)
 class RequestText:
-    """The text to speak, and for a private request the buyer's key to seal the audio to."""
+    """The text to speak, and for a private request the buyer's key to seal the audio to and the salt."""
 
     text: str
     reply_to: bytes | None = None  # 64-byte public key; None: a public request (the audio is stored plain)
+    salt: bytes = b""  # a private request's: it keys the sampling seed (envelopes.private_seed)
 
     @property
     def private(self) -> bool:
@@ -57,7 +58,7 @@ def read_input(
     raw = parsed.inline
     if raw is None:
         raw = _fetch(parsed.cid, store, max_bytes + (ENVELOPE_OVERHEAD if parsed.private else 0))
-    reply_to = None
+    reply_to, salt = None, b""
     if parsed.private:
         try:
             envelope = open_request(raw, operator_key)
@@ -71,7 +72,7 @@ def read_input(
             raise RequestFailure(
                 FailReason.BAD_INPUT, "the private input's text and salt do not give the request's inputHash"
             )
-        text, reply_to = envelope.text, envelope.reply_to
+        text, reply_to, salt = envelope.text, envelope.reply_to, envelope.salt
     else:
         if hashlib.sha256(raw).digest() != bytes(input_hash):
             raise RequestFailure(FailReason.BAD_INPUT, "the input's SHA-256 is not the request's inputHash")
@@ -85,7 +86,7 @@ def read_input(
         raise RequestFailure(
             FailReason.TEXT_TOO_LONG, f"the text has {len(text)} characters; this operator takes at most {max_chars}"
         )
-    return RequestText(text, reply_to)
+    return RequestText(text, reply_to, salt)
 
 
 def _fetch(cid, store, max_bytes: int) -> bytes:  # noqa: ANN001

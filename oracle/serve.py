@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from oracle.errors import FailReason, RequestFailure, TransientError
-from oracle.inputs import read_input
+from oracle.inputs import RequestText, read_input
 from oracle.ledger import Ledger
 from oracle.router import RequestedEvent, RequestStatus, RouterClient, status_name
 from oracle.settings import OracleSettings
@@ -156,7 +156,7 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
     )
     voice = ctx.voices.get(request.modelId)
     started = time.perf_counter()
-    rate, waveform = _synthesize(ctx, voice, request, asked.text)
+    rate, waveform = _synthesize(ctx, voice, request, asked)
     wav = encode_wav(rate, waveform)
     stored = wav
     if asked.private:
@@ -213,13 +213,17 @@ def check_language(voice: Voice, language: str) -> None:
         )
 
 
-def _synthesize(ctx: Context, voice: Voice, request, text: str) -> tuple[int, np.ndarray]:  # noqa: ANN001
+def _synthesize(ctx: Context, voice: Voice, request, asked: RequestText) -> tuple[int, np.ndarray]:  # noqa: ANN001
     from synth.errors import LanguageNotInstalledError, ReferenceAudioError, SynthError, TextError, UnknownLanguageError
 
     language, kwargs = synthesis_kwargs(request.params, voice, ctx.settings)
     check_language(voice, language)
+    if asked.private:  # a seed nobody else knows: a guessed text spoken again cannot be matched to the digest
+        from voicemarket.content.envelopes import private_seed
+
+        kwargs["seed"] = private_seed(kwargs["seed"], asked.salt)
     try:
-        return voice.synthesizer.synthesize(text, language, str(voice.reference), **kwargs)
+        return voice.synthesizer.synthesize(asked.text, language, str(voice.reference), **kwargs)
     except (UnknownLanguageError, LanguageNotInstalledError) as exc:
         raise RequestFailure(FailReason.UNSUPPORTED_LANGUAGE, str(exc)) from None
     except TextError as exc:

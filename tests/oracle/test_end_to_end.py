@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 SPOKEN = (("yue", "我今日去咗銅鑼灣。"), ("ja", "今日はとても楽しかったです。"))
 # Private texts: one fits inline once sealed, the other (over 308 bytes) goes sealed into the store by CID.
 SECRETS = ("The dragon wakes at dawn; tell no one.", "The unreleased chapter is under the lighthouse. " * 7)
+GUESSED = "Follow me!"  # asked privately by one buyer, and publicly (twice, the same seed) by another who guessed it
 
 
 def _fingerprint(audio: bytes) -> bytes:
@@ -87,6 +88,14 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
         )
         private[rid] = (text, sealed)
     ids += list(private)
+    sealed = request_input(GUESSED, operator_key=public_key(operator), buyer=key)
+    guessed = [
+        sandbox.request(
+            buyer, voice, licenses[buyer.address], operator, GUESSED, input_=sealed.data, input_hash=sealed.input_hash
+        ),
+        *(sandbox.request(other, voice, licenses[other.address], operator, GUESSED) for _ in range(2)),
+    ]
+    ids += guessed
 
     def delivered():
         return [e for e in client.outcome_logs(first_block) if e[1] in ids]
@@ -99,7 +108,9 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
     observed = _chain_bytes(chain, first_block)
     for _, request_id, args in events:
         audio = sandbox.store.get_bytes(CID.from_bytes(bytes(args["outputCid"])))
-        if request_id in private:  # sealed: the buyer opens it, another account's key does not
+        if request_id == guessed[0]:
+            audio = open_output(audio, key.private_key)
+        elif request_id in private:  # sealed: the buyer opens it, another account's key does not
             sealed_audio, audio = audio, open_output(audio, key.private_key)
             with pytest.raises(DecryptionError):
                 open_output(sealed_audio, other_key.private_key)
@@ -109,6 +120,10 @@ def test_requests_from_several_buyers_are_each_fulfilled_once_with_retrievable_a
         assert hashlib.sha256(audio).digest() == bytes(args["outputDigest"])
         assert audio[:4] == b"RIFF" and len(audio) > 1000
     assert b"Hello number 0." in b"".join(observed), "a public request's text is on-chain, as it always was"
+    # The engine repeats itself for the same text and seed, but a private request samples with a seed keyed by
+    # its salt: someone who guesses the text and asks for it with the public parameters gets other audio.
+    digests = {rid: bytes(args["outputDigest"]) for _, rid, args in events if rid in guessed}
+    assert digests[guessed[1]] == digests[guessed[2]] != digests[guessed[0]]
     assert hashlib.sha256(SECRETS[0].encode()).digest() not in b"".join(observed), "inputHash is salted"
     # The sealed text opens with the operator's key only: not the buyer's account key, not another's.
     box = vm.RequestInput.parse(private[min(private)][1].data).inline

@@ -19,6 +19,12 @@ the buyer, who derives the salt again from their key and the text
 (:meth:`voicemarket.market.buyer_key.BuyerKey.input_salt`), reveals text and salt to settle a
 dispute, and anyone can then recompute the commitment.
 
+The salt also keys the sampling: a private request is synthesised with the seed
+:func:`private_seed` (the ``params`` seed mixed with the salt), not the seed the chain shows.
+Otherwise anyone holding a licence for the model could speak a guessed line with the request's
+public parameters and compare the result's SHA-256 with ``outputDigest``. The buyer still gets
+the same speech for the same seed and text, since their salt is the same each time.
+
 The sealed boxes are :func:`voicemarket.content.sealing.seal_box`: the bundle's own key
 wrapping and AES-256-GCM stream, laid out compactly.
 """
@@ -51,6 +57,11 @@ def input_commitment(text: str, salt: bytes) -> bytes:
     if len(salt) != SALT_SIZE:
         raise ValueError(f"the salt is {SALT_SIZE} bytes")
     return hashlib.sha256(_COMMITMENT_LABEL + bytes(salt) + text.encode("utf-8")).digest()
+
+
+def private_seed(seed: int, salt: bytes) -> int:
+    """The sampling seed of a private request: the ``params`` seed XOR the salt's first four bytes."""
+    return (int(seed) ^ int.from_bytes(bytes(salt)[:4], "big")) & 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
