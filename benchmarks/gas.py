@@ -9,7 +9,9 @@ platform fee 20%) and publishes offers through the offer book; a buyer buys a bu
 subscriptions in a 6-decimal stablecoin, and turns auto-renewal on for them; a keeper renews the
 due subscriptions from the buyer's allowance; the creator withdraws ETH; the buyer
 requests speech from one operator (fee in ETH, inline text), which fulfils, fulfils in batches
-of ten, fails; expired requests are cancelled by a keeper.
+of ten, fails; expired requests are cancelled by a keeper. The same sentence asked privately
+(issue 22): sealed to the operator inline (0x02 + the sealed envelope, 268 bytes instead of 65),
+and by the CID of the sealed envelope (0x03 + 36 bytes).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main() -> int:
     from voicemarket.content.multiformats import CID, DAG_PB, RAW
     from voicemarket.dev.services import local_chain
     from voicemarket.market import chain as vm
+    from voicemarket.market.buyer_key import BuyerKey
+    from voicemarket.market.speech import request_input
     from voicemarket.protocol import DAY, ETH, Action, FailReason, Language, Tier, language_bits
 
     with local_chain():
@@ -174,7 +178,8 @@ def main() -> int:
         params = vm.SynthesisParams(Language.EN, speed=1.0, seed=7).pack()
         text = "Hello from voicemarket: a sentence of ordinary length to speak."
 
-        def request(deadline_in: int = 3600) -> tuple[tuple, int]:
+        def request(deadline_in: int = 3600, asked: tuple[bytes, bytes] | None = None) -> tuple[tuple, int]:
+            input_hash, input_ = asked or (vm.input_hash(text), vm.inline_input(text))
             receipt = router.requestSynthesis(
                 {
                     "modelId": model_id,
@@ -183,8 +188,8 @@ def main() -> int:
                     "maxFee": 10**14,
                     "deadline": ape.chain.pending_timestamp + deadline_in,
                     "params": params,
-                    "inputHash": vm.input_hash(text),
-                    "input": vm.inline_input(text),
+                    "inputHash": input_hash,
+                    "input": input_,
                 },
                 value=10**14,
                 sender=buyer,
@@ -192,6 +197,11 @@ def main() -> int:
             return vm.request_from_log(receipt.events.filter(router.SynthesisRequested)[0]), receipt.gas_used
 
         figures["requestSynthesis"] = median_gas(lambda i: request()[1])
+        buyer_key = BuyerKey.derive(buyer, ape.chain.chain_id)
+        sealed = request_input(text, operator_key=_public_key(operator), buyer=buyer_key)
+        figures["requestSynthesis_private"] = median_gas(lambda i: request(asked=(sealed.input_hash, sealed.data))[1])
+        by_cid = vm.private_cid_input(CID(1, RAW, hashlib.sha256(sealed.data).digest()))
+        figures["requestSynthesis_private_cid"] = median_gas(lambda i: request(asked=(sealed.input_hash, by_cid))[1])
         output_cid = CID(1, RAW, hashlib.sha256(b"audio").digest()).to_bytes()
         output_digest = hashlib.sha256(b"wav").digest()
         figures["fulfil"] = median_gas(
