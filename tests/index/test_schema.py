@@ -1,5 +1,5 @@
 """The index's schema on SQLite: created whole in an empty database, upgraded in place from
-version 1 (through 2), refused when a newer voicemarket made it. (No chain needed.)"""
+version 1 (through 2 and 3), refused when a newer voicemarket made it. (No chain needed.)"""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def test_an_empty_database_gets_every_table_and_a_version_1_one_is_upgraded(tmp_
     old = db.open_engine(f"sqlite:///{tmp_path / 'v1.sqlite'}")
     with old.begin() as connection:  # version 1: no assets table; offers kept their ODRL document
         schema.metadata.create_all(connection, tables=[t for t in schema.metadata.sorted_tables if t.name != "assets"])
+        for name in ("ix_models_most_used", "ix_models_creator_newest", "ix_offers_cheapest"):  # version 4's
+            connection.execute(text(f"DROP INDEX {name}"))
         connection.execute(text("ALTER TABLE offers ADD COLUMN policy JSON"))
         connection.execute(text("ALTER TABLE offers ADD COLUMN policy_matches BOOLEAN NOT NULL DEFAULT 0"))
         db.write_state(connection, schema_version=1)

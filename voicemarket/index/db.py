@@ -51,7 +51,17 @@ def _v2_to_v3(connection: Connection) -> None:
         write_state(connection, unjournaled_until=int(next_block) - 1)
 
 
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(connection: Connection) -> None:
+    """Indexes for the searches' plans: models by uses and by creator, offers by asset and price."""
+    for table, name in (
+        (schema.models, "ix_models_most_used"),
+        (schema.models, "ix_models_creator_newest"),
+        (schema.offers, "ix_offers_cheapest"),
+    ):
+        next(index for index in table.indexes if index.name == name).create(connection)
+
+
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """``UPGRADES[n](connection)`` takes a database from schema version ``n`` to ``n + 1``."""
 
 

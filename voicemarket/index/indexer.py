@@ -101,7 +101,9 @@ class Indexer:
         self.store = store
         self.next_block = contracts.start_block
         self.unjournaled_until = -1
-        self.span = settings.batch_blocks  # blocks read in the next batch (halved on busy ranges)
+        # blocks read in the next batch: from 1, doubled while batches are light, halved when heavy,
+        # so that a busy stretch of chain never arrives as one huge eth_getLogs answer
+        self.span = 1
 
     # ------------------------------------------------------------ start
     def prepare(self) -> None:

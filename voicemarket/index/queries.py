@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from voicemarket.errors import IndexQueryError
 from voicemarket.index import schema
@@ -211,24 +211,23 @@ def _per_30_days(bound: int, period: int) -> int:
     return bound * THIRTY_DAYS // period
 
 
-def _offer_conditions(query: ModelQuery, now: int) -> list[Any]:
-    conditions = [o.c.active.is_(True), or_(o.c.valid_until == 0, o.c.valid_until > now)]
+def _offer_conditions(query: ModelQuery, now: int, offers: Any = o) -> list[Any]:
+    """The offer conditions of ``query`` on ``offers`` (the offers table or an alias of it)."""
+    conditions = [offers.c.active.is_(True), or_(offers.c.valid_until == 0, offers.c.valid_until > now)]
     if query.tier is not None:
-        conditions.append(o.c.tier == int(query.tier))
+        conditions.append(offers.c.tier == int(query.tier))
     if query.asset is not None:
-        conditions.append(o.c.asset == query.asset)
-    for bound, compare in ((query.min_price, "ge"), (query.max_price, "le")):
-        if bound is None:
-            continue
-        subscription = schema.amount(_per_30_days(bound, query.period))
-        other = schema.amount(bound)
-        column = o.c.price_30d
-        test = (
-            (column >= subscription, column >= other) if compare == "ge" else (column <= subscription, column <= other)
-        )
-        conditions.append(
-            or_(and_(o.c.tier == int(Tier.SUBSCRIPTION), test[0]), and_(o.c.tier != int(Tier.SUBSCRIPTION), test[1]))
-        )
+        conditions.append(offers.c.asset == query.asset)
+    subscription = offers.c.tier == int(Tier.SUBSCRIPTION)
+    column = offers.c.price_30d
+    if query.min_price is not None:
+        per_30 = schema.amount(_per_30_days(query.min_price, query.period))
+        other = schema.amount(query.min_price)
+        conditions.append(or_(and_(subscription, column >= per_30), and_(~subscription, column >= other)))
+    if query.max_price is not None:
+        per_30 = schema.amount(_per_30_days(query.max_price, query.period))
+        other = schema.amount(query.max_price)
+        conditions.append(or_(and_(subscription, column <= per_30), and_(~subscription, column <= other)))
     return conditions
 
 
@@ -257,23 +256,51 @@ def _like(term: str) -> str:
 
 
 def search_models(connection: Connection, query: ModelQuery, now: int | None = None) -> tuple[list[dict], list | None]:
-    """One page of models matching ``query``; returns (items, the cursor values of the next page or None)."""
+    """One page of models matching ``query``; returns (items, the cursor values of the next page or None).
+
+    The plans stay cheap at any size: ``newest`` and ``most_used`` walk the models in index order
+    and test each for a matching offer (``EXISTS``) until a page is full; ``cheapest`` walks the
+    matching offers in price order (an index on asset and price), keeping each model's cheapest
+    one only (``NOT EXISTS`` a cheaper match), until a page of models is full.
+    """
     query.check()
     now = int(time.time()) if now is None else now
     columns = [m, md.c.state.label("metadata_state"), md.c.name, md.c.description, md.c.error.label("metadata_error")]
-    source = m.outerjoin(md, md.c.cid == m.c.metadata_cid)
-    min_price = None
-    if query.filters_offers or query.sort == "cheapest":
-        matching = (
-            select(o.c.model_id.label("model_id"), func.min(o.c.price_30d).label("min_price"))
+    after = query.after
+    if query.sort == "cheapest":
+        cheaper = o.alias("cheaper")
+        statement = (
+            select(*columns, o.c.price_30d.label("min_price"))
+            .select_from(o.join(m, m.c.model_id == o.c.model_id).outerjoin(md, md.c.cid == m.c.metadata_cid))
             .where(*_offer_conditions(query, now))
-            .group_by(o.c.model_id)
-            .subquery("matching")
+            .where(
+                ~exists().where(
+                    cheaper.c.model_id == o.c.model_id,
+                    *_offer_conditions(query, now, cheaper),
+                    or_(
+                        cheaper.c.price_30d < o.c.price_30d,
+                        and_(cheaper.c.price_30d == o.c.price_30d, cheaper.c.offer_id < o.c.offer_id),
+                    ),
+                )
+            )
         )
-        source = source.join(matching, matching.c.model_id == m.c.model_id)
-        min_price = matching.c.min_price
-        columns.append(min_price)
-    statement = select(*columns).select_from(source)
+        if after:
+            price, place = str(after[0]), int(after[1])
+            statement = statement.where(or_(o.c.price_30d > price, and_(o.c.price_30d == price, m.c.position < place)))
+        statement = statement.order_by(o.c.price_30d.asc(), m.c.position.desc())
+    else:
+        statement = select(*columns).select_from(m.outerjoin(md, md.c.cid == m.c.metadata_cid))
+        if query.filters_offers:
+            statement = statement.where(exists().where(o.c.model_id == m.c.model_id, *_offer_conditions(query, now)))
+        if query.sort == "newest":
+            if after:
+                statement = statement.where(m.c.position < int(after[0]))
+            statement = statement.order_by(m.c.position.desc())
+        else:
+            if after:
+                uses, place = int(after[0]), int(after[1])
+                statement = statement.where(or_(m.c.uses < uses, and_(m.c.uses == uses, m.c.position < place)))
+            statement = statement.order_by(m.c.uses.desc(), m.c.position.desc())
     if query.language is not None:
         statement = statement.where(m.c.languages.op("&")(1 << int(query.language)) != 0)
     if query.creator is not None:
@@ -283,30 +310,25 @@ def search_models(connection: Connection, query: ModelQuery, now: int | None = N
     if query.text:
         for word in query.text.lower().split():
             statement = statement.where(md.c.search_text.like(_like(word), escape="\\"))
-    after = query.after
-    if query.sort == "newest":
-        if after:
-            statement = statement.where(m.c.position < int(after[0]))
-        statement = statement.order_by(m.c.position.desc())
-    elif query.sort == "most_used":
-        if after:
-            uses, place = int(after[0]), int(after[1])
-            statement = statement.where(or_(m.c.uses < uses, and_(m.c.uses == uses, m.c.position < place)))
-        statement = statement.order_by(m.c.uses.desc(), m.c.position.desc())
-    else:
-        if after:
-            price, place = str(after[0]), int(after[1])
-            statement = statement.where(or_(min_price > price, and_(min_price == price, m.c.position < place)))
-        statement = statement.order_by(min_price.asc(), m.c.position.desc())
     rows = connection.execute(statement.limit(query.limit + 1)).mappings().all()
-    items = [_model_item(row, now) for row in rows[: query.limit]]
+    page = rows[: query.limit]
+    lowest = {row["model_id"]: row["min_price"] for row in page} if query.sort == "cheapest" else {}
+    if query.filters_offers and query.sort != "cheapest" and page:
+        lowest = dict(
+            connection.execute(
+                select(o.c.model_id, func.min(o.c.price_30d))
+                .where(o.c.model_id.in_([row["model_id"] for row in page]), *_offer_conditions(query, now))
+                .group_by(o.c.model_id)
+            ).all()
+        )
+    items = [_model_item(row, now, lowest.get(row["model_id"])) for row in page]
     next_after = None
     if len(rows) > query.limit:
-        last = rows[query.limit - 1]
+        last = page[-1]
         next_after = {
             "newest": [last["position"]],
             "most_used": [last["uses"], last["position"]],
-            "cheapest": [last["min_price"], last["position"]] if min_price is not None else None,
+            "cheapest": [last.get("min_price"), last["position"]],
         }[query.sort]
     return items, next_after
 
@@ -315,7 +337,7 @@ def _languages(bits: int) -> list[str]:
     return [language.label for language in Language.members_of(bits)]
 
 
-def _model_item(row: Any, now: int) -> dict[str, Any]:
+def _model_item(row: Any, now: int, min_price: str | None = None) -> dict[str, Any]:
     item = {
         "model_id": row["model_id"],
         "name": row["name"],
@@ -334,8 +356,8 @@ def _model_item(row: Any, now: int) -> dict[str, Any]:
         "metadata_state": row["metadata_state"] or "pending",
         "metadata_error": row["metadata_error"],
     }
-    if "min_price" in row.keys() and row["min_price"] is not None:
-        item["min_price_30d"] = str(int(row["min_price"]))
+    if min_price is not None:
+        item["min_price_30d"] = str(int(min_price))
     return item
 
 

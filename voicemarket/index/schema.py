@@ -32,7 +32,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped by every change to these tables; :mod:`voicemarket.index.db` migrates or refuses."""
 
 AMOUNT_DIGITS = 78  # len(str(2**256 - 1))
@@ -132,6 +132,8 @@ models = Table(
     Column("uses", BigInteger, nullable=False, default=0),  # synthesis requests made
     Column("licenses_sold", BigInteger, nullable=False, default=0),
     *_made_at(),
+    Index("ix_models_most_used", "uses", "position"),
+    Index("ix_models_creator_newest", "creator", "position"),
 )
 
 model_metadata = Table(
@@ -180,6 +182,7 @@ offers = Table(
     Column("sold", BigInteger, nullable=False, default=0),
     *_made_at(),
     Index("ix_offers_search", "model_id", "active", "tier", "asset", "price_30d"),
+    Index("ix_offers_cheapest", "asset", "price_30d"),
 )
 
 licenses = Table(

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from voicemarket.index.db import DEFAULT_DB, engine_url
-from voicemarket.web.api import WebSettings
+from voicemarket.web.settings import WebSettings
 
 
 class IndexSettings(WebSettings):
