@@ -206,7 +206,7 @@ class FailReason(IntEnum):
     BUNDLE_CORRUPT = 2, "the model's bundle does not match its CID or SHA-256"
     BUNDLE_UNDECRYPTABLE = 3, "the model's bundle is not sealed to this operator's key"
     INPUT_UNAVAILABLE = 4, "the operator cannot fetch the text by its CID"
-    BAD_INPUT = 5, "the text or the parameters are malformed (or do not match inputHash)"
+    BAD_INPUT = 5, "the text or the parameters are malformed, do not match inputHash, or are sealed to another key"
     UNSUPPORTED_LANGUAGE = 6, "the operator's engine cannot speak this language"
     TEXT_TOO_LONG = 7, "the text is longer than this operator accepts"
     SYNTHESIS_ERROR = 8, "the operator's engine failed on this text"

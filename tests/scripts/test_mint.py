@@ -55,7 +55,7 @@ def test_the_public_preview_is_spoken_by_the_model_not_the_reference(minted, mod
     from voicemarket.content.previews import check_preview
     from voicemarket.market.minting import DEFAULT_PREVIEW_TEXTS, open_store
 
-    assert f"The model speaks its public preview: {DEFAULT_PREVIEW_TEXTS['en']!r} (en)" in minted["output"]
+    assert f"Public preview: the model says {DEFAULT_PREVIEW_TEXTS['en']!r} (en)" in minted["output"]
     (spoken,) = model_folder.glob("preview-*.wav")
     published = open_store().get_bytes(minted["record"]["previewCid"])
     assert published == spoken.read_bytes() != (model_folder / "reference.wav").read_bytes()

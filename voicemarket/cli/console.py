@@ -113,11 +113,12 @@ def preview_options(command: Callable) -> Callable:
 
 
 def announce_preview(model: Any) -> None:
-    """Say that the model will speak its public preview (minting does it once the cheap checks passed)."""
+    """Say what the model says as its public preview (minting has it spoken once the cheap checks passed,
+    or reuses the clip an earlier mint kept)."""
     from voicemarket.market.minting import PreviewText
 
     if isinstance(model.preview, PreviewText):
-        console().print(f"The model speaks its public preview: {model.preview.text!r} ({model.preview.language})")
+        console().print(f"Public preview: the model says {model.preview.text!r} ({model.preview.language})")
 
 
 # ---------------------------------------------------------------- accounts and the deployment

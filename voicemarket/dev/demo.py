@@ -242,6 +242,7 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
     from voicemarket.dev.services import RedisServer, local_chain
     from voicemarket.market import chain as vm
     from voicemarket.market import earnings, licensing, operators, speech
+    from voicemarket.market.buyer_key import BuyerKey
     from voicemarket.market.deployments import LOCAL_DEFAULTS
     from voicemarket.market.minting import DEFAULT_PREVIEW_TEXTS, ModelFolder, PreviewText, mint_voice, parse_offers
 
@@ -418,12 +419,23 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             say(f"licence {purchase.license_id}  {label:<12} {paid}")
 
         steps("The buyer asks for speech in English, Mandarin and Cantonese; the oracle synthesises and delivers")
+        buyer_key = BuyerKey.derive(buyer, int(ape.chain.chain_id))  # as `ape run say` does unless --public
+        say("private: the texts go sealed to the operator; the audio comes back sealed to the buyer's key")
+        say(f"          {buyer_key.key_address} (made from the buyer's signature of a fixed message)")
         submitted = []
         for language, label, text in SENTENCES:
             license = speech.license_use(d.licenses, licenses[label], buyer.address)
             params = vm.SynthesisParams(Language.parse(language), seed=1)
             request = speech.submit(
-                d.router, buyer, license, text, params, operator=operator.address, max_fee=OPERATOR_FEE, ttl_s=600
+                d.router,
+                buyer,
+                license,
+                text,
+                params,
+                operator=operator.address,
+                max_fee=OPERATOR_FEE,
+                ttl_s=600,
+                buyer=buyer_key,
             )
             submitted.append((language, label, text, request))
             say(f"request {request.request_id} ({language}, {label} licence {licenses[label]}): {text}")
@@ -447,9 +459,11 @@ def run(output: Path, size: str) -> None:  # noqa: PLR0915 - one story, told in 
             )
             outcomes.append((language, request, outcome))
 
-        steps("Fetch the audio by CID and verify it against the chain")
+        steps("Fetch the audio by CID, open it with the buyer's key and verify it against the chain")
         for language, request, outcome in outcomes:
-            path = speech.fetch_audio(store, outcome, output / f"request-{request.request_id}-{language}.wav")
+            path = speech.fetch_audio(
+                store, outcome, output / f"request-{request.request_id}-{language}.wav", buyer_key
+            )
             say(f"{path}  {_wav_length(path):.1f} s, SHA-256 {outcome.output_digest.hex()[:16]}… = the digest on-chain")
         if not weights.real:
             say(f"(noise: random weights; set {WEIGHTS_ENV} to hear speech)")
