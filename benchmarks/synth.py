@@ -10,7 +10,20 @@ run is recorded beside it (the machine is shared).
 
 Random weights never emit EOS (the random writer zeroes that row), so every run is exactly
 250 tokens. Each device runs in its own process so that peak memory is that run's alone.
-Run: ``make bench-synth`` (or ``python -m benchmarks.synth``).
+
+The text front ends (``frontend.<language>``, for zh, en, ja, ko, yue, auto and auto_yue), each
+in ``RUNS`` fresh processes, best of them: ``cold_start_s``, from ``synth.text.frontend``
+imported (torch included, ``import_s``) to the phones of a first sentence with digits and an
+English word (``FRONTEND_FIRST``): ``load_language`` (``load_s``) and that sentence
+(``first_sentence_s``: what loads only on first use, such as the English dictionary and jieba's);
+then ``sentences_per_s``, one pass over sentences the process has not seen (``split_sentences``,
+then ``phones_and_bert`` for each piece, without BERT features: those are a model's, timed with
+the engine; one torch thread). ja, ko, yue, auto and auto_yue read the 200-odd sentences of
+tests/synth/data/frontend_*.jsonl (numbers, dates, punctuation, English inside); zh and en the
+32-sentence lists below.
+
+Run: ``make bench-synth`` (or ``python -m benchmarks.synth``; ``--parts frontend`` for the front
+ends alone).
 """
 
 from __future__ import annotations
@@ -27,6 +40,159 @@ TOKENS = 250
 TEXT = "Hello there, how are you today? I am fine, thank you, and you?"
 PROMPT = "The quick brown fox jumps over the lazy dog."
 COMMAND = "make bench-synth"
+
+
+FRONTEND_LANGUAGES = ("zh", "en", "ja", "ko", "yue", "auto", "auto_yue")
+_FRONTEND_DATA = Path(__file__).resolve().parent.parent / "tests" / "synth" / "data"
+_FRONTEND_LISTS = {"ja": "ja", "ko": "ko", "yue": "yue", "auto": "mixed", "auto_yue": "mixed"}
+ZH_SENTENCES = (
+    "你好，欢迎使用语音合成。",
+    "今天是2024年3月15日，星期五，气温25.5℃。",
+    "这本书卖39.99元，比上个月便宜了15%。",
+    "我们下午三点在人民广场见面吧！",
+    "他用iPhone给我发了一条消息。",
+    "长江是中国最长的河流，全长约6300公里。",
+    "请拨打电话13812345678联系我们。",
+    "一年有十二个月，每个月大约三十天。",
+    "小明说：“明天不一定会下雨。”",
+    "这个项目的预算是1,200,000元。",
+    "我喜欢喝咖啡，也喜欢喝茶。",
+    "会议定在早上8:30开始，请准时到达。",
+    "她在北京大学读研究生，专业是计算机科学。",
+    "第3章讲的是GPT模型的训练方法。",
+    "春眠不觉晓，处处闻啼鸟。",
+    "你吃饭了吗？我刚吃完。",
+    "火车将于18点45分从上海虹桥站出发。",
+    "这家店的招牌菜是红烧肉和糖醋排骨。",
+    "他跑完全程马拉松只用了3小时12分钟。",
+    "请把窗户打开，屋里太闷了。",
+    "我们公司去年的营业额增长了百分之二十。",
+    "孩子们在公园里放风筝、踢足球。",
+    "这台电脑的内存是16GB，硬盘是512GB。",
+    "明天早上七点，我们一起去爬山好不好？",
+    "图书馆周一到周五开放，周末休息。",
+    "她弹钢琴已经弹了整整十年。",
+    "今年的春节是2月10日。",
+    "我觉得这个办法行得通。",
+    "快递员说包裹下午就能送到。",
+    "为了健康，他每天坚持跑步五公里。",
+    "这道数学题的答案是-3.5。",
+    "我们用Python写了一个小程序。",
+)
+EN_SENTENCES = (
+    "Hello there, how are you today?",
+    "The meeting starts at 9:30 on March 15th, 2024.",
+    "This book costs $39.99, about 15% less than last month.",
+    "Dr. Smith lives at 221B Baker Street in London.",
+    "Please call me back at 555-0123 before noon.",
+    "The quick brown fox jumps over the lazy dog.",
+    "We shipped 1,250 units in the second quarter.",
+    "She read the whole novel in one afternoon.",
+    "It's 72 degrees outside, so let's go for a walk!",
+    "Our GPU processes 125.8 tokens per second.",
+    "Why does the voice market need an oracle?",
+    "The 3rd edition was published in 1999.",
+    "I can't believe it's already December.",
+    "Turn left at the second light, then go straight for two miles.",
+    "Mr. and Mrs. Brown bought 3 apples and 12 eggs.",
+    "Thank you very much for listening.",
+    "The train leaves platform 4 at a quarter past six.",
+    "Could you send me the report by Friday afternoon?",
+    "Our team won the championship for the third year in a row.",
+    "The temperature dropped to minus 5 degrees last night.",
+    "He paid 20 pounds for a ticket to the concert.",
+    "Remember to water the plants while I'm away.",
+    "The library opens at 8 a.m. and closes at 10 p.m.",
+    "A journey of a thousand miles begins with a single step.",
+    "The company hired 35 new engineers this spring.",
+    "My grandmother baked an apple pie for dessert.",
+    "Please restart your computer to finish the update.",
+    "The museum is closed on Mondays and public holidays.",
+    "They walked along the beach until the sun went down.",
+    "Version 2.1 fixes seven bugs and adds two features.",
+    "Is it faster to take the bus or the subway?",
+    "The recipe calls for two cups of flour and one egg.",
+)
+
+
+# The first sentence of each cold start: the language's own words, digits and an English word, so that
+# it loads every dictionary the language's sentences use (the English one loads on the first English word).
+FRONTEND_FIRST = {
+    "zh": "我用iPhone买了3本书。",
+    "en": "I bought 3 books on my iPhone.",
+    "ja": "私はiPhoneで本を3冊買いました。",
+    "ko": "저는 iPhone으로 책 3권을 샀어요.",
+    "yue": "我用iPhone買咗3本書。",
+    "auto": "我今天用iPhone买了3本书，とても楽しかった。",
+    "auto_yue": "我今日用iPhone買咗3本書，とても楽しかった。",
+}
+
+
+def frontend_sentences(language: str) -> list[str]:
+    """The texts the front-end benchmark phonemises for ``language``."""
+    if language == "zh":
+        return list(ZH_SENTENCES)
+    if language == "en":
+        return list(EN_SENTENCES)
+    lines = (_FRONTEND_DATA / f"frontend_{_FRONTEND_LISTS[language]}.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    return [row["text"] for row in rows if row["language"] == language]
+
+
+def measure_frontend(language: str) -> dict:
+    """Runs inside a fresh process: the cold start of ``language``'s front end, then its warm throughput."""
+    import logging
+
+    logging.disable(logging.WARNING)  # characters dropped with a warning are part of the lists
+    t0 = time.perf_counter()
+    import torch
+
+    from synth.text import frontend
+
+    t1 = time.perf_counter()
+    # The front end is single-threaded Python; its only torch work is zero-filled feature tensors, and
+    # two intra-op threads filling them slow it 10-80x whenever the shared 2-core machine is busy.
+    torch.set_num_threads(1)
+    frontend.load_language(language)
+    t2 = time.perf_counter()
+    for piece in frontend.split_sentences(FRONTEND_FIRST[language], language):
+        frontend.phones_and_bert(piece, language, None)
+    t3 = time.perf_counter()
+    texts = frontend_sentences(language)
+    count, started = 0, time.perf_counter()
+    for text in texts:
+        for piece in frontend.split_sentences(text, language):
+            frontend.phones_and_bert(piece, language, None)
+            count += 1
+    return {
+        "cold_start_s": t3 - t1,
+        "load_s": t2 - t1,
+        "first_sentence_s": t3 - t2,
+        "import_s": t1 - t0,
+        "sentences_per_s": count / (time.perf_counter() - started),
+        "sentences": count,
+        "texts": len(texts),
+    }
+
+
+def _frontend_figures(language: str) -> dict:
+    """Best of ``RUNS`` fresh processes (the least disturbed): each a cold start and one pass over
+    sentences it has not seen (a second pass over the same list runs faster as allocations settle)."""
+    load_before = _load()
+    runs = [
+        _in_child(f"measure_frontend({language!r})", f"the {language} front end", timeout=1800) for _ in range(RUNS)
+    ]
+    best = {key: min(run[key] for run in runs) for key in ("cold_start_s", "load_s", "first_sentence_s", "import_s")}
+    return {
+        **best,
+        "sentences_per_s": max(run["sentences_per_s"] for run in runs),
+        "cold_start_s_runs": [round(run["cold_start_s"], 3) for run in runs],
+        "sentences_per_s_runs": [round(run["sentences_per_s"], 1) for run in runs],
+        "sentences": runs[0]["sentences"],
+        "texts": runs[0]["texts"],
+        "load_1min_before": load_before,
+        "load_1min_after": _load(),
+    }
 
 
 def _model_dir() -> Path:
@@ -135,15 +301,19 @@ def measure(device: str, precision: str) -> dict:
 
 
 def _child(device: str, precision: str, native: bool = True) -> dict:
-    code = (
-        "import json,sys; from benchmarks.synth import measure; "
-        f"print('RESULT ' + json.dumps(measure({device!r}, {precision!r})))"
-    )
-    root = Path(__file__).resolve().parent.parent
     env = {**os.environ, **({} if native else {"SYNTH_NATIVE": "0"})}
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=3600, env=env)
+    return _in_child(f"measure({device!r}, {precision!r})", f"{device}/{precision}", timeout=3600, env=env)
+
+
+def _in_child(call: str, what: str, timeout: float, env: dict[str, str] | None = None) -> dict:
+    """Run ``benchmarks.synth.<call>`` in a fresh Python process; its figures."""
+    code = f"import json; from benchmarks import synth; print('RESULT ' + json.dumps(synth.{call}))"
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=timeout, env=env
+    )
     if out.returncode != 0:
-        raise RuntimeError(f"benchmark child for {device}/{precision} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"benchmark child for {what} failed:\n{out.stderr[-3000:]}")
     line = next(text for text in out.stdout.splitlines() if text.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
 
@@ -162,8 +332,6 @@ def _machine() -> dict:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    import torch
-
     from benchmarks.common import RESULTS_DIR, print_table, write_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -181,7 +349,13 @@ def main(argv: list[str] | None = None) -> None:
         help="measure nothing: copy the device objects of another machine's synth.json "
         "(e.g. cuda measured on a GPU machine with --devices cuda) into this one's",
     )
+    parser.add_argument(
+        "--parts",
+        default="engine,frontend",
+        help="comma-separated: engine (the voice's GPT and SoVITS), frontend (text front ends, on the CPU)",
+    )
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     previous_path = RESULTS_DIR / "synth.json"
     previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
     previous.pop("_meta", None)
@@ -191,6 +365,36 @@ def main(argv: list[str] | None = None) -> None:
         path = write_results("synth", {**previous, **other}, COMMAND)
         print(f"merged {sorted(other)} into {path}")
         return
+
+    figures: dict = {}
+    if "engine" in parts:
+        figures.update(_engine_figures(args.devices, args.modes))
+    machine = _machine()
+    for values in figures.values():
+        for key in [k for k in values if k.startswith("_")]:
+            del values[key]
+        values["machine"] = machine
+    targets = {
+        "gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
+        "rtf": "original: 0.66",
+        "peak_rss_mb": "original: ~2,100",
+    }
+    for name, values in figures.items():
+        print_table(f"synth {name} ({TOKENS} tokens = {values['audio_seconds']:.1f} s audio)", values, targets)
+    if "frontend" in parts:
+        frontend = {language: {**_frontend_figures(language), "machine": machine} for language in FRONTEND_LANGUAGES}
+        for language, values in frontend.items():
+            print_table(f"synth front end {language} ({values['sentences']} sentences)", values)
+        figures["frontend"] = frontend
+    # Parts and devices not measured in this run keep their earlier figures (each object names its machine).
+    kept = {k: v for k, v in previous.items() if k not in figures}
+    path = write_results("synth", {**kept, **figures}, COMMAND)
+    print(f"\nwrote {path}" + (f" (kept earlier {sorted(kept)})" if kept else ""))
+
+
+def _engine_figures(devices_arg: str, modes_arg: str) -> dict:
+    """The voice's figures per device and mode, each measured in its own process."""
+    import torch
 
     # Write the model in a child process, so that writing it does not count in anyone's peak memory.
     subprocess.run(
@@ -202,13 +406,13 @@ def main(argv: list[str] | None = None) -> None:
         check=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    if args.devices == "auto":
+    if devices_arg == "auto":
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
-        devices = args.devices.split(",")
+        devices = devices_arg.split(",")
     figures: dict = {}
     for device in devices:
-        modes = args.modes.split(",")
+        modes = modes_arg.split(",")
         if "fp32" in modes:
             figures[device] = _child(device, "fp32")
         if device == "cpu" and "fp32" in modes:
@@ -222,22 +426,7 @@ def main(argv: list[str] | None = None) -> None:
             figures[f"{device}_fp32_pytorch"] = plain
         for precision in [m for m in modes if m != "fp32"]:
             figures[f"{device}_{precision}"] = _child(device, precision)
-    machine = _machine()
-    for values in figures.values():
-        for key in [k for k in values if k.startswith("_")]:
-            del values[key]
-        values["machine"] = machine
-    targets = {
-        "gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
-        "rtf": "original: 0.66",
-        "peak_rss_mb": "original: ~2,100",
-    }
-    for name, values in figures.items():
-        print_table(f"synth {name} ({TOKENS} tokens = {values['audio_seconds']:.1f} s audio)", values, targets)
-    # Devices not measured in this run keep their earlier figures (each object names its machine).
-    kept = {k: v for k, v in previous.items() if k not in figures}
-    path = write_results("synth", {**kept, **figures}, COMMAND)
-    print(f"\nwrote {path}" + (f" (kept earlier {sorted(kept)})" if kept else ""))
+    return figures
 
 
 if __name__ == "__main__":
