@@ -146,7 +146,14 @@ class Indexer:
         )
         if header is None:
             raise IndexingError(f"the node has no block {last} although its head is {head}")
+        if len(raw_logs) > 2 * TARGET_EVENTS:  # a dense stretch: apply whole blocks up to about TARGET_EVENTS logs
+            cut = to_int(raw_logs[TARGET_EVENTS]["blockNumber"])
+            if cut > first:
+                last = cut - 1
+                raw_logs = [raw for raw in raw_logs if to_int(raw["blockNumber"]) <= last]
+                header = self.rpc.call("eth_getBlockByNumber", hex(last), False)
         events = [event for raw in raw_logs if (event := self.decoder.decode(raw)) is not None]
+        del raw_logs
         events = self._with_timestamps(events)
         new_assets = self._new_assets(events, last)
         hashes = {event.block: event.block_hash for event in events}

@@ -211,15 +211,22 @@ def _per_30_days(bound: int, period: int) -> int:
     return bound * THIRTY_DAYS // period
 
 
-def _offer_conditions(query: ModelQuery, now: int, offers: Any = o) -> list[Any]:
-    """The offer conditions of ``query`` on ``offers`` (the offers table or an alias of it)."""
-    conditions = [offers.c.active.is_(True), or_(offers.c.valid_until == 0, offers.c.valid_until > now)]
+def _offer_conditions(query: ModelQuery, now: int, offers: Any = o, *, by_model: bool = False) -> list[Any]:
+    """The offer conditions of ``query`` on ``offers`` (the offers table or an alias of it).
+
+    ``by_model``: for a probe of one model's offers. Asset and price are then compared through
+    ``lower()`` (the same values: addresses compare lower-cased, prices are digits), which keeps
+    SQLite from choosing the (asset, price) index over the model's: without statistics it would
+    otherwise scan every offer in the price range for each model."""
+    conditions = [offers.c.active == True, or_(offers.c.valid_until == 0, offers.c.valid_until > now)]  # noqa: E712 - SQL
+    asset, column = offers.c.asset, offers.c.price_30d
+    if by_model:
+        asset, column = func.lower(asset), func.lower(column)
     if query.tier is not None:
         conditions.append(offers.c.tier == int(query.tier))
     if query.asset is not None:
-        conditions.append(offers.c.asset == query.asset)
+        conditions.append(asset == (query.asset.lower() if by_model else query.asset))
     subscription = offers.c.tier == int(Tier.SUBSCRIPTION)
-    column = offers.c.price_30d
     if query.min_price is not None:
         per_30 = schema.amount(_per_30_days(query.min_price, query.period))
         other = schema.amount(query.min_price)
@@ -229,6 +236,11 @@ def _offer_conditions(query: ModelQuery, now: int, offers: Any = o) -> list[Any]
         other = schema.amount(query.max_price)
         conditions.append(or_(and_(subscription, column <= per_30), and_(~subscription, column <= other)))
     return conditions
+
+
+def _of_model(offers: Any, model_id: Any, *conditions: Any) -> Any:
+    """EXISTS an offer of ``model_id`` meeting ``conditions`` (made with ``by_model=True``)."""
+    return exists(select(offers.c.offer_id).where(offers.c.model_id == model_id, *conditions))
 
 
 def _status_condition(status: str, now: int) -> Any:
@@ -274,9 +286,10 @@ def search_models(connection: Connection, query: ModelQuery, now: int | None = N
             .select_from(o.join(m, m.c.model_id == o.c.model_id).outerjoin(md, md.c.cid == m.c.metadata_cid))
             .where(*_offer_conditions(query, now))
             .where(
-                ~exists().where(
-                    cheaper.c.model_id == o.c.model_id,
-                    *_offer_conditions(query, now, cheaper),
+                ~_of_model(
+                    cheaper,
+                    o.c.model_id,
+                    *_offer_conditions(query, now, cheaper, by_model=True),
                     or_(
                         cheaper.c.price_30d < o.c.price_30d,
                         and_(cheaper.c.price_30d == o.c.price_30d, cheaper.c.offer_id < o.c.offer_id),
@@ -291,7 +304,7 @@ def search_models(connection: Connection, query: ModelQuery, now: int | None = N
     else:
         statement = select(*columns).select_from(m.outerjoin(md, md.c.cid == m.c.metadata_cid))
         if query.filters_offers:
-            statement = statement.where(exists().where(o.c.model_id == m.c.model_id, *_offer_conditions(query, now)))
+            statement = statement.where(_of_model(o, m.c.model_id, *_offer_conditions(query, now, by_model=True)))
         if query.sort == "newest":
             if after:
                 statement = statement.where(m.c.position < int(after[0]))
