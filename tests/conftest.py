@@ -6,6 +6,9 @@ suite runs with ``--network ethereum:local:foundry`` (as ``make test`` does).
 
 Hypothesis profiles: ``ci`` (the default) and ``audit`` (deep; for auditors), selected with
 the environment variable HYPOTHESIS_PROFILE.
+
+Tests marked ``deep`` (long fault drills, full-size runs) are skipped by ``make test`` and run
+by ``make audit`` (HYPOTHESIS_PROFILE=audit) or whenever VOICEMARKET_DEEP=1.
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ settings.register_profile(
 )
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=20, stateful_step_count=10)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+RUN_DEEP = os.environ.get("VOICEMARKET_DEEP") == "1" or os.environ.get("HYPOTHESIS_PROFILE") == "audit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if RUN_DEEP:
+        return
+    skip = pytest.mark.skip(reason="a deep test: run by make audit, or with VOICEMARKET_DEEP=1")
+    for item in items:
+        if "deep" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture
