@@ -62,7 +62,7 @@ def check_language(language: str) -> str:
 
 
 def load_language(language: str) -> None:
-    """Load the dictionaries a language needs now, not on its first sentence.
+    """Load the dictionaries and models a language needs now, not on its first sentence.
 
     Raises :class:`LanguageNotInstalledError` naming what to install when a package or dictionary
     is missing."""
@@ -75,6 +75,11 @@ def load_language(language: str) -> None:
         modules = (_FRONT_ENDS[lang], "segmenter")
     for name in modules:
         _module(name).load()
+    # Every language reads English words with the CMU dictionary, and Mandarin runs need jieba's
+    # dictionary and pypinyin: load them here (about 1 s each) rather than on the first request.
+    english.word_phones("voice")
+    if lang in ("zh", "auto"):
+        chinese.g2p("声音")
 
 
 def _module(name: str):
