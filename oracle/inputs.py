@@ -90,21 +90,26 @@ def read_input(
 
 
 def _fetch(cid, store, max_bytes: int) -> bytes:  # noqa: ANN001
-    """The bytes under ``cid`` in ``store``, at most ``max_bytes`` (TextTooLong beyond)."""
-    from voicemarket.errors import ContentNotFound, IntegrityError, StoreError
+    """The bytes under ``cid`` in ``store``, at most ``max_bytes`` (TextTooLong beyond).
+
+    A larger input is refused from the size the store declares before anything is read (a local
+    file's size, Kubo's ``X-Content-Length`` from the file's root node), and a store that declares
+    nothing is read no further than ``max_bytes`` + 1: one cheap request cannot make an operator
+    download, copy or hash more than that."""
+    from voicemarket.errors import ContentNotFound, ContentTooLarge, IntegrityError, StoreError
 
     with tempfile.TemporaryDirectory(prefix="oracle-input-") as scratch:
         try:
-            path = store.get_to_file(cid, Path(scratch) / "input")
+            path = store.get_to_file(cid, Path(scratch) / "input", max_bytes=max_bytes)
+        except ContentTooLarge as exc:
+            raise RequestFailure(
+                FailReason.TEXT_TOO_LONG,
+                f"input {cid} is larger than this operator takes ({max_bytes} bytes): {exc}",
+            ) from None
         except ContentNotFound as exc:
             raise RequestFailure(FailReason.INPUT_UNAVAILABLE, f"input {cid} is not in the store: {exc}") from None
         except IntegrityError as exc:
             raise RequestFailure(FailReason.INPUT_UNAVAILABLE, f"input {cid} came back corrupt: {exc}") from None
         except StoreError as exc:
             raise TransientError(f"cannot fetch input {cid}: {exc}") from None
-        if path.stat().st_size > max_bytes:
-            raise RequestFailure(
-                FailReason.TEXT_TOO_LONG,
-                f"input {cid} is {path.stat().st_size} bytes; this operator takes {max_bytes}",
-            )
         return path.read_bytes()

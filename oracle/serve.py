@@ -29,7 +29,6 @@ from oracle.voices import Voice, VoiceCache
 log = logging.getLogger("oracle.serve")
 
 MAX_UNEXPECTED_ATTEMPTS = 3  # an engine error seen this often is reported as SynthesisError
-MAX_OUTPUT_STORE_ATTEMPTS = 5  # a store refusing the audio this often is reported as OutputStorageError
 
 
 @dataclass
@@ -106,7 +105,7 @@ def _serve_claimed(ctx: Context, request_id: int, block: int) -> dict[str, Any] 
         return None
     try:
         check_service(ctx, request.modelId, now)
-        return produce(ctx, event)
+        return produce(ctx, event, now)
     except RequestFailure as failure:
         log.warning(
             "request cannot be served",
@@ -135,13 +134,20 @@ def check_service(ctx: Context, model_id: int, now: int) -> None:
         )
 
 
-def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
+def produce(ctx: Context, event: RequestedEvent, chain_now: int | None = None) -> dict[str, Any]:
     """Voice + text -> audio in the output store -> the fulfilment. Raises RequestFailure / TransientError.
+
+    A store that refuses the audio is retried (TransientError: the task backs off and runs again)
+    while the request's deadline is more than ``store_retry_margin_s`` away (``chain_now``: the
+    latest block's timestamp when serving began), so that an outage of seconds or minutes costs
+    the buyer nothing; only closer to the deadline does it become OutputStorageError (a refund now
+    rather than an expiry later).
 
     A private request's audio is sealed to the buyer's key before it is stored; the digest delivered
     on-chain is the plain WAV's either way (the buyer checks it after opening the audio)."""
     request = event.request
     settings = ctx.settings
+    began = time.time()
     if settings.served(request.modelId) is None:
         raise RequestFailure(
             FailReason.MODEL_UNAVAILABLE, f"this operator does not serve model {request.modelId:#x} (not in `models`)"
@@ -166,8 +172,19 @@ def produce(ctx: Context, event: RequestedEvent) -> dict[str, Any]:
     try:
         cid = ctx.output_store.put_bytes(stored)
     except Exception as exc:  # noqa: BLE001 - a store's failure of any kind: retried, then reported
-        if ctx.ledger.bump_attempts(request.id, "store") >= MAX_OUTPUT_STORE_ATTEMPTS:
-            raise RequestFailure(FailReason.OUTPUT_STORAGE_ERROR, f"the audio could not be stored: {exc}") from None
+        attempts = ctx.ledger.bump_attempts(request.id, "store")
+        now = (chain_now if chain_now is not None else int(began)) + (time.time() - began)
+        left_s = request.deadline - now
+        if left_s <= settings.store_retry_margin_s:
+            raise RequestFailure(
+                FailReason.OUTPUT_STORAGE_ERROR,
+                f"the audio could not be stored ({attempts} attempts; {max(0, int(left_s))} s left before the "
+                f"deadline): {exc}",
+            ) from None
+        log.warning(
+            "the output store refused the audio; retrying until the deadline nears",
+            extra={"request_id": request.id, "attempt": attempts, "deadline_in_s": int(left_s), "error": str(exc)},
+        )
         raise TransientError(f"the audio could not be stored: {exc}") from None
     return {
         "kind": "fulfil",

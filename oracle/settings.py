@@ -166,6 +166,11 @@ class OracleSettings(BaseSettings):
     voice_cache_size: int = Field(2, ge=1, description="voices kept loaded per worker process")
     max_text_chars: int = Field(1_000, ge=1, description="longest text served (longer: fail TextTooLong)")
     max_input_bytes: int = Field(64 * 1024, ge=1, description="largest input file fetched by CID")
+    store_retry_margin_s: float = Field(
+        120.0,
+        ge=0,
+        description="a store refusing the audio is retried until the request's deadline is this close (then a refund)",
+    )
     max_semantic_tokens: int = Field(1_500, ge=1, description="per sentence (25 tokens = 1 s of audio)")
 
     # ---------------------------------------------------------------- transactions

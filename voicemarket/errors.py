@@ -18,6 +18,7 @@ The oracle has its own tree (``oracle/errors.py``), synth/ its own (``synth/erro
     │   │   ├── CreatorMismatch            an intact bundle registered by another creator than it names
     │   │   └── PreviewError               a preview clip that is (or holds) the reference or a recording
     │   ├── StoreError                     the store itself failed (Kubo unreachable, disk full, ...)
+    │   ├── ContentTooLarge                content larger than the caller takes (refused before or while reading)
     │   ├── InvalidCID (ValueError)        text or bytes that are not a content id this project reads
     │   ├── CanonicalJSONError (ValueError) a value with no canonical JSON form (NaN, lone surrogate, ...)
     │   └── PolicyError (ValueError)       an offer or ODRL document the contract cannot express
@@ -31,6 +32,7 @@ The oracle has its own tree (``oracle/errors.py``), synth/ its own (``synth/erro
     │   ├── KeepingError                   a dispute, settlement or auto-renewal that cannot happen now
     │   ├── SpeechError                    a request the buyer can fix: licence, operator, text, fee, store
     │   │   └── AudioMismatch              the delivered audio is not what the operator committed to
+    │   ├── ChannelError (ValueError)      a payment-channel voucher or operation that is malformed or refused
     │   └── BuyerKeyError                  the wallet would not (or could not) make the buyer's encryption key
     ├── ServiceSettingsError (ValueError)  a long-running service's settings (the index) that cannot be used
     ├── IndexingError                     index/: what the indexer or its database cannot do
@@ -102,6 +104,15 @@ class StoreError(PackageError):
     """The storage backend failed (unreachable node, refused request, I/O error)."""
 
 
+class ContentTooLarge(PackageError):
+    """The content under a CID is larger than the caller's ``max_bytes``: refused from its declared size
+    before reading, or as soon as more than that was read (``size`` is what is known of it)."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 class InvalidCID(PackageError, ValueError):
     """A string or byte string is not a content id this project understands."""
 
@@ -155,6 +166,10 @@ class SpeechError(MarketError):
 
 class AudioMismatch(SpeechError):
     """The audio behind the delivered CID is not what the operator committed to on-chain."""
+
+
+class ChannelError(MarketError, ValueError):
+    """A payment-channel voucher or channel operation is malformed or refused (docs/api.md)."""
 
 
 class BuyerKeyError(MarketError):

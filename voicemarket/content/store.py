@@ -32,7 +32,7 @@ from typing import BinaryIO
 from voicemarket.content.cid import CHUNK_SIZE, READ_SIZE, UnixFSBuilder, builder_for, candidate_builders, matches
 from voicemarket.content.files import atomic_output
 from voicemarket.content.multiformats import CID, DAG_PB
-from voicemarket.errors import ContentNotFound, IntegrityError, InvalidCID, StoreError
+from voicemarket.errors import ContentNotFound, ContentTooLarge, IntegrityError, InvalidCID, StoreError
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -87,8 +87,11 @@ class ContentStore(ABC):
     cid_version: int
 
     @abstractmethod
-    def get_to_file(self, cid: CID | str, dest: str | Path) -> Path:
-        """Write the verified content to ``dest`` (atomically); raise if missing or corrupt."""
+    def get_to_file(self, cid: CID | str, dest: str | Path, *, max_bytes: int | None = None) -> Path:
+        """Write the verified content to ``dest`` (atomically); raise if missing or corrupt.
+
+        ``max_bytes``: raise :class:`ContentTooLarge` instead when the content is larger — from its
+        size before reading where the store knows it, else once that many bytes were read."""
 
     @abstractmethod
     def writer(self) -> Iterator[StoreWriter]:
@@ -187,13 +190,17 @@ class LocalStore(ContentStore):
         if not self.has(cid):
             raise ContentNotFound(f"{cid} is not in {self.root}: nothing to pin")
 
-    def get_to_file(self, cid: CID | str, dest: str | Path) -> Path:
+    def get_to_file(self, cid: CID | str, dest: str | Path, *, max_bytes: int | None = None) -> Path:
         cid = _as_cid(cid)
         source, builder = self._locate(cid)
         try:
             handle = open(source, "rb")
         except FileNotFoundError:
             raise ContentNotFound(f"{cid} is not in the local store {self.root}") from None
+        size = os.fstat(handle.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            handle.close()
+            raise ContentTooLarge(f"{cid} holds {size} bytes, more than the {max_bytes} asked for", size)
         with handle, atomic_output(dest) as out:
             copy = VerifyingCopy(cid, out, [builder])
             while piece := handle.read(READ_SIZE):
@@ -346,19 +353,28 @@ class KuboStore(ContentStore):
                 "174 links per node, balanced layout) so that CIDs agree"
             )
 
-    def get_to_file(self, cid: CID | str, dest: str | Path) -> Path:
+    def get_to_file(self, cid: CID | str, dest: str | Path, *, max_bytes: int | None = None) -> Path:
         cid = _as_cid(cid)
-        conn, response = self._post("cat", {"arg": str(cid)})
+        params = {"arg": str(cid)} if max_bytes is None else {"arg": str(cid), "length": str(max_bytes + 1)}
+        conn, response = self._post("cat", params)
         try:
             if response.status != 200:
                 message = self._error_message(response)
                 if response.status in (404, 500) and ("not found" in message.lower() or "no link" in message.lower()):
                     raise ContentNotFound(f"the Kubo node has no content under {cid}: {message}")
                 raise StoreError(f"Kubo could not cat {cid} (HTTP {response.status}): {message}")
+            declared = response.getheader("X-Content-Length")  # the file's size, from its root node
+            if max_bytes is not None and declared and declared.isdigit() and int(declared) > max_bytes:
+                size = int(declared)
+                raise ContentTooLarge(f"{cid} holds {size} bytes, more than the {max_bytes} asked for", size)
             with atomic_output(dest) as out:
                 copy = VerifyingCopy(cid, out)
+                read = 0
                 try:
                     while piece := response.read(READ_SIZE):
+                        read += len(piece)
+                        if max_bytes is not None and read > max_bytes:
+                            raise ContentTooLarge(f"{cid} holds more than the {max_bytes} bytes asked for", read)
                         copy.write(piece)
                 except (OSError, http.client.HTTPException) as exc:
                     raise StoreError(
