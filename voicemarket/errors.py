@@ -33,7 +33,8 @@ The oracle has its own tree (``oracle/errors.py``), synth/ its own (``synth/erro
     │   ├── SpeechError                    a request the buyer can fix: licence, operator, text, fee, store
     │   │   └── AudioMismatch              the delivered audio is not what the operator committed to
     │   ├── ChannelError (ValueError)      a payment-channel voucher or operation that is malformed or refused
-    │   └── BuyerKeyError                  the wallet would not (or could not) make the buyer's encryption key
+    │   ├── BuyerKeyError                  the wallet would not (or could not) make the buyer's encryption key
+    │   └── LocalUseError                  a local-use option, purchase, delivery, fetch or usage report refused
     ├── ServiceSettingsError (ValueError)  a long-running service's settings (the index) that cannot be used
     ├── IndexingError                     index/: what the indexer or its database cannot do
     │   ├── IndexSchemaError               the database holds another schema version than this code reads
@@ -175,6 +176,10 @@ class ChannelError(MarketError, ValueError):
 class BuyerKeyError(MarketError):
     """The buyer's encryption key cannot be made (the wallet declined to sign, or signed with another
     account), or does not open a result sealed to the buyer; the message says what to do."""
+
+
+class LocalUseError(MarketError):
+    """A local-use licence's option, purchase, delivery, fetch or usage report that cannot happen (say why)."""
 
 
 # ---------------------------------------------------------------- services: index/, web/

@@ -34,6 +34,7 @@ __all__ = [
     "Language",
     "FailReason",
     "RequestStatus",
+    "LocalUseStatus",
     "language_bits",
     "model_id",
     "renewal_lead",
@@ -243,6 +244,19 @@ class RequestStatus(IntEnum):
     def is_final(self) -> bool:
         """Nothing more happens to the request's fee: paid out for good or refunded."""
         return self in (RequestStatus.SETTLED, RequestStatus.REVERSED, RequestStatus.FAILED, RequestStatus.EXPIRED)
+
+
+class LocalUseStatus(IntEnum):
+    """``IKeyDelivery.Status``: a licence's local-use purchase (docs/local-use.md)."""
+
+    NONE = 0
+    PENDING = 1
+    DELIVERED = 2
+    REFUNDED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
 
 
 # ---------------------------------------------------------------- rules the contracts apply

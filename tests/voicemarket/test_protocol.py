@@ -20,6 +20,7 @@ from voicemarket.protocol import (
     Action,
     FailReason,
     Language,
+    LocalUseStatus,
     Purpose,
     RequestStatus,
     Tier,
@@ -32,12 +33,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = (
     "contracts/interfaces/ILicenseManager.sol",
     "contracts/interfaces/ISynthesisRouter.sol",
+    "contracts/interfaces/IKeyDelivery.sol",
     "contracts/libraries/Protocol.sol",
 )
 ENUMS = {
     "ILicenseManager.Tier": Tier,
     "ISynthesisRouter.RequestStatus": RequestStatus,
     "ISynthesisRouter.FailReason": FailReason,
+    "IKeyDelivery.Status": LocalUseStatus,
 }
 UNITS = {None: 1, "seconds": 1, "minutes": 60, "hours": 3600, "days": 86_400, "weeks": 604_800}
 
@@ -120,7 +123,7 @@ def test_the_compiled_abi_passes_these_enums():
     manifest = json.loads((ROOT / ".build/__local__.json").read_text())
     internal_types = {
         entry["internalType"]
-        for contract in ("ILicenseManager", "ISynthesisRouter")
+        for contract in ("ILicenseManager", "ISynthesisRouter", "IKeyDelivery")
         for item in manifest["contractTypes"][contract]["abi"]
         for entry in _entries(item)
         if entry.get("internalType", "").startswith("enum ")

@@ -208,6 +208,15 @@ def cid_from_chain(data: bytes) -> CID:
 # ---------------------------------------------------------------- consent and registration
 
 
+EIP712_DOMAIN = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+"""The EIP-712 domain fields every voicemarket contract signs under (name, version, chain, contract)."""
+
+
 def consent_typed_data(
     registry_address: str,
     chain_id: int,
@@ -224,12 +233,7 @@ def consent_typed_data(
     voice owner and their consent nonce (``registry.consentNonce``; ``revokeConsents`` raises it)."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": EIP712_DOMAIN,
             "VoiceConsent": [
                 {"name": "voiceOwner", "type": "address"},
                 {"name": "bundleDigest", "type": "bytes32"},
@@ -386,6 +390,7 @@ class Deployment:
     deployer: Any = None
     roles: dict[str, str] = field(default_factory=dict)
     offers: Any = None  # the OfferBook the licence manager created (publishOffer, deactivateOffer)
+    key_delivery: Any = None  # local-use licences: escrow and key deliveries (docs/local-use.md)
 
     def __post_init__(self) -> None:
         if self.offers is None:
@@ -403,6 +408,8 @@ class Deployment:
         }
         if self.stablecoin is not None:
             out["stablecoin"] = self.stablecoin.address
+        if self.key_delivery is not None:
+            out["keyDelivery"] = self.key_delivery.address
         return out
 
 
@@ -447,6 +454,7 @@ def deploy(
         project.SynthesisRouter, deployer, registry, licenses, min_stake, slash_amount, unbonding_delay
     )
     licenses.setRouter(router, sender=deployer)
+    key_delivery = deployer.deploy(project.KeyDelivery, licenses)
     if dispute_bond:
         router.setDisputeBond(dispute_bond, sender=deployer)
     registry.grantRole(registry.ARBITER_ROLE(), roles["arbiter"], sender=deployer)
@@ -469,7 +477,7 @@ def deploy(
             contract.grantRole(contract.DEFAULT_ADMIN_ROLE(), roles["admin"], sender=deployer)
             contract.renounceRole(contract.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
     offers = project.OfferBook.at(licenses.offerBook())
-    return Deployment(registry, licenses, router, token, deployer, roles, offers)
+    return Deployment(registry, licenses, router, token, deployer, roles, offers, key_delivery)
 
 
 def _address(account) -> str:

@@ -161,6 +161,7 @@ def load(network: Any = None, *, project: Any = None, check_code: bool = True) -
                 )
     project = project or ape.project
     token = contracts.get("stablecoin")
+    key_delivery = contracts.get("keyDelivery")  # absent in files saved before local-use licences
     licenses = project.LicenseManager.at(addresses["licenses"])
     offers = str(licenses.offerBook())  # the licence manager's own book is the one it accepts offers from
     if contracts.get("offers") not in (None, offers):
@@ -174,6 +175,7 @@ def load(network: Any = None, *, project: Any = None, check_code: bool = True) -
         router=project.SynthesisRouter.at(addresses["router"]),
         offers=project.OfferBook.at(offers),
         stablecoin=project.MockStablecoin.at(token) if token else None,
+        key_delivery=project.KeyDelivery.at(key_delivery) if key_delivery else None,
         deployer=record.get("deployer"),
         roles=dict(record.get("roles", {})),
         network=record.get("network", choice_of(key)),
