@@ -383,12 +383,16 @@ def query_latencies(db: str, usd: str) -> dict[str, dict[str, float]]:
 @contextlib.contextmanager
 def anvil(work: Path) -> Iterator[None]:
     """An anvil of our own (Ape connects to it through APE_FOUNDRY_HOST): ape-foundry's own would
-    run with --steps-tracing, several times slower for a chain of a quarter million transactions."""
+    run with --steps-tracing, several times slower for a chain of a quarter million transactions,
+    and would keep every block's state on disk."""
     from voicemarket.dev.services import ManagedProcess, free_port, port_open
 
     port = free_port()
     argv = ["anvil", "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-limit", str(10**12)]
     argv += ["--hardfork", "cancun", "--base-fee", "0"]
+    # Without this anvil writes old blocks' states to ~/.foundry/anvil/tmp: about 17 GB for this
+    # chain, left behind if anvil is killed. The indexer reads logs and the latest state only.
+    argv += ["--prune-history", "64"]
     with ManagedProcess(argv, log_path=work / "anvil.log") as process:
         process.wait_until(lambda: port_open(port), 30, "anvil to listen")
         previous = os.environ.get("APE_FOUNDRY_HOST")
