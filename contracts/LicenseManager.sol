@@ -7,12 +7,14 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {ILicenseManager} from "./interfaces/ILicenseManager.sol";
 import {IERC5643} from "./interfaces/IERC5643.sol";
 import {IVoiceModelRegistry} from "./interfaces/IVoiceModelRegistry.sol";
 import {IOfferBook} from "./interfaces/IOfferBook.sol";
 import {OfferBook} from "./OfferBook.sol";
+import {PaymentChannels} from "./PaymentChannels.sol";
 import {RevenueLedger} from "./RevenueLedger.sol";
 import {Protocol} from "./libraries/Protocol.sol";
 import {OfferRecords} from "./libraries/OfferRecords.sol";
@@ -61,6 +63,9 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @dev Publishes offers (checks, events) and is the only account that records and closes them.
     IOfferBook private immutable _offerBook;
 
+    /// @dev The speech API's payment channels: the only account besides the router that consumes uses.
+    address private immutable _channels;
+
     /// @param admin Gets the admin role (grants the others).
     /// @param models The voice-model registry.
     /// @param platformFeeBps_ Initial platform fee (the original design's 80/20 split: 2,000).
@@ -71,6 +76,7 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setPlatformFee(platformFeeBps_);
         _offerBook = new OfferBook(models);
+        _channels = address(new PaymentChannels(models));
     }
 
     // ------------------------------------------------------------------ offers
@@ -174,10 +180,26 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @inheritdoc ILicenseManager
     function consumeUse(uint256 licenseId, address user, uint256 modelId, uint16 actions)
         external
+        returns (UseGrant memory)
+    {
+        if (msg.sender != _router) revert Licensing_NotRouter(msg.sender);
+        return _consume(licenseId, user, modelId, actions, 1);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function consumeUses(uint256 licenseId, address user, uint256 modelId, uint256 count)
+        external
+        returns (UseGrant memory)
+    {
+        if (msg.sender != _channels) revert Licensing_NotRouter(msg.sender);
+        return _consume(licenseId, user, modelId, Protocol.ACTION_TEXT_TO_SPEECH, count);
+    }
+
+    function _consume(uint256 licenseId, address user, uint256 modelId, uint16 actions, uint256 count)
+        private
         whenNotPaused
         returns (UseGrant memory grant)
     {
-        if (msg.sender != _router) revert Licensing_NotRouter(msg.sender);
         if (_ownerOf(licenseId) != user) {
             if (_ownerOf(licenseId) == address(0)) revert Licensing_UnknownLicense(licenseId);
             revert Licensing_NotLicenseHolder(licenseId, user);
@@ -192,8 +214,9 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
             revert Licensing_ServiceEnded(modelId, m.serviceEndsAt);
         }
         (uint256 limit, uint40 useTag) = _rollQuota(licenseId, l, o);
-        if (limit != 0 && l.used >= limit) revert Licensing_UsesExhausted(licenseId, limit);
-        ++l.used;
+        uint256 used = l.used + count;
+        if (limit != 0 && used > limit) revert Licensing_UsesExhausted(licenseId, limit);
+        l.used = SafeCast.toUint32(used);
         _licenses[licenseId] = l;
 
         grant.asset = o.asset;
@@ -365,6 +388,11 @@ contract LicenseManager is ILicenseManager, ERC721, AccessControl, RevenueLedger
     /// @inheritdoc ILicenseManager
     function offerBook() external view returns (address) {
         return address(_offerBook);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function paymentChannels() external view returns (address) {
+        return _channels;
     }
 
     /// @inheritdoc ILicenseManager

@@ -203,6 +203,12 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
         external
         returns (UseGrant memory grant);
 
+    /// @notice The payment channels (`paymentChannels()`) only: as `consumeUse` for text to
+    /// speech, `count` uses at once (a redeemed voucher's new uses).
+    function consumeUses(uint256 licenseId, address user, uint256 modelId, uint256 count)
+        external
+        returns (UseGrant memory grant);
+
     /// @notice The router, or a router it replaced: give back a use consumed under `useTag` (a
     /// refunded request). A subscription's use is given back only within the same quota period.
     function restoreUse(uint256 licenseId, uint40 useTag) external;
@@ -254,6 +260,10 @@ interface ILicenseManager is IERC721, IERC5643, IRevenueLedger {
     function nextLicenseId() external view returns (uint256);
 
     function registry() external view returns (address);
+
+    /// @notice The speech API's payment channels, deployed by this contract; the only other
+    /// account that consumes uses.
+    function paymentChannels() external view returns (address);
 
     function router() external view returns (address);
 
