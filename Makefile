@@ -17,7 +17,7 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER ?= $(ROOT)/.ape
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps lint compile test test-serial test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage bench-index clean
+.PHONY: help setup system-deps lint compile test test-serial test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage bench-index app bench-app clean
 
 help:
 	@echo "make test    - set up (if needed), check formatting and lint, compile, run the forge suite and the pytest suite on anvil"
@@ -25,6 +25,7 @@ help:
 	@echo "make demo    - set up (if needed) and run the end-to-end marketplace story"
 	@echo "make bench   - run every benchmark (bench-gas, bench-synth, bench-oracle, bench-storage, bench-index)"
 	@echo "make audit   - the deep Hypothesis and forge profiles, Slither, Halmos, forge coverage (slow)"
+	@echo "make app     - a local market (anvil, contracts, voices, redis, oracle, indexer) and the DApp in your browser"
 	@echo "make chain   - a local anvil on 127.0.0.1:8545 that keeps its state between \`ape run\` commands"
 	@echo "make setup   - only install: venv, npm packages, solc wrapper, redis-server/espeak-ng/sox"
 
@@ -33,11 +34,12 @@ help:
 # the first time) and the npm packages install side by side; each keeps its log in .setup-logs/.
 setup:
 	@$(MAKE) --no-print-directory -j3 system-deps $(VENV)/.installed node_modules/.installed
-	@$(MAKE) --no-print-directory .deps/openzeppelin/.installed .solcx/solc-v$(SOLC_VER)
+	@$(MAKE) --no-print-directory .deps/openzeppelin/.installed .solcx/solc-v$(SOLC_VER) app/dist/index.html
 
 system-deps:
 	@tools/ensure-system-packages redis-server:redis-server espeak-ng:espeak-ng sox:sox pg_ctlcluster:postgresql \
-		/var/lib/mecab/dic/open-jtalk/naist-jdic/sys.dic:open-jtalk-mecab-naist-jdic
+		/var/lib/mecab/dic/open-jtalk/naist-jdic/sys.dic:open-jtalk-mecab-naist-jdic \
+		chromium:chromium /usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@mkdir -p $(SETUPLOG)
@@ -58,6 +60,12 @@ node_modules/.installed: package.json package-lock.json
 .deps/openzeppelin/.installed: node_modules/.installed
 	@rm -rf .deps/openzeppelin && mkdir -p .deps/openzeppelin
 	@cd node_modules/@openzeppelin/contracts && find . -name '*.sol' -print0 | tar --null -cf - -T - | tar -xf - -C $(ROOT)/.deps/openzeppelin
+	@touch $@
+
+# The DApp (app/, docs/app.md): built into app/dist/ only when a source or the lock file changed.
+app/dist/index.html: node_modules/.installed package-lock.json $(shell find app -path app/dist -prune -o -type f -print)
+	@echo "setup: building the DApp (vite build into app/dist/)"
+	@node_modules/.bin/vite build --config app/vite.config.mjs --logLevel warn
 	@touch $@
 
 .solcx/solc-v$(SOLC_VER): bin/solc
@@ -147,6 +155,14 @@ chain: compile
 
 bench: bench-gas bench-synth bench-oracle bench-storage bench-index
 	$(PY) -m benchmarks.summary
+
+# The DApp on a local market: prints the URL; Ctrl-C stops everything (docs/app.md).
+app: compile
+	$(PY) -m voicemarket.dev.dapp
+
+# First load, time to interactive and the gzipped bundle (benchmarks/results/app.json).
+bench-app: compile
+	$(PY) -m benchmarks.app
 
 bench-gas: compile
 	$(PY) -m benchmarks.gas

@@ -120,6 +120,9 @@ def run(config: str | None, once: bool, verbose: bool, **options: Any) -> None:
 @db_option
 @click.option("--host", help="address to listen on (default 127.0.0.1)")
 @click.option("--port", type=int, help="port (default 8600)")
+@click.option("--deployment", type=click.Path(dir_okay=False), help="the deployment file, for the DApp at /")
+@click.option("--store", help="content served at /ipfs/{cid}: local:PATH or kubo:http://HOST:5001")
+@click.option("--app-dir", type=click.Path(file_okay=False), help="the built DApp (default app/dist)")
 @click.option("-v", "--verbose", is_flag=True)
 @_user_errors
 def serve(config: str | None, verbose: bool, **options: Any) -> None:

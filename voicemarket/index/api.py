@@ -19,7 +19,9 @@ Errors, cursors and events follow :mod:`voicemarket.web.api`.
 from __future__ import annotations
 
 import functools
+import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -41,6 +43,7 @@ from voicemarket.web.api import (
     sse_message,
     sse_response,
 )
+from voicemarket.web.static import add_cid_gateway, mount_app
 
 VERSION = "1"
 HEARTBEAT_S = 15.0
@@ -403,4 +406,61 @@ def create_index_app(engine: Engine, settings: IndexSettings | None = None) -> F
 
         return sse_response(stream())
 
+    @app.get("/assets", response_model=list[AssetOut], tags=["market"])
+    def assets() -> list[dict[str, Any]]:
+        """The payment assets the index knows (ETH first), with symbol and decimals."""
+        return [{"address": a.address, "symbol": a.symbol, "decimals": a.decimals} for a in read(queries.asset_infos)]
+
+    add_app_routes(app, settings)
     return app
+
+
+# ---------------------------------------------------------------- the DApp (docs/app.md)
+
+APP_ABIS = {
+    "registry": "VoiceModelRegistry",
+    "offers": "OfferBook",
+    "licenses": "LicenseManager",
+    "router": "SynthesisRouter",
+    "erc20": "MockStablecoin",
+}
+DEFAULT_APP_DIR = Path(__file__).resolve().parents[2] / "app" / "dist"
+
+
+def app_config(settings: IndexSettings) -> dict[str, Any]:
+    """What the DApp needs to talk to the chain: the chain, the contracts and their ABIs."""
+    from voicemarket.index.chain import DEFAULT_MANIFEST, Contracts
+
+    if settings.deployment is None:
+        return {"deployment": None, "message": "this server was started without --deployment: browse only"}
+    contracts = Contracts.from_deployment_file(settings.deployment)
+    manifest = json.loads(Path(settings.abi_manifest or DEFAULT_MANIFEST).read_text())
+    abis = {role: manifest["contractTypes"][name]["abi"] for role, name in APP_ABIS.items()}
+    return {
+        "deployment": {"chainId": contracts.chain_id, **contracts.by_role()},
+        "chain": {
+            "id": contracts.chain_id,
+            "name": settings.chain_name,
+            "rpcUrl": settings.chain_rpc_url or settings.rpc_url,
+        },
+        "abis": abis,
+    }
+
+
+def add_app_routes(app: FastAPI, settings: IndexSettings) -> None:
+    """``/app-config.json``, ``/ipfs/{cid}`` from the configured store, and the built app at ``/``."""
+    config = app_config(settings)
+
+    @app.get("/app-config.json", tags=["app"])
+    def app_config_route() -> dict[str, Any]:
+        """The chain, contract addresses and ABIs the DApp uses."""
+        return config
+
+    if settings.store:
+        from voicemarket.content.store import store_from_spec
+
+        store = store_from_spec(settings.store)
+        add_cid_gateway(app, functools.partial(store.get_bytes, max_bytes=settings.gateway_max_bytes))
+    folder = settings.app_dir or DEFAULT_APP_DIR
+    if (folder / "index.html").is_file():
+        mount_app(app, folder)

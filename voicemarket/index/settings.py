@@ -46,6 +46,13 @@ class IndexSettings(WebSettings):
         0.0, ge=0, description="fault injection for tests: hold each batch's transaction open this long"
     )
     sse_poll_s: float = Field(0.5, gt=0, description="how often the live stream looks for new activity")
+    # the DApp (served by `serve` beside the API; docs/app.md)
+    app_dir: Path | None = Field(None, description="the built DApp to serve at / (default: app/dist when built)")
+    chain_rpc_url: str | None = Field(
+        None, description="the node URL a wallet is asked to add for this chain (default: rpc_url)"
+    )
+    chain_name: str = Field("voicemarket local chain", description="the chain's name shown to wallets")
+    gateway_max_bytes: int = Field(64 * 1024 * 1024, ge=1_024, description="the largest content /ipfs/{cid} serves")
 
     @field_validator("db")
     @classmethod
