@@ -144,6 +144,37 @@ def name_key_holder(deployment: Any, model_id: int, holder: str, account: Any) -
     key_delivery_of(deployment).setKeyHolder(model_id, holder, sender=account)
 
 
+def purchased_public_key(key_delivery: Any, license_id: int, start_block: int = 0) -> bytes:
+    """The public key a licence's local use was bought for (its ``LocalUsePurchased`` event)."""
+    import ape
+
+    logs = key_delivery.LocalUsePurchased.range(
+        start_block, ape.chain.blocks.head.number + 1, search_topics={"licenseId": int(license_id)}
+    )
+    for entry in logs:
+        return bytes(entry.publicKey)
+    raise LocalUseError(f"no local-use purchase of licence {license_id} on this chain since block {start_block}")
+
+
+def deliver_key(deployment: Any, store: Any, license_id: int, keyring: Any, private_key: bytes, account: Any) -> CID:
+    """The key holder's delivery by hand (what the key service does each round): unwrap the model's
+    data key from ``keyring`` (a Keyring or its CID) with ``private_key`` (a recipient's), wrap it to
+    the buyer's key, store it and record the delivery from ``account``. Returns the wrapped key's CID."""
+    from voicemarket.content.sealed_bundle import load_keyring
+    from voicemarket.market.chain import cid_parts
+
+    key_delivery = key_delivery_of(deployment)
+    record = LocalUse.read(key_delivery, license_id)
+    if record.status != LocalUseStatus.PENDING:
+        raise LocalUseError(f"licence {license_id}'s local use is {record.status.label}: there is nothing to deliver")
+    start = int(getattr(deployment, "start_block", 0) or 0)
+    data_key = load_keyring(store, keyring).unwrap(private_key)
+    cid = store.put_bytes(wrapped_key_document(data_key, purchased_public_key(key_delivery, license_id, start)))
+    codec, digest = cid_parts(cid)
+    key_delivery.recordDelivery(license_id, codec, digest, sender=account)
+    return cid
+
+
 # ---------------------------------------------------------------- the buyer's side
 
 

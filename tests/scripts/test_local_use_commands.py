@@ -1,0 +1,82 @@
+"""`ape run fetch-model` and `ape run report-usage` on anvil, with a tiny sealed voice in a local store.
+
+The creator is the key holder here and delivers by hand (``local_use.deliver_key``); the key
+service that does it without anyone at a keyboard is tested in tests/oracle/test_key_delivery.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import fails, ok
+from voicemarket.dev.sandbox import Sandbox, account_key, tiny_voice_files
+from voicemarket.errors import LocalUseError
+from voicemarket.market.buyer_key import BuyerKey
+from voicemarket.market.local_use import (
+    LocalUse,
+    UsageReport,
+    buy_local_use,
+    deliver_key,
+    fetch_model,
+    offer_local_use,
+    submit_usage_reports,
+)
+from voicemarket.protocol import LocalUseStatus
+
+PRICE = 10**15
+
+
+@pytest.fixture(scope="module")
+def local(market, accounts, tmp_path_factory, chain):
+    """A tiny voice offered for local use, a licence with local use bought by account 5 and delivered."""
+    root = tmp_path_factory.mktemp("local-use")
+    box = Sandbox(market, root)
+    creator, buyer = accounts[1], accounts[5]
+    voice = box.publish_voice(creator, [], files=tiny_voice_files(root / "voice"), label="fetch-model voice")
+    offer_local_use(market, voice.offer_id, PRICE, creator)
+    licence = box.buy_license(buyer, voice)
+    key = BuyerKey.derive(buyer, chain.chain_id)
+    buy_local_use(market, licence, buyer, key.public_key, max_price=PRICE)
+    waiting = box.buy_license(buyer, voice)
+    buy_local_use(market, waiting, buyer, key.public_key, max_price=PRICE)
+    deliver_key(market, box.store, licence, voice.keyring_cid, account_key(creator), creator)
+    return box, voice, licence, waiting
+
+
+def test_fetch_model_writes_the_voice_folder_and_says_how_to_speak(run, local, market, tmp_path):
+    box, _, licence, waiting = local
+    store = f"local:{box.store.root}"
+    text = ok(run("fetch-model", str(licence), "--out", str(tmp_path / "voice"), "--store", store, account=5))
+    assert "SHA-256 of the bundle = the one the model id commits to" in text
+    assert "python -m synth say --gpt" in text and str(tmp_path / "voice") in text
+    manifest = json.loads((tmp_path / "voice" / "manifest.json").read_text())
+    listed = {"manifest.json", "consent.json"} | {f["path"] for f in manifest["files"]}
+    assert {p.name for p in (tmp_path / "voice").iterdir()} == listed
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+    # Another account's key opens nothing and leaves nothing behind.
+    text = fails(run("fetch-model", str(licence), "--out", str(tmp_path / "theirs"), "--store", store, account=6))
+    assert "cannot unwrap" in text or "not a recipient" in text
+    assert not (tmp_path / "theirs").exists()
+    # A licence still waiting for its key (the library the command calls):
+    with pytest.raises(LocalUseError, match="wait for the key holder"):
+        fetch_model(market, box.store, waiting, b"\x01" * 32, tmp_path / "early")
+
+
+def test_report_usage_signed_on_a_device_submitted_by_anyone(run, local, market, chain, accounts, tmp_path):
+    _, _, licence, _ = local
+    start = chain.blocks.head.timestamp - 60
+    args = ("--sentences", "12", "--seconds", "30", "--since", str(start), "--sign-only")
+    signed = run("report-usage", str(licence), *args, account=5)
+    path = tmp_path / "reports.json"
+    path.write_text(signed.output)
+    assert json.loads(path.read_text())[0]["report"]["sentences"] == 12
+    text = ok(run("report-usage", "--submit", str(path), account=9))
+    assert "12 sentences, 30 s of audio" in text and "self-reported" in text
+    record = LocalUse.read(market.key_delivery, licence)
+    assert record.status == LocalUseStatus.DELIVERED and record.reported_until > start
+    # The same report again overlaps what is on-chain: refused before sending, saying why.
+    with pytest.raises(LocalUseError, match="overlaps what was reported"):
+        again = UsageReport(**json.loads(path.read_text())[0]["report"])
+        submit_usage_reports(market, [(again, b"")], accounts[9])
