@@ -275,5 +275,25 @@ def config(config: str | None) -> None:
         click.echo(f"  {name:<22} {field.description or ''}")
 
 
+@main.command()
+@_config_option()
+@click.option("--api-config", default=None, type=click.Path(dir_okay=False), help="TOML file with an [api] table")
+@click.option("--host", default=None, help="address to listen on (default 127.0.0.1: put TLS in front)")
+@click.option("--port", default=None, type=int, help="port (default 8700)")
+def api(config: str | None, api_config: str | None, host: str | None, port: int | None) -> None:
+    """The streaming speech API for licensed buyers, paid by channel vouchers (docs/api.md)."""
+    from oracle.api.app import run_api
+    from oracle.api.settings import ApiSettings
+    from oracle.logs import setup_logging
+
+    settings = _settings(config)
+    setup_logging("api", settings.log_format, settings.log_level)
+    try:
+        api_settings = ApiSettings.load(api_config, host=host, port=port)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    run_api(settings, api_settings)
+
+
 if __name__ == "__main__":
     main()

@@ -206,3 +206,52 @@ def channels_contract(deployment: Any) -> Any:
     import ape
 
     return ape.project.PaymentChannels.at(deployment.licenses.paymentChannels())
+
+
+# ---------------------------------------------------------------- the speech API's request and receipt
+
+RECEIPT_TYPE = "SpeechReceipt(uint256 chainId,address operator,bytes32 request,bytes32 audioSha256)"
+_RECEIPT_TYPEHASH = keccak(text=RECEIPT_TYPE)
+
+
+def canonical_json(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def speech_request_hash(chain_id: int, operator: str, buyer: str, body: dict[str, Any]) -> bytes:
+    """What a receipt names: keccak256 of the canonical JSON of the speech request as sent (the
+    body of ``POST /v1/speech``, normalised by :func:`normalise_speech_body`), its buyer, its
+    operator and the chain."""
+    document = {"chain_id": chain_id, "operator": operator, "buyer": buyer, "request": normalise_speech_body(body)}
+    return keccak(canonical_json(document))
+
+
+def normalise_speech_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The request body in the one form both sides hash: numbers as decimal strings where they
+    may pass 2^53, parameters left out when not set."""
+    voucher = body.get("voucher") or {}
+    params = {k: v for k, v in (body.get("params") or {}).items() if v is not None}
+    return {
+        "license_id": str(int(body["license_id"])),
+        "text": str(body["text"]),
+        "language": str(body.get("language", "en")),
+        "params": params,
+        "voucher": {
+            "asset": to_checksum_address(voucher.get("asset", ETH)),
+            "amount": str(int(voucher["amount"])),
+            "uses": int(voucher["uses"]),
+            "signature": "0x" + bytes.fromhex(str(voucher["signature"]).removeprefix("0x")).hex(),
+        },
+    }
+
+
+def receipt_digest(chain_id: int, operator: str, request_hash: bytes, audio_sha256: bytes) -> bytes:
+    """What the operator signs at the end of a stream (raw secp256k1 over this digest)."""
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "address", "bytes32", "bytes32"],
+            [_RECEIPT_TYPEHASH, chain_id, operator, request_hash, audio_sha256],
+        )
+    )
