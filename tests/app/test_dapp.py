@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from conftest import screenshot
 
 TIMEOUT = 20_000
+ETH = "0x" + "00" * 20
 
 
 def test_browse_filter_and_preview(pages, dapp_market, dapp) -> None:
@@ -38,4 +39,162 @@ def test_browse_filter_and_preview(pages, dapp_market, dapp) -> None:
     audio = cards.first.get_by_test_id("preview-audio")
     page.wait_for_function("a => a.readyState >= 2 && a.duration > 0.5", arg=audio.element_handle(), timeout=TIMEOUT)
     screenshot(page, "browse")
+    assert not page.errors
+
+
+def connect(page) -> None:  # noqa: ANN001
+    page.get_by_test_id("connect").click()
+    expect(page.get_by_test_id("account")).to_be_visible(timeout=TIMEOUT)
+
+
+def offer(page, tier: str, text: str):  # noqa: ANN001, ANN201
+    return page.locator(f"[data-testid=offer][data-tier='{tier}']").filter(has_text=text)
+
+
+def confirmed(card) -> None:  # noqa: ANN001
+    expect(card.get_by_test_id("tx-state")).to_have_attribute("data-stage", "confirmed", timeout=TIMEOUT)
+
+
+def buy_every_tier(pages, dapp_market, accounts) -> None:  # noqa: ANN001
+    d = dapp_market.sandbox.d
+    buyer = dapp_market.accounts["buyer"]
+    page = pages.open(f"/#/voice/{dapp_market.model_hex('Ada')}", account=buyer, wallet_chain=1)
+    connect(page)
+    # the wallet is on mainnet: the page says so and switches it
+    expect(page.get_by_test_id("wrong-network")).to_contain_text("chain 1", timeout=TIMEOUT)
+    page.get_by_test_id("switch-network").click()
+    expect(page.get_by_test_id("wrong-network")).to_have_count(0, timeout=TIMEOUT)
+    # the terms in words, their document's hash checked against the chain in the page
+    expect(page.get_by_test_id("policy-hash").first).to_have_attribute("data-ok", "1", timeout=TIMEOUT)
+    expect(page.get_by_test_id("policy-hash")).to_have_count(4)
+    sub = offer(page, "subscription", "ETH")
+    expect(sub).to_contain_text("0.01 ETH per 30 days")
+    expect(sub).to_contain_text("sublicense it")  # forbidden, from the ODRL document
+    # a refused signature: said in words, nothing sent
+    page.evaluate("window.__wallet.rejectNext = true")
+    sub.get_by_test_id("buy").click()
+    expect(sub.get_by_test_id("tx-state")).to_contain_text("You rejected the request", timeout=TIMEOUT)
+    assert d.licenses.balanceOf(buyer) == 0
+    screenshot(page, "voice")
+    # every tier: subscription and pay-per-use in ETH, a pack and a buyout in mUSD (approve, then buy)
+    sub.get_by_test_id("buy").click()
+    confirmed(sub)
+    ppu = offer(page, "pay-per-use", "ETH per use")
+    ppu.get_by_test_id("buy").click()
+    confirmed(ppu)
+    pack = offer(page, "pay-per-use", "packs of 10")
+    expect(pack.get_by_test_id("buy-summary")).to_contain_text("Approve exactly 5 mUSD")
+    before = page.evaluate("window.__wallet.calls.filter(c => c === 'eth_sendTransaction').length")
+    pack.get_by_test_id("buy").click()
+    confirmed(pack)
+    after = page.evaluate("window.__wallet.calls.filter(c => c === 'eth_sendTransaction').length")
+    assert after - before == 2  # approve of exactly the price, then buy
+    assert d.stablecoin.allowance(buyer, d.licenses.address) == 0  # the approval was the exact amount
+    buyout = page.locator("[data-testid=offer][data-tier='buyout']")
+    buyout.get_by_test_id("buy").click()
+    confirmed(buyout)
+    assert d.licenses.balanceOf(buyer) == 4
+    assert d.stablecoin.balanceOf(buyer) == 1_000 * 10**6 - 5 * 10**6 - 50 * 10**6
+    assert not page.errors
+
+    # a contract error in words: an account with no mUSD buys a buyout (approve passes, buy reverts)
+    poor = accounts[6].address
+    page = pages.open(f"/#/voice/{dapp_market.model_hex('Mei')}", account=poor)
+    connect(page)
+    buyout = page.locator("[data-testid=offer][data-tier='buyout']")
+    buyout.get_by_test_id("buy").click()
+    expect(buyout.get_by_test_id("tx-state")).to_contain_text("token balance is too low", timeout=TIMEOUT)
+    assert d.licenses.balanceOf(poor) == 0
+
+
+def speech_heard_and_failed_request_refunded(pages, dapp_market) -> None:  # noqa: ANN001
+    d = dapp_market.sandbox.d
+    buyer = dapp_market.accounts["buyer"]
+    page = pages.open("/#/licences", account=buyer)
+    connect(page)
+    licence = page.get_by_test_id("licence").filter(has_text="subscription")
+    expect(licence).to_have_count(1, timeout=TIMEOUT)
+    expect(licence).to_contain_text("expires")
+    licence.get_by_test_id("ask").click()
+    form = licence.get_by_test_id("ask-form")
+    expect(form.get_by_test_id("escrow")).to_contain_text("0.0001 ETH (use price 0 ETH + operator fee 0.0001 ETH)")
+    form.get_by_test_id("speech-text").fill("Hello from the browser.")
+    form.get_by_test_id("send-request").click()
+    request = form.get_by_test_id("request").first
+    expect(request).to_have_attribute("data-status", re.compile("fulfilled|settled"), timeout=60_000)
+    expect(request.get_by_test_id("audio-check")).to_contain_text("matches the chain", timeout=TIMEOUT)
+    page.wait_for_function(
+        "a => a.readyState >= 1 && a.duration > 0.1", arg=request.get_by_test_id("speech-audio").element_handle()
+    )
+    with page.expect_download() as download:
+        request.get_by_test_id("download").click()
+    assert download.value.suggested_filename.endswith(".wav")
+    screenshot(page, "licences")
+    # Ada lists Japanese on-chain but its bundle has no Japanese front end: the oracle fails it
+    credit_before = d.router.creditOf(buyer, ETH)
+    form.get_by_test_id("speech-language").select_option("ja")
+    form.get_by_test_id("speech-text").fill("こんにちは")
+    form.get_by_test_id("send-request").click()
+    failed = form.locator("[data-testid=request][data-status=failed]")
+    expect(failed).to_contain_text("cannot speak this language", timeout=60_000)
+    expect(failed.get_by_test_id("refund")).to_contain_text("Refunded 0.0001 ETH")
+    assert d.router.creditOf(buyer, ETH) == credit_before + 10**14
+    failed.get_by_test_id("withdraw-router").click()
+    confirmed(failed)
+    expect(failed.get_by_test_id("nothing-to-withdraw")).to_be_visible()
+    assert d.router.creditOf(buyer, ETH) == 0
+    assert not page.errors
+
+
+def creator_collects_and_withdraws(pages, dapp_market) -> None:  # noqa: ANN001
+    d = dapp_market.sandbox.d
+    creator = dapp_market.accounts["creator"]
+    page = pages.open("/#/creator", account=creator)
+    connect(page)
+    pending = page.get_by_test_id("pending")
+    expect(pending.first).to_be_visible(timeout=TIMEOUT)
+    eth_pending = pending.filter(has_text="ETH")
+    eth_pending.get_by_test_id("collect").click()  # distribute the model's pots (then the list is read again)
+    withdraw = page.get_by_test_id("withdraw-licenses").first
+    expect(withdraw).to_contain_text("Withdraw", timeout=TIMEOUT)
+    assert d.licenses.creditOf(creator, ETH) > 0
+    withdraw.click()
+    confirmed(page.locator(f"[data-testid=withdrawable][data-asset='{ETH}']"))
+    assert d.licenses.creditOf(creator, ETH) == 0
+    expect(page.get_by_test_id("revenue-chart").first).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_test_id("retire-notice").first).to_contain_text("Service ends on")
+    screenshot(page, "creator")
+    assert not page.errors
+
+
+def test_market_journey(pages, dapp_market, dapp, accounts) -> None:
+    """One buyer's and one creator's story, in order (Ape reverts the chain after each test, so the
+    steps that build on each other share one test): wrong network, a refused signature, every tier
+    bought (mUSD with its exact approve), a contract error in words, speech heard and checked, a
+    failed request refunded and withdrawn, the creator's revenue split and withdrawn, the operator's
+    record in Chinese on a phone-width screen, used by keyboard."""
+    buy_every_tier(pages, dapp_market, accounts)
+    speech_heard_and_failed_request_refunded(pages, dapp_market)
+    creator_collects_and_withdraws(pages, dapp_market)
+    operator_page_in_chinese_at_phone_width_by_keyboard(pages, dapp_market)
+
+
+def operator_page_in_chinese_at_phone_width_by_keyboard(pages, dapp_market) -> None:  # noqa: ANN001
+    operator = dapp_market.accounts["operator"]
+    page = pages.open(f"/#/operator/{operator}", width=390, lang="zh")
+    expect(page.get_by_role("heading", name="运营者")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_test_id("op-fulfilled")).to_have_text(re.compile("[1-9]"), timeout=TIMEOUT)
+    expect(page.get_by_test_id("op-failed")).to_have_text(re.compile("[1-9]"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    screenshot(page, "operator-zh-phone")
+    # keyboard only: Tab to the nav link for voices, Enter, Tab into the search box, type, Enter
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#/"
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("voice-card")).to_have_count(2, timeout=TIMEOUT)
+    page.locator("input[name=q]").focus()
+    page.keyboard.type("Mei")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("voice-card")).to_have_count(1, timeout=TIMEOUT)
     assert not page.errors

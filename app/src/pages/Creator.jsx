@@ -111,6 +111,12 @@ export function Creator() {
   const [models, modelsError] = useApi(account ? `/models?creator=${account}&limit=100` : null)
   const [earnings, , reload] = useApi(account ? `/creators/${account}/earnings` : null)
   const [live, setLive] = useState(0)
+  const [round, setRound] = useState(0) // a collect or withdraw changed the balances: read them again
+  const changed = () => {
+    setRound((n) => n + 1)
+    reload()
+    setTimeout(reload, 1500) // the index follows the chain a moment later
+  }
   useEvents(account ? `account=${account}` : null, () => {
     setLive((n) => n + 1)
     reload()
@@ -124,7 +130,7 @@ export function Creator() {
         {t('creator.title')} {live ? <small className="ok">● {t('creator.live')}</small> : null}
       </h1>
       <h2>{t('creator.withdrawable')}</h2>
-      <ul className="plain">
+      <ul className="plain" key={round}>
         {assetList.map((asset) => (
           <li key={asset} data-testid="withdrawable" data-asset={asset}>
             <Withdraw role="licenses" asset={asset} onDone={reload} /> <Withdraw role="router" asset={asset} onDone={reload} />
@@ -137,7 +143,7 @@ export function Creator() {
           <ul className="plain">
             {pending.map((m) => (
               <li key={m.model_id + m.asset} data-testid="pending">
-                {short(m.model_id)}: {formatAmount(m.pending, m.asset, assets)} <Collect model={m.model_id} asset={m.asset} onDone={reload} />
+                {short(m.model_id)}: {formatAmount(m.pending, m.asset, assets)} <Collect model={m.model_id} asset={m.asset} onDone={changed} />
               </li>
             ))}
           </ul>

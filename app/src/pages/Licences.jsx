@@ -32,15 +32,18 @@ export function Withdraw({ role, asset, onDone }) {
     if (account) read(chain, role, 'creditOf', [account, asset]).then(setCredit)
   }, [account, role, asset, tx?.stage])
   if (credit === null) return null
-  if (credit === 0n) return <span className="note" data-testid="nothing-to-withdraw">{t('withdraw.nothing')}</span>
   const go = async () => {
     if (await run({ role, functionName: 'withdraw', args: [asset] })) onDone?.()
   }
   return (
     <span>
-      <button type="button" onClick={go} disabled={busy(tx)} data-testid={`withdraw-${role}`}>
-        {t('withdraw.button', { amount: formatAmount(credit, asset, assets) })}
-      </button>
+      {credit === 0n ? (
+        <span className="note" data-testid="nothing-to-withdraw">{t('withdraw.nothing')}</span>
+      ) : (
+        <button type="button" onClick={go} disabled={busy(tx)} data-testid={`withdraw-${role}`}>
+          {t('withdraw.button', { amount: formatAmount(credit, asset, assets) })}
+        </button>
+      )}
       <TxState state={tx} />
     </span>
   )
