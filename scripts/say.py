@@ -153,6 +153,37 @@ def report_outcome(
     return 1
 
 
+def _say_via_api(api_url, account, license_id, text, language, params, output, receipts) -> None:  # noqa: ANN001, PLR0913
+    """``--api``: sign in, sign the next voucher, write the stream as it arrives, check the receipt."""
+    from voicemarket.market.channels import account_signer
+    from voicemarket.market.speech_api import SpeechClient
+
+    if not text or license_id is None:
+        raise click.UsageError("give the text and --licence")
+    out = output or Path(f"speech-{int(time.time())}.wav")
+    client = SpeechClient(api_url, account_signer(account), account.address, receipts=receipts)
+    started = time.monotonic()
+    first: list[float] = []
+    try:
+        receipt = client.say(
+            license_id,
+            text,
+            out=out,
+            language=language,
+            params=params,
+            on_audio=lambda _piece: first or first.append(time.monotonic() - started),
+        )
+    except (SpeechError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        client.close()
+    click.echo(
+        f"{out}: {_wav_summary(out)}; first audio after {first[0]:.2f} s, all after "
+        f"{time.monotonic() - started:.2f} s; use {receipt.uses} of this licence on your channel "
+        f"(paid {receipt.amount} in all); receipt signed by {receipt.operator}, kept in {receipts}"
+    )
+
+
 @click.command(
     cls=ConnectedProviderCommand, short_help="Speak text with a licensed voice (request, wait, verify, save)"
 )
@@ -203,6 +234,19 @@ def report_outcome(
     help="a public request: the text on-chain (or in the store) and the audio in the store in plain sight "
     "(default: private, sealed to the operator and to you)",
 )
+@click.option(
+    "--api",
+    "api_url",
+    help="ask an operator's speech API at this URL instead of the chain: paid by a voucher on your channel with "
+    "it (`ape run channel open`), the audio streamed as it is made (docs/api.md)",
+)
+@click.option(
+    "--receipts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("speech-receipts.jsonl"),
+    show_default=True,
+    help="--api: where the operator's signed receipts are kept (JSON lines)",
+)
 @account_option()
 def cli(
     text,
@@ -225,9 +269,18 @@ def cli(
     request_id,
     cancel_expired,
     public,
+    api_url,
+    receipts,
     account,
 ) -> None:
     """Say TEXT with the voice of your licence --licence, and save the verified audio."""
+    if api_url is not None:
+        if text_file is not None:
+            text = text_file.read_text(encoding="utf-8")
+        knobs = {"seed": seed, "speed": speed, "top_k": top_k, "top_p": top_p, "temperature": temperature}
+        knobs["repetition_penalty"] = repetition_penalty
+        _say_via_api(api_url, account, license_id, text, language, knobs, output, receipts)
+        return
     from voicemarket.cli.console import amount_in, user_errors
     from voicemarket.cli.console import deployment as saved_deployment
     from voicemarket.market.minting import open_store

@@ -235,3 +235,32 @@ def test_a_slow_client_cannot_hold_the_api(api_world):
     assert json.loads(answer.split("\r\n\r\n", 1)[1])["error"]["code"] == "body_timeout"
     assert 1.0 <= waited < 5.0
     assert served and served[0].uses >= 1
+
+
+def test_ape_run_say_api_and_the_channel_commands_library(api_world, channels, tmp_path, capsys, chain):
+    """`ape run say --api` (its function, in this process: the same code path after option parsing)
+    writes the stream and keeps the receipt; `ape run channel`'s operations top up and close."""
+    import importlib.util
+
+    from voicemarket.market import channels as lib
+
+    w = api_world
+    buyer = w.buyers[5]
+    spec = importlib.util.spec_from_file_location(
+        "say_script", lib.__file__.replace("voicemarket/market/channels.py", "scripts/say.py")
+    )
+    say = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(say)
+    out, receipts = tmp_path / "api.wav", tmp_path / "receipts.jsonl"
+    say._say_via_api(w.url, buyer.account, buyer.license_id, "Hello from the command line.", "en", {}, out, receipts)
+    printed = capsys.readouterr().out
+    assert "first audio after" in printed and "receipt signed by" in printed
+    kept = [json.loads(line) for line in receipts.read_text().splitlines()]
+    assert len(kept) == 1 and kept[0]["uses"] == 1 and kept[0]["operator"] == w.operator.address
+    with wave.open(str(out)) as wav:
+        assert wav.getnframes() > 0
+    lib.deposit(channels, buyer.account, w.operator.address, ETH, 10**15)
+    state = lib.channel_state(channels, buyer.address, w.operator.address)
+    assert state.balance == DEPOSIT + 10**15 and state.withdrawable_at == 0
+    assert lib.close(channels, buyer.account, w.operator.address, ETH, chain.pending_timestamp)[0] == "asked"
+    assert lib.close(channels, buyer.account, w.operator.address, ETH, chain.pending_timestamp)[0] == "waiting"

@@ -255,3 +255,48 @@ def receipt_digest(chain_id: int, operator: str, request_hash: bytes, audio_sha2
             [_RECEIPT_TYPEHASH, chain_id, operator, request_hash, audio_sha256],
         )
     )
+
+
+# ---------------------------------------------------------------- channel operations (ape run channel)
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    channel: bytes
+    buyer: str
+    operator: str
+    asset: str
+    balance: int
+    withdrawable_at: int  # 0: not closing
+
+
+def channel_state(contract: Any, buyer: str, operator: str, asset: str = ETH) -> ChannelState:
+    cid = channel_id(buyer, operator, asset)
+    balance, withdrawable_at = contract.channel(cid)
+    return ChannelState(cid, buyer, operator, asset, int(balance), int(withdrawable_at))
+
+
+def deposit(contract: Any, account: Any, operator: str, asset: str, amount: int) -> Any:
+    """Open or top up ``account``'s channel with ``operator`` (an ERC-20 is approved first if needed)."""
+    if amount <= 0:
+        raise ChannelError("the deposit must be more than zero")
+    if asset == ETH:
+        return contract.deposit(operator, asset, amount, value=amount, sender=account)
+    import ape
+
+    token = ape.Contract(asset)
+    if token.allowance(account, contract) < amount:
+        token.approve(contract, amount, sender=account)
+    return contract.deposit(operator, asset, amount, sender=account)
+
+
+def close(contract: Any, account: Any, operator: str, asset: str, now: int) -> tuple[str, Any]:
+    """Ask for the rest, or take it once the delay has passed: ('asked' | 'withdrawn' | 'waiting', receipt)."""
+    state = channel_state(contract, account.address, operator, asset)
+    if state.withdrawable_at == 0:
+        if state.balance == 0:
+            raise ChannelError(f"your channel with {operator} holds nothing")
+        return "asked", contract.startWithdrawal(operator, asset, sender=account)
+    if now < state.withdrawable_at:
+        return "waiting", None
+    return "withdrawn", contract.withdrawChannel(operator, asset, sender=account)
