@@ -11,7 +11,7 @@ import json
 import pytest
 
 from conftest import fails, ok
-from voicemarket.dev.sandbox import Sandbox, account_key, tiny_voice_files
+from voicemarket.dev.sandbox import Sandbox, account_key
 from voicemarket.errors import LocalUseError
 from voicemarket.market.buyer_key import BuyerKey
 from voicemarket.market.local_use import (
@@ -29,12 +29,12 @@ PRICE = 10**15
 
 
 @pytest.fixture(scope="module")
-def local(market, accounts, tmp_path_factory, chain):
+def local(market, accounts, tmp_path_factory, chain, tiny_voice):
     """A tiny voice offered for local use, a licence with local use bought by account 5 and delivered."""
     root = tmp_path_factory.mktemp("local-use")
     box = Sandbox(market, root)
     creator, buyer = accounts[1], accounts[5]
-    voice = box.publish_voice(creator, [], files=tiny_voice_files(root / "voice"), label="fetch-model voice")
+    voice = box.publish_voice(creator, [], files=tiny_voice, label="fetch-model voice")
     offer_local_use(market, voice.offer_id, PRICE, creator)
     licence = box.buy_license(buyer, voice)
     key = BuyerKey.derive(buyer, chain.chain_id)
