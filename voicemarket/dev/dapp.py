@@ -85,6 +85,15 @@ def offer_set(stablecoin: str) -> list[tuple[str, dict[str, Any]]]:
     ]  # fmt: skip
 
 
+def voice_cache() -> Path:
+    """Where the tiny random voice is written once and reused (about 15 s to make: torch, espeak-ng),
+    keyed by the code that makes it, so that a change there makes a new one."""
+    digest = hashlib.sha256()
+    for source in ("synth/random_model.py", "synth/testing.py", "voicemarket/dev/sandbox.py"):
+        digest.update((ROOT / source).read_bytes())
+    return ROOT / ".demo-cache" / f"dapp-voice-{digest.hexdigest()[:12]}"
+
+
 def build_market(accounts: list, chain_id: int, root: Path, *, voices: int = 2) -> DappMarket:  # noqa: ANN001
     """Deploy and fill the market (accounts: 0 deploys, 1 creates, 2 owns the voice, 3 operates,
     4 and 5 buy; ``voices`` of :data:`VOICES`)."""
@@ -110,7 +119,7 @@ def build_market(accounts: list, chain_id: int, root: Path, *, voices: int = 2) 
     }
     sandbox.add_operator(operator, OPERATOR_FEE)
     d.router.setFee(d.stablecoin.address, MUSD // 10, sender=operator)
-    files = tiny_voice_files(root / "voice")
+    files = tiny_voice_files(voice_cache())
     for label, languages, bundle_languages in VOICES[:voices]:
         published = sandbox.seal_voice(
             creator, [public_key(operator), public_key(creator)], languages=bundle_languages, files=files, label=label
@@ -161,9 +170,13 @@ class DappServices:
             if not (APP_DIST / "index.html").is_file():
                 build_app()
             self.work.mkdir(parents=True, exist_ok=True)
-            if oracle:
-                self.start_oracle()
-            self.start_index()
+            from concurrent.futures import ThreadPoolExecutor
+
+            # the oracle's worker takes seconds to import torch: start the index meanwhile
+            with ThreadPoolExecutor(2) as pool:
+                started = [pool.submit(self.start_index)] + ([pool.submit(self.start_oracle)] if oracle else [])
+                for future in started:
+                    future.result()
         except BaseException:
             self.close()
             raise
