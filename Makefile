@@ -17,7 +17,7 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER ?= $(ROOT)/.ape
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps lint compile test test-serial test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage bench-index app bench-app clean
+.PHONY: help setup system-deps lint compile test test-serial test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage bench-index bench-api app bench-app clean
 
 help:
 	@echo "make test    - set up (if needed), check formatting and lint, compile, run the forge suite and the pytest suite on anvil"
@@ -180,6 +180,11 @@ bench-storage: setup
 # 15 minutes on 2 cores. SCALE=0.1 for a tenth of it.
 bench-index: compile
 	$(PY) -m benchmarks.index --scale $(or $(SCALE),1)
+
+# The speech API (issue 18): first audio and sentences/s at 1, 4, 8, 16 clients (tiny and full-size
+# voices), gas per use of a 100-voucher redemption (docs/api.md).
+bench-api: compile
+	$(PY) -m benchmarks.api
 
 clean:
 	rm -rf .build contracts/.cache out cache .ape .deps benchmarks/results demo-output .demo-cache
