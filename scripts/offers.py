@@ -66,4 +66,8 @@ def cli(model_id: str, show_all: bool, store_spec: str | None) -> None:
         )
     else:
         out.print("Each offer's ODRL document, regenerated from the chain, matches its policyHash.")
+    from voicemarket.market.local_use import offer_page_lines
+
+    for line in offer_page_lines(market, shown):
+        out.print(line)
     out.print("Buy one with: ape run buy OFFER --max-price PRICE --account YOU")

@@ -20,7 +20,6 @@ from voicemarket.market.local_use import (
     buy_local_use,
     deliver_key,
     fetch_model,
-    offer_local_use,
     submit_usage_reports,
 )
 from voicemarket.protocol import LocalUseStatus
@@ -29,17 +28,22 @@ PRICE = 10**15
 
 
 @pytest.fixture(scope="module")
-def local(market, accounts, tmp_path_factory, chain, tiny_voice):
-    """A tiny voice offered for local use, a licence with local use bought by account 5 and delivered."""
+def local(run, market, accounts, tmp_path_factory, chain, tiny_voice):
+    """A tiny voice offered for local use (`local-use offer`), a licence with local use bought by
+    account 5 (`local-use buy`) and delivered by hand by the creator, and one still waiting."""
     root = tmp_path_factory.mktemp("local-use")
     box = Sandbox(market, root)
     creator, buyer = accounts[1], accounts[5]
     voice = box.publish_voice(creator, [], files=tiny_voice, label="fetch-model voice")
-    offer_local_use(market, voice.offer_id, PRICE, creator)
+    ok(run("local-use offer", str(voice.offer_id), "--price", "0.001 ether", account=1))
     licence = box.buy_license(buyer, voice)
-    key = BuyerKey.derive(buyer, chain.chain_id)
-    buy_local_use(market, licence, buyer, key.public_key, max_price=PRICE)
+    text = ok(run("local-use buy", str(licence), "--max-price", "0.001 ether", account=5))
+    assert "a delivered key cannot be taken back" in text
+    offers = ok(run("offers", hex(voice.model_id)))
+    assert f"Offer {voice.offer_id} also sells local use for 0.001 ETH" in offers
+    assert "a delivered key cannot be taken back" in offers
     waiting = box.buy_license(buyer, voice)
+    key = BuyerKey.derive(buyer, chain.chain_id)
     buy_local_use(market, waiting, buyer, key.public_key, max_price=PRICE)
     deliver_key(market, box.store, licence, voice.keyring_cid, account_key(creator), creator)
     return box, voice, licence, waiting

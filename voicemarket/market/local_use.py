@@ -118,6 +118,26 @@ def local_use_option(key_delivery: Any, offer_id: int) -> LocalUseOption | None:
     return LocalUseOption(int(offer_id), int(option.modelId), str(option.asset), int(option.price), bool(option.active))
 
 
+def offer_page_lines(deployment: Any, offers: list[Any]) -> list[str]:
+    """What ``ape run offers`` prints about the local-use options of ``offers`` (licensing.OfferView)."""
+    from voicemarket.units import format_amount
+
+    key_delivery = getattr(deployment, "key_delivery", None)
+    if key_delivery is None:
+        return []
+    lines = []
+    for offer in offers:
+        option = local_use_option(key_delivery, offer.offer_id)
+        if option is not None and option.active:
+            lines.append(
+                f"Offer {offer.offer_id} also sells local use for {format_amount(option.price, offer.asset)} per "
+                f"licence: the model's decryption key, for your own machines (ape run local-use buy LICENSE_ID)."
+            )
+    if lines:
+        lines.append(f"Local use: {KEY_NOT_RETURNABLE}; the licence's terms still say how you may use the voice.")
+    return lines
+
+
 # ---------------------------------------------------------------- the creator's side
 
 

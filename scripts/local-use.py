@@ -1,0 +1,118 @@
+"""`ape run local-use ...`: local-use licences — the model's decryption key for the buyer's own machines.
+
+    ape run local-use offer OFFER_ID --price "0.05 ether"      # the model's owner, once per offer
+    ape run local-use key-holder MODEL_ID OPERATOR             # the owner names who delivers keys
+    ape run local-use buy LICENSE_ID --max-price "0.05 ether"  # the licence holder pays into escrow
+    ape run local-use status LICENSE_ID                        # pending, delivered or refunded
+    ape run local-use refund LICENSE_ID                        # anyone, from the deadline, if no key came
+
+The buyer's key is made from one wallet signature (docs/privacy.md); the key holder's service
+(`python -m oracle.key_delivery`) delivers; `ape run fetch-model` opens the voice. A delivered key
+cannot be taken back: see docs/local-use.md.
+"""
+
+from __future__ import annotations
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, network_option
+
+from voicemarket.cli.console import amount_in, console, deployment, parse_id, user_errors
+from voicemarket.units import format_time
+
+
+@click.group(short_help="Local-use licences: offer, name the key holder, buy, follow, refund")
+def cli() -> None:
+    """Local-use licences (docs/local-use.md)."""
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Add a local-use option to your offer")
+@network_option()
+@account_option()
+@click.argument("offer_id")
+@click.option("--price", required=True, help="per licence, in the offer's asset: '0.05 ether', '20 mUSD'")
+def offer(account, offer_id: str, price: str) -> None:  # noqa: ANN001
+    """Sell local use with OFFER_ID's licences (a buyout or subscription offer that is not transferable)."""
+    from voicemarket.market import licensing
+    from voicemarket.market.local_use import KEY_NOT_RETURNABLE, offer_local_use
+
+    number = parse_id(offer_id, "OFFER_ID")
+    with user_errors():
+        market = deployment()
+        view = licensing.offer_view(market, number)
+        option = offer_local_use(market, number, amount_in(price, view.asset, "--price"), account)
+    console().print(f"Offer {number} sells local use for {price} per licence. Remember: {KEY_NOT_RETURNABLE}.")
+    console().print(f"Your key holder (you, or `ape run local-use key-holder {option.model_id:#x} OPERATOR`) delivers.")
+
+
+@cli.command("key-holder", cls=ConnectedProviderCommand, short_help="Name the account that delivers keys")
+@network_option()
+@account_option()
+@click.argument("model_id")
+@click.argument("holder")
+def key_holder(account, model_id: str, holder: str) -> None:  # noqa: ANN001
+    """Name HOLDER (an operator whose key opens the model's keyring) to deliver MODEL_ID's keys."""
+    from voicemarket.market.local_use import name_key_holder
+
+    model = parse_id(model_id, "MODEL_ID")
+    with user_errors():
+        name_key_holder(deployment(), model, holder, account)
+    console().print(f"{holder} delivers the local-use keys of model {model:#x} (as long as you own the model).")
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Buy local use for your licence")
+@network_option()
+@account_option()
+@click.argument("license_id")
+@click.option("--max-price", required=True, help="the most you pay, e.g. '0.05 ether' or '20 mUSD'")
+def buy(account, license_id: str, max_price: str) -> None:  # noqa: ANN001
+    """Buy local use for LICENSE_ID: the price waits in escrow until the key is delivered, or comes back."""
+    import ape
+
+    from voicemarket.market import licensing
+    from voicemarket.market.buyer_key import BuyerKey
+    from voicemarket.market.local_use import KEY_NOT_RETURNABLE, buy_local_use
+
+    licence = parse_id(license_id, "LICENSE_ID")
+    with user_errors():
+        market = deployment()
+        view = licensing.offer_view(market, int(market.licenses.offerOf(licence)))
+        cap = amount_in(max_price, view.asset, "--max-price")
+        key = BuyerKey.derive(account, int(ape.chain.chain_id))
+        record = buy_local_use(market, licence, account, key.public_key, max_price=cap)
+    out = console()
+    out.print(f"Local use of licence {licence} bought; the key is wrapped to your encryption key {key.key_address}.")
+    out.print(f"The key holder must deliver by {format_time(record.deadline)}, or anyone may refund you.")
+    out.print(f"Then: ape run fetch-model {licence} --out DIR. ({KEY_NOT_RETURNABLE}.)")
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Where a licence's local use stands")
+@network_option()
+@click.argument("license_id")
+def status(license_id: str) -> None:
+    """Show LICENSE_ID's local use: pending (until when), delivered (the key's CID) or refunded."""
+    from voicemarket.market.local_use import LocalUse, key_delivery_of
+
+    licence = parse_id(license_id, "LICENSE_ID")
+    with user_errors():
+        record = LocalUse.read(key_delivery_of(deployment()), licence)
+    detail = {
+        "pending": f"waiting for the key until {format_time(record.deadline)}",
+        "delivered": f"wrapped key {record.key_cid}",
+        "refunded": "refunded: withdraw it from the KeyDelivery contract",
+        "none": "no local use bought",
+    }[record.status.label]
+    console().print(f"licence {licence}: {record.status.label} ({detail})")
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Refund a purchase whose key never came")
+@network_option()
+@account_option()
+@click.argument("license_id")
+def refund(account, license_id: str) -> None:  # noqa: ANN001
+    """Refund LICENSE_ID's local use to its buyer (anyone may, from the deadline on)."""
+    from voicemarket.market.local_use import refund_local_use
+
+    licence = parse_id(license_id, "LICENSE_ID")
+    with user_errors():
+        record = refund_local_use(deployment(), licence, account)
+    console().print(f"licence {licence}: refunded to {record.buyer}, who withdraws it with the KeyDelivery's withdraw.")
