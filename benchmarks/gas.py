@@ -11,7 +11,9 @@ due subscriptions from the buyer's allowance; the creator withdraws ETH; the buy
 requests speech from one operator (fee in ETH, inline text), which fulfils, fulfils in batches
 of ten, fails; expired requests are cancelled by a keeper. The same sentence asked privately
 (issue 22): sealed to the operator inline (0x02 + the sealed envelope, 268 bytes instead of 65),
-and by the CID of the sealed envelope (0x03 + 36 bytes).
+and by the CID of the sealed envelope (0x03 + 36 bytes). Local-use licences (issue 19): the
+option, a purchase into KeyDelivery's escrow, the key holder's delivery, a refund after the
+deadline, one signed usage report.
 """
 
 from __future__ import annotations
@@ -221,9 +223,11 @@ def main() -> int:
         pending = iter(expiring)
         figures["cancelExpired"] = median_gas(lambda i: router.cancelExpired(next(pending), sender=keeper).gas_used)
 
+        _local_use(figures, d, buyout_id, creator, buyer, keeper, _public_key(buyer))
+
         sizes = {
             name: len(getattr(ape.project, name).contract_type.runtime_bytecode.bytecode[2:]) // 2
-            for name in ("VoiceModelRegistry", "LicenseManager", "OfferBook", "SynthesisRouter")
+            for name in ("VoiceModelRegistry", "LicenseManager", "OfferBook", "SynthesisRouter", "KeyDelivery")
         }
 
     targets = {k: f"target <= {v:,}" + ("" if figures[k] <= v else "  MISSED") for k, v in TARGETS.items()}
@@ -231,6 +235,49 @@ def main() -> int:
     print_table("Runtime code size (bytes, limit 24,576)", sizes)
     write_results("gas", {**figures, "code_size_bytes": sizes}, COMMAND)
     return 0 if all(figures[k] <= v for k, v in TARGETS.items()) else 1
+
+
+def _local_use(figures: dict, d, offer_id: int, creator, buyer, keeper, buyer_key: bytes) -> None:  # noqa: ANN001
+    """Local-use licences (issue 19): the option, a purchase into escrow (ETH), the key holder's
+    delivery, a refund after the deadline, and one signed usage report."""
+    import ape
+
+    from voicemarket.market.local_use import UsageReport, sign_usage_report
+
+    kd, price = d.key_delivery, 10**15
+    figures["offerLocalUse"] = kd.offerLocalUse(offer_id, price, sender=creator).gas_used
+    licences = [
+        d.licenses.buy(offer_id, 10**16, 1, value=10**16, sender=buyer).events.filter(d.licenses.LicensePurchased)[0]
+        for _ in range(2 * (RUNS + 1))
+    ]
+    ids = iter(event.licenseId for event in licences)
+    bought = []
+
+    def buy(_: int) -> int:
+        bought.append(next(ids))
+        return kd.buyLocalUse(bought[-1], buyer_key, price, value=price, sender=buyer).gas_used
+
+    figures["buyLocalUse_eth"] = median_gas(buy)
+    delivered = iter(bought)
+    digest = hashlib.sha256(b"wrapped key").digest()
+    figures["recordDelivery"] = median_gas(
+        lambda i: kd.recordDelivery(next(delivered), 0x55, digest, sender=creator).gas_used
+    )
+    late = [next(ids) for _ in range(RUNS + 1)]
+    for licence in late:
+        kd.buyLocalUse(licence, buyer_key, price, value=price, sender=buyer)
+    ape.chain.pending_timestamp += kd.DELIVERY_WINDOW()
+    refunds = iter(late)
+    figures["refund_local_use"] = median_gas(lambda i: kd.refund(next(refunds), sender=keeper).gas_used)
+    start = ape.chain.pending_timestamp - 3600
+    reported = bought[0]
+
+    def report(i: int) -> int:
+        item = UsageReport(reported, start + 60 * i, start + 60 * (i + 1), 10, 30)
+        signature = sign_usage_report(buyer, kd.address, ape.chain.chain_id, item)
+        return kd.reportUsage([item.as_struct()], [signature], sender=keeper).gas_used
+
+    figures["reportUsage_one"] = median_gas(report)
 
 
 def _public_key(account) -> bytes:
