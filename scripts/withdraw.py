@@ -36,7 +36,9 @@ def cli(account, assets: tuple[str, ...], no_distribute: bool) -> None:  # noqa:
     for item in made:
         grid.add_row(
             item.asset.symbol,
-            "licence sales" if item.source == "sales" else "router (uses, fees, refunds)",
+            {"sales": "licence sales", "local use": "local use (keys, refunds)"}.get(
+                item.source, "router (uses, fees, refunds)"
+            ),
             format_amount(item.amount, item.asset),
             item.tx,
         )

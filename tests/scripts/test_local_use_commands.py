@@ -63,6 +63,8 @@ def test_fetch_model_writes_the_voice_folder_and_says_how_to_speak(run, local, m
     text = fails(run("fetch-model", str(licence), "--out", str(tmp_path / "theirs"), "--store", store, account=6))
     assert "cannot unwrap" in text or "not a recipient" in text
     assert not (tmp_path / "theirs").exists()
+    # The creator's share of the delivered key's price is withdrawn with the others.
+    assert "local use (keys, refunds)" in ok(run("withdraw", account=1))
     # A licence still waiting for its key (the library the command calls):
     with pytest.raises(LocalUseError, match="wait for the key holder"):
         fetch_model(market, box.store, waiting, b"\x01" * 32, tmp_path / "early")

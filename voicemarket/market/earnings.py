@@ -196,7 +196,7 @@ def earnings(deployment: Any, account: str | None = None, model_ids: list[int] |
 @dataclass(frozen=True)
 class Withdrawal:
     asset: AssetInfo
-    source: str  # "sales" (licence manager) or "uses" (router)
+    source: str  # "sales" (licence manager), "uses" (router) or "local use" (KeyDelivery)
     amount: int
     tx: str
 
@@ -218,6 +218,8 @@ def withdraw(
         if deployment.stablecoin is not None:
             assets.append(asset_info(deployment.stablecoin.address, deployment))
     contracts = (("sales", deployment.licenses), ("uses", deployment.router))
+    if getattr(deployment, "key_delivery", None) is not None:  # local-use revenue and refunds
+        contracts += (("local use", deployment.key_delivery),)
     distributed: list[tuple[int, str]] = []
     if distribute:
         for model_id in models_of(deployment, account.address):
