@@ -1,4 +1,5 @@
-"""Command line: ``python -m synth say ...`` speaks; ``python -m synth info FILE`` describes a model file."""
+"""Command line: ``python -m synth say ...`` speaks; ``python -m synth info FILE`` describes a model file;
+``python -m synth train RECORDINGS --transcripts FILE --out VOICE_DIR`` fine-tunes a voice (docs/training.md)."""
 
 from __future__ import annotations
 
@@ -177,6 +178,90 @@ def info(path: str) -> None:
     click.echo(f"languages:  {', '.join(SUPPORTED)}{missing}")
     if not supported:
         sys.exit(2)
+
+
+@main.command()
+@click.argument("recordings", type=click.Path(file_okay=False))
+@click.option(
+    "--transcripts", required=True, type=click.Path(dir_okay=False), help=".list file: path|speaker|language|text"
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="the voice folder to write (must not exist)")
+@click.option(
+    "--base",
+    envvar="VOICEMARKET_WEIGHTS",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="GPT-SoVITS pretrained_models folder (default: $VOICEMARKET_WEIGHTS)",
+)
+@click.option("--s2-epochs", default=8, show_default=True, help="SoVITS epochs (the web UI's default for v2)")
+@click.option("--s1-epochs", default=15, show_default=True, help="GPT epochs (the web UI's default)")
+@click.option("--batch-size", type=int, default=None, help="both stages (default: the web UI's, from memory)")
+@click.option("--min-seconds", default=30.0, show_default=True, help="least usable speech to train on")
+@click.option("--name", default=None, help="voice name (default: the --out folder's name)")
+@click.option("--preview-text", default=None, help="what the new voice says as its preview")
+@click.option("--device", default="cpu", show_default=True)
+def train(
+    recordings, transcripts, out_dir, base, s2_epochs, s1_epochs, batch_size, min_seconds, name, preview_text, device
+) -> None:
+    """Fine-tune a voice from RECORDINGS (about a minute of speech) into a folder `ape run mint` packs."""
+    import logging
+
+    from tqdm import tqdm
+
+    from synth.train import Progress, S1Settings, S2Settings, TrainSettings, train_voice
+    from synth.train.s2 import default_batch_size
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    if batch_size is None:
+        cuda = device.startswith("cuda")
+        memory = None
+        if cuda:
+            import torch
+
+            memory = torch.cuda.get_device_properties(torch.device(device)).total_memory / 1024**3
+        batch_size = default_batch_size(memory)
+    settings = TrainSettings(
+        s2=S2Settings(epochs=s2_epochs, batch_size=batch_size),
+        s1=S1Settings(epochs=s1_epochs, batch_size=batch_size),
+        min_total_s=min_seconds,
+        name=name,
+        preview_text=preview_text,
+    )
+    bars: list[tqdm] = []
+
+    def start(stage: str, total: int) -> None:
+        bars.append(tqdm(total=total, desc=stage, unit="step" if stage != "features" else "clip"))
+
+    def advance(row: dict) -> None:
+        bars[-1].update(1)
+        if row:
+            bars[-1].set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss_mel", "loss_kl", "loss")})
+
+    def done() -> None:
+        if bars:
+            bars[-1].close()
+
+    try:
+        result = train_voice(
+            recordings,
+            transcripts,
+            out_dir,
+            base,
+            settings,
+            device=device,
+            progress=Progress(start=start, advance=advance, done=done),
+            report=click.echo,
+        )
+    except SynthError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: run the same command again to resume from the last epoch") from None
+    click.echo(f"wrote {result.folder}: {result.gpt.name}, {result.sovits.name}, reference.wav, voice.yaml")
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    click.echo(f"time: {timing}")
+    if result.preview is not None:
+        click.echo(f"listen: {result.preview}")
+    click.echo(f"mint it: ape run mint {result.folder} ...")
 
 
 if __name__ == "__main__":

@@ -37,3 +37,11 @@ class UnknownLanguageError(SynthError):
 
 class LanguageNotInstalledError(SynthError):
     """The language is part of GPT-SoVITS v2 but its text front end is not installed here."""
+
+
+class TrainingDataError(SynthError):
+    """Recordings or transcripts that cannot train a voice (too little, clipped, too quiet, mismatched)."""
+
+
+class BaseModelError(SynthError):
+    """The pretrained folder to fine-tune from is missing a part or holds the wrong kind of model."""

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 LRELU_SLOPE = 0.1
+P_DROPOUT = 0.1  # s2.json's p_dropout: the text encoder's dropout, active only while training
 
 
 @dataclass(frozen=True)
@@ -231,9 +232,12 @@ class ChannelNorm(nn.Module):
 class RelativeAttention(nn.Module):
     """VITS multi-head attention over [B, C, T], optionally with relative positions (window 4)."""
 
-    def __init__(self, channels: int, out_channels: int, heads: int, window_size: int | None = None) -> None:
+    def __init__(
+        self, channels: int, out_channels: int, heads: int, window_size: int | None = None, p_dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.heads, self.window_size = heads, window_size
+        self.p_dropout = p_dropout  # on the attention weights, in training only (synth.train)
         self.k_channels = channels // heads
         self.conv_q = nn.Conv1d(channels, channels, 1)
         self.conv_k = nn.Conv1d(channels, channels, 1)
@@ -259,7 +263,7 @@ class RelativeAttention(nn.Module):
             scores = scores + _relative_to_absolute(rel_logits)
         if mask is not None:
             scores = scores.masked_fill(mask == 0, -1e4)
-        p = F.softmax(scores, dim=-1)
+        p = F.dropout(F.softmax(scores, dim=-1), self.p_dropout, self.training)
         out = torch.matmul(p, v)
         if self.window_size is not None:
             rel_v = self._window(self.emb_rel_v, t_s)
@@ -293,9 +297,9 @@ def _absolute_to_relative(x: torch.Tensor) -> torch.Tensor:
 
 
 class FFN(nn.Module):
-    def __init__(self, channels: int, filter_channels: int, kernel_size: int) -> None:
+    def __init__(self, channels: int, filter_channels: int, kernel_size: int, p_dropout: float = 0.0) -> None:
         super().__init__()
-        self.kernel_size = kernel_size
+        self.kernel_size, self.p_dropout = kernel_size, p_dropout
         self.conv_1 = nn.Conv1d(channels, filter_channels, kernel_size)
         self.conv_2 = nn.Conv1d(filter_channels, channels, kernel_size)
 
@@ -305,18 +309,25 @@ class FFN(nn.Module):
         return F.pad(x, ((self.kernel_size - 1) // 2, self.kernel_size // 2))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.conv_1(self._pad(x * mask)))
+        x = F.dropout(torch.relu(self.conv_1(self._pad(x * mask))), self.p_dropout, self.training)
         return self.conv_2(self._pad(x * mask)) * mask
 
 
 class Encoder(nn.Module):
-    """Transformer encoder over [B, C, T] with relative attention (``attentions.Encoder``)."""
+    """Transformer encoder over [B, C, T] with relative attention (``attentions.Encoder``).
 
-    def __init__(self, channels: int, filter_channels: int, heads: int, layers: int, kernel_size: int) -> None:
+    ``p_dropout`` (0.1 in ``enc_p``, as ``s2.json``) acts only in training mode (``synth.train``)."""
+
+    def __init__(
+        self, channels: int, filter_channels: int, heads: int, layers: int, kernel_size: int, p_dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.attn_layers = nn.ModuleList(RelativeAttention(channels, channels, heads, 4) for _ in range(layers))
+        self.p_dropout = p_dropout
+        self.attn_layers = nn.ModuleList(
+            RelativeAttention(channels, channels, heads, 4, p_dropout) for _ in range(layers)
+        )
         self.norm_layers_1 = nn.ModuleList(ChannelNorm(channels) for _ in range(layers))
-        self.ffn_layers = nn.ModuleList(FFN(channels, filter_channels, kernel_size) for _ in range(layers))
+        self.ffn_layers = nn.ModuleList(FFN(channels, filter_channels, kernel_size, p_dropout) for _ in range(layers))
         self.norm_layers_2 = nn.ModuleList(ChannelNorm(channels) for _ in range(layers))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -325,8 +336,8 @@ class Encoder(nn.Module):
         for attn, n1, ffn, n2 in zip(
             self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True
         ):
-            x = n1(x + attn(x, x, attn_mask))
-            x = n2(x + ffn(x, mask))
+            x = n1(x + F.dropout(attn(x, x, attn_mask), self.p_dropout, self.training))
+            x = n2(x + F.dropout(ffn(x, mask), self.p_dropout, self.training))
         return x * mask
 
 
@@ -356,11 +367,11 @@ class TextEncoder(nn.Module):
         h, f, nh, nl, k = cfg.hidden_channels, cfg.filter_channels, cfg.n_heads, cfg.n_layers, cfg.kernel_size
         self.out_channels = cfg.inter_channels
         self.ssl_proj = nn.Conv1d(768, h, 1)
-        self.encoder_ssl = Encoder(h, f, nh, nl // 2, k)
-        self.encoder_text = Encoder(h, f, nh, nl, k)
+        self.encoder_ssl = Encoder(h, f, nh, nl // 2, k, P_DROPOUT)
+        self.encoder_text = Encoder(h, f, nh, nl, k, P_DROPOUT)
         self.text_embedding = nn.Embedding(cfg.phone_symbols, h)
         self.mrte = MRTE()
-        self.encoder2 = Encoder(h, f, nh, nl // 2, k)
+        self.encoder2 = Encoder(h, f, nh, nl // 2, k, P_DROPOUT)
         self.proj = nn.Conv1d(h, cfg.inter_channels * 2, 1)
 
     def forward(self, y, y_mask, text, text_mask, ge):
@@ -464,7 +475,8 @@ class ResBlock1(nn.Module):
             xt = c2(F.leaky_relu_(xt, LRELU_SLOPE))
             # In place after the first sum: these tensors are tens of MB at the late stages, and every
             # fresh one costs page faults; the sums are the same.
-            x = xt + x if i == 0 else x.add_(xt)
+            # (Out of place while training: autograd keeps x for the next leaky_relu's gradient.)
+            x = xt + x if i == 0 or torch.is_grad_enabled() else x.add_(xt)
         return x
 
 

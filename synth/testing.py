@@ -51,3 +51,51 @@ def make_reference_wav(
         )
         shutil.move(str(out), path)
     return path
+
+
+TRAINING_SENTENCES = (
+    "The quick brown fox jumps over the lazy dog, and then it runs back home.",
+    "She sells sea shells by the sea shore, every single day of the summer.",
+    "Please call me back when you have a free moment later this afternoon.",
+    "Every morning I walk to the station and buy a newspaper and a coffee.",
+    "A minute of clear speech is enough to teach a model a new voice.",
+    "The weather will be sunny tomorrow, with a light breeze from the west.",
+    "We planted tomatoes, beans and a row of sunflowers behind the house.",
+    "My grandfather told long stories about the ships he sailed as a boy.",
+    "The library opens at nine and closes early on Saturdays and holidays.",
+    "Turn left at the bakery, then walk straight on until you see the park.",
+)
+
+
+def make_speech_wav(path: str | os.PathLike[str], text: str, *sox_effects: str, rate: int = 32000) -> Path:
+    """``text`` spoken by espeak-ng, resampled to ``rate`` by sox with ``sox_effects`` applied
+    (e.g. ``"vol", "0.01"``, ``"pad", "0", "1"``). Raises RuntimeError naming a missing tool."""
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed; run `make setup` (Debian packages espeak-ng and sox)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "espeak.wav"
+        subprocess.run(["espeak-ng", "-v", "en", "-s", "150", "-w", str(raw), text], check=True, capture_output=True)
+        out = Path(tmp) / "out.wav"
+        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), *sox_effects], check=True)
+        shutil.move(str(out), path)
+    return path
+
+
+def make_training_set(folder: str | os.PathLike[str], count: int = len(TRAINING_SENTENCES)) -> tuple[Path, Path]:
+    """``count`` espeak-ng clips (about 4 s each, cycling through :data:`TRAINING_SENTENCES`) and their
+    ``.list`` transcripts -> (recordings folder, transcripts file)."""
+    folder = Path(folder)
+    recordings = folder / "recordings"
+    rows = []
+    for i in range(count):
+        text = TRAINING_SENTENCES[i % len(TRAINING_SENTENCES)]
+        name = f"take{i:03d}.wav"
+        if not (recordings / name).is_file():
+            make_speech_wav(recordings / name, text, "speed", f"{1 + 0.02 * (i // len(TRAINING_SENTENCES)):.2f}")
+        rows.append(f"{name}|creator|en|{text}")
+    transcripts = folder / "transcripts.list"
+    transcripts.write_text("\n".join(rows) + "\n")
+    return recordings, transcripts

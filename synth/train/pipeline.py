@@ -1,0 +1,306 @@
+"""``python -m synth train``: recordings -> checked clips -> features -> SoVITS and GPT fine-tuning -> voice folder.
+
+Work goes into ``VOICE_DIR.work/`` (the prepared clips, the features, each stage's state after
+every epoch, the loss curves). Running the same command again after an interrupt resumes from
+the last finished epoch; a run with other inputs or settings starts that folder afresh. The voice
+folder is assembled in ``VOICE_DIR.partial/`` and renamed into place only when complete, so a
+``VOICE_DIR`` that exists is always a whole voice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from synth.errors import TrainingDataError
+from synth.files import atomic_write_bytes
+from synth.train import plot
+from synth.train.base import BaseModel, find_base
+from synth.train.features import FEATURES_FILE, count_phones, extract, load_features, save_features
+from synth.train.prepare import MIN_TOTAL_S, PreparedData, prepare
+from synth.train.s1 import S1Settings, S1Trainer, train_s1
+from synth.train.s1 import steps_per_epoch as s1_steps
+from synth.train.s2 import S2Settings, S2Trainer, train_s2
+from synth.train.s2 import steps_per_epoch as s2_steps
+from synth.train.voice import PREVIEW_LINES, choose_reference, gpt_config, sovits_config, write_voice_folder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    s2: S2Settings = field(default_factory=S2Settings)
+    s1: S1Settings = field(default_factory=S1Settings)
+    min_total_s: float = MIN_TOTAL_S
+    name: str | None = None  # default: the voice folder's name
+    preview_text: str | None = None  # default: PREVIEW_LINES[language of the reference]
+    preview_max_tokens: int = 250
+    speak_preview: bool = True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    folder: Path
+    gpt: Path
+    sovits: Path
+    data: PreparedData
+    seconds: dict[str, float]
+    preview: Path | None
+
+
+@dataclass
+class Progress:
+    """What the command line shows: a bar per stage (stage name, total steps), an advance per step."""
+
+    start: Callable[[str, int], None] = lambda stage, total: None
+    advance: Callable[[dict[str, float]], None] = lambda row: None
+    done: Callable[[], None] = lambda: None
+    on_epoch_end: Callable[[str, int], None] = lambda stage, epoch: None
+
+
+def _fingerprint(recordings: Path, transcripts: Path, base: BaseModel, settings: TrainSettings) -> str:
+    h = hashlib.sha256(transcripts.read_bytes())
+    for path in sorted(p for p in recordings.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(recordings)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for path in (base.gpt, base.sovits, base.discriminator):
+        if path is not None:
+            st = path.stat()
+            h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+    settings_dict = asdict(settings)
+    for key in ("preview_text", "speak_preview", "preview_max_tokens", "name"):
+        settings_dict.pop(key)
+    h.update(json.dumps(settings_dict, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class _LossLog:
+    """Loss rows of a stage as CSV (epoch, step, losses...), kept to the epochs its state holds."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path, self.columns = path, ("epoch", "step", *columns)
+        self.rows: list[dict] = []
+        if path.is_file():
+            with path.open() as f:
+                self.rows = list(csv.DictReader(f))
+
+    def keep_epochs(self, finished: int) -> None:
+        self.rows = [r for r in self.rows if int(r["epoch"]) <= finished]
+
+    def add(self, epoch: int, step: int, row: dict[str, float]) -> None:
+        self.rows.append({"epoch": epoch, "step": step, **{k: f"{row[k]:.6g}" for k in self.columns[2:]}})
+
+    def write(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_bytes(self.path, buffer.getvalue().encode())
+
+
+def train_voice(
+    recordings: str | os.PathLike[str],
+    transcripts: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    base: str | os.PathLike[str],
+    settings: TrainSettings | None = None,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+    report: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train a voice from ``recordings`` (+ ``transcripts`` in the .list format) into the folder ``out``."""
+    settings = settings or TrainSettings()
+    progress = progress or Progress()
+    device = torch.device(device)
+    recordings, transcripts, out = Path(recordings), Path(transcripts), Path(out)
+    if not recordings.is_dir():
+        raise TrainingDataError(f"recordings folder {recordings} does not exist")
+    if out.exists() and any(out.iterdir()):
+        raise TrainingDataError(f"{out} already holds files; choose a new --out folder (or remove it)")
+    base_model = find_base(base)
+    name = settings.name or out.name
+    work = out.with_name(out.name + ".work")
+    stamp = work / "inputs.sha256"
+    fingerprint = _fingerprint(recordings, transcripts, base_model, settings)
+    if work.is_dir() and (not stamp.is_file() or stamp.read_text() != fingerprint):
+        report(f"{work} was made from other inputs or settings: starting afresh")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    seconds: dict[str, float] = {}
+
+    # ---- prepare
+    t0 = time.perf_counter()
+    prepared_dir = work / "prepared"
+    if (prepared_dir / "report.json").is_file() and (work / FEATURES_FILE).is_file():
+        data = PreparedData.load(prepared_dir)
+    else:
+        data = prepare(recordings, transcripts, prepared_dir, count_phones, settings.min_total_s)
+    report(data.summary())
+    seconds["prepare"] = time.perf_counter() - t0
+
+    # ---- features
+    t0 = time.perf_counter()
+    features_path = work / FEATURES_FILE
+    if features_path.is_file():
+        features = load_features(features_path)
+    else:
+        from synth.checkpoints import load_sovits
+        from synth.sovits import SoVITSConfig, SynthesizerTrn
+
+        ckpt = load_sovits(base_model.sovits)
+        sovits = SynthesizerTrn(SoVITSConfig.from_checkpoint_config(ckpt.config))
+        sovits.load_state_dict({k: v.float() for k, v in ckpt.weights.items() if not k.startswith("enc_q.")})
+        progress.start("features", len(data.clips))
+        features = extract(
+            data, sovits, base_model.hubert_dir, base_model.bert_dir, device, on_clip=lambda: progress.advance({})
+        )
+        progress.done()
+        del sovits, ckpt
+        save_features(features, features_path)
+    seconds["features"] = time.perf_counter() - t0
+
+    # ---- SoVITS
+    t0 = time.perf_counter()
+    s2 = S2Trainer(base_model.sovits, base_model.discriminator, settings.s2, device)
+    s2_log = _LossLog(
+        work / "losses-s2.csv", ("loss_disc", "loss_gen", "loss_fm", "loss_mel", "loss_commit", "loss_kl", "lr")
+    )
+    s2_state = work / "s2-state.pt"
+    if s2_state.is_file():
+        s2.load_state(s2_state)
+    s2_log.keep_epochs(s2.epoch)
+    remaining = settings.s2.epochs - s2.epoch
+    if remaining > 0:
+        progress.start("SoVITS", remaining * s2_steps(features, settings.s2))
+
+    def s2_step(epoch: int, step: int, row: dict[str, float]) -> None:
+        s2_log.add(epoch, step, row)
+        progress.advance(row)
+
+    def s2_epoch(epoch: int) -> None:
+        s2_log.write()
+        progress.on_epoch_end("SoVITS", epoch)
+
+    train_s2(s2, features, s2_state, on_step=s2_step, on_epoch_end=s2_epoch)
+    progress.done()
+    seconds["s2"] = time.perf_counter() - t0
+
+    # ---- GPT
+    t0 = time.perf_counter()
+    s1 = S1Trainer(base_model.gpt, settings.s1, device)
+    s1_log = _LossLog(work / "losses-s1.csv", ("loss", "top3_acc", "lr"))
+    s1_state = work / "s1-state.pt"
+    if s1_state.is_file():
+        s1.load_state(s1_state)
+    s1_log.keep_epochs(s1.epoch)
+    remaining = settings.s1.epochs - s1.epoch
+    if remaining > 0:
+        progress.start("GPT", remaining * s1_steps(features, settings.s1))
+
+    def s1_step(epoch: int, step: int, row: dict[str, float]) -> None:
+        s1_log.add(epoch, step, row)
+        progress.advance(row)
+
+    def s1_epoch(epoch: int) -> None:
+        s1_log.write()
+        progress.on_epoch_end("GPT", epoch)
+
+    train_s1(s1, features, s1_state, on_step=s1_step, on_epoch_end=s1_epoch)
+    progress.done()
+    seconds["s1"] = time.perf_counter() - t0
+
+    # ---- the voice folder, assembled aside and renamed into place
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    reference = choose_reference(data.clips)
+    languages = sorted({c.language for c in data.clips}, key=lambda code: code != reference.language)
+    preview_text = settings.preview_text or PREVIEW_LINES[reference.language]
+    gpt_path, sovits_path = write_voice_folder(
+        partial,
+        name,
+        s1.model.state_dict(),
+        gpt_config(s1.base_config, name, settings.s1.epochs, settings.s1.batch_size, base_model.gpt),
+        settings.s1.epochs,
+        s2.net_g.state_dict(),
+        sovits_config(
+            s2.cfg.to_checkpoint_config(),
+            name,
+            settings.s2.epochs,
+            settings.s2.batch_size,
+            settings.s2.text_low_lr_rate,
+            base_model.sovits,
+            base_model.discriminator,
+        ),
+        settings.s2.epochs,
+        s2.global_step,
+        reference,
+        languages,
+        preview_text,
+        reference.language,
+    )
+    del s1, s2
+    training = partial / "training"
+    training.mkdir()
+    for f in ("losses-s2.csv", "losses-s1.csv"):
+        shutil.copyfile(work / f, training / f)
+    (training / "data-report.txt").write_text(data.summary() + "\n", encoding="utf-8")
+    plot.loss_curves(training / "losses.png", s2_log.rows, s1_log.rows)
+    preview = None
+    if settings.speak_preview:
+        t0 = time.perf_counter()
+        preview = speak(
+            partial,
+            gpt_path.name,
+            sovits_path.name,
+            base_model,
+            reference,
+            preview_text,
+            device,
+            settings.preview_max_tokens,
+        )
+        seconds["preview"] = time.perf_counter() - t0
+    if out.exists():
+        out.rmdir()  # empty (checked above)
+    os.replace(partial, out)
+    shutil.rmtree(work)
+    return TrainResult(
+        folder=out,
+        gpt=out / gpt_path.name,
+        sovits=out / sovits_path.name,
+        data=data,
+        seconds=seconds,
+        preview=None if preview is None else out / "training" / preview.name,
+    )
+
+
+def speak(folder: Path, gpt: str, sovits: str, base: BaseModel, reference, text: str, device, max_tokens: int) -> Path:
+    """The new voice says ``text`` (reference clip and transcript as prompt) into ``training/preview-check.wav``."""
+    from synth.audio import write_wav
+    from synth.engine import Synthesizer
+
+    tts = Synthesizer.from_files(
+        folder / gpt, folder / sovits, hubert_dir=base.hubert_dir, bert_dir=base.bert_dir, device=device
+    )
+    rate, wave = tts.synthesize(
+        text,
+        reference.language,
+        folder / "reference.wav",
+        prompt_text=reference.text,
+        prompt_language=reference.language,
+        seed=0,
+        max_semantic_tokens=max_tokens,
+    )
+    return write_wav(folder / "training" / "preview-check.wav", rate, wave)

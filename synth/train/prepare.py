@@ -1,0 +1,340 @@
+"""Step 0 of training: recordings + transcripts -> checked, sliced, loudness-normalised 32 kHz clips.
+
+Transcripts come in GPT-SoVITS's ``.list`` format, one clip or recording a line::
+
+    path|speaker|language|text          e.g.  take1.wav|me|en|Hello there. How are you?
+
+``path`` is absolute or relative to the recordings folder (GPT-SoVITS also looks the file's name
+up in the folder); ``language`` is one of GPT-SoVITS's codes (``zh en ja ko yue``, also the upper-case
+``ZH EN JA JP KO YUE`` its annotation tools write). A recording longer than :data:`MAX_CLIP_S` is cut
+at its longest silences into as many pieces as its transcript has sentences (piece *i* gets
+sentence *i*): a transcript per recording is enough when its sentences are separated by pauses.
+Speech recognition for recordings without a transcript is not built in (docs/training.md).
+
+Every clip is checked, and what cannot train well is left out with its reason
+(:class:`Rejection`): clipping, speech too quiet, a clip too short or too long, a transcript
+whose length does not fit its clip (phones per second outside 3..25, the filter GPT-SoVITS's
+GPT trainer applies), text the front end cannot read. Too little accepted speech in total
+raises :class:`~synth.errors.TrainingDataError` with the whole report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synth.audio import read_wav, resample, write_wav
+from synth.errors import ReferenceAudioError, SynthError, TrainingDataError
+from synth.files import atomic_write_bytes
+
+SAMPLE_RATE = 32000
+MIN_CLIP_S = 2.0
+MAX_CLIP_S = 10.0
+MAX_UNSPLIT_S = 12.0  # a recording up to this long with one sentence is kept whole
+MIN_TOTAL_S = 30.0
+CLIPPED_LEVEL = 0.999  # |sample| at or above this (of full scale) counts as clipped
+MAX_CLIPPED_FRACTION = 0.001  # 0.1 % of the samples
+MIN_SPEECH_DBFS = -40.0  # RMS of the speech frames
+TARGET_SPEECH_DBFS = -20.0  # loudness the clips are normalised to
+PEAK_LIMIT = 0.95
+SILENCE_BELOW_DB = -40.0  # a 20 ms frame this far below the recording's loudest frame is silence
+MIN_PAUSE_S = 0.25
+KEEP_EDGE_S = 0.15  # silence kept before and after the speech of a clip
+MIN_PHONES_PER_S = 3.0  # GPT-SoVITS's s1 dataset drops clips outside 3..25 phones a second
+MAX_PHONES_PER_S = 25.0
+LANGUAGE_CODES = {
+    "zh": "zh",
+    "en": "en",
+    "ja": "ja",
+    "jp": "ja",
+    "ko": "ko",
+    "yue": "yue",
+}
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？；;…])\s*")
+
+PhoneCounter = Callable[[str, str], int]
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One line of a ``.list`` file."""
+
+    audio: Path
+    speaker: str
+    language: str
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An accepted training clip (32 kHz mono 16-bit WAV)."""
+
+    name: str
+    path: str
+    speaker: str
+    language: str
+    text: str
+    seconds: float
+    phones: int
+    speech_dbfs: float
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Something left out, and why (a sentence that says what to do)."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class PreparedData:
+    """What :func:`prepare` made: the clips, what it left out, and where the ``.list`` is."""
+
+    folder: Path
+    clips: list[Clip] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.seconds for c in self.clips)
+
+    @property
+    def list_path(self) -> Path:
+        return self.folder / "train.list"
+
+    def summary(self) -> str:
+        """A plain report: minutes used, clips, and each rejection with its reason."""
+        lines = [
+            f"training data: {self.seconds / 60:.2f} min in {len(self.clips)} clips, {len(self.rejected)} left out"
+        ]
+        lines += [f"  left out {r.source}: {r.reason}" for r in self.rejected]
+        return "\n".join(lines)
+
+    def save(self) -> None:
+        rows = [f"{c.path}|{c.speaker}|{c.language}|{c.text}" for c in self.clips]
+        atomic_write_bytes(self.list_path, ("\n".join(rows) + "\n").encode())
+        report = {"clips": [asdict(c) for c in self.clips], "rejected": [asdict(r) for r in self.rejected]}
+        atomic_write_bytes(self.folder / "report.json", json.dumps(report, ensure_ascii=False, indent=1).encode())
+
+    @classmethod
+    def load(cls, folder: Path) -> PreparedData:
+        report = json.loads((folder / "report.json").read_text())
+        return cls(
+            folder=folder,
+            clips=[Clip(**c) for c in report["clips"]],
+            rejected=[Rejection(**r) for r in report["rejected"]],
+        )
+
+
+def read_transcripts(path: str | os.PathLike[str], recordings: str | os.PathLike[str]) -> list[TranscriptLine]:
+    """Parse a ``.list`` file; every line must name a file that exists and a known language."""
+    path, recordings = Path(path), Path(recordings)
+    if not path.is_file():
+        raise TrainingDataError(
+            f"transcripts file {path} does not exist; write one line per clip: path|speaker|language|text"
+        )
+    out = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        parts = raw.split("|", 3)
+        if len(parts) != 4 or not parts[3].strip():
+            raise TrainingDataError(
+                f"{path}:{number}: expected path|speaker|language|text (GPT-SoVITS's .list format), got {raw!r}"
+            )
+        audio_name, speaker, language, text = (p.strip() for p in parts)
+        code = LANGUAGE_CODES.get(language.lower())
+        if code is None:
+            raise TrainingDataError(
+                f"{path}:{number}: language {language!r} is not one of zh, en, ja, ko, yue (GPT-SoVITS's codes)"
+            )
+        audio = Path(audio_name)
+        if not audio.is_absolute():
+            audio = recordings / audio
+        if not audio.is_file():
+            # GPT-SoVITS falls back to the file's name inside the recordings folder.
+            audio = recordings / Path(audio_name.replace("\\", "/")).name
+        if not audio.is_file():
+            raise TrainingDataError(f"{path}:{number}: recording {audio_name} is not in {recordings}")
+        out.append(TranscriptLine(audio, speaker or "speaker", code, text, number))
+    if not out:
+        raise TrainingDataError(
+            f"transcripts file {path} holds no lines; write one line per clip: path|speaker|language|text"
+        )
+    return out
+
+
+def _frame_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Level of each 20 ms frame (10 ms hop) in dBFS."""
+    win, hop = int(0.02 * rate), int(0.01 * rate)
+    if audio.size < win:
+        return np.array([20 * np.log10(np.sqrt(np.mean(audio**2)) + 1e-9)])
+    frames = np.lib.stride_tricks.sliding_window_view(audio, win)[::hop]
+    return 20 * np.log10(np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)) + 1e-9)
+
+
+def _pauses(levels: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of silent frames at least :data:`MIN_PAUSE_S` long, inside the speech: [(start, end)) frames."""
+    silent = levels < levels.max() + SILENCE_BELOW_DB
+    runs, start = [], None
+    for i, s in enumerate(np.append(silent, False)):
+        if s and start is None:
+            start = i
+        elif not s and start is not None:
+            if start > 0 and i < len(silent) and i - start >= MIN_PAUSE_S * 100:
+                runs.append((start, i))
+            start = None
+    return runs
+
+
+def _trim(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Cut leading and trailing silence, keeping :data:`KEEP_EDGE_S` of it."""
+    levels = _frame_db(audio, rate)
+    loud = np.nonzero(levels >= levels.max() + SILENCE_BELOW_DB)[0]
+    if loud.size == 0:
+        return audio
+    hop, keep = int(0.01 * rate), int(KEEP_EDGE_S * rate)
+    start = max(loud[0] * hop - keep, 0)
+    end = min((loud[-1] + 2) * hop + keep, audio.size)
+    return audio[start:end]
+
+
+def split_sentences(text: str) -> list[str]:
+    """A transcript's sentences (split after . ! ? 。 ！ ？ ; …)."""
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+def slice_recording(audio: np.ndarray, rate: int, text: str) -> list[tuple[np.ndarray, str]]:
+    """A recording and its transcript -> [(clip, text)].
+
+    Up to :data:`MAX_UNSPLIT_S` (or a one-sentence transcript): one clip. Longer: cut at the
+    ``n - 1`` longest pauses, ``n`` being the number of sentences, each piece taking its sentence.
+    Raises TrainingDataError when the recording has fewer pauses than that."""
+    seconds = audio.size / rate
+    sentences = split_sentences(text)
+    if seconds <= MAX_UNSPLIT_S or len(sentences) <= 1:
+        return [(_trim(audio, rate), text)]
+    pauses = _pauses(_frame_db(audio, rate))
+    if len(pauses) < len(sentences) - 1:
+        raise TrainingDataError(
+            f"{seconds:.1f} s long with {len(sentences)} sentences but only {len(pauses)} pauses of "
+            f"{MIN_PAUSE_S:g} s or more to cut at; pause between sentences, or cut it into 3-10 s clips "
+            "with one .list line each"
+        )
+    longest = sorted(pauses, key=lambda p: p[1] - p[0], reverse=True)[: len(sentences) - 1]
+    hop = int(0.01 * rate)
+    cuts = [0] + sorted(((a + b) // 2) * hop for a, b in longest) + [audio.size]
+    return [(_trim(audio[a:b], rate), s) for a, b, s in zip(cuts[:-1], cuts[1:], sentences, strict=True)]
+
+
+def check_clip(audio: np.ndarray, rate: int) -> tuple[str | None, float]:
+    """(reason to leave it out or None, speech level in dBFS) for a clip at its original level."""
+    seconds = audio.size / rate
+    if seconds < MIN_CLIP_S:
+        return f"only {seconds:.1f} s of speech; clips need {MIN_CLIP_S:g} to {MAX_CLIP_S:g} s", -120.0
+    if seconds > MAX_UNSPLIT_S:
+        return f"{seconds:.1f} s long; cut it into clips of 3 to {MAX_CLIP_S:g} s at pauses", -120.0
+    clipped = float(np.mean(np.abs(audio) >= CLIPPED_LEVEL))
+    levels = _frame_db(audio, rate)
+    speech = levels[levels >= levels.max() + SILENCE_BELOW_DB]
+    speech_db = float(10 * np.log10(np.mean(10 ** (speech / 10)) + 1e-12))
+    if clipped > MAX_CLIPPED_FRACTION:
+        return (
+            f"clipped ({clipped:.2%} of the samples at full scale); record again with the input gain lower",
+            speech_db,
+        )
+    if speech_db < MIN_SPEECH_DBFS:
+        return (
+            f"too quiet (speech at {speech_db:.0f} dBFS, needs {MIN_SPEECH_DBFS:g} or louder); "
+            "record closer to the microphone or raise the input gain",
+            speech_db,
+        )
+    return None, speech_db
+
+
+def normalise_loudness(audio: np.ndarray, speech_dbfs: float) -> np.ndarray:
+    """Bring the speech to :data:`TARGET_SPEECH_DBFS`, then limit the peak to :data:`PEAK_LIMIT`."""
+    out = audio * np.float32(10 ** ((TARGET_SPEECH_DBFS - speech_dbfs) / 20))
+    peak = float(np.abs(out).max()) if out.size else 0.0
+    if peak > PEAK_LIMIT:
+        out = out * np.float32(PEAK_LIMIT / peak)
+    return out.astype(np.float32)
+
+
+def prepare(
+    recordings: str | os.PathLike[str],
+    transcripts: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    count_phones: PhoneCounter,
+    min_total_s: float = MIN_TOTAL_S,
+) -> PreparedData:
+    """Check, slice, resample and normalise; write ``out/wavs/*.wav``, ``out/train.list``, ``out/report.json``.
+
+    ``count_phones(text, language)`` gives the phones of a transcript (raises SynthError for text
+    the front end cannot read). Raises TrainingDataError when under ``min_total_s`` seconds pass."""
+    lines = read_transcripts(transcripts, recordings)
+    folder = Path(out)
+    (folder / "wavs").mkdir(parents=True, exist_ok=True)
+    data = PreparedData(folder=folder)
+    used_names: set[str] = set()
+    for line in lines:
+        source = f"{line.audio.name} (line {line.line})"
+        try:
+            rate, audio = read_wav(line.audio)
+        except ReferenceAudioError as exc:
+            data.rejected.append(Rejection(source, str(exc).replace("reference audio", "recording")))
+            continue
+        try:
+            pieces = slice_recording(audio, rate, line.text)
+        except TrainingDataError as exc:
+            data.rejected.append(Rejection(source, str(exc)))
+            continue
+        for k, (piece, text) in enumerate(pieces):
+            where = source if len(pieces) == 1 else f"{line.audio.name} piece {k + 1} (line {line.line})"
+            reason, speech_db = check_clip(piece, rate)
+            phones = 0
+            if reason is None:
+                try:
+                    phones = count_phones(text, line.language)
+                except SynthError as exc:
+                    reason = f"transcript cannot be read as {line.language}: {exc}"
+            seconds = piece.size / rate
+            if reason is None and not MIN_PHONES_PER_S <= phones / seconds <= MAX_PHONES_PER_S:
+                reason = (
+                    f"transcript does not fit the clip: {phones} phones in {seconds:.1f} s "
+                    f"({phones / seconds:.1f} a second; speech has {MIN_PHONES_PER_S:g} to {MAX_PHONES_PER_S:g}); "
+                    "check that the line belongs to this recording and is complete"
+                )
+            if reason is not None:
+                data.rejected.append(Rejection(where, reason))
+                continue
+            name = _unique(f"{line.audio.stem}_{k:02d}" if len(pieces) > 1 else line.audio.stem, used_names)
+            clip = resample(normalise_loudness(piece, speech_db), rate, SAMPLE_RATE)
+            path = write_wav(folder / "wavs" / f"{name}.wav", SAMPLE_RATE, clip)
+            data.clips.append(
+                Clip(name, str(path), line.speaker, line.language, text, round(seconds, 3), phones, round(speech_db, 1))
+            )
+    data.save()
+    if data.seconds < min_total_s:
+        raise TrainingDataError(
+            f"only {data.seconds:.1f} s of usable speech ({len(data.clips)} clips); fine-tuning needs at least "
+            f"{min_total_s:g} s (about a minute is recommended): record more.\n{data.summary()}"
+        )
+    return data
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{name}-{n}"
+    used.add(candidate)
+    return candidate

@@ -1,0 +1,109 @@
+"""synth.train.prepare: what cannot train well is left out with a reason that says what to do.
+
+Speech is made on the spot with espeak-ng and altered with sox (louder until it clips, quieter,
+joined with pauses)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synth.audio import read_wav
+from synth.errors import TrainingDataError
+from synth.testing import make_speech_wav
+from synth.train.features import count_phones
+from synth.train.prepare import prepare, read_transcripts, slice_recording
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore every day.",
+    "Please call me back when you have a free moment.",
+]
+
+
+def espeak(path: Path, text: str, *sox_effects: str) -> Path:
+    return make_speech_wav(path, text, *sox_effects)
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("recordings")
+    espeak(folder / "good.wav", SENTENCES[0])
+    espeak(folder / "loud.wav", SENTENCES[1], "gain", "25")  # driven far past full scale: clipped
+    espeak(folder / "quiet.wav", SENTENCES[2], "vol", "0.004")  # about -55 dBFS
+    espeak(folder / "short.wav", "Hi.")
+    # Three sentences with a second of silence between them, 12+ s in all: cut into three clips.
+    parts = [espeak(folder / f"part{i}.wav", s, "pad", "0", "1.2") for i, s in enumerate(SENTENCES)]
+    subprocess.run(["sox", *map(str, parts), str(folder / "long.wav"), "pad", "0", "2"], check=True)
+    for p in parts:
+        p.unlink()
+    return folder
+
+
+def write_list(folder: Path, rows: list[str]) -> Path:
+    path = folder / "t.list"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_prepare_keeps_good_clips_and_says_why_it_left_the_others_out(recordings, tmp_path):
+    transcripts = write_list(
+        tmp_path,
+        [
+            f"good.wav|me|EN|{SENTENCES[0]}",
+            f"loud.wav|me|en|{SENTENCES[1]}",
+            f"quiet.wav|me|en|{SENTENCES[2]}",
+            "short.wav|me|en|Hi.",
+            f"{recordings}/good.wav|me|en|Yes.",  # a transcript far too short for the clip
+            f"long.wav|me|en|{' '.join(SENTENCES)}",
+        ],
+    )
+    data = prepare(recordings, transcripts, tmp_path / "prepared", count_phones, min_total_s=5)
+    reasons = {r.source: r.reason for r in data.rejected}
+    assert [c.name for c in data.clips] == ["good", "long_00", "long_01", "long_02"]
+    assert "clipped" in reasons["loud.wav (line 2)"] and "input gain lower" in reasons["loud.wav (line 2)"]
+    assert "too quiet" in reasons["quiet.wav (line 3)"] and "closer to the microphone" in reasons["quiet.wav (line 3)"]
+    assert "only" in reasons["short.wav (line 4)"] and "2 to 10 s" in reasons["short.wav (line 4)"]
+    assert "does not fit the clip" in reasons["good.wav (line 5)"]
+    # The long recording was cut at its pauses, each piece with its sentence, each 2-10 s.
+    assert [c.text for c in data.clips[1:]] == SENTENCES
+    assert all(2.0 <= c.seconds <= 10.0 for c in data.clips)
+    # Clips are 32 kHz, loudness-normalised (speech near -20 dBFS, peak at most 0.95), listed in .list format.
+    rate, audio = read_wav(data.clips[0].path)
+    assert rate == 32000 and np.abs(audio).max() <= 0.951
+    rms = np.sqrt(np.mean(audio[np.abs(audio) > 0.01] ** 2))
+    assert -26 < 20 * np.log10(rms) < -14
+    rows = data.list_path.read_text().splitlines()
+    assert rows[0] == f"{data.clips[0].path}|me|en|{SENTENCES[0]}"
+    assert "left out quiet.wav (line 3): too quiet" in data.summary()
+
+
+def test_too_little_speech_in_total_is_an_error_with_the_report(recordings, tmp_path):
+    transcripts = write_list(tmp_path, [f"good.wav|me|en|{SENTENCES[0]}", "short.wav|me|en|Hi."])
+    with pytest.raises(
+        TrainingDataError, match=r"(?s)only \d\.\d s of usable speech.*record more.*short\.wav"
+    ):
+        prepare(recordings, transcripts, tmp_path / "prepared", count_phones, min_total_s=30)
+
+
+def test_transcript_file_errors_name_the_line(recordings, tmp_path):
+    cases = {
+        "good.wav|me|en": r"t\.list:1: expected path\|speaker\|language\|text",
+        "good.wav|me|fr|Bonjour.": r"t\.list:1: language 'fr' is not one of zh, en, ja, ko, yue",
+        "missing.wav|me|en|Hello there.": r"t\.list:1: recording missing\.wav is not in",
+    }
+    for row, message in cases.items():
+        with pytest.raises(TrainingDataError, match=message):
+            read_transcripts(write_list(tmp_path, [row]), recordings)
+    with pytest.raises(TrainingDataError, match="does not exist"):
+        read_transcripts(tmp_path / "nope.list", recordings)
+
+
+def test_a_long_recording_with_too_few_pauses_is_refused(recordings):
+    rate, audio = read_wav(recordings / "good.wav")
+    audio = np.tile(audio[: rate * 2], 7)  # 14 s of speech without the pauses four sentences need
+    with pytest.raises(TrainingDataError, match="pauses"):
+        slice_recording(audio, rate, "One. Two. Three. Four.")
