@@ -1,4 +1,4 @@
-"""Reference speech made on the spot (espeak-ng + sox), for tests, benchmarks and demos."""
+"""Speech made on the spot (espeak-ng + sox): reference clips and training sets for tests, benchmarks and demos."""
 
 from __future__ import annotations
 
@@ -16,41 +16,7 @@ def make_reference_wav(
 ) -> Path:
     """Speak ``text`` with espeak-ng, then resample to ``rate`` mono 16-bit and pad or trim to
     exactly ``seconds`` with sox. Raises RuntimeError naming the missing tool."""
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed; run `make setup` (Debian packages espeak-ng and sox)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "espeak.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True, capture_output=True, timeout=60
-        )
-        out = Path(tmp) / "ref.wav"
-        subprocess.run(
-            [
-                "sox",
-                str(raw),
-                "-r",
-                str(rate),
-                "-c",
-                "1",
-                "-b",
-                "16",
-                str(out),
-                "pad",
-                "0",
-                str(seconds),
-                "trim",
-                "0",
-                str(seconds),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.move(str(out), path)
-    return path
+    return make_speech_wav(path, text, "pad", "0", str(seconds), "trim", "0", str(seconds), rate=rate, voice=voice)
 
 
 TRAINING_SENTENCES = (
@@ -67,8 +33,10 @@ TRAINING_SENTENCES = (
 )
 
 
-def make_speech_wav(path: str | os.PathLike[str], text: str, *sox_effects: str, rate: int = 32000) -> Path:
-    """``text`` spoken by espeak-ng, resampled to ``rate`` by sox with ``sox_effects`` applied
+def make_speech_wav(
+    path: str | os.PathLike[str], text: str, *sox_effects: str, rate: int = 32000, voice: str = "en"
+) -> Path:
+    """``text`` spoken by espeak-ng, resampled by sox to ``rate`` mono 16-bit with ``sox_effects`` applied
     (e.g. ``"vol", "0.01"``, ``"pad", "0", "1"``). Raises RuntimeError naming a missing tool."""
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
@@ -77,9 +45,12 @@ def make_speech_wav(path: str | os.PathLike[str], text: str, *sox_effects: str, 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "espeak.wav"
-        subprocess.run(["espeak-ng", "-v", "en", "-s", "150", "-w", str(raw), text], check=True, capture_output=True)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True, capture_output=True, timeout=60
+        )
         out = Path(tmp) / "out.wav"
-        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), *sox_effects], check=True)
+        command = ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), *sox_effects]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
         shutil.move(str(out), path)
     return path
 

@@ -147,6 +147,17 @@ class NormConv(nn.Module):
         return conv(x, w, self.bias, self.stride, self.padding, 1, self.groups)
 
 
+def _score(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Convolutions with leaky ReLU, then the scoring convolution -> (flattened scores, every feature map)."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
+
+
 class DiscriminatorP(nn.Module):
     """Period discriminator: the waveform folded into [T / p, p] columns, 2-d convs along time."""
 
@@ -160,19 +171,12 @@ class DiscriminatorP(nn.Module):
         self.conv_post = NormConv(2, widths[-1], 1, (3, 1), 1, (1, 0))
 
     def forward(self, x: torch.Tensor):
-        fmap = []
         b, c, t = x.shape
         if t % self.period:
             pad = self.period - t % self.period
             x = F.pad(x, (0, pad), "reflect")
             t += pad
-        x = x.view(b, c, t // self.period, self.period)
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _score(self.convs, self.conv_post, x.view(b, c, t // self.period, self.period))
 
 
 class DiscriminatorS(nn.Module):
@@ -203,13 +207,7 @@ class DiscriminatorS(nn.Module):
         self.conv_post = NormConv(1, 1024 // divisor, 1, 3, 1, 1)
 
     def forward(self, x: torch.Tensor):
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _score(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):

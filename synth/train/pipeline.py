@@ -29,8 +29,10 @@ from synth.train import plot
 from synth.train.base import BaseModel, find_base
 from synth.train.features import FEATURES_FILE, count_phones, extract, load_features, save_features
 from synth.train.prepare import MIN_TOTAL_S, PreparedData, prepare
+from synth.train.s1 import LOSS_COLUMNS as S1_COLUMNS
 from synth.train.s1 import S1Settings, S1Trainer, train_s1
 from synth.train.s1 import steps_per_epoch as s1_steps
+from synth.train.s2 import LOSS_COLUMNS as S2_COLUMNS
 from synth.train.s2 import S2Settings, S2Trainer, train_s2
 from synth.train.s2 import steps_per_epoch as s2_steps
 from synth.train.voice import PREVIEW_LINES, choose_reference, gpt_config, sovits_config, write_voice_folder
@@ -109,6 +111,34 @@ class _LossLog:
         atomic_write_bytes(self.path, buffer.getvalue().encode())
 
 
+@dataclass
+class _Stage:
+    """A training stage run with its state file, loss log and progress bar (resumed when its state exists)."""
+
+    label: str
+    trainer: S1Trainer | S2Trainer
+    state_path: Path
+    log: _LossLog
+    progress: Progress
+
+    def run(self, train: Callable, features: list, epochs: int, steps_per_epoch: int) -> None:
+        if self.state_path.is_file():
+            self.trainer.load_state(self.state_path)
+        self.log.keep_epochs(self.trainer.epoch)
+        if epochs > self.trainer.epoch:
+            self.progress.start(self.label, (epochs - self.trainer.epoch) * steps_per_epoch)
+        train(self.trainer, features, self.state_path, on_step=self._step, on_epoch_end=self._epoch_end)
+        self.progress.done()
+
+    def _step(self, epoch: int, step: int, row: dict[str, float]) -> None:
+        self.log.add(epoch, step, row)
+        self.progress.advance(row)
+
+    def _epoch_end(self, epoch: int) -> None:
+        self.log.write()
+        self.progress.on_epoch_end(self.label, epoch)
+
+
 def train_voice(
     recordings: str | os.PathLike[str],
     transcripts: str | os.PathLike[str],
@@ -171,54 +201,18 @@ def train_voice(
         save_features(features, features_path)
     seconds["features"] = time.perf_counter() - t0
 
-    # ---- SoVITS
+    # ---- SoVITS, then the GPT
     t0 = time.perf_counter()
     s2 = S2Trainer(base_model.sovits, base_model.discriminator, settings.s2, device)
-    s2_log = _LossLog(
-        work / "losses-s2.csv", ("loss_disc", "loss_gen", "loss_fm", "loss_mel", "loss_commit", "loss_kl", "lr")
-    )
-    s2_state = work / "s2-state.pt"
-    if s2_state.is_file():
-        s2.load_state(s2_state)
-    s2_log.keep_epochs(s2.epoch)
-    remaining = settings.s2.epochs - s2.epoch
-    if remaining > 0:
-        progress.start("SoVITS", remaining * s2_steps(features, settings.s2))
-
-    def s2_step(epoch: int, step: int, row: dict[str, float]) -> None:
-        s2_log.add(epoch, step, row)
-        progress.advance(row)
-
-    def s2_epoch(epoch: int) -> None:
-        s2_log.write()
-        progress.on_epoch_end("SoVITS", epoch)
-
-    train_s2(s2, features, s2_state, on_step=s2_step, on_epoch_end=s2_epoch)
-    progress.done()
+    s2_log = _LossLog(work / "losses-s2.csv", S2_COLUMNS)
+    stage = _Stage("SoVITS", s2, work / "s2-state.pt", s2_log, progress)
+    stage.run(train_s2, features, settings.s2.epochs, s2_steps(features, settings.s2))
     seconds["s2"] = time.perf_counter() - t0
-
-    # ---- GPT
     t0 = time.perf_counter()
     s1 = S1Trainer(base_model.gpt, settings.s1, device)
-    s1_log = _LossLog(work / "losses-s1.csv", ("loss", "top3_acc", "lr"))
-    s1_state = work / "s1-state.pt"
-    if s1_state.is_file():
-        s1.load_state(s1_state)
-    s1_log.keep_epochs(s1.epoch)
-    remaining = settings.s1.epochs - s1.epoch
-    if remaining > 0:
-        progress.start("GPT", remaining * s1_steps(features, settings.s1))
-
-    def s1_step(epoch: int, step: int, row: dict[str, float]) -> None:
-        s1_log.add(epoch, step, row)
-        progress.advance(row)
-
-    def s1_epoch(epoch: int) -> None:
-        s1_log.write()
-        progress.on_epoch_end("GPT", epoch)
-
-    train_s1(s1, features, s1_state, on_step=s1_step, on_epoch_end=s1_epoch)
-    progress.done()
+    s1_log = _LossLog(work / "losses-s1.csv", S1_COLUMNS)
+    stage = _Stage("GPT", s1, work / "s1-state.pt", s1_log, progress)
+    stage.run(train_s1, features, settings.s1.epochs, s1_steps(features, settings.s1))
     seconds["s1"] = time.perf_counter() - t0
 
     # ---- the voice folder, assembled aside and renamed into place

@@ -19,8 +19,6 @@ set of under 100 clips is repeated to reach 100.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from synth.checkpoints import load_gpt
-from synth.files import atomic_write_bytes
 from synth.gpt import GPTConfig, Text2SemanticDecoder
+from synth.train.common import EpochHook, StepHook, read_state, repeat_small, write_state
 from synth.train.features import ClipFeatures
 from synth.train.optim import ScaledAdam, fine_tune_lr
-from synth.train.s2 import repeat_small
 
 ACCUMULATE = 4
 LOSS_COLUMNS = ("loss", "top3_acc", "lr")
@@ -40,13 +37,17 @@ LOSS_COLUMNS = ("loss", "top3_acc", "lr")
 
 @dataclass(frozen=True)
 class S1Settings:
+    """The web UI's GPT settings (15 epochs) and the s1 data set's filters."""
+
     epochs: int = 15
     batch_size: int = 4
     seed: int = 1234
+    # The data set keeps clips of at most max_sec seconds with min_ps_ratio..max_ps_ratio phones a second,
     max_sec: int = 54
     min_ps_ratio: float = 3.0
     max_ps_ratio: float = 25.0
-    min_items: int = 100  # a smaller data set is repeated up to this many items (the original: 100)
+    # and repeats a smaller set up to min_items items (the original: 100).
+    min_items: int = 100
 
 
 def pad_mask_left(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -174,13 +175,8 @@ class S1Trainer:
             "grads": {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None},
         }
 
-    def save_state(self, path: Path) -> None:
-        buffer = io.BytesIO()
-        torch.save(self.state(), buffer)
-        atomic_write_bytes(path, buffer.getvalue())
-
     def load_state(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = read_state(path, self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.optimizer_steps = int(state["epoch"]), int(state["optimizer_steps"])
@@ -192,8 +188,8 @@ def train_s1(
     trainer: S1Trainer,
     features: list[ClipFeatures],
     state_path: Path,
-    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
-    on_epoch_end: Callable[[int], None] | None = None,
+    on_step: StepHook = None,
+    on_epoch_end: EpochHook = None,
 ) -> S1Trainer:
     """Run the epochs after ``trainer.epoch`` (resume: :meth:`S1Trainer.load_state` first), saving the
     state to ``state_path`` after each."""
@@ -213,7 +209,7 @@ def train_s1(
                     epoch, k, {"loss": loss, "top3_acc": acc, "lr": fine_tune_lr(max(trainer.optimizer_steps - 1, 0))}
                 )
         trainer.epoch = epoch
-        trainer.save_state(state_path)
+        write_state(state_path, trainer.state())
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     return trainer

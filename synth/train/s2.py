@@ -21,10 +21,8 @@ atomically, so that an interrupted run resumes from its last epoch and ends with
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from synth.checkpoints import load_sovits
-from synth.files import atomic_write_bytes
 from synth.sovits import SoVITSConfig
 from synth.train.base import discriminator_weights
+from synth.train.common import EpochHook, StepHook, read_state, repeat_small, write_state
 from synth.train.features import ClipFeatures
 from synth.train.losses import (
     discriminator_loss,
@@ -100,13 +98,6 @@ def make_items(features: list[ClipFeatures], cfg: SoVITSConfig) -> list[S2Item]:
             ssl = F.pad(ssl, (0, 1), mode="replicate")
         items.append(S2Item(ssl, spec, wav, f.phone_ids))
     return items
-
-
-def repeat_small(items: list, minimum: int = 100) -> list:
-    """The original repeats a data set of fewer than 100 items max(2, 100 // n) times."""
-    if len(items) >= minimum or not items:
-        return list(items)
-    return list(items) * max(2, minimum // len(items))
 
 
 def bucket_batches(lengths: list[int], batch_size: int, epoch: int) -> list[list[int]]:
@@ -258,13 +249,8 @@ class S2Trainer:
             "rng": torch.get_rng_state(),
         }
 
-    def save_state(self, path: Path) -> None:
-        buffer = io.BytesIO()
-        torch.save(self.state(), buffer)
-        atomic_write_bytes(path, buffer.getvalue())
-
     def load_state(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = read_state(path, self.device)
         self.net_g.load_state_dict(state["g"])
         self.net_d.load_state_dict(state["d"])
         self.optim_g.load_state_dict(state["optim_g"])
@@ -277,8 +263,8 @@ def train_s2(
     trainer: S2Trainer,
     features: list[ClipFeatures],
     state_path: Path,
-    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
-    on_epoch_end: Callable[[int], None] | None = None,
+    on_step: StepHook = None,
+    on_epoch_end: EpochHook = None,
 ) -> S2Trainer:
     """Run the epochs after ``trainer.epoch`` (resume: :meth:`S2Trainer.load_state` first), saving the
     state to ``state_path`` after each."""
@@ -296,7 +282,7 @@ def train_s2(
             if on_step is not None:
                 on_step(epoch, k, row)
         trainer.epoch = epoch
-        trainer.save_state(state_path)
+        write_state(state_path, trainer.state())
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     return trainer

@@ -83,9 +83,7 @@ def test_prepare_keeps_good_clips_and_says_why_it_left_the_others_out(recordings
 
 def test_too_little_speech_in_total_is_an_error_with_the_report(recordings, tmp_path):
     transcripts = write_list(tmp_path, [f"good.wav|me|en|{SENTENCES[0]}", "short.wav|me|en|Hi."])
-    with pytest.raises(
-        TrainingDataError, match=r"(?s)only \d\.\d s of usable speech.*record more.*short\.wav"
-    ):
+    with pytest.raises(TrainingDataError, match=r"(?s)only \d\.\d s of usable speech.*record more.*short\.wav"):
         prepare(recordings, transcripts, tmp_path / "prepared", count_phones, min_total_s=30)
 
 

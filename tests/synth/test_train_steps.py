@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -87,7 +89,7 @@ def test_gpt_steps_reduce_the_loss(base, features):
         loss, _ = trainer.batch_loss(batch)
         trainer.optimizer_step()
         losses.append(loss)
-    assert all(b < a for a, b in zip(losses, losses[1:], strict=False)) and losses[-1] < 0.95 * losses[0], losses
+    assert all(b < a for a, b in itertools.pairwise(losses)) and losses[-1] < 0.95 * losses[0], losses
     assert trainer.optimizer.param_groups[0]["lr"] == 0.002  # 0.01 for the first step, then locked at 0.002
 
 
