@@ -10,7 +10,6 @@ the next signature or put the wallet on another chain.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from voicemarket.dev.dapp import DappMarket, DappServices, build_app, build_mark
 
 HERE = Path(__file__).parent
 CHROMIUM = "/usr/bin/chromium"
-DOCS = HERE.parents[1] / "docs" / "app"
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +88,3 @@ def pages(browser, dapp, chain) -> Iterator[Pages]:
     opened = Pages(browser, dapp, int(chain.chain_id), chain.provider.uri)
     yield opened
     opened.close()
-
-
-def screenshot(page, name: str) -> None:  # noqa: ANN001
-    """Save a screenshot for the README (docs/app/<name>.png)."""
-    DOCS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS / f"{name}.png"), full_page=False)
-
-
-__all__ = ["screenshot", "shutil"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from playwright.sync_api import expect
 
-from conftest import screenshot
+from app_helpers import screenshot
+from voicemarket.market import chain as vm
+from voicemarket.market.buyer_key import BuyerKey
 
 TIMEOUT = 20_000
 ETH = "0x" + "00" * 20
@@ -107,7 +110,7 @@ def buy_every_tier(pages, dapp_market, accounts) -> None:  # noqa: ANN001
     assert d.licenses.balanceOf(poor) == 0
 
 
-def speech_heard_and_failed_request_refunded(pages, dapp_market) -> None:  # noqa: ANN001
+def speech_heard_and_failed_request_refunded(pages, dapp_market, accounts, chain) -> None:  # noqa: ANN001
     d = dapp_market.sandbox.d
     buyer = dapp_market.accounts["buyer"]
     page = pages.open("/#/licences", account=buyer)
@@ -118,11 +121,24 @@ def speech_heard_and_failed_request_refunded(pages, dapp_market) -> None:  # noq
     licence.get_by_test_id("ask").click()
     form = licence.get_by_test_id("ask-form")
     expect(form.get_by_test_id("escrow")).to_contain_text("0.0001 ETH (use price 0 ETH + operator fee 0.0001 ETH)")
-    form.get_by_test_id("speech-text").fill("Hello from the browser.")
+    # private by default: the wallet signs the key message once, the page derives the same key as
+    # Python's BuyerKey, seals the text to the operator and opens the sealed audio
+    secret = "A private line from the browser."
+    expect(form.get_by_test_id("private")).to_be_checked()
+    form.get_by_test_id("speech-text").fill(secret)
     form.get_by_test_id("send-request").click()
     request = form.get_by_test_id("request").first
+    expected_key = BuyerKey.derive(accounts[4], int(dapp_market.chain_id)).key_address
+    expect(form.get_by_test_id("buyer-key")).to_contain_text(expected_key, timeout=TIMEOUT)
+    expect(request).to_have_attribute("data-private", "1")
     expect(request).to_have_attribute("data-status", re.compile("fulfilled|settled"), timeout=60_000)
     expect(request.get_by_test_id("audio-check")).to_contain_text("matches the chain", timeout=TIMEOUT)
+    request_id = int(request.get_attribute("data-request"))
+    logs = list(d.router.SynthesisRequested.range(dapp_market.start_block, chain.blocks.head.number + 1))
+    sent = next(log for log in logs if int(log.requestId) == request_id)
+    assert bytes(sent.input)[0] == 0x02 and secret.encode() not in bytes(sent.input)  # sealed, not readable
+    input_hash = bytes(vm.request_from_log(sent)[9])  # SynthesisRequest.inputHash
+    assert input_hash != hashlib.sha256(secret.encode()).digest()  # salted: a guessed line cannot be tested
     page.wait_for_function(
         "a => a.readyState >= 1 && a.duration > 0.1", arg=request.get_by_test_id("speech-audio").element_handle()
     )
@@ -132,6 +148,7 @@ def speech_heard_and_failed_request_refunded(pages, dapp_market) -> None:  # noq
     screenshot(page, "licences")
     # Ada lists Japanese on-chain but its bundle has no Japanese front end: the oracle fails it
     credit_before = d.router.creditOf(buyer, ETH)
+    form.get_by_test_id("private").uncheck()  # this one public
     form.get_by_test_id("speech-language").select_option("ja")
     form.get_by_test_id("speech-text").fill("こんにちは")
     form.get_by_test_id("send-request").click()
@@ -167,14 +184,14 @@ def creator_collects_and_withdraws(pages, dapp_market) -> None:  # noqa: ANN001
     assert not page.errors
 
 
-def test_market_journey(pages, dapp_market, dapp, accounts) -> None:
+def test_market_journey(pages, dapp_market, dapp, accounts, chain) -> None:
     """One buyer's and one creator's story, in order (Ape reverts the chain after each test, so the
     steps that build on each other share one test): wrong network, a refused signature, every tier
     bought (mUSD with its exact approve), a contract error in words, speech heard and checked, a
     failed request refunded and withdrawn, the creator's revenue split and withdrawn, the operator's
     record in Chinese on a phone-width screen, used by keyboard."""
     buy_every_tier(pages, dapp_market, accounts)
-    speech_heard_and_failed_request_refunded(pages, dapp_market)
+    speech_heard_and_failed_request_refunded(pages, dapp_market, accounts, chain)
     creator_collects_and_withdraws(pages, dapp_market)
     operator_page_in_chinese_at_phone_width_by_keyboard(pages, dapp_market)
 

@@ -1,9 +1,10 @@
 import { useEffect, useRef, useState } from 'react'
 import { parseEventLogs, sha256, stringToBytes, toHex } from 'viem'
-import { ETH, formatAmount, read, short } from '../chain.js'
-import { cidFromBytes, fetchVerified } from '../cid.js'
+import { ETH, explainError, formatAmount, read, short } from '../chain.js'
+import { cidFromBytes, fetchVerified, hexToBytes, sha256 as sha256Bytes, toHex as bytesToHex } from '../cid.js'
 import { Loading, TxState, useApi, useTx } from '../components.jsx'
 import { fmtDate, useApp } from '../context.js'
+import { BuyerKey, MAX_PRIVATE_TEXT_BYTES, openBox, privateInput } from '../privacy.js'
 import { LANGUAGES } from './Browse.jsx'
 import { busy } from './Voice.jsx'
 
@@ -74,9 +75,20 @@ function RequestFollow({ request }) {
           fromBlock: request.block,
         })
         const cid = cidFromBytes(log.args.outputCid)
-        const got = await fetchVerified(cid, log.args.outputDigest)
-        if (got.state === 'checked') url.current = URL.createObjectURL(new Blob([got.bytes], { type: 'audio/wav' }))
-        if (live) setOutcome({ kind: 'audio', ok: got.state === 'checked', digest: log.args.outputDigest, cid })
+        let audio, ok
+        if (request.key) {
+          // private: the stored box is checked against its CID, opened with the buyer's key, and the
+          // audio inside against the digest on-chain
+          const got = await fetchVerified(cid)
+          audio = got.state === 'bad' ? null : await openBox(got.bytes, request.key.privateKey)
+          ok = Boolean(audio) && bytesToHex(await sha256Bytes(audio)) === log.args.outputDigest.toLowerCase()
+        } else {
+          const got = await fetchVerified(cid, log.args.outputDigest)
+          audio = got.bytes
+          ok = got.state === 'checked'
+        }
+        if (ok) url.current = URL.createObjectURL(new Blob([audio], { type: 'audio/wav' }))
+        if (live) setOutcome({ kind: 'audio', ok, digest: log.args.outputDigest, cid, private: Boolean(request.key) })
         return
       }
       if (name === 'failed' || name === 'expired') {
@@ -109,7 +121,13 @@ function RequestFollow({ request }) {
     expired: t('speech.expired'),
   }
   return (
-    <div className="request" data-testid="request" data-status={status} data-request={String(request.id)}>
+    <div
+      className="request"
+      data-testid="request"
+      data-status={status}
+      data-request={String(request.id)}
+      data-private={request.key ? '1' : '0'}
+    >
       <p role="status">{t('speech.status', { id: String(request.id), status: words[status] ?? status })}</p>
       {outcome?.kind === 'audio' &&
         (outcome.ok ? (
@@ -136,6 +154,10 @@ function RequestFollow({ request }) {
   )
 }
 
+// The buyer's encryption key, once derived from the wallet's signature, for this page's life.
+const KEYS = new Map()
+const keyName = (chain) => `${chain.config.chain.id}:${chain.wallet.account.address}`
+
 function AskForSpeech({ licence, model }) {
   const { t, lang, assets, chain } = useApp()
   const operators = model.operators.filter((o) => o.allowed).map((o) => o.operator)
@@ -144,7 +166,9 @@ function AskForSpeech({ licence, model }) {
   const [operator, setOperator] = useState(operators[0] || '')
   const [fee, setFee] = useState(null)
   const [requests, setRequests] = useState([])
-  const [tx, run] = useTx()
+  const [sealed, setSealed] = useState(true) // private by default (docs/privacy.md)
+  const [buyerKey, setBuyerKey] = useState(() => KEYS.get(keyName(chain)) || null)
+  const [tx, run, setTx] = useTx()
   const offer = model.offers.find((o) => o.offer_id === licence.offer_id)
   const usePrice = offer?.tier === 'pay-per-use' && !offer.pack_size ? BigInt(offer.price) : 0n
   const asset = licence.asset
@@ -156,6 +180,24 @@ function AskForSpeech({ licence, model }) {
   const send = async (event) => {
     event.preventDefault()
     const bytes = stringToBytes(text)
+    let key = null
+    let input = toHex(new Uint8Array([0, ...bytes]))
+    let inputHash = sha256(bytes)
+    if (sealed) {
+      try {
+        key = buyerKey || (await BuyerKey.derive(chain.wallet, chain.config.chain.id))
+      } catch (error) {
+        setTx({ stage: 'error', message: explainError(error, t, lang) })
+        return
+      }
+      KEYS.set(keyName(chain), key)
+      setBuyerKey(key)
+      let operatorKey = hexToBytes(await read(chain, 'router', 'operatorPublicKey', [operator]))
+      if (operatorKey.length === 65) operatorKey = operatorKey.slice(1)
+      const sealedInput = await privateInput(text, key, operatorKey)
+      input = bytesToHex(sealedInput.input)
+      inputHash = bytesToHex(sealedInput.inputHash)
+    }
     const block = await chain.pub.getBlock()
     const params = {
       modelId: BigInt(model.model_id),
@@ -164,8 +206,8 @@ function AskForSpeech({ licence, model }) {
       maxFee: fee,
       deadline: Number(block.timestamp) + 3600,
       params: BigInt(LANGUAGE_NUMBERS[language]) | (BigInt(model.dispute_window) << 88n),
-      inputHash: sha256(bytes),
-      input: toHex(new Uint8Array([0, ...bytes])),
+      inputHash,
+      input,
     }
     const steps = []
     const erc20 = BigInt(asset) !== 0n
@@ -180,7 +222,7 @@ function AskForSpeech({ licence, model }) {
     const receipt = await run(steps)
     if (!receipt) return
     const [log] = parseEventLogs({ abi: chain.config.abis.router, logs: receipt.logs, eventName: 'SynthesisRequested' })
-    setRequests((r) => [{ id: log.args.requestId, block: receipt.blockNumber, escrow, asset }, ...r])
+    setRequests((r) => [{ id: log.args.requestId, block: receipt.blockNumber, escrow, asset, key }, ...r])
   }
   return (
     <form className="ask" onSubmit={send} data-testid="ask-form">
@@ -218,7 +260,18 @@ function AskForSpeech({ licence, model }) {
           })}
         </p>
       )}
-      <p className="note">{t('speech.public')}</p>
+      <label className="inline">
+        <input type="checkbox" checked={sealed} onChange={(e) => setSealed(e.target.checked)} data-testid="private" />{' '}
+        {t('speech.private')}
+      </label>
+      {sealed ? (
+        <p className="note">
+          {t('speech.privateNote', { max: MAX_PRIVATE_TEXT_BYTES })}{' '}
+          {buyerKey && <span data-testid="buyer-key">{t('speech.buyerKey', { address: buyerKey.address })}</span>}
+        </p>
+      ) : (
+        <p className="note">{t('speech.public')}</p>
+      )}
       <button type="submit" disabled={busy(tx) || escrow === null} data-testid="send-request">
         {t('speech.send')}
       </button>
