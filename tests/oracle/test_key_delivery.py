@@ -184,3 +184,45 @@ def test_key_service_killed_after_sending_then_restarted_delivers_each_key_once(
         if tx["from"] == operator.address and tx["to"] == kd.address
     ]
     assert len(sent) == 3
+
+
+@pytest.mark.deep
+def test_key_service_killed_at_random_points_delivers_each_key_exactly_once(
+    sandbox, kd, local_voice, accounts, redis_server, tmp_path, chain, operator
+):
+    """Eight purchases; the service is SIGKILLed five times at random moments (mining every 0.5 s in
+    between), then left to finish: one delivery per licence and no second transaction, ever."""
+    import random
+
+    first = chain.blocks.head.number
+    buyers = [accounts[i] for i in (4, 5, 6, 7)]
+    bought = [buy(sandbox, local_voice, buyers[i % 4], chain)[0] for i in range(8)]
+    rpc = chain.provider.web3.provider.make_request
+    rng = random.Random(19)
+    rpc("evm_setAutomine", [False])
+    rpc("evm_setIntervalMining", [1])
+    try:
+        for attempt in range(5):
+            oracle = start_keys(
+                sandbox, kd, [local_voice], redis_server, tmp_path, chain, f"keys{attempt}", start_block=first
+            )
+            time.sleep(rng.uniform(0.0, 2.0))
+            oracle.processes[0].signal(signal.SIGKILL)
+            oracle.processes[0].stop()
+        last = start_keys(sandbox, kd, [local_voice], redis_server, tmp_path, chain, "keys-last", start_block=first)
+        for license_id in bought:
+            wait_for(lambda lid=license_id: status(kd, lid) == LocalUseStatus.DELIVERED, 60, "each delivery", last)
+        time.sleep(2)
+        last.stop()
+    finally:
+        rpc("evm_setIntervalMining", [0])
+        rpc("evm_setAutomine", [True])
+    for license_id in bought:
+        assert len(deliveries(kd, license_id, first)) == 1
+    sent = [
+        tx
+        for number in range(first, chain.blocks.head.number + 1)
+        for tx in chain.provider.web3.eth.get_block(number, full_transactions=True).transactions
+        if tx["from"] == operator.address and tx["to"] == kd.address
+    ]
+    assert len(sent) == len(bought)
