@@ -156,6 +156,10 @@ def train_voice(
     recordings, transcripts, out = Path(recordings), Path(transcripts), Path(out)
     if not recordings.is_dir():
         raise TrainingDataError(f"recordings folder {recordings} does not exist")
+    if not transcripts.is_file():
+        raise TrainingDataError(
+            f"transcripts file {transcripts} does not exist; write one line per clip: path|speaker|language|text"
+        )
     if out.exists() and any(out.iterdir()):
         raise TrainingDataError(f"{out} already holds files; choose a new --out folder (or remove it)")
     base_model = find_base(base)
@@ -178,6 +182,7 @@ def train_voice(
     else:
         data = prepare(recordings, transcripts, prepared_dir, count_phones, settings.min_total_s)
     report(data.summary())
+    reference = choose_reference(data.clips)  # before training: without a 3-10 s clip there is no voice
     seconds["prepare"] = time.perf_counter() - t0
 
     # ---- features
@@ -219,7 +224,6 @@ def train_voice(
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
-    reference = choose_reference(data.clips)
     languages = sorted({c.language for c in data.clips}, key=lambda code: code != reference.language)
     preview_text = settings.preview_text or PREVIEW_LINES[reference.language]
     gpt_path, sovits_path = write_voice_folder(

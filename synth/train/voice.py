@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from synth.checkpoints import save_gpt, save_sovits
+from synth.errors import TrainingDataError
 from synth.train.prepare import Clip
 
 PREVIEW_LINES = {
@@ -41,7 +42,12 @@ REFERENCE_TARGET_S = 6.0
 
 def choose_reference(clips: list[Clip]) -> Clip:
     """The clip of 3-10 s closest to 6 s (ties: the louder), as the voice's reference."""
-    usable = [c for c in clips if 3.0 <= c.seconds <= 10.0] or clips
+    usable = [c for c in clips if 3.0 <= c.seconds <= 10.0]
+    if not usable:
+        raise TrainingDataError(
+            "no clip is 3 to 10 s long, and the voice needs one as its reference clip; add a recording of a "
+            "sentence or two (3-10 s) to the transcripts"
+        )
     return min(usable, key=lambda c: (abs(c.seconds - REFERENCE_TARGET_S), -c.speech_dbfs))
 
 
