@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
@@ -74,3 +76,17 @@ def make_training_set(
     transcripts = folder / "transcripts.list"
     transcripts.write_text("\n".join(rows) + "\n")
     return recordings, transcripts
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch threads. Training tests use one: on the shared 2-core
+    machine, two threads made a SoVITS training step about 50 times slower (0.6 s -> 30 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from synth.testing import make_speech_wav
+from synth.testing import make_speech_wav, torch_threads
 from synth.train.features import extract, text_features
 from synth.train.losses import mel_filters
 from synth.train.optim import ScaledAdam
@@ -23,11 +23,8 @@ TEXTS = ("The quick brown fox jumps over the lazy dog.", "Please call me back wh
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """One torch thread: on the shared 2-core machine two threads made a training step 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

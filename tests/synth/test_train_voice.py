@@ -16,7 +16,7 @@ from synth.__main__ import main
 from synth.checkpoints import load_gpt, load_sovits, read_checkpoint
 from synth.errors import BaseModelError, TrainingDataError
 from synth.random_model import ModelFiles
-from synth.testing import make_training_set
+from synth.testing import make_training_set, torch_threads
 from synth.train import Progress, S1Settings, S2Settings, TrainSettings, train_voice
 
 SENTENCES = (
@@ -34,11 +34,8 @@ SETTINGS = TrainSettings(
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """One torch thread: on the shared 2-core machine two threads made a training step 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
