@@ -17,7 +17,7 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER ?= $(ROOT)/.ape
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup system-deps lint compile test test-serial test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage bench-index bench-api app bench-app clean
+.PHONY: help setup system-deps lint compile test test-serial test-python test-forge audit audit-setup audit-slither audit-halmos audit-coverage demo chain bench bench-gas bench-synth bench-oracle bench-storage bench-index bench-api bench-train app bench-app clean
 
 help:
 	@echo "make test    - set up (if needed), check formatting and lint, compile, run the forge suite and the pytest suite on anvil"
@@ -180,6 +180,11 @@ bench-storage: setup
 # 15 minutes on 2 cores. SCALE=0.1 for a tenth of it.
 bench-index: compile
 	$(PY) -m benchmarks.index --scale $(or $(SCALE),1)
+
+# Fine-tuning (issue 20): prepare, features, SoVITS and GPT time per epoch for 60 s of speech, peak
+# memory, tiny and full-size (VOICEMARKET_WEIGHTS: the real base); about 10 minutes on 2 cores.
+bench-train: setup
+	$(PY) -m benchmarks.train
 
 # The speech API (issue 18): first audio and sentences/s at 1, 4, 8, 16 clients (tiny and full-size
 # voices), gas per use of a 100-voucher redemption (docs/api.md).
