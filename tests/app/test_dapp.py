@@ -159,11 +159,20 @@ def speech_heard_and_failed_request_refunded(pages, dapp_market, accounts, chain
     failed.get_by_test_id("withdraw-router").click()
     confirmed(failed)
     expect(failed.get_by_test_id("nothing-to-withdraw")).to_be_visible()
+    # renewing now would pay past what the registry's retirement notice guarantees: refused, in words
+    licence_id = int(licence.get_attribute("data-licence"))
+    expires = d.licenses.expiresAt(licence_id)
+    licence.get_by_role("button", name="Renew one period").click()
+    renewal = licence.locator(":scope > [data-testid=tx-state]")
+    expect(renewal).to_contain_text("run past the voice’s end of service", timeout=TIMEOUT)
+    assert d.licenses.expiresAt(licence_id) == expires
+    licence.get_by_role("button", name="Cancel auto-renewal").click()
+    expect(licence).to_contain_text("auto-renewal cancelled", timeout=TIMEOUT)
     assert d.router.creditOf(buyer, ETH) == 0
     assert not page.errors
 
 
-def creator_collects_and_withdraws(pages, dapp_market) -> None:  # noqa: ANN001
+def creator_collects_and_withdraws(pages, dapp_market, dapp) -> None:  # noqa: ANN001
     d = dapp_market.sandbox.d
     creator = dapp_market.accounts["creator"]
     page = pages.open("/#/creator", account=creator)
@@ -179,8 +188,25 @@ def creator_collects_and_withdraws(pages, dapp_market) -> None:  # noqa: ANN001
     confirmed(page.locator(f"[data-testid=withdrawable][data-asset='{ETH}']"))
     assert d.licenses.creditOf(creator, ETH) == 0
     expect(page.get_by_test_id("revenue-chart").first).to_be_visible(timeout=TIMEOUT)
-    expect(page.get_by_test_id("retire-notice").first).to_contain_text("Service ends on")
     screenshot(page, "creator")
+    # publish an offer: the server writes the ODRL document, the page hashes it and shows it in words
+    ada = page.get_by_test_id("created-model").filter(has_text="Tiny Ada")
+    ada.locator("summary").click()
+    ada.get_by_test_id("publish-price").fill("0.02")
+    ada.get_by_test_id("publish-check").click()
+    expect(ada.get_by_test_id("publish-terms")).to_contain_text("make speech from text", timeout=TIMEOUT)
+    ada.get_by_test_id("publish-send").click()
+    confirmed(ada.locator(".publish"))
+    # retire it: the end-of-service date is shown before signing
+    expect(ada.get_by_test_id("retire-notice")).to_contain_text("Service ends on")
+    ada.get_by_role("button", name="Retire").click()
+    confirmed(ada.locator(".retire"))
+    dapp.wait_indexed()
+    page = pages.open(f"/#/voice/{dapp_market.model_hex('Ada')}", account=creator)
+    expect(page.get_by_test_id("offer")).to_have_count(5, timeout=TIMEOUT)
+    new = offer(page, "subscription", "0.02 ETH per 30 days")
+    expect(new.get_by_test_id("policy-hash")).to_have_attribute("data-ok", "1")  # the index's document too
+    expect(page.get_by_test_id("status").first).to_contain_text("retiring on")
     assert not page.errors
 
 
@@ -192,7 +218,7 @@ def test_market_journey(pages, dapp_market, dapp, accounts, chain) -> None:
     record in Chinese on a phone-width screen, used by keyboard."""
     buy_every_tier(pages, dapp_market, accounts)
     speech_heard_and_failed_request_refunded(pages, dapp_market, accounts, chain)
-    creator_collects_and_withdraws(pages, dapp_market)
+    creator_collects_and_withdraws(pages, dapp_market, dapp)
     operator_page_in_chinese_at_phone_width_by_keyboard(pages, dapp_market)
 
 

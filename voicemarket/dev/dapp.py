@@ -193,7 +193,7 @@ class DappServices:
             max_semantic_tokens=10,
         )
         coordinator = Sandbox.start_coordinator(env, self.work / "oracle.log", workers=1)
-        self.stack.callback(coordinator.stop)
+        self.stack.callback(coordinator.stop, 3.0)  # its state is thrown away: no long warm shutdown
         self.processes["oracle"] = coordinator
 
     def start_index(self) -> None:
@@ -215,7 +215,7 @@ class DappServices:
         indexer = ManagedProcess(python + ["run"], log_path=self.work / "indexer.log", env=env, cwd=ROOT,
                                  name="indexer")  # fmt: skip
         indexer.start()
-        self.stack.callback(indexer.stop)
+        self.stack.callback(indexer.stop, 3.0)
         self.processes["indexer"] = indexer
         indexer.wait_until(lambda: "indexer starting" in indexer.log_tail(50), 60, "the indexer to start")
         # the API refuses a database without the schema: wait until the indexer made it
@@ -227,7 +227,7 @@ class DappServices:
         server = ManagedProcess(python + ["serve", "--port", str(self.port)], log_path=self.work / "server.log",
                                 env=env, cwd=ROOT, name="server")  # fmt: skip
         server.start()
-        self.stack.callback(server.stop)
+        self.stack.callback(server.stop, 3.0)
         self.processes["server"] = server
         server.wait_until(lambda: port_open(self.port), 60, "the web server to listen")
 

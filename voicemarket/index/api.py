@@ -448,13 +448,71 @@ def app_config(settings: IndexSettings) -> dict[str, Any]:
 
 
 def add_app_routes(app: FastAPI, settings: IndexSettings) -> None:
-    """``/app-config.json``, ``/ipfs/{cid}`` from the configured store, and the built app at ``/``."""
+    """``/app-config.json``, ``/odrl/offer-policy``, ``/ipfs/{cid}`` from the configured store, and the
+    built app at ``/``."""
     config = app_config(settings)
 
     @app.get("/app-config.json", tags=["app"])
     def app_config_route() -> dict[str, Any]:
         """The chain, contract addresses and ABIs the DApp uses."""
         return config
+
+    @app.get("/odrl/offer-policy", responses=ERROR_RESPONSES, tags=["app"])
+    def offer_policy(
+        model_id: str,
+        owner: str,
+        tier: str,
+        price: Annotated[int, Query(ge=0, lt=2**128)],
+        asset: str = "0x0000000000000000000000000000000000000000",
+        period: Annotated[int, Query(ge=0, lt=2**32)] = 0,
+        max_uses: Annotated[int, Query(ge=0, lt=2**32)] = 0,
+        pack_size: Annotated[int, Query(ge=0, lt=2**32)] = 0,
+        valid_until: Annotated[int, Query(ge=0, lt=2**64)] = 0,
+        max_licenses: Annotated[int, Query(ge=0, lt=2**32)] = 0,
+        permissions: Annotated[int, Query(ge=0, lt=2**16)] = 1,
+        prohibitions: Annotated[int, Query(ge=0, lt=2**16)] = 0,
+        attribution: bool = False,
+        transferable: bool = False,
+        territories: Annotated[str, Query(description="two-letter codes, e.g. CNHK", max_length=64)] = "",
+        purposes: Annotated[int, Query(ge=0, lt=2**32)] = 0,
+    ) -> dict[str, Any]:
+        """The ODRL document of an offer about to be published, and its hash (what ``publishOffer``
+        commits to); the DApp checks the hash itself and shows the document in words before signing."""
+        from eth_utils import to_checksum_address
+
+        from voicemarket.content.odrl import OfferTerms, PolicySubject, build_policy, policy_hash
+        from voicemarket.protocol import Tier
+
+        if config["deployment"] is None:
+            raise ApiError(404, "not_found", "this server was started without --deployment")
+        deployment = config["deployment"]
+        try:
+            terms = OfferTerms(
+                tier=Tier.parse(tier),
+                price=price,
+                asset=parse_address(asset, "asset"),
+                period=period,
+                max_uses=max_uses,
+                pack_size=pack_size,
+                valid_until=valid_until,
+                max_licenses=max_licenses,
+                permissions=permissions,
+                prohibitions=prohibitions,
+                attribution=attribution,
+                transferable=transferable,
+                territories=territories.upper().encode("ascii"),
+                purposes=purposes,
+            )
+            subject = PolicySubject(
+                deployment["chainId"],
+                deployment["registry"],
+                to_checksum_address(parse_address(owner, "owner")),
+                int(parse_model_id(model_id), 16),
+            )
+            document = build_policy(terms, subject)
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise bad_parameter("terms", str(exc)) from None
+        return {"policy": document, "policy_hash": "0x" + policy_hash(document).hex()}
 
     if settings.store:
         from voicemarket.content.store import store_from_spec

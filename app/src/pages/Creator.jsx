@@ -1,11 +1,130 @@
 import { useEffect, useState } from 'react'
-import { formatUnits } from 'viem'
+import { formatUnits, keccak256, parseUnits, stringToBytes, toHex } from 'viem'
 import { ETH, formatAmount, read, short } from '../chain.js'
 import { Loading, TxState, useApi, useEvents, useTx } from '../components.jsx'
-import { fmtDate, useApp } from '../context.js'
+import { api, fmtDate, useApp } from '../context.js'
 import { TIERS } from './Browse.jsx'
 import { Withdraw } from './Licences.jsx'
-import { busy } from './Voice.jsx'
+import { busy, canonical, policyWords } from './Voice.jsx'
+
+const TIER_NUMBERS = { buyout: 0, subscription: 1, 'pay-per-use': 2 }
+
+// Publish an offer: the server builds the ODRL document for the terms; the page hashes it itself,
+// shows it in words, and only then asks the wallet to sign publishOffer with that hash.
+function Publish({ model }) {
+  const { t, lang, assets, chain } = useApp()
+  const [form, setForm] = useState({ tier: 'subscription', asset: ETH, price: '0.02', days: '30', pack: '10', commercial: false, attribution: false, transferable: false })
+  const [checked, setChecked] = useState(null)
+  const [error, setError] = useState('')
+  const [tx, run] = useTx()
+  const set = (key) => (e) => {
+    setChecked(null)
+    setForm({ ...form, [key]: e.target.type === 'checkbox' ? e.target.checked : e.target.value })
+  }
+  const decimals = (assets[form.asset.toLowerCase()] || { decimals: 18 }).decimals
+  const terms = () => ({
+    tier: form.tier,
+    price: parseUnits(form.price || '0', decimals).toString(),
+    asset: form.asset,
+    period: form.tier === 'subscription' ? String(Number(form.days) * 86400) : '0',
+    pack_size: form.tier === 'pay-per-use' ? form.pack || '0' : '0',
+    permissions: String(1 | (form.commercial ? 2 : 0)),
+    attribution: String(form.attribution),
+    transferable: String(form.transferable),
+  })
+  const check = async () => {
+    setError('')
+    try {
+      const query = new URLSearchParams({ model_id: model.model_id, owner: chain.wallet.account.address, ...terms() })
+      const answer = await api(`/odrl/offer-policy?${query}`)
+      const hash = keccak256(stringToBytes(canonical(answer.policy)))
+      if (hash !== answer.policy_hash) throw new Error(t('offer.hashBad'))
+      setChecked({ ...answer, hash, terms: terms() })
+    } catch (e) {
+      setError(e.message)
+    }
+  }
+  const publish = () => {
+    const x = checked.terms
+    const struct = {
+      modelId: BigInt(model.model_id),
+      tier: TIER_NUMBERS[x.tier],
+      asset: x.asset,
+      price: BigInt(x.price),
+      period: Number(x.period),
+      maxUses: 0,
+      packSize: Number(x.pack_size),
+      validUntil: 0n,
+      maxLicenses: 0,
+      permissions: Number(x.permissions),
+      prohibitions: 0,
+      attribution: x.attribution === 'true',
+      transferable: x.transferable === 'true',
+      purposes: 0,
+      policyHash: checked.hash,
+    }
+    return run({ role: 'offers', functionName: 'publishOffer', args: [struct, toHex(new Uint8Array())] })
+  }
+  return (
+    <details className="publish">
+      <summary>{t('creator.publish')}</summary>
+      <div className="filters">
+        <label>
+          {t('publish.tier')}
+          <select value={form.tier} onChange={set('tier')} data-testid="publish-tier">
+            {TIERS.map((tier) => (
+              <option key={tier} value={tier}>{t(`tier.${tier}`)}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t('browse.asset')}
+          <select value={form.asset} onChange={set('asset')}>
+            {Object.values(assets).map((a) => (
+              <option key={a.address} value={a.address}>{a.symbol}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t('publish.price')}
+          <input value={form.price} onChange={set('price')} inputMode="decimal" size="8" data-testid="publish-price" />
+        </label>
+        {form.tier === 'subscription' && (
+          <label>
+            {t('publish.period')}
+            <input value={form.days} onChange={set('days')} inputMode="numeric" size="4" />
+          </label>
+        )}
+        {form.tier === 'pay-per-use' && (
+          <label>
+            {t('publish.pack')}
+            <input value={form.pack} onChange={set('pack')} inputMode="numeric" size="4" />
+          </label>
+        )}
+        <label className="inline"><input type="checkbox" checked={form.commercial} onChange={set('commercial')} /> {t('publish.commercial')}</label>
+        <label className="inline"><input type="checkbox" checked={form.attribution} onChange={set('attribution')} /> {t('offer.attribution')}</label>
+        <label className="inline"><input type="checkbox" checked={form.transferable} onChange={set('transferable')} /> {t('offer.transferable')}</label>
+        <button type="button" onClick={check} data-testid="publish-check">{t('publish.check')}</button>
+      </div>
+      {error && <p className="error" role="alert">{error}</p>}
+      {checked && (
+        <div data-testid="publish-terms">
+          <dl className="terms">
+            {policyWords(checked.policy, lang, t).map(([k, v], i) => (
+              <div key={i}>
+                {k && <dt>{k}</dt>}
+                <dd>{v}</dd>
+              </div>
+            ))}
+          </dl>
+          <p className="ok">{t('publish.hash', { hash: `${checked.hash.slice(0, 18)}…` })}</p>
+          <button type="button" onClick={publish} disabled={busy(tx)} data-testid="publish-send">{t('publish.send')}</button>
+        </div>
+      )}
+      <TxState state={tx} />
+    </details>
+  )
+}
 
 // Revenue per day as bars, drawn by hand (no chart library): one series per asset.
 export function RevenueChart({ days, asset }) {
@@ -101,6 +220,7 @@ function CreatedModel({ item }) {
         {TIERS.map((tier) => `${t(`tier.${tier}`)} ${sold[tier]}`).join(' · ')}
       </p>
       {model && <Retire model={model} />}
+      {model && <Publish model={model} />}
     </li>
   )
 }

@@ -347,7 +347,7 @@ export function Licences() {
       ) : page.items.length ? (
         <ul className="licences">
           {page.items.map((l) => (
-            <LicenceRow key={l.license_id} licence={l} onChanged={reload} />
+            <LicenceRow key={l.license_id} licence={l} onChanged={() => (reload(), setTimeout(reload, 1500))} />
           ))}
         </ul>
       ) : (
