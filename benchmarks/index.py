@@ -311,16 +311,19 @@ def index_into(db: str, market: dict[str, Any], rpc_url: str, work: Path) -> dic
         VOICEMARKET_INDEX_METADATA_BATCH="500",
     )
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voicemarket.index", "run", "--once"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    log = process.stderr.read()
+    log_path = work / f"indexer-{db.split(':', 1)[0]}.log"
+    # The log goes to a file: a pipe read only after the child ends fills (64 KB) on a chain of a
+    # thousand blocks and the indexer then blocks forever on its next log line.
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voicemarket.index", "run", "--once"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+    log = log_path.read_text()
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"the indexer failed:\n{log[-3000:]}")

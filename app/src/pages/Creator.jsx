@@ -5,14 +5,14 @@ import { Loading, TxState, useApi, useEvents, useTx } from '../components.jsx'
 import { api, fmtDate, useApp } from '../context.js'
 import { TIERS } from './Browse.jsx'
 import { Withdraw } from './Licences.jsx'
-import { busy, canonical, policyWords } from './Voice.jsx'
+import { Terms, busy, canonical } from './Voice.jsx'
 
 const TIER_NUMBERS = { buyout: 0, subscription: 1, 'pay-per-use': 2 }
 
 // Publish an offer: the server builds the ODRL document for the terms; the page hashes it itself,
 // shows it in words, and only then asks the wallet to sign publishOffer with that hash.
 function Publish({ model }) {
-  const { t, lang, assets, chain } = useApp()
+  const { t, assets, chain } = useApp()
   const [form, setForm] = useState({ tier: 'subscription', asset: ETH, price: '0.02', days: '30', pack: '10', commercial: false, attribution: false, transferable: false })
   const [checked, setChecked] = useState(null)
   const [error, setError] = useState('')
@@ -109,14 +109,7 @@ function Publish({ model }) {
       {error && <p className="error" role="alert">{error}</p>}
       {checked && (
         <div data-testid="publish-terms">
-          <dl className="terms">
-            {policyWords(checked.policy, lang, t).map(([k, v], i) => (
-              <div key={i}>
-                {k && <dt>{k}</dt>}
-                <dd>{v}</dd>
-              </div>
-            ))}
-          </dl>
+          <Terms policy={checked.policy} />
           <p className="ok">{t('publish.hash', { hash: `${checked.hash.slice(0, 18)}…` })}</p>
           <button type="button" onClick={publish} disabled={busy(tx)} data-testid="publish-send">{t('publish.send')}</button>
         </div>

@@ -69,6 +69,21 @@ export function policyWords(policy, lang, t) {
   ]
 }
 
+// An ODRL document in plain words, as a definition list.
+export function Terms({ policy }) {
+  const { t, lang } = useApp()
+  return (
+    <dl className="terms">
+      {policyWords(policy, lang, t).map(([k, v], i) => (
+        <div key={i}>
+          {k && <dt>{k}</dt>}
+          <dd>{v}</dd>
+        </div>
+      ))}
+    </dl>
+  )
+}
+
 export function periodWords(seconds, lang) {
   const days = Number(seconds) / 86400
   if (Number.isInteger(days)) return lang === 'zh' ? `${days} 天` : `${days} day${days === 1 ? '' : 's'}`
@@ -133,14 +148,7 @@ function Offer({ offer, onBought }) {
         {t(`tier.${offer.tier}`)} — <span data-testid="offer-price">{priceWords(offer, assets, t, lang)}</span>
       </h3>
       {offer.policy ? (
-        <dl className="terms">
-          {policyWords(offer.policy, lang, t).map(([k, v], i) => (
-            <div key={i}>
-              {k && <dt>{k}</dt>}
-              <dd>{v}</dd>
-            </div>
-          ))}
-        </dl>
+        <Terms policy={offer.policy} />
       ) : (
         <p className="note">{t('offer.noDocument')}</p>
       )}
