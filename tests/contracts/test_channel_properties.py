@@ -139,7 +139,8 @@ def channel_machine_for(w, channels):
             held = [lic for lic in self.licenses if lic.holder in self.channel_balance]
             if not held:
                 return
-            lic = data.draw(st.sampled_from(held))
+            usable = [lic for lic in held if self._licensed(lic, self.now + 1)[0]]
+            lic = self._pick(data, held, usable if fault is None else [])
             buyer = next(b for b in buyers if b.address == lic.holder)
             o, model = lic.offer, self.models[lic.offer.model]
             use_price = o.price if o.tier == Tier.PAY_PER_USE and not o.pack_size else 0
