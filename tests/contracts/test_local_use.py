@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ape
 import pytest
+from eth_utils import keccak
 
 from market_helpers import digest_of, public_key, reverts
 from voicemarket.content.multiformats import DAG_PB, RAW
@@ -17,6 +18,7 @@ from voicemarket.protocol import DAY, ETH, Tier
 PRICE = 3 * 10**16
 KEY_DIGEST = digest_of("wrapped key")
 PENDING, DELIVERED, REFUNDED = 1, 2, 3
+REENTRANT_CALL = keccak(text="ReentrancyGuardReentrantCall()")[:4]
 
 
 @pytest.fixture(scope="module")
@@ -339,3 +341,31 @@ def test_usage_reports_signed_by_the_buyer_in_order_once(market, kd, actors, cha
         kd.reportUsage([future], [sign_report(kd, chain, actors.buyer, future)], sender=actors.buyer)
     with reverts(kd.KeyDelivery_LengthMismatch, reports=1, signatures=0):
         kd.reportUsage([future], [], sender=actors.buyer)
+
+
+# ---------------------------------------------------------------- a hostile token
+
+
+def test_a_reentrant_token_cannot_reenter_a_purchase_or_a_withdrawal(market, kd, licenses, project, actors, chain):
+    token = actors.deployer.deploy(project.ReentrantToken)
+    licenses.setAssetAllowed(token, True, sender=actors.deployer)
+    model = market.register()
+    offer = market.publish(model, Tier.BUYOUT, asset=token.address, price=1_000)
+    kd.offerLocalUse(offer, 5_000, sender=actors.creator)
+    token.mint(actors.buyer, 6_000, sender=actors.deployer)
+    token.approve(licenses, 1_000, sender=actors.buyer)
+    licence = licenses.buy(offer, 1_000, 1, sender=actors.buyer).events.filter(licenses.LicensePurchased)[0].licenseId
+    token.approve(kd, 5_000, sender=actors.buyer)
+    reentry = kd.refund.as_transaction(licence).data
+    token.arm(kd, reentry, sender=actors.deployer)
+    kd.buyLocalUse(licence, public_key(actors.buyer), 5_000, sender=actors.buyer)
+    assert token.attempts() == 1 and not token.lastAttemptSucceeded()
+    assert bytes(token.lastAttemptResult())[:4] == REENTRANT_CALL
+    chain.pending_timestamp = kd.localUse(licence).deadline
+    token.disarm(sender=actors.deployer)
+    kd.refund(licence, sender=actors.other)
+    token.arm(kd, kd.withdraw.as_transaction(token.address).data, sender=actors.deployer)
+    kd.withdraw(token, sender=actors.buyer)  # the token re-enters as itself: it has no credit either way
+    assert not token.lastAttemptSucceeded()
+    assert bytes(token.lastAttemptResult())[:4] == REENTRANT_CALL
+    assert token.balanceOf(actors.buyer) == 5_000 and token.balanceOf(kd) == 0
