@@ -192,4 +192,4 @@ bench-api: compile
 	$(PY) -m benchmarks.api
 
 clean:
-	rm -rf .build contracts/.cache out cache .ape .deps benchmarks/results demo-output .demo-cache
+	rm -rf .build contracts/.cache out cache .ape .deps benchmarks/results demo-output .demo-cache app/dist

@@ -39,7 +39,9 @@ def dapp(dapp_market, chain, tmp_path_factory) -> Iterator[DappServices]:
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: `make setup` installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=45_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -66,6 +68,7 @@ class Pages:
         lang: str = "en",
     ):  # noqa: ANN201
         context = self.browser.new_context(viewport={"width": width, "height": 900}, locale="en-GB")
+        context.set_default_timeout(45_000)  # a loaded 2-core machine: waits end as soon as the page is ready
         self.contexts.append(context)
         context.add_init_script(f"localStorage.setItem('vm.lang', {json.dumps(lang)})")
         if account:
