@@ -8,13 +8,17 @@ owner itself). Every ``keys_interval_s`` it makes one round:
 2. reads ``KeyDelivery``'s events (``LocalUsePurchased``, ``KeyDelivered``, ``LocalUseRefunded``)
    from ``keys_start_block`` (default ``start_block``) up to ``confirmations`` blocks below the
    head into the set of purchases still waiting for a key;
-3. for each one whose model it serves: reads the purchase again from the chain (still pending,
-   before its deadline by ``keys_deadline_margin_s``, the model neither frozen nor at its end of
-   service, this account a key holder of the model); unwraps the model's data key from its keyring
-   (once per model), wraps it to the buyer's public key (a one-recipient keyring document,
+3. for each one whose model it serves, before its deadline: reads the purchase again from the
+   chain (still pending, not within ``keys_deadline_margin_s`` of the deadline, the model neither
+   frozen nor at its end of service, this account a key holder of the model); unwraps the model's
+   data key from its keyring (once per model), wraps it to the buyer's public key (a one-recipient keyring document,
    :func:`voicemarket.market.local_use.wrapped_key_document`), checks with ``eth_estimateGas`` that
    the delivery would be accepted, stores the document (its CID) and sends
-   ``recordDelivery(licence, codec, digest)`` (kind ``keys:deliver:<licence>``).
+   ``recordDelivery(licence, codec, digest)`` (kind ``keys:deliver:<licence>``);
+4. for each one of a served model still undelivered at its deadline (the model was frozen, this
+   account was not named key holder, the key was unusable, the service was down): sends
+   ``refund(licence)`` (kind ``keys:refund:<licence>``), so that the buyer is refunded without
+   asking (anyone may; this is the key holder's own clean-up).
 
 **Exactly once.** The contract records a licence's delivery once (a second reverts). The service
 sends nothing for a licence that one of its unmined transactions already carries (the
@@ -51,7 +55,7 @@ from voicemarket.protocol import LocalUseStatus
 
 log = logging.getLogger("oracle.key_delivery")
 
-KIND_PREFIX = "keys:deliver:"
+KIND_PREFIX = "keys:"  # keys:deliver:<licence>, keys:refund:<licence>
 EVENTS = ("LocalUsePurchased", "KeyDelivered", "LocalUseRefunded")
 
 
@@ -121,12 +125,18 @@ class KeyService:
     def step(self) -> int:
         """One round; returns how many deliveries it sent."""
         subs = self.sender.reconcile()
-        busy = {int(sub.kind[len(KIND_PREFIX) :]) for sub in subs}
-        head = to_int(self.sender.rpc.call("eth_blockNumber"))
-        self.scan(head - self.settings.confirmations)
+        busy = {int(sub.kind.rsplit(":", 1)[1]) for sub in subs}
+        head = self.sender.rpc.call("eth_getBlockByNumber", "latest", False)
+        self.scan(to_int(head["number"]) - self.settings.confirmations)
+        now = to_int(head["timestamp"]) + 1  # the next block's time, at the earliest
         sent = 0
         for license_id in sorted(self.waiting):
-            if license_id not in busy and self.deliver(self.waiting[license_id]):
+            if license_id in busy:
+                continue
+            purchase = self.waiting[license_id]
+            if now >= purchase.deadline:
+                sent += self.refund(purchase)
+            elif self.deliver(purchase):
                 sent += 1
         return sent
 
@@ -180,7 +190,7 @@ class KeyService:
             return self._skip(
                 purchase,
                 "too close to the delivery deadline to wrap a key: the buyer will be refunded",
-                forget=True,
+                forget=False,
                 level=logging.WARNING,
                 deadline=purchase.deadline,
             )
@@ -198,7 +208,7 @@ class KeyService:
         try:
             document = wrapped_key_document(self._data_key(purchase.model_id), purchase.public_key)
         except ValueError as exc:
-            return self._skip(purchase, f"the buyer's public key is unusable ({exc})", forget=True)
+            return self._skip(purchase, f"the buyer's public key is unusable ({exc})", forget=False)
         cid = cid_of_bytes(document, self.store.cid_version)
         codec, digest = cid_parts(cid)
         data = self.contract.encode_abi("recordDelivery", [purchase.license_id, codec, digest])
@@ -211,12 +221,35 @@ class KeyService:
             raise ConfigError(
                 f"the store keeps the wrapped key under {stored}, not {cid}: check the store's CID version"
             )
-        submission = self.sender.submit(f"{KIND_PREFIX}{purchase.license_id}", [], self.contract.address, data, gas)
+        submission = self.sender.submit(
+            f"{KIND_PREFIX}deliver:{purchase.license_id}", [], self.contract.address, data, gas
+        )
         log.info(
             "key delivery sent",
             extra={"license_id": purchase.license_id, "cid": str(cid), "submission": submission, "gas": gas},
         )
         return True
+
+    def refund(self, purchase: Purchase) -> int:
+        """A purchase of a served model left undelivered past its deadline: refund the buyer (anyone may;
+        the key holder's service does it for its own misses). Returns 1 if a refund was sent."""
+        if purchase.model_id not in self.keyrings:
+            return int(self._skip(purchase, "a local-use licence of a model this operator does not serve", forget=True))
+        data = self.contract.encode_abi("refund", [purchase.license_id])
+        try:
+            gas = self.sender.estimate_gas(self.contract.address, data)
+        except (WouldRevert, GasTooHigh):
+            status = LocalUseStatus(int(self.contract.functions.localUse(purchase.license_id).call()[3]))
+            forget = status != LocalUseStatus.PENDING
+            return int(self._skip(purchase, f"no refund now (local use {status.label})", forget=forget))
+        submission = self.sender.submit(
+            f"{KIND_PREFIX}refund:{purchase.license_id}", [], self.contract.address, data, gas
+        )
+        log.warning(
+            "no key delivered before the deadline: refund sent",
+            extra={"license_id": purchase.license_id, "submission": submission},
+        )
+        return 1
 
     def _data_key(self, model_id: int) -> bytes:
         if model_id not in self._data_keys:
@@ -227,17 +260,18 @@ class KeyService:
         return self._data_keys[model_id]
 
     def on_final(self, sub: Submission, receipt: Any | None) -> dict[int, str]:
-        """Log what became of a delivery transaction; the chain is the record."""
-        license_id = sub.kind[len(KIND_PREFIX) :]
+        """Log what became of a delivery or refund transaction; the chain is the record."""
+        action, license_id = sub.kind.split(":")[1:]
         if receipt is None:
-            log.warning(
-                "a delivery lost its nonce to another transaction; checked again", extra={"license": license_id}
-            )
+            log.warning("a transaction lost its nonce to another", extra={"license_id": license_id, "action": action})
         elif to_int(receipt["status"]) != 1:
-            log.warning("a delivery reverted; the licence is checked again", extra={"license_id": license_id})
-        else:
+            log.warning("a transaction reverted; checked again", extra={"license_id": license_id, "action": action})
+        elif action == "deliver":
             log.info("key delivered", extra={"license_id": license_id, "tx": receipt.get("transactionHash")})
             self.sender.ledger.count("keys_delivered")
+        else:
+            log.info("local use refunded", extra={"license_id": license_id, "tx": receipt.get("transactionHash")})
+            self.sender.ledger.count("keys_refunded")
         return {}
 
     # ------------------------------------------------------------ loop

@@ -24,7 +24,7 @@ from voicemarket.dev.services import ManagedProcess
 from voicemarket.errors import DecryptionError, LocalUseError
 from voicemarket.market.buyer_key import BuyerKey
 from voicemarket.market.local_use import LocalUse, buy_local_use, fetch_model, refund_local_use, synth_command
-from voicemarket.protocol import DAY, ETH, LocalUseStatus
+from voicemarket.protocol import ETH, LocalUseStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 PRICE = 2 * 10**15
@@ -132,20 +132,30 @@ def test_bought_delivered_fetched_spoken_and_sealed_to_the_buyer_alone(
     assert wav.stat().st_size > 44
 
 
-def test_no_key_service_no_delivery_the_buyer_is_refunded_after_the_deadline(sandbox, kd, accounts, buyers, chain):
-    voice = sandbox.publish_voice(accounts[1], [], files=sandbox.tiny, label="no key service")
+def test_no_delivery_by_the_deadline_the_key_service_refunds_the_buyer(
+    sandbox, kd, accounts, operator, buyers, redis_server, tmp_path, chain
+):
+    """The operator serves the model but was never named its key holder: it wraps nothing, and at
+    the deadline its service refunds the buyer, who withdraws the price."""
+    first = chain.blocks.head.number
+    voice = sandbox.publish_voice(accounts[1], [operator], files=sandbox.tiny, label="no key holder")
     kd.offerLocalUse(voice.offer_id, PRICE, sender=accounts[1])
     license_id, _ = buy(sandbox, voice, buyers[2], chain)
     record = LocalUse.read(kd, license_id)
     with ape.reverts(kd.KeyDelivery_DeadlineNotReached):
         refund_local_use(sandbox.d, license_id, accounts[9])
+    oracle = start_keys(sandbox, kd, [voice], redis_server, tmp_path, chain, start_block=first)
+    log = oracle.processes[0].log_path
+    wait_for(
+        lambda: "not the model's key holder" in log.read_text(), 30, "the service to see it is no key holder", oracle
+    )
     chain.mine(timestamp=record.deadline)
-    refund_local_use(sandbox.d, license_id, accounts[9])  # anyone
-    assert status(kd, license_id) == LocalUseStatus.REFUNDED
+    wait_for(lambda: status(kd, license_id) == LocalUseStatus.REFUNDED, 30, "the service's refund", oracle)
+    oracle.stop()
+    assert kd.keyCid(license_id) == b""
     before = buyers[2].balance
     receipt = kd.withdraw(ETH, sender=buyers[2])
     assert buyers[2].balance == before + PRICE - receipt.total_fees_paid
-    assert record.deadline == kd.localUse(license_id).deadline <= chain.blocks.head.timestamp + DAY
 
 
 def test_key_service_killed_after_sending_then_restarted_delivers_each_key_once(
