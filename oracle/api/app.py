@@ -62,6 +62,8 @@ from voicemarket.web.api import ApiError, create_app
 log = logging.getLogger("oracle.api")
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_TOKENS_PER_ADDRESS = 2
+MAX_NONCES = 100_000  # sign-in nonces outstanding (each lives siwe_max_age_s)
 SYNTH_PARAMS = ("seed", "speed", "top_k", "top_p", "temperature", "repetition_penalty")
 
 
@@ -145,6 +147,11 @@ class Limits:
 
     def new_session(self, address: str) -> tuple[str, Session]:
         for token in [t for t, s in self.sessions.items() if s.expires < time.time()]:
+            del self.sessions[token]
+        # An address holds at most MAX_TOKENS_PER_ADDRESS tokens (the oldest goes), so that signing in
+        # again and again does not multiply its rate and stream limits.
+        mine = sorted((s.expires, t) for t, s in self.sessions.items() if s.address == address)
+        for _expires, token in mine[: max(0, len(mine) - MAX_TOKENS_PER_ADDRESS + 1)]:
             del self.sessions[token]
         token = secrets.token_urlsafe(32)
         burst = max(1.0, self.settings.rate_per_minute / 10.0)
@@ -474,6 +481,8 @@ def create_api(service: SpeechService) -> FastAPI:
         now = time.time()
         for old in [n for n, t in service.limits.nonces.items() if t < now]:
             del service.limits.nonces[old]
+        if len(service.limits.nonces) >= MAX_NONCES:
+            raise Throttled("too many sign-ins under way: try again in a minute", 60)
         value = new_nonce()
         service.limits.nonces[value] = now + api.siwe_max_age_s
         return {
