@@ -73,7 +73,7 @@ class Pages:
         context.add_init_script(f"localStorage.setItem('vm.lang', {json.dumps(lang)})")
         if account:
             settings = {"account": account, "rpcUrl": self.rpc_url, "chainId": wallet_chain or self.chain_id,
-                        "marketChainId": self.chain_id}  # fmt: skip
+                        "marketChainId": self.chain_id, "knownChains": [wallet_chain or self.chain_id]}  # fmt: skip
             context.add_init_script((HERE / "wallet.js").read_text().replace("__SETTINGS__", json.dumps(settings)))
         page = context.new_page()
         page.errors = []

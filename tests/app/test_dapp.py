@@ -63,10 +63,13 @@ def buy_every_tier(pages, dapp_market, accounts) -> None:  # noqa: ANN001
     buyer = dapp_market.accounts["buyer"]
     page = pages.open(f"/#/voice/{dapp_market.model_hex('Ada')}", account=buyer, wallet_chain=1)
     connect(page)
-    # the wallet is on mainnet: the page says so and switches it
+    # the wallet is on mainnet and does not know this chain: the page says so, asks to switch, and
+    # on 4902 asks the wallet to add the chain (with the node URL from /app-config.json)
     expect(page.get_by_test_id("wrong-network")).to_contain_text("chain 1", timeout=TIMEOUT)
     page.get_by_test_id("switch-network").click()
     expect(page.get_by_test_id("wrong-network")).to_have_count(0, timeout=TIMEOUT)
+    calls = page.evaluate("window.__wallet.calls")
+    assert calls.index("wallet_switchEthereumChain") < calls.index("wallet_addEthereumChain")
     # the terms in words, their document's hash checked against the chain in the page
     expect(page.get_by_test_id("policy-hash").first).to_have_attribute("data-ok", "1", timeout=TIMEOUT)
     expect(page.get_by_test_id("policy-hash")).to_have_count(4)

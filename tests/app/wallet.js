@@ -1,7 +1,8 @@
 // A test wallet injected before the page's scripts: an EIP-1193 provider announced through
 // EIP-6963, backed by anvil's unlocked test accounts (transactions are forwarded to anvil's
 // eth_sendTransaction). window.__wallet controls it from the test: rejectNext (the next
-// signature is refused with code 4001), chainId (what the wallet is on), calls (methods asked).
+// signature is refused with code 4001), chainId (what the wallet is on), knownChains (the chains it
+// can switch to without adding them first), calls (methods asked).
 (() => {
   const settings = __SETTINGS__
   const wallet = (window.__wallet = { ...settings, rejectNext: false, calls: [] })
@@ -28,10 +29,20 @@
         case 'eth_chainId':
           return '0x' + wallet.chainId.toString(16)
         case 'wallet_switchEthereumChain': {
+          // a wallet that does not know the chain yet answers 4902 (the page then adds it)
           const wanted = parseInt(params[0].chainId, 16)
-          if (wanted !== wallet.marketChainId) throw fail(4902, 'Unrecognized chain ID')
+          if (!wallet.knownChains.includes(wanted)) throw fail(4902, 'Unrecognized chain ID')
           wallet.chainId = wanted
           emit('chainChanged', params[0].chainId)
+          return null
+        }
+        case 'wallet_addEthereumChain': {
+          const added = params[0]
+          if (parseInt(added.chainId, 16) !== wallet.marketChainId || added.rpcUrls[0] !== wallet.rpcUrl)
+            throw fail(-32602, `unexpected chain ${JSON.stringify(added)}`)
+          wallet.knownChains.push(parseInt(added.chainId, 16))
+          wallet.chainId = parseInt(added.chainId, 16) // wallets switch to a chain they add
+          emit('chainChanged', added.chainId)
           return null
         }
         case 'eth_sendTransaction':

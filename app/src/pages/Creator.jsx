@@ -246,7 +246,9 @@ export function Creator() {
       <ul className="plain" key={round}>
         {assetList.map((asset) => (
           <li key={asset} data-testid="withdrawable" data-asset={asset}>
-            <Withdraw role="licenses" asset={asset} onDone={reload} /> <Withdraw role="router" asset={asset} onDone={reload} />
+            {(assets[asset.toLowerCase()] || { symbol: short(asset) }).symbol}:{' '}
+            <Withdraw role="licenses" asset={asset} onDone={reload} quiet />{' '}
+            <Withdraw role="router" asset={asset} onDone={reload} quiet /> <small className="note">{t('creator.sources')}</small>
           </li>
         ))}
       </ul>

@@ -24,7 +24,7 @@ export const FAIL_REASONS = [
 ]
 
 // Withdraw what a ledger (the router: refunds; the licence manager: sales) credits the account.
-export function Withdraw({ role, asset, onDone }) {
+export function Withdraw({ role, asset, onDone, quiet = false }) {
   const { t, assets, chain } = useApp()
   const [credit, setCredit] = useState(null)
   const [tx, run] = useTx()
@@ -32,7 +32,7 @@ export function Withdraw({ role, asset, onDone }) {
   useEffect(() => {
     if (account) read(chain, role, 'creditOf', [account, asset]).then(setCredit)
   }, [account, role, asset, tx?.stage])
-  if (credit === null) return null
+  if (credit === null || (quiet && credit === 0n && !tx)) return null
   const go = async () => {
     if (await run({ role, functionName: 'withdraw', args: [asset] })) onDone?.()
   }
