@@ -52,7 +52,9 @@ export function chainOf(config) {
 export function clients(config, provider, account) {
   const chain = chainOf(config)
   const transport = provider ? custom(provider) : http(config.chain.rpcUrl)
-  const pub = createPublicClient({ chain, transport, pollingInterval: 300 })
+  // a local chain mines at once: look for receipts often; a public one every 2 s
+  const pollingInterval = config.chain.id === 31337 ? 100 : 2000
+  const pub = createPublicClient({ chain, transport, pollingInterval })
   const wallet = provider && account ? createWalletClient({ chain, transport, account }) : null
   return { pub, wallet, chain }
 }
