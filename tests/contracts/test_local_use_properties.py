@@ -134,6 +134,12 @@ def machine_for(w: World, market, actors, chain):
             chain.pending_timestamp = self.t
             return self.t
 
+        def _pick_use(self, index: int) -> int:
+            """Mostly a pending purchase (where deliveries and refunds happen); every fourth pick any."""
+            pending = sorted(k for k, u in self.uses.items() if u.status == LocalUseStatus.PENDING)
+            pool = pending if pending and index % 4 else sorted(self.uses)
+            return pool[index % len(pool)]
+
         def _expect(self, error: str | None, fn, *args, **kwargs):
             if error is None:
                 return fn(*args, **kwargs)
@@ -148,6 +154,7 @@ def machine_for(w: World, market, actors, chain):
             for offer_index, buyer_index in ((0, 0), (1, 1)):
                 self.buy_licence(offer_index, buyer_index)
                 self.buy_local(len(self.licences) - 1, buyer_index, "none")
+            self.deliver(0, "owner")  # so that every example has money in a pot to distribute and withdraw
 
         @rule(offer_index=st.integers(0, 2), buyer_index=st.integers(0, 1))
         def buy_licence(self, offer_index, buyer_index):
@@ -210,7 +217,7 @@ def machine_for(w: World, market, actors, chain):
         def deliver(self, index, who):
             if not self.uses:
                 return
-            licence_id = sorted(self.uses)[index % len(self.uses)]
+            licence_id = self._pick_use(index)
             use = self.uses[licence_id]
             owner = w.owners[use.model]
             caller = {"owner": owner, "holder": actors.operator, "stranger": actors.keeper}[who]
@@ -242,7 +249,7 @@ def machine_for(w: World, market, actors, chain):
         def refund(self, index, caller_index):
             if not self.uses:
                 return
-            licence_id = sorted(self.uses)[index % len(self.uses)]
+            licence_id = self._pick_use(index)
             use = self.uses[licence_id]
             error = None
             if use.status != LocalUseStatus.PENDING:
@@ -314,7 +321,8 @@ def machine_for(w: World, market, actors, chain):
 
         @rule(model_index=st.integers(0, 1), asset_index=st.integers(0, 1))
         def distribute(self, model_index, asset_index):
-            model, asset = w.models[model_index], assets[asset_index]
+            full = sorted(key for key, pot in self.pots.items() if pot != [0, 0])
+            model, asset = full[model_index % len(full)] if full else (w.models[model_index], assets[asset_index])
             if self.pots[(model, asset)] == [0, 0]:
                 with reverts(kd.Ledger_NothingToDistribute):
                     kd.distribute(model, asset, sender=actors.keeper)
@@ -404,7 +412,8 @@ RULES = (
 @pytest.mark.timeout(1_200)
 def test_local_use_state_machine(world, market, actors, chain, capsys):
     """Random sequences keep KeyDelivery equal to the model. make test runs a short smoke run (the ci
-    profile: 3 examples x 30 steps, derandomised) that must at least buy and deliver; deeper runs
+    profile: 3 examples x 30 steps, derandomised: a smoke test of the invariants; Hypothesis keeps
+    its first examples short); deeper runs
     (make audit: 20 x 60, random) must reach every rule and main refusal."""
     SUCCESSES.clear()
     profile = settings()
@@ -418,6 +427,8 @@ def test_local_use_state_machine(world, market, actors, chain, capsys):
     )
     with capsys.disabled():
         print("\n" + "\n".join(f"{count:>7}  {name}" for name, count in sorted(SUCCESSES.items())))
-    required = RULES if examples * steps >= 1_000 else ("buy_local", "deliver by owner")
-    missing = [name for name in required if not SUCCESSES[name]]
-    assert not missing, f"never reached: {missing}"
+    if examples * steps >= 1_000:
+        missing = [name for name in RULES if not SUCCESSES[name]]
+        assert not missing, f"never reached: {missing}"
+    else:  # the short run is a smoke test of the invariants: it must at least have bought and delivered
+        assert SUCCESSES["buy_local"] and SUCCESSES["deliver by owner"], dict(SUCCESSES)
