@@ -111,11 +111,12 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     """Listener + batch submitter + metrics (+ a Celery worker child)."""
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from oracle.app import create_app, enqueuer
+    from oracle.app import create_app, enqueuer, queued_request_ids
     from oracle.leases import Lease
     from oracle.listener import Listener
     from oracle.logs import setup_logging
-    from oracle.runtime import Services
+    from oracle.recovery import DurableMark, RedisGuard
+    from oracle.runtime import Services, queue_name
     from oracle.status import StatusCollector
     from oracle.submitter import Submitter
     from oracle.transactions import TxSender
@@ -155,7 +156,17 @@ def run(config: str | None, workers: int, pool: str, listener: bool, submitter: 
     if listener:
         lease = Lease(svc.redis, svc.ledger.key("lease", "listener"), svc.worker_id, settings.leader_lease_s)
         leases.append(lease)
-        follower = Listener(settings, svc.ledger, svc.router, key.address, enqueue)
+        guard = RedisGuard(svc.ledger, DurableMark(settings.state_path, svc.ledger.ns), settings.start_block)
+        queue = queue_name(settings)
+        follower = Listener(
+            settings,
+            svc.ledger,
+            svc.router,
+            key.address,
+            enqueue,
+            guard=guard,
+            queued_tasks=lambda: queued_request_ids(svc.redis, queue, settings.requeue_after_s),
+        )
         threads.append(threading.Thread(target=follower.run, args=(stop, lease.hold), name="listener"))
     if submitter:
         lease = Lease(svc.redis, svc.ledger.key("lease", "submitter"), svc.worker_id, settings.leader_lease_s)

@@ -86,10 +86,8 @@ def serve(settings: OracleSettings, request_id: int, block: int) -> str:
     """The task's body: this process's services, then :func:`oracle.serve.serve_request`."""
     from oracle.serve import serve_request
 
-    if settings.torch_threads is not None and "torch" not in sys.modules:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
+    # torch is imported (and its threads set) when the first voice loads, after the request is claimed:
+    # seconds of imports before the claim would look like a dead worker to the sweeper.
     return serve_request(services(settings).serve_context(), request_id, block)
 
 
@@ -104,6 +102,47 @@ def enqueuer(app: Celery) -> Callable[[int, int], None]:
         task.apply_async((request_id, block), queue=queue, task_id=f"request-{request_id}")
 
     return enqueue
+
+
+def queued_request_ids(client: redis.Redis, queue: str, taken_within_s: float = 0.0) -> set[int]:
+    """Request ids whose task waits in ``queue`` (kombu's Redis transport: one list per priority step),
+    or was taken by a worker less than ``taken_within_s`` ago and not yet acknowledged (kombu's
+    ``unacked`` hash and its ``unacked_index`` of delivery times).
+
+    A task taken longer ago is not counted: a live worker claims the request (and holds its lease)
+    as soon as it starts on it, so one that never did may have died with the message."""
+    import json
+    import time
+
+    def request_id(message: bytes | str | dict) -> int | None:
+        try:
+            body = json.loads(message) if not isinstance(message, dict) else message
+            headers = body.get("headers") or {}
+        except (ValueError, AttributeError):
+            return None
+        task_id = str(headers.get("id", ""))
+        if headers.get("task") == SERVE_TASK and task_id.startswith("request-"):
+            return int(task_id.removeprefix("request-"))
+        return None
+
+    pipe = client.pipeline()
+    for key in [queue] + [f"{queue}\x06\x16{priority}" for priority in (3, 6, 9)]:
+        pipe.lrange(key, 0, -1)
+    pipe.zrangebyscore("unacked_index", time.time() - taken_within_s, "+inf")
+    *lists, recent = pipe.execute()
+    ids = {rid for messages in lists for rid in map(request_id, messages) if rid is not None}
+    if recent and taken_within_s > 0:
+        for raw in client.hmget("unacked", recent):
+            try:
+                delivered = json.loads(raw) if raw is not None else None
+            except ValueError:
+                continue
+            # [message, exchange, routing key]: this operator's tasks go to its queue by that name
+            if isinstance(delivered, list) and len(delivered) == 3 and queue in delivered[1:]:
+                rid = request_id(delivered[0])
+                if rid is not None:
+                    ids.add(rid)
+    return ids
 
 
 def run_worker(settings: OracleSettings, options: Sequence[str]) -> int:

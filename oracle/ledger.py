@@ -136,6 +136,13 @@ return 1
 """
 
 
+_RESET_NONCE = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 @dataclass
 class Submission:
     """One nonce's worth of work: the requests it carries and every transaction signed for it."""
@@ -169,6 +176,7 @@ class Ledger:
         self._begin = client.register_script(_BEGIN)
         self._add_tx = client.register_script(_ADD_TX)
         self._requeue = client.register_script(_REQUEUE)
+        self._reset_nonce = client.register_script(_RESET_NONCE)
 
     # ------------------------------------------------------------ keys
     def key(self, *parts: object) -> str:
@@ -191,12 +199,17 @@ class Ledger:
     def known(self, request_id: int) -> bool:
         return bool(self.redis.exists(self._req(request_id)))
 
-    def mark_queued(self, request_id: int, block: int) -> bool:
-        """Note a request the listener queued; False if it was already known (nothing changed)."""
+    def mark_queued(self, request_id: int, block: int, commitment: int | None = None) -> bool:
+        """Note a request the listener queued; False if it was already known (nothing changed).
+
+        ``commitment``: the request's on-chain commitment, kept so that a request id re-used after a
+        deep reorg is told apart from the request the oracle served under it."""
         now = time.time()
         pipe = self.redis.pipeline()
         pipe.hsetnx(self._req(request_id), "state", "queued")
         pipe.hsetnx(self._req(request_id), "block", block)
+        if commitment is not None:
+            pipe.hsetnx(self._req(request_id), "commitment", hex(commitment))
         pipe.hsetnx(self._req(request_id), "seen_at", now)
         pipe.hsetnx(self._req(request_id), "updated_at", now)
         pipe.zadd(self.key("open"), {str(request_id): now}, nx=True)
@@ -262,6 +275,34 @@ class Ledger:
     def bump_attempts(self, request_id: int, what: str) -> int:
         """Count another failed attempt at ``what`` for a request (kept across workers and retries)."""
         return int(self.redis.hincrby(self._req(request_id), f"attempts:{what}", 1))
+
+    def states(self, request_ids: list[int]) -> dict[int, tuple[str | None, int | None]]:
+        """(state, commitment) of each request the ledger knows, (None, None) otherwise; one round trip."""
+        pipe = self.redis.pipeline()
+        for request_id in request_ids:
+            pipe.hmget(self._req(request_id), "state", "commitment")
+        out = {}
+        for request_id, (state, commitment) in zip(request_ids, pipe.execute(), strict=True):
+            out[request_id] = (
+                state.decode() if state is not None else None,
+                int(commitment, 16) if commitment is not None else None,
+            )
+        return out
+
+    def oldest_open_block(self) -> int | None:
+        """The lowest block of a request not yet finished (None if there is none)."""
+        ids = self.open_requests()
+        if not ids:
+            return None
+        pipe = self.redis.pipeline()
+        for request_id in ids:
+            pipe.hget(self._req(request_id), "block")
+        blocks = [int(b) for b in pipe.execute() if b is not None and int(b) > 0]
+        return min(blocks) if blocks else None
+
+    def open_count(self) -> int:
+        """Requests not yet finished (queued, being served, ready or being submitted)."""
+        return int(self.redis.zcard(self.key("open")))
 
     def open_requests(self) -> list[int]:
         return [int(x) for x in self.redis.zrange(self.key("open"), 0, -1)]
@@ -338,6 +379,10 @@ class Ledger:
         verdict, value = (v.decode() for v in self._begin(keys=keys, args=args))
         return (verdict, sub_id if verdict == "ok" else value)
 
+    def reset_nonce(self, expected: int, nonce: int) -> bool:
+        """Set the nonce counter to ``nonce`` if it still holds ``expected`` (a resync, oracle.transactions)."""
+        return bool(self._reset_nonce(keys=[self.key("nonce")], args=[expected, nonce]))
+
     def add_tx(self, sub_id: str, tx: dict[str, Any]) -> bool:
         """Record a replacement (same nonce, higher fee) before it is broadcast."""
         return bool(self._add_tx(keys=[self.key("sub", sub_id)], args=[json.dumps(tx), time.time()]))
@@ -404,9 +449,22 @@ class Ledger:
     def save_checkpoint(self, block: int, block_hash: str) -> None:
         self.redis.hset(self.key("checkpoint"), mapping={"block": block, "hash": block_hash, "at": time.time()})
 
+    # ------------------------------------------------------------ the epoch marker (oracle.recovery)
+    def epoch(self) -> str | None:
+        value = self.redis.get(self.key("epoch"))
+        return value.decode() if value is not None else None
+
+    def init_epoch(self, value: str) -> str:
+        """Give Redis its epoch marker unless it has one; the marker it holds now."""
+        self.redis.set(self.key("epoch"), value, nx=True)
+        return self.epoch() or value
+
     # ------------------------------------------------------------ counters
     def count(self, name: str, amount: int = 1) -> None:
         self.redis.hincrby(self.key("stats"), name, amount)
+
+    def set_stat(self, name: str, value: int) -> None:
+        self.redis.hset(self.key("stats"), name, value)
 
     def stats(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.redis.hgetall(self.key("stats")).items()}

@@ -156,6 +156,11 @@ class OracleSettings(BaseSettings):
     store: str = Field("local:~/.voicemarket/store", description="`local:PATH` or `kubo:http://host:5001`")
     output_store: str | None = Field(None, description="where audio goes (default: `store`)")
     models_dir: Path = Field(Path("~/.voicemarket/oracle/models"), description="decrypted voices (keep private)")
+    state_dir: Path | None = Field(
+        None,
+        description="the coordinator's durable mark (Redis losses are detected and rebuilt from it; default: "
+        "`state` beside models_dir)",
+    )
     hubert_dir: Path | None = Field(None, description="chinese-hubert-base folder (needed to synthesise)")
     bert_dir: Path | None = Field(None, description="chinese-roberta-wwm-ext-large folder (Chinese text)")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1 ...")
@@ -176,6 +181,11 @@ class OracleSettings(BaseSettings):
     # ---------------------------------------------------------------- transactions
     max_batch: int = Field(50, ge=1, le=500, description="most fulfilments in one fulfilBatch transaction")
     batch_linger_s: float = Field(0.2, ge=0, description="wait this long for more results before sending a batch")
+    batch_max_wait_s: float = Field(
+        2.0,
+        ge=0,
+        description="while workers still hold requests, wait up to this long for a batch to fill (bursts)",
+    )
     max_pending_txs: int = Field(8, ge=1, description="most unmined transactions at once")
     gas_limit_cap: int = Field(10_000_000, ge=21_000, description="refuse (split) a transaction estimated above this")
     gas_margin: float = Field(1.25, ge=1.0, le=3.0, description="gas limit = estimate x margin")
@@ -229,7 +239,7 @@ class OracleSettings(BaseSettings):
             raise ValueError(f"store {value!r} must be `local:PATH` or `kubo:http://host:5001`")
         return value
 
-    @field_validator("models_dir", "hubert_dir", "bert_dir", "keystore_dir", "passphrase_file")
+    @field_validator("models_dir", "state_dir", "hubert_dir", "bert_dir", "keystore_dir", "passphrase_file")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(os.path.expanduser(str(value)))
@@ -262,6 +272,11 @@ class OracleSettings(BaseSettings):
     # ---------------------------------------------------------------- derived
     def served(self, model_id: int) -> ServedModel | None:
         return self.models.get(model_id)
+
+    @property
+    def state_path(self) -> Path:
+        """Where the coordinator keeps its durable mark (:mod:`oracle.recovery`)."""
+        return self.state_dir if self.state_dir is not None else self.models_dir.parent / "state"
 
 
 def load_settings(

@@ -25,6 +25,10 @@ COUNTERS = (
     "foreign_nonces",
     "reverted_transactions",
     "gas_used",
+    "redis_losses",
+    "deep_reorgs",
+    "reorg_requeued",
+    "nonce_resyncs",
 )
 
 

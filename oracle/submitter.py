@@ -6,6 +6,11 @@ is already settled. Fulfilments go out together, up to ``max_batch`` per transac
 halves if the gas estimate exceeds ``gas_limit_cap``); failures go one per transaction (the router
 has no batch form of ``fail``). Sending, nonces, replacement and reconciliation are
 :class:`~oracle.transactions.TxSender`'s.
+
+Batches fill under a burst: a batch goes out when ``max_batch`` outcomes are ready, or when the
+oldest has waited ``batch_linger_s`` and no other request is being worked on — while workers still
+have requests queued or in hand, the submitter waits for them up to ``batch_max_wait_s`` (never
+closer than ``DEADLINE_MARGIN_S`` to a request's deadline).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +32,7 @@ from oracle.transactions import TxSender
 log = logging.getLogger("oracle.submitter")
 
 MAX_REVERTS = 3  # a request whose transaction reverted this often is dropped (and logged)
+DEADLINE_MARGIN_S = 60  # a batch never waits for more work once a request in it is this close to its deadline
 
 
 class Submitter:
@@ -61,8 +68,11 @@ class Submitter:
         if not ready:
             return follow if follow is not None else 0.5
         waited = self.ledger.oldest_ready_age()
-        if len(ready) < self.settings.max_batch and waited < self.settings.batch_linger_s:
-            return min(follow or 1.0, self.settings.batch_linger_s - waited)
+        if len(ready) < self.settings.max_batch:
+            if waited < self.settings.batch_linger_s:
+                return min(follow or 1.0, self.settings.batch_linger_s - waited)
+            if waited < self.settings.batch_max_wait_s and self._more_coming(ready, subs):
+                return min(follow or 0.05, 0.05, self.settings.batch_max_wait_s - waited)
         fulfils, fails = self._check(ready)
         sent = 0
         for start in range(0, len(fulfils), self.settings.max_batch):
@@ -74,6 +84,15 @@ class Submitter:
                 break
             sent += self._send_fail(request, int(outcome["reason"]))
         return 0.02 if sent or unmined else (follow or 0.05)
+
+    def _more_coming(self, ready: list[tuple[int, dict[str, Any]]], subs: list[Submission]) -> bool:
+        """Whether workers hold or will soon hold other requests (queued or being served), and no
+        ready request is near its deadline: then a batch waits for them to fill it."""
+        in_submission = sum(len(sub.request_ids) for sub in subs)
+        if self.ledger.open_count() - len(ready) - in_submission <= 0:
+            return False
+        nearest = min(SynthesisRequest.from_json(outcome["request"]).deadline for _, outcome in ready)
+        return nearest - time.time() > DEADLINE_MARGIN_S
 
     def _check(self, ready: list[tuple[int, dict[str, Any]]]) -> tuple[list, list]:
         """Keep only requests that can still be served; finish or requeue the others."""

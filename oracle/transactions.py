@@ -11,6 +11,16 @@ The next nonce is ``max(Redis counter, the node's pending count)``: another prog
 the same account ("a nonce taken by another process") only moves the node's count forward. A
 submission whose nonce was consumed by a transaction that is not one of ours cannot ever be
 mined, so its requests go back to the ready set and are sent again with a fresh nonce.
+
+The counter can also end up *above* the chain's nonce with nothing of ours to fill the gap: a reorg
+deeper than ``confirmations`` took mined transactions of ours away (their records were closed), or
+Redis came back from an older state. Every later transaction would wait behind the gap for ever;
+so when the node's pending count is below the counter and a nonce in between belongs to no open
+submission, the counter is brought back to that nonce (``nonce_resyncs``). This is checked before
+every submission (and every ``NONCE_CHECK_S``), so that nothing new is sent above a gap; open
+submissions already above it are sent again from the new nonce (their requests are checked
+on-chain first; should the old transaction still be mined later, the router skips what is
+already fulfilled: gas, never a second payment).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ log = logging.getLogger("oracle.transactions")
 GWEI = 10**9
 FOREIGN_GRACE_S = 1.0  # a consumed nonce without our receipt is trusted as foreign after this long
 REBROADCAST_AFTER_S = 3.0  # the head-of-line transaction is checked for presence in the node this often
+NONCE_CHECK_S = 2.0  # how often the counter is compared with the chain's nonce (a gap nothing will fill)
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class TxSender:
         self.on_final = on_final  # receipt -> per-request results (None: the nonce went to a foreign tx)
         self._foreign_since: dict[str, float] = {}
         self._checked_presence: dict[str, float] = {}
+        self._nonce_checked = 0.0
 
     # ------------------------------------------------------------ building
     def fees(self, floor: Fees | None = None, base_fee: int | None = None) -> Fees:
@@ -124,6 +136,8 @@ class TxSender:
         )
         fees = self.fees(base_fee=to_int(block.get("baseFeePerGas")))
         pending = to_int(pending_hex)
+        if self.ledger.next_nonce() > pending:  # usually our own transactions on their way; else a gap
+            self.resync_nonce()
         while True:
             nonce = max(self.ledger.next_nonce(), pending)
             tx = self._sign(to, data, gas, nonce, fees)
@@ -153,6 +167,9 @@ class TxSender:
     def reconcile(self) -> list[Submission]:
         """Move every recorded submission forward: receipts, confirmations, reorgs, foreign nonces,
         stuck transactions and transactions the node forgot. Returns those still open."""
+        if time.monotonic() - self._nonce_checked >= NONCE_CHECK_S:
+            self._nonce_checked = time.monotonic()
+            self.resync_nonce()
         subs = self.ledger.submissions()
         if not subs:
             return []
@@ -170,6 +187,42 @@ class TxSender:
             else:
                 self._keep_alive(sub, now, head_of_line=sub.nonce == mined_count)
         return self.ledger.submissions()
+
+    def resync_nonce(self) -> int | None:
+        """Bring the Redis counter back to the chain's when a gap below it belongs to no open submission
+        (see the module docstring); the nonce it was set to, or None if there was no gap."""
+        counter = self.ledger.next_nonce()  # read before the submissions: a newer one has a nonce >= counter
+        subs = self.ledger.submissions()
+        latest_hex, pending_hex = self.rpc.batch(
+            [
+                ("eth_getTransactionCount", [self.key.address, "latest"]),
+                ("eth_getTransactionCount", [self.key.address, "pending"]),
+            ]
+        )
+        pending = max(to_int(latest_hex), to_int(pending_hex))
+        if counter <= pending:
+            return None
+        covered = {sub.nonce for sub in subs}
+        gap = next((n for n in range(pending, counter) if n not in covered), None)
+        if gap is None:
+            return None
+        if not self.ledger.reset_nonce(counter, gap):
+            return None  # another process moved the counter meanwhile: look again next time
+        stranded = [sub for sub in subs if sub.nonce > gap and sub.state == "sent"]
+        log.warning(
+            "the nonce counter was above the chain's with nothing to fill the gap (a deep reorg, or Redis "
+            "restored from an older state); counting again from the chain's nonce",
+            extra={
+                "counter": counter,
+                "nonce": gap,
+                "chain_pending": pending,
+                "resent_submissions": [sub.id for sub in stranded],
+            },
+        )
+        self.ledger.count("nonce_resyncs")
+        for sub in stranded:  # they wait behind the gap: their requests are sent again from the new nonce
+            self.ledger.requeue_submission(sub)
+        return gap
 
     def _receipt(self, tx_hash: str) -> dict[str, Any] | None:
         """The raw JSON-RPC receipt (hex quantities), or None while there is none."""

@@ -106,6 +106,11 @@ class VoiceCache:
         from synth import Synthesizer
         from synth.errors import CheckpointError, UnsupportedModelError
 
+        if self.settings.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(self.settings.torch_threads)
+
         try:
             synthesizer = Synthesizer.from_files(
                 unpacked.gpt_checkpoint,

@@ -40,8 +40,12 @@ def ask(sandbox, voice, licenses, buyers, operator):
     return make
 
 
-def assert_fulfilled_once(client, ids: list[int], first_block: int, oracle, timeout: float = 90) -> None:
+def assert_fulfilled_once(client, ids: list[int], first_block: int, oracle, timeout: float = 90, mine=None) -> None:
+    """Every id has exactly one on-chain outcome, a fulfilment (``mine()`` is called while waiting)."""
+
     def outcomes():
+        if mine is not None:
+            mine()
         return [(name, rid) for name, rid, _ in client.outcome_logs(first_block) if rid in ids]
 
     wait_for(lambda: {rid for _, rid in outcomes()} >= set(ids), timeout, "an outcome for every request", oracle)
