@@ -1,6 +1,7 @@
 """Faults of the content the oracle reads and writes: an input far over the size cap is refused without
 being fetched (the worker's bytes read are measured from /proc), and an output store that refuses
-everything for 10 s costs the buyers nothing (their requests are fulfilled, none refunded).
+everything for a while costs the buyers nothing (their requests are fulfilled, none refunded): 3 s in
+make test, the issue's 10 s with deadlines of 10 minutes as a deep test.
 
 The real anvil, redis-server, coordinator and Celery worker; the store is a local folder made unusable
 for the outage (its temporary folder replaced by a file: every write fails, as on a full disk)."""
@@ -48,6 +49,19 @@ def _warnings(process, event: str) -> list[dict]:
 def test_an_input_far_over_the_cap_is_refused_unread_and_a_store_outage_refunds_nothing(
     sandbox, voice, licenses, buyers, operator, start_oracle, chain, tmp_path
 ):
+    oversized_input_and_store_outage(sandbox, voice, licenses, buyers, operator, start_oracle, chain, tmp_path, 3.0)
+
+
+@pytest.mark.deep
+def test_a_10_s_store_outage_with_deadlines_of_minutes_refunds_nothing(
+    sandbox, voice, licenses, buyers, operator, start_oracle, chain, tmp_path
+):
+    oversized_input_and_store_outage(sandbox, voice, licenses, buyers, operator, start_oracle, chain, tmp_path, 10.0)
+
+
+def oversized_input_and_store_outage(
+    sandbox, voice, licenses, buyers, operator, start_oracle, chain, tmp_path, outage_s: float
+) -> None:
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)
     first_block = chain.blocks.head.number
     output = tmp_path / "output-store"
@@ -89,7 +103,7 @@ def test_an_input_far_over_the_cap_is_refused_unread_and_a_store_outage_refunds_
     # Everything the worker read while serving it (Redis, the node, the store): a tiny fraction of the input.
     assert read < 2 * 1024 * 1024, f"the worker read {read} bytes while refusing a {BIG}-byte input"
 
-    # The output store refuses every write for 10 s while three requests (deadlines of 10 minutes) are served.
+    # The output store refuses every write for `outage_s` while three requests (deadlines of 10 minutes) are served.
     scratch = output / "tmp"
     moved = output / "tmp.away"
     scratch.rename(moved)
@@ -102,7 +116,7 @@ def test_an_input_far_over_the_cap_is_refused_unread_and_a_store_outage_refunds_
         "the worker to meet the outage",
         oracle,
     )
-    time.sleep(max(0.0, 10.0 - (time.monotonic() - outage_started)))
+    time.sleep(max(0.0, outage_s - (time.monotonic() - outage_started)))
     scratch.unlink()
     moved.rename(scratch)
     ids = [warm, *during]
