@@ -424,22 +424,35 @@ class FramedStream(Response):
         watcher = asyncio.create_task(watch())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for chunk in self.frames:
-                if gone.is_set():
+            frames = self.frames.__aiter__()
+            while True:
+                # The next frame, or the client's disconnect, whichever comes first: a client that
+                # leaves while its request waits for a synthesis slot never takes one.
+                step = asyncio.ensure_future(frames.__anext__())
+                await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    step.cancel()
+                    await asyncio.gather(step, return_exceptions=True)  # the stream's own cleanup has run
                     outcome = "disconnected"
+                    break
+                try:
+                    chunk = step.result()
+                except StopAsyncIteration:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
                     break
                 await asyncio.wait_for(
                     send({"type": "http.response.body", "body": chunk, "more_body": True}), self.send_timeout
                 )
-            else:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             outcome = "send_timeout"
         except OSError:
             outcome = "disconnected"
         finally:
             watcher.cancel()
-            await self.frames.aclose()
+            try:
+                await self.frames.aclose()
+            except (RuntimeError, asyncio.CancelledError):  # a generator cancelled mid-step is closed already
+                pass
             self.on_end(outcome)
 
 
