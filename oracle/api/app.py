@@ -26,6 +26,7 @@ import numpy as np
 from coincurve import PrivateKey
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field, ValidationError
+from redis.exceptions import LockError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -617,7 +618,10 @@ def create_api(service: SpeechService) -> FastAPI:
         terms = await run_in_threadpool(service.check_licence, body, session.address)
         if service.waiting >= api.max_waiting:
             raise Throttled("every synthesis slot is busy and the queue is full: try again shortly", 2)
-        channel, voucher = await run_in_threadpool(service.accept_voucher, body, session.address, terms)
+        try:
+            channel, voucher = await run_in_threadpool(service.accept_voucher, body, session.address, terms)
+        except LockError:
+            raise Throttled("another request of this licence is being accepted: try again", 1) from None
         try:
             voice = await run_in_threadpool(service.voices.get, terms.model_id)
         except (RequestFailure, TransientError) as exc:

@@ -9,7 +9,6 @@ use still owed to the buyer.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass
 
 import redis
@@ -44,12 +43,12 @@ class Lane:
 class LaneBook:
     def __init__(self, client: redis.Redis, namespace: str) -> None:
         self.redis, self.ns = client, namespace
-        self._locks: dict[tuple[bytes, int], threading.Lock] = {}
-        self._guard = threading.Lock()
 
-    def lock(self, channel: bytes, license_id: int) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault((channel, license_id), threading.Lock())
+    def lock(self, channel: bytes, license_id: int):  # noqa: ANN201 - a redis-py Lock (a context manager)
+        """The lane's lock in Redis: API processes sharing one Redis never accept one voucher twice."""
+        return self.redis.lock(
+            f"{self.ns}:api:lock:{channel.hex()}:{license_id}", timeout=30, blocking_timeout=15, thread_local=False
+        )
 
     def _key(self, channel: bytes, license_id: int) -> str:
         return f"{self.ns}:api:lane:{channel.hex()}:{license_id}"
