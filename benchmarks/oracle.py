@@ -291,6 +291,76 @@ def _batch_sizes(w3, client, from_block: int) -> list[int]:  # noqa: ANN001
     return list(per_tx.values())
 
 
+def profile_serving(box, voice, licenses, buyer_accounts, operator, work: Path, rpc_url: str, count: int) -> dict:  # noqa: ANN001
+    """Serve ``count`` requests in this process under cProfile (what a worker does per request, without
+    Celery's own share): the coordinator queues them and submits the outcomes; its workers are not started.
+    Prints the functions that take the time; returns the CPU per request."""
+    import cProfile
+    import io
+    import pstats
+
+    import redis as redis_module
+
+    from oracle.app import serve
+    from oracle.ledger import Ledger
+    from oracle.runtime import namespace
+    from oracle.settings import load_settings
+    from voicemarket.dev.services import RedisServer
+
+    with RedisServer(directory=work / "redis-profile") as redis_server:
+        import ape
+
+        env = box.oracle_env(
+            rpc_url=rpc_url,
+            redis_url=redis_server.url,
+            operator_index=OPERATOR,
+            voices=[voice],
+            work_dir=work / "oracle-profile",
+            start_block=ape.chain.blocks.head.number,
+            poll_interval_s=0.05,
+            max_semantic_tokens=10,
+        )
+        coordinator = box.start_coordinator(env, work / "logs-profile" / "coordinator.log")
+        saved = dict(os.environ)
+        try:
+            os.environ.update({k: v for k, v in env.items() if k.startswith("ORACLE_")})
+            settings = load_settings()
+            ledger = Ledger(redis_module.Redis.from_url(redis_server.url), namespace(settings))
+            ids = []
+            for i in range(count + 2):
+                buyer = buyer_accounts[i % len(buyer_accounts)]
+                ids.append(box.request(buyer, voice, licenses[buyer.address], operator, f"Request number {i}.", seed=i))
+            deadline = time.monotonic() + 60
+            while not all(ledger.known(r) for r in ids):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the coordinator did not queue the requests in 60 s; see " + str(work))
+                time.sleep(0.1)
+            blocks = {r: int(ledger.request(r)["block"]) for r in ids}
+            for request_id in ids[:2]:  # the voice loads (not measured)
+                serve(settings, request_id, blocks[request_id])
+            profiler = cProfile.Profile(time.process_time)  # CPU time, not wall time
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            profiler.enable()
+            outcomes = [serve(settings, request_id, blocks[request_id]) for request_id in ids[2:]]
+            profiler.disable()
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            coordinator.stop()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    print(out.getvalue())
+    return {
+        "requests": count,
+        "outcomes": dict(Counter(outcomes)),
+        "cpu_ms_per_request": round(1000 * cpu / count, 2),
+        "wall_ms_per_request": round(1000 * wall / count, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=REQUESTS)
@@ -298,6 +368,13 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker process counts to run, comma-separated")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and data in this folder")
     parser.add_argument("--output", default="oracle", help="results file name (benchmarks/results/<name>.json)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only serve N requests in this process under cProfile and print where the CPU goes",
+    )
     parser.add_argument(
         "--wait-quiet",
         type=float,
@@ -322,6 +399,9 @@ def main() -> None:
         voice = box.publish_voice(accounts[1], [operator])
         buyers = [accounts[i] for i in BUYERS]
         licenses = {b.address: box.buy_license(b, voice) for b in buyers}
+        if args.profile:
+            print(profile_serving(box, voice, licenses, buyers, operator, work, provider.uri, args.profile))
+            return
         for count in (int(x) for x in args.workers.split(",")):
             busy = wait_for_quiet(args.wait_quiet) if args.wait_quiet else None
             result = run_once(

@@ -28,6 +28,7 @@ from oracle.voices import Voice, VoiceCache
 
 log = logging.getLogger("oracle.serve")
 
+SERVICE_END_TTL_S = 30.0  # a model's retirement (serviceEndsAt) is read again after this long
 MAX_UNEXPECTED_ATTEMPTS = 3  # an engine error seen this often is reported as SynthesisError
 
 
@@ -44,6 +45,7 @@ class Context:
     output_store: Any
     worker_id: str
     private_key: bytes = field(repr=False)  # the operator key: opens private requests' envelopes
+    service_ends: dict[int, tuple[int, float]] = field(default_factory=dict)  # model -> (serviceEndsAt, read at)
 
 
 def serve_request(ctx: Context, request_id: int, block: int) -> str:
@@ -125,7 +127,14 @@ def check_service(ctx: Context, model_id: int, now: int) -> None:
     will again: report ModelUnavailable at once (the buyer is refunded) instead of synthesising
     audio the router would refuse. A frozen model is not failed here: the arbiter may lift the
     freeze before the deadline (the submitter fails it if the router still refuses the delivery)."""
-    service_ends_at = ctx.router.service_ends_at(model_id)
+    cached = ctx.service_ends.get(model_id)
+    if cached is None or time.monotonic() - cached[1] > SERVICE_END_TTL_S:
+        # One registry call per model every SERVICE_END_TTL_S, not per request (a web3 call costs ~10 ms of
+        # CPU); a retirement read late is still caught: the router refuses the delivery and the submitter
+        # reports ModelUnavailable.
+        cached = (ctx.router.service_ends_at(model_id), time.monotonic())
+        ctx.service_ends[model_id] = cached
+    service_ends_at = cached[0]
     if service_ends_at and now >= service_ends_at:
         raise RequestFailure(
             FailReason.MODEL_UNAVAILABLE,
