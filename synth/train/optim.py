@@ -12,10 +12,15 @@ Written here from its published description and update rule; per parameter tenso
   ``±scalar_max``;
 * gradients are clipped to ``clipping_scale`` times the median gradient norm (each tensor's
   gradient weighted by its RMS) over the last ``clipping_update_period`` steps, once that many
-  steps have been seen (never, in a fine-tuning of a few hundred steps).
+  steps have been seen (never, in a fine-tuning of a few hundred steps) — and, as the original
+  computes it, the clipped gradient feeds only the scale update: the Adam direction and the
+  scalars' update read the unclipped gradient.
 
 The original stacks tensors of one shape to update them in batches; the arithmetic per tensor is
 the same, so this updates them one by one. The step count that drives clipping is shared, as there.
+Checked against the original's ``AR/modules/optim.py`` outside this repository: 30 steps of random
+gradients over matrices, vectors and scalars, clipping period 5 with a gradient spike, the same
+parameters within 1e-6.
 """
 
 from __future__ import annotations
@@ -106,9 +111,9 @@ class ScaledAdam(Optimizer):
         return min(1.0, (first["model_norm_threshold"] / (norm + 1e-20)).item())
 
     def _step_one(self, group: dict, p: torch.Tensor, state: dict, clipping_scale: float) -> None:
+        # As in the original, the clipping scale reaches only the gradients of the size (scale)
+        # update; Adam's direction and the scalar update read the unscaled gradient.
         grad = _grad(p)
-        if clipping_scale != 1.0:
-            grad = grad * clipping_scale
         beta1, beta2 = group["betas"]
         step = state["step"]
         delta = state["delta"]
@@ -125,7 +130,7 @@ class ScaledAdam(Optimizer):
             return
         period = group["size_update_period"]
         scale_grads = state["scale_grads"]
-        scale_grads[step % period] = (p * grad).sum()
+        scale_grads[step % period] = (p * grad * clipping_scale).sum() if clipping_scale != 1.0 else (p * grad).sum()
         if step % period == period - 1:
             state["param_rms"].copy_((p**2).mean().sqrt())
             if step > 0:

@@ -1,6 +1,7 @@
 """Fine-tuning the GPT stage (the original's ``s1_train.py`` with ``forward_old``), from the base GPT.
 
-The loss: phones (+BERT) then the clip's semantic tokens go through the decoder in one pass
+The loss (in training mode with the original's dropout 0.1 after the positional embeddings and in
+every layer; without it in eval mode): phones (+BERT) then the clip's semantic tokens go through the decoder in one pass
 (text attends to all text; tokens to the text and earlier tokens; pads hidden); from the last
 text position on, each position predicts the next token, the last one EOS; cross-entropy summed
 over the batch (padded token positions are trained to predict EOS, as the original's
@@ -32,6 +33,9 @@ from synth.train.features import ClipFeatures
 from synth.train.optim import ScaledAdam, fine_tune_lr
 
 ACCUMULATE = 4
+# The original's dropout after the positional embeddings and in every layer (its config's
+# "dropout: 0" applies to the token embeddings only).
+P_DROPOUT = 0.1
 LOSS_COLUMNS = ("loss", "top3_acc", "lr")
 
 
@@ -66,16 +70,17 @@ def training_loss(
 ) -> tuple[torch.Tensor, float]:
     """phones [B, N], semantic [B, T] (padded with EOS), bert [B, 1024, N] -> (summed CE loss, top-3 accuracy)."""
     cfg = model.config
+    p = P_DROPOUT if model.training else 0.0
     x = model.ar_text_embedding(phones)
     x = x + model.bert_proj(bert.transpose(1, 2))
-    x = model.ar_text_position(x)
+    x = F.dropout(model.ar_text_position(x), p)
     x_len, y_len = int(phone_lengths.max()), int(semantic_lengths.max())
     x_pad = pad_mask_left(phone_lengths, x_len)
     y_pad = torch.arange(y_len, device=phones.device).unsqueeze(0) >= semantic_lengths.unsqueeze(1)
     codes = semantic.long() * (~y_pad).long()
     targets = F.pad(codes, (0, 1), value=0) + cfg.eos * F.pad(y_pad.long(), (0, 1), value=1)
     y_in = targets[:, :-1]
-    y = model.ar_audio_position(model.ar_audio_embedding(y_in))
+    y = F.dropout(model.ar_audio_position(model.ar_audio_embedding(y_in)), p)
     b, src = x.shape[0], x_len + y_len
     blocked = torch.zeros(src, src, dtype=torch.bool, device=x.device)
     blocked[:x_len, x_len:] = True  # text does not see tokens
@@ -84,9 +89,7 @@ def training_loss(
     mask = torch.zeros(b, 1, src, src, dtype=x.dtype, device=x.device).masked_fill(blocked.unsqueeze(1), float("-inf"))
     h = torch.cat([x, y], dim=1)
     for layer in model.h.layers:
-        q, k, v = layer._qkv(h).view(b, src, 3, layer.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        attn = F.scaled_dot_product_attention(q, k, v, mask)
-        h = layer._finish(h, attn.transpose(1, 2).reshape(b, src, -1))
+        h = _layer(layer, h, mask, p)
     logits = model.ar_predict_layer(h[:, x_len - 1 :]).permute(0, 2, 1)  # [B, V, T + 1]
     loss = F.cross_entropy(logits, targets, reduction="sum")
     with torch.no_grad():
@@ -95,6 +98,20 @@ def training_loss(
         hit = (top3 == targets.unsqueeze(1)).any(dim=1) & keep
         acc = float(hit.sum() / keep.sum().clamp(min=1))
     return loss, acc
+
+
+def _layer(layer, x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
+    """A post-norm decoder layer with the original's training dropout (p on the attention weights,
+    on the attention's and the feed-forward's outputs, and inside the feed-forward)."""
+    b, s, d = x.shape
+    a = layer.self_attn
+    q, k, v = (
+        F.linear(x, a.in_proj_weight, a.in_proj_bias).view(b, s, 3, layer.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    )
+    attn = F.scaled_dot_product_attention(q, k, v, mask, dropout_p=p).transpose(1, 2).reshape(b, s, d)
+    x = F.layer_norm(x + F.dropout(a.out_proj(attn), p), [d], layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+    h = F.dropout(F.relu(layer.linear1(x)), p)
+    return F.layer_norm(x + F.dropout(layer.linear2(h), p), [d], layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
 
 
 @dataclass
