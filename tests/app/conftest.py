@@ -27,7 +27,9 @@ def dapp_market(accounts, chain, tmp_path_factory) -> DappMarket:
     return build_market(list(accounts), int(chain.chain_id), tmp_path_factory.mktemp("dapp-market"))
 
 
-@pytest.fixture(scope="session")
+# module scope: the oracle, indexer and server stop once the browser tests are done, instead of
+# polling the shared anvil through the rest of the lane
+@pytest.fixture(scope="module")
 def dapp(dapp_market, chain, tmp_path_factory) -> Iterator[DappServices]:
     with DappServices(dapp_market, chain.provider.uri, tmp_path_factory.mktemp("dapp-services")) as services:
         services.start()
@@ -35,7 +37,7 @@ def dapp(dapp_market, chain, tmp_path_factory) -> Iterator[DappServices]:
         yield services
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: `make setup` installs it (apt-get install chromium)")

@@ -311,9 +311,11 @@ def main() -> None:
                                                         if not port_open(8600) else None).start())  # fmt: skip
             print(f"\nvoicemarket is open at {services.url}/  (Ctrl-C stops everything)\n")
             print(f"chain      {provider.uri}  (chain id {provider.chain_id}); add it to your wallet as a network")
-            print("accounts   the standard test mnemonic 'test test ... junk': import account 4 or 5 into your wallet")
+            print("accounts   of the standard test mnemonic 'test test ... junk' (public test keys: never use them")
+            print("           on a real network); import a buyer's (or the creator's) private key into your wallet:")
+            keys = {account.address: str(account.private_key) for account in accounts}
             for role, address in market.accounts.items():
-                print(f"  {role:<9} {address}")
+                print(f"  {role:<9} {address}" + (f"  key {keys[address]}" if role in ("buyer", "creator") else ""))
             print(f"stablecoin {market.stablecoin} (mUSD, 6 decimals; the buyers hold 1,000)")
             print(f"logs       {work / 'services'}")
             while True:
