@@ -104,7 +104,9 @@ def test_deploy_can_hand_every_role_to_another_admin(project, accounts):
     assert d.licenses.router() == d.router.address
     assert d.licenses.isAssetAllowed(d.stablecoin)
     assert d.offers.address == d.licenses.offerBook() and d.offers.licenseManager() == d.licenses.address
-    assert set(d.addresses) == {"registry", "licenses", "offers", "router", "stablecoin"}
+    # KeyDelivery has no roles of its own: it asks the licence manager's (admin, treasurer).
+    assert d.key_delivery.licenses() == d.licenses.address and d.key_delivery.registry() == d.registry.address
+    assert set(d.addresses) == {"registry", "licenses", "offers", "router", "stablecoin", "keyDelivery"}
     assert d.registry.retirementNotice() == 45 * DAY and d.router.disputeBond() == 0
 
 
