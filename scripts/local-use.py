@@ -5,6 +5,7 @@
     ape run local-use buy LICENSE_ID --max-price "0.05 ether"  # the licence holder pays into escrow
     ape run local-use status LICENSE_ID                        # pending, delivered or refunded
     ape run local-use refund LICENSE_ID                        # anyone, from the deadline, if no key came
+    ape run local-use usage MODEL_ID                           # the creator: use reported per licence
 
 The buyer's key is made from one wallet signature (docs/privacy.md); the key holder's service
 (`python -m oracle.key_delivery`) delivers; `ape run fetch-model` opens the voice. A delivered key
@@ -20,7 +21,7 @@ from voicemarket.cli.console import amount_in, console, deployment, parse_id, us
 from voicemarket.units import format_time
 
 
-@click.group(short_help="Local-use licences: offer, name the key holder, buy, follow, refund")
+@click.group(short_help="Local-use licences: offer, name the key holder, buy, follow, refund, usage")
 def cli() -> None:
     """Local-use licences (docs/local-use.md)."""
 
@@ -116,3 +117,42 @@ def refund(account, license_id: str) -> None:  # noqa: ANN001
     with user_errors():
         record = refund_local_use(deployment(), licence, account)
     console().print(f"licence {licence}: refunded to {record.buyer}, who withdraws it with the KeyDelivery's withdraw.")
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="The use reported per local-use licence of a model")
+@network_option()
+@click.argument("model_id")
+def usage(model_id: str) -> None:
+    """Sum the signed usage reports of MODEL_ID's local-use licences (self-reported: see docs/local-use.md)."""
+    from voicemarket.cli.console import table
+    from voicemarket.market.local_use import usage_by_licence
+
+    model = parse_id(model_id, "MODEL_ID")
+    with user_errors():
+        rows = usage_by_licence(deployment(), model)
+    out = console()
+    if not rows:
+        out.print(f"No usage report for the local-use licences of model {model:#x}.")
+        return
+    grid = table(
+        f"Reported use of model {model:#x} (self-reported)",
+        "licence",
+        "holder",
+        "reports",
+        "sentences",
+        "seconds",
+        "from",
+        "to",
+    )
+    for row in rows:
+        grid.add_row(
+            str(row.license_id),
+            row.buyer,
+            str(row.reports),
+            str(row.sentences),
+            str(row.audio_seconds),
+            format_time(row.first_start),
+            format_time(row.last_end),
+        )
+    out.print(grid)
+    out.print("The figures are the holders' own; a device that under-reports or stops reporting is not seen.")

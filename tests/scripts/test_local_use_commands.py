@@ -82,6 +82,9 @@ def test_report_usage_signed_on_a_device_submitted_by_anyone(run, local, market,
     assert "12 sentences, 30 s of audio" in text and "self-reported" in text
     record = LocalUse.read(market.key_delivery, licence)
     assert record.status == LocalUseStatus.DELIVERED and record.reported_until > start
+    # The creator sees the use per licence.
+    usage = ok(run("local-use usage", hex(local[1].model_id)))
+    assert f"{licence} {accounts[5].address} 1 12 30" in usage and "self-reported" in usage
     # The same report again overlaps what is on-chain: refused before sending, saying why.
     with pytest.raises(LocalUseError, match="overlaps what was reported"):
         again = UsageReport(**json.loads(path.read_text())[0]["report"])

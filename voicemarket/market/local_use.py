@@ -356,6 +356,41 @@ def submit_usage_reports(deployment: Any, signed: list[tuple[UsageReport, bytes]
     )
 
 
+@dataclass(frozen=True)
+class LicenceUsage:
+    """What a licence's devices reported, summed (self-reported: docs/local-use.md)."""
+
+    license_id: int
+    buyer: str
+    reports: int
+    sentences: int
+    audio_seconds: int
+    first_start: int
+    last_end: int
+
+
+def usage_by_licence(deployment: Any, model_id: int, start_block: int | None = None) -> list[LicenceUsage]:
+    """The usage reports on-chain for ``model_id``'s local-use licences, summed per licence."""
+    import ape
+
+    key_delivery = key_delivery_of(deployment)
+    start = int(getattr(deployment, "start_block", 0) or 0) if start_block is None else start_block
+    totals: dict[int, list[int]] = {}
+    for entry in key_delivery.UsageReported.range(start, ape.chain.blocks.head.number + 1):
+        row = totals.setdefault(int(entry.licenseId), [0, 0, 0, int(entry.periodStart), 0])
+        row[0] += 1
+        row[1] += int(entry.sentences)
+        row[2] += int(entry.audioSeconds)
+        row[3] = min(row[3], int(entry.periodStart))
+        row[4] = max(row[4], int(entry.periodEnd))
+    out = []
+    for license_id, (reports, sentences, seconds, first, last) in sorted(totals.items()):
+        record = LocalUse.read(key_delivery, license_id)
+        if int(key_delivery.localUseOption(record.offer_id).modelId) == int(model_id):
+            out.append(LicenceUsage(license_id, record.buyer, reports, sentences, seconds, first, last))
+    return out
+
+
 _ERC20_ABI = [
     {
         "type": "function",
