@@ -32,7 +32,7 @@ def dapp_market(accounts, chain, tmp_path_factory) -> DappMarket:
 @pytest.fixture(scope="module")
 def dapp(dapp_market, chain, tmp_path_factory) -> Iterator[DappServices]:
     with DappServices(dapp_market, chain.provider.uri, tmp_path_factory.mktemp("dapp-services")) as services:
-        services.start()
+        services.start(wait_for_oracle=False)  # the browse test does not need it: the journey waits
         services.wait_indexed()
         yield services
 

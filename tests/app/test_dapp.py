@@ -113,7 +113,8 @@ def buy_every_tier(pages, dapp_market, accounts) -> None:  # noqa: ANN001
     assert d.licenses.balanceOf(poor) == 0
 
 
-def speech_heard_and_failed_request_refunded(pages, dapp_market, accounts, chain) -> None:  # noqa: ANN001
+def speech_heard_and_failed_request_refunded(pages, dapp_market, dapp, accounts, chain) -> None:  # noqa: ANN001
+    dapp.wait_oracle()
     d = dapp_market.sandbox.d
     buyer = dapp_market.accounts["buyer"]
     page = pages.open("/#/licences", account=buyer)
@@ -220,7 +221,7 @@ def test_market_journey(pages, dapp_market, dapp, accounts, chain) -> None:
     failed request refunded and withdrawn, the creator's revenue split and withdrawn, the operator's
     record in Chinese on a phone-width screen, used by keyboard."""
     buy_every_tier(pages, dapp_market, accounts)
-    speech_heard_and_failed_request_refunded(pages, dapp_market, accounts, chain)
+    speech_heard_and_failed_request_refunded(pages, dapp_market, dapp, accounts, chain)
     creator_collects_and_withdraws(pages, dapp_market, dapp)
     operator_page_in_chinese_at_phone_width_by_keyboard(pages, dapp_market)
 

@@ -165,22 +165,40 @@ class DappServices:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, oracle: bool = True) -> DappServices:
+    def start(self, *, oracle: bool = True, wait_for_oracle: bool = True) -> DappServices:
+        """Start everything; the oracle's worker (seconds to import torch) starts beside the index,
+        and with ``wait_for_oracle=False`` this returns once the web server is up (:meth:`wait_oracle`)."""
+        import threading
+
         try:
             if not (APP_DIST / "index.html").is_file():
                 build_app()
             self.work.mkdir(parents=True, exist_ok=True)
-            from concurrent.futures import ThreadPoolExecutor
-
-            # the oracle's worker takes seconds to import torch: start the index meanwhile
-            with ThreadPoolExecutor(2) as pool:
-                started = [pool.submit(self.start_index)] + ([pool.submit(self.start_oracle)] if oracle else [])
-                for future in started:
-                    future.result()
+            if oracle:
+                self._oracle_thread = threading.Thread(target=self._start_oracle_in_thread, daemon=True)
+                self._oracle_thread.start()
+            self.start_index()
+            if oracle and wait_for_oracle:
+                self.wait_oracle()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _start_oracle_in_thread(self) -> None:
+        try:
+            self.start_oracle()
+        except BaseException as exc:  # noqa: BLE001 - handed to wait_oracle
+            self._oracle_error = exc
+
+    def wait_oracle(self) -> None:
+        """Until the oracle (and its worker) is ready; raises what stopped it from starting."""
+        thread = getattr(self, "_oracle_thread", None)
+        if thread is not None:
+            thread.join()
+        error = getattr(self, "_oracle_error", None)
+        if error is not None:
+            raise ServiceError(f"the oracle did not start: {error}")
 
     def start_oracle(self) -> None:
         redis = self.stack.enter_context(RedisServer(directory=self.work / "redis"))
@@ -249,6 +267,9 @@ class DappServices:
             time.sleep(0.1)
 
     def close(self) -> None:
+        thread = getattr(self, "_oracle_thread", None)
+        if thread is not None:
+            thread.join()  # whatever it started is registered on the stack before it is closed
         self.stack.close()
 
     def __enter__(self) -> DappServices:
