@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.checkpoints import load_gpt
+from synth.errors import TrainingDataError
 from synth.gpt import GPTConfig, Text2SemanticDecoder
 from synth.train.common import EpochHook, StepHook, read_state, repeat_small, write_state
 from synth.train.features import ClipFeatures
@@ -213,7 +214,7 @@ def train_s1(
     s = trainer.settings
     items = make_items(features, s)
     if not items:
-        raise ValueError("no clip passes the GPT's filter (3..25 phones a second, at most 54 s)")
+        raise TrainingDataError("no clip passes the GPT's filter (3..25 phones a second, at most 54 s)")
     batch_size = max(min(s.batch_size, len(items) // 4), 1)
     while trainer.epoch < s.epochs:
         epoch = trainer.epoch + 1

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from synth.checkpoints import load_sovits
+from synth.errors import BaseModelError
 from synth.sovits import SoVITSConfig
 from synth.train.base import discriminator_weights
 from synth.train.common import EpochHook, StepHook, read_state, repeat_small, write_state
@@ -164,7 +165,10 @@ class S2Trainer:
         self.net_g = SoVITSTrainModel(self.cfg, settings.segment_size // self.cfg.hop_length)
         missing, unexpected = self.net_g.load_state_dict({k: v.float() for k, v in ckpt.weights.items()}, strict=False)
         if unexpected or any(not k.startswith("enc_q.") for k in missing):
-            raise ValueError(f"{base_sovits}: weights do not fit the v2 SoVITS model ({missing[:3]}, {unexpected[:3]})")
+            raise BaseModelError(
+                f"{base_sovits}: weights do not fit the v2 SoVITS model (missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]}); --base must hold GPT-SoVITS v2's s2G file"
+            )
         if missing:
             log.warning("%s has no posterior encoder (enc_q): it starts from random weights", base_sovits.name)
         self.net_d = MultiPeriodDiscriminator(settings.discriminator_width_divisor)
