@@ -20,22 +20,40 @@ from voicemarket.market.local_use import (
     buy_local_use,
     deliver_key,
     fetch_model,
+    offer_local_use,
     submit_usage_reports,
 )
 from voicemarket.protocol import LocalUseStatus
 
 PRICE = 10**15
+OFFER_FIELDS = (
+    "modelId",
+    "tier",
+    "asset",
+    "price",
+    "period",
+    "maxUses",
+    "packSize",
+    "validUntil",
+    "maxLicenses",
+    "permissions",
+    "prohibitions",
+    "attribution",
+    "transferable",
+    "purposes",
+    "policyHash",
+)
 
 
 @pytest.fixture(scope="module")
 def local(run, market, accounts, tmp_path_factory, chain, tiny_voice):
-    """A tiny voice offered for local use (`local-use offer`), a licence with local use bought by
-    account 5 (`local-use buy`) and delivered by hand by the creator, and one still waiting."""
+    """A tiny voice offered for local use, a licence with local use bought by account 5 (`local-use
+    buy`) and delivered by hand by the creator, and one still waiting."""
     root = tmp_path_factory.mktemp("local-use")
     box = Sandbox(market, root)
     creator, buyer = accounts[1], accounts[5]
     voice = box.publish_voice(creator, [], files=tiny_voice, label="fetch-model voice")
-    ok(run("local-use offer", str(voice.offer_id), "--price", "0.001 ether", account=1))
+    offer_local_use(market, voice.offer_id, PRICE, creator)  # `local-use offer`: in the deep test below
     licence = box.buy_license(buyer, voice)
     text = ok(run("local-use buy", str(licence), "--max-price", "0.001 ether", account=5))
     assert "a delivered key cannot be taken back" in text
@@ -70,22 +88,42 @@ def test_fetch_model_writes_the_voice_folder_and_says_how_to_speak(run, local, m
         fetch_model(market, box.store, waiting, b"\x01" * 32, tmp_path / "early")
 
 
-def test_report_usage_signed_on_a_device_submitted_by_anyone(run, local, market, chain, accounts, tmp_path):
-    _, _, licence, _ = local
+def test_report_usage_signed_and_submitted_then_seen_by_the_creator(run, local, market, chain, accounts):
+    _, voice, licence, _ = local
     start = chain.blocks.head.timestamp - 60
-    args = ("--sentences", "12", "--seconds", "30", "--since", str(start), "--sign-only")
-    signed = run("report-usage", str(licence), *args, account=5)
-    path = tmp_path / "reports.json"
-    path.write_text(signed.output)
-    assert json.loads(path.read_text())[0]["report"]["sentences"] == 12
-    text = ok(run("report-usage", "--submit", str(path), account=9))
+    args = ("--sentences", "12", "--seconds", "30", "--since", str(start))
+    text = ok(run("report-usage", str(licence), *args, account=5))
     assert "12 sentences, 30 s of audio" in text and "self-reported" in text
     record = LocalUse.read(market.key_delivery, licence)
     assert record.status == LocalUseStatus.DELIVERED and record.reported_until > start
-    # The creator sees the use per licence.
-    usage = ok(run("local-use usage", hex(local[1].model_id)))
+    usage = ok(run("local-use usage", hex(voice.model_id)))
     assert f"{licence} {accounts[5].address} 1 12 30" in usage and "self-reported" in usage
-    # The same report again overlaps what is on-chain: refused before sending, saying why.
+    # The same period again overlaps what is on-chain: refused before sending, saying why.
     with pytest.raises(LocalUseError, match="overlaps what was reported"):
-        again = UsageReport(**json.loads(path.read_text())[0]["report"])
+        again = UsageReport(licence, start, start + 10, 1, 1)
         submit_usage_reports(market, [(again, b"")], accounts[9])
+
+
+@pytest.mark.deep
+def test_a_device_signs_offline_and_another_account_submits_and_the_owner_offers_by_command(
+    run, local, market, chain, tmp_path
+):
+    _, voice, licence, _ = local
+    chain.mine(timestamp=chain.blocks.head.timestamp + 120)
+    signed = run("report-usage", str(licence), "--sentences", "3", "--seconds", "4", "--sign-only", account=5)
+    path = tmp_path / "reports.json"
+    path.write_text(signed.output)
+    assert json.loads(path.read_text())[0]["report"]["sentences"] == 3
+    assert "3 sentences, 4 s of audio" in ok(run("report-usage", "--submit", str(path), account=9))
+    terms = market.licenses.offer(voice.offer_id).terms
+    offer = (
+        market.offers.publishOffer(
+            {**dict(zip(OFFER_FIELDS, terms, strict=True)), "policyHash": b"\x07" * 32},
+            b"",
+            sender=market.registry.ownerOf(voice.model_id),
+        )
+        .events.filter(market.offers.OfferPublished)[0]
+        .offerId
+    )
+    text = ok(run("local-use offer", str(offer), "--price", "0.002 ether", account=1))
+    assert "a delivered key cannot be taken back" in text
