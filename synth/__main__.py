@@ -200,8 +200,20 @@ def info(path: str) -> None:
 @click.option("--name", default=None, help="voice name (default: the --out folder's name)")
 @click.option("--preview-text", default=None, help="what the new voice says as its preview")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
 def train(
-    recordings, transcripts, out_dir, base, s2_epochs, s1_epochs, batch_size, min_seconds, name, preview_text, device
+    recordings,
+    transcripts,
+    out_dir,
+    base,
+    s2_epochs,
+    s1_epochs,
+    batch_size,
+    min_seconds,
+    name,
+    preview_text,
+    device,
+    threads,
 ) -> None:
     """Fine-tune a voice from RECORDINGS (about a minute of speech) into a folder `ape run mint` packs."""
     import logging
@@ -212,6 +224,10 @@ def train(
     from synth.train.s2 import default_batch_size
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     if batch_size is None:
         cuda = device.startswith("cuda")
         memory = None
