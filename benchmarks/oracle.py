@@ -108,6 +108,7 @@ def run_once(
     work: Path,
     rpc_url: str,
     anvil_pid: int,
+    burst: int = 0,
 ) -> dict:
     from web3 import Web3
 
@@ -200,6 +201,9 @@ def run_once(
             time.sleep(1.0)  # anything sent twice would land now
             watcher.stop.set()
             watcher.join()
+            burst_figures = (
+                _burst(box, voice, licenses, buyer_accounts, operator, burst, w3, client, env) if burst else None
+            )
         finally:
             for process in reversed(processes):
                 process.stop()
@@ -228,6 +232,67 @@ def run_once(
         "fulfil_transactions": len(batches),
         "mean_batch": round(statistics.mean(batches), 2) if batches else 0.0,
         "cpu_s": {**cpu, "wall": round(wall, 2)},
+        "worker_cpu_ms_per_request": round(
+            1000 * sum(v for k, v in cpu.items() if k.startswith("worker")) / fulfilled, 1
+        )
+        if fulfilled
+        else None,
+        **({"burst": burst_figures} if burst_figures else {}),
+    }
+
+
+def _burst(box, voice, licenses, buyer_accounts, operator, count: int, w3, client, env) -> dict:  # noqa: ANN001
+    """``count`` requests mined in two blocks (automining off while they are sent) to the running oracle:
+    the time from the second block to the last fulfilment seen, the fulfilBatch transactions and the
+    tasks the sweeper queued a second time."""
+    import redis as redis_module
+
+    from oracle.ledger import Ledger
+    from voicemarket.dev.sandbox import account_key
+
+    ledger = Ledger(
+        redis_module.Redis.from_url(env["ORACLE_REDIS_URL"]),
+        f"oracle:{box.router.address.lower()}:{operator.address.lower()}",
+    )
+    requeued_before = ledger.stats().get("requeued", 0)
+    now = w3.eth.get_block("latest")["timestamp"]
+    chain_id = w3.eth.chain_id
+    nonces = {b.address: w3.eth.get_transaction_count(b.address, "pending") for b in buyer_accounts}
+    plan = []
+    for i in range(count):
+        buyer = buyer_accounts[i % len(buyer_accounts)]
+        params = box.request_params(voice, licenses[buyer.address], operator, f"Burst {i}.", seed=i, now=now)
+        plan.append(box.sign_request(account_key(buyer), nonces[buyer.address], params, chain_id))
+        nonces[buyer.address] += 1
+    first_block = w3.eth.block_number + 1
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        hashes = []
+        for i, raw in enumerate(plan):
+            hashes.append(w3.to_hex(w3.eth.send_raw_transaction(raw)))
+            if i == count // 2:
+                w3.provider.make_request("evm_mine", [])
+        w3.provider.make_request("evm_mine", [])
+        t0 = time.perf_counter()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    ids = set(_request_ids(w3, client, hashes))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        done = {r for n, r, _ in client.outcome_logs(first_block) if n == "SynthesisFulfilled"}
+        if ids <= done:
+            break
+        time.sleep(0.1)
+    drained = time.perf_counter() - t0
+    sizes = _batch_sizes(w3, client, first_block)
+    return {
+        "requests": count,
+        "blocks": 2,
+        "fulfilled": len(ids & done),
+        "drain_s": round(drained, 2),
+        "fulfil_transactions": len(sizes),
+        "mean_batch": round(statistics.mean(sizes), 2) if sizes else 0.0,
+        "requeued_by_sweeper": ledger.stats().get("requeued", 0) - requeued_before,
     }
 
 
@@ -369,6 +434,13 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and data in this folder")
     parser.add_argument("--output", default="oracle", help="results file name (benchmarks/results/<name>.json)")
     parser.add_argument(
+        "--burst",
+        type=int,
+        default=300,
+        metavar="N",
+        help="after the last run, N requests mined in two blocks (0: none)",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         default=0,
@@ -402,8 +474,10 @@ def main() -> None:
         if args.profile:
             print(profile_serving(box, voice, licenses, buyers, operator, work, provider.uri, args.profile))
             return
-        for count in (int(x) for x in args.workers.split(",")):
+        counts = [int(x) for x in args.workers.split(",")]
+        for count in counts:
             busy = wait_for_quiet(args.wait_quiet) if args.wait_quiet else None
+            load_before = [round(x, 2) for x in os.getloadavg()]
             result = run_once(
                 box,
                 voice,
@@ -416,20 +490,29 @@ def main() -> None:
                 work,
                 provider.uri,
                 provider.process.pid,
+                burst=args.burst if count == counts[-1] else 0,
             )
             if busy is not None:
                 result["busy_cores_before"] = busy
+            result["load_average_before"] = load_before  # `uptime`'s 1, 5, 15 min: the machine is shared
+            result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
             figures[f"workers_{count}"] = result
             print_table(
                 f"oracle, {count} worker process(es), {args.requests} requests offered at {args.rate or 'max'}/s",
                 result,
                 TARGETS,
             )
-    command = f"python -m benchmarks.oracle --requests {args.requests} --rate {args.rate} --workers {args.workers}"
+    command = (
+        f"python -m benchmarks.oracle --requests {args.requests} --rate {args.rate} --workers {args.workers}"
+        f" --burst {args.burst}"
+    )
     if args.wait_quiet:
         command += f" --wait-quiet {args.wait_quiet:g}"
     if args.output != "oracle":
         command += f" --output {args.output}"
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu_model = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "unknown")
+    figures["cpu_model"] = cpu_model
     path = write_results(args.output, figures, command)
     print(f"\nwrote {path}")
 

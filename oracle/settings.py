@@ -182,7 +182,7 @@ class OracleSettings(BaseSettings):
     max_batch: int = Field(50, ge=1, le=500, description="most fulfilments in one fulfilBatch transaction")
     batch_linger_s: float = Field(0.2, ge=0, description="wait this long for more results before sending a batch")
     batch_max_wait_s: float = Field(
-        2.0,
+        1.0,
         ge=0,
         description="while workers still hold requests, wait up to this long for a batch to fill (bursts)",
     )

@@ -103,7 +103,18 @@ def test_a_burst_fills_batches_and_the_sweeper_duplicates_nothing(
     sandbox, voice, licenses, buyers, operator, start_oracle, chain
 ):
     sizes, stats, forgotten, drained_s = drain(
-        sandbox, voice, licenses, buyers, operator, start_oracle, chain, 40, 1, requeue_after_s=2, sweep_interval_s=0.5
+        sandbox,
+        voice,
+        licenses,
+        buyers,
+        operator,
+        start_oracle,
+        chain,
+        40,
+        1,
+        requeue_after_s=2,
+        sweep_interval_s=0.5,
+        batch_max_wait_s=2,
     )
     assert not forgotten and stats.get("requeued", 0) == 0, (forgotten, stats)
     assert statistics.mean(sizes) >= 5, f"{len(sizes)} transactions for 40 fulfilments: {sizes} ({drained_s:.1f} s)"
