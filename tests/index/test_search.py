@@ -130,6 +130,8 @@ def test_one_model_with_offers_versions_and_operators(api, small_market):
     assert ada["versions"] == {"parents": [], "children": [small_market.key("ada2")]}
     assert [op["operator"] for op in ada["operators"]] == [small_market.accounts["operator"]]
     assert (ada["uses"], ada["licenses_sold"]) == (3, 2)
+    # uses by the tier of the licence each was made under: the failed (refunded) request is not one
+    assert ada["uses_by_tier"] == {"buyout": 0, "subscription": 2, "pay-per-use": 0}
     ada2 = api.get(f"/models/{small_market.models['ada2']}").json()  # a decimal id works too
     assert ada2["versions"]["parents"] == [small_market.key("ada")] and ada2["parent_id"] == small_market.key("ada")
     mei = api.get(f"/models/{small_market.key('mei')}").json()
@@ -137,6 +139,7 @@ def test_one_model_with_offers_versions_and_operators(api, small_market):
         (str(ETHER // 2), True),
         (str(ETHER), False),
     ]
+    assert mei["uses_by_tier"] == {"buyout": 1, "subscription": 0, "pay-per-use": 0}  # a pending request counts
     missing = api.get(f"/models/{1 + small_market.models['ada']}")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert api.get("/models/0xzz").status_code == 400

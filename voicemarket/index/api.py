@@ -4,7 +4,7 @@ Routes (the OpenAPI description at ``/openapi.json``, rendered at ``/docs``, say
 
 - ``GET /models``: search (language, tier, asset, price range per period, creator, status,
   text) and sort (newest, most used, cheapest), paged by cursor;
-- ``GET /models/{model_id}``: one model with its metadata, offers, versions and operators;
+- ``GET /models/{model_id}``: one model with its metadata, offers, versions, operators and uses by tier;
 - ``GET /accounts/{address}/licenses``: the licences an account holds;
 - ``GET /creators/{address}/earnings``: what an account earned, per model, party, asset and day;
 - ``GET /operators/{address}``: an operator's stake, fees, models and record;
@@ -136,6 +136,7 @@ class ModelDetail(ModelItem):
     parent_id: str | None
     offers: list[OfferItem]
     versions: Versions
+    uses_by_tier: dict[str, int]
     operators: list[ModelOperator]
 
 

@@ -438,7 +438,7 @@ def offer_policy(row: Any, state: dict[str, str]) -> dict[str, Any]:
 
 
 def get_model(connection: Connection, model_id: str, now: int | None = None) -> dict[str, Any] | None:
-    """A model with its metadata, offers, versions (parents and children) and allowed operators."""
+    """A model with its metadata, offers, versions (parents and children), allowed operators and uses by tier."""
     now = int(time.time()) if now is None else now
     row = (
         connection.execute(
@@ -494,6 +494,7 @@ def get_model(connection: Connection, model_id: str, now: int | None = None) -> 
             )
         ],
     }
+    item["uses_by_tier"] = uses_by_tier(connection, model_id)
     item["operators"] = [
         {"operator": op, "allowed": allowed, "allowed_until": until if until < 2**40 - 1 else None}
         for op, allowed, until in connection.execute(
@@ -505,6 +506,26 @@ def get_model(connection: Connection, model_id: str, now: int | None = None) -> 
         )
     ]
     return item
+
+
+USE_STATUSES = (RequestStatus.PENDING, RequestStatus.FULFILLED, RequestStatus.DISPUTED, RequestStatus.SETTLED)
+"""The requests that count as uses: made and not given back. A failed, expired or reversed (dispute
+upheld) request is refunded, its use returned to the licence, so it is not a use."""
+
+
+def uses_by_tier(connection: Connection, model_id: str) -> dict[str, int]:
+    """A model's uses per tier of the licence each request was made under (every tier listed)."""
+    q = schema.requests
+    lic = schema.licenses
+    counted = dict.fromkeys((tier.label for tier in Tier), 0)
+    for tier, count in connection.execute(
+        select(lic.c.tier, func.count())
+        .select_from(q.join(lic, lic.c.license_id == q.c.license_id))
+        .where(q.c.model_id == model_id, q.c.status.in_([int(status) for status in USE_STATUSES]))
+        .group_by(lic.c.tier)
+    ):
+        counted[Tier(tier).label] = count
+    return counted
 
 
 # ---------------------------------------------------------------- accounts
