@@ -195,6 +195,10 @@ def creator_collects_and_withdraws(pages, dapp_market, dapp) -> None:  # noqa: A
     screenshot(page, "creator")
     # publish an offer: the server writes the ODRL document, the page hashes it and shows it in words
     ada = page.get_by_test_id("created-model").filter(has_text="Tiny Ada")
+    # uses by tier: the fulfilled subscription request counts, the failed (refunded) one does not
+    expect(ada.get_by_test_id("tier-uses")).to_have_text(
+        "Uses (refunded requests not counted): buyout 0 · subscription 1 · pay per use 0", timeout=TIMEOUT
+    )
     ada.locator("summary").click()
     ada.get_by_test_id("publish-price").fill("0.02")
     ada.get_by_test_id("publish-check").click()

@@ -208,9 +208,13 @@ function CreatedModel({ item }) {
       <h3>
         <a href={`#/voice/${item.model_id}`}>{item.name || short(item.model_id)}</a>
       </h3>
+      {model && (
+        <p data-testid="tier-uses">
+          {t('creator.tierUses')}: {TIERS.map((tier) => `${t(`tier.${tier}`)} ${model.uses_by_tier[tier]}`).join(' · ')}
+        </p>
+      )}
       <p>
-        {t('card.uses', { uses: item.uses })} · {t('voice.licences')}:{' '}
-        {TIERS.map((tier) => `${t(`tier.${tier}`)} ${sold[tier]}`).join(' · ')}
+        {t('voice.licences')}: {TIERS.map((tier) => `${t(`tier.${tier}`)} ${sold[tier]}`).join(' · ')}
       </p>
       {model && <Retire model={model} />}
       {model && <Publish model={model} />}
