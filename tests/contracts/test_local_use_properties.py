@@ -176,7 +176,9 @@ def machine_for(w: World, market, actors, chain):
         def buy_local(self, index, caller_index, fault):
             if not self.licences:
                 return
-            lic = self.licences[index % len(self.licences)]
+            fresh = [x for x in self.licences if x.id not in self.uses]
+            pool = fresh if fresh and index % 4 else self.licences  # mostly a licence without local use yet
+            lic = pool[index % len(pool)]
             _offer, model, asset, price, _ = w.offers[lic.offer]
             caller = (w.accounts + strangers)[caller_index]
             now = self._tick()
@@ -213,7 +215,7 @@ def machine_for(w: World, market, actors, chain):
             else:
                 SUCCESSES[f"buy_local refused: {error}"] += 1
 
-        @rule(index=st.integers(0, 30), who=st.sampled_from(["owner", "holder", "stranger"]))
+        @rule(index=st.integers(0, 30), who=st.sampled_from(["holder", "owner", "stranger"]))
         def deliver(self, index, who):
             if not self.uses:
                 return
@@ -301,10 +303,10 @@ def machine_for(w: World, market, actors, chain):
             self.paused = not self.paused
             SUCCESSES["pause_or_unpause"] += 1
 
-        @rule(model_index=st.integers(0, 1), named=st.booleans())
-        def name_key_holder(self, model_index, named):
+        @rule(model_index=st.integers(0, 1), clear=st.booleans())
+        def name_key_holder(self, model_index, clear):
             model = w.models[model_index]
-            holder = actors.operator.address if named else ape.utils.ZERO_ADDRESS
+            holder = ape.utils.ZERO_ADDRESS if clear else actors.operator.address
             kd.setKeyHolder(model, holder, sender=w.owners[model])
             self.holder[model] = holder
             SUCCESSES["name_key_holder"] += 1
