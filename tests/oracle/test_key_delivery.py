@@ -44,6 +44,18 @@ def local_voice(sandbox, accounts, operator, kd):
     return voice
 
 
+STARTED: list[Oracle] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_key_services():
+    """Every key service a test starts is stopped (by PID) when it ends, whatever happened."""
+    STARTED.clear()
+    yield
+    for oracle in STARTED:
+        oracle.stop()
+
+
 def buy(sandbox, voice, buyer, chain) -> tuple[int, BuyerKey]:
     license_id = sandbox.buy_license(buyer, voice)
     key = BuyerKey.derive(buyer, chain.chain_id)
@@ -64,6 +76,7 @@ def start_keys(sandbox, kd, voices, redis_server, tmp_path, chain, name="keys", 
         **overrides,
     )
     oracle = Oracle(sandbox, env, tmp_path / "logs")
+    STARTED.append(oracle)
     process = ManagedProcess(
         [sys.executable, "-m", "oracle.key_delivery"],
         log_path=oracle.logs / f"{name}.log",
