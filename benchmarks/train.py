@@ -39,6 +39,34 @@ COMMAND = "make bench-train"
 CLIPS = 15
 STEPS = 3
 
+# The original's step time, measured by hand side by side with ours (alternating runs in one window; the
+# original's code cannot be in this repository): BENCHMARKS.md, "Training", says how. Written into
+# train.json by every run as ``vs_original`` and ``cpu.original_*`` so that the figures stay beside ours.
+VS_ORIGINAL = {
+    "batch": "2 clips of 4.4 s and 4.2 s; s2: noise waveform, random HuBERT features, 52/50 phones;"
+    " s1: 52/50 phones, 110/105 tokens",
+    "command": "cd /work/main && .venv/bin/python /tmp/trainbench/sbs.py S2_PAIRS S1_PAIRS (not in the repository)",
+    "load_1min": [2.21, 5.86],
+    "original": "RVC-Boss/GPT-SoVITS 48b1a01, its s2_train.py step sequence and t2s_lightning_module.training_step",
+    "s1_pairs": 10,
+    "s1_step_s": {
+        "original": 4.93,
+        "ours": 3.881,
+        "pair_ratio_min_max": [0.79, 2.14],
+        "ratio_original_over_ours": 1.27,
+    },
+    "s2_pairs": 13,
+    "s2_step_s": {
+        "original": 13.607,
+        "ours": 14.355,
+        "pair_ratio_min_max": [0.66, 1.1],
+        "ratio_original_over_ours": 0.948,
+    },
+    "threads": 1,
+    "weights": "random full-size (synth.random_model full, seed 0), the same in both",
+    "when": "2026-12-03 10:36-10:48 UTC, three windows",
+}
+
 
 def _base_folder(size: str, root: Path) -> tuple[Path, bool]:
     """A pretrained_models-like folder for ``size``: the real one for ``full`` when configured."""
@@ -178,6 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     if "full" in figures:
         full = figures["full"]
         figures["cpu"] = {k: full[k] for k in ("s2_epoch_s", "s1_epoch_s", "peak_rss_mb", "s2_step_s", "s1_batch_s")}
+        s2, s1 = VS_ORIGINAL["s2_step_s"], VS_ORIGINAL["s1_step_s"]
+        figures["cpu"].update(
+            original_s2_step_s=s2["original"],
+            original_s1_step_s=s1["original"],
+            s2_step_ratio=s2["ratio_original_over_ours"],
+            s1_step_ratio=s1["ratio_original_over_ours"],
+        )
+        figures["vs_original"] = VS_ORIGINAL
     path = write_results("train", figures, COMMAND)
     print(f"\nwrote {path}")
 
