@@ -65,7 +65,7 @@ class ApiWorld:
         return Redeemer(chain, LaneBook(redis_client(settings), namespace(settings)), key.private_key, 100)
 
     def client(self, account) -> SpeechClient:  # noqa: ANN001
-        return SpeechClient(self.url, key_signer(str(account.private_key)), account.address, timeout=30)
+        return SpeechClient(self.url, key_signer(str(account.private_key)), account.address, timeout=120)
 
 
 def publish_ppu(sandbox: Sandbox, voice: PublishedVoice, creator, **terms) -> int:  # noqa: ANN001
