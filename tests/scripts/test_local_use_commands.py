@@ -11,6 +11,7 @@ import json
 import pytest
 
 from conftest import fails, ok
+from voicemarket.content.odrl import CONTRACT_FIELDS
 from voicemarket.dev.sandbox import Sandbox, account_key
 from voicemarket.errors import LocalUseError
 from voicemarket.market.buyer_key import BuyerKey
@@ -26,23 +27,6 @@ from voicemarket.market.local_use import (
 from voicemarket.protocol import LocalUseStatus
 
 PRICE = 10**15
-OFFER_FIELDS = (
-    "modelId",
-    "tier",
-    "asset",
-    "price",
-    "period",
-    "maxUses",
-    "packSize",
-    "validUntil",
-    "maxLicenses",
-    "permissions",
-    "prohibitions",
-    "attribution",
-    "transferable",
-    "purposes",
-    "policyHash",
-)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +102,7 @@ def test_a_device_signs_offline_and_another_account_submits_and_the_owner_offers
     terms = market.licenses.offer(voice.offer_id).terms
     offer = (
         market.offers.publishOffer(
-            {**dict(zip(OFFER_FIELDS, terms, strict=True)), "policyHash": b"\x07" * 32},
+            {**dict(zip(CONTRACT_FIELDS, terms, strict=True)), "policyHash": b"\x07" * 32},
             b"",
             sender=market.registry.ownerOf(voice.model_id),
         )
