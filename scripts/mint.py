@@ -25,6 +25,7 @@ from voicemarket.cli.console import (
     duration_in,
     mint_progress,
     preview_options,
+    publishing_options,
     resolve_account,
     share_in,
     table,
@@ -40,20 +41,7 @@ from voicemarket.units import format_amount
 @network_option()
 @account_option()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--offers",
-    "offers_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML file of the offers (tiers) to publish",
-)
-@click.option(
-    "--operator",
-    "operators",
-    multiple=True,
-    required=True,
-    help="address of a registered operator to seal for and allow (repeatable)",
-)
+@publishing_options("YAML file of the offers (tiers) to publish")
 @click.option(
     "--voice-owner",
     "voice_owner_alias",

@@ -23,6 +23,7 @@ from voicemarket.cli.console import (
     mint_progress,
     parse_id,
     preview_options,
+    publishing_options,
     resolve_account,
     share_in,
     table,
@@ -43,20 +44,7 @@ def _bps(text: str | None) -> int | None:
 @account_option()
 @click.argument("parent_id")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--offers",
-    "offers_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML file of the version's offers",
-)
-@click.option(
-    "--operator",
-    "operators",
-    multiple=True,
-    required=True,
-    help="address of a registered operator to seal for and allow (repeatable)",
-)
+@publishing_options("YAML file of the version's offers")
 @click.option(
     "--voice-owner",
     "voice_owner_alias",

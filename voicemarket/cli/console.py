@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -110,6 +111,29 @@ def preview_options(command: Callable) -> Callable:
         type=click.Path(file_okay=False),
         help="GPT-SoVITS's chinese-hubert-base folder, for the model to speak its preview",
     )(command)
+
+
+def publishing_options(offers_help: str) -> Callable[[Callable], Callable]:
+    """``--offers`` (the YAML of the tiers to publish) and ``--operator`` (repeatable: the operators
+    to seal for and allow), which every command that mints a model takes (mint, version)."""
+
+    def decorate(command: Callable) -> Callable:
+        command = click.option(
+            "--operator",
+            "operators",
+            multiple=True,
+            required=True,
+            help="address of a registered operator to seal for and allow (repeatable)",
+        )(command)
+        return click.option(
+            "--offers",
+            "offers_path",
+            required=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=offers_help,
+        )(command)
+
+    return decorate
 
 
 def announce_preview(model: Any) -> None:
