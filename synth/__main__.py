@@ -201,6 +201,13 @@ def info(path: str) -> None:
 @click.option("--preview-text", default=None, help="what the new voice says as its preview")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 on a busy machine)")
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML of further settings (s2: {...}, s1: {...}; docs/training.md); the options above win",
+)
 def train(
     recordings,
     transcripts,
@@ -214,13 +221,16 @@ def train(
     preview_text,
     device,
     threads,
+    settings_file,
 ) -> None:
     """Fine-tune a voice from RECORDINGS (about a minute of speech) into a folder `ape run mint` packs."""
     import logging
 
+    from click.core import ParameterSource
     from tqdm import tqdm
 
-    from synth.train import Progress, S1Settings, S2Settings, TrainSettings, train_voice
+    from synth.train import Progress, train_voice
+    from synth.train.pipeline import command_settings
     from synth.train.s2 import default_batch_size
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
@@ -228,21 +238,24 @@ def train(
         import torch
 
         torch.set_num_threads(threads)
-    if batch_size is None:
-        cuda = device.startswith("cuda")
+
+    def memory_batch_size() -> int:
         memory = None
-        if cuda:
+        if device.startswith("cuda"):
             import torch
 
             memory = torch.cuda.get_device_properties(torch.device(device)).total_memory / 1024**3
-        batch_size = default_batch_size(memory)
-    settings = TrainSettings(
-        s2=S2Settings(epochs=s2_epochs, batch_size=batch_size),
-        s1=S1Settings(epochs=s1_epochs, batch_size=batch_size),
-        min_total_s=min_seconds,
-        name=name,
-        preview_text=preview_text,
-    )
+        return default_batch_size(memory)
+
+    options = dict(s2_epochs=s2_epochs, s1_epochs=s1_epochs, batch_size=batch_size, min_seconds=min_seconds)
+    ctx = click.get_current_context()
+    given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    try:
+        settings = command_settings(
+            settings_file, {**given, "name": name, "preview_text": preview_text}, memory_batch_size
+        )
+    except SynthError as exc:
+        raise click.ClickException(str(exc)) from None
     bars: list[tqdm] = []
 
     def start(stage: str, total: int) -> None:

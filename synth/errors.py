@@ -45,3 +45,11 @@ class TrainingDataError(SynthError):
 
 class BaseModelError(SynthError):
     """The pretrained folder to fine-tune from is missing a part or holds the wrong kind of model."""
+
+
+class TrainingSettingsError(SynthError):
+    """A training settings file (``python -m synth train --settings``) that cannot be read or names unknown fields."""
+
+
+class RecognizerError(SynthError):
+    """The speech recogniser for transcribing recordings is not installed, or its model folder is unusable."""

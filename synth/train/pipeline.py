@@ -18,12 +18,12 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 
-from synth.errors import TrainingDataError
+from synth.errors import TrainingDataError, TrainingSettingsError
 from synth.files import atomic_write_bytes
 from synth.train import plot
 from synth.train.base import BaseModel, find_base
@@ -49,6 +49,84 @@ class TrainSettings:
     preview_text: str | None = None  # default: PREVIEW_LINES[language of the reference]
     preview_max_tokens: int = 250
     speak_preview: bool = True
+
+
+SETTINGS_FILE_HELP = """A YAML mapping of TrainSettings fields, with the stages' under ``s2:`` and ``s1:``::
+
+    s2: {batch_size: 3, segment_size: 6400, discriminator_width_divisor: 16, min_items: 1}
+    s1: {batch_size: 2, min_items: 1}
+    preview_max_tokens: 40
+"""
+
+
+def read_settings_file(path: str | os.PathLike[str]) -> dict:
+    """The mapping a ``--settings`` YAML file holds (checked by :func:`settings_with`)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TrainingSettingsError(f"cannot read the settings file {path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise TrainingSettingsError(f"{path} must hold a mapping, e.g.\n{SETTINGS_FILE_HELP}")
+    return values
+
+
+def _replace_fields(obj, values: dict, where: str):  # noqa: ANN001, ANN202 - a settings dataclass
+    known = {f.name: f for f in fields(obj)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise TrainingSettingsError(
+            f"{where}: unknown field(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}"
+        )
+    changes = {}
+    for key, value in values.items():
+        current = getattr(obj, key)
+        if isinstance(current, tuple):
+            value = tuple(value) if isinstance(value, list | tuple) else value
+        expected = type(current) if current is not None else str
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            raise TrainingSettingsError(f"{where}.{key} must be a {expected.__name__}, got {value!r}")
+        changes[key] = value
+    return replace(obj, **changes)
+
+
+def settings_with(settings: TrainSettings, values: dict, where: str = "settings") -> TrainSettings:
+    """``settings`` with the fields ``values`` names replaced (the stages' under ``s2`` and ``s1``);
+    raises TrainingSettingsError naming an unknown field or a value of the wrong type."""
+    values = dict(values)
+    stages = {}
+    for stage in ("s2", "s1"):
+        part = values.pop(stage, None) or {}
+        if not isinstance(part, dict):
+            raise TrainingSettingsError(f"{where}.{stage} must be a mapping of {stage.upper()}Settings fields")
+        stages[stage] = _replace_fields(getattr(settings, stage), part, f"{where}.{stage}")
+    return replace(_replace_fields(settings, values, where), **stages)
+
+
+def command_settings(
+    settings_file: str | os.PathLike[str] | None, given: dict, default_batch_size: Callable[[], int]
+) -> TrainSettings:
+    """The settings of ``python -m synth train``: the defaults, then the ``--settings`` file, then the
+    options the command line gave (``given``: s2_epochs, s1_epochs, batch_size, min_seconds, name,
+    preview_text). A stage's batch size set by neither is ``default_batch_size()`` (the web UI's)."""
+    values = read_settings_file(settings_file) if settings_file is not None else {}
+    settings = settings_with(TrainSettings(), values, str(settings_file))
+    stages = {"s2": {}, "s1": {}}
+    for stage in stages:
+        if given.get(f"{stage}_epochs") is not None:
+            stages[stage]["epochs"] = given[f"{stage}_epochs"]
+        if given.get("batch_size") is not None:
+            stages[stage]["batch_size"] = given["batch_size"]
+        elif "batch_size" not in (values.get(stage) or {}):
+            stages[stage]["batch_size"] = default_batch_size()
+    top = {"min_total_s": given.get("min_seconds"), "name": given.get("name")}
+    top["preview_text"] = given.get("preview_text")
+    top = {k: float(v) if k == "min_total_s" else v for k, v in top.items() if v is not None}
+    return settings_with(settings, {**stages, **top}, "options")
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,12 @@ Transcripts come in GPT-SoVITS's ``.list`` format, one clip or recording a line:
 
 ``path`` is absolute or relative to the recordings folder (GPT-SoVITS also looks the file's name
 up in the folder); ``language`` is one of GPT-SoVITS's codes (``zh en ja ko yue``, also the upper-case
-``ZH EN JA JP KO YUE`` its annotation tools write). A recording longer than :data:`MAX_CLIP_S` is cut
-at its longest silences into as many pieces as its transcript has sentences (piece *i* gets
-sentence *i*): a transcript per recording is enough when its sentences are separated by pauses.
-Speech recognition for recordings without a transcript is not built in (docs/training.md).
+``ZH EN JA JP KO YUE`` its annotation tools write). Clips are 3 to 10 s (:data:`MIN_CLIP_S`,
+:data:`MAX_CLIP_S`, the issue's and the original's slicer's range). A recording longer than
+:data:`MAX_CLIP_S` is cut at its longest silences between sentences (one cut per sentence break), and
+neighbouring sentences are joined again into pieces of 3-10 s where they can be: a transcript per
+recording is enough when its sentences are separated by pauses. Recordings without transcripts can be
+transcribed first by a Whisper model the user has on disk (:mod:`synth.train.asr`).
 
 Every clip is checked, and what cannot train well is left out with its reason
 (:class:`Rejection`): clipping, speech too quiet, a clip too short or too long, a transcript
@@ -34,9 +36,8 @@ from synth.errors import ReferenceAudioError, SynthError, TrainingDataError
 from synth.files import atomic_write_bytes
 
 SAMPLE_RATE = 32000
-MIN_CLIP_S = 2.0
+MIN_CLIP_S = 3.0
 MAX_CLIP_S = 10.0
-MAX_UNSPLIT_S = 12.0  # a recording up to this long with one sentence is kept whole
 MIN_TOTAL_S = 30.0
 CLIPPED_LEVEL = 0.999  # |sample| at or above this (of full scale) counts as clipped
 MAX_CLIPPED_FRACTION = 0.001  # 0.1 % of the samples
@@ -207,41 +208,85 @@ def _trim(audio: np.ndarray, rate: int) -> np.ndarray:
     return audio[start:end]
 
 
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each sentence of ``text`` (split after . ! ? 。 ！ ？ ; …)."""
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.start() > start and text[start : match.start()].strip():
+            spans.append((start, match.start()))
+        start = match.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
 def split_sentences(text: str) -> list[str]:
     """A transcript's sentences (split after . ! ? 。 ！ ？ ; …)."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    return [text[a:b].strip() for a, b in _sentence_spans(text)]
+
+
+def _group(durations: list[list[float]], count: int) -> list[tuple[int, int]]:
+    """Contiguous groups [(first, last + 1)] of ``count`` pieces, ``durations[a][b - 1]`` seconds for
+    pieces a..b-1 joined: fewest groups outside :data:`MIN_CLIP_S`..:data:`MAX_CLIP_S`, then most groups."""
+    best: list[tuple[int, int, list[tuple[int, int]]]] = [(0, 0, [])]  # (bad groups, -groups, groups) to piece i
+    for end in range(1, count + 1):
+        options = []
+        for start in range(end):
+            bad, negative, groups = best[start]
+            outside = not MIN_CLIP_S <= durations[start][end - 1] <= MAX_CLIP_S
+            options.append((bad + outside, negative - 1, [*groups, (start, end)]))
+        best.append(min(options, key=lambda o: (o[0], o[1])))
+    return best[count][2]
 
 
 def slice_recording(audio: np.ndarray, rate: int, text: str) -> list[tuple[np.ndarray, str]]:
     """A recording and its transcript -> [(clip, text)].
 
-    Up to :data:`MAX_UNSPLIT_S` (or a one-sentence transcript): one clip. Longer: cut at the
-    ``n - 1`` longest pauses, ``n`` being the number of sentences, each piece taking its sentence.
-    Raises TrainingDataError when the recording has fewer pauses than that."""
+    Up to :data:`MAX_CLIP_S` (or a one-sentence transcript): one clip. Longer: cut at the ``n - 1``
+    longest pauses, ``n`` being the number of sentences, each piece taking its sentence, then
+    neighbouring pieces joined (with the pause between them) where that makes clips of 3-10 s of
+    sentences too short alone. Raises TrainingDataError when the recording has fewer pauses than
+    sentence breaks."""
     seconds = audio.size / rate
-    sentences = split_sentences(text)
-    if seconds <= MAX_UNSPLIT_S or len(sentences) <= 1:
+    spans = _sentence_spans(text)
+    if seconds <= MAX_CLIP_S or len(spans) <= 1:
         return [(_trim(audio, rate), text)]
     pauses = _pauses(_frame_db(audio, rate))
-    if len(pauses) < len(sentences) - 1:
+    if len(pauses) < len(spans) - 1:
         raise TrainingDataError(
-            f"{seconds:.1f} s long with {len(sentences)} sentences but only {len(pauses)} pauses of "
-            f"{MIN_PAUSE_S:g} s or more to cut at; pause between sentences, or cut it into 3-10 s clips "
-            "with one .list line each"
+            f"{seconds:.1f} s long with {len(spans)} sentences but only {len(pauses)} pauses of "
+            f"{MIN_PAUSE_S:g} s or more to cut at; pause between sentences, or cut it into "
+            f"{MIN_CLIP_S:g}-{MAX_CLIP_S:g} s clips with one .list line each"
         )
-    longest = sorted(pauses, key=lambda p: p[1] - p[0], reverse=True)[: len(sentences) - 1]
+    longest = sorted(pauses, key=lambda p: p[1] - p[0], reverse=True)[: len(spans) - 1]
     hop = int(0.01 * rate)
     cuts = [0] + sorted(((a + b) // 2) * hop for a, b in longest) + [audio.size]
-    return [(_trim(audio[a:b], rate), s) for a, b, s in zip(cuts[:-1], cuts[1:], sentences, strict=True)]
+    n = len(spans)
+    durations = [[0.0] * n for _ in range(n)]
+    for a in range(n):
+        for b in range(a, n):
+            durations[a][b] = _trim(audio[cuts[a] : cuts[b + 1]], rate).size / rate
+    return [
+        (_trim(audio[cuts[a] : cuts[b]], rate), text[spans[a][0] : spans[b - 1][1]].strip())
+        for a, b in _group(durations, n)
+    ]
 
 
 def check_clip(audio: np.ndarray, rate: int) -> tuple[str | None, float]:
     """(reason to leave it out or None, speech level in dBFS) for a clip at its original level."""
     seconds = audio.size / rate
     if seconds < MIN_CLIP_S:
-        return f"only {seconds:.1f} s of speech; clips need {MIN_CLIP_S:g} to {MAX_CLIP_S:g} s", -120.0
-    if seconds > MAX_UNSPLIT_S:
-        return f"{seconds:.1f} s long; cut it into clips of 3 to {MAX_CLIP_S:g} s at pauses", -120.0
+        return (
+            f"only {seconds:.1f} s of speech; clips need {MIN_CLIP_S:g} to {MAX_CLIP_S:g} s "
+            "(say a longer sentence, or join this one to its neighbour in one recording and one .list line)",
+            -120.0,
+        )
+    if seconds > MAX_CLIP_S:
+        return (
+            f"{seconds:.1f} s long; clips need {MIN_CLIP_S:g} to {MAX_CLIP_S:g} s: pause between sentences, or "
+            f"cut it into clips of {MIN_CLIP_S:g} to {MAX_CLIP_S:g} s at pauses",
+            -120.0,
+        )
     clipped = float(np.mean(np.abs(audio) >= CLIPPED_LEVEL))
     levels = _frame_db(audio, rate)
     speech = levels[levels >= levels.max() + SILENCE_BELOW_DB]

@@ -13,15 +13,12 @@ import pytest
 
 from synth.audio import read_wav
 from synth.errors import TrainingDataError
-from synth.testing import make_speech_wav
+from synth.testing import TRAINING_SENTENCES, make_speech_wav
 from synth.train.features import count_phones
 from synth.train.prepare import prepare, read_transcripts, slice_recording
 
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "She sells sea shells by the sea shore every day.",
-    "Please call me back when you have a free moment.",
-]
+SENTENCES = list(TRAINING_SENTENCES[:3])  # about 4 s each
+SHORT = "Hi there."  # about 1 s: too short alone, joined to a neighbour when sliced from a long recording
 
 
 def espeak(path: Path, text: str, *sox_effects: str) -> Path:
@@ -35,8 +32,9 @@ def recordings(tmp_path_factory) -> Path:
     espeak(folder / "loud.wav", SENTENCES[1], "gain", "25")  # driven far past full scale: clipped
     espeak(folder / "quiet.wav", SENTENCES[2], "vol", "0.004")  # about -55 dBFS
     espeak(folder / "short.wav", "Hi.")
-    # Three sentences with a second of silence between them, 12+ s in all: cut into three clips.
-    parts = [espeak(folder / f"part{i}.wav", s, "pad", "0", "1.2") for i, s in enumerate(SENTENCES)]
+    # Four sentences (one of 1 s) with a second of silence between them, 16+ s in all: cut into three clips.
+    spoken = [SENTENCES[0], SHORT, *SENTENCES[1:]]
+    parts = [espeak(folder / f"part{i}.wav", s, "pad", "0", "1.2") for i, s in enumerate(spoken)]
     subprocess.run(["sox", *map(str, parts), str(folder / "long.wav"), "pad", "0", "2"], check=True)
     for p in parts:
         p.unlink()
@@ -58,7 +56,7 @@ def test_prepare_keeps_good_clips_and_says_why_it_left_the_others_out(recordings
             f"quiet.wav|me|en|{SENTENCES[2]}",
             "short.wav|me|en|Hi.",
             f"{recordings}/good.wav|me|en|Yes.",  # a transcript far too short for the clip
-            f"long.wav|me|en|{' '.join(SENTENCES)}",
+            f"long.wav|me|en|{SENTENCES[0]} {SHORT} {' '.join(SENTENCES[1:])}",
         ],
     )
     data = prepare(recordings, transcripts, tmp_path / "prepared", count_phones, min_total_s=5)
@@ -66,11 +64,16 @@ def test_prepare_keeps_good_clips_and_says_why_it_left_the_others_out(recordings
     assert [c.name for c in data.clips] == ["good", "long_00", "long_01", "long_02"]
     assert "clipped" in reasons["loud.wav (line 2)"] and "input gain lower" in reasons["loud.wav (line 2)"]
     assert "too quiet" in reasons["quiet.wav (line 3)"] and "closer to the microphone" in reasons["quiet.wav (line 3)"]
-    assert "only" in reasons["short.wav (line 4)"] and "2 to 10 s" in reasons["short.wav (line 4)"]
+    assert "only" in reasons["short.wav (line 4)"] and "3 to 10 s" in reasons["short.wav (line 4)"]
     assert "does not fit the clip" in reasons["good.wav (line 5)"]
-    # The long recording was cut at its pauses, each piece with its sentence, each 2-10 s.
-    assert [c.text for c in data.clips[1:]] == SENTENCES
-    assert all(2.0 <= c.seconds <= 10.0 for c in data.clips)
+    # The long recording was cut at its pauses, each piece with its sentence, the 1 s one joined to a
+    # neighbour (pause included, one .list line of both sentences), each clip 3-10 s.
+    texts = [c.text for c in data.clips[1:]]
+    assert texts in (
+        [f"{SENTENCES[0]} {SHORT}", *SENTENCES[1:]],
+        [SENTENCES[0], f"{SHORT} {SENTENCES[1]}", SENTENCES[2]],
+    )
+    assert all(3.0 <= c.seconds <= 10.0 for c in data.clips)
     # Clips are 32 kHz, loudness-normalised (speech near -20 dBFS, peak at most 0.95), listed in .list format.
     rate, audio = read_wav(data.clips[0].path)
     assert rate == 32000 and np.abs(audio).max() <= 0.951

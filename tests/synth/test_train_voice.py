@@ -1,11 +1,14 @@
-"""python -m synth train end to end on a tiny random base and espeak-ng speech: the voice folder's files
-are in the original's formats and speak in our engine; an interrupted run leaves no voice folder and
-resumes to the very weights of an uninterrupted one; bad inputs get clear errors."""
+"""python -m synth train end to end on a tiny random base and espeak-ng speech, run as a creator runs it (a
+subprocess): it exits 0 and says what it did; the voice folder's files are in the original's formats and speak
+in our engine; an interrupted run leaves no voice folder and resumes to the very weights of the command's
+uninterrupted run; bad inputs get clear errors.
+
+The tiny trial (synth.train.tiny) runs once per test session: tests/oracle/test_trained_voice.py mints and
+serves the same voice."""
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import pytest
 import torch
@@ -16,20 +19,11 @@ from synth.__main__ import main
 from synth.checkpoints import load_gpt, load_sovits, read_checkpoint
 from synth.errors import BaseModelError, TrainingDataError
 from synth.random_model import ModelFiles
-from synth.testing import make_training_set, torch_threads
-from synth.train import Progress, S1Settings, S2Settings, TrainSettings, train_voice
-
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog, then runs home.",
-    "Please call me back in a moment.",
-    "She sells sea shells by the shore.",
-)
-SETTINGS = TrainSettings(
-    s2=S2Settings(epochs=2, batch_size=3, segment_size=6400, discriminator_width_divisor=16, min_items=1),
-    s1=S1Settings(epochs=2, batch_size=2, min_items=1),
-    min_total_s=5,
-    preview_max_tokens=40,
-)
+from synth.testing import torch_threads
+from synth.train import Progress, train_voice
+from synth.train.pipeline import command_settings
+from synth.train.tiny import TinyTraining, train_tiny_voice
+from synth.train.voice import PREVIEW_LINES
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,29 +33,50 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_training_set(tmp_path_factory.mktemp("train-data"), count=3, sentences=SENTENCES)
+def tiny(tmp_path_factory) -> TinyTraining:
+    """`python -m synth train` on the tiny trial (once per session: the oracle's test shares it)."""
+    return train_tiny_voice(tmp_path_factory.getbasetemp() / "tiny-training")
 
 
 @pytest.fixture(scope="module")
-def base(tiny_files: ModelFiles, tmp_path_factory):
-    """GPT-SoVITS's pretrained_models layout holding the tiny random voice."""
-    folder = tmp_path_factory.mktemp("pretrained_models")
-    (folder / "gsv-v2final-pretrained").mkdir()
-    shutil.copy(tiny_files.gpt_path, folder / "gsv-v2final-pretrained" / "s1bert25hz-tiny.ckpt")
-    shutil.copy(tiny_files.sovits_path, folder / "gsv-v2final-pretrained" / "s2G-tiny.pth")
-    shutil.copytree(tiny_files.hubert_dir, folder / "chinese-hubert-base")
-    shutil.copytree(tiny_files.bert_dir, folder / "chinese-roberta-wwm-ext-large")
-    return folder
+def settings(tiny):
+    """The settings the command trained with, for runs in this process."""
+    return command_settings(tiny.settings_file, tiny.given(), default_batch_size=lambda: 1)
 
 
 @pytest.fixture(scope="module")
-def trained(data, base, tmp_path_factory):
-    recordings, transcripts = data
-    return train_voice(recordings, transcripts, tmp_path_factory.mktemp("out") / "ada", base, SETTINGS, report=str)
+def data(tiny):
+    return tiny.recordings, tiny.transcripts
 
 
-def test_the_voice_folder_holds_the_original_formats(trained, base):
+@pytest.fixture(scope="module")
+def base(tiny):
+    return tiny.base
+
+
+@pytest.fixture(scope="module")
+def trained(tiny):
+    spec = yaml.safe_load((tiny.voice / "voice.yaml").read_text())
+    return dataclasses.make_dataclass("Trained", ["folder", "gpt", "sovits", "preview"])(
+        tiny.voice, tiny.voice / spec["gpt"], tiny.voice / spec["sovits"], tiny.voice / "training" / "preview-check.wav"
+    )
+
+
+def test_the_command_trains_reports_and_exits_0(tiny, settings):
+    assert tiny.returncode == 0
+    lines = tiny.output.splitlines()
+    assert "training data: 0.2" in lines[0] and "in 3 clips, 0 left out" in lines[0]
+    assert f"wrote {tiny.voice}: ada-e2.ckpt, ada_e2_s2.pth, reference.wav, voice.yaml" in lines
+    assert any(line.startswith("time: prepare ") and " s2 " in line for line in lines)
+    assert f"mint it: ape run mint {tiny.voice} ..." in lines
+    assert "SoVITS: 100%" in tiny.output and "GPT: 100%" in tiny.output  # progress bars with the time left
+    # The --settings file reached the stages; the options given on the command line won over the defaults.
+    assert settings.s2.segment_size == 6400 and settings.s2.discriminator_width_divisor == 16
+    assert (settings.s2.epochs, settings.s1.epochs, settings.s2.batch_size, settings.s1.batch_size) == (2, 2, 3, 2)
+    assert settings.min_total_s == 5
+
+
+def test_the_voice_folder_holds_the_original_formats(trained, tiny):
     folder = trained.folder
     assert sorted(p.name for p in folder.iterdir()) == [
         "ada-e2.ckpt",
@@ -85,10 +100,8 @@ def test_the_voice_folder_holds_the_original_formats(trained, base):
     assert load_gpt(trained.gpt).config["model"]["n_layer"] == 2
     spec = yaml.safe_load((folder / "voice.yaml").read_text())
     assert spec["reference"]["audio"] == "reference.wav" and spec["reference"]["language"] == "en"
-    assert (
-        spec["reference"]["text"] in (folder / "training" / "data-report.txt").read_text() or spec["reference"]["text"]
-    )
-    assert spec["preview"] == {"text": SETTINGS.preview_text or spec["preview"]["text"], "language": "en"}
+    assert spec["reference"]["text"] in tiny.transcripts.read_text()
+    assert spec["preview"] == {"text": PREVIEW_LINES["en"], "language": "en"}
     assert spec["gpt"] == "ada-e2.ckpt" and spec["sovits"] == "ada_e2_s2.pth" and spec["languages"] == ["en"]
     s2_rows = (folder / "training" / "losses-s2.csv").read_text().splitlines()
     assert (
@@ -111,7 +124,7 @@ def test_the_trained_voice_speaks_in_our_engine(trained, base):
     assert rate == 32000 and wave.shape[0] >= 25 * 640 and float(abs(wave).max()) > 0
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(trained, data, base, tmp_path):
+def test_an_interrupted_run_resumes_to_the_same_weights(trained, data, base, settings, tmp_path):
     recordings, transcripts = data
     out = tmp_path / "ada"
 
@@ -125,28 +138,28 @@ def test_an_interrupted_run_resumes_to_the_same_weights(trained, data, base, tmp
             transcripts,
             out,
             base,
-            SETTINGS,
+            settings,
             progress=Progress(on_epoch_end=stop_after_first_sovits_epoch),
             report=str,
         )
     assert not out.exists()  # nothing half-written looks like a voice
     assert (tmp_path / "ada.work" / "s2-state.pt").is_file()
-    quiet = dataclasses.replace(SETTINGS, speak_preview=False)  # not part of what resumes
+    quiet = dataclasses.replace(settings, speak_preview=False)  # not part of what resumes
     resumed = train_voice(recordings, transcripts, out, base, quiet, report=str)
     for path_a, path_b in ((trained.sovits, resumed.sovits), (trained.gpt, resumed.gpt)):
         a, b = read_checkpoint(path_a).payload["weight"], read_checkpoint(path_b).payload["weight"]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), path_a.name
 
 
-def test_bad_inputs_get_clear_errors(data, base, tmp_path):
+def test_bad_inputs_get_clear_errors(data, base, settings, tmp_path):
     recordings, transcripts = data
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("x")
     with pytest.raises(TrainingDataError, match="already holds files; choose a new --out folder"):
-        train_voice(recordings, transcripts, tmp_path / "taken", base, SETTINGS, report=str)
+        train_voice(recordings, transcripts, tmp_path / "taken", base, settings, report=str)
     with pytest.raises(BaseModelError, match="has no chinese-hubert-base/ folder"):
-        train_voice(recordings, transcripts, tmp_path / "v", tmp_path, SETTINGS, report=str)
-    too_much = dataclasses.replace(SETTINGS, min_total_s=600)
+        train_voice(recordings, transcripts, tmp_path / "v", tmp_path, settings, report=str)
+    too_much = dataclasses.replace(settings, min_total_s=600)
     with pytest.raises(TrainingDataError, match="fine-tuning needs at least 600 s"):
         train_voice(recordings, transcripts, tmp_path / "v", base, too_much, report=str)
     result = CliRunner().invoke(
