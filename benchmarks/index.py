@@ -338,6 +338,9 @@ def index_into(db: str, market: dict[str, Any], rpc_url: str, work: Path) -> dic
         "metadata_s": float(fields["metadata_seconds"]),
         "wall_s": round(time.perf_counter() - started, 1),
         "rss_mb": round(usage.ru_maxrss / 1024, 1),
+        # the indexer's own CPU (reading, decoding, applying; start-up and metadata included): on a
+        # busy machine wall-clock rates fall with the load, this does not
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,50 +172,71 @@ def checksum(address: str) -> str:
     return to_checksum_address(address)
 
 
-class _Words:
-    """Reads an event's data by 32-byte words: the static ABI types, static tuples, and top-level
-    ``bytes``/``string`` (every event the index follows), without eth_abi's general machinery
-    (ten times faster, and decoding is most of an indexer's work)."""
+_ZERO_WORD = bytes(32)
 
-    @staticmethod
-    def width(item: dict[str, Any]) -> int:
-        if item["type"] == "tuple":
-            return sum(_Words.width(c) for c in item["components"])
-        return 1
 
-    @staticmethod
-    def is_static(item: dict[str, Any]) -> bool:
-        kind = item["type"]
-        if kind == "tuple":
-            return all(_Words.is_static(c) for c in item["components"])
-        return kind not in ("bytes", "string") and not kind.endswith("]")
+def _is_static(item: dict[str, Any]) -> bool:
+    kind = item["type"]
+    if kind == "tuple":
+        return all(_is_static(c) for c in item["components"])
+    return kind not in ("bytes", "string") and not kind.endswith("]")
 
-    @staticmethod
-    def value(item: dict[str, Any], data: bytes, word: int) -> Any:
-        kind = item["type"]
-        if kind == "tuple":
-            out = {}
-            for component in item["components"]:
-                out[component["name"]] = _Words.value(component, data, word)
-                word += _Words.width(component)
-            return out
-        chunk = data[32 * word : 32 * word + 32]
-        if kind == "address":
-            return checksum("0x" + chunk[12:].hex())
-        if kind == "bool":
-            return chunk != bytes(32)
-        if kind == "bytes32":
-            return "0x" + chunk.hex()
-        if kind.startswith("uint"):
-            return int.from_bytes(chunk, "big")
-        if kind.startswith("int"):
-            return int.from_bytes(chunk, "big", signed=True)
-        if kind in ("bytes", "string"):
-            start = int.from_bytes(chunk, "big")
+
+def _width(item: dict[str, Any]) -> int:
+    """32-byte words a static value takes in place (a dynamic one takes one: its offset)."""
+    if item["type"] == "tuple":
+        return sum(_width(c) for c in item["components"])
+    return 1
+
+
+def _reader(item: dict[str, Any], word: int) -> Callable[[bytes], Any]:
+    """A function reading ``item`` from event data whose value starts at ``word``: the static ABI
+    types, static tuples (as dicts by field name) and top-level ``bytes``/``string``, compiled
+    once per event type (eth_abi's general machinery per log is ten times slower, and decoding
+    is much of an indexer's work)."""
+    kind = item["type"]
+    at, end = 32 * word, 32 * word + 32
+    if kind == "tuple":
+        fields = []
+        for component in item["components"]:
+            fields.append((component["name"], _reader(component, word)))
+            word += _width(component)
+        return lambda data: {name: read(data) for name, read in fields}
+    if kind == "address":
+        return lambda data: checksum("0x" + data[at + 12 : end].hex())
+    if kind == "bool":
+        return lambda data: data[at:end] != _ZERO_WORD
+    if kind == "bytes32":
+        return lambda data: "0x" + data[at:end].hex()
+    if kind.startswith("uint"):
+        return lambda data: int.from_bytes(data[at:end], "big")
+    if kind.startswith("int"):
+        return lambda data: int.from_bytes(data[at:end], "big", signed=True)
+    if kind in ("bytes", "string"):
+
+        def dynamic(data: bytes) -> Any:
+            start = int.from_bytes(data[at:end], "big")
             length = int.from_bytes(data[start : start + 32], "big")
             raw = data[start + 32 : start + 32 + length]
             return raw.decode("utf-8", "replace") if kind == "string" else raw
-        raise ValueError(f"ABI type {kind} is not read by the index's decoder")
+
+        return dynamic
+    raise ValueError(f"ABI type {kind} is not read by the index's decoder")
+
+
+def _topic_reader(item: dict[str, Any]) -> Callable[[str], Any]:
+    """A function reading an indexed value (one word) from its topic's hex text."""
+    kind = item["type"]
+    if kind == "address":
+        return lambda topic: checksum("0x" + topic[-40:])
+    if kind == "bool":
+        return lambda topic: int(topic, 16) != 0
+    if kind == "bytes32":
+        return lambda topic: topic.lower()
+    if kind.startswith("uint"):
+        return lambda topic: int(topic, 16)
+    read = _reader(item, 0)  # signed integers and the rest: through the word reader
+    return lambda topic: read(bytes.fromhex(topic[2:]))
 
 
 def _plain(item: dict[str, Any], value: Any) -> Any:
@@ -250,7 +272,7 @@ class LogDecoder:
             ) from None
         self.addresses = contracts.by_role()
         self._role_of = {address.lower(): role for role, address in self.addresses.items()}
-        self._decoders: dict[tuple[str, str], tuple[str, list, list, list[str]]] = {}
+        self._decoders: dict[tuple[str | None, str], tuple] = {}
         self.topics: set[str] = set()
         for role, (contract, names) in EVENTS.items():
             try:
@@ -262,11 +284,18 @@ class LogDecoder:
                 topic = "0x" + event_abi_to_log_topic(item).hex()
                 indexed = [i for i in item["inputs"] if i["indexed"]]
                 data = [i for i in item["inputs"] if not i["indexed"]]
-                # the fast reader for static values and top-level bytes/string; eth_abi for anything else
-                simple = all(_Words.is_static(i) or i["type"] in ("bytes", "string") for i in data) and all(
-                    _Words.is_static(i) and i["type"] != "tuple" for i in indexed
+                # the compiled readers for static values and top-level bytes/string; eth_abi for anything else
+                simple = all(_is_static(i) or i["type"] in ("bytes", "string") for i in data) and all(
+                    _is_static(i) and i["type"] != "tuple" for i in indexed
                 )
-                self._decoders[(role, topic)] = (name, indexed, data, [] if simple else None)
+                topic_readers = [(i["name"], _topic_reader(i)) for i in indexed] if simple else None
+                data_readers = None
+                if simple:
+                    data_readers, word = [], 0
+                    for i in data:
+                        data_readers.append((i["name"], _reader(i, word)))
+                        word += _width(i)
+                self._decoders[(role, topic)] = (name, indexed, data, topic_readers, data_readers)
                 self.topics.add(topic)
 
     def logs_filter(self, from_block: int, to_block: int) -> dict[str, Any]:
@@ -284,20 +313,20 @@ class LogDecoder:
         decoder = self._decoders.get((role, topics[0])) if role and topics else None
         if decoder is None:
             return None
-        name, indexed, data_items, data_types = decoder
-        args: dict[str, Any] = {}
-        for item, topic in zip(indexed, topics[1:], strict=True):  # indexed values are one word each
-            args[item["name"]] = _Words.value(item, bytes.fromhex(topic[2:]), 0)
+        name, indexed, data_items, topic_readers, data_readers = decoder
         data = bytes.fromhex(raw["data"][2:])
-        if data_types is None:  # a layout _Words does not read
+        if data_readers is not None:
+            args = {key: read(topic) for (key, read), topic in zip(topic_readers, topics[1:], strict=True)}
+            for key, read in data_readers:
+                args[key] = read(data)
+        else:  # a layout the compiled readers do not read
+            args = {
+                item["name"]: _reader(item, 0)(bytes.fromhex(topic[2:]))
+                for item, topic in zip(indexed, topics[1:], strict=True)
+            }
             values = abi_decode([_abi_type(i) for i in data_items], data)
             for item, value in zip(data_items, values, strict=True):
                 args[item["name"]] = _plain(item, value)
-        else:
-            word = 0
-            for item in data_items:
-                args[item["name"]] = _Words.value(item, data, word)
-                word += _Words.width(item)
         timestamp = raw.get("blockTimestamp")
         return Event(
             role=role,

@@ -26,11 +26,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
 from eth_abi import decode as abi_decode
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
 from voicemarket.errors import IndexingError, ReorgTooDeep, ServiceSettingsError
 from voicemarket.index import db, schema
@@ -44,6 +45,13 @@ log = logging.getLogger("voicemarket.index")
 
 TARGET_EVENTS = 5_000
 """A batch that returned more logs than this halves the next batch's block range."""
+
+METADATA_FETCHES = 8
+"""Metadata documents fetched at once (each round is ``metadata_batch`` documents, then one transaction)."""
+
+LIMIT_WORDS = ("more than", "too many", "limit", "exceed", "too large", "range")
+"""Words of the errors nodes give for an ``eth_getLogs`` over too many logs or blocks (geth,
+Erigon, Infura, Alchemy, QuickNode...): the range is halved and asked again."""
 
 
 def _token_symbol(answer: str | None) -> str | None:
@@ -90,6 +98,12 @@ class Indexer:
         self.contracts = contracts
         self.engine = engine or db.open_engine(settings.db)
         self.rpc = JsonRpc(settings.rpc_url)
+        # logs are read by one thread of their own, a range ahead while the batch before is written
+        self.reader = JsonRpc(settings.rpc_url)
+        self._reader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-reader")
+        self._ahead: tuple[int, Future] | None = None
+        # metadata documents are fetched a few at a time (a remote store answers slowly, not busily)
+        self._metadata_pool = ThreadPoolExecutor(max_workers=METADATA_FETCHES, thread_name_prefix="index-metadata")
         self.decoder = LogDecoder(contracts, settings.abi_manifest)
         if store is None and settings.store:
             from voicemarket.content.store import store_from_spec
@@ -140,21 +154,16 @@ class Indexer:
         if self.next_block > safe:
             return StepResult(self.next_block, self.next_block - 1, 0, rewound) if rewound is not None else None
         first = self.next_block
-        last = min(safe, first + self.span - 1)
-        raw_logs, header = self.rpc.batch(
-            [("eth_getLogs", [self.decoder.logs_filter(first, last)]), ("eth_getBlockByNumber", [hex(last), False])]
-        )
-        if header is None:
-            raise IndexingError(f"the node has no block {last} although its head is {head}")
-        if len(raw_logs) > 2 * TARGET_EVENTS:  # a dense stretch: apply whole blocks up to about TARGET_EVENTS logs
-            cut = to_int(raw_logs[TARGET_EVENTS]["blockNumber"])
-            if cut > first:
-                last = cut - 1
-                raw_logs = [raw for raw in raw_logs if to_int(raw["blockNumber"]) <= last]
-                header = self.rpc.call("eth_getBlockByNumber", hex(last), False)
-        events = [event for raw in raw_logs if (event := self.decoder.decode(raw)) is not None]
-        del raw_logs
-        events = self._with_timestamps(events)
+        events, last, header = self._take_read(first, safe)
+        # keep batches near TARGET_EVENTS logs: bounded memory and transactions on busy chains
+        if len(events) > TARGET_EVENTS and self.span > 1:
+            self.span = max(1, self.span // 2)
+        elif len(events) < TARGET_EVENTS // 4:
+            self.span = min(self.settings.batch_blocks, self.span * 2)
+        self.span = min(self.span, max(1, 2 * (last - first + 1)))  # a range the node cut: stay near it
+        if last < safe:  # still behind: read the next range while this one is written
+            ahead = last + 1
+            self._ahead = (ahead, self._reader_pool.submit(self._read, ahead, min(safe, ahead + self.span - 1)))
         new_assets = self._new_assets(events, last)
         hashes = {event.block: event.block_hash for event in events}
         if hashes.get(last, header["hash"]) != header["hash"]:
@@ -184,13 +193,52 @@ class Indexer:
                 log.info("batch written, committing", extra={"from_block": first, "to_block": last})
                 time.sleep(self.settings.pause_before_commit_s)
         self.next_block, self.unjournaled_until = last + 1, unjournaled
-        # keep batches near TARGET_EVENTS logs: bounded memory and transactions on busy chains
-        if len(events) > TARGET_EVENTS and self.span > 1:
-            self.span = max(1, self.span // 2)
-        elif len(events) < TARGET_EVENTS // 4:
-            self.span = min(self.settings.batch_blocks, self.span * 2)
         log.info("indexed", extra={"from_block": first, "to_block": last, "events": len(events)})
         return StepResult(first, last, len(events), rewound, caught_up=last >= safe)
+
+    def _take_read(self, first: int, safe: int) -> tuple[list[Event], int, dict[str, Any]]:
+        """The range from ``first`` read ahead during the last batch, or read now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            start, future = ahead
+            try:
+                events, last, header = future.result()
+                if start == first and last <= safe:
+                    return events, last, header
+            except (httpx.HTTPError, IndexingError, OSError) as exc:  # read again below, and fail here if it fails
+                log.info("reading ahead failed; reading again", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return self._read(first, min(safe, first + self.span - 1))
+
+    def _read(self, first: int, last: int) -> tuple[list[Event], int, dict[str, Any]]:
+        """The decoded events of blocks ``first``..``last`` (or fewer blocks, when the node refuses so
+        many logs or the stretch is dense), the last block read and its header. Runs in the reader
+        thread while the batch before is written, so it touches no indexer state."""
+        while True:
+            try:
+                raw_logs, header = self.reader.batch(
+                    [
+                        ("eth_getLogs", [self.decoder.logs_filter(first, last)]),
+                        ("eth_getBlockByNumber", [hex(last), False]),
+                    ]
+                )
+            except IndexingError as exc:
+                # nodes limit an eth_getLogs answer (results, bytes or blocks): ask for half the range
+                if last > first and any(w in str(exc).lower() for w in LIMIT_WORDS):
+                    last = first + (last - first) // 2
+                    continue
+                raise
+            break
+        if header is None:
+            raise IndexingError(f"the node has no block {last} although it answered for it")
+        if len(raw_logs) > 2 * TARGET_EVENTS:  # a dense stretch: apply whole blocks up to about TARGET_EVENTS logs
+            cut = to_int(raw_logs[TARGET_EVENTS]["blockNumber"])
+            if cut > first:
+                last = cut - 1
+                raw_logs = [raw for raw in raw_logs if to_int(raw["blockNumber"]) <= last]
+                header = self.reader.call("eth_getBlockByNumber", hex(last), False)
+        events = [event for raw in raw_logs if (event := self.decoder.decode(raw)) is not None]
+        del raw_logs
+        return self._with_timestamps(events), last, header
 
     def _new_assets(self, events: list[Event], block: int) -> list[dict[str, Any]]:
         """Symbol and decimals of the ERC-20s that new offers name and the index does not know yet."""
@@ -225,7 +273,7 @@ class Indexer:
         missing = sorted({e.block for e in events if e.timestamp is None})
         if not missing:
             return events
-        headers = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in missing])
+        headers = self.reader.batch([("eth_getBlockByNumber", [hex(n), False]) for n in missing])
         times = {n: to_int(h["timestamp"]) for n, h in zip(missing, headers, strict=True)}
         return [e if e.timestamp is not None else dataclasses.replace(e, timestamp=times[e.block]) for e in events]
 
@@ -292,8 +340,11 @@ class Indexer:
                 .order_by(table.c.next_attempt_at, table.c.cid)
                 .limit(self.settings.metadata_batch)
             ).all()
-        for cid, attempts in due:
-            fetched = fetch_metadata(self.store, cid, self.settings.metadata_max_bytes)
+        fetched_all = self._metadata_pool.map(
+            lambda cid: fetch_metadata(self.store, cid, self.settings.metadata_max_bytes), [cid for cid, _ in due]
+        )
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
+        for (cid, attempts), fetched in zip(due, fetched_all, strict=True):
             values: dict[str, Any] = {"attempts": attempts + 1}
             if fetched.ok:
                 search = " ".join(filter(None, [fetched.name, fetched.description])).lower()
@@ -316,8 +367,11 @@ class Indexer:
                     ),
                 )
                 log.warning("metadata refused; retried later", extra={"cid": cid, "error": fetched.error})
-            with self.engine.begin() as connection:
-                connection.execute(update(table).where(table.c.cid == cid).values(**values))
+            by_columns.setdefault(tuple(values), []).append({"k_cid": cid, **values})
+        with self.engine.begin() as connection:  # one transaction for the round
+            for columns, rows in by_columns.items():
+                statement = update(table).where(table.c.cid == bindparam("k_cid"))
+                connection.execute(statement.values({c: bindparam(c) for c in columns}), rows)
         return len(due)
 
     # ------------------------------------------------------------ the loop

@@ -3,19 +3,21 @@
 A :class:`Batch` loads the rows its events touch (in bulk, by id), applies every event to them
 in memory (:meth:`Batch.apply`, one method per event), and writes the result in a few
 statements (:meth:`Batch.flush`): new rows inserted, changed rows updated, and, for blocks
-recent enough to be reorged (``journal_from`` on), the image of each changed row as it was
-before each block that changed it, into the :data:`~voicemarket.index.schema.journal`. The
+recent enough to be reorged (``journal_from`` on), what the columns each block changed held
+before it, into the :data:`~voicemarket.index.schema.journal`. The
 caller runs all of it, with the checkpoint, in one transaction: a batch is applied whole or
 not at all, so a crash at any point leaves the tables as they were before it.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, select, tuple_
+from sqlalchemy import JSON, Boolean, Connection, Table, and_, select, tuple_
 
 from voicemarket.content.multiformats import CID
 from voicemarket.content.odrl import terms_from_contract
@@ -56,15 +58,16 @@ def cid_text(data: bytes) -> str:
 
 
 class Row:
-    """A row in memory: its values, what it was when loaded, and its journal images."""
+    """A row in memory: its values, what it was when loaded, and the journal image of its latest block."""
 
-    __slots__ = ("last_block", "new", "original", "values")
+    __slots__ = ("image", "last_block", "new", "original", "values")
 
     def __init__(self, values: dict[str, Any], *, new: bool, block: int) -> None:
         self.values = values
         self.original = None if new else dict(values)
         self.new = new
         self.last_block = block if new else -1  # the block of the latest change applied
+        self.image: dict[str, Any] | None = None  # what the columns changed in last_block held before it
 
 
 class Batch:
@@ -75,12 +78,13 @@ class Batch:
 
     def __init__(self, connection: Connection, *, chain_id: int, registry: str, journal_from: int | None) -> None:
         self.connection = connection
+        self.driver = _Driver(connection)
         self.chain_id = chain_id
         self.registry = registry
         self.journal_from = journal_from
         self.rows: dict[str, dict[Any, Row | None]] = {name: {} for name in KEYS}
         self.appended: dict[str, list[dict[str, Any]]] = {name: [] for name in APPEND_ONLY}
-        self.journal: dict[int, list[list[Any]]] = defaultdict(list)  # block -> [table, key, row before]
+        self.journal: dict[int, list[list[Any]]] = defaultdict(list)  # block -> [table, key, columns before]
         self.unjournaled_until = -1  # the last block changed without a journal entry
         self.new_metadata: set[str] = set()
         self._credits: dict[tuple[str, str], list[Event]] = defaultdict(list)  # (role, tx) -> Credited logs
@@ -99,11 +103,11 @@ class Batch:
         for start in range(0, len(wanted), LOAD_CHUNK):
             chunk = wanted[start : start + LOAD_CHUNK]
             if len(names) == 1:
-                where = sql_table.c[names[0]].in_(chunk)
+                found = self.driver.load(sql_table, names[0], chunk)
             else:
                 where = tuple_(*(sql_table.c[n] for n in names)).in_(chunk)
-            for found in self.connection.execute(select(sql_table).where(where)).mappings():
-                values = dict(found)
+                found = (dict(r) for r in self.connection.execute(select(sql_table).where(where)).mappings())
+            for values in found:
                 cache[self._key(table, values)] = Row(values, new=False, block=-1)
             for key in chunk:
                 cache.setdefault(key, None)
@@ -121,18 +125,23 @@ class Batch:
         return row
 
     def change(self, table: str, row: Row, event: Event, **values: Any) -> None:
-        """Set columns of ``row`` by ``event``, journaling the row's image before ``event``'s block."""
+        """Set columns of ``row`` by ``event``, journaling what those columns held before ``event``'s block
+        (one image per row and block: the columns the block changed, as they were before it)."""
         if event.block != row.last_block:
             if self.journal_from is not None and event.block >= self.journal_from:
                 key = self._key(table, row.values)
-                # every value is JSON already (ints, text, bools)
-                self.journal[event.block].append(
-                    [table, list(key) if isinstance(key, tuple) else [key], dict(row.values)]
-                )
+                row.image = {}
+                self.journal[event.block].append([table, list(key) if isinstance(key, tuple) else [key], row.image])
             else:
+                row.image = None
                 self.unjournaled_until = max(self.unjournaled_until, event.block)
             row.last_block = event.block
-        row.values.update(values)
+        current = row.values
+        if row.image is not None:
+            for column in values:
+                if column not in row.image:
+                    row.image[column] = current[column]  # every value is JSON already (ints, text, bools)
+        current.update(values)
 
     def add(self, table: str, event: Event, values: dict[str, Any]) -> None:
         self.appended[table].append(
@@ -155,8 +164,14 @@ class Batch:
                 ids["licenses"].add(int(a.get("licenseId", a.get("tokenId"))))
             if "requestId" in a:
                 ids["requests"].add(int(a["requestId"]))
+            if "request" in a:  # SynthesisRequested: the licence is inside the request struct
+                ids["licenses"].add(int(a["request"]["licenseId"]))
             if "operator" in a:
                 ids["operators"].add(a["operator"])
+                if e.name == "ModelOperatorSet":
+                    ids["model_operators"].add((model_key(a["modelId"]), a["operator"]))
+                elif e.name == "OperatorFeeSet":
+                    ids["operator_fees"].add((a["operator"], a["asset"]))
         self.prefetch("requests", ids["requests"])
         for row in self.rows["requests"].values():
             if row is not None:
@@ -171,7 +186,8 @@ class Batch:
             if row is not None:
                 ids["models"].add(row.values["model_id"])
         self.prefetch("models", ids["models"])
-        self.prefetch("operators", ids["operators"])
+        for table in ("operators", "model_operators", "operator_fees"):
+            self.prefetch(table, ids[table])
 
     def apply(self, event: Event) -> None:
         handler = getattr(self, f"_{event.role}_{event.name}", None) or getattr(self, f"_on_{event.name}", None)
@@ -615,31 +631,45 @@ class Batch:
 
     # ------------------------------------------------------------ writing
     def flush(self) -> dict[str, int]:
-        """Write the batch's rows, journal and new metadata CIDs; returns rows written per table."""
+        """Write the batch's rows, journal and new metadata CIDs; returns rows written per table.
+
+        Straight through the driver (:class:`_Driver`): new rows in bulk (PostgreSQL's ``COPY``,
+        SQLite's ``executemany``), and each changed row updated in the columns that changed only
+        (an index whose columns did not change is left alone)."""
         written: dict[str, int] = {}
-        conn = self.connection
+        writer = self.driver
         for name, cache in self.rows.items():
             table = schema.TABLES_BY_NAME[name]
-            inserts = [row.values for row in cache.values() if row is not None and row.new]
-            updates = [
-                row.values for row in cache.values() if row is not None and not row.new and row.values != row.original
-            ]
-            if inserts:
-                conn.execute(table.insert(), inserts)
-            if updates:
-                conn.execute(_update_statement(table, KEYS[name]), [_update_params(v, KEYS[name]) for v in updates])
-            written[name] = len(inserts) + len(updates)
+            keys = KEYS[name]
+            inserts = []
+            updates: dict[tuple[str, ...], list[tuple]] = defaultdict(list)  # changed columns -> rows
+            for row in cache.values():
+                if row is None:
+                    continue
+                values = row.values
+                if row.new:
+                    inserts.append(values)
+                    continue
+                original = row.original
+                changed = tuple(
+                    c for c, v in values.items() if c not in keys and (c not in original or original[c] != v)
+                )
+                if changed:
+                    updates[changed].append((*(values[c] for c in changed), *(values[k] for k in keys)))
+            writer.insert(table, inserts)
+            for columns, params in updates.items():
+                writer.update(table, columns, keys, params)
+            written[name] = len(inserts) + sum(len(p) for p in updates.values())
         for name, rows in self.appended.items():
-            if rows:
-                conn.execute(schema.TABLES_BY_NAME[name].insert(), rows)
+            writer.insert(schema.TABLES_BY_NAME[name], rows)
             written[name] = len(rows)
         if self.journal:
             rows = [{"block": block, "changes": changes} for block, changes in sorted(self.journal.items())]
-            conn.execute(schema.journal.insert(), rows)
+            writer.insert(schema.journal, rows)
         if self.new_metadata:
             known = {
                 cid
-                for (cid,) in conn.execute(
+                for (cid,) in self.connection.execute(
                     select(schema.model_metadata.c.cid).where(schema.model_metadata.c.cid.in_(self.new_metadata))
                 )
             }
@@ -647,24 +677,71 @@ class Batch:
                 {"cid": cid, "state": "pending", "attempts": 0, "next_attempt_at": 0}
                 for cid in sorted(self.new_metadata - known)
             ]
-            if fresh:
-                conn.execute(schema.model_metadata.insert(), fresh)
+            writer.insert(schema.model_metadata, fresh)
         return written
 
 
-def _update_statement(table: Table, keys: tuple[str, ...]):  # noqa: ANN202 - an SQLAlchemy Update
-    columns = [c.name for c in table.columns if c.name not in keys]
-    return (
-        table.update()
-        .where(and_(*(table.c[k] == bindparam(f"k_{k}") for k in keys)))
-        .values({c: bindparam(f"v_{c}") for c in columns})
-    )
+class _Driver:
+    """Bulk reads and writes straight through the database driver, in the caller's transaction:
+    SQLAlchemy's per-row parameter and result processing cost more than SQLite's own work. PostgreSQL gets new rows by
+    ``COPY`` (one stream, no statement per row). JSON columns are serialised here, as SQLAlchemy's
+    ``JSON`` type would (and reads them back)."""
 
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.postgres = connection.dialect.name == "postgresql"
+        self.quote = connection.dialect.identifier_preparer.quote
+        self.mark = "%s" if self.postgres else "?"
 
-def _update_params(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    out = {f"v_{name}": value for name, value in values.items() if name not in keys}
-    out.update({f"k_{k}": values[k] for k in keys})
-    return out
+    def _rows(self, table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple]]:
+        columns = [c.name for c in table.columns if c.name in rows[0]]
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        if json_columns:
+            dumps = json.dumps
+            params = [tuple(dumps(r[c]) if c in json_columns else r[c] for c in columns) for r in rows]
+        else:
+            get = itemgetter(*columns)
+            params = [get(r) for r in rows] if len(columns) > 1 else [(get(r),) for r in rows]
+        return columns, params
+
+    def load(self, table: Table, key: str, values: list[Any]) -> list[dict[str, Any]]:
+        """The rows of ``table`` whose ``key`` is one of ``values``, as dicts (SQLite's 0/1 made bools)."""
+        columns = [c.name for c in table.columns]
+        names = ", ".join(self.quote(c) for c in columns)
+        marks = ", ".join([self.mark] * len(values))
+        sql = f"SELECT {names} FROM {self.quote(table.name)} WHERE {self.quote(key)} IN ({marks})"
+        rows = [dict(zip(columns, row, strict=True)) for row in self.connection.exec_driver_sql(sql, tuple(values))]
+        if not self.postgres:
+            flags = [c.name for c in table.columns if isinstance(c.type, Boolean)]
+            for row in rows:
+                for flag in flags:
+                    if row[flag] is not None:
+                        row[flag] = bool(row[flag])
+        return rows
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns, params = self._rows(table, rows)
+        names = ", ".join(self.quote(c) for c in columns)
+        if self.postgres:
+            cursor = self.connection.connection.driver_connection.cursor()
+            with cursor, cursor.copy(f"COPY {self.quote(table.name)} ({names}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row(row)
+            return
+        marks = ", ".join([self.mark] * len(columns))
+        self.connection.exec_driver_sql(f"INSERT INTO {self.quote(table.name)} ({names}) VALUES ({marks})", params)
+
+    def update(self, table: Table, columns: tuple[str, ...], keys: tuple[str, ...], params: list[tuple]) -> None:
+        """``params``: per row, the new values of ``columns`` then the key."""
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)} & set(columns)
+        if json_columns:
+            at = [i for i, c in enumerate(columns) if c in json_columns]
+            params = [tuple(json.dumps(v) if i in at else v for i, v in enumerate(p)) for p in params]
+        sets = ", ".join(f"{self.quote(c)} = {self.mark}" for c in columns)
+        where = " AND ".join(f"{self.quote(k)} = {self.mark}" for k in keys)
+        self.connection.exec_driver_sql(f"UPDATE {self.quote(table.name)} SET {sets} WHERE {where}", params)
 
 
 def rewind(connection: Connection, ancestor: int) -> dict[str, int]:

@@ -105,9 +105,9 @@ journal = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("block", BigInteger, nullable=False, index=True),
-    Column("changes", JSON, nullable=False),  # [[table, key, row before the block], ...] in order
+    Column("changes", JSON, nullable=False),  # [[table, key, {column: value before the block}], ...] in order
 )
-"""Per recent block, the rows its events changed, as they were before it: a rewind applies them
+"""Per recent block, the columns its events changed in each row, as they were before it: a rewind applies them
 back newest first (one row per block, not per change: a busy block is one insert)."""
 
 models = Table(
