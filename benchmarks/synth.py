@@ -274,6 +274,8 @@ def measure(device: str, precision: str) -> dict:
         "tokens": TOKENS,
         "precision": precision,
         "native_kernels": tts.gpt._native is not None,
+        "native_isa": _native_isa() if tts.gpt._native is not None else None,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -300,6 +302,13 @@ def measure(device: str, precision: str) -> dict:
     return figures
 
 
+def _native_isa() -> str:
+    """The instruction set the native decode step runs with (synth/native.c picks it by the CPU)."""
+    from synth import native
+
+    return native.isa(native.library())
+
+
 def _child(device: str, precision: str, native: bool = True) -> dict:
     env = {**os.environ, **({} if native else {"SYNTH_NATIVE": "0"})}
     return _in_child(f"measure({device!r}, {precision!r})", f"{device}/{precision}", timeout=3600, env=env)
@@ -318,15 +327,35 @@ def _in_child(call: str, what: str, timeout: float, env: dict[str, str] | None =
     return json.loads(line[len("RESULT ") :])
 
 
-def _machine() -> dict:
-    """Which machine a device's figures come from (cuda figures may be measured on another machine)."""
-    model = ""
+# The instruction-set flags that decide which kernels run (synth/native.c, oneDNN's convolutions, bf16/int8).
+ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16")
+
+
+def _cpu_info() -> tuple[str, list[str]]:
+    """The CPU's model name and which of :data:`ISA_FLAGS` (and any ``amx_*``) it has, from /proc/cpuinfo."""
+    model, flags = "", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
-    return {"cpu_model": model, "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return model, [f for f in ISA_FLAGS if f in flags] + sorted(f for f in flags if f.startswith("amx"))
+
+
+def _machine() -> dict:
+    """Which machine a device's figures come from (cuda figures may be measured on another machine)."""
+    model, flags = _cpu_info()
+    return {
+        "cpu_model": model,
+        "cpu_flags": flags,
+        "cpus": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -374,6 +403,9 @@ def main(argv: list[str] | None = None) -> None:
         for key in [k for k in values if k.startswith("_")]:
             del values[key]
         values["machine"] = machine
+    for name, values in figures.items():
+        if name.startswith("cpu"):  # the CPU the figures were measured on, beside them (cpu.model, cpu.flags)
+            values["model"], values["flags"] = machine["cpu_model"], machine["cpu_flags"]
     targets = {
         "gpt_tokens_per_s": "original: ~50 (issue), measured here: see BENCHMARKS.md",
         "rtf": "original: 0.66",

@@ -15,33 +15,35 @@
  * attend:       one query per head against a key/value cache, after writing the new key and
  *               value into it: softmax(q k^T * scale) v, with left-padding positions hidden.
  *
- * Built at run time with the system compiler for the machine it runs on (-O3 -march=native).
- * OpenMP splits the work between the cores through the OpenMP runtime PyTorch has loaded.
+ * Instruction sets, chosen at run time by what the CPU has (synth_set_isa forces one):
+ *   ISA_AVX512  512-bit loads and fused multiply-adds (vcvtph2ps of 16 halves at a time);
+ *   ISA_AVX2    256-bit ones (each 16-lane sum is two registers);
+ *   ISA_PORTABLE plain C (any CPU; fmaf, the half widening written out).
+ * The three compute the same float operations in the same order: every dot product is four
+ * 16-lane partial sums of fused multiply-adds over i = 64k + 16j + lane, paired
+ * ((s0 + s1) + (s2 + s3)), then the 16 lanes added in order, then the tail by fmaf. So every
+ * path gives bit for bit the same outputs (tested), whichever CPU runs them. The code outside
+ * the dot products is compiled once per instruction set from the same source, with
+ * -ffp-contract=off so that no path fuses an operation another path does not.
+ *
+ * Built at run time with the system compiler (GCC or Clang, x86-64 or another architecture;
+ * elsewhere than x86-64 only the portable path exists). OpenMP splits the work between the
+ * cores through the OpenMP runtime PyTorch has loaded.
  */
+#ifndef SYNTH_KERNELS /* ----------------------------------------------------------- the common part */
 #include <math.h>
 #include <string.h>
 
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 load16(const float *p) {
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-#if defined(__F16C__) && defined(__AVX__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SYNTH_X86 1
 #include <immintrin.h>
-static inline float half_to_float(unsigned short h) { return _cvtsh_ss(h); }
+#endif
 
-static inline v16 load16h(const unsigned short *p) {
-    __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-    __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)));
-    v16 v;
-    memcpy(&v, &lo, sizeof lo);
-    memcpy((char *)&v + sizeof lo, &hi, sizeof hi);
-    return v;
-}
-#else
+enum { WEIGHT_F32 = 0, WEIGHT_F16 = 1, WEIGHT_Q8 = 2 };
+enum { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+enum { QKV_W, QKV_S, QKV_B, OUT_W, OUT_S, OUT_B, FF1_W, FF1_S, FF1_B, FF2_W, FF2_S, FF2_B, LN1_W, LN1_B, LN2_W,
+       LN2_B, K_CACHE, V_CACHE, PER_LAYER };
+
 /* IEEE 754 binary16 -> binary32 (exact: every half is a float). */
 static inline float half_to_float(unsigned short h) {
     unsigned sign = (unsigned)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
@@ -49,7 +51,7 @@ static inline float half_to_float(unsigned short h) {
         bits = sign | 0x7f800000u | (mantissa << 13);
     } else if (exponent) {
         bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    } else if (mantissa) {  /* subnormal: normalise */
+    } else if (mantissa) { /* subnormal: normalise */
         exponent = 113;
         while (!(mantissa & 0x400u)) {
             mantissa <<= 1;
@@ -64,78 +66,194 @@ static inline float half_to_float(unsigned short h) {
     return f;
 }
 
-static inline v16 load16h(const unsigned short *p) {
-    float f[16];
-    for (int k = 0; k < 16; k++)
-        f[k] = half_to_float(p[k]);
-    return load16(f);
-}
-#endif
+#define AS_FLOAT(v) ((float)(v))
 
-/* sum_i a[i] b[i] in a fixed order: four 16-lane partial sums, paired, then the lanes in order, then the tail.
- * DOT_BODY is written once for float32 and float16 weights (LOAD/SCALAR widen them), so that both
- * give bit-identical sums for the same values. */
-#define DOT_BODY(LOAD, SCALAR)                                                   \
-    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};                                  \
-    long i = 0;                                                                  \
-    for (; i + 64 <= n; i += 64) {                                               \
-        s0 += LOAD(a + i) * load16(b + i);                                       \
-        s1 += LOAD(a + i + 16) * load16(b + i + 16);                             \
-        s2 += LOAD(a + i + 32) * load16(b + i + 32);                             \
-        s3 += LOAD(a + i + 48) * load16(b + i + 48);                             \
-    }                                                                            \
-    for (; i + 16 <= n; i += 16)                                                 \
-        s0 += LOAD(a + i) * load16(b + i);                                       \
-    v16 s = (s0 + s1) + (s2 + s3);                                               \
-    float total = 0.0f;                                                          \
-    for (int k = 0; k < 16; k++)                                                 \
-        total += s[k];                                                           \
-    for (; i < n; i++)                                                           \
-        total = fmaf(SCALAR(a[i]), b[i], total); /* one rounding, as the lanes */ \
+/* The lanes of the four partial sums, paired, then added in order, then the tail (one rounding each). */
+#define DOT_FINISH(SCALAR)                                                                                   \
+    float total = 0.0f;                                                                                      \
+    for (int k = 0; k < 16; k++)                                                                             \
+        total += lanes[k];                                                                                   \
+    for (; i < n; i++)                                                                                       \
+        total = fmaf(SCALAR(a[i]), b[i], total);                                                             \
     return total;
 
-#define AS_FLOAT(v) (v)
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-/* The same order with AVX2 intrinsics: each 16-lane partial sum is two 8-lane registers (lo, hi).
- * (Through the 16-lane vector type the float16 loads went through memory, and the float16 step
- * streamed its weights slower per byte than the float32 one.) */
+/* One dot product in the common order, for any register width: ZERO declares the partial sums s[4],
+ * STEP16(j, k) adds the products of elements k..k+15 into s[j], LANES stores (s0 + s1) + (s2 + s3) in lanes[]. */
+#define DOT_BODY(ZERO, STEP16, LANES, SCALAR)                                                                \
+    ZERO;                                                                                                    \
+    long i = 0;                                                                                              \
+    for (; i + 64 <= n; i += 64) {                                                                           \
+        STEP16(0, i);                                                                                        \
+        STEP16(1, i + 16);                                                                                   \
+        STEP16(2, i + 32);                                                                                   \
+        STEP16(3, i + 48);                                                                                   \
+    }                                                                                                        \
+    for (; i + 16 <= n; i += 16) {                                                                           \
+        STEP16(0, i);                                                                                        \
+    }                                                                                                        \
+    float lanes[16];                                                                                         \
+    LANES;                                                                                                   \
+    DOT_FINISH(SCALAR)
+
+/* Plain C: s[j][lane] += a[i] * b[i] with one rounding (fmaf). */
+#define ZERO_PORTABLE float s[4][16] = {{0}}
+#define STEP_PORTABLE(SCALAR, j, k)                                                                          \
+    for (int l = 0; l < 16; l++)                                                                             \
+    s[j][l] = fmaf(SCALAR(a[(k) + l]), b[(k) + l], s[j][l])
+#define LANES_PORTABLE                                                                                       \
+    for (int l = 0; l < 16; l++)                                                                             \
+    lanes[l] = (s[0][l] + s[1][l]) + (s[2][l] + s[3][l])
+
+#ifdef SYNTH_X86
+/* AVX2: each 16-lane partial sum is two 8-lane registers (s[j][0] lanes 0-7, s[j][1] lanes 8-15). */
 #define LOAD8_F32(p) _mm256_loadu_ps(p)
 #define LOAD8_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-#define DOT8_BODY(LOAD8, SCALAR)                                                                     \
-    __m256 s0l = _mm256_setzero_ps(), s0h = s0l, s1l = s0l, s1h = s0l, s2l = s0l, s2h = s0l, s3l = s0l, \
-           s3h = s0l;                                                                                \
-    long i = 0;                                                                                      \
-    for (; i + 64 <= n; i += 64) {                                                                   \
-        s0l = _mm256_fmadd_ps(LOAD8(a + i), _mm256_loadu_ps(b + i), s0l);                           \
-        s0h = _mm256_fmadd_ps(LOAD8(a + i + 8), _mm256_loadu_ps(b + i + 8), s0h);                   \
-        s1l = _mm256_fmadd_ps(LOAD8(a + i + 16), _mm256_loadu_ps(b + i + 16), s1l);                 \
-        s1h = _mm256_fmadd_ps(LOAD8(a + i + 24), _mm256_loadu_ps(b + i + 24), s1h);                 \
-        s2l = _mm256_fmadd_ps(LOAD8(a + i + 32), _mm256_loadu_ps(b + i + 32), s2l);                 \
-        s2h = _mm256_fmadd_ps(LOAD8(a + i + 40), _mm256_loadu_ps(b + i + 40), s2h);                 \
-        s3l = _mm256_fmadd_ps(LOAD8(a + i + 48), _mm256_loadu_ps(b + i + 48), s3l);                 \
-        s3h = _mm256_fmadd_ps(LOAD8(a + i + 56), _mm256_loadu_ps(b + i + 56), s3h);                 \
-    }                                                                                                \
-    for (; i + 16 <= n; i += 16) {                                                                   \
-        s0l = _mm256_fmadd_ps(LOAD8(a + i), _mm256_loadu_ps(b + i), s0l);                           \
-        s0h = _mm256_fmadd_ps(LOAD8(a + i + 8), _mm256_loadu_ps(b + i + 8), s0h);                   \
-    }                                                                                                \
-    float lanes[16];                                                                                 \
-    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(s0l, s1l), _mm256_add_ps(s2l, s3l)));       \
-    _mm256_storeu_ps(lanes + 8, _mm256_add_ps(_mm256_add_ps(s0h, s1h), _mm256_add_ps(s2h, s3h)));   \
-    float total = 0.0f;                                                                              \
-    for (int k = 0; k < 16; k++)                                                                     \
-        total += lanes[k];                                                                           \
-    for (; i < n; i++)                                                                               \
-        total = fmaf(SCALAR(a[i]), b[i], total);                                                     \
-    return total;
-static inline float dot(const float *a, const float *b, long n) { DOT8_BODY(LOAD8_F32, AS_FLOAT) }
-static inline float dot_f16(const unsigned short *a, const float *b, long n) { DOT8_BODY(LOAD8_F16, half_to_float) }
-#else
-static inline float dot(const float *a, const float *b, long n) { DOT_BODY(load16, AS_FLOAT) }
-static inline float dot_f16(const unsigned short *a, const float *b, long n) { DOT_BODY(load16h, half_to_float) }
+#define LOAD8_Q8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p))))
+#define ZERO_AVX2 __m256 s[4][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}, \
+                                   {_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}}
+#define STEP_AVX2(LOAD8, j, k)                                                                               \
+    s[j][0] = _mm256_fmadd_ps(LOAD8(a + (k)), _mm256_loadu_ps(b + (k)), s[j][0]);                            \
+    s[j][1] = _mm256_fmadd_ps(LOAD8(a + (k) + 8), _mm256_loadu_ps(b + (k) + 8), s[j][1])
+#define LANES_AVX2                                                                                           \
+    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(s[0][0], s[1][0]), _mm256_add_ps(s[2][0], s[3][0]))); \
+    _mm256_storeu_ps(lanes + 8, _mm256_add_ps(_mm256_add_ps(s[0][1], s[1][1]), _mm256_add_ps(s[2][1], s[3][1])))
+
+/* AVX-512: one register per 16-lane partial sum. */
+#define LOAD16_F32(p) _mm512_loadu_ps(p)
+#define LOAD16_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define LOAD16_Q8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
+#define ZERO_AVX512 __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}
+#define STEP_AVX512(LOAD16, j, k) s[j] = _mm512_fmadd_ps(LOAD16(a + (k)), _mm512_loadu_ps(b + (k)), s[j])
+#define LANES_AVX512 _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])))
 #endif
 
-static inline float finish(float v, const float *bias, const float *residual, long o, long r, long rows, int relu) {
+/* ---------------------------------------------------------------- the kernels, once per instruction set */
+#define SYNTH_KERNELS 1
+#define ISA_NAME(f) f##_portable
+#define ZERO ZERO_PORTABLE
+#define LANES LANES_PORTABLE
+#define STEP_F32(j, k) STEP_PORTABLE(AS_FLOAT, j, k)
+#define STEP_F16(j, k) STEP_PORTABLE(half_to_float, j, k)
+#define STEP_Q8(j, k) STEP_PORTABLE(AS_FLOAT, j, k)
+#include "native.c" /* this file again, with SYNTH_KERNELS defined */
+
+#ifdef SYNTH_X86
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+#define ISA_NAME(f) f##_avx2
+#define STEP_F32(j, k) STEP_AVX2(LOAD8_F32, j, k)
+#define STEP_F16(j, k) STEP_AVX2(LOAD8_F16, j, k)
+#define STEP_Q8(j, k) STEP_AVX2(LOAD8_Q8, j, k)
+#define ZERO ZERO_AVX2
+#define LANES LANES_AVX2
+#include "native.c" /* this file again, with SYNTH_KERNELS defined */
+#ifdef __clang__
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+#endif
+#define ISA_NAME(f) f##_avx512
+#define STEP_F32(j, k) STEP_AVX512(LOAD16_F32, j, k)
+#define STEP_F16(j, k) STEP_AVX512(LOAD16_F16, j, k)
+#define STEP_Q8(j, k) STEP_AVX512(LOAD16_Q8, j, k)
+#define ZERO ZERO_AVX512
+#define LANES LANES_AVX512
+#include "native.c" /* this file again, with SYNTH_KERNELS defined */
+#ifdef __clang__
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+/* ---------------------------------------------------------------- choosing the instruction set */
+typedef void (*linear_fn)(int, const void *, const float *, const float *, const float *, const float *, float *,
+                          long, long, long, int);
+typedef void (*decode_fn)(int, void *const *, long, float *, long, long, long, long, long, const unsigned char *,
+                          float, float *);
+
+static int active_isa = -1;
+
+/* 1 when this CPU (and this build) can run the instruction set `isa` (ISA_*), else 0. */
+int synth_isa_supported(int isa) {
+    if (isa == ISA_PORTABLE)
+        return 1;
+#ifdef SYNTH_X86
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == ISA_AVX2)
+        return avx2;
+    if (isa == ISA_AVX512)
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl");
+#endif
+    return 0;
+}
+
+/* The instruction set the kernels use (the best this CPU has unless synth_set_isa chose one). */
+int synth_isa(void) {
+    if (active_isa < 0)
+        active_isa = synth_isa_supported(ISA_AVX512) ? ISA_AVX512 : synth_isa_supported(ISA_AVX2) ? ISA_AVX2 : 0;
+    return active_isa;
+}
+
+/* Use instruction set `isa` from now on; returns it, or -1 (nothing changed) when this CPU cannot run it. */
+int synth_set_isa(int isa) {
+    if (!synth_isa_supported(isa))
+        return -1;
+    active_isa = isa;
+    return isa;
+}
+
+/* y = act(x W^T + bias) + residual for weights of the given kind (scale: the int8 weights' per-row scales). */
+void synth_linear(int kind, const void *w, const float *scale, const float *bias, const float *residual,
+                  const float *x, float *y, long rows, long n, long batch, int relu) {
+    linear_fn f = linear_portable;
+#ifdef SYNTH_X86
+    int isa = synth_isa();
+    f = isa == ISA_AVX512 ? linear_avx512 : isa == ISA_AVX2 ? linear_avx2 : linear_portable;
+#endif
+    f(kind, w, scale, bias, residual, x, y, rows, n, batch, relu);
+}
+
+/* One decoding step through every layer of the post-norm transformer:
+ *   x <- LN1(x + out(attend(qkv(x))));  x <- LN2(x + ff2(relu(ff1(x))))
+ * kind: how every matrix is stored (WEIGHT_*);
+ * params: [layers][PER_LAYER] pointers (matrices [out, in], each with its per-row scales when int8, else NULL;
+ * biases, norms, this layer's caches);
+ * x: [batch, dim], overwritten with the output; work: batch * (9 * dim + heads * max_len) floats. */
+void synth_decode(int kind, void *const *params, long layers, float *x, long batch, long dim, long heads, long max_len,
+                  long pos, const unsigned char *hidden, float eps, float *work) {
+    decode_fn f = decode_portable;
+#ifdef SYNTH_X86
+    int isa = synth_isa();
+    f = isa == ISA_AVX512 ? decode_avx512 : isa == ISA_AVX2 ? decode_avx2 : decode_portable;
+#endif
+    f(kind, params, layers, x, batch, dim, heads, max_len, pos, hidden, eps, work);
+}
+
+#else /* ---------------------------------------------------------------- SYNTH_KERNELS: one instruction set */
+
+/* Defined by the includer: ISA_NAME(f) (f with the set's suffix), ZERO, LANES and STEP_F32/F16/Q8 (see DOT_BODY). */
+static inline float ISA_NAME(dot)(const float *a, const float *b, long n) {
+    DOT_BODY(ZERO, STEP_F32, LANES, AS_FLOAT)
+}
+static inline float ISA_NAME(dot_f16)(const unsigned short *a, const float *b, long n) {
+    DOT_BODY(ZERO, STEP_F16, LANES, half_to_float)
+}
+static inline float ISA_NAME(dot_q8)(const signed char *a, const float *b, long n) {
+    DOT_BODY(ZERO, STEP_Q8, LANES, AS_FLOAT)
+}
+
+static inline float ISA_NAME(finish)(float v, const float *bias, const float *residual, long o, long r, long rows,
+                                     int relu) {
     if (bias)
         v += bias[o];
     if (relu && v < 0.0f)
@@ -145,98 +263,41 @@ static inline float finish(float v, const float *bias, const float *residual, lo
     return v;
 }
 
-static void gemv(const float *w, const float *bias, const float *residual, const float *x, float *y, long rows,
-                 long n, long batch, int relu) {
+static void ISA_NAME(linear)(int kind, const void *w, const float *scale, const float *bias, const float *residual,
+                             const float *x, float *y, long rows, long n, long batch, int relu) {
+    /* Each weight row is read from memory once, from L1 for the other x rows. */
+    if (kind == WEIGHT_Q8) {
 #pragma omp parallel for schedule(static) if (rows * n >= 65536)
-    for (long o = 0; o < rows; o++) {
-        const float *row = w + o * n;
-        for (long r = 0; r < batch; r++)
-            y[r * rows + o] = finish(dot(row, x + r * n, n), bias, residual, o, r, rows, relu);
-    }
-}
-
-static void gemv_f16(const unsigned short *w, const float *bias, const float *residual, const float *x, float *y,
-                     long rows, long n, long batch, int relu) {
+        for (long o = 0; o < rows; o++) {
+            const signed char *row = (const signed char *)w + o * n;
+            for (long r = 0; r < batch; r++)
+                y[r * rows + o] = ISA_NAME(finish)(scale[o] * ISA_NAME(dot_q8)(row, x + r * n, n), bias, residual,
+                                                   o, r, rows, relu);
+        }
+    } else if (kind == WEIGHT_F16) {
 #pragma omp parallel for schedule(static) if (rows * n >= 65536)
-    for (long o = 0; o < rows; o++) {
-        const unsigned short *row = w + o * n;
-        for (long r = 0; r < batch; r++)
-            y[r * rows + o] = finish(dot_f16(row, x + r * n, n), bias, residual, o, r, rows, relu);
-    }
-}
-
-/* sum_i q[i] x[i], the int8 weights widened to float32 as they are read. */
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-static inline __m256 widen8(const signed char *q) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
-}
-
-static inline float dot_q8(const signed char *q, const float *x, long n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    long i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(widen8(q + i), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(widen8(q + i + 8), _mm256_loadu_ps(x + i + 8), s1);
-        s2 = _mm256_fmadd_ps(widen8(q + i + 16), _mm256_loadu_ps(x + i + 16), s2);
-        s3 = _mm256_fmadd_ps(widen8(q + i + 24), _mm256_loadu_ps(x + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(widen8(q + i), _mm256_loadu_ps(x + i), s0);
-    __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float total = _mm_cvtss_f32(h);
-    for (; i < n; i++)
-        total += (float)q[i] * x[i];
-    return total;
-}
-#else
-static inline float dot_q8(const signed char *q, const float *x, long n) {
-    float sums[16] = {0};
-    long i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++)
-            sums[k] += (float)q[i + k] * x[i + k];
-    float total = 0.0f;
-    for (int k = 0; k < 16; k++)
-        total += sums[k];
-    for (; i < n; i++)
-        total += (float)q[i] * x[i];
-    return total;
-}
-#endif
-
-static void gemv_q8(const signed char *q, const float *scale, const float *bias, const float *residual,
-                   const float *x, float *y, long rows, long n, long batch, int relu) {
+        for (long o = 0; o < rows; o++) {
+            const unsigned short *row = (const unsigned short *)w + o * n;
+            for (long r = 0; r < batch; r++)
+                y[r * rows + o] =
+                    ISA_NAME(finish)(ISA_NAME(dot_f16)(row, x + r * n, n), bias, residual, o, r, rows, relu);
+        }
+    } else {
 #pragma omp parallel for schedule(static) if (rows * n >= 65536)
-    for (long o = 0; o < rows; o++) {
-        const signed char *row = q + o * n;  /* read from memory once, from L1 for the other x rows */
-        for (long r = 0; r < batch; r++)
-            y[r * rows + o] = finish(scale[o] * dot_q8(row, x + r * n, n), bias, residual, o, r, rows, relu);
+        for (long o = 0; o < rows; o++) {
+            const float *row = (const float *)w + o * n;
+            for (long r = 0; r < batch; r++)
+                y[r * rows + o] = ISA_NAME(finish)(ISA_NAME(dot)(row, x + r * n, n), bias, residual, o, r, rows, relu);
+        }
     }
-}
-
-enum { WEIGHT_F32 = 0, WEIGHT_F16 = 1, WEIGHT_Q8 = 2 };
-
-/* y = act(x W^T + bias) + residual for weights of the given kind (scale: the int8 weights' per-row scales). */
-void synth_linear(int kind, const void *w, const float *scale, const float *bias, const float *residual,
-                  const float *x, float *y, long rows, long n, long batch, int relu) {
-    if (kind == WEIGHT_Q8)
-        gemv_q8(w, scale, bias, residual, x, y, rows, n, batch, relu);
-    else if (kind == WEIGHT_F16)
-        gemv_f16(w, bias, residual, x, y, rows, n, batch, relu);
-    else
-        gemv(w, bias, residual, x, y, rows, n, batch, relu);
 }
 
 /* qkv: [batch, 3 * heads * dh] (query, key, value of the new token); caches: [batch, heads, max_len, dh];
  * hidden: [batch, max_len] (1 = a pad no query may see) or NULL; out: [batch, heads * dh];
  * scratch: [batch, heads, max_len] floats for the scores.
  * Writes the key and value at position pos, then attends over positions 0..pos. */
-static void attend(const float *qkv, float *k_cache, float *v_cache, const unsigned char *hidden, float *out,
-                   float *scratch, long batch, long heads, long dh, long max_len, long pos, float scale) {
+static void ISA_NAME(attend)(const float *qkv, float *k_cache, float *v_cache, const unsigned char *hidden, float *out,
+                             float *scratch, long batch, long heads, long dh, long max_len, long pos, float scale) {
     long dim = heads * dh, n = pos + 1;
 #pragma omp parallel for collapse(2) schedule(static) if (batch * heads * n * dh >= 65536)
     for (long b = 0; b < batch; b++) {
@@ -250,7 +311,7 @@ static void attend(const float *qkv, float *k_cache, float *v_cache, const unsig
             float *scores = scratch + (b * heads + h) * max_len;
             float top = -INFINITY;
             for (long l = 0; l < n; l++) {
-                float s = (pad && pad[l]) ? -INFINITY : dot(q, keys + l * dh, dh) * scale;
+                float s = (pad && pad[l]) ? -INFINITY : ISA_NAME(dot)(q, keys + l * dh, dh) * scale;
                 scores[l] = s;
                 if (s > top)
                     top = s;
@@ -275,8 +336,8 @@ static void attend(const float *qkv, float *k_cache, float *v_cache, const unsig
 }
 
 /* y[b] = (x[b] - mean) / sqrt(var + eps) * weight + bias over the last axis (dim). */
-static void layer_norm(const float *x, float *y, const float *weight, const float *bias, long batch, long dim,
-                       float eps) {
+static void ISA_NAME(layer_norm)(const float *x, float *y, const float *weight, const float *bias, long batch,
+                                 long dim, float eps) {
     for (long b = 0; b < batch; b++) {
         const float *row = x + b * dim;
         float mean = 0.0f, var = 0.0f;
@@ -291,29 +352,28 @@ static void layer_norm(const float *x, float *y, const float *weight, const floa
     }
 }
 
-enum { QKV_W, QKV_S, QKV_B, OUT_W, OUT_S, OUT_B, FF1_W, FF1_S, FF1_B, FF2_W, FF2_S, FF2_B, LN1_W, LN1_B, LN2_W,
-       LN2_B, K_CACHE, V_CACHE, PER_LAYER };
-
-/* One decoding step through every layer of the post-norm transformer:
- *   x <- LN1(x + out(attend(qkv(x))));  x <- LN2(x + ff2(relu(ff1(x))))
- * kind: how every matrix is stored (WEIGHT_*);
- * params: [layers][PER_LAYER] pointers (matrices [out, in], each with its per-row scales when int8, else NULL;
- * biases, norms, this layer's caches);
- * x: [batch, dim], overwritten with the output; work: batch * (9 * dim + heads * max_len) floats. */
-void synth_decode(int kind, void *const *params, long layers, float *x, long batch, long dim, long heads, long max_len,
-                  long pos, const unsigned char *hidden, float eps, float *work) {
+static void ISA_NAME(decode)(int kind, void *const *params, long layers, float *x, long batch, long dim, long heads,
+                             long max_len, long pos, const unsigned char *hidden, float eps, float *work) {
     long ffn = 4 * dim, dh = dim / heads;
     float *qkv = work, *attn = qkv + batch * 3 * dim, *mid = attn + batch * dim, *h = mid + batch * dim;
     float *scores = h + batch * ffn;
     for (long l = 0; l < layers; l++) {
         void *const *p = params + l * PER_LAYER;
-        synth_linear(kind, p[QKV_W], p[QKV_S], p[QKV_B], NULL, x, qkv, 3 * dim, dim, batch, 0);
-        attend(qkv, p[K_CACHE], p[V_CACHE], hidden, attn, scores, batch, heads, dh, max_len, pos,
-               1.0f / sqrtf((float)dh));
-        synth_linear(kind, p[OUT_W], p[OUT_S], p[OUT_B], x, attn, mid, dim, dim, batch, 0);
-        layer_norm(mid, x, p[LN1_W], p[LN1_B], batch, dim, eps);
-        synth_linear(kind, p[FF1_W], p[FF1_S], p[FF1_B], NULL, x, h, ffn, dim, batch, 1);
-        synth_linear(kind, p[FF2_W], p[FF2_S], p[FF2_B], x, h, mid, dim, ffn, batch, 0);
-        layer_norm(mid, x, p[LN2_W], p[LN2_B], batch, dim, eps);
+        ISA_NAME(linear)(kind, p[QKV_W], p[QKV_S], p[QKV_B], NULL, x, qkv, 3 * dim, dim, batch, 0);
+        ISA_NAME(attend)(qkv, p[K_CACHE], p[V_CACHE], hidden, attn, scores, batch, heads, dh, max_len, pos,
+                         1.0f / sqrtf((float)dh));
+        ISA_NAME(linear)(kind, p[OUT_W], p[OUT_S], p[OUT_B], x, attn, mid, dim, dim, batch, 0);
+        ISA_NAME(layer_norm)(mid, x, p[LN1_W], p[LN1_B], batch, dim, eps);
+        ISA_NAME(linear)(kind, p[FF1_W], p[FF1_S], p[FF1_B], NULL, x, h, ffn, dim, batch, 1);
+        ISA_NAME(linear)(kind, p[FF2_W], p[FF2_S], p[FF2_B], x, h, mid, dim, ffn, batch, 0);
+        ISA_NAME(layer_norm)(mid, x, p[LN2_W], p[LN2_B], batch, dim, eps);
     }
 }
+
+#undef ISA_NAME
+#undef ZERO
+#undef LANES
+#undef STEP_F32
+#undef STEP_F16
+#undef STEP_Q8
+#endif /* SYNTH_KERNELS */

@@ -15,8 +15,12 @@ writes hold float16 values (it saves with ``.half()``), so in the default fp32 m
 streams float16 copies of them, half the bytes, and computes bit for bit what it computes on
 the float32 matrices (the widening is exact and the sums keep their order).
 
-The kernels are compiled on first use with the system C compiler (``cc -O3 -march=native``,
-about a quarter of a second) into a per-user cache and loaded with ctypes. They are optional:
+The kernels are compiled on first use with the system C compiler (``cc -O3``, about half a
+second) into a per-user cache and loaded with ctypes. The library holds each kernel three
+times, for AVX-512, AVX2 and plain C, and uses the best one the CPU it runs on has (checked
+at run time, not taken from the build machine's flags); ``SYNTH_NATIVE_ISA=avx2`` (or
+``portable``, ``avx512``) forces one, and :func:`set_isa` switches. All three compute the same
+float operations in the same order: their outputs are bit for bit equal. They are optional:
 without a compiler, or with ``SYNTH_NATIVE=0``, fp32 decoding runs the same arithmetic through
 PyTorch. The two differ only in the order of float additions (relative differences of about
 1e-7; the greedy tokens of the full-size test voice are the same). ``int8`` then falls back to
@@ -41,7 +45,10 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native.c")
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+# No -march=native: native.c compiles its AVX2 and AVX-512 kernels with target pragmas and picks one at run
+# time; -ffp-contract=off keeps every path's float operations the same (no path fuses what another does not).
+FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC"]
+ISAS = ("portable", "avx2", "avx512")  # native.c's ISA_* values, in order
 MAX_BATCH = 16  # beyond this many rows a blocked GEMM (MKL) reuses each weight better
 
 _lock = threading.Lock()
@@ -59,7 +66,7 @@ def _cache_dir() -> Path:
 
 
 def _cpu_signature() -> str:
-    """What -march=native depends on: the CPU's feature flags (a cache shared across machines stays safe)."""
+    """The CPU's feature flags (the library is the same on every x86-64 CPU; kept in the key for safety)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
             flags = next((line for line in cpuinfo if line.startswith("flags")), "")
@@ -123,8 +130,35 @@ def library() -> ctypes.CDLL | None:
             _p,
         ]
         lib.synth_decode.restype = None
+        for name in ("synth_isa_supported", "synth_set_isa"):
+            getattr(lib, name).argtypes = [ctypes.c_int]
+            getattr(lib, name).restype = ctypes.c_int
+        lib.synth_isa.argtypes = []
+        lib.synth_isa.restype = ctypes.c_int
+        forced = os.environ.get("SYNTH_NATIVE_ISA", "").strip().lower()
+        if forced:
+            if forced not in ISAS:
+                raise ValueError(f"SYNTH_NATIVE_ISA must be one of {', '.join(ISAS)}, got {forced!r}")
+            if lib.synth_set_isa(ISAS.index(forced)) < 0:
+                log.warning("SYNTH_NATIVE_ISA=%s: this CPU cannot run it; using %s", forced, ISAS[lib.synth_isa()])
         _library = lib
         return lib
+
+
+def supported_isas(lib: ctypes.CDLL) -> list[str]:
+    """The instruction sets this CPU can run the kernels with (``portable`` always)."""
+    return [name for n, name in enumerate(ISAS) if lib.synth_isa_supported(n)]
+
+
+def isa(lib: ctypes.CDLL) -> str:
+    """The instruction set the kernels use now."""
+    return ISAS[lib.synth_isa()]
+
+
+def set_isa(lib: ctypes.CDLL, name: str) -> None:
+    """Use the kernels of instruction set ``name`` (one of :data:`ISAS` this CPU supports) from now on."""
+    if name not in ISAS or lib.synth_set_isa(ISAS.index(name)) < 0:
+        raise ValueError(f"this CPU cannot run the {name!r} kernels; it can run {supported_isas(lib)}")
 
 
 def _check_fp32_cpu(name: str, t: torch.Tensor) -> None:

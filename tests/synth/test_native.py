@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import shutil
-import subprocess
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -157,31 +153,56 @@ def test_weights_float16_cannot_hold_stay_float32():
     assert all(layer.half is None for layer in gpt.h.layers)
 
 
-def test_float16_widening_without_f16c_gives_the_same_floats(tmp_path):
-    """The portable widening (CPUs without F16C) against the hardware's, specials and subnormals included."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler")
-    built = tmp_path / "portable.so"
-    subprocess.run(
-        [compiler, "-O2", "-mno-f16c", "-fopenmp", "-shared", "-fPIC", str(native.SOURCE), "-o", str(built)],
-        check=True,
-        capture_output=True,
-    )
-    portable = ctypes.CDLL(str(built))
-    portable.synth_linear.argtypes = lib.synth_linear.argtypes
+@pytest.fixture
+def each_isa():
+    """Runs the test body once per instruction set this CPU can run the kernels with; restores the default."""
+    default = native.isa(lib)
+    yield native.supported_isas(lib)
+    native.set_isa(lib, default)
+
+
+def test_float16_widening_of_every_path_gives_the_same_floats(each_isa):
+    """The portable widening (CPUs without F16C) and the hardware's, specials and subnormals included."""
     bits = torch.arange(0, 65536, dtype=torch.int32).to(torch.int16).view(torch.float16)
     finite = bits[torch.isfinite(bits.float())]
     rows = finite[: (finite.numel() // 64) * 64].reshape(-1, 64).contiguous()
     x = torch.zeros(64)
-    for column in (0, 17, 63):  # pick one column: y[o] = w[o, column] exactly
-        x.zero_()
-        x[column] = 1.0
-        y = torch.empty(rows.shape[0])
-        portable.synth_linear(
-            native.WEIGHT_F16, rows.data_ptr(), None, None, None, x.data_ptr(), y.data_ptr(), rows.shape[0], 64, 1, 0
-        )
-        assert torch.equal(y, rows[:, column].float())
+    assert "portable" in each_isa
+    for name in each_isa:
+        native.set_isa(lib, name)
+        for column in (0, 17, 63):  # pick one column: y[o] = w[o, column] exactly
+            x.zero_()
+            x[column] = 1.0
+            assert torch.equal(native.NativeLinear(lib, rows, None)(x[None])[0], rows[:, column].float()), name
+
+
+def test_every_instruction_set_computes_the_same_bits(each_isa):
+    """AVX-512, AVX2 and plain C: the same float operations in the same order, so the same outputs bit for bit
+    (every weight kind, lengths with and without a tail, a decode step through all layers with pads)."""
+    g = torch.Generator().manual_seed(9)
+    gpt = _gpt(3, native_kernels=False)
+    q = Int8Weight(torch.randn(37, 130, generator=g), None, torch.float32)
+    weights = [torch.randn(37, 130, generator=g), torch.randn(37, 200, generator=g).half(), q.native()]
+    xs = [torch.randn(3, 130, generator=g), torch.randn(3, 200, generator=g), torch.randn(3, 130, generator=g)]
+    cfg = gpt.config
+    decoder = native.NativeDecoder(lib, [layer.native_tensors() for layer in gpt.h.layers], cfg.heads, 1e-5)
+    hidden = torch.zeros(2, 40, dtype=torch.bool)
+    hidden[1, :5] = True
+    x = torch.randn(2, cfg.hidden_dim, generator=g)
+    outputs = {}
+    for name in each_isa:
+        native.set_isa(lib, name)
+        assert native.isa(lib) == name
+        cache = KVCache(cfg.layers, 2, cfg.heads, 40, cfg.hidden_dim, torch.float32, "cpu")
+        cache.k.copy_(torch.randn(cache.k.shape, generator=torch.Generator().manual_seed(1)))
+        cache.v.copy_(torch.randn(cache.v.shape, generator=torch.Generator().manual_seed(2)))
+        decoder.bind(cache.k, cache.v)
+        outs = [native.NativeLinear(lib, w, None)(xi, relu=True) for w, xi in zip(weights, xs, strict=True)]
+        outputs[name] = [*outs, decoder.step(x, 23, hidden), cache.k.clone()]
+    for name, outs in outputs.items():
+        assert all(torch.equal(a, b) for a, b in zip(outs, outputs["portable"], strict=True)), name
+    with pytest.raises(ValueError, match="cannot run"):
+        native.set_isa(lib, "sse9")
 
 
 def test_decoder_refuses_a_cache_that_does_not_fit():
