@@ -183,8 +183,15 @@ def info(path: str) -> None:
 @main.command()
 @click.argument("recordings", type=click.Path(file_okay=False))
 @click.option(
-    "--transcripts", required=True, type=click.Path(dir_okay=False), help=".list file: path|speaker|language|text"
+    "--transcripts", default=None, type=click.Path(dir_okay=False), help=".list file: path|speaker|language|text"
 )
+@click.option(
+    "--asr-model",
+    default=None,
+    type=click.Path(),
+    help="instead of --transcripts: a Whisper model folder on disk to transcribe the recordings (with --language)",
+)
+@click.option("--language", default=None, help="the recordings' language for --asr-model: zh, en, ja, ko or yue")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="the voice folder to write (must not exist)")
 @click.option(
     "--base",
@@ -211,6 +218,8 @@ def info(path: str) -> None:
 def train(
     recordings,
     transcripts,
+    asr_model,
+    language,
     out_dir,
     base,
     s2_epochs,
@@ -271,6 +280,9 @@ def train(
             bars[-1].close()
 
     try:
+        from synth.train.asr import command_transcripts
+
+        transcripts = command_transcripts(recordings, transcripts, asr_model, language, out_dir, device, click.echo)
         result = train_voice(
             recordings,
             transcripts,

@@ -272,6 +272,22 @@ def slice_recording(audio: np.ndarray, rate: int, text: str) -> list[tuple[np.nd
     ]
 
 
+def slice_at_pauses(audio: np.ndarray, rate: int) -> list[np.ndarray]:
+    """A recording without a transcript -> clips of 3-10 s where it can: cut at its pauses (runs of
+    :data:`MIN_PAUSE_S` or more of silence), the pieces between them joined into 3-10 s clips, each
+    trimmed (what the original's slicer does before its speech recogniser)."""
+    if audio.size / rate <= MAX_CLIP_S:
+        return [_trim(audio, rate)]
+    hop = int(0.01 * rate)
+    cuts = [0] + [((a + b) // 2) * hop for a, b in _pauses(_frame_db(audio, rate))] + [audio.size]
+    n = len(cuts) - 1
+    durations = [[0.0] * n for _ in range(n)]
+    for a in range(n):
+        for b in range(a, n):
+            durations[a][b] = _trim(audio[cuts[a] : cuts[b + 1]], rate).size / rate if b - a < 40 else 1e9
+    return [_trim(audio[cuts[a] : cuts[b]], rate) for a, b in _group(durations, n)]
+
+
 def check_clip(audio: np.ndarray, rate: int) -> tuple[str | None, float]:
     """(reason to leave it out or None, speech level in dBFS) for a clip at its original level."""
     seconds = audio.size / rate

@@ -120,3 +120,80 @@ def train_tiny_voice(folder: str | os.PathLike[str], timeout_s: float = 600) -> 
             raise RuntimeError(f"python -m synth train failed (status {done.returncode}):\n{run['output']}")
         record.write_text(json.dumps(run))
     return TinyTraining(base, recordings, transcripts, settings_file, voice, run["returncode"], run["output"])
+
+
+def _byte_symbols() -> list[str]:
+    """The 256 symbols byte-level BPE tokenizers (GPT-2's, Whisper's) write bytes as, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    symbols, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            symbols[byte] = chr(byte)
+        else:
+            symbols[byte] = chr(256 + extra)
+            extra += 1
+    return [symbols[b] for b in range(256)]
+
+
+def write_tiny_whisper(folder: str | os.PathLike[str], seed: int = 0) -> Path:
+    """A Whisper model folder in Hugging Face's format with random, tiny weights (one layer of width 16) and a
+    byte-level tokenizer without merges: what ``--asr-model`` loads, for tests of the plumbing (it transcribes
+    nothing meaningful)."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(_byte_symbols())}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    end = "<|endoftext|>"
+    languages = ["en", "zh", "ja", "ko", "yue"]
+    specials = ["<|startoftranscript|>", *[f"<|{x}|>" for x in languages], "<|translate|>", "<|transcribe|>"]
+    specials += ["<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
+    tokenizer = WhisperTokenizer(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), unk_token=end, bos_token=end, eos_token=end
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in [end, *specials]}
+    # 10 s windows (a real Whisper's are 30 s): clips are at most 10 s, and the tiny model is 3x faster.
+    WhisperProcessor(WhisperFeatureExtractor(feature_size=80, chunk_length=10), tokenizer).save_pretrained(folder)
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        num_mel_bins=80,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_source_positions=500,
+        max_target_positions=64,
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        eos_token_id=ids[end],
+        pad_token_id=ids[end],
+        bos_token_id=ids[end],
+    )
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        eos_token_id=ids[end],
+        pad_token_id=ids[end],
+        max_length=12,
+        is_multilingual=True,
+        lang_to_id={f"<|{x}|>": ids[f"<|{x}|>"] for x in languages},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+    )
+    model.save_pretrained(folder)
+    return folder

@@ -5,20 +5,30 @@ joined with pauses)."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from synth.__main__ import main
 from synth.audio import read_wav
 from synth.errors import TrainingDataError
 from synth.testing import TRAINING_SENTENCES, make_speech_wav
+from synth.train.asr import transcribe_recordings
 from synth.train.features import count_phones
 from synth.train.prepare import prepare, read_transcripts, slice_recording
+from synth.train.tiny import write_tiny_whisper
 
 SENTENCES = list(TRAINING_SENTENCES[:3])  # about 4 s each
 SHORT = "Hi there."  # about 1 s: too short alone, joined to a neighbour when sliced from a long recording
+BREATHLESS = (
+    "The quick brown fox jumps over the lazy dog and then it runs back home again and again until the sun goes "
+    "down behind the hills and the first stars come out over the quiet little town by the river"
+)
 
 
 def espeak(path: Path, text: str, *sox_effects: str) -> Path:
@@ -38,6 +48,8 @@ def recordings(tmp_path_factory) -> Path:
     subprocess.run(["sox", *map(str, parts), str(folder / "long.wav"), "pad", "0", "2"], check=True)
     for p in parts:
         p.unlink()
+    espeak(folder / "breathless.wav", BREATHLESS)  # one sentence of 12+ s without a pause to cut at
+    (folder / "notes.wav").write_text("not audio")
     return folder
 
 
@@ -57,6 +69,9 @@ def test_prepare_keeps_good_clips_and_says_why_it_left_the_others_out(recordings
             "short.wav|me|en|Hi.",
             f"{recordings}/good.wav|me|en|Yes.",  # a transcript far too short for the clip
             f"long.wav|me|en|{SENTENCES[0]} {SHORT} {' '.join(SENTENCES[1:])}",
+            "good.wav|me|en|...",  # nothing the front end can read
+            f"breathless.wav|me|en|{BREATHLESS}.",
+            "notes.wav|me|en|Not a recording.",
         ],
     )
     data = prepare(recordings, transcripts, tmp_path / "prepared", count_phones, min_total_s=5)
@@ -66,6 +81,9 @@ def test_prepare_keeps_good_clips_and_says_why_it_left_the_others_out(recordings
     assert "too quiet" in reasons["quiet.wav (line 3)"] and "closer to the microphone" in reasons["quiet.wav (line 3)"]
     assert "only" in reasons["short.wav (line 4)"] and "3 to 10 s" in reasons["short.wav (line 4)"]
     assert "does not fit the clip" in reasons["good.wav (line 5)"]
+    assert reasons["good.wav (line 7)"].startswith("transcript cannot be read as en: nothing to pronounce")
+    assert "clips need 3 to 10 s: pause between sentences" in reasons["breathless.wav (line 8)"]
+    assert "is not a readable WAV file" in reasons["notes.wav (line 9)"] and len(data.rejected) == 7
     # The long recording was cut at its pauses, each piece with its sentence, the 1 s one joined to a
     # neighbour (pause included, one .list line of both sentences), each clip 3-10 s.
     texts = [c.text for c in data.clips[1:]]
@@ -108,3 +126,46 @@ def test_a_long_recording_with_too_few_pauses_is_refused(recordings):
     audio = np.tile(audio[: rate * 2], 7)  # 14 s of speech without the pauses four sentences need
     with pytest.raises(TrainingDataError, match="pauses"):
         slice_recording(audio, rate, "One. Two. Three. Four.")
+
+
+def test_a_speech_recogniser_on_disk_transcribes_clips_cut_at_pauses(recordings, tmp_path):
+    # A random tiny Whisper in Hugging Face's format: it transcribes nothing meaningful, but loads from the
+    # folder alone (nothing downloaded) and writes a line per clip of 3-10 s for the creator to check.
+    whisper = write_tiny_whisper(tmp_path / "whisper")
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    for name in ("good.wav", "long.wav"):
+        shutil.copy(recordings / name, folder / name)
+    listing = transcribe_recordings(folder, whisper, "EN", tmp_path / "ada.asr")
+    rows = [line.split(": ", 1)[-1] if line.startswith("#") else line for line in listing.read_text().splitlines()]
+    clips = [Path(row.split("|", 3)[0]) for row in rows]
+    assert [c.name for c in clips] == ["good_000.wav", "long_000.wav", "long_001.wav", "long_002.wav"]
+    assert all(row.split("|", 3)[1:3] == ["creator", "en"] for row in rows)
+    for clip in clips:
+        rate, audio = read_wav(clip)
+        assert 3.0 <= audio.size / rate <= 10.0, clip.name
+    # Run again (after an interrupt, or after the creator corrected a line): the file is kept as it is.
+    listing.write_text(listing.read_text() + "# corrected by hand\n")
+    assert transcribe_recordings(folder, tmp_path / "gone", "en", tmp_path / "ada.asr").read_text().endswith("hand\n")
+
+
+def test_command_line_transcript_and_settings_errors(recordings, tmp_path):
+    base = ["train", str(recordings), "--out", str(tmp_path / "ada"), "--base", str(tmp_path)]
+    (tmp_path / "hubert").mkdir()
+    (tmp_path / "hubert" / "config.json").write_text('{"model_type": "hubert"}')
+    (tmp_path / "bad.yaml").write_text("s2: {learning_rate: 0.001, epochs_per_day: 3}\n")
+    (tmp_path / "wrong.yaml").write_text("s2: {batch_size: many}\n")
+    cases = {
+        (): "give either --transcripts FILE",
+        ("--transcripts", "t.list", "--asr-model", str(tmp_path)): "give either --transcripts FILE",
+        ("--asr-model", str(tmp_path / "hubert")): "--asr-model needs --language",
+        ("--asr-model", str(tmp_path / "none"), "--language", "en"): "speech recogniser folder .*none does not exist",
+        ("--asr-model", str(tmp_path / "hubert"), "--language", "en"): "hubert is not a Whisper model folder",
+        ("--asr-model", str(tmp_path / "hubert"), "--language", "fr"): "--language 'fr' is not one of zh, en",
+        ("--transcripts", "t.list", "--settings", str(tmp_path / "bad.yaml")): r"s2: unknown field\(s\) epochs_per_day",
+        ("--transcripts", "t.list", "--settings", str(tmp_path / "wrong.yaml")): r"s2.batch_size must be a int",
+        ("--transcripts", "t.list", "--settings", str(tmp_path / "no.yaml")): "cannot read the settings file",
+    }
+    for options, message in cases.items():
+        result = CliRunner().invoke(main, [*base, *options])
+        assert result.exit_code == 1 and re.search(message, result.output), (options, result.output)

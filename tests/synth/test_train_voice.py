@@ -9,6 +9,7 @@ serves the same voice."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import pytest
 import torch
@@ -17,13 +18,13 @@ from click.testing import CliRunner
 
 from synth.__main__ import main
 from synth.checkpoints import load_gpt, load_sovits, read_checkpoint
-from synth.errors import BaseModelError, TrainingDataError
+from synth.errors import BaseModelError, CheckpointError, TrainingDataError
 from synth.random_model import ModelFiles
 from synth.testing import torch_threads
 from synth.train import Progress, train_voice
 from synth.train.pipeline import command_settings
 from synth.train.tiny import TinyTraining, train_tiny_voice
-from synth.train.voice import PREVIEW_LINES
+from synth.train.voice import PREVIEW_LINES, choose_reference
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -159,9 +160,26 @@ def test_bad_inputs_get_clear_errors(data, base, settings, tmp_path):
         train_voice(recordings, transcripts, tmp_path / "taken", base, settings, report=str)
     with pytest.raises(BaseModelError, match="has no chinese-hubert-base/ folder"):
         train_voice(recordings, transcripts, tmp_path / "v", tmp_path, settings, report=str)
+    with pytest.raises(TrainingDataError, match=r"recordings folder .*nothing does not exist"):
+        train_voice(tmp_path / "nothing", transcripts, tmp_path / "v", base, settings, report=str)
+    with pytest.raises(BaseModelError, match=r"base folder .*nope does not exist; pass --base"):
+        train_voice(recordings, transcripts, tmp_path / "v", tmp_path / "nope", settings, report=str)
+    broken = tmp_path / "broken"
+    shutil.copytree(base, broken)
+    models = broken / "gsv-v2final-pretrained"
+    (models / "s1bert25hz-tiny.ckpt").rename(models / "s2G-tiny-2.pth")  # a GPT file where a .pth goes
+    with pytest.raises(BaseModelError, match=r"must hold exactly one GPT \.ckpt"):
+        train_voice(recordings, transcripts, tmp_path / "v", broken, settings, report=str)
+    (models / "s2G-tiny.pth").unlink()
+    (models / "s2G-tiny-2.pth").rename(models / "s2G-tiny.pth")
+    shutil.copy(models / "s2G-tiny.pth", models / "s1.ckpt")
+    with pytest.raises(CheckpointError, match=r"this is a GPT \.ckpt file, not a SoVITS \.pth"):
+        train_voice(recordings, transcripts, tmp_path / "v", broken, settings, report=str)
     too_much = dataclasses.replace(settings, min_total_s=600)
     with pytest.raises(TrainingDataError, match="fine-tuning needs at least 600 s"):
         train_voice(recordings, transcripts, tmp_path / "v", base, too_much, report=str)
+    with pytest.raises(TrainingDataError, match="no clip is 3 to 10 s long"):
+        choose_reference([])  # prepare keeps only 3-10 s clips: the check stands behind it
     result = CliRunner().invoke(
         main,
         [
