@@ -26,6 +26,15 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
 
     /// @inheritdoc IKeyDelivery
     uint256 public constant DELIVERY_WINDOW = Protocol.MIN_RETIREMENT_NOTICE;
+    /// @inheritdoc IKeyDelivery
+    uint256 public constant DISPUTE_WINDOW = 2 days;
+
+    /// @dev A wrapped key: 0x01 | compressed ephemeral point (33) | masked data key (32).
+    uint256 private constant _WRAPPED_KEY_LENGTH = 66;
+    uint8 private constant _RAW_CODEC = 0x55;
+    /// @dev secp256k1: the group order and the generator's x (its y is even).
+    uint256 private constant _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    uint256 private constant _GX = 0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798;
 
     bytes32 private constant _TREASURER_ROLE = keccak256("TREASURER_ROLE");
     bytes32 private constant _USAGE_TYPEHASH = keccak256(
@@ -54,7 +63,7 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
     // ------------------------------------------------------------------ options and key holders
 
     /// @inheritdoc IKeyDelivery
-    function offerLocalUse(uint256 offerId, uint128 price) external {
+    function offerLocalUse(uint256 offerId, uint128 price, bytes16 keyId) external {
         ILicenseManager.Offer memory o = _licenses.offer(offerId); // reverts for an unknown offer
         uint256 modelId = o.terms.modelId;
         _requireModelOwner(modelId);
@@ -65,8 +74,9 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
         if (_options[offerId].modelId != 0) revert KeyDelivery_OptionExists(offerId);
         _requireSellable(modelId);
         // Effects:
-        _options[offerId] = LocalUseOption({modelId: modelId, asset: o.terms.asset, active: true, price: price});
-        emit LocalUseOffered(offerId, modelId, o.terms.asset, price);
+        _options[offerId] =
+            LocalUseOption({modelId: modelId, asset: o.terms.asset, active: true, price: price, keyId: keyId});
+        emit LocalUseOffered(offerId, modelId, o.terms.asset, price, keyId);
     }
 
     /// @inheritdoc IKeyDelivery
@@ -120,6 +130,7 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
         (u.buyer, u.deadline, u.platformFeeBps, u.status) =
         (msg.sender, deadline, _licenses.platformFeeBps(), Status.Pending);
         (u.amount, u.offerId) = (option.price, uint64(offerId));
+        u.keyAddress = address(uint160(uint256(keccak256(publicKey))));
         emit LocalUsePurchased(licenseId, option.modelId, msg.sender, offerId, publicKey, option.price, deadline);
         // Interaction:
         if (option.asset == address(0)) {
@@ -131,7 +142,7 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
     }
 
     /// @inheritdoc IKeyDelivery
-    function recordDelivery(uint256 licenseId, uint8 codec, bytes32 digest) external nonReentrant {
+    function recordDelivery(uint256 licenseId, bytes calldata wrappedKey) external nonReentrant {
         LocalUse storage u = _localUses[licenseId];
         Status status = u.status;
         if (status != Status.Pending) revert KeyDelivery_NotPending(licenseId, status);
@@ -140,17 +151,57 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
         if (!_isKeyHolder(modelId, msg.sender)) revert KeyDelivery_NotKeyHolder(modelId, msg.sender);
         uint40 deadline = u.deadline;
         if (block.timestamp >= deadline) revert KeyDelivery_DeadlinePassed(licenseId, deadline);
-        if (!ContentId.isSupportedCodec(codec)) revert KeyDelivery_BadCodec(codec);
+        if (wrappedKey.length != _WRAPPED_KEY_LENGTH || wrappedKey[0] != 0x01 || uint8(wrappedKey[1]) | 1 != 0x03) {
+            revert KeyDelivery_BadWrappedKey(wrappedKey.length);
+        }
         IVoiceModelRegistry.ModelTerms memory m = _models.modelTerms(modelId);
         if (m.frozen) revert KeyDelivery_ModelFrozen(modelId);
         if (m.serviceEndsAt != 0 && block.timestamp >= m.serviceEndsAt) {
             revert KeyDelivery_ServiceEnded(modelId, m.serviceEndsAt);
         }
-        // Effects (no transfer: the payment moves into the model's pot):
-        (u.status, u.keyCodec, u.keyDigest) = (Status.Delivered, codec, digest);
-        emit KeyDelivered(licenseId, modelId, msg.sender, ContentId.toBytes(codec, digest));
+        // Effects (the payment stays in escrow through the dispute window):
+        bytes32 digest = sha256(wrappedKey);
+        (u.status, u.keyDigest, u.deadline) = (Status.Delivered, digest, uint40(block.timestamp + DISPUTE_WINDOW));
+        emit KeyDelivered(licenseId, modelId, msg.sender, ContentId.toBytes(_RAW_CODEC, digest), wrappedKey);
+    }
+
+    /// @inheritdoc IKeyDelivery
+    function disputeDelivery(uint256 licenseId, bytes calldata wrappedKey, uint256 licenseKey) external nonReentrant {
+        LocalUse storage u = _localUses[licenseId];
+        if (u.status != Status.Delivered) revert KeyDelivery_NotDelivered(licenseId);
+        uint40 disputeEnd = u.deadline;
+        if (block.timestamp >= disputeEnd) revert KeyDelivery_DisputeWindowOver(licenseId, disputeEnd);
+        if (sha256(wrappedKey) != u.keyDigest) revert KeyDelivery_NotTheDeliveredKey(licenseId);
+        // The revealed scalar must be the private key of the purchase's public key: b·G.
+        if (_multiply(_GX, 0, licenseKey) != u.keyAddress) revert KeyDelivery_WrongLicenseKey(licenseId);
+        // Unwrap as the buyer does: the shared point b·E (its address), the mask, the data key.
+        address shared = _multiply(uint256(bytes32(wrappedKey[2:34])), uint8(wrappedKey[1]) & 1, licenseKey);
+        bytes32 mask = keccak256(abi.encode(shared, licenseId, block.chainid, address(this)));
+        bytes32 dataKey = bytes32(wrappedKey[34:66]) ^ mask;
+        LocalUseOption storage option = _options[u.offerId];
+        if (bytes16(sha256(abi.encodePacked("voicemarket/sealing/key-id/v1", dataKey))) == option.keyId) {
+            revert KeyDelivery_KeyOpens(licenseId);
+        }
+        // Effects only: the payment is credited back to the buyer.
+        u.status = Status.Disproved;
+        address buyer = u.buyer;
         uint256 amount = u.amount;
-        if (amount != 0) _accrue(modelId, option.asset, amount, u.platformFeeBps);
+        emit DeliveryDisproved(licenseId, buyer, amount);
+        _credit(buyer, option.asset, amount);
+    }
+
+    /// @inheritdoc IKeyDelivery
+    function settle(uint256 licenseId) external nonReentrant {
+        LocalUse storage u = _localUses[licenseId];
+        if (u.status != Status.Delivered) revert KeyDelivery_NotDelivered(licenseId);
+        uint40 disputeEnd = u.deadline;
+        if (block.timestamp < disputeEnd) revert KeyDelivery_DisputeWindowOpen(licenseId, disputeEnd);
+        // Effects only: the payment moves into the model's pot.
+        u.status = Status.Settled;
+        LocalUseOption storage option = _options[u.offerId];
+        uint256 amount = u.amount;
+        emit LocalUseSettled(licenseId, option.modelId, amount);
+        if (amount != 0) _accrue(option.modelId, option.asset, amount, u.platformFeeBps);
     }
 
     /// @inheritdoc IKeyDelivery
@@ -176,7 +227,9 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
         for (uint256 i; i < reports.length; ++i) {
             UsageReport calldata r = reports[i];
             LocalUse storage u = _localUses[r.licenseId];
-            if (u.status != Status.Delivered) revert KeyDelivery_NotDelivered(r.licenseId);
+            if (u.status != Status.Delivered && u.status != Status.Settled) {
+                revert KeyDelivery_NotDelivered(r.licenseId);
+            }
             uint40 reportedUntil = u.reportedUntil;
             if (r.periodStart < reportedUntil || r.periodEnd <= r.periodStart || r.periodEnd > block.timestamp) {
                 revert KeyDelivery_BadPeriod(r.licenseId, r.periodStart, r.periodEnd, reportedUntil);
@@ -204,8 +257,8 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
     /// @inheritdoc IKeyDelivery
     function keyCid(uint256 licenseId) external view returns (bytes memory) {
         LocalUse storage u = _localUses[licenseId];
-        if (u.status != Status.Delivered) return "";
-        return ContentId.toBytes(u.keyCodec, u.keyDigest);
+        if (u.keyDigest == 0) return "";
+        return ContentId.toBytes(_RAW_CODEC, u.keyDigest);
     }
 
     /// @inheritdoc IKeyDelivery
@@ -259,6 +312,13 @@ contract KeyDelivery is IKeyDelivery, RevenueLedger, EIP712 {
         if (account == owner) return true;
         KeyHolder memory k = _keyHolders[modelId];
         return k.holder == account && k.namedBy == owner && account != address(0);
+    }
+
+    /// @dev address(k·R) for the point R with x coordinate `x` and y of parity `odd`, by ecrecover:
+    /// with hash 0 and s = x·k it returns the address of x⁻¹·(s·R) = k·R. 0 for an invalid point or k.
+    function _multiply(uint256 x, uint8 odd, uint256 k) private pure returns (address) {
+        if (x == 0 || x >= _N) return address(0);
+        return ecrecover(bytes32(0), 27 + odd, bytes32(x), bytes32(mulmod(x, k, _N)));
     }
 
     function _usageDigest(UsageReport calldata r) private view returns (bytes32) {

@@ -14,7 +14,11 @@ Every ``keeper_interval_s`` it makes one round:
    the price). What is refused is logged once, with the reason;
 4. **cancels** requests still pending past their deadline (``cancelExpired``: the buyer is refunded);
 5. **settles** deliveries whose dispute window closed, and disputes left undecided past the
-   arbiter's ``decideBy`` (they lapse), ``keeper_batch_size`` to a ``settle`` transaction.
+   arbiter's ``decideBy`` (they lapse), ``keeper_batch_size`` to a ``settle`` transaction;
+6. with ``keeper_key_delivery`` set, **sweeps local-use licences** (:class:`oracle.key_delivery.LocalUseSweep`):
+   ``refund`` for purchases undelivered at their deadline, ``settle`` for key deliveries past their
+   dispute window, one licence a transaction (kinds ``keeper:local-refund:<licence>``,
+   ``keeper:local-settle:<licence>``).
 
 Nothing is sent that ``eth_estimateGas`` says would revert, nor for an item already in one of
 the keeper's unmined transactions. Several keepers are safe together: on one Redis they share a
@@ -371,6 +375,13 @@ class Keeper:
         self.scanned: int | None = None  # last block read
         self._told: dict[int, tuple[str, int]] = {}  # licence -> (refusal code, expiry) last logged
         self.hold: Callable[[], bool] = lambda: True  # the keepers' lease, checked before each transaction
+        self.local_use = None
+        if settings.keeper_key_delivery:
+            from oracle.key_delivery import LocalUseSweep
+
+            self.local_use = LocalUseSweep(
+                views.router.w3, settings.keeper_key_delivery, settings.first_block, settings.max_block_range
+            )
 
     # ------------------------------------------------------------ one round
     def step(self) -> dict[str, int]:
@@ -389,6 +400,9 @@ class Keeper:
                 sent["cancel"] = self.cancel_expired(now, head.number, busy, capacity - sum(sent.values()))
             if self.settings.keeper_settlements and capacity - sum(sent.values()) > 0:
                 sent["settle"] = self.settle(now, head.number, busy, capacity - sum(sent.values()))
+            if self.local_use is not None and capacity - sum(sent.values()) > 0:
+                self.local_use.scan(head.number)
+                sent["local"] = self.sweep_local_use(now, busy, capacity - sum(sent.values()))
         except LeaseLost:
             log.warning(
                 "the keepers' lease lapsed during the round (a slow round?); another keeper goes on",
@@ -565,6 +579,25 @@ class Keeper:
         log.info("settlement sent", extra={"requests": ids, "submission": submission, "gas": gas})
         return 1
 
+    def sweep_local_use(self, now: int, busy: set[tuple[str, int]], capacity: int) -> int:
+        """Refund or settle local-use licences that are due (see :class:`oracle.key_delivery.LocalUseSweep`)."""
+        sent = 0
+        for action, license_id in self.local_use.due(now):
+            if sent >= capacity or (f"local-{action}", license_id) in busy:
+                continue
+            data = self.local_use.transaction(action, license_id)
+
+            def refused(why: str, lid: int = license_id, what: str = action) -> None:
+                log.info("local use not swept now", extra={"license_id": lid, "action": what, "error": why})
+
+            gas = self._gas(self.local_use.contract.address, data, refused)
+            if gas is not None:
+                self._submit(
+                    submission_kind(f"local-{action}", [license_id]), self.local_use.contract.address, data, gas
+                )
+                sent += 1
+        return sent
+
     def _submit(self, kind: str, to: str, data: str, gas: int) -> str | None:
         """Send through the sender, only while this keeper holds the lease (else :class:`LeaseLost`)."""
         if not self.hold():
@@ -608,6 +641,9 @@ class Keeper:
             for license_id in done.get("SubscriptionUpdate", []):
                 log.info("subscription renewed", extra={"license_id": license_id, "tx": tx})
                 self.ledger.count("keeper_renewed")
+        elif items and items[0][0].startswith("local-"):
+            log.info("local use swept", extra={"action": items[0][0], "license_id": items[0][1], "tx": tx})
+            self.ledger.count(f"keeper_{items[0][0].replace('-', '_')}")
         elif items and items[0][0] == "cancel":
             for request_id in done.get("SynthesisExpired", []):
                 log.info("request expired and refunded", extra={"request_id": request_id, "tx": tx})

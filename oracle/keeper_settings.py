@@ -91,6 +91,11 @@ class KeeperSettings(OracleSettings):
         True, description="settle deliveries past their dispute window and lapse undecided disputes"
     )
     keeper_expiries: bool = Field(True, description="cancel requests past their deadline (the buyer is refunded)")
+    keeper_key_delivery: str | None = Field(
+        None,
+        description="KeyDelivery address: also refund local-use purchases undelivered at their deadline and "
+        "settle key deliveries past their dispute window (`keyDelivery` in the deployment file)",
+    )
 
     config_file: ClassVar[type[_TomlFile]] = _KeeperTomlFile
 
@@ -98,6 +103,11 @@ class KeeperSettings(OracleSettings):
     @classmethod
     def _licenses(cls, value: str | None) -> str | None:
         return _check_address(value, "keeper_licenses")
+
+    @field_validator("keeper_key_delivery")
+    @classmethod
+    def _key_delivery(cls, value: str | None) -> str | None:
+        return _check_address(value, "keeper_key_delivery")
 
     @field_validator("keeper_passphrase_file")
     @classmethod

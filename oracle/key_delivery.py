@@ -11,10 +11,10 @@ owner itself). Every ``keys_interval_s`` it makes one round:
 3. for each one whose model it serves, before its deadline: reads the purchase again from the
    chain (still pending, not within ``keys_deadline_margin_s`` of the deadline, the model neither
    frozen nor at its end of service, this account a key holder of the model); unwraps the model's
-   data key from its keyring (once per model), wraps it to the buyer's public key (a one-recipient keyring document,
-   :func:`voicemarket.market.local_use.wrapped_key_document`), checks with ``eth_estimateGas`` that
-   the delivery would be accepted, stores the document (its CID) and sends
-   ``recordDelivery(licence, codec, digest)`` (kind ``keys:deliver:<licence>``);
+   data key from its keyring (once per model), checks that its id is the one the offer committed to,
+   wraps it to the purchase's licence key (66 bytes, :func:`voicemarket.market.local_use.wrap_license_key`),
+   checks with ``eth_estimateGas`` that the delivery would be accepted, stores the wrapped key (its
+   CID) and sends ``recordDelivery(licence, wrappedKey)`` (kind ``keys:deliver:<licence>``);
 4. for each one of a served model still undelivered at its deadline (the model was frozen, this
    account was not named key holder, the key was unusable, the service was down): sends
    ``refund(licence)`` (kind ``keys:refund:<licence>``), so that the buyer is refunded without
@@ -28,6 +28,9 @@ the purchase before every transaction; a delivery made meanwhile (by an earlier 
 holder) fails the gas estimate and is skipped. A wrapped key stored but never recorded (a crash
 in between) is made again with a new CID; the orphan opens nothing for anyone but that buyer.
 
+Settling (the payment to the model's pot once a delivery's dispute window passed) is the
+keeper's (:mod:`voicemarket.market.keeping`) or anyone's: ``ape run local-use settle``.
+
 Nothing is wrapped for a purchase too close to its deadline: a stored key whose delivery then
 reverts would reach a buyer who is refunded (docs/local-use.md, "what the key holder risks").
 """
@@ -35,6 +38,7 @@ reverts would reach a buyer who is refunded (docs/local-use.md, "what the key ho
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import signal
 import sys
@@ -175,9 +179,9 @@ class KeyService:
 
     def deliver(self, purchase: Purchase) -> bool:
         """Wrap, store and record one licence's key if everything allows it now; True if sent."""
-        from voicemarket.content.cid import cid_of_bytes
-        from voicemarket.market.chain import cid_parts
-        from voicemarket.market.local_use import wrapped_key_document
+        from voicemarket.content.multiformats import CID
+        from voicemarket.content.sealing import key_id
+        from voicemarket.market.local_use import RAW_CODEC, wrap_license_key
 
         if purchase.model_id not in self.keyrings:
             return self._skip(purchase, "a local-use licence of a model this operator does not serve", forget=True)
@@ -205,22 +209,31 @@ class KeyService:
         frozen, service_ends_at = bool(terms[1]), int(terms[2])
         if frozen or (service_ends_at and now >= service_ends_at):
             return self._skip(purchase, "the model is frozen or its service ended: no key goes out", forget=False)
+        data_key = self._data_key(purchase.model_id)
+        committed = bytes(self.contract.functions.localUseOption(int(fields[5])).call()[4])
+        if key_id(data_key) != committed:
+            return self._skip(
+                purchase,
+                "the offer commits to another data key than this model's keyring holds: not delivered "
+                "(the buyer would dispute it); the buyer will be refunded",
+                forget=False,
+                level=logging.ERROR,
+            )
         try:
-            document = wrapped_key_document(self._data_key(purchase.model_id), purchase.public_key)
+            wrapped = wrap_license_key(
+                data_key, purchase.public_key, purchase.license_id, self.sender.chain_id, self.contract.address
+            )
         except ValueError as exc:
             return self._skip(purchase, f"the buyer's public key is unusable ({exc})", forget=False)
-        cid = cid_of_bytes(document, self.store.cid_version)
-        codec, digest = cid_parts(cid)
-        data = self.contract.encode_abi("recordDelivery", [purchase.license_id, codec, digest])
+        cid = CID(1, RAW_CODEC, hashlib.sha256(wrapped).digest())
+        data = self.contract.encode_abi("recordDelivery", [purchase.license_id, wrapped])
         try:
             gas = self.sender.estimate_gas(self.contract.address, data)
         except (WouldRevert, GasTooHigh) as exc:
             return self._skip(purchase, f"the delivery would not be accepted now: {exc}", forget=False)
-        stored = self.store.put_bytes(document)
-        if stored != cid:
-            raise ConfigError(
-                f"the store keeps the wrapped key under {stored}, not {cid}: check the store's CID version"
-            )
+        stored = self.store.put_bytes(wrapped)  # the chain's event keeps it too: a CIDv0 store's copy is a mirror
+        if self.store.cid_version == 1 and stored != cid:
+            raise ConfigError(f"the store keeps the wrapped key under {stored}, not {cid}")
         submission = self.sender.submit(
             f"{KIND_PREFIX}deliver:{purchase.license_id}", [], self.contract.address, data, gas
         )
@@ -295,6 +308,58 @@ class KeyService:
                 stop.wait(pause)
                 continue
             stop.wait(self.settings.keys_interval_s)
+
+
+class LocalUseSweep:
+    """What a keeper sweeps in ``KeyDelivery`` (any model's): purchases undelivered at their deadline
+    (``refund``: the buyer is credited back) and deliveries past their dispute window (``settle``: the
+    price goes to the model's pot). Both are anyone's to send; the chain refuses what is not due."""
+
+    EVENTS = ("LocalUsePurchased", "KeyDelivered", "LocalUseRefunded", "LocalUseSettled", "DeliveryDisproved")
+
+    def __init__(self, w3: Any, address: str, first_block: int, max_block_range: int) -> None:
+        self.contract = w3.eth.contract(address=to_checksum_address(address), abi=load_abi("IKeyDelivery"))
+        self.w3 = w3
+        self.events = {name: getattr(self.contract.events, name)() for name in self.EVENTS}
+        self.topics = {"0x" + event_abi_to_log_topic(e.abi).hex(): name for name, e in self.events.items()}
+        self.first_block, self.max_block_range = first_block, max_block_range
+        self.scanned: int | None = None
+        self.open: dict[int, tuple[str, int | None]] = {}  # licence -> ("refund", deadline) | ("settle", dispute end)
+
+    def scan(self, upto: int) -> None:
+        start = self.first_block if self.scanned is None else self.scanned + 1
+        for first in range(start, upto + 1, self.max_block_range):
+            last = min(upto, first + self.max_block_range - 1)
+            query = {
+                "address": self.contract.address,
+                "fromBlock": first,
+                "toBlock": last,
+                "topics": [list(self.topics)],
+            }
+            for entry in self.w3.eth.get_logs(query):
+                name = self.topics["0x" + bytes(entry["topics"][0]).hex()]
+                license_id = int(bytes(entry["topics"][1]).hex(), 16)
+                if name == "LocalUsePurchased":
+                    self.open[license_id] = ("refund", int(self.events[name].process_log(entry)["args"]["deadline"]))
+                elif name == "KeyDelivered":
+                    self.open[license_id] = ("settle", None)  # its dispute end is read once, when first due
+                else:
+                    self.open.pop(license_id, None)
+        self.scanned = max(upto, start - 1)
+
+    def due(self, now: int) -> list[tuple[str, int]]:
+        """(``refund`` | ``settle``, licence) due at ``now``, oldest licence first."""
+        out = []
+        for license_id, (action, at) in sorted(self.open.items()):
+            if at is None:
+                at = int(self.contract.functions.localUse(license_id).call()[1])
+                self.open[license_id] = (action, at)
+            if now >= at:
+                out.append((action, license_id))
+        return out
+
+    def transaction(self, action: str, license_id: int) -> str:
+        return self.contract.encode_abi(action, [license_id])
 
 
 def start(settings: KeyServiceSettings, stop: threading.Event, once: bool = False) -> None:

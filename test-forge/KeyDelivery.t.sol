@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {ForgeTest, console} from "./utils/Vm.sol";
+import {ForgeTest, Vm, console} from "./utils/Vm.sol";
 import {MarketFixture} from "./utils/MarketFixture.sol";
 import {KeyDelivery} from "../contracts/KeyDelivery.sol";
 import {IKeyDelivery} from "../contracts/interfaces/IKeyDelivery.sol";
@@ -10,6 +10,11 @@ import {ILicenseManager} from "../contracts/interfaces/ILicenseManager.sol";
 /// @notice A model (voice owner 25%, co-creator 10%) with a non-transferable ETH buyout offering
 /// local use, and its KeyDelivery.
 abstract contract LocalUseFixture is MarketFixture {
+    uint256 internal constant N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    /// @dev The licence key every buyer of these suites buys with (`buyBoth`), and the model's data key.
+    uint256 internal constant LICENSE_KEY = 0xB0B5EC2E7;
+    bytes32 internal constant DATA_KEY = keccak256("the model's data key");
+
     KeyDelivery internal kd;
     uint256 internal modelId;
     uint256 internal offerId;
@@ -22,7 +27,7 @@ abstract contract LocalUseFixture is MarketFixture {
         t.transferable = false;
         vm.startPrank(creator);
         offerId = offers.publishOffer(t, "");
-        kd.offerLocalUse(offerId, localPrice);
+        kd.offerLocalUse(offerId, localPrice, keyIdOf(DATA_KEY));
         vm.stopPrank();
     }
 
@@ -30,14 +35,38 @@ abstract contract LocalUseFixture is MarketFixture {
         vm.deal(buyer, uint256(licencePrice) + localPrice);
         vm.startPrank(buyer);
         licenseId = licenses.buy{value: licencePrice}(offerId, licencePrice, 1);
-        kd.buyLocalUse{value: localPrice}(licenseId, abi.encodePacked(keccak256("x"), keccak256("y")), localPrice);
+        Vm.Wallet memory key = vm.createWallet(LICENSE_KEY);
+        kd.buyLocalUse{value: localPrice}(licenseId, abi.encodePacked(key.publicKeyX, key.publicKeyY), localPrice);
         vm.stopPrank();
+    }
+
+    function keyIdOf(bytes32 dataKey) internal pure returns (bytes16) {
+        return bytes16(sha256(abi.encodePacked("voicemarket/sealing/key-id/v1", dataKey)));
+    }
+
+    /// @dev `dataKey` wrapped as the key service does, to the public key of `licenseKey`, with the
+    /// ephemeral key `ephemeral`: 0x01 | E compressed | dataKey ^ keccak(address(e·B), licence, chain, kd).
+    function wrap(uint256 licenseId, bytes32 dataKey, uint256 licenseKey, uint256 ephemeral)
+        internal
+        returns (bytes memory)
+    {
+        Vm.Wallet memory e = vm.createWallet(ephemeral);
+        Vm.Wallet memory b = vm.createWallet(licenseKey);
+        // address(e·B) by ecrecover (the contract's own trick), the same point as b·E.
+        address shared = ecrecover(
+            bytes32(0),
+            uint8(27 + (b.publicKeyY & 1)),
+            bytes32(b.publicKeyX),
+            bytes32(mulmod(b.publicKeyX, ephemeral, N))
+        );
+        bytes32 mask = keccak256(abi.encode(shared, licenseId, block.chainid, address(kd)));
+        return abi.encodePacked(uint8(1), uint8(2 + (e.publicKeyY & 1)), bytes32(e.publicKeyX), dataKey ^ mask);
     }
 }
 
 contract KeyDeliveryFuzzTest is LocalUseFixture {
-    /// Any price and platform fee: a delivery splits exactly what was escrowed; a refund returns it
-    /// exactly; either way the contract ends holding nothing once every credit is withdrawn.
+    /// Any price and platform fee: a delivery, once settled, splits exactly what was escrowed; a
+    /// refund returns it exactly; either way the contract ends holding nothing once every credit is withdrawn.
     function testFuzz_deliveryOrRefundMovesExactlyThePrice(uint96 price, uint16 feeBps, bool delivered) public {
         feeBps = uint16(bound(feeBps, 0, 2_000));
         deployLocalUse(1e15, price, feeBps);
@@ -45,8 +74,11 @@ contract KeyDeliveryFuzzTest is LocalUseFixture {
         uint256 licenseId = buyBoth(buyer, 1e15, price);
         assertEq(address(kd).balance, price, "escrowed");
         if (delivered) {
+            bytes memory wrapped = wrap(licenseId, DATA_KEY, LICENSE_KEY, 7); // before the prank: wrap calls vm
             vm.prank(creator);
-            kd.recordDelivery(licenseId, 0x55, keccak256("key"));
+            kd.recordDelivery(licenseId, wrapped);
+            vm.warp(block.timestamp + kd.DISPUTE_WINDOW());
+            kd.settle(licenseId);
             if (price != 0) kd.distribute(modelId, address(0));
             uint256 fee = uint256(price) * feeBps / 10_000;
             uint256 share = price - fee;
@@ -65,14 +97,50 @@ contract KeyDeliveryFuzzTest is LocalUseFixture {
     }
 }
 
-/// @notice Random local-use purchases, deliveries (sometimes late: skipped), refunds (only when
-/// due), time, distributions and withdrawals by three buyers. Every call must succeed
+contract KeyDeliveryDisputeTest is LocalUseFixture {
+    /// Whatever the keys: a delivery of the committed key, wrapped to the purchase's public key, is
+    /// never disproved (KeyOpens); a delivery of any other key, or of the right key wrapped to another
+    /// public key, always is, and only with the licence key the purchase named.
+    function testFuzz_aDisputeDisprovesExactlyTheKeysThatDoNotOpen(uint256 ephemeral, bytes32 other, uint256 stranger)
+        public
+    {
+        ephemeral = bound(ephemeral, 1, N - 1);
+        stranger = bound(stranger, 1, N - 1);
+        vm.assume(other != DATA_KEY && stranger != LICENSE_KEY);
+        deployLocalUse(1e15, 3e15, 1_000);
+        address buyer = address(0xB0B);
+        uint256 good = buyBoth(buyer, 1e15, 3e15);
+        uint256 wrong = buyBoth(buyer, 1e15, 3e15);
+        uint256 misaddressed = buyBoth(buyer, 1e15, 3e15);
+        bytes memory goodKey = wrap(good, DATA_KEY, LICENSE_KEY, ephemeral);
+        bytes memory wrongKey = wrap(wrong, other, LICENSE_KEY, ephemeral);
+        bytes memory misaddressedKey = wrap(misaddressed, DATA_KEY, stranger, ephemeral);
+        vm.startPrank(creator);
+        kd.recordDelivery(good, goodKey);
+        kd.recordDelivery(wrong, wrongKey);
+        kd.recordDelivery(misaddressed, misaddressedKey);
+        vm.stopPrank();
+
+        vm.expectRevert(abi.encodeWithSelector(IKeyDelivery.KeyDelivery_KeyOpens.selector, good));
+        kd.disputeDelivery(good, goodKey, LICENSE_KEY);
+        vm.expectRevert(abi.encodeWithSelector(IKeyDelivery.KeyDelivery_WrongLicenseKey.selector, wrong));
+        kd.disputeDelivery(wrong, wrongKey, stranger);
+        kd.disputeDelivery(wrong, wrongKey, LICENSE_KEY);
+        kd.disputeDelivery(misaddressed, misaddressedKey, LICENSE_KEY);
+        assertEq(kd.creditOf(buyer, address(0)), 6e15, "both bad deliveries refunded");
+        assertTrue(kd.localUse(good).status == IKeyDelivery.Status.Delivered, "the good one stands");
+    }
+}
+
+/// @notice Random local-use purchases, deliveries (sometimes late: skipped), refunds and settlements
+/// (the clock first moved to when they are due), time, distributions and withdrawals by three buyers. Every call must succeed
 /// (fail_on_revert); the handler mirrors escrow and money in and out.
 contract LocalUseHandler is LocalUseFixture {
     uint128 internal constant LICENCE = 1e15;
     uint128 internal constant LOCAL = 3e15;
-    uint256 public constant ACTIONS = 6;
+    uint256 public constant ACTIONS = 7;
     uint256[] internal pending;
+    uint256[] internal delivered;
     uint256 public ghostEscrow;
     uint256 public ghostIn;
     uint256 public ghostOut;
@@ -104,18 +172,36 @@ contract LocalUseHandler is LocalUseFixture {
         uint256 licenseId = _take(index, false);
         if (licenseId == 0) return;
         vm.prank(creator);
-        kd.recordDelivery(licenseId, 0x55, keccak256(abi.encode(licenseId)));
-        ghostEscrow -= LOCAL;
+        kd.recordDelivery(licenseId, abi.encodePacked(uint16(0x0102), keccak256(abi.encode(licenseId)), bytes32(0)));
+        delivered.push(licenseId);
         ++calls[1];
     }
 
-    function refund(uint256 index) external atClock {
+    /// @dev Settles a delivered licence, first moving the clock to the end of its dispute window.
+    function settle(uint256 index) external {
+        if (delivered.length == 0) return;
+        kd.settle(_takeWhenDue(delivered, index));
+        ghostEscrow -= LOCAL;
+        ++calls[6];
+    }
+
+    /// @dev Refunds a pending licence, first moving the clock to its delivery deadline if need be.
+    function refund(uint256 index) external {
         if (pending.length == 0) return;
-        uint256 licenseId = _take(index, true);
-        if (licenseId == 0) return;
-        kd.refund(licenseId);
+        kd.refund(_takeWhenDue(pending, index));
         ghostEscrow -= LOCAL;
         ++calls[2];
+    }
+
+    /// @dev Removes a licence from `list` and moves the clock to its deadline (delivery or dispute) if later.
+    function _takeWhenDue(uint256[] storage list, uint256 index) internal returns (uint256 licenseId) {
+        uint256 i = index % list.length;
+        licenseId = list[i];
+        list[i] = list[list.length - 1];
+        list.pop();
+        uint256 due = kd.localUse(licenseId).deadline;
+        if (clock < due) clock = due;
+        vm.warp(clock);
     }
 
     function warp(uint32 seconds_) external {
@@ -167,12 +253,12 @@ contract LocalUseHandler is LocalUseFixture {
     }
 
     function actionName(uint256 a) external pure returns (string memory) {
-        return ["buy", "deliver", "refund", "warp", "distribute", "withdraw"][a];
+        return ["buy", "deliver", "refund", "warp", "distribute", "withdraw", "settle"][a];
     }
 }
 
 /// @notice Conservation after every call: KeyDelivery holds what came in less what went out, which
-/// is exactly the pending escrow plus credits, the pot and the platform's balance.
+/// is exactly the escrow (pending and delivered, unsettled) plus credits, the pot and the platform's balance.
 contract KeyDeliveryInvariantTest is ForgeTest {
     LocalUseHandler internal handler;
 

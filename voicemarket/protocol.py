@@ -253,6 +253,8 @@ class LocalUseStatus(IntEnum):
     PENDING = 1
     DELIVERED = 2
     REFUNDED = 3
+    SETTLED = 4
+    DISPROVED = 5
 
     @property
     def label(self) -> str:

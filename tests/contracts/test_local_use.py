@@ -6,18 +6,23 @@ or credit before and after. See docs/local-use.md and the threat model in docs/c
 
 from __future__ import annotations
 
+import hashlib
+
 import ape
 import pytest
 from eth_utils import keccak
 
-from market_helpers import digest_of, public_key, reverts
-from voicemarket.content.multiformats import DAG_PB, RAW
-from voicemarket.market.local_use import UsageReport, sign_usage_report
-from voicemarket.protocol import DAY, ETH, Tier
+from market_helpers import public_key, reverts
+from voicemarket.content.multiformats import RAW
+from voicemarket.content.sealing import key_id
+from voicemarket.market.local_use import UsageReport, purchased_public_key, sign_usage_report, wrap_license_key
+from voicemarket.protocol import DAY, ETH, LocalUseStatus, Tier
 
 PRICE = 3 * 10**16
-KEY_DIGEST = digest_of("wrapped key")
-PENDING, DELIVERED, REFUNDED = 1, 2, 3
+DATA_KEY = bytes(range(32))  # the model's data key in these tests; options commit to its id
+KEY_ID = key_id(DATA_KEY)
+PENDING, DELIVERED, REFUNDED = LocalUseStatus.PENDING, LocalUseStatus.DELIVERED, LocalUseStatus.REFUNDED
+SETTLED, DISPROVED = LocalUseStatus.SETTLED, LocalUseStatus.DISPROVED
 REENTRANT_CALL = keccak(text="ReentrancyGuardReentrantCall()")[:4]
 
 
@@ -36,7 +41,7 @@ def sale(market, kd, actors):
     """A model with a non-transferable ETH buyout offering local use at PRICE, and a buyer's licence."""
     model = market.register()
     offer = market.publish(model, Tier.BUYOUT)
-    kd.offerLocalUse(offer, PRICE, sender=actors.creator)
+    kd.offerLocalUse(offer, PRICE, KEY_ID, sender=actors.creator)
     licence = market.buy(offer)
     return model, offer, licence
 
@@ -44,6 +49,21 @@ def sale(market, kd, actors):
 def buy_local(kd, licence, buyer, *, price=PRICE, value=None, key=None):
     key = public_key(buyer) if key is None else key
     return kd.buyLocalUse(licence, key, price, value=price if value is None else value, sender=buyer)
+
+
+def wrapped(kd, chain, licence, data_key=DATA_KEY, to=None) -> bytes:
+    """``data_key`` wrapped as the key service wraps it, to the purchase's public key (or ``to``)."""
+    to = purchased_public_key(kd, licence) if to is None else to
+    return wrap_license_key(data_key, to, licence, chain.chain_id, kd.address)
+
+
+def deliver(kd, chain, licence, sender, **kwargs):
+    return kd.recordDelivery(licence, wrapped(kd, chain, licence, **kwargs), sender=sender)
+
+
+def license_key(account) -> int:
+    """The licence key of a purchase made with ``public_key(account)``: the test account's own key."""
+    return int(account.private_key, 16)
 
 
 def report(licence, start, end, sentences=3, seconds=7):
@@ -57,7 +77,7 @@ def sign_report(kd, chain, signer, r) -> bytes:
 # ---------------------------------------------------------------- the happy path
 
 
-def test_buy_deliver_pays_the_split_and_records_the_key_once(market, kd, actors, chain, sale):
+def test_buy_deliver_settle_pays_the_split_and_records_the_key_once(market, kd, actors, chain, sale):
     model, _offer, licence = sale
     balance = chain.provider.get_balance(kd.address)
     receipt = buy_local(kd, licence, actors.buyer)
@@ -69,11 +89,22 @@ def test_buy_deliver_pays_the_split_and_records_the_key_once(market, kd, actors,
     assert kd.localUse(licence).status == PENDING
     assert kd.keyCid(licence) == b""
 
-    receipt = kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+    receipt = deliver(kd, chain, licence, actors.creator)
     delivered = receipt.events.filter(kd.KeyDelivered)[0]
-    assert bytes(delivered.keyCid) == bytes([1, RAW, 0x12, 0x20]) + KEY_DIGEST
+    key = bytes(delivered.wrappedKey)
+    assert bytes(delivered.keyCid) == bytes([1, RAW, 0x12, 0x20]) + hashlib.sha256(key).digest()
     assert kd.keyCid(licence) == bytes(delivered.keyCid)
-    assert kd.localUse(licence).status == DELIVERED
+    record = kd.localUse(licence)
+    assert record.status == DELIVERED
+    assert record.deadline == chain.blocks.head.timestamp + kd.DISPUTE_WINDOW()
+    # The payment waits out the dispute window; then anyone settles it into the model's pot.
+    assert kd.potOf(model, ETH) == (0, 0)
+    with reverts(kd.KeyDelivery_DisputeWindowOpen, licenseId=licence, disputeEnd=record.deadline):
+        kd.settle(licence, sender=actors.creator)
+    chain.pending_timestamp = record.deadline
+    settled = kd.settle(licence, sender=actors.other).events.filter(kd.LocalUseSettled)[0]
+    assert (settled.licenseId, settled.modelId, settled.amount) == (licence, model, PRICE)
+    assert kd.localUse(licence).status == SETTLED
     fee = PRICE * 2_000 // 10_000
     assert kd.potOf(model, ETH) == (PRICE - fee, fee)
     kd.distribute(model, ETH, sender=actors.other)
@@ -82,11 +113,12 @@ def test_buy_deliver_pays_the_split_and_records_the_key_once(market, kd, actors,
     assert kd.creditOf(actors.creator, ETH) == PRICE - fee - voice
     assert kd.platformBalance(ETH) == fee
     # Exactly once: neither the creator nor anyone refunds or delivers again.
-    with reverts(kd.KeyDelivery_NotPending, licenseId=licence, status=DELIVERED):
-        kd.recordDelivery(licence, RAW, digest_of("another key"), sender=actors.creator)
-    chain.pending_timestamp = market.now + DAY
-    with reverts(kd.KeyDelivery_NotPending, licenseId=licence, status=DELIVERED):
+    with reverts(kd.KeyDelivery_NotPending, licenseId=licence, status=SETTLED):
+        deliver(kd, chain, licence, actors.creator)
+    with reverts(kd.KeyDelivery_NotPending, licenseId=licence, status=SETTLED):
         kd.refund(licence, sender=actors.buyer)
+    with reverts(kd.KeyDelivery_NotDelivered, licenseId=licence):
+        kd.settle(licence, sender=actors.other)
 
 
 def test_no_delivery_refunds_the_buyer_after_the_deadline_also_while_paused(market, kd, licenses, actors, chain, sale):
@@ -99,7 +131,7 @@ def test_no_delivery_refunds_the_buyer_after_the_deadline_also_while_paused(mark
     licenses.pause(sender=actors.deployer)
     # The creator cannot deliver late to take the money the buyer is owed.
     with reverts(kd.KeyDelivery_DeadlinePassed, licenseId=licence, deadline=deadline):
-        kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+        deliver(kd, chain, licence, actors.creator)
     receipt = kd.refund(licence, sender=actors.other)  # anyone, while paused
     assert receipt.events.filter(kd.LocalUseRefunded)[0].amount == PRICE
     assert kd.creditOf(actors.buyer, ETH) == PRICE
@@ -112,13 +144,13 @@ def test_no_delivery_refunds_the_buyer_after_the_deadline_also_while_paused(mark
     licenses.unpause(sender=actors.deployer)
 
 
-def test_delivery_works_while_paused(kd, licenses, actors, sale):
+def test_delivery_works_while_paused(kd, licenses, actors, chain, sale):
     _, _, licence = sale
     buy_local(kd, licence, actors.buyer)
     licenses.pause(sender=actors.deployer)
     with reverts(kd.KeyDelivery_Paused):
         buy_local(kd, licence, actors.buyer)
-    kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+    deliver(kd, chain, licence, actors.creator)
     licenses.unpause(sender=actors.deployer)
 
 
@@ -147,7 +179,7 @@ def test_buyer_cannot_buy_twice_nor_refund_early_nor_underpay(kd, actors, sale):
 def test_an_expired_subscription_cannot_buy_local_use(market, kd, actors, chain):
     model = market.register()
     offer = market.publish(model, Tier.SUBSCRIPTION, period=2 * DAY)
-    kd.offerLocalUse(offer, PRICE, sender=actors.creator)
+    kd.offerLocalUse(offer, PRICE, KEY_ID, sender=actors.creator)
     licence = market.buy(offer)
     chain.pending_timestamp = market.now + 2 * DAY
     with reverts(kd.KeyDelivery_NotLicensed, licenseId=licence, account=actors.buyer.address):
@@ -164,30 +196,120 @@ def test_a_refund_goes_to_the_buyer_whoever_triggers_it_and_cannot_be_taken_twic
         kd.withdraw(ETH, sender=actors.other)
 
 
+# ---------------------------------------------------------------- disputes: a key that opens nothing
+
+
+def test_a_hostile_key_holder_delivering_garbage_is_disproved_and_the_buyer_refunded(
+    market, kd, licenses, actors, chain, sale
+):
+    """The key holder records a wrapped key that unwraps to another key (here: random bytes), hoping
+    to be paid. The buyer reveals the licence key; the contract unwraps and sees the wrong key id."""
+    model, _offer, licence = sale
+    buy_local(kd, licence, actors.buyer)
+    garbage = wrapped(kd, chain, licence, data_key=hashlib.sha256(b"not the model's key").digest())
+    kd.recordDelivery(licence, garbage, sender=actors.creator)
+    licenses.pause(sender=actors.deployer)  # a pause stops sales, not disputes
+    receipt = kd.disputeDelivery(licence, garbage, license_key(actors.buyer), sender=actors.buyer)
+    licenses.unpause(sender=actors.deployer)
+    event = receipt.events.filter(kd.DeliveryDisproved)[0]
+    assert (event.licenseId, event.buyer, event.amount) == (licence, actors.buyer.address, PRICE)
+    assert kd.localUse(licence).status == DISPROVED
+    assert kd.creditOf(actors.buyer, ETH) == PRICE
+    assert kd.potOf(model, ETH) == (0, 0)  # the holder is paid nothing
+    chain.pending_timestamp = kd.localUse(licence).deadline
+    with reverts(kd.KeyDelivery_NotDelivered, licenseId=licence):
+        kd.settle(licence, sender=actors.creator)
+    with reverts(kd.KeyDelivery_NotPending, licenseId=licence, status=DISPROVED):
+        kd.refund(licence, sender=actors.buyer)
+    with reverts(kd.KeyDelivery_NotDelivered, licenseId=licence):
+        kd.disputeDelivery(licence, garbage, license_key(actors.buyer), sender=actors.buyer)
+
+
+def test_a_key_wrapped_to_another_key_or_around_an_invalid_point_is_disproved(market, kd, actors, chain, sale):
+    """The right data key wrapped to someone else's public key opens nothing for the buyer; so does a
+    wrapped key whose ephemeral point is not on the curve. Both are disproved; the dispute credits the
+    buyer whoever sends it (a front-runner copying the licence key gains nothing)."""
+    _model, offer, licence = sale
+    second = market.buy(offer)
+    buy_local(kd, licence, actors.buyer)
+    buy_local(kd, second, actors.buyer)
+    misaddressed = wrapped(kd, chain, licence, to=public_key(actors.creator))
+    kd.recordDelivery(licence, misaddressed, sender=actors.creator)
+    off_curve = b"\x01\x02" + (5).to_bytes(32) + bytes(32)  # x = 5: 5³ + 7 = 132 has no square root mod p
+    kd.recordDelivery(second, off_curve, sender=actors.creator)
+    kd.disputeDelivery(licence, misaddressed, license_key(actors.buyer), sender=actors.other)
+    kd.disputeDelivery(second, off_curve, license_key(actors.buyer), sender=actors.other)
+    assert kd.creditOf(actors.other, ETH) == 0
+    assert kd.creditOf(actors.buyer, ETH) == 2 * PRICE
+
+
+def test_a_hostile_buyer_cannot_dispute_a_good_key_away(market, kd, actors, chain, sale):
+    """The buyer got the model's key and wants the money back too (a free model): a dispute of a key
+    that opens reverts; other bytes, another licence key, or a dispute after the window are refused;
+    the key holder is paid once the window passes."""
+    model, _offer, licence = sale
+    buy_local(kd, licence, actors.buyer)
+    good = wrapped(kd, chain, licence)
+    kd.recordDelivery(licence, good, sender=actors.creator)
+    with reverts(kd.KeyDelivery_KeyOpens, licenseId=licence):
+        kd.disputeDelivery(licence, good, license_key(actors.buyer), sender=actors.buyer)
+    other_bytes = wrapped(kd, chain, licence, data_key=bytes(32))  # bytes never recorded
+    with reverts(kd.KeyDelivery_NotTheDeliveredKey, licenseId=licence):
+        kd.disputeDelivery(licence, other_bytes, license_key(actors.buyer), sender=actors.buyer)
+    with reverts(kd.KeyDelivery_WrongLicenseKey, licenseId=licence):
+        kd.disputeDelivery(licence, good, license_key(actors.other), sender=actors.buyer)
+    with reverts(kd.KeyDelivery_WrongLicenseKey, licenseId=licence):
+        kd.disputeDelivery(licence, good, 0, sender=actors.buyer)
+    disputes_end = kd.localUse(licence).deadline
+    chain.pending_timestamp = disputes_end
+    with reverts(kd.KeyDelivery_DisputeWindowOver, licenseId=licence, disputeEnd=disputes_end):
+        kd.disputeDelivery(licence, good, license_key(actors.buyer), sender=actors.buyer)
+    kd.settle(licence, sender=actors.buyer)
+    fee = PRICE * 2_000 // 10_000
+    assert kd.potOf(model, ETH) == (PRICE - fee, fee)
+    assert kd.creditOf(actors.buyer, ETH) == 0
+
+
+def test_a_creator_committing_another_key_id_loses_the_sale_it_delivers(market, kd, actors, chain):
+    """A creator who commits the option to a key id that is not the delivered key's cannot keep the
+    money: every delivery of the real key is disproved (the residual case, a commitment to a key that
+    is not the sealed bundle's with garbage delivered to match, is caught off-chain: docs/local-use.md)."""
+    model = market.register()
+    offer = market.publish(model, Tier.BUYOUT)
+    kd.offerLocalUse(offer, PRICE, key_id(bytes(32)), sender=actors.creator)
+    licence = market.buy(offer)
+    buy_local(kd, licence, actors.buyer)
+    good = wrapped(kd, chain, licence)
+    kd.recordDelivery(licence, good, sender=actors.creator)
+    kd.disputeDelivery(licence, good, license_key(actors.buyer), sender=actors.buyer)
+    assert kd.localUse(licence).status == DISPROVED
+    assert kd.localUseOption(offer).keyId == key_id(bytes(32))
+
+
 # ---------------------------------------------------------------- a hostile creator / key holder
 
 
 def test_creator_cannot_change_the_price_nor_offer_on_transferable_or_pay_per_use_offers(market, kd, actors, sale):
     _, offer, _ = sale
     with reverts(kd.KeyDelivery_OptionExists, offerId=offer):
-        kd.offerLocalUse(offer, 1, sender=actors.creator)
+        kd.offerLocalUse(offer, 1, KEY_ID, sender=actors.creator)
     model = market.register()
     transferable = market.publish(model, Tier.BUYOUT, transferable=True)
     with reverts(kd.KeyDelivery_OfferNotEligible, offerId=transferable):
-        kd.offerLocalUse(transferable, PRICE, sender=actors.creator)
+        kd.offerLocalUse(transferable, PRICE, KEY_ID, sender=actors.creator)
     per_use = market.publish(model, Tier.PAY_PER_USE)
     with reverts(kd.KeyDelivery_OfferNotEligible, offerId=per_use):
-        kd.offerLocalUse(per_use, PRICE, sender=actors.creator)
+        kd.offerLocalUse(per_use, PRICE, KEY_ID, sender=actors.creator)
     other = market.publish(model, Tier.BUYOUT)
     with reverts(kd.KeyDelivery_NotModelOwner, modelId=model, caller=actors.other.address):
-        kd.offerLocalUse(other, PRICE, sender=actors.other)
+        kd.offerLocalUse(other, PRICE, KEY_ID, sender=actors.other)
 
 
-def test_only_the_key_holder_delivers_and_a_former_owners_naming_lapses(market, kd, registry, actors, sale):
+def test_only_the_key_holder_delivers_and_a_former_owners_naming_lapses(market, kd, registry, actors, chain, sale):
     model, _, licence = sale
     buy_local(kd, licence, actors.buyer)
     with reverts(kd.KeyDelivery_NotKeyHolder, modelId=model, caller=actors.operator.address):
-        kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.operator)
+        deliver(kd, chain, licence, actors.operator)
     with reverts(kd.KeyDelivery_NotModelOwner, modelId=model, caller=actors.operator.address):
         kd.setKeyHolder(model, actors.operator, sender=actors.operator)
     kd.setKeyHolder(model, actors.operator, sender=actors.creator)
@@ -196,33 +318,35 @@ def test_only_the_key_holder_delivers_and_a_former_owners_naming_lapses(market, 
     registry.transferFrom(actors.creator, actors.co, model, sender=actors.creator)
     assert kd.keyHolderOf(model) == ape.utils.ZERO_ADDRESS
     with reverts(kd.KeyDelivery_NotKeyHolder, modelId=model, caller=actors.operator.address):
-        kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.operator)
+        deliver(kd, chain, licence, actors.operator)
     with reverts(kd.KeyDelivery_NotKeyHolder, modelId=model, caller=actors.creator.address):
-        kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
-    with reverts(kd.KeyDelivery_BadCodec, codec=0x71):
-        kd.recordDelivery(licence, 0x71, KEY_DIGEST, sender=actors.co)
-    kd.recordDelivery(licence, DAG_PB, KEY_DIGEST, sender=actors.co)
+        deliver(kd, chain, licence, actors.creator)
+    good = wrapped(kd, chain, licence)
+    for malformed in (good[:65], good + b"\0", b"\x02" + good[1:], good[:1] + b"\x04" + good[2:]):
+        with reverts(kd.KeyDelivery_BadWrappedKey, length=len(malformed)):
+            kd.recordDelivery(licence, malformed, sender=actors.co)
+    kd.recordDelivery(licence, good, sender=actors.co)
 
 
-def test_key_holder_of_one_model_cannot_deliver_for_another(market, kd, actors, sale):
+def test_key_holder_of_one_model_cannot_deliver_for_another(market, kd, actors, chain, sale):
     _, _, licence = sale
     buy_local(kd, licence, actors.buyer)
     theirs = market.register(creator=actors.other, voice_owner=actors.other)
     with reverts(kd.KeyDelivery_NotKeyHolder):
-        kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.other)
+        deliver(kd, chain, licence, actors.other)
     kd.setKeyHolder(theirs, actors.operator, sender=actors.other)
     with reverts(kd.KeyDelivery_NotKeyHolder):
-        kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.operator)
+        deliver(kd, chain, licence, actors.operator)
 
 
-def test_closing_the_option_stops_sales_but_not_pending_deliveries(market, kd, licenses, actors, sale):
+def test_closing_the_option_stops_sales_but_not_pending_deliveries(market, kd, licenses, actors, chain, sale):
     _model, offer, licence = sale
     buy_local(kd, licence, actors.buyer)
     second = market.buy(offer)
     kd.closeLocalUse(offer, sender=actors.creator)
     with reverts(kd.KeyDelivery_OptionClosed, offerId=offer):
         buy_local(kd, second, actors.buyer)
-    kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+    deliver(kd, chain, licence, actors.creator)
     with reverts(kd.KeyDelivery_OptionClosed, offerId=offer):
         kd.closeLocalUse(offer, sender=actors.deployer)  # the licence manager's admin may close too
 
@@ -246,13 +370,13 @@ def test_frozen_model_sells_nothing_delivers_no_key_and_refunds(market, kd, regi
     with reverts(kd.KeyDelivery_NotLicensed):  # a frozen model's licences do not work
         buy_local(kd, second, actors.buyer)
     with reverts(kd.KeyDelivery_ModelFrozen, modelId=model):
-        kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+        deliver(kd, chain, licence, actors.creator)
     chain.pending_timestamp = kd.localUse(licence).deadline
     kd.refund(licence, sender=actors.other)
     assert kd.creditOf(actors.buyer, ETH) == PRICE
 
 
-def test_retired_model_sells_no_local_use_but_delivers_what_was_paid(market, kd, registry, actors, sale):
+def test_retired_model_sells_no_local_use_but_delivers_what_was_paid(market, kd, registry, actors, chain, sale):
     model, offer, licence = sale
     second = market.buy(offer)
     buy_local(kd, licence, actors.buyer)
@@ -260,13 +384,13 @@ def test_retired_model_sells_no_local_use_but_delivers_what_was_paid(market, kd,
     with reverts(kd.KeyDelivery_ModelRetired, modelId=model, serviceEndsAt=ends):
         buy_local(kd, second, actors.buyer)
     assert kd.localUse(licence).deadline <= ends  # the window always fits in the retirement notice
-    kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+    deliver(kd, chain, licence, actors.creator)
 
 
 # ---------------------------------------------------------------- the admin and the treasurer
 
 
-def test_admin_and_treasurer_cannot_take_escrow(kd, actors, sale):
+def test_admin_and_treasurer_cannot_take_escrow(kd, actors, chain, sale):
     _, _, licence = sale
     buy_local(kd, licence, actors.buyer)
     for account in (actors.deployer, actors.treasurer):
@@ -276,8 +400,10 @@ def test_admin_and_treasurer_cannot_take_escrow(kd, actors, sale):
             kd.withdraw(ETH, sender=account)
     with reverts(kd.AccessControlUnauthorizedAccount):
         kd.withdrawPlatformFees(ETH, actors.deployer, sender=actors.deployer)
-    kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+    deliver(kd, chain, licence, actors.creator)
     fee = PRICE * 2_000 // 10_000
+    chain.pending_timestamp = kd.localUse(licence).deadline
+    kd.settle(licence, sender=actors.other)
     kd.distribute(sale[0], ETH, sender=actors.other)
     receipt = kd.withdrawPlatformFees(ETH, actors.treasurer, sender=actors.treasurer)
     assert receipt.events.filter(kd.PlatformFeesWithdrawn)[0].amount == fee
@@ -289,7 +415,7 @@ def test_admin_and_treasurer_cannot_take_escrow(kd, actors, sale):
 def test_erc20_option_escrows_tokens_and_refunds_them(market, kd, usd, actors, chain):
     model = market.register()
     offer = market.publish(model, Tier.SUBSCRIPTION, asset=usd.address, price=10**6)
-    kd.offerLocalUse(offer, 5 * 10**6, sender=actors.creator)
+    kd.offerLocalUse(offer, 5 * 10**6, KEY_ID, sender=actors.creator)
     licence = market.buy(offer)
     usd.mint(actors.buyer, 5 * 10**6, sender=actors.deployer)
     usd.approve(kd, 5 * 10**6, sender=actors.buyer)
@@ -316,7 +442,7 @@ def test_usage_reports_signed_by_the_buyer_in_order_once(market, kd, actors, cha
     with reverts(kd.KeyDelivery_NotDelivered, licenseId=licence):
         kd.reportUsage([first], [signature], sender=actors.other)
     buy_local(kd, licence, actors.buyer)
-    kd.recordDelivery(licence, RAW, KEY_DIGEST, sender=actors.creator)
+    deliver(kd, chain, licence, actors.creator)
     assert kd.usageReportDigest(first) != b"\x00" * 32
     # Forged by someone else, or altered after signing:
     with reverts(kd.KeyDelivery_BadSignature, index=0):
@@ -351,7 +477,7 @@ def test_a_reentrant_token_cannot_reenter_a_purchase_or_a_withdrawal(market, kd,
     licenses.setAssetAllowed(token, True, sender=actors.deployer)
     model = market.register()
     offer = market.publish(model, Tier.BUYOUT, asset=token.address, price=1_000)
-    kd.offerLocalUse(offer, 5_000, sender=actors.creator)
+    kd.offerLocalUse(offer, 5_000, KEY_ID, sender=actors.creator)
     token.mint(actors.buyer, 6_000, sender=actors.deployer)
     token.approve(licenses, 1_000, sender=actors.buyer)
     licence = licenses.buy(offer, 1_000, 1, sender=actors.buyer).events.filter(licenses.LicensePurchased)[0].licenseId

@@ -217,7 +217,7 @@ def start_keeper(market, redis_server, tmp_path, chain, accounts):
     started: list[KeeperProcess] = []
 
     def start(
-        account: int = KEEPER, *, redis_url: str | None = None, name: str | None = None, wait: bool = True
+        account: int = KEEPER, *, redis_url: str | None = None, name: str | None = None, wait: bool = True, **extra
     ) -> KeeperProcess:
         name = name or f"keeper{len(started) + 1}"
         settings = {
@@ -231,6 +231,7 @@ def start_keeper(market, redis_server, tmp_path, chain, accounts):
             "leader_lease_s": 3,
             "log_format": "json",
             "stuck_after_s": 30,
+            **{f"keeper_{key}": value for key, value in extra.items()},  # e.g. key_delivery=...
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
         env.update({f"ORACLE_{k.upper()}": str(v) for k, v in settings.items()})

@@ -23,7 +23,17 @@ from oracle_helpers import OPERATOR_INDEX, Oracle, wait_for
 from voicemarket.dev.services import ManagedProcess
 from voicemarket.errors import DecryptionError, LocalUseError
 from voicemarket.market.buyer_key import BuyerKey
-from voicemarket.market.local_use import LocalUse, buy_local_use, fetch_model, refund_local_use, synth_command
+from voicemarket.market.local_use import (
+    LocalUse,
+    buy_local_use,
+    dispute_delivery,
+    fetch_model,
+    license_public_key,
+    refund_local_use,
+    sealed_key_id,
+    settle_local_use,
+    synth_command,
+)
 from voicemarket.protocol import ETH, LocalUseStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +49,9 @@ def kd(sandbox):
 def local_voice(sandbox, accounts, operator, kd):
     """A voice offered for local use, whose key holder is the operator (a keyring recipient)."""
     voice = sandbox.publish_voice(accounts[1], [operator], files=sandbox.tiny, label="local-use voice")
-    kd.offerLocalUse(voice.offer_id, PRICE, sender=accounts[1])
+    kd.offerLocalUse(
+        voice.offer_id, PRICE, sealed_key_id(sandbox.store, voice.model_id, sandbox.d.registry), sender=accounts[1]
+    )
     kd.setKeyHolder(voice.model_id, operator, sender=accounts[1])
     return voice
 
@@ -59,7 +71,7 @@ def _stop_key_services():
 def buy(sandbox, voice, buyer, chain) -> tuple[int, BuyerKey]:
     license_id = sandbox.buy_license(buyer, voice)
     key = BuyerKey.derive(buyer, chain.chain_id)
-    buy_local_use(sandbox.d, license_id, buyer, key.public_key, max_price=PRICE)
+    buy_local_use(sandbox.d, license_id, buyer, license_public_key(key.private_key, license_id), max_price=PRICE)
     return license_id, key
 
 
@@ -121,8 +133,7 @@ def test_bought_delivered_fetched_spoken_and_sealed_to_the_buyer_alone(
     (delivered,) = deliveries(kd, license_id, first)
     assert delivered.block_number - bought_at <= 6  # the unfreeze, then a round of 0.2 s: a few blocks
     assert delivered.keyHolder == operator.address
-    fee = PRICE * 2_000 // 10_000
-    assert kd.potOf(local_voice.model_id, ETH) == (PRICE - fee, fee)
+    assert kd.potOf(local_voice.model_id, ETH) == (0, 0)  # in escrow through the dispute window
 
     unpacked = fetch_model(sandbox.d, sandbox.store, license_id, key.private_key, tmp_path / "voice")
     assert unpacked.directory == tmp_path / "voice" and unpacked.gpt_checkpoint.is_file()
@@ -134,6 +145,14 @@ def test_bought_delivered_fetched_spoken_and_sealed_to_the_buyer_alone(
     with pytest.raises(DecryptionError):
         fetch_model(sandbox.d, sandbox.store, license_id, other.private_key, tmp_path / "stolen")
     assert not (tmp_path / "stolen").exists()
+    # The buyer's own check refuses to dispute a key that opens (it would reveal the licence key for nothing);
+    # once the window has passed, anyone settles and the model's pot gets the price.
+    with pytest.raises(LocalUseError, match="nothing to dispute"):
+        dispute_delivery(sandbox.d, sandbox.store, license_id, key.private_key, buyers[0])
+    chain.mine(timestamp=kd.localUse(license_id).deadline)
+    settle_local_use(sandbox.d, license_id, accounts[9])
+    fee = PRICE * 2_000 // 10_000
+    assert kd.potOf(local_voice.model_id, ETH) == (PRICE - fee, fee)
 
     # synth loads the fetched folder and speaks.
     wav = tmp_path / "local.wav"
@@ -152,7 +171,9 @@ def test_no_delivery_by_the_deadline_the_key_service_refunds_the_buyer(
     the deadline its service refunds the buyer, who withdraws the price."""
     first = chain.blocks.head.number
     voice = sandbox.publish_voice(accounts[1], [operator], files=sandbox.tiny, label="no key holder")
-    kd.offerLocalUse(voice.offer_id, PRICE, sender=accounts[1])
+    kd.offerLocalUse(
+        voice.offer_id, PRICE, sealed_key_id(sandbox.store, voice.model_id, sandbox.d.registry), sender=accounts[1]
+    )
     license_id, _ = buy(sandbox, voice, buyers[2], chain)
     record = LocalUse.read(kd, license_id)
     with ape.reverts(kd.KeyDelivery_DeadlineNotReached):

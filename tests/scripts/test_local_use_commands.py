@@ -21,7 +21,9 @@ from voicemarket.market.local_use import (
     buy_local_use,
     deliver_key,
     fetch_model,
+    license_public_key,
     offer_local_use,
+    sealed_key_id,
     submit_usage_reports,
 )
 from voicemarket.protocol import LocalUseStatus
@@ -37,7 +39,8 @@ def local(run, market, accounts, tmp_path_factory, chain, tiny_voice):
     box = Sandbox(market, root)
     creator, buyer = accounts[1], accounts[5]
     voice = box.publish_voice(creator, [], files=tiny_voice, label="fetch-model voice")
-    offer_local_use(market, voice.offer_id, PRICE, creator)  # `local-use offer`: in the deep test below
+    key_id = sealed_key_id(box.store, voice.model_id, market.registry)
+    offer_local_use(market, voice.offer_id, PRICE, creator, key_id)  # `local-use offer`: in the deep test below
     licence = box.buy_license(buyer, voice)
     text = ok(run("local-use buy", str(licence), "--max-price", "0.001 ether", account=5))
     assert "a delivered key cannot be taken back" in text
@@ -46,12 +49,12 @@ def local(run, market, accounts, tmp_path_factory, chain, tiny_voice):
     assert "a delivered key cannot be taken back" in offers
     waiting = box.buy_license(buyer, voice)
     key = BuyerKey.derive(buyer, chain.chain_id)
-    buy_local_use(market, waiting, buyer, key.public_key, max_price=PRICE)
+    buy_local_use(market, waiting, buyer, license_public_key(key.private_key, waiting), max_price=PRICE)
     deliver_key(market, box.store, licence, voice.keyring_cid, account_key(creator), creator)
     return box, voice, licence, waiting
 
 
-def test_fetch_model_writes_the_voice_folder_and_says_how_to_speak(run, local, market, tmp_path):
+def test_fetch_model_writes_the_voice_folder_and_says_how_to_speak(run, local, market, tmp_path, chain):
     box, _, licence, waiting = local
     store = f"local:{box.store.root}"
     text = ok(run("fetch-model", str(licence), "--out", str(tmp_path / "voice"), "--store", store, account=5))
@@ -63,9 +66,13 @@ def test_fetch_model_writes_the_voice_folder_and_says_how_to_speak(run, local, m
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     # Another account's key opens nothing and leaves nothing behind.
     text = fails(run("fetch-model", str(licence), "--out", str(tmp_path / "theirs"), "--store", store, account=6))
-    assert "cannot unwrap" in text or "not a recipient" in text
+    assert "is not the model's key" in text
     assert not (tmp_path / "theirs").exists()
-    # The creator's share of the delivered key's price is withdrawn with the others.
+    # The buyer's own dispute of a key that opens is refused before anything is sent.
+    assert "nothing to dispute" in fails(run("local-use dispute", str(licence), "--store", store, account=5))
+    # After the dispute window anyone settles; the creator's share is withdrawn with the others.
+    chain.mine(timestamp=LocalUse.read(market.key_delivery, licence).deadline)
+    assert "settled" in ok(run("local-use settle", str(licence), account=9))
     assert "local use (keys, refunds)" in ok(run("withdraw", account=1))
     # A licence still waiting for its key (the library the command calls):
     with pytest.raises(LocalUseError, match="wait for the key holder"):
@@ -92,7 +99,7 @@ def test_report_usage_signed_and_submitted_then_seen_by_the_creator(run, local, 
 def test_a_device_signs_offline_and_another_account_submits_and_the_owner_offers_by_command(
     run, local, market, chain, tmp_path
 ):
-    _, voice, licence, _ = local
+    box, voice, licence, _ = local
     chain.mine(timestamp=chain.blocks.head.timestamp + 120)
     signed = run("report-usage", str(licence), "--sentences", "3", "--seconds", "4", "--sign-only", account=5)
     path = tmp_path / "reports.json"
@@ -109,5 +116,6 @@ def test_a_device_signs_offline_and_another_account_submits_and_the_owner_offers
         .events.filter(market.offers.OfferPublished)[0]
         .offerId
     )
-    text = ok(run("local-use offer", str(offer), "--price", "0.002 ether", account=1))
+    store = f"local:{box.store.root}"
+    text = ok(run("local-use offer", str(offer), "--price", "0.002 ether", "--store", store, account=1))
     assert "a delivered key cannot be taken back" in text

@@ -211,6 +211,17 @@ def open_bundle(
     ``dest``. Temporary files live beside ``dest`` and are removed in every case.
     """
     data_key = load_keyring(store, keyring).unwrap(private_key)
+    return open_bundle_with_key(store, bundle_cid, data_key, expected_digest, dest)
+
+
+def open_bundle_with_key(
+    store: ContentStore,
+    bundle_cid: CID | str,
+    data_key: bytes,
+    expected_digest: bytes | str | RegisteredModel,
+    dest: str | Path,
+) -> UnpackedBundle:
+    """:func:`open_bundle` for a caller that already holds the data key (a local-use licence's)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", suffix=".fetch", dir=dest.parent) as scratch:
