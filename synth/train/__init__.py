@@ -9,7 +9,9 @@
 ``optim``      ScaledAdam, the GPT's optimiser
 ``s1``         GPT fine-tuning
 ``voice``      the voice folder: .ckpt/.pth in the original's formats, reference, voice.yaml
-``pipeline``   all of it, resumable, written atomically
+``pipeline``   all of it, resumable, written atomically; the command's settings (``--settings``)
+``asr``        transcripts by a Whisper model folder on disk (``--asr-model``), nothing downloaded
+``tiny``       a tiny trial of the command (tiny random base, espeak-ng takes), for tests and demos
 =============  ======================================================================
 """
 

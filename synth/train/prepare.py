@@ -7,7 +7,7 @@ Transcripts come in GPT-SoVITS's ``.list`` format, one clip or recording a line:
 ``path`` is absolute or relative to the recordings folder (GPT-SoVITS also looks the file's name
 up in the folder); ``language`` is one of GPT-SoVITS's codes (``zh en ja ko yue``, also the upper-case
 ``ZH EN JA JP KO YUE`` its annotation tools write). Clips are 3 to 10 s (:data:`MIN_CLIP_S`,
-:data:`MAX_CLIP_S`, the issue's and the original's slicer's range). A recording longer than
+:data:`MAX_CLIP_S`: the issue's range, and the original's for reference clips). A recording longer than
 :data:`MAX_CLIP_S` is cut at its longest silences between sentences (one cut per sentence break), and
 neighbouring sentences are joined again into pieces of 3-10 s where they can be: a transcript per
 recording is enough when its sentences are separated by pauses. Recordings without transcripts can be
