@@ -20,6 +20,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -425,6 +426,7 @@ class Synthesizer:
         exact: bool = False,
         prior_noise: str = "frames",
         on_token: Callable[[int], None] | None = None,
+        first_chunk_tokens: int | None = None,
     ) -> Iterator[np.ndarray]:
         """Like :meth:`synthesize`, but yields float32 chunks as semantic tokens arrive.
 
@@ -434,11 +436,12 @@ class Synthesizer:
         ``exact=False`` (default, low latency): every ``chunk_tokens`` tokens (25 = 1 s) the
         sentence so far goes through SoVITS and its audio is released, less the last
         ``HOLD_FRAMES`` latent frames (about 1 s of audio), which wait for more right-hand
-        context; consecutive pieces are cross-faded. The SoVITS encoders attend over the whole
-        sentence, so audio made from part of it differs somewhat from :meth:`synthesize`'s
-        (docs/synth.md gives the measured size). A stream cannot rescale audio it has released:
-        where the original scales a sentence peaking above 1 down to peak 1, each piece here is
-        scaled by the highest peak seen so far in its sentence.
+        context; consecutive pieces are cross-faded. ``first_chunk_tokens`` (default
+        ``chunk_tokens``) sizes the first piece of each sentence apart: a smaller one comes sooner.
+        The SoVITS encoders attend over the whole sentence, so audio made from part of it differs
+        somewhat from :meth:`synthesize`'s (docs/synth.md gives the measured size). A stream
+        cannot rescale audio it has released: where the original scales a sentence peaking above
+        1 down to peak 1, each piece here is scaled by the highest peak seen so far in its sentence.
 
         ``exact=True``: each sentence's audio is released, in pieces of ``chunk_tokens``, once its
         last token is known; joined, it equals :meth:`synthesize` with ``batch_size=1`` (float
@@ -459,7 +462,9 @@ class Synthesizer:
         job = self._job(text, language, reference, prompt_text, prompt_language, seed, prior_noise, pause_s)
         dtype = self.gpt.bert_proj.weight.dtype
         for i, plan in enumerate(job.plans):
-            sentence = _SentenceStream(self, plan, job.style, job.noises[i], speed, noise_scale, chunk_tokens, exact)
+            sentence = _SentenceStream(
+                self, plan, job.style, job.noises[i], speed, noise_scale, chunk_tokens, exact, first_chunk_tokens
+            )
             steps = self.gpt.generate(
                 [plan.gpt_ids],
                 [plan.gpt_bert.to(dtype)],
@@ -503,9 +508,13 @@ class _SentenceStream:
         noise_scale: float,
         chunk_tokens: int,
         exact: bool,
+        first_chunk_tokens: int | None = None,
     ) -> None:
         self.tts, self.plan, self.style, self.noise = tts, plan, style, noise
         self.speed, self.noise_scale, self.chunk_tokens, self.exact = speed, noise_scale, chunk_tokens, exact
+        self.first_chunk_tokens = chunk_tokens if first_chunk_tokens is None else first_chunk_tokens
+        # Entered around each SoVITS piece (synth.batching's VocoderGate takes turns between streams).
+        self.gate: Callable[[], AbstractContextManager] = nullcontext
         self.spf = tts.sovits.cfg.samples_per_frame
         self.tokens: list[int] = []
         self.emitted = 0  # latent frames released
@@ -514,9 +523,11 @@ class _SentenceStream:
 
     def add(self, token: int) -> Iterator[np.ndarray]:
         self.tokens.append(token)
-        # A piece once ``chunk_tokens`` tokens' worth of frames wait beyond those held back.
+        # A piece once ``chunk_tokens`` tokens' worth of frames wait beyond those held back
+        # (``first_chunk_tokens`` for the first piece).
+        chunk = self.chunk_tokens if self.emitted else self.first_chunk_tokens
         if not self.exact and (
-            2 * len(self.tokens) - HOLD_FRAMES * self.speed - self.emitted * self.speed >= 2 * self.chunk_tokens
+            2 * len(self.tokens) - HOLD_FRAMES * self.speed - self.emitted * self.speed >= 2 * chunk
         ):
             yield from self._release(final=False)
 
@@ -524,18 +535,25 @@ class _SentenceStream:
         if not self.tokens:
             self.tokens = [0]  # as synthesize: never an empty sentence
         if self.exact:
-            wave = self.tts.vocode(
-                [torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed, self.noise_scale
-            )[0]
+            with self.gate():
+                wave = self.tts.vocode(
+                    [torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed, self.noise_scale
+                )[0]
             step = max(1, round(2 * self.chunk_tokens / self.speed)) * self.spf
             for start in range(0, wave.shape[0], step):
                 yield wave[start : start + step]
         else:
             yield from self._release(final=True)
 
-    @torch.no_grad()
     def _release(self, final: bool) -> Iterator[np.ndarray]:
         """Vocode frames [emitted, end) of the sentence so far; the flow and the generator see a window only."""
+        with self.gate():
+            piece = self._piece(final)
+        if piece is not None:
+            yield piece
+
+    @torch.no_grad()
+    def _piece(self, final: bool) -> np.ndarray | None:
         sovits = self.tts.sovits
         z_p, mask, lengths = self.tts._prior(
             [torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed, self.noise_scale
@@ -543,7 +561,7 @@ class _SentenceStream:
         frames = lengths[0]
         end = frames if final else frames - HOLD_FRAMES
         if end <= self.emitted:
-            return
+            return None
         stop = end if final else min(frames, end + CROSSFADE_FRAMES)
         lo = max(0, self.emitted - VOCODER_CONTEXT - FLOW_CONTEXT)
         hi = min(frames, stop + VOCODER_CONTEXT + FLOW_CONTEXT)
@@ -561,7 +579,7 @@ class _SentenceStream:
         self.emitted = end
         piece = piece[:cut]
         self.peak = max(self.peak, float(piece.abs().max()))
-        yield (piece / self.peak).float().cpu().numpy()
+        return (piece / self.peak).float().cpu().numpy()
 
 
 def _normalised(wave: torch.Tensor) -> np.ndarray:

@@ -37,6 +37,7 @@ from oracle.api.settings import ApiSettings
 from oracle.errors import RequestFailure, TransientError
 from oracle.runtime import Services, namespace
 from oracle.settings import OracleSettings
+from synth.batching import StreamBatcher
 from voicemarket.errors import ChannelError
 from voicemarket.market.channels import (
     Voucher,
@@ -186,6 +187,9 @@ class SpeechService:
         self.executor = ThreadPoolExecutor(api.synth_slots, thread_name_prefix="synth")
         self.slots = asyncio.Semaphore(api.synth_slots)
         self.waiting = 0
+        self.streaming = 0
+        self._batchers: dict[int, StreamBatcher] = {}
+        self._batchers_lock = threading.Lock()
         self.stop = threading.Event()
         self._receipt_key = PrivateKey(self.key.private_key)
 
@@ -394,6 +398,30 @@ class SpeechService:
                 lane.served -= 1
                 self.lanes.save(channel, license_id, lane)
 
+    def batcher(self, model_id: int, voice) -> StreamBatcher:  # noqa: ANN001 - an oracle.voices.Voice
+        """The voice's continuous batcher: one GPT decode loop shared by all its streams (made on first use,
+        and again if the voice was reloaded)."""
+        with self._batchers_lock:
+            batcher = self._batchers.get(model_id)
+            if batcher is None or batcher.tts is not voice.synthesizer:
+                if batcher is not None:
+                    batcher.close()
+                batcher = StreamBatcher(voice.synthesizer, self.api.batch_rows, self.api.vocoder_slots)
+                self._batchers[model_id] = batcher
+            return batcher
+
+    def metrics(self) -> dict[str, Any]:
+        """Streams under way and, per voice, what its decode loop did (steps by batch size)."""
+        with self._batchers_lock:
+            batchers = dict(self._batchers)
+        return {
+            "streaming": self.streaming,
+            "waiting": self.waiting,
+            "voices": {
+                hex(model_id): {"running": b.decoder.running, **b.stats.as_dict()} for model_id, b in batchers.items()
+            },
+        }
+
     def sign_receipt(self, request_hash: bytes, audio_sha256: bytes) -> bytes:
         digest = receipt_digest(self.chain.chain_id, self.key.address, request_hash, audio_sha256)
         return self._receipt_key.sign_recoverable(digest, hasher=None)
@@ -489,6 +517,10 @@ def create_api(service: SpeechService) -> FastAPI:
                 "max_streams_per_token": api.max_streams_per_token,
             },
         }
+
+    @app.get("/v1/metrics")
+    def metrics() -> dict[str, Any]:
+        return service.metrics()
 
     @app.get("/v1/siwe/nonce")
     def nonce() -> dict[str, Any]:
@@ -589,6 +621,7 @@ def create_api(service: SpeechService) -> FastAPI:
 
     @app.post("/v1/speech", response_class=FramedStream)
     async def speech(request: Request):  # noqa: ANN202 - a FramedStream
+        arrived = time.perf_counter()
         session = service.limits.session(request)
         service.limits.take(session)
         if session.streams >= api.max_streams_per_token:
@@ -635,16 +668,23 @@ def create_api(service: SpeechService) -> FastAPI:
         request_hash = speech_request_hash(service.chain.chain_id, service.key.address, session.address, normal)
         session.streams += 1
         service.waiting += 1
-        state = {"pcm": 0, "started": 0}
+        state: dict[str, Any] = {"pcm": 0, "started": 0, "arrived": arrived, "checked": time.perf_counter()}
 
         def on_end(outcome: str) -> None:
             session.streams -= 1
             if not state["started"]:  # the stream never began: nothing was synthesised or sent
                 service.waiting -= 1
                 service.give_back(channel, body.license_id)
+            timing = {k: round(state[k] - arrived, 3) for k in ("checked", "first_audio") if k in state}
             log.info(
                 "speech stream ended",
-                extra={"request": "0x" + request_hash.hex(), "outcome": outcome, "pcm_bytes": state["pcm"]},
+                extra={
+                    "request": "0x" + request_hash.hex(),
+                    "outcome": outcome,
+                    "pcm_bytes": state["pcm"],
+                    **{f"{k}_s": v for k, v in timing.items()},
+                    **{k: round(v, 3) for k, v in state.get("timings", {}).items()},
+                },
             )
 
         frames = _frames(service, voice, body, voucher, channel, request_hash, state)
@@ -661,7 +701,7 @@ async def _frames(
     voucher: Voucher,
     channel: bytes,  # noqa: ANN001
     request_hash: bytes,
-    state: dict[str, int],
+    state: dict[str, Any],
 ):  # noqa: ANN202
     """The stream: WAV header, audio as synthesised, then the receipt (or an error frame)."""
     api = service.api
@@ -675,15 +715,29 @@ async def _frames(
         **{k: v for k, v in body.params.model_dump().items() if v is not None},
     }
     kwargs.setdefault("seed", 0)
+    batcher = service.batcher(voucher.model_id, voice)
+    timings: dict[str, float] = {}
+    state["timings"] = timings
 
     def synthesise() -> None:
         try:
-            for chunk in voice.synthesizer.stream(
-                body.text, body.language, str(voice.reference), chunk_tokens=api.chunk_tokens, **kwargs
-            ):
-                if cancel.is_set():
-                    return
-                loop.call_soon_threadsafe(queue.put_nowait, ("audio", pcm16(chunk)))
+            pieces = batcher.stream(
+                body.text,
+                body.language,
+                str(voice.reference),
+                chunk_tokens=api.chunk_tokens,
+                first_chunk_tokens=api.first_chunk_tokens,
+                timings=timings,
+                cancel=cancel,
+                **kwargs,
+            )
+            try:
+                for chunk in pieces:
+                    if cancel.is_set():
+                        return
+                    loop.call_soon_threadsafe(queue.put_nowait, ("audio", pcm16(chunk)))
+            finally:
+                pieces.close()  # a stream left early frees its row in the decode batch now
             loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
         except Exception as exc:  # noqa: BLE001 - reported in the stream; the use goes back to the buyer
             loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
@@ -698,11 +752,14 @@ async def _frames(
         await asyncio.wait_for(service.slots.acquire(), max(0.1, deadline - time.monotonic()))
         acquired = True
         service.waiting -= 1
+        service.streaming += 1
         loop.run_in_executor(service.executor, synthesise)
         yield frame(FRAME_AUDIO, header)
         while True:
             kind, value = await asyncio.wait_for(queue.get(), max(0.1, deadline - time.monotonic()))
             if kind == "audio":
+                if not pcm:
+                    state["first_audio"] = time.perf_counter()
                 pcm += value
                 state["pcm"] = len(pcm)
                 yield frame(FRAME_AUDIO, value)
@@ -732,6 +789,7 @@ async def _frames(
         if not acquired:
             service.waiting -= 1
         else:
+            service.streaming -= 1
             service.slots.release()
         if not pcm:
             service.give_back(channel, body.license_id)

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from oracle.settings import load_settings
 from voicemarket.content.odrl import OfferTerms, contract_offer_terms
 from voicemarket.dev.sandbox import PublishedVoice, Sandbox
@@ -20,7 +22,7 @@ OPERATOR_INDEX = 2
 USE_PRICE = 10**15
 FEE = 10**14  # the sandbox's operator fee
 DEPOSIT = 10**17
-BUYERS = 6  # one per test that needs a fresh lane
+BUYERS = 9  # one per test that needs a fresh lane (three for the concurrent streams)
 
 
 @dataclass
@@ -63,6 +65,10 @@ class ApiWorld:
         key = ape_test_key(OPERATOR_INDEX)
         chain = ChainView(settings, ApiSettings(), key.address)
         return Redeemer(chain, LaneBook(redis_client(settings), namespace(settings)), key.private_key, 100)
+
+    def metrics(self) -> dict:
+        """The API's GET /v1/metrics: streams under way, and per voice what its decode loop did."""
+        return httpx.get(self.url + "/v1/metrics", timeout=30).json()
 
     def client(self, account) -> SpeechClient:  # noqa: ANN001
         return SpeechClient(self.url, key_signer(str(account.private_key)), account.address, timeout=120)

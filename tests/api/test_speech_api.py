@@ -240,6 +240,37 @@ def test_a_slow_client_cannot_hold_the_api(api_world):
     assert served and served[0].uses >= 1
 
 
+def test_concurrent_streams_share_the_gpt_decode_and_each_is_the_audio_made_alone(api_world, tmp_path):
+    """Three buyers at once, four sentences each: their sentences are decoded together in the voice's
+    one GPT decode loop (the server's /v1/metrics shows steps of more than one row), every stream
+    ends with a receipt the client verified, and each is, byte for byte, the audio of the same
+    request served alone (continuous batching changes no token and no sample)."""
+    w = api_world
+    buyers = w.buyers[6:9]
+    text = "One line. Two lines here. Three lines. Four, the last."
+    alone = buyers[0].client.say(buyers[0].license_id, text, out=tmp_path / "alone.wav")
+    before = w.metrics()["voices"]
+    receipts: dict[int, object] = {}
+    barrier = threading.Barrier(len(buyers))
+
+    def run(i: int) -> None:
+        barrier.wait()
+        buyer = buyers[i]
+        receipts[i] = buyer.client.say(buyer.license_id, text, out=tmp_path / f"together-{i}.wav")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(buyers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(receipts) == [0, 1, 2]  # each stream complete, its receipt checked against the audio
+    assert {r.audio_sha256 for r in receipts.values()} == {alone.audio_sha256}
+    ((voice, after),) = w.metrics()["voices"].items()
+    # steps whose rows belonged to more than one stream, during the three streams
+    assert after["steps_shared"] > before.get(voice, {}).get("steps_shared", 0), after
+    assert after["running"] == 0 and after["admitted"] == after["finished"]
+
+
 def test_ape_run_say_api_and_the_channel_commands_library(api_world, channels, tmp_path, capsys, chain):
     """`ape run say --api` (its function, in this process: the same code path after option parsing)
     writes the stream and keeps the receipt; `ape run channel`'s operations top up and close."""
