@@ -50,19 +50,32 @@ class TinyTraining:
         return {"s2_epochs": EPOCHS, "s1_epochs": EPOCHS, "min_seconds": MIN_SECONDS}
 
 
-def tiny_base(folder: Path, seed: int = 0) -> Path:
-    """GPT-SoVITS's ``pretrained_models`` layout holding the tiny random voice (written once per folder)."""
-    from synth.random_model import write_random_model
+@dataclass(frozen=True)
+class TinyModel:
+    """The tiny random voice's files (``synth.random_model.write_random_model(..., "tiny")``)."""
 
+    gpt: Path
+    sovits: Path
+    hubert_dir: Path
+    bert_dir: Path
+
+
+def tiny_base(folder: Path, model: TinyModel | None = None, seed: int = 0) -> Path:
+    """GPT-SoVITS's ``pretrained_models`` layout holding the tiny random voice ``model`` (None: one written
+    beside ``folder``, which takes a while: tests pass the one their session already wrote). Once per folder."""
     folder = Path(folder)
     if (folder / "chinese-hubert-base" / "config.json").is_file():
         return folder
-    files = write_random_model(folder.with_name(folder.name + "-model"), "tiny", seed=seed)
+    if model is None:
+        from synth.random_model import write_random_model
+
+        files = write_random_model(folder.with_name(folder.name + "-model"), "tiny", seed=seed)
+        model = TinyModel(files.gpt_path, files.sovits_path, files.hubert_dir, files.bert_dir)
     (folder / "gsv-v2final-pretrained").mkdir(parents=True, exist_ok=True)
-    shutil.copy(files.gpt_path, folder / "gsv-v2final-pretrained" / "s1bert25hz-tiny.ckpt")
-    shutil.copy(files.sovits_path, folder / "gsv-v2final-pretrained" / "s2G-tiny.pth")
-    shutil.copytree(files.bert_dir, folder / "chinese-roberta-wwm-ext-large", dirs_exist_ok=True)
-    shutil.copytree(files.hubert_dir, folder / "chinese-hubert-base", dirs_exist_ok=True)  # last: the marker
+    shutil.copy(model.gpt, folder / "gsv-v2final-pretrained" / "s1bert25hz-tiny.ckpt")
+    shutil.copy(model.sovits, folder / "gsv-v2final-pretrained" / "s2G-tiny.pth")
+    shutil.copytree(model.bert_dir, folder / "chinese-roberta-wwm-ext-large", dirs_exist_ok=True)
+    shutil.copytree(model.hubert_dir, folder / "chinese-hubert-base", dirs_exist_ok=True)  # last: the marker
     return folder
 
 
@@ -93,14 +106,17 @@ def train_command(recordings: Path, transcripts: Path, out: Path, base: Path, se
     ]
 
 
-def train_tiny_voice(folder: str | os.PathLike[str], timeout_s: float = 600) -> TinyTraining:
-    """Run ``python -m synth train`` on a tiny trial under ``folder`` (once: a later call with the same
-    folder returns the first run's voice and output). Raises RuntimeError with the output when it fails."""
+def train_tiny_voice(
+    folder: str | os.PathLike[str], model: TinyModel | None = None, timeout_s: float = 600
+) -> TinyTraining:
+    """Run ``python -m synth train`` on a tiny trial under ``folder``, fine-tuning ``model`` (see
+    :func:`tiny_base`), once: a later call with the same folder returns the first run's voice and output.
+    Raises RuntimeError with the output when it fails."""
     from synth.testing import make_training_set
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    base = tiny_base(folder / "pretrained_models")
+    base = tiny_base(folder / "pretrained_models", model)
     recordings, transcripts = make_training_set(folder / "data", count=3)
     settings_file = folder / "tiny-settings.yaml"
     settings_file.write_text(yaml.safe_dump(TINY_SETTINGS, sort_keys=False))

@@ -19,7 +19,7 @@ from oracle.runtime import make_store
 from oracle.serve import synthesis_kwargs
 from oracle.voices import VoiceCache
 from oracle_helpers import OPERATOR_INDEX, Oracle, wait_for
-from synth.train.tiny import TinyTraining, train_tiny_voice
+from synth.train.tiny import TinyModel, TinyTraining, train_tiny_voice
 from voicemarket.content.multiformats import CID
 from voicemarket.dev.sandbox import LICENCE_PRICE, PublishedVoice, TinyVoiceFiles, account_key
 from voicemarket.market import chain as vm
@@ -30,19 +30,24 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> TinyTraining:
-    return train_tiny_voice(tmp_path_factory.getbasetemp() / "tiny-training")
+def tiny(tmp_path_factory, sandbox) -> TinyTraining:
+    """The session's tiny trial, fine-tuned from the oracle tests' tiny random voice."""
+    files = sandbox.tiny
+    model = TinyModel(files.gpt, files.sovits, files.hubert_dir, files.bert_dir)
+    return train_tiny_voice(tmp_path_factory.getbasetemp() / "tiny-training", model)
 
 
-@pytest.fixture(scope="module")
-def trained(sandbox, accounts, operator, tiny, tmp_path_factory) -> PublishedVoice:
-    """The trained voice folder minted by its creator (account 1) for the operator, with a buyout offer."""
-    folder = tmp_path_factory.mktemp("creator") / "ada"
+def mint(sandbox, creator, operator, tiny, folder, preview: str | None = None) -> PublishedVoice:  # noqa: ANN001
+    """The trained voice folder (copied to ``folder``) minted by ``creator`` for the operator, with a buyout
+    offer. ``preview``: a clip voice.yaml names instead of its preview line (which the model then speaks)."""
     shutil.copytree(tiny.voice, folder)  # minting writes the spoken preview beside it; the session's run stays
+    if preview is not None:
+        spec = yaml.safe_load((folder / "voice.yaml").read_text())
+        (folder / "voice.yaml").write_text(yaml.safe_dump({**spec, "preview": preview}, sort_keys=False))
     sandbox.add_operator(operator)
     offers = parse_offers({"offers": [{"tier": "buyout", "price": f"{LICENCE_PRICE} wei"}]}, sandbox.d)
     minted = mint_voice(
-        accounts[1],
+        creator,
         sandbox.d,
         folder,
         offers=offers,
@@ -61,6 +66,15 @@ def trained(sandbox, accounts, operator, tiny, tmp_path_factory) -> PublishedVoi
         folder / "reference.wav",
     )
     return PublishedVoice(minted.model_id, minted.keyring_cid, minted.bundle_cid, minted.offers[0].offer_id, files)
+
+
+@pytest.fixture(scope="module")
+def trained(sandbox, accounts, operator, tiny, tmp_path_factory) -> PublishedVoice:
+    """Minted with the clip the trainer had the new voice speak as its check (training/preview-check.wav) as
+    the public preview: the voice's own speech, spoken once already; ``ape run mint`` would have the model
+    speak voice.yaml's preview line in a child process (tens of seconds on a busy machine: the deep test)."""
+    folder = tmp_path_factory.mktemp("creator") / "ada"
+    return mint(sandbox, accounts[1], operator, tiny, folder, preview="training/preview-check.wav")
 
 
 def test_the_oracle_loads_the_trained_voice_from_its_bundle_and_speaks(
@@ -92,8 +106,9 @@ def test_the_oracle_loads_the_trained_voice_from_its_bundle_and_speaks(
 
 @pytest.mark.deep
 def test_an_on_chain_request_for_the_trained_voice_is_fulfilled_with_audio(
-    sandbox, trained, buyers, operator, start_oracle, chain
+    sandbox, accounts, tiny, buyers, operator, start_oracle, chain, tmp_path
 ):
+    trained = mint(sandbox, accounts[1], operator, tiny, tmp_path / "ada")  # as `ape run mint ada` does
     buyer = buyers[0]
     licence = sandbox.buy_license(buyer, trained)
     client = RouterClient.connect(chain.provider.uri, sandbox.router.address)

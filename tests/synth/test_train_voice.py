@@ -23,7 +23,7 @@ from synth.random_model import ModelFiles
 from synth.testing import torch_threads
 from synth.train import Progress, train_voice
 from synth.train.pipeline import command_settings
-from synth.train.tiny import TinyTraining, train_tiny_voice
+from synth.train.tiny import TinyModel, TinyTraining, train_tiny_voice
 from synth.train.voice import PREVIEW_LINES, choose_reference
 
 
@@ -34,9 +34,10 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> TinyTraining:
+def tiny(tmp_path_factory, tiny_files) -> TinyTraining:
     """`python -m synth train` on the tiny trial (once per session: the oracle's test shares it)."""
-    return train_tiny_voice(tmp_path_factory.getbasetemp() / "tiny-training")
+    model = TinyModel(tiny_files.gpt_path, tiny_files.sovits_path, tiny_files.hubert_dir, tiny_files.bert_dir)
+    return train_tiny_voice(tmp_path_factory.getbasetemp() / "tiny-training", model)
 
 
 @pytest.fixture(scope="module")
