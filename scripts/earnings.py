@@ -64,6 +64,15 @@ def cli(alias: str | None, address: str | None, models: tuple[str, ...]) -> None
                 format_amount(model.undistributed.get(asset_address, 0), asset),
             )
         out.print(revenue if model.revenue else "  no revenue yet")
+        if model.local_use is not None and model.local_use.licenses:
+            lu = model.local_use
+            held = ", ".join(format_amount(v, result.assets[a]) for a, v in lu.escrow.items() if v) or "nothing"
+            states = ", ".join(f"{count} {label}" for label, count in sorted(lu.licenses.items()))
+            out.print(f"  local use: {states}; in escrow {held}")
+            out.print(
+                f"  usage reported (self-reported): {lu.reports} reports, {lu.sentences} sentences, "
+                f"{lu.audio_seconds} s of audio"
+            )
     if who is None:
         return
     mine = table(
@@ -71,6 +80,7 @@ def cli(alias: str | None, address: str | None, models: tuple[str, ...]) -> None
         "asset",
         "sales credit",
         "per-use credit",
+        "local-use credit",
         "after distributing pots",
         "operator fees earned",
     )
@@ -80,6 +90,7 @@ def cli(alias: str | None, address: str | None, models: tuple[str, ...]) -> None
             asset.symbol,
             format_amount(credits.get("sales", 0), asset),
             format_amount(credits.get("uses", 0), asset),
+            format_amount(credits.get("local use", 0), asset),
             "+" + format_amount(result.distributable.get(asset_address, 0), asset),
             format_amount(result.operator_fees.get(asset_address, 0), asset),
         )

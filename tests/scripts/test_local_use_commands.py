@@ -89,6 +89,11 @@ def test_report_usage_signed_and_submitted_then_seen_by_the_creator(run, local, 
     assert record.status == LocalUseStatus.DELIVERED and record.reported_until > start
     usage = ok(run("local-use usage", hex(voice.model_id)))
     assert f"{licence} {accounts[5].address} 1 12 30" in usage and "self-reported" in usage
+    # `earnings` shows the model's local use (one delivered, still in its dispute window, one waiting:
+    # both prices in escrow) and the reports summed.
+    report = ok(run("earnings", "--model", hex(voice.model_id)))
+    assert "local use: 1 delivered, 1 pending; in escrow 0.002 ETH" in report
+    assert "usage reported (self-reported): 1 reports, 12 sentences, 30 s of audio" in report
     # The same period again overlaps what is on-chain: refused before sending, saying why.
     with pytest.raises(LocalUseError, match="overlaps what was reported"):
         again = UsageReport(licence, start, start + 10, 1, 1)

@@ -10,6 +10,10 @@ Everything is read from the contracts' events and views (docs/contracts.md, "Mon
 - operator fees: ``SynthesisSettled`` (fee), attributed to a model through its ``SynthesisRequested``;
 - uses by tier: ``SynthesisRequested`` per model, the licence's offer's tier, and each request's
   status (delivered, pending, refunded); licences sold by tier: ``LicensePurchased``;
+- local use (``KeyDelivery``, issue 19): its ``RevenueAccrued`` / ``RevenueDistributed`` / pots
+  count in the model's revenue like the others; apart, per model, local-use licences by status, the
+  price still in escrow (pending and delivered, not yet settled) and the buyers' usage reports
+  summed (self-reported: docs/local-use.md);
 - withdrawable now: ``creditOf`` in each money-holding contract (plus what the account's share
   of the undistributed pots would add: ``withdraw`` distributes them first).
 """
@@ -25,7 +29,7 @@ from voicemarket.errors import LicensingError
 from voicemarket.market import chain as vm
 from voicemarket.market.assets import asset_info
 from voicemarket.market.licensing import events
-from voicemarket.protocol import ETH, RequestStatus, Tier, split_revenue
+from voicemarket.protocol import ETH, LocalUseStatus, RequestStatus, Tier, split_revenue
 from voicemarket.units import AssetInfo
 
 PARTIES = ("creator", "voice owner", "co-creators", "platform", "operators")
@@ -54,6 +58,18 @@ class Split:
 
 
 @dataclass
+class LocalUseSummary:
+    """A model's local-use licences: how many in each status, the price held in escrow (pending and
+    delivered, not settled) per asset, and the usage reports of its licences summed (self-reported)."""
+
+    licenses: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # status label -> count
+    escrow: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    reports: int = 0
+    sentences: int = 0
+    audio_seconds: int = 0
+
+
+@dataclass
 class ModelEarnings:
     model_id: int
     split: Split
@@ -63,6 +79,7 @@ class ModelEarnings:
     revenue: dict[str, dict[str, int]] = field(default_factory=dict)
     undistributed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     by_account: dict[str, dict[str, int]] = field(default_factory=dict)  # asset -> account -> amount
+    local_use: LocalUseSummary | None = None  # None: the deployment has no KeyDelivery
 
     def add(self, asset: str, party: str, amount: int) -> None:
         row = self.revenue.setdefault(asset, defaultdict(int))
@@ -80,7 +97,7 @@ class Earnings:
     account: str | None
     models: list[ModelEarnings]
     assets: dict[str, AssetInfo]
-    withdrawable: dict[str, dict[str, int]]  # asset -> {"sales": licence-manager credit, "uses": router credit}
+    withdrawable: dict[str, dict[str, int]]  # asset -> {"sales": licences, "uses": router, "local use": KeyDelivery}
     distributable: dict[str, int]  # asset -> the account's share of undistributed pots
     operator_fees: dict[str, int]  # asset -> fees earned as an operator (settled)
 
@@ -109,6 +126,32 @@ def _asset(cache: dict[str, AssetInfo], deployment: Any, address: str) -> str:
     return address
 
 
+def _ledgers(deployment: Any) -> tuple[Any, ...]:
+    """The contracts that keep model revenue: licence manager, router, and KeyDelivery if deployed."""
+    key_delivery = getattr(deployment, "key_delivery", None)
+    base = (deployment.licenses, deployment.router)
+    return base if key_delivery is None else (*base, key_delivery)
+
+
+def local_use_summary(deployment: Any, model_id: int, assets: dict[str, AssetInfo]) -> LocalUseSummary:
+    """``model_id``'s local-use licences, escrow and usage reports (:class:`LocalUseSummary`)."""
+    key_delivery = deployment.key_delivery
+    summary = LocalUseSummary()
+    for log in events(key_delivery.LocalUsePurchased, deployment, modelId=model_id):
+        license_id = int(log.licenseId)
+        record = key_delivery.localUse(license_id)
+        status = LocalUseStatus(int(record.status))
+        summary.licenses[status.label] += 1
+        if status in (LocalUseStatus.PENDING, LocalUseStatus.DELIVERED):
+            asset = _asset(assets, deployment, str(key_delivery.localUseOption(int(record.offerId)).asset))
+            summary.escrow[asset] += int(record.amount)
+        for usage in events(key_delivery.UsageReported, deployment, licenseId=license_id):
+            summary.reports += 1
+            summary.sentences += int(usage.sentences)
+            summary.audio_seconds += int(usage.audioSeconds)
+    return summary
+
+
 def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo]) -> ModelEarnings:
     split = model_split(deployment, model_id)
     report = ModelEarnings(model_id, split)
@@ -133,7 +176,7 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
         counts = report.uses_by_tier.setdefault(tier, {"delivered": 0, "pending": 0, "refunded": 0})
         counts[kind] += 1
 
-    for contract in (licenses, router):
+    for contract in _ledgers(deployment):
         for log in events(contract.RevenueDistributed, deployment, modelId=model_id):
             asset = _asset(assets, deployment, str(log.asset))
             report.add(asset, "platform", int(log.platformFee))
@@ -156,6 +199,8 @@ def model_earnings(deployment: Any, model_id: int, assets: dict[str, AssetInfo])
             asset = _asset(assets, deployment, str(request["asset"]))
             report.add(asset, "operators", int(log.fee))
             report.add_account(asset, str(log.operator), int(log.fee))
+    if getattr(deployment, "key_delivery", None) is not None:
+        report.local_use = local_use_summary(deployment, model_id, assets)
     return report
 
 
@@ -176,13 +221,13 @@ def earnings(deployment: Any, account: str | None = None, model_ids: list[int] |
     operator_fees: dict[str, int] = defaultdict(int)
     if account is not None:
         for address in assets:
-            sales = int(deployment.licenses.creditOf(account, address))
-            uses = int(deployment.router.creditOf(account, address))
-            if sales or uses:
-                withdrawable[address] = {"sales": sales, "uses": uses}
+            credits = dict(zip(("sales", "uses", "local use"), _ledgers(deployment), strict=False))
+            amounts = {source: int(contract.creditOf(account, address)) for source, contract in credits.items()}
+            if any(amounts.values()):
+                withdrawable[address] = amounts
         for model in models:
             for address in assets:
-                for contract in (deployment.licenses, deployment.router):
+                for contract in _ledgers(deployment):
                     model_share, _ = contract.potOf(model.model_id, address)
                     if model_share:
                         distributable[address] += model.split.shares(int(model_share)).get(account, 0)
