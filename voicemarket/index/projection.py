@@ -682,16 +682,23 @@ class Batch:
 
 
 class _Driver:
-    """Bulk reads and writes straight through the database driver, in the caller's transaction:
-    SQLAlchemy's per-row parameter and result processing cost more than SQLite's own work. PostgreSQL gets new rows by
-    ``COPY`` (one stream, no statement per row). JSON columns are serialised here, as SQLAlchemy's
-    ``JSON`` type would (and reads them back)."""
+    """Bulk reads and writes straight through the database driver's cursor, in the caller's
+    transaction: SQLAlchemy's per-row parameter and result processing cost more than SQLite's own
+    work. PostgreSQL gets new rows by ``COPY`` (one stream, no statement per row). JSON columns
+    are serialised here, as SQLAlchemy's ``JSON`` type would (and reads them back)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self._cursor: Any = None
         self.postgres = connection.dialect.name == "postgresql"
         self.quote = connection.dialect.identifier_preparer.quote
         self.mark = "%s" if self.postgres else "?"
+
+    @property
+    def cursor(self) -> Any:
+        if self._cursor is None:
+            self._cursor = self.connection.connection.driver_connection.cursor()
+        return self._cursor
 
     def _rows(self, table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple]]:
         columns = [c.name for c in table.columns if c.name in rows[0]]
@@ -710,7 +717,8 @@ class _Driver:
         names = ", ".join(self.quote(c) for c in columns)
         marks = ", ".join([self.mark] * len(values))
         sql = f"SELECT {names} FROM {self.quote(table.name)} WHERE {self.quote(key)} IN ({marks})"
-        rows = [dict(zip(columns, row, strict=True)) for row in self.connection.exec_driver_sql(sql, tuple(values))]
+        self.cursor.execute(sql, tuple(values))
+        rows = [dict(zip(columns, row, strict=True)) for row in self.cursor.fetchall()]
         if not self.postgres:
             flags = [c.name for c in table.columns if isinstance(c.type, Boolean)]
             for row in rows:
@@ -725,13 +733,12 @@ class _Driver:
         columns, params = self._rows(table, rows)
         names = ", ".join(self.quote(c) for c in columns)
         if self.postgres:
-            cursor = self.connection.connection.driver_connection.cursor()
-            with cursor, cursor.copy(f"COPY {self.quote(table.name)} ({names}) FROM STDIN") as copy:
+            with self.cursor.copy(f"COPY {self.quote(table.name)} ({names}) FROM STDIN") as copy:
                 for row in params:
                     copy.write_row(row)
             return
         marks = ", ".join([self.mark] * len(columns))
-        self.connection.exec_driver_sql(f"INSERT INTO {self.quote(table.name)} ({names}) VALUES ({marks})", params)
+        self.cursor.executemany(f"INSERT INTO {self.quote(table.name)} ({names}) VALUES ({marks})", params)
 
     def update(self, table: Table, columns: tuple[str, ...], keys: tuple[str, ...], params: list[tuple]) -> None:
         """``params``: per row, the new values of ``columns`` then the key."""
@@ -741,7 +748,7 @@ class _Driver:
             params = [tuple(json.dumps(v) if i in at else v for i, v in enumerate(p)) for p in params]
         sets = ", ".join(f"{self.quote(c)} = {self.mark}" for c in columns)
         where = " AND ".join(f"{self.quote(k)} = {self.mark}" for k in keys)
-        self.connection.exec_driver_sql(f"UPDATE {self.quote(table.name)} SET {sets} WHERE {where}", params)
+        self.cursor.executemany(f"UPDATE {self.quote(table.name)} SET {sets} WHERE {where}", params)
 
 
 def rewind(connection: Connection, ancestor: int) -> dict[str, int]:
