@@ -7,13 +7,18 @@ service that does it without anyone at a keyboard is tested in tests/oracle/test
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+import sqlalchemy
 
 from conftest import fails, ok
 from voicemarket.content.odrl import CONTRACT_FIELDS
 from voicemarket.dev.sandbox import Sandbox, account_key
 from voicemarket.errors import LocalUseError
+from voicemarket.market import deployments
 from voicemarket.market.buyer_key import BuyerKey
 from voicemarket.market.local_use import (
     LocalUse,
@@ -27,6 +32,8 @@ from voicemarket.market.local_use import (
     submit_usage_reports,
 )
 from voicemarket.protocol import LocalUseStatus
+
+LOCAL_ACTIVITY = ("local use bought", "key delivered", "usage reported", "local use settled", "local use refunded")
 
 PRICE = 10**15
 
@@ -79,8 +86,8 @@ def test_fetch_model_writes_the_voice_folder_and_says_how_to_speak(run, local, m
         fetch_model(market, box.store, waiting, b"\x01" * 32, tmp_path / "early")
 
 
-def test_report_usage_signed_and_submitted_then_seen_by_the_creator(run, local, market, chain, accounts):
-    _, voice, licence, _ = local
+def test_report_usage_signed_and_submitted_then_seen_by_the_creator(run, local, market, chain, accounts, tmp_path):
+    _, voice, licence, waiting = local
     start = chain.blocks.head.timestamp - 60
     args = ("--sentences", "12", "--seconds", "30", "--since", str(start))
     text = ok(run("report-usage", str(licence), *args, account=5))
@@ -94,6 +101,28 @@ def test_report_usage_signed_and_submitted_then_seen_by_the_creator(run, local, 
     report = ok(run("earnings", "--model", hex(voice.model_id)))
     assert "local use: 1 delivered, 1 pending; in escrow 0.002 ETH" in report
     assert "usage reported (self-reported): 1 reports, 12 sentences, 30 s of audio" in report
+    # The market's index reads KeyDelivery's events too: purchases, the delivery and the report.
+    db = f"sqlite:///{tmp_path / 'index.db'}"
+    settings = {"db": db, "rpc_url": chain.provider.uri, "deployment": deployments.path_for(), "confirmations": 0}
+    env = {**os.environ, **{f"VOICEMARKET_INDEX_{k.upper()}": str(v) for k, v in settings.items()}}
+    command = [sys.executable, "-m", "voicemarket.index", "run", "--once"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with sqlalchemy.create_engine(db).connect() as connection:
+        rows = connection.execute(sqlalchemy.text("SELECT kind, license_id, data FROM activity")).all()
+    local = [(kind, license_id) for kind, license_id, _ in rows if kind in LOCAL_ACTIVITY]
+    assert sorted(local) == sorted(
+        [
+            ("local use bought", licence),
+            ("key delivered", licence),
+            ("usage reported", licence),
+            ("local use bought", waiting),
+        ]
+    )
+    (usage,) = [
+        json.loads(data) if isinstance(data, str) else data for kind, _, data in rows if kind == "usage reported"
+    ]
+    assert (usage["sentences"], usage["audio_seconds"]) == (12, 30)
     # The same period again overlaps what is on-chain: refused before sending, saying why.
     with pytest.raises(LocalUseError, match="overlaps what was reported"):
         again = UsageReport(licence, start, start + 10, 1, 1)

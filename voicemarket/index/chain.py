@@ -40,6 +40,22 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         ),
     ),
     "offers": ("OfferBook", ("OfferPublished", "OfferDeactivated")),
+    # local-use licences (issue 19), when the deployment has a KeyDelivery: its money events go to
+    # `revenue` (source "local"), the rest to the activity feed
+    "key_delivery": (
+        "KeyDelivery",
+        (
+            "LocalUsePurchased",
+            "KeyDelivered",
+            "LocalUseRefunded",
+            "LocalUseSettled",
+            "DeliveryDisproved",
+            "UsageReported",
+            "RevenueAccrued",
+            "RevenueDistributed",
+            "Credited",
+        ),
+    ),
     "licenses": (
         "LicenseManager",
         (
@@ -125,6 +141,7 @@ class Contracts:
     licenses: str
     router: str
     start_block: int = 0
+    key_delivery: str | None = None  # absent in deployments made before local-use licences
 
     @classmethod
     def from_deployment_file(cls, path: str | Path) -> Contracts:
@@ -140,6 +157,7 @@ class Contracts:
                 licenses=to_checksum_address(contracts["licenses"]),
                 router=to_checksum_address(contracts["router"]),
                 start_block=int(record.get("startBlock", 0)),
+                key_delivery=to_checksum_address(contracts["keyDelivery"]) if contracts.get("keyDelivery") else None,
             )
         except FileNotFoundError:
             raise ServiceSettingsError(
@@ -149,7 +167,8 @@ class Contracts:
             raise ServiceSettingsError(f"{path} is not a voicemarket deployment file ({exc!r})") from None
 
     def by_role(self) -> dict[str, str]:
-        return {"registry": self.registry, "offers": self.offers, "licenses": self.licenses, "router": self.router}
+        roles = {"registry": self.registry, "offers": self.offers, "licenses": self.licenses, "router": self.router}
+        return roles if self.key_delivery is None else {**roles, "key_delivery": self.key_delivery}
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +294,8 @@ class LogDecoder:
         self._decoders: dict[tuple[str | None, str], tuple] = {}
         self.topics: set[str] = set()
         for role, (contract, names) in EVENTS.items():
+            if role not in self.addresses:  # a deployment without that contract (KeyDelivery)
+                continue
             try:
                 abi = types[contract]["abi"]
             except KeyError:

@@ -404,7 +404,7 @@ class Batch:
                 "position": schema.position(e.block, e.log_index),
                 "model_id": model_key(a["modelId"]),
                 "asset": a["asset"],
-                "source": "sales" if e.role == "licenses" else "uses",
+                "source": {"licenses": "sales", "router": "uses"}.get(e.role, "local"),
                 "kind": kind,
                 "amount": schema.amount(int(a["amount"])),
                 "platform_fee": schema.amount(int(a["platformFee"])),
@@ -612,6 +612,55 @@ class Batch:
             self.create("model_operators", e, {"model_id": key[0], "operator": key[1], **values})
         else:
             self.change("model_operators", row, e, **values)
+
+    # KeyDelivery (local-use licences): the activity feed; its money is in `revenue` (source "local")
+    def _key_delivery_LocalUsePurchased(self, e: Event) -> None:  # noqa: N802
+        a = e.args
+        data = {"amount": str(a["amount"]), "deadline": int(a["deadline"]), "offer_id": int(a["offerId"])}
+        self._activity(
+            e,
+            "local use bought",
+            model_id=model_key(a["modelId"]),
+            account=a["buyer"],
+            license_id=int(a["licenseId"]),
+            data=data,
+        )
+
+    def _key_delivery_KeyDelivered(self, e: Event) -> None:  # noqa: N802
+        a = e.args
+        data = {"key_cid": "0x" + bytes(a["keyCid"]).hex()}
+        self._activity(
+            e,
+            "key delivered",
+            model_id=model_key(a["modelId"]),
+            account=a["keyHolder"],
+            license_id=int(a["licenseId"]),
+            data=data,
+        )
+
+    def _local_use_event(self, e: Event, kind: str, data: dict[str, Any]) -> None:
+        licence = self.get("licenses", int(e.args["licenseId"]))
+        model_id = licence.values["model_id"] if licence is not None else None
+        self._activity(e, kind, model_id=model_id, license_id=int(e.args["licenseId"]), data=data)
+
+    def _key_delivery_LocalUseRefunded(self, e: Event) -> None:  # noqa: N802
+        self._local_use_event(e, "local use refunded", {"amount": str(e.args["amount"])})
+
+    def _key_delivery_LocalUseSettled(self, e: Event) -> None:  # noqa: N802
+        self._local_use_event(e, "local use settled", {"amount": str(e.args["amount"])})
+
+    def _key_delivery_DeliveryDisproved(self, e: Event) -> None:  # noqa: N802
+        self._local_use_event(e, "key delivery disproved", {"amount": str(e.args["amount"])})
+
+    def _key_delivery_UsageReported(self, e: Event) -> None:  # noqa: N802
+        a = e.args
+        data = {
+            "period_start": int(a["periodStart"]),
+            "period_end": int(a["periodEnd"]),
+            "sentences": int(a["sentences"]),
+            "audio_seconds": int(a["audioSeconds"]),
+        }
+        self._local_use_event(e, "usage reported", data)
 
     def _activity(self, e: Event, kind: str, **values: Any) -> None:
         self.add(
