@@ -179,6 +179,8 @@ def voice_figures(ape, box, voice, offer, operator, work: Path, label: str, args
                 "ORACLE_API_SEND_TIMEOUT_S": "120",
                 "ORACLE_API_REDEEM_INTERVAL_S": "3600",
                 "ORACLE_API_CHUNK_TOKENS": str(args.chunk_tokens),
+                "ORACLE_API_FIRST_CHUNK_TOKENS": str(args.first_chunk_tokens),
+                "ORACLE_API_BATCH_ROWS": str(args.batch_rows),
             }
         )
         log = work / f"api-{label}.log"
@@ -192,8 +194,15 @@ def voice_figures(ape, box, voice, offer, operator, work: Path, label: str, args
             _client_run(url, buyers, 1, 1, work)
             runs = {}
             for count in counts:
+                seen = len(_stream_logs(log))
+                load = os.getloadavg()[0]
                 runs[count] = _client_run(url, buyers, count, args.sentences, work)
+                runs[count]["load_1min_before"] = round(load, 2)
+                runs[count]["server"] = _server_timings(_stream_logs(log)[seen:])
                 print_table(f"{label} voice, {count} client(s) x {args.sentences} sentences", runs[count], TARGETS)
+            import httpx
+
+            decode = httpx.get(url + "/v1/metrics", timeout=30).json()["voices"]
         finally:
             process.stop()
     one = runs[counts[0]]
@@ -202,7 +211,34 @@ def voice_figures(ape, box, voice, offer, operator, work: Path, label: str, args
     figures["first_audio_p95_s"] = one["first_audio_p95_s"]
     if 8 in runs and one["sentences_per_s"]:
         figures["speedup_8_clients"] = round(runs[8]["sentences_per_s"] / one["sentences_per_s"], 3)
+    figures["decode"] = next(iter(decode.values()), {})  # the API's decode loop over every run (warm-up included)
     return figures
+
+
+def _stream_logs(log: Path) -> list[dict]:
+    """The API's "speech stream ended" lines (JSON logs)."""
+    import json
+
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and '"speech stream ended"' in line:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def _server_timings(lines: list[dict]) -> dict:
+    """Medians, over a run's streams, of the API's own clock from a request's arrival: checks done
+    (token, licence, voucher: ``checked_s``), first PCM piece queued (``first_audio_s``), and the
+    front end + reference (``prepare_s``)."""
+    out = {}
+    for key in ("checked_s", "prepare_s", "first_audio_s"):
+        values = [line[key] for line in lines if key in line]
+        if values:
+            out[f"{key}_p50"] = round(statistics.median(values), 3)
+    return out
 
 
 def _wait_ready(url: str, process, log: Path) -> None:  # noqa: ANN001
@@ -239,11 +275,14 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=SENTENCES, help="sentences per client per run")
     parser.add_argument("--tokens", type=int, default=25, help="max semantic tokens per sentence (25 = 1 s)")
     parser.add_argument("--chunk-tokens", type=int, default=25, help="tokens per streamed piece")
-    parser.add_argument("--slots", type=int, default=2, help="syntheses at once in the API process")
+    parser.add_argument("--first-chunk-tokens", type=int, default=8, help="tokens of a sentence's first piece")
+    parser.add_argument("--slots", type=int, default=8, help="streams synthesised at once in the API process")
+    parser.add_argument("--batch-rows", type=int, default=8, help="sentences decoded together in one GPT step")
     parser.add_argument("--voices", default="tiny,full", help="tiny, full or both")
     parser.add_argument("--no-gas", action="store_true")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and data in this folder")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
     import ape
 
     from voicemarket.dev.sandbox import Sandbox
@@ -274,9 +313,11 @@ def main() -> None:
                 figures[f"{label}.{key}"] = value
     command = (
         f"python -m benchmarks.api --clients {args.clients} --sentences {args.sentences} --tokens {args.tokens} "
-        f"--chunk-tokens {args.chunk_tokens} --slots {args.slots} --voices {args.voices}"
+        f"--chunk-tokens {args.chunk_tokens} --first-chunk-tokens {args.first_chunk_tokens} --slots {args.slots} "
+        f"--batch-rows {args.batch_rows} --voices {args.voices}"
     )
     figures["load_avg_at_end"] = os.getloadavg()
+    figures["load_avg_at_start"] = load_at_start
     path = write_results("api", figures, command)
     print(f"\nwrote {path}")
 
