@@ -25,6 +25,7 @@ WHISPER_RATE = 16000
 WHISPER_LANGUAGES = {"zh": "zh", "en": "en", "ja": "ja", "ko": "ko", "yue": "yue"}
 """Our language codes -> Whisper's (``yue``: Whisper large-v3 and later; older models answer an error)."""
 LIST_NAME = "transcripts.list"
+NO_TEXT = "# no speech recognised (write its text and remove the #)"
 
 
 def _load(model_dir: Path, device: str):  # noqa: ANN202 - transformers types
@@ -98,7 +99,7 @@ def transcribe_recordings(
             text = " ".join(processor.batch_decode(ids, skip_special_tokens=True)[0].split())
             clip_path = write_wav(out / "clips" / f"{path.stem}_{k:03d}.wav", rate, clip)
             row = f"{clip_path}|{speaker}|{code}|{text}"
-            rows.append(row if text else f"# no speech recognised (write its text and remove the #): {row}")
+            rows.append(row if text else f"{NO_TEXT}: {row}")
             on_clip()
     atomic_write_bytes(listing, ("\n".join(rows) + "\n").encode("utf-8"))
     return listing
@@ -126,9 +127,11 @@ def command_transcripts(
         raise RecognizerError("--asr-model needs --language (zh, en, ja, ko or yue): the language of the recordings")
     out = Path(out)
     listing = transcribe_recordings(recordings, asr_model, language, out.with_name(out.name + ".asr"), device=device)
-    lines = [line for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = listing.read_text(encoding="utf-8").splitlines()
+    silent = sum(line.startswith(NO_TEXT) for line in lines)
+    clips = silent + sum(bool(line.strip()) and not line.startswith("#") for line in lines)
     report(
-        f"transcripts: {listing} ({len(lines)} clips, {sum(line.startswith('#') for line in lines)} without text) "
+        f"transcripts: {listing} ({clips} clips, {silent} without text) "
         "by the speech recogniser; read them: a wrong line trains a wrong voice. To correct one, edit the file "
         f"and run again with --transcripts {listing}"
     )

@@ -210,6 +210,7 @@ def write_tiny_whisper(folder: str | os.PathLike[str], seed: int = 0) -> Path:
         lang_to_id={f"<|{x}|>": ids[f"<|{x}|>"] for x in languages},
         task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
         no_timestamps_token_id=ids["<|notimestamps|>"],
+        suppress_tokens=sorted(ids.values()),  # byte tokens only, to max_length: every clip gets (meaningless) text
     )
     model.save_pretrained(folder)
     return folder

@@ -18,7 +18,7 @@ from synth.__main__ import main
 from synth.audio import read_wav
 from synth.errors import TrainingDataError
 from synth.testing import TRAINING_SENTENCES, make_speech_wav
-from synth.train.asr import transcribe_recordings
+from synth.train.asr import command_transcripts, transcribe_recordings
 from synth.train.features import count_phones
 from synth.train.prepare import prepare, read_transcripts, slice_recording
 from synth.train.tiny import write_tiny_whisper
@@ -137,16 +137,20 @@ def test_a_speech_recogniser_on_disk_transcribes_clips_cut_at_pauses(recordings,
     for name in ("good.wav", "long.wav"):
         shutil.copy(recordings / name, folder / name)
     listing = transcribe_recordings(folder, whisper, "EN", tmp_path / "ada.asr")
-    rows = [line.split(": ", 1)[-1] if line.startswith("#") else line for line in listing.read_text().splitlines()]
+    rows = listing.read_text().splitlines()
     clips = [Path(row.split("|", 3)[0]) for row in rows]
     assert [c.name for c in clips] == ["good_000.wav", "long_000.wav", "long_001.wav", "long_002.wav"]
-    assert all(row.split("|", 3)[1:3] == ["creator", "en"] for row in rows)
+    assert all(row.split("|", 3)[1:3] == ["creator", "en"] and row.split("|", 3)[3] for row in rows)
     for clip in clips:
         rate, audio = read_wav(clip)
         assert 3.0 <= audio.size / rate <= 10.0, clip.name
     # Run again (after an interrupt, or after the creator corrected a line): the file is kept as it is.
     listing.write_text(listing.read_text() + "# corrected by hand\n")
     assert transcribe_recordings(folder, tmp_path / "gone", "en", tmp_path / "ada.asr").read_text().endswith("hand\n")
+    # What the command trains from, and what it tells the creator to do with the file.
+    said = []
+    assert command_transcripts(folder, None, tmp_path / "gone", "en", tmp_path / "ada", report=said.append) == listing
+    assert f"transcripts: {listing} (4 clips, 0 without text)" in said[0] and f"--transcripts {listing}" in said[0]
 
 
 def test_command_line_transcript_and_settings_errors(recordings, tmp_path):
