@@ -310,6 +310,7 @@ def index_into(db: str, market: dict[str, Any], rpc_url: str, work: Path) -> dic
         VOICEMARKET_INDEX_BATCH_BLOCKS="2000",
         VOICEMARKET_INDEX_METADATA_BATCH="500",
     )
+    load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     log_path = work / f"indexer-{db.split(':', 1)[0]}.log"
     # The log goes to a file: a pipe read only after the child ends fills (64 KB) on a chain of a
@@ -341,6 +342,8 @@ def index_into(db: str, market: dict[str, Any], rpc_url: str, work: Path) -> dic
         # the indexer's own CPU (reading, decoding, applying; start-up and metadata included): on a
         # busy machine wall-clock rates fall with the load, this does not
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "load_average_before": load_before,  # the machine's 1/5/15-minute load: the rates depend on it
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -424,6 +427,8 @@ def main() -> int:
     from voicemarket.dev.services import local_chain
 
     figures: dict[str, Any] = {"scale": args.scale, "sizes": sizes}
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    figures["cpu_model"] = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "unknown")
     with tempfile.TemporaryDirectory(prefix="vm-bench-index-") as scratch, anvil(Path(scratch)), local_chain():
         work = Path(scratch)
         print(f"building the market ({sizes}) ...", flush=True)
@@ -455,6 +460,8 @@ def main() -> int:
             (f"{kind}.metadata_s", f["metadata_s"]),
             (f"{kind}.query_p95_ms", f["query_p95_ms"]),
             (f"{kind}.rss_mb", f["rss_mb"]),
+            (f"{kind}.cpu_s", f["cpu_s"]),
+            (f"{kind}.load_average", f"{f['load_average_before'][0]} -> {f['load_average_after'][0]}"),
         ]
         rows += [(f"{kind}.q.{name}", f"{q['p50_ms']} / {q['p95_ms']} ms") for name, q in f["queries"].items()]
     rows.append(("peak_rss_mb", figures["peak_rss_mb"]))

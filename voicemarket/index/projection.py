@@ -44,6 +44,14 @@ KEYS: dict[str, tuple[str, ...]] = {
 
 APPEND_ONLY = ("revenue", "payouts", "activity")
 
+CREATES: dict[tuple[str, str], tuple[str, Any]] = {
+    ("registry", "ModelRegistered"): ("models", lambda a: model_key(a["modelId"])),
+    ("offers", "OfferPublished"): ("offers", lambda a: int(a["offerId"])),
+    ("licenses", "LicensePurchased"): ("licenses", lambda a: int(a["licenseId"])),
+    ("router", "SynthesisRequested"): ("requests", lambda a: int(a["requestId"])),
+}
+"""The events that make a row with a new id: (role, event) -> (table, its key from the arguments)."""
+
 
 def model_key(model_id: int) -> str:
     return f"0x{int(model_id):064x}"
@@ -119,7 +127,8 @@ class Batch:
         return cache[key]
 
     def create(self, table: str, event: Event, values: dict[str, Any]) -> Row:
-        values = {**values, "block": event.block, "timestamp": event.timestamp, "tx_hash": event.tx_hash}
+        """A new row of ``values`` (a dict of the caller's own: it is kept, with where the event stands)."""
+        values["block"], values["timestamp"], values["tx_hash"] = event.block, event.timestamp, event.tx_hash
         row = Row(values, new=True, block=event.block)
         self.rows[table][self._key(table, values)] = row
         return row
@@ -144,16 +153,21 @@ class Batch:
         current.update(values)
 
     def add(self, table: str, event: Event, values: dict[str, Any]) -> None:
-        self.appended[table].append(
-            {**values, "block": event.block, "timestamp": event.timestamp, "tx_hash": event.tx_hash}
-        )
+        """An append-only row of ``values`` (a dict of the caller's own: it is kept)."""
+        values["block"], values["timestamp"], values["tx_hash"] = event.block, event.timestamp, event.tx_hash
+        self.appended[table].append(values)
 
     # ------------------------------------------------------------ applying events
     def prefetch_for(self, events: list[Event]) -> None:
-        """Load, in a few queries, the rows that ``events`` refer to by id."""
+        """Load, in a few queries, the rows that ``events`` refer to by id. The rows the batch's own
+        events make are known to be missing and not looked for (most of a busy chain's ids)."""
         ids: dict[str, set[Any]] = defaultdict(set)
         for e in events:
             a = e.args
+            made = CREATES.get((e.role, e.name))
+            if made is not None:
+                table, key = made
+                self.rows[table].setdefault(key(a), None)
             if "modelId" in a:
                 ids["models"].add(model_key(a["modelId"]))
             if e.role == "registry" and e.name == "Transfer":

@@ -16,13 +16,14 @@ an ``asset``: prices in different assets do not compare).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy import Connection, String, and_, bindparam, exists, func, or_, select
 
 from voicemarket.errors import IndexQueryError
 from voicemarket.index import schema
@@ -129,16 +130,19 @@ def asset_infos(connection: Connection) -> list[AssetInfo]:
     return sorted((AssetInfo(*row) for row in rows), key=lambda info: (not info.is_eth, info.symbol))
 
 
-def resolve_units(connection: Connection, params: dict[str, Any]) -> dict[str, Any]:
+def resolve_units(
+    connection: Connection, params: dict[str, Any], known: list[AssetInfo] | None = None
+) -> dict[str, Any]:
     """``params`` with ``asset`` as an address and prices in the smallest unit.
 
     ``asset``: ETH, a token's symbol or an address; when it is missing, the prices' unit names
-    it. Prices: the smallest unit (``10000000``) or with a unit (``10 mUSD``, ``0.01 ether``)."""
+    it. Prices: the smallest unit (``10000000``) or with a unit (``10 mUSD``, ``0.01 ether``).
+    ``known``: :func:`asset_infos`, when the caller has read them already."""
     prices = {k: str(params[k]).strip() for k in ("min_price", "max_price") if params.get(k) is not None}
     asset_text = params.get("asset")
     if asset_text is None and not any(not p.isdigit() for p in prices.values()):
         return params
-    known = asset_infos(connection)
+    known = asset_infos(connection) if known is None else known
     chosen = None
     if asset_text is not None:
         wanted = str(asset_text).strip().lower()
@@ -176,12 +180,14 @@ def find_models(
 ) -> tuple[list[dict], list | None, dict[str, Any] | None]:
     """:func:`search_models` for text parameters (the API's and the command's), units resolved;
     returns (items, the next page's cursor values, the asset the prices are in, or None)."""
-    resolved = resolve_units(connection, params)
+    known = asset_infos(connection) if params.get("asset") is not None else None  # read once for both uses
+    resolved = resolve_units(connection, params, known)
     query = ModelQuery.from_params(**resolved, after=after)
     items, next_after = search_models(connection, query, now)
     asset = None
     if query.asset is not None:
-        info = next((i for i in asset_infos(connection) if i.address == query.asset), None)
+        known = asset_infos(connection) if known is None else known
+        info = next((i for i in known if i.address == query.asset), None)
         asset = {
             "address": query.asset,
             "symbol": info.symbol if info else query.asset[:10],
@@ -211,8 +217,9 @@ def _per_30_days(bound: int, period: int) -> int:
     return bound * THIRTY_DAYS // period
 
 
-def _offer_conditions(query: ModelQuery, now: int, offers: Any = o, *, by_model: bool = False) -> list[Any]:
-    """The offer conditions of ``query`` on ``offers`` (the offers table or an alias of it).
+def _offer_conditions(query: ModelQuery, offers: Any = o, *, by_model: bool = False) -> list[Any]:
+    """The offer conditions of ``query`` on ``offers`` (the offers table or an alias of it), with
+    bound parameters named as :func:`_values` names them.
 
     ``by_model``: for a probe of one model's offers, on SQLite. Asset and price are then compared
     through ``lower()`` (the same values: addresses compare lower-cased, prices are digits), which
@@ -220,22 +227,21 @@ def _offer_conditions(query: ModelQuery, now: int, offers: Any = o, *, by_model:
     would otherwise scan every offer in the price range for each model. Not on PostgreSQL: its
     statistics know nothing of ``lower(price)``, so it guessed one matching offer and chose to scan
     every offer and sort the models instead of walking them in order (95 ms instead of a few)."""
+    now = bindparam("now")
     conditions = [offers.c.active == True, or_(offers.c.valid_until == 0, offers.c.valid_until > now)]  # noqa: E712 - SQL
     asset, column = offers.c.asset, offers.c.price_30d
     if by_model:
         asset, column = func.lower(asset), func.lower(column)
     if query.tier is not None:
-        conditions.append(offers.c.tier == int(query.tier))
+        conditions.append(offers.c.tier == bindparam("tier"))
     if query.asset is not None:
-        conditions.append(asset == (query.asset.lower() if by_model else query.asset))
+        conditions.append(asset == bindparam("asset_lower" if by_model else "asset", type_=String))
     subscription = offers.c.tier == int(Tier.SUBSCRIPTION)
     if query.min_price is not None:
-        per_30 = schema.amount(_per_30_days(query.min_price, query.period))
-        other = schema.amount(query.min_price)
+        per_30, other = bindparam("min_30", type_=String), bindparam("min", type_=String)
         conditions.append(or_(and_(subscription, column >= per_30), and_(~subscription, column >= other)))
     if query.max_price is not None:
-        per_30 = schema.amount(_per_30_days(query.max_price, query.period))
-        other = schema.amount(query.max_price)
+        per_30, other = bindparam("max_30", type_=String), bindparam("max", type_=String)
         conditions.append(or_(and_(subscription, column <= per_30), and_(~subscription, column <= other)))
     return conditions
 
@@ -245,10 +251,11 @@ def _of_model(offers: Any, model_id: Any, *conditions: Any) -> Any:
     return exists(select(offers.c.offer_id).where(offers.c.model_id == model_id, *conditions))
 
 
-def _status_condition(status: str, now: int) -> Any:
+def _status_condition(status: str) -> Any:
     if status == "frozen":
         return m.c.frozen.is_(True)
     not_frozen = m.c.frozen.is_(False)
+    now = bindparam("now")
     if status == "active":
         return and_(not_frozen, m.c.service_ends_at == 0)
     if status == "retiring":
@@ -269,6 +276,119 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _shape(query: ModelQuery, sqlite: bool) -> tuple:
+    """What a search's SQL depends on (its values are bound parameters): the statements' cache key."""
+    return (
+        sqlite,
+        query.sort,
+        *(x is not None for x in (query.tier, query.asset, query.min_price, query.max_price)),
+        query.language is not None,
+        query.creator is not None,
+        query.status,
+        len(query.text.split()) if query.text else 0,
+        bool(query.after),
+        query.limit,
+    )
+
+
+def _values(query: ModelQuery, now: int) -> dict[str, Any]:
+    """The bound parameters of ``query``'s statement (see :func:`_statement`)."""
+    values: dict[str, Any] = {"now": now}
+    if query.tier is not None:
+        values["tier"] = int(query.tier)
+    if query.asset is not None:
+        values["asset"], values["asset_lower"] = query.asset, query.asset.lower()
+    for name, bound in (("min", query.min_price), ("max", query.max_price)):
+        if bound is not None:
+            values[f"{name}_30"] = schema.amount(_per_30_days(bound, query.period))
+            values[name] = schema.amount(bound)
+    if query.language is not None:
+        values["language_bit"] = 1 << int(query.language)
+    if query.creator is not None:
+        values["creator"] = query.creator
+    for i, word in enumerate(query.text.lower().split() if query.text else []):
+        values[f"word_{i}"] = _like(word)
+    if query.after:
+        after = query.after
+        if query.sort == "cheapest":
+            values["after_price"], values["after_position"] = str(after[0]), int(after[1])
+        elif query.sort == "newest":
+            values["after_position"] = int(after[0])
+        else:
+            values["after_uses"], values["after_position"] = int(after[0]), int(after[1])
+    return values
+
+
+@functools.lru_cache(maxsize=512)
+def _statement(shape: tuple) -> Any:
+    """The search statement of a :func:`_shape` (its values are bound at execution): built once
+    per shape, so that a search costs its execution and not the building of a twenty-condition
+    SQLAlchemy expression (most of a query's time at this size)."""
+    sqlite, sort, tier, asset, min_price, max_price, language, creator, status, _, after, limit = shape
+    query = ModelQuery(  # a stand-in with the shape's conditions: the values are bound parameters
+        tier=Tier.BUYOUT if tier else None,
+        asset=ETH if asset else None,
+        min_price=0 if min_price else None,
+        max_price=0 if max_price else None,
+        language=next(iter(Language)) if language else None,
+        creator=ETH if creator else None,
+        status=status,
+        sort=sort,
+        limit=limit,
+        after=[0] if after else None,
+    )
+    columns = [m, md.c.state.label("metadata_state"), md.c.name, md.c.description, md.c.error.label("metadata_error")]
+    if query.sort == "cheapest":
+        cheaper = o.alias("cheaper")
+        statement = (
+            select(*columns, o.c.price_30d.label("min_price"))
+            .select_from(o.join(m, m.c.model_id == o.c.model_id).outerjoin(md, md.c.cid == m.c.metadata_cid))
+            .where(*_offer_conditions(query))
+            .where(
+                ~_of_model(
+                    cheaper,
+                    o.c.model_id,
+                    *_offer_conditions(query, cheaper, by_model=sqlite),
+                    or_(
+                        cheaper.c.price_30d < o.c.price_30d,
+                        and_(cheaper.c.price_30d == o.c.price_30d, cheaper.c.offer_id < o.c.offer_id),
+                    ),
+                )
+            )
+        )
+        if query.after:
+            price, place = bindparam("after_price", type_=String), bindparam("after_position")
+            statement = statement.where(or_(o.c.price_30d > price, and_(o.c.price_30d == price, m.c.position < place)))
+        statement = statement.order_by(o.c.price_30d.asc(), m.c.position.desc())
+    else:
+        if query.filters_offers:  # the lowest matching price, worked out for the page's rows only
+            lowest = o.alias("lowest")
+            conditions = _offer_conditions(query, lowest, by_model=sqlite)
+            min_price = select(func.min(lowest.c.price_30d)).where(lowest.c.model_id == m.c.model_id, *conditions)
+            columns.append(min_price.scalar_subquery().label("min_price"))
+        statement = select(*columns).select_from(m.outerjoin(md, md.c.cid == m.c.metadata_cid))
+        if query.filters_offers:
+            statement = statement.where(_of_model(o, m.c.model_id, *_offer_conditions(query, by_model=sqlite)))
+        if query.sort == "newest":
+            if query.after:
+                statement = statement.where(m.c.position < bindparam("after_position"))
+            statement = statement.order_by(m.c.position.desc())
+        else:
+            if query.after:
+                uses, place = bindparam("after_uses"), bindparam("after_position")
+                statement = statement.where(or_(m.c.uses < uses, and_(m.c.uses == uses, m.c.position < place)))
+            statement = statement.order_by(m.c.uses.desc(), m.c.position.desc())
+    if query.language is not None:
+        statement = statement.where(m.c.languages.op("&")(bindparam("language_bit")) != 0)
+    if query.creator is not None:
+        statement = statement.where(m.c.creator == bindparam("creator"))
+    if query.status is not None:
+        statement = statement.where(_status_condition(query.status))
+    for i in range(shape[-3]):
+        statement = statement.where(md.c.search_text.like(bindparam(f"word_{i}", type_=String), escape="\\"))
+    return statement.limit(query.limit + 1)
+
+
 def search_models(connection: Connection, query: ModelQuery, now: int | None = None) -> tuple[list[dict], list | None]:
     """One page of models matching ``query``; returns (items, the cursor values of the next page or None).
 
@@ -279,68 +399,12 @@ def search_models(connection: Connection, query: ModelQuery, now: int | None = N
     """
     query.check()
     now = int(time.time()) if now is None else now
-    sqlite = connection.dialect.name == "sqlite"
-    columns = [m, md.c.state.label("metadata_state"), md.c.name, md.c.description, md.c.error.label("metadata_error")]
-    after = query.after
-    if query.sort == "cheapest":
-        cheaper = o.alias("cheaper")
-        statement = (
-            select(*columns, o.c.price_30d.label("min_price"))
-            .select_from(o.join(m, m.c.model_id == o.c.model_id).outerjoin(md, md.c.cid == m.c.metadata_cid))
-            .where(*_offer_conditions(query, now))
-            .where(
-                ~_of_model(
-                    cheaper,
-                    o.c.model_id,
-                    *_offer_conditions(query, now, cheaper, by_model=sqlite),
-                    or_(
-                        cheaper.c.price_30d < o.c.price_30d,
-                        and_(cheaper.c.price_30d == o.c.price_30d, cheaper.c.offer_id < o.c.offer_id),
-                    ),
-                )
-            )
-        )
-        if after:
-            price, place = str(after[0]), int(after[1])
-            statement = statement.where(or_(o.c.price_30d > price, and_(o.c.price_30d == price, m.c.position < place)))
-        statement = statement.order_by(o.c.price_30d.asc(), m.c.position.desc())
-    else:
-        statement = select(*columns).select_from(m.outerjoin(md, md.c.cid == m.c.metadata_cid))
-        if query.filters_offers:
-            statement = statement.where(_of_model(o, m.c.model_id, *_offer_conditions(query, now, by_model=sqlite)))
-        if query.sort == "newest":
-            if after:
-                statement = statement.where(m.c.position < int(after[0]))
-            statement = statement.order_by(m.c.position.desc())
-        else:
-            if after:
-                uses, place = int(after[0]), int(after[1])
-                statement = statement.where(or_(m.c.uses < uses, and_(m.c.uses == uses, m.c.position < place)))
-            statement = statement.order_by(m.c.uses.desc(), m.c.position.desc())
-    if query.language is not None:
-        statement = statement.where(m.c.languages.op("&")(1 << int(query.language)) != 0)
-    if query.creator is not None:
-        statement = statement.where(m.c.creator == query.creator)
-    if query.status is not None:
-        statement = statement.where(_status_condition(query.status, now))
-    if query.text:
-        for word in query.text.lower().split():
-            statement = statement.where(md.c.search_text.like(_like(word), escape="\\"))
-    rows = connection.execute(statement.limit(query.limit + 1)).mappings().all()
+    shape = _shape(query, connection.dialect.name == "sqlite")
+    statement = _statement(shape)
+    rows = connection.execute(statement, _values(query, now)).mappings().all()
     page = rows[: query.limit]
-    lowest = {row["model_id"]: row["min_price"] for row in page} if query.sort == "cheapest" else {}
-    if query.filters_offers and query.sort != "cheapest" and page:
-        lowest = dict(
-            connection.execute(
-                select(o.c.model_id, func.min(o.c.price_30d))
-                .where(
-                    o.c.model_id.in_([row["model_id"] for row in page]),
-                    *_offer_conditions(query, now, by_model=sqlite),  # by the page's models, not a price range
-                )
-                .group_by(o.c.model_id)
-            ).all()
-        )
-    items = [_model_item(row, now, lowest.get(row["model_id"])) for row in page]
+    priced = query.sort == "cheapest" or query.filters_offers
+    items = [_model_item(row, now, row["min_price"] if priced else None) for row in page]
     next_after = None
     if len(rows) > query.limit:
         last = page[-1]
