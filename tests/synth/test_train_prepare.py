@@ -20,6 +20,7 @@ from synth.errors import TrainingDataError
 from synth.testing import TRAINING_SENTENCES, make_speech_wav
 from synth.train.asr import command_transcripts, transcribe_recordings
 from synth.train.features import count_phones
+from synth.train.pipeline import command_settings
 from synth.train.prepare import prepare, read_transcripts, slice_recording
 from synth.train.tiny import write_tiny_whisper
 
@@ -173,3 +174,14 @@ def test_command_line_transcript_and_settings_errors(recordings, tmp_path):
     for options, message in cases.items():
         result = CliRunner().invoke(main, [*base, *options])
         assert result.exit_code == 1 and re.search(message, result.output), (options, result.output)
+
+
+def test_the_settings_file_fills_in_and_the_options_win(tmp_path):
+    path = tmp_path / "more.yaml"
+    path.write_text("s2: {epochs: 5, learning_rate: 2.0e-4, betas: [0.5, 0.9]}\ns1: {batch_size: 7}\nmin_total_s: 20\n")
+    from_file = command_settings(path, {}, default_batch_size=lambda: 3)
+    assert (from_file.s2.epochs, from_file.s2.learning_rate, from_file.s2.betas) == (5, 2.0e-4, (0.5, 0.9))
+    assert (from_file.s2.batch_size, from_file.s1.batch_size, from_file.s1.epochs) == (3, 7, 15)  # 3: from memory
+    assert from_file.min_total_s == 20.0
+    given = command_settings(path, {"s2_epochs": 2, "batch_size": 4, "min_seconds": 40}, default_batch_size=lambda: 3)
+    assert (given.s2.epochs, given.s2.batch_size, given.s1.batch_size, given.min_total_s) == (2, 4, 4, 40.0)
