@@ -26,7 +26,11 @@ from index_helpers import (
 )
 from voicemarket.content.store import LocalStore
 from voicemarket.dev.services import ManagedProcess, free_port
+from voicemarket.errors import IndexingError
 from voicemarket.index import db
+from voicemarket.index.chain import JsonRpc
+from voicemarket.index.indexer import Indexer
+from voicemarket.index.settings import IndexSettings
 from voicemarket.protocol import ETH
 
 
@@ -58,6 +62,42 @@ def test_killed_mid_batch_and_restarted_it_leaves_the_same_tables(databases, ind
     # two batches committed (a batch reads 1 block, then doubles while light), the third rolled back
     assert int(_state(url)["next_block"]) == small_market.start_block + 1 + 2
     run_once({**settings, "pause_before_commit_s": 0})
+    assert dump_tables(url) == dump_tables(indexed)
+
+
+GETH_LIMIT = "query returned more than 10000 results"
+
+
+class _NodeWithALimit(JsonRpc):
+    """The session's anvil behind a public node's limit on ``eth_getLogs`` (in geth's words): a
+    range of more than two blocks is refused."""
+
+    refused = 0
+
+    def batch(self, calls: list) -> list:
+        for method, params in calls:
+            if method == "eth_getLogs" and int(params[0]["toBlock"], 16) - int(params[0]["fromBlock"], 16) > 1:
+                type(self).refused += 1
+                raise IndexingError(f"the node refused {method}: {{'code': -32005, 'message': {GETH_LIMIT!r}}}")
+        return super().batch(calls)
+
+
+def test_a_node_that_limits_its_logs_is_asked_for_smaller_ranges(databases, indexed, small_market, chain):
+    """A batch whose ``eth_getLogs`` the node refuses is read again as half the range, down to what
+    the node serves; the tables end as an unlimited run's."""
+    if databases.kind != "sqlite":
+        pytest.skip("reading the chain is the same for both databases: checked once")
+    url = databases.new("limited")
+    settings = IndexSettings.load(None, **index_settings(small_market, url, chain.provider.uri, batch_blocks=64))
+    indexer = Indexer(settings)
+    indexer.reader = _NodeWithALimit(settings.rpc_url)
+    indexer.prepare()
+    while (result := indexer.step()) is not None and not result.caught_up:
+        pass
+    now = int(time.time())
+    while indexer.fetch_metadata(now):
+        pass
+    assert _NodeWithALimit.refused > 0, "no range was refused: the test did not exercise the limit"
     assert dump_tables(url) == dump_tables(indexed)
 
 
