@@ -543,30 +543,26 @@ class _SentenceStream:
             for start in range(0, wave.shape[0], step):
                 yield wave[start : start + step]
         else:
-            if not self.emitted and self.first_chunk_tokens < self.chunk_tokens:
-                # A sentence that ended before its first piece: that piece alone first, so that its
-                # audio starts before the whole sentence is vocoded.
-                yield from self._release(final=False, end=round(2 * self.first_chunk_tokens / self.speed))
+            # (A sentence that ends before its first piece is vocoded whole: split there, the second
+            # piece's flow and generator windows would cover most of the first's again, about twice the
+            # SoVITS work of the sentence for 30 % less wait.)
             yield from self._release(final=True)
 
-    def _release(self, final: bool, end: int | None = None) -> Iterator[np.ndarray]:
-        """Vocode frames [emitted, end) of the sentence so far; the flow and the generator see a window only.
-        ``end``: the last frame (default: all when ``final``, else all but ``HOLD_FRAMES``)."""
+    def _release(self, final: bool) -> Iterator[np.ndarray]:
+        """Vocode frames [emitted, end) of the sentence so far; the flow and the generator see a window only."""
         with self.gate():
-            piece = self._piece(final, end)
+            piece = self._piece(final)
         if piece is not None:
             yield piece
 
     @torch.no_grad()
-    def _piece(self, final: bool, end: int | None = None) -> np.ndarray | None:
+    def _piece(self, final: bool) -> np.ndarray | None:
         sovits = self.tts.sovits
         z_p, mask, lengths = self.tts._prior(
             [torch.tensor(self.tokens)], [self.plan], self.style, [self.noise], self.speed, self.noise_scale
         )
         frames = lengths[0]
-        if end is None:
-            end = frames if final else frames - HOLD_FRAMES
-        end = min(end, frames)
+        end = frames if final else frames - HOLD_FRAMES
         if end <= self.emitted:
             return None
         stop = end if final else min(frames, end + CROSSFADE_FRAMES)
