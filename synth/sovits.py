@@ -468,10 +468,13 @@ class ResBlock1(nn.Module):
             for _ in dilations
         )
 
-    def forward(self, x):
-        """x: [B, C, 1, T] rows (not modified: the generator feeds the same x to every block) -> the same shape."""
+    def forward(self, x, activated: torch.Tensor | None = None):
+        """x: [B, C, 1, T] rows (not modified: the generator feeds the same x to every block) -> the same shape.
+
+        ``activated``: ``leaky_relu(x)`` when the caller has it (the generator computes it once for the
+        three blocks of a stage, where each block would compute the same tensor again)."""
         for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
-            xt = c1(F.leaky_relu(x, LRELU_SLOPE))
+            xt = c1(activated if i == 0 and activated is not None else F.leaky_relu(x, LRELU_SLOPE))
             xt = c2(F.leaky_relu_(xt, LRELU_SLOPE))
             # In place after the first sum: these tensors are tens of MB at the late stages, and every
             # fresh one costs page faults; the sums are the same.
@@ -508,10 +511,13 @@ class Generator(nn.Module):
         x = self.conv_pre(as_rows(x))
         x = x + self.cond(g.unsqueeze(2))
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
-            xs = self.resblocks[i * self.num_kernels](x)
+            # x is this loop's own tensor: activated in place when no gradient needs the original.
+            x = up(F.leaky_relu(x, LRELU_SLOPE) if torch.is_grad_enabled() else F.leaky_relu_(x, LRELU_SLOPE))
+            activated = F.leaky_relu(x, LRELU_SLOPE)  # every block's first input: computed once, not three times
+            xs = self.resblocks[i * self.num_kernels](x, activated)
             for j in range(1, self.num_kernels):
-                xs.add_(self.resblocks[i * self.num_kernels + j](x))
+                xs.add_(self.resblocks[i * self.num_kernels + j](x, activated))
+            del activated
             x = xs.div_(self.num_kernels)
             if x.device.type == "cpu":
                 release_freed_memory()
