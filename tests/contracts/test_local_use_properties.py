@@ -417,9 +417,9 @@ def machine_for(w: World, market, actors, chain):
             self.holder[model] = holder
             self._reached("name_key_holder")
 
-        @rule(offer_index=st.integers(0, 2), roll=st.integers(0, 5))
+        @rule(offer_index=st.integers(0, 2), roll=st.integers(0, 2))
         def close_option(self, offer_index, roll):
-            if roll != 5:
+            if roll != 2:  # a closed option sells nothing more in the example: a third of the calls
                 return
             offer, model, *_ = w.offers[offer_index]
             error = "KeyDelivery_OptionClosed" if offer_index in self.closed else None
