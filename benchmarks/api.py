@@ -181,6 +181,7 @@ def voice_figures(ape, box, voice, offer, operator, work: Path, label: str, args
                 "ORACLE_API_CHUNK_TOKENS": str(args.chunk_tokens),
                 "ORACLE_API_FIRST_CHUNK_TOKENS": str(args.first_chunk_tokens),
                 "ORACLE_API_BATCH_ROWS": str(args.batch_rows),
+                "ORACLE_API_VOCODER_SLOTS": str(args.vocoder_slots),
             }
         )
         log = work / f"api-{label}.log"
@@ -278,6 +279,7 @@ def main() -> None:
     parser.add_argument("--first-chunk-tokens", type=int, default=8, help="tokens of a sentence's first piece")
     parser.add_argument("--slots", type=int, default=8, help="streams synthesised at once in the API process")
     parser.add_argument("--batch-rows", type=int, default=8, help="sentences decoded together in one GPT step")
+    parser.add_argument("--vocoder-slots", type=int, default=1, help="SoVITS pieces computed at once")
     parser.add_argument("--voices", default="tiny,full", help="tiny, full or both")
     parser.add_argument("--no-gas", action="store_true")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and data in this folder")
@@ -314,7 +316,7 @@ def main() -> None:
     command = (
         f"python -m benchmarks.api --clients {args.clients} --sentences {args.sentences} --tokens {args.tokens} "
         f"--chunk-tokens {args.chunk_tokens} --first-chunk-tokens {args.first_chunk_tokens} --slots {args.slots} "
-        f"--batch-rows {args.batch_rows} --voices {args.voices}"
+        f"--batch-rows {args.batch_rows} --vocoder-slots {args.vocoder_slots} --voices {args.voices}"
     )
     figures["load_avg_at_end"] = os.getloadavg()
     figures["load_avg_at_start"] = load_at_start

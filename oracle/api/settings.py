@@ -30,9 +30,7 @@ class ApiSettings(WebSettings):
         le=16,
         description="sentences of different streams decoded together in one GPT step (continuous batching)",
     )
-    vocoder_slots: int = Field(
-        2, ge=1, le=16, description="SoVITS pieces computed at once, fewest pieces out first (about the cores)"
-    )
+    vocoder_slots: int = Field(1, ge=1, le=16, description="SoVITS pieces computed at once (fewest pieces out first)")
     max_waiting: int = Field(16, ge=0, description="requests waiting for a synthesis slot before 503")
     body_timeout_s: float = Field(10.0, gt=0, description="a request body must arrive within this")
     send_timeout_s: float = Field(15.0, gt=0, description="a client that takes no audio for this long is cut off")
