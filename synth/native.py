@@ -15,8 +15,8 @@ writes hold float16 values (it saves with ``.half()``), so in the default fp32 m
 streams float16 copies of them, half the bytes, and computes bit for bit what it computes on
 the float32 matrices (the widening is exact and the sums keep their order).
 
-The kernels are compiled on first use with the system C compiler (``cc -O3``, about half a
-second) into a per-user cache and loaded with ctypes. The library holds each kernel three
+The kernels are compiled on first use with the system C compiler (``cc -O3``, about two
+seconds of CPU, once) into a per-user cache and loaded with ctypes. The library holds each kernel three
 times, for AVX-512, AVX2 and plain C, and uses the best one the CPU it runs on has (checked
 at run time, not taken from the build machine's flags); ``SYNTH_NATIVE_ISA=avx2`` (or
 ``portable``, ``avx512``) forces one, and :func:`set_isa` switches. All three compute the same
