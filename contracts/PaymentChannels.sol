@@ -106,8 +106,8 @@ contract PaymentChannels is IPaymentChannels, RevenueLedger, EIP712 {
         if (vouchers.length == 0) revert Channels_EmptyBatch();
         ISynthesisRouter router = ISynthesisRouter(_licenses.router());
         // The operator's fees are credited once per run of vouchers in the same asset.
-        address feeAsset;
-        uint256 fees;
+        address feeAsset = address(0);
+        uint256 fees = 0;
         for (uint256 i; i < vouchers.length; ++i) {
             Voucher calldata v = vouchers[i];
             bytes32 id = channelId(v.buyer, msg.sender, v.asset);
@@ -129,8 +129,8 @@ contract PaymentChannels is IPaymentChannels, RevenueLedger, EIP712 {
                 continue;
             }
             uint64 newUses = v.uses - lane.uses;
-            uint256 price;
-            uint16 feeBps;
+            uint256 price = 0; // set again for every voucher: nothing carries over from the last one
+            uint16 feeBps = 0;
             if (newUses != 0) {
                 if (router.operatorAllowedUntil(v.modelId, msg.sender) <= block.timestamp) {
                     emit VoucherSkipped(id, v.licenseId, Skip.NotAllowed, "");

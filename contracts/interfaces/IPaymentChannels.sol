@@ -99,7 +99,7 @@ interface IPaymentChannels is IRevenueLedger {
 
     /// @notice The caller (the channels' operator) redeems vouchers; those that cannot be redeemed
     /// are skipped (`VoucherSkipped`). Returns how many were redeemed.
-    function redeem(Voucher[] calldata vouchers) external returns (uint256 redeemed);
+    function redeem(Voucher[] calldata vouchers) external returns (uint256 count);
 
     // ------------------------------------------------------------------ views
 
