@@ -1,8 +1,8 @@
 """Speech API benchmark (`make bench-api` -> benchmarks/results/api.json).
 
 Everything real and local: anvil (through ape-foundry), the contracts, a private redis-server, and
-`python -m oracle api` (uvicorn, its own synth engine, ``synth_slots`` syntheses at once, one
-torch thread each) serving a voice sealed to the operator.
+`python -m oracle api` (uvicorn, its own synth engine with continuous batching: ``--slots`` streams,
+``--batch-rows``, ``--vocoder-slots``; one torch thread) serving a voice sealed to the operator.
 
 - Latency and throughput, per voice (``tiny``: the tests' random voice; ``full``: a full-size
   GPT-SoVITS v2 voice with random weights, the compute of a real one, unless VOICEMARKET_WEIGHTS

@@ -1,7 +1,9 @@
 """The speech API's routes, limits and stream (see :mod:`oracle.api` and docs/api.md).
 
-One process serves HTTP (asyncio) and synthesises in ``synth_slots`` threads with its own synth
-engine (the voices of :class:`oracle.voices.VoiceCache`, exactly as a Celery worker loads them).
+One process serves HTTP (asyncio) and synthesises with its own synth engine (the voices of
+:class:`oracle.voices.VoiceCache`, exactly as a Celery worker loads them): ``synth_slots`` streams at
+once, each in its own thread, the sentences of all of a voice's streams decoded together by one
+continuous-batching GPT loop (:class:`synth.batching.StreamBatcher`).
 Celery is not in the path: a task's result cannot be streamed as it is made, and a hop through
 Redis per second of audio would add latency for nothing; the API scales by running more API
 processes behind the TLS proxy (each with its own tokens), all sharing Redis for the vouchers.

@@ -54,7 +54,7 @@ def api_world(accounts, chain, tmp_path_factory, project):
             "ORACLE_API_REDEEM_INTERVAL_S": "3600",
             "ORACLE_API_RATE_PER_MINUTE": "600",
             "ORACLE_API_MAX_TEXT_CHARS": "200",
-            "ORACLE_API_SYNTH_SLOTS": "2",
+            "ORACLE_API_SYNTH_SLOTS": "4",
         }
     )
     log = root / "api.log"
