@@ -4,6 +4,13 @@ latest fully served voucher of each lane that is ahead of what the chain redeeme
 
 The transaction comes from the operator's account, which the oracle's submitter also uses: the
 nonce is taken from the node's pending count and a refused nonce is retried at the next round.
+
+``redeem`` skips (with a reason) what it can refuse voucher by voucher, but reverts the whole batch
+for a voucher whose licence now charges more than the voucher pays or in another asset. So that one
+such voucher (a hostile buyer's, or a term changed since it was accepted) cannot hold every other
+lane's money back, a batch whose gas estimate reverts is split in halves until the voucher that
+reverts is alone; that one is set aside (``refused``, logged with the node's reason) and not tried
+again by this process, and the rest are redeemed.
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ import logging
 import threading
 from typing import Any
 
+from eth_abi import decode
 from eth_account import Account
+from eth_utils import keccak
+from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from oracle.api.chainview import ChainView
@@ -22,11 +32,28 @@ from voicemarket.market.channels import Voucher
 log = logging.getLogger("oracle.api.redeemer")
 
 
+def _error_name(abi: list[dict[str, Any]], data: str) -> str:
+    """A custom error's name and arguments from its revert data, e.g. ``Channels_PriceAboveAmount(...)``."""
+    raw = bytes.fromhex(str(data).removeprefix("0x"))
+    for entry in abi:
+        if entry.get("type") != "error":
+            continue
+        types = [i["type"] if i["type"] != "tuple" else "bytes" for i in entry["inputs"]]
+        if keccak(text=f"{entry['name']}({','.join(types)})")[:4] == raw[:4]:
+            try:
+                args = decode(types, raw[4:])
+            except Exception:  # noqa: BLE001 - name it without its arguments
+                return entry["name"]
+            return f"{entry['name']}({', '.join('0x' + a.hex() if isinstance(a, bytes) else str(a) for a in args)})"
+    return str(data)
+
+
 class Redeemer:
     def __init__(self, chain: ChainView, lanes: LaneBook, private_key: bytes, batch: int) -> None:
         self.chain, self.lanes, self.batch = chain, lanes, batch
         self._account = Account.from_key(private_key)
         self._lock = threading.Lock()
+        self.refused: dict[tuple[bytes, int, int, int], str] = {}  # (channel, licence, amount, uses) -> reason
 
     def due(self) -> list[Voucher]:
         out = []
@@ -37,6 +64,8 @@ class Redeemer:
             amount, uses, signature = ready
             done_amount, done_uses = self.chain.redeemed(channel, license_id)
             if (amount, uses) == (done_amount, done_uses) or amount < done_amount or uses < done_uses:
+                continue
+            if (channel, license_id, amount, uses) in self.refused:
                 continue
             out.append(
                 Voucher(
@@ -58,19 +87,37 @@ class Redeemer:
             due = self.due()
             sent = []
             for start in range(0, len(due), self.batch):
-                sent.append(self._send(due[start : start + self.batch]))
+                sent.extend(self._send_or_split(due[start : start + self.batch]))
             return sent
 
-    def _send(self, vouchers: list[Voucher]) -> dict[str, Any]:
+    def _send_or_split(self, vouchers: list[Voucher]) -> list[dict[str, Any]]:
         w3 = self.chain.w3
         call = self.chain.channels.functions.redeem([v.as_call() for v in vouchers])
-        tx = call.build_transaction(
-            {
-                "from": self._account.address,
-                "nonce": w3.eth.get_transaction_count(self._account.address, "pending"),
-                "chainId": self.chain.chain_id,
-            }
-        )
+        try:
+            tx = call.build_transaction(  # estimates the gas: a batch that would revert raises here
+                {
+                    "from": self._account.address,
+                    "nonce": w3.eth.get_transaction_count(self._account.address, "pending"),
+                    "chainId": self.chain.chain_id,
+                }
+            )
+        except ContractLogicError as exc:
+            if len(vouchers) > 1:
+                half = len(vouchers) // 2
+                return self._send_or_split(vouchers[:half]) + self._send_or_split(vouchers[half:])
+            v = vouchers[0]
+            reason = _error_name(self.chain.channels.abi, exc.data) if exc.data else str(exc)
+            self.refused[(v.channel, v.license_id, v.amount, v.uses)] = reason
+            log.warning(
+                "voucher set aside: redeeming it reverts",
+                extra={"buyer": v.buyer, "license_id": v.license_id, "amount": v.amount, "uses": v.uses}
+                | {"reason": reason},
+            )
+            return []
+        return [self._send(tx, len(vouchers))]
+
+    def _send(self, tx: dict[str, Any], count: int) -> dict[str, Any]:
+        w3 = self.chain.w3
         signed = self._account.sign_transaction(tx)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
@@ -79,7 +126,7 @@ class Redeemer:
         summary = {
             "tx": tx_hash.hex(),
             "status": int(receipt["status"]),
-            "vouchers": len(vouchers),
+            "vouchers": count,
             "redeemed": len(redeemed),
             "skipped": [(e["args"]["licenseId"], int(e["args"]["reason"])) for e in skipped],
             "gas_used": int(receipt["gasUsed"]),

@@ -298,3 +298,35 @@ def test_ape_run_say_api_and_the_channel_commands_library(api_world, channels, t
     assert state.balance == DEPOSIT + 10**15 and state.withdrawable_at == 0
     assert lib.close(channels, buyer.account, w.operator.address, ETH, chain.pending_timestamp)[0] == "asked"
     assert lib.close(channels, buyer.account, w.operator.address, ETH, chain.pending_timestamp)[0] == "waiting"
+
+
+def test_a_voucher_that_reverts_the_batch_cannot_hold_the_other_lanes_money_back(api_world, channels, chain, tmp_path):
+    """Attack: a buyer gets a voucher into the operator's book that pays less than its uses cost
+    (1 wei for 3 uses; the API itself refuses it, but a term can change between acceptance and
+    redemption, or a book can be written by an older API). `redeem` reverts the whole batch for it
+    (Channels_PriceAboveAmount), so without care no lane's money would ever be redeemed again. The
+    redeemer isolates it, sets it aside with the node's reason and redeems everyone else's."""
+    from oracle.api.lanes import Lane
+
+    w = api_world
+    honest, mallory = w.buyers[7], w.buyers[8]
+    honest.client.say(honest.license_id, "An honest line.", out=tmp_path / "honest.wav")
+    redeemer = w.redeemer()
+    bad = Voucher(mallory.address, w.operator.address, ETH, mallory.license_id, w.voice.model_id, 1, 3).signed(
+        domain_separator(channels.address, chain.chain_id), key_signer(str(mallory.account.private_key))
+    )
+    mallory_channel = channel_id(mallory.address, w.operator.address, ETH)
+    before = tuple(channels.redeemed(mallory_channel, mallory.license_id))
+    redeemer.lanes.save(
+        mallory_channel,
+        mallory.license_id,
+        Lane(mallory.address, ETH, w.voice.model_id, 1, 3, "0x" + bad.signature.hex(), served=3),
+    )
+    honest_channel = channel_id(honest.address, w.operator.address, ETH)
+    summary = redeemer.redeem_once()
+    assert sum(s["redeemed"] for s in summary) >= 1 and all(s["status"] == 1 for s in summary)
+    assert tuple(channels.redeemed(honest_channel, honest.license_id))[1] >= 1  # the honest use is paid
+    assert tuple(channels.redeemed(mallory_channel, mallory.license_id)) == before  # nothing of Mallory's
+    ((key, reason),) = redeemer.refused.items()
+    assert key == (mallory_channel, mallory.license_id, 1, 3) and "PriceAboveAmount" in reason
+    assert redeemer.redeem_once() == []  # set aside: not tried again
