@@ -476,9 +476,10 @@ class Text2SemanticDecoder(nn.Module):
         )
         full_input = xy
         gens = list(generators)
-        native = self._native if cache is not None and batch <= MAX_BATCH else None
-        if native is not None:
-            native.bind(cache.k, cache.v)
+        # This generation's own binding: the model's decoder is shared by every thread that decodes.
+        native = None
+        if self._native is not None and cache is not None and batch <= MAX_BATCH:
+            native = self._native.bound(cache.k, cache.v)
         positions = self.ar_audio_position
 
         for idx in range(max_new_tokens):

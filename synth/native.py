@@ -29,6 +29,7 @@ PyTorch's int8 kernel with bf16 activations (same int8 weights, other numerics).
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import hashlib
 import logging
@@ -285,6 +286,14 @@ class NativeDecoder:
         self._params: ctypes.Array | None = None
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self._work: torch.Tensor | None = None
+
+    def bound(self, k: torch.Tensor, v: torch.Tensor) -> NativeDecoder:
+        """A decoder of the same weights (shared, not copied) bound to this KV cache, for one
+        generation: each generation steps its own copy, so threads decoding at once in one process
+        never step with each other's cache or scratch memory."""
+        own = copy.copy(self)
+        own.bind(k, v)
+        return own
 
     def bind(self, k: torch.Tensor, v: torch.Tensor) -> None:
         """k, v: the KV cache, [layers, B, H, max_len, D/H] contiguous fp32 each."""

@@ -131,3 +131,29 @@ def test_vocoder_gate_lets_the_stream_with_fewest_pieces_out_first():
     assert order == [0, 3, 7]
     with pytest.raises(ValueError, match="slots"):
         VocoderGate(0)
+
+
+def test_threads_decoding_at_once_through_one_model_each_draw_their_own_tokens(tts, reference_wav):
+    """Without the batcher, two threads calling generate on one model at the same time (a library
+    user's thread pool): each generation steps its own binding of the shared native decoder, so
+    neither steps with the other's KV cache (they did before: the model held one binding)."""
+    assert tts.gpt.native_weights is not None, "the tiny voice decodes through the native step here"
+    prompt = tts.prepare_reference(str(reference_wav)).prompt_tokens
+    plans = [tts.plan(text, "en", PROMPT_TEXT, "en")[0] for text in TEXTS[:2]]
+    params = SamplingParams(top_k=1)
+    alone = [_solo(tts, plan, prompt, params, 7, 40) for plan in plans]
+    assert alone[0] != alone[1]
+    got: list[list[list[int]]] = [[], []]
+    start = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        start.wait()
+        for _ in range(6):
+            got[i].append(_solo(tts, plans[i], prompt, params, 7, 40))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert got == [[alone[0]] * 6, [alone[1]] * 6]
