@@ -42,9 +42,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
-from eth_utils.abi import get_abi_input_types, get_abi_output_types
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils.abi import get_abi_output_types
 
+from oracle.abi import ErrorNames, plain
 from oracle.errors import GasTooHigh, LeaseLost, RpcError, WouldRevert
 from oracle.keeper_settings import KeeperSettings
 from oracle.ledger import Ledger, Submission
@@ -122,19 +123,6 @@ def lease_key(settings: KeeperSettings) -> str:
 # ---------------------------------------------------------------- reading the chain
 
 
-def _plain(item: dict[str, Any], value: Any) -> Any:
-    """An ABI-decoded value with its structs as dicts by field name (addresses checksummed)."""
-    kind = item["type"]
-    if kind == "tuple":
-        return {c["name"]: _plain(c, v) for c, v in zip(item["components"], value, strict=True)}
-    if kind == "tuple[]":
-        element = {**item, "type": "tuple"}
-        return [_plain(element, v) for v in value]
-    if kind == "address":
-        return to_checksum_address(value)
-    return value
-
-
 @dataclass(frozen=True)
 class Head:
     number: int
@@ -159,12 +147,8 @@ class MarketViews:
             for name in names:
                 abi = next(e for e in contract.abi if e.get("type") == "event" and e["name"] == name)
                 self.topics["0x" + event_abi_to_log_topic(abi).hex()] = (name, getattr(contract.events, name)())
-        self._errors = {}  # selector -> error ABI, to name what a refused transaction would revert with
-        for contract in (self.licenses, self.router.router, self.registry):
-            for abi in contract.abi:
-                if abi.get("type") == "error":
-                    signature = f"{abi['name']}({','.join(get_abi_input_types(abi))})"
-                    self._errors["0x" + function_signature_to_4byte_selector(signature).hex()] = abi
+        # to name what a refused transaction would revert with
+        self._errors = ErrorNames(c.abi for c in (self.licenses, self.router.router, self.registry))
         self._offers: dict[int, dict[str, Any]] = {}
 
     def head(self) -> Head:
@@ -184,8 +168,8 @@ class MarketViews:
             abi = contract.get_function_by_name(name).abi
             values = abi_decode(get_abi_output_types(abi), bytes.fromhex(raw[2:]))
             outputs = abi["outputs"]
-            plain = [_plain(item, value) for item, value in zip(outputs, values, strict=True)]
-            out.append(plain[0] if len(plain) == 1 else {o["name"]: v for o, v in zip(outputs, plain, strict=True)})
+            row = [plain(item, value) for item, value in zip(outputs, values, strict=True)]
+            out.append(row[0] if len(row) == 1 else {o["name"]: v for o, v in zip(outputs, row, strict=True)})
         return out
 
     def logs(self, from_block: int, to_block: int) -> list[tuple[str, Any, Any]]:
@@ -271,12 +255,7 @@ class MarketViews:
     def explain_revert(self, exc: WouldRevert) -> str:
         """``Licensing_RenewalAllowanceTooLow(licenseId=3, allowance=0, cost=5)`` from a refused estimate."""
         data = next((word for word in reversed(str(exc).split()) if word.startswith("0x")), "")
-        abi = self._errors.get(data[:10])
-        if abi is None:
-            return str(exc)
-        values = abi_decode(get_abi_input_types(abi), bytes.fromhex(data[10:]))
-        args = ", ".join(f"{i['name']}={_plain(i, v)}" for i, v in zip(abi["inputs"], values, strict=True))
-        return f"{abi['name']}({args})"
+        return self._errors.describe(data) or str(exc)
 
 
 # ---------------------------------------------------------------- what may need a keeper

@@ -19,12 +19,11 @@ import logging
 import threading
 from typing import Any
 
-from eth_abi import decode
 from eth_account import Account
-from eth_utils import keccak
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
+from oracle.abi import ErrorNames
 from oracle.api.chainview import ChainView
 from oracle.api.lanes import LaneBook
 from voicemarket.market.channels import Voucher
@@ -32,27 +31,12 @@ from voicemarket.market.channels import Voucher
 log = logging.getLogger("oracle.api.redeemer")
 
 
-def _error_name(abi: list[dict[str, Any]], data: str) -> str:
-    """A custom error's name and arguments from its revert data, e.g. ``Channels_PriceAboveAmount(...)``."""
-    raw = bytes.fromhex(str(data).removeprefix("0x"))
-    for entry in abi:
-        if entry.get("type") != "error":
-            continue
-        types = [i["type"] if i["type"] != "tuple" else "bytes" for i in entry["inputs"]]
-        if keccak(text=f"{entry['name']}({','.join(types)})")[:4] == raw[:4]:
-            try:
-                args = decode(types, raw[4:])
-            except Exception:  # noqa: BLE001 - name it without its arguments
-                return entry["name"]
-            return f"{entry['name']}({', '.join('0x' + a.hex() if isinstance(a, bytes) else str(a) for a in args)})"
-    return str(data)
-
-
 class Redeemer:
     def __init__(self, chain: ChainView, lanes: LaneBook, private_key: bytes, batch: int) -> None:
         self.chain, self.lanes, self.batch = chain, lanes, batch
         self._account = Account.from_key(private_key)
         self._lock = threading.Lock()
+        self._errors = ErrorNames([chain.channels.abi])
         self.refused: dict[tuple[bytes, int, int, int], str] = {}  # (channel, licence, amount, uses) -> reason
 
     def due(self) -> list[Voucher]:
@@ -106,7 +90,7 @@ class Redeemer:
                 half = len(vouchers) // 2
                 return self._send_or_split(vouchers[:half]) + self._send_or_split(vouchers[half:])
             v = vouchers[0]
-            reason = _error_name(self.chain.channels.abi, exc.data) if exc.data else str(exc)
+            reason = (self._errors.describe(str(exc.data)) if exc.data else None) or str(exc)
             self.refused[(v.channel, v.license_id, v.amount, v.uses)] = reason
             log.warning(
                 "voucher set aside: redeeming it reverts",
