@@ -32,7 +32,14 @@
  */
 #ifndef SYNTH_KERNELS /* ----------------------------------------------------------- the common part */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SYNTH_X86 1
@@ -67,6 +74,14 @@ static inline float half_to_float(unsigned short h) {
 }
 
 #define AS_FLOAT(v) ((float)(v))
+
+/* a * b + c in each of 4 lanes, one rounding each (the portable kernels' fused multiply-add). */
+typedef float vf4_fma __attribute__((vector_size(16), aligned(4), __may_alias__));
+static inline vf4_fma fma_portable(vf4_fma a, vf4_fma b, vf4_fma c) {
+    for (int l = 0; l < 4; l++)
+        c[l] = fmaf(a[l], b[l], c[l]);
+    return c;
+}
 
 /* The lanes of the four partial sums, paired, then added in order, then the tail (one rounding each). */
 #define DOT_FINISH(SCALAR)                                                                                   \
@@ -127,6 +142,11 @@ static inline float half_to_float(unsigned short h) {
 #define LANES_AVX512 _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])))
 #endif
 
+/* native_conv.c's vectors of VL = bytes / 4 lanes, vf (floats, unaligned) and vi (their masks), for one set. */
+#define VECTORS(set, bytes)                                                                                  \
+    typedef float vf_##set __attribute__((vector_size(bytes), aligned(4), __may_alias__));                   \
+    typedef int vi_##set __attribute__((vector_size(bytes)));
+
 /* ---------------------------------------------------------------- the kernels, once per instruction set */
 #define SYNTH_KERNELS 1
 #define ISA_NAME(f) f##_portable
@@ -135,6 +155,12 @@ static inline float half_to_float(unsigned short h) {
 #define STEP_F32(j, k) STEP_PORTABLE(AS_FLOAT, j, k)
 #define STEP_F16(j, k) STEP_PORTABLE(half_to_float, j, k)
 #define STEP_Q8(j, k) STEP_PORTABLE(AS_FLOAT, j, k)
+#define VL 4
+#define vf vf_portable
+#define vi vi_portable
+VECTORS(portable, 16)
+#define VFMA(a, b, c) fma_portable(a, b, c)
+#define GEMM_ROWS 2
 #include "native.c" /* this file again, with SYNTH_KERNELS defined */
 
 #ifdef SYNTH_X86
@@ -150,6 +176,12 @@ static inline float half_to_float(unsigned short h) {
 #define STEP_Q8(j, k) STEP_AVX2(LOAD8_Q8, j, k)
 #define ZERO ZERO_AVX2
 #define LANES LANES_AVX2
+#define VL 8
+#define vf vf_avx2
+#define vi vi_avx2
+VECTORS(avx2, 32)
+#define VFMA(a, b, c) ((vf)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define GEMM_ROWS 2
 #include "native.c" /* this file again, with SYNTH_KERNELS defined */
 #ifdef __clang__
 #pragma clang attribute pop
@@ -165,6 +197,12 @@ static inline float half_to_float(unsigned short h) {
 #define STEP_Q8(j, k) STEP_AVX512(LOAD16_Q8, j, k)
 #define ZERO ZERO_AVX512
 #define LANES LANES_AVX512
+#define VL 16
+#define vf vf_avx512
+#define vi vi_avx512
+VECTORS(avx512, 64)
+#define VFMA(a, b, c) ((vf)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define GEMM_ROWS 4
 #include "native.c" /* this file again, with SYNTH_KERNELS defined */
 #ifdef __clang__
 #pragma clang attribute pop
@@ -237,6 +275,26 @@ void synth_decode(int kind, void *const *params, long layers, float *x, long bat
     f = isa == ISA_AVX512 ? decode_avx512 : isa == ISA_AVX2 ? decode_avx2 : decode_portable;
 #endif
     f(kind, params, layers, x, batch, dim, heads, max_len, pos, hidden, eps, work);
+}
+
+/* y = conv1d(leaky_relu(x, slope) if activate else x, w, bias, padding=pad, dilation) (+ residual) through FFTs
+ * of n samples (native_conv.c). x: [t_len, ci]; y and residual: [t_len, co] (residual may be y); w: [co, ci, k];
+ * ci and co: multiples of 16; (k - 1) * dilation < n. work: work_len floats of scratch; with work NULL, returns
+ * how many floats it needs. Returns 0, or -1 (y untouched) when work is too small or memory runs out. */
+long synth_fft_conv(const float *x, long t_len, long ci, const float *w, long k, long dilation, const float *bias,
+                    long co, long n, long pad, int activate, float slope, const float *residual, float *y, float *work,
+                    long work_len) {
+#ifdef SYNTH_X86
+    int isa = synth_isa();
+    if (isa == ISA_AVX512)
+        return fft_conv_avx512(x, t_len, ci, w, k, dilation, bias, co, n, pad, activate, slope, residual, y, work,
+                               work_len);
+    if (isa == ISA_AVX2)
+        return fft_conv_avx2(x, t_len, ci, w, k, dilation, bias, co, n, pad, activate, slope, residual, y, work,
+                             work_len);
+#endif
+    return fft_conv_portable(x, t_len, ci, w, k, dilation, bias, co, n, pad, activate, slope, residual, y, work,
+                             work_len);
 }
 
 #else /* ---------------------------------------------------------------- SYNTH_KERNELS: one instruction set */
@@ -370,9 +428,16 @@ static void ISA_NAME(decode)(int kind, void *const *params, long layers, float *
     }
 }
 
+#include "native_conv.c"
+
 #undef ISA_NAME
 #undef ZERO
 #undef LANES
+#undef VL
+#undef vf
+#undef vi
+#undef VFMA
+#undef GEMM_ROWS
 #undef STEP_F32
 #undef STEP_F16
 #undef STEP_Q8

@@ -46,6 +46,7 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native.c")
+SOURCES = (SOURCE, Path(__file__).with_name("native_conv.c"))  # native.c includes native_conv.c
 # No -march=native: native.c compiles its AVX2 and AVX-512 kernels with target pragmas and picks one at run
 # time; -ffp-contract=off keeps every path's float operations the same (no path fuses what another does not).
 FLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC"]
@@ -77,7 +78,7 @@ def _cpu_signature() -> str:
 
 
 def _build(compiler: str) -> Path:
-    source = SOURCE.read_bytes()
+    source = b"".join(path.read_bytes() for path in SOURCES)
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     key = hashlib.sha256(source + " ".join(FLAGS).encode() + version.encode() + _cpu_signature().encode())
     target = _cache_dir() / f"native-{key.hexdigest()[:16]}.so"
@@ -131,6 +132,25 @@ def library() -> ctypes.CDLL | None:
             _p,
         ]
         lib.synth_decode.restype = None
+        lib.synth_fft_conv.argtypes = [
+            _p,
+            _long,
+            _long,
+            _p,
+            _long,
+            _long,
+            _p,
+            _long,
+            _long,
+            _long,
+            ctypes.c_int,
+            ctypes.c_float,
+            _p,
+            _p,
+            _p,
+            _long,
+        ]
+        lib.synth_fft_conv.restype = _long
         for name in ("synth_isa_supported", "synth_set_isa"):
             getattr(lib, name).argtypes = [ctypes.c_int]
             getattr(lib, name).restype = ctypes.c_int
@@ -341,3 +361,87 @@ class NativeDecoder:
             self._work.data_ptr(),
         )
         return out
+
+
+# ----------------------------------------------------------------------------- convolution through FFTs
+
+FFT_CHANNELS = 16  # native_conv.c's channel counts must be multiples of this (the widest vector)
+
+
+def fft_frame(span: int) -> int:
+    """Samples per FFT frame for a (dilated) kernel spanning ``span`` samples: about four spans, 64 to 256
+    (frames overlap by the span, so short frames waste work; long ones cost more per bin)."""
+    n = 64
+    while n < 4 * span and n < 256:
+        n *= 2
+    return n
+
+
+class ConvScratch:
+    """Scratch memory for :func:`fft_conv`, kept from one call to the next (one per thread of callers).
+
+    Fresh pages cost the kernel a page fault and zeroing each: tens of MB for every convolution of a
+    sentence's late stages. The generator keeps one for a whole sentence and drops it at the end."""
+
+    def __init__(self) -> None:
+        self._buffer = torch.empty(0, dtype=torch.float32)
+
+    def floats(self, count: int) -> torch.Tensor:
+        if self._buffer.numel() < count:
+            self._buffer = torch.empty(0, dtype=torch.float32)  # free the old one first
+            self._buffer = torch.empty(count, dtype=torch.float32)
+        return self._buffer
+
+
+def fft_conv(
+    lib: ctypes.CDLL,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    dilation: int,
+    padding: int,
+    out: torch.Tensor,
+    scratch: ConvScratch,
+    activate: float | None = None,
+    residual: torch.Tensor | None = None,
+) -> bool:
+    """``out = conv1d(leaky_relu(x, activate) if activate is not None else x, weight, bias, padding, dilation)``,
+    plus ``residual`` when given, through FFTs (native_conv.c), time-major.
+
+    x: [T, ci]; out and residual: [T, co] (residual may be out itself); weight: [co, ci, k]; all contiguous
+    float32 on the CPU, channel counts multiples of :data:`FFT_CHANNELS`, and ``padding`` such that the
+    output is as long as the input. Returns False (out untouched) when memory runs out."""
+    for name, t in (("x", x), ("the weight", weight), ("the bias", bias), ("out", out)):
+        _check_fp32_cpu(name, t)
+    if residual is not None:
+        _check_fp32_cpu("the residual", residual)
+    length, ci = x.shape
+    co, wci, k = weight.shape
+    span = (k - 1) * dilation + 1
+    if wci != ci or out.shape != (length, co) or (residual is not None and residual.shape != out.shape):
+        raise ValueError(f"shapes do not fit: x {tuple(x.shape)}, weight {tuple(weight.shape)}, out {tuple(out.shape)}")
+    if ci % FFT_CHANNELS or co % FFT_CHANNELS or 2 * padding != span - 1:
+        raise ValueError(f"channels must be multiples of {FFT_CHANNELS} and the padding keep the length")
+    n = fft_frame(span)
+    args = (
+        x.data_ptr(),
+        length,
+        ci,
+        weight.data_ptr(),
+        k,
+        dilation,
+        bias.data_ptr(),
+        co,
+        n,
+        padding,
+        int(activate is not None),
+        0.0 if activate is None else activate,
+        None if residual is None else residual.data_ptr(),
+        out.data_ptr(),
+    )
+    needed = lib.synth_fft_conv(*args, None, 0)
+    try:
+        work = scratch.floats(needed)
+    except RuntimeError:  # out of memory
+        return False
+    return lib.synth_fft_conv(*args, work.data_ptr(), work.numel()) == 0

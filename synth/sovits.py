@@ -11,6 +11,10 @@ attn_layers.0.conv_q.weight``, ``dec.ups.0.weight_g`` ...). Weight-normalised
 convolutions keep ``weight_g``/``weight_v`` as stored and fold them into one weight once
 after loading (:meth:`SynthesizerTrn.fold_weight_norm`), with the same function the
 original calls on every forward.
+
+On a CPU the generator's wider residual-block convolutions (kernels of 7 and 11 taps, 32 to 64
+channels or more) run through FFTs (:func:`synth.native.fft_conv`): the same convolutions with about a third
+of the multiply-adds, within float rounding of the direct ones (``SYNTH_FFT_CONV=0`` turns it off).
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import ctypes
 import ctypes.util
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from synth import native
 
 LRELU_SLOPE = 0.1
 P_DROPOUT = 0.1  # s2.json's p_dropout: the text encoder's dropout, active only while training
@@ -172,10 +179,74 @@ class WNConv(nn.Module):
         return torch._weight_norm(self.weight_v, self.weight_g, 0)
 
     def fold(self) -> None:
-        self._folded = torch._weight_norm(self.weight_v, self.weight_g, 0).detach()
+        self._folded = torch._weight_norm(self.weight_v, self.weight_g, 0).detach().contiguous()
 
     def unfold(self) -> None:
         self._folded = None
+
+    def through_fft(self) -> bool:
+        """Whether :meth:`rows` runs this convolution through FFTs on a CPU: a folded 1-d convolution that
+        keeps the length, with channel counts native_conv.c takes, wide enough that the FFTs pay (measured
+        on an AVX-512 CPU: kernels of 7 taps from 64 channels, of 11 from 32; never 3 taps)."""
+        w = self._folded
+        if w is None or self.kind != "conv1d" or self.stride != 1 or self.bias is None or w.device.type != "cpu":
+            return False
+        cout, cin, k = w.shape
+        if cin % native.FFT_CHANNELS or cout % native.FFT_CHANNELS or 2 * self.padding != (k - 1) * self.dilation:
+            return False
+        if not ((k >= 11 and min(cin, cout) >= 32) or (k >= 7 and min(cin, cout) >= 64)):
+            return False
+        return os.environ.get("SYNTH_FFT_CONV", "1") != "0" and native.library() is not None
+
+    def rows(
+        self,
+        x: torch.Tensor,
+        *,
+        activated: torch.Tensor | None = None,
+        own_input: bool = False,
+        residual: torch.Tensor | None = None,
+        into_residual: bool = False,
+        scratch: native.ConvScratch | None = None,
+    ) -> torch.Tensor:
+        """``self(leaky_relu(x)) (+ residual)`` on the generator's rows ([1, C, 1, T], time-major on a CPU).
+
+        activated: ``leaky_relu(x)`` when the caller has it; own_input: x may be overwritten;
+        into_residual: the sum is written into ``residual``; scratch: lets the convolution run
+        through FFTs (:meth:`through_fft`; without a gradient, one row), else it runs directly."""
+        if (
+            scratch is not None
+            and x.shape[0] == 1
+            and not torch.is_grad_enabled()
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and self.through_fft()
+        ):
+            w = self._folded
+            length = x.shape[3]
+            if into_residual:
+                out = residual
+            else:
+                out = torch.empty(1, w.shape[0], 1, length, memory_format=torch.channels_last)
+            # [1, C, 1, T] stored channels-last is [T, C] row-major
+            done = native.fft_conv(
+                native.library(),
+                x[0, :, 0, :].t(),
+                w,
+                self.bias.detach(),
+                self.dilation,
+                self.padding,
+                out[0, :, 0, :].t(),
+                scratch,
+                activate=LRELU_SLOPE,
+                residual=None if residual is None else residual[0, :, 0, :].t(),
+            )
+            if done:
+                return out
+        if activated is None:
+            activated = F.leaky_relu_(x, LRELU_SLOPE) if own_input else F.leaky_relu(x, LRELU_SLOPE)
+        y = self(activated)
+        if residual is None:
+            return y
+        return residual.add_(y) if into_residual else y + residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, C, T], or for the 1-d kinds [B, C, 1, T] (the generator's rows, see :func:`as_rows`)."""
@@ -468,19 +539,24 @@ class ResBlock1(nn.Module):
             for _ in dilations
         )
 
-    def forward(self, x, activated: torch.Tensor | None = None):
+    def forward(self, x, activated: torch.Tensor | None = None, scratch: native.ConvScratch | None = None):
         """x: [B, C, 1, T] rows (not modified: the generator feeds the same x to every block) -> the same shape.
 
         ``activated``: ``leaky_relu(x)`` when the caller has it (the generator computes it once for the
-        three blocks of a stage, where each block would compute the same tensor again)."""
+        three blocks of a stage, where each block would compute the same tensor again); ``scratch``: lets
+        the convolutions run through FFTs (:meth:`WNConv.rows`)."""
         for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
-            xt = c1(activated if i == 0 and activated is not None else F.leaky_relu(x, LRELU_SLOPE))
-            xt = c2(F.leaky_relu_(xt, LRELU_SLOPE))
-            # In place after the first sum: these tensors are tens of MB at the late stages, and every
-            # fresh one costs page faults; the sums are the same.
+            xt = c1.rows(x, activated=activated if i == 0 else None, scratch=scratch)
+            # The sum in place after the first (x is the caller's until then): these tensors are tens of MB at
+            # the late stages, and every fresh one costs page faults; the sums are the same.
             # (Out of place while training: autograd keeps x for the next leaky_relu's gradient.)
-            x = xt + x if i == 0 or torch.is_grad_enabled() else x.add_(xt)
+            in_place = i > 0 and not torch.is_grad_enabled()
+            x = c2.rows(xt, own_input=True, residual=x, into_residual=in_place, scratch=scratch)
         return x
+
+    def first_direct(self) -> bool:
+        """Whether the first convolution runs directly (and so takes ``activated`` from the caller)."""
+        return not self.convs1[0].through_fft()
 
 
 class Generator(nn.Module):
@@ -510,17 +586,21 @@ class Generator(nn.Module):
         Runs on :func:`as_rows` ([B, C, 1, T], time-major on a CPU)."""
         x = self.conv_pre(as_rows(x))
         x = x + self.cond(g.unsqueeze(2))
+        scratch = native.ConvScratch() if x.device.type == "cpu" else None
         for i, up in enumerate(self.ups):
             # x is this loop's own tensor: activated in place when no gradient needs the original.
             x = up(F.leaky_relu(x, LRELU_SLOPE) if torch.is_grad_enabled() else F.leaky_relu_(x, LRELU_SLOPE))
-            activated = F.leaky_relu(x, LRELU_SLOPE)  # every block's first input: computed once, not three times
-            xs = self.resblocks[i * self.num_kernels](x, activated)
-            for j in range(1, self.num_kernels):
-                xs.add_(self.resblocks[i * self.num_kernels + j](x, activated))
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            # Every block's first input, computed once, not once a block (the FFT convolutions activate as they read)
+            activated = F.leaky_relu(x, LRELU_SLOPE) if sum(b.first_direct() for b in blocks) > 1 else None
+            xs = blocks[0](x, activated, scratch)
+            for block in blocks[1:]:
+                xs.add_(block(x, activated, scratch))
             del activated
             x = xs.div_(self.num_kernels)
             if x.device.type == "cpu":
                 release_freed_memory()
+        del scratch
         x = self.conv_post(F.leaky_relu_(x))
         return torch.tanh_(x).squeeze(2)
 

@@ -182,3 +182,34 @@ def test_the_generator_on_time_major_rows_computes_the_original_waveform(size):
     assert ours.shape == original.shape == (2, 1, frames * cfg.samples_per_frame)
     assert original.abs().max() > 0.1  # not a silent output: the comparison means something
     torch.testing.assert_close(ours, original, rtol=1e-4, atol=1e-5)
+
+
+def test_the_generator_through_ffts_computes_the_original_waveform(monkeypatch):
+    """One sentence (one row) on a CPU: the wider residual-block convolutions run through FFTs
+    (synth.native.fft_conv); the waveform is the original's [B, C, T] convolutions' up to float rounding,
+    and the direct convolutions' (SYNTH_FFT_CONV=0) within the same bound."""
+    from synth import native
+    from synth.random_model import sovits_config
+    from synth.sovits import Generator
+
+    if native.library() is None:
+        pytest.skip("no C compiler here: the native kernels are optional")
+    torch.manual_seed(4)
+    cfg = sovits_config("full")
+    dec = Generator(cfg).eval()
+    for m in dec.modules():
+        if hasattr(m, "weight_v"):
+            torch.nn.init.normal_(m.weight_v, std=0.05)
+            m.fold()
+    through_fft = [c for rb in dec.resblocks for c in [*rb.convs1, *rb.convs2] if c.through_fft()]
+    assert len(through_fft) >= 30  # the 7- and 11-tap convolutions of the wide stages
+    x, g = torch.randn(1, cfg.inter_channels, 12), torch.randn(1, cfg.gin_channels, 1)
+    with torch.no_grad():
+        ours, original = dec(x, g), _generator_on_frames(dec, x, g)
+        monkeypatch.setenv("SYNTH_FFT_CONV", "0")
+        assert not any(c.through_fft() for c in through_fft)
+        direct = dec(x, g)
+    assert original.abs().max() > 0.1
+    assert not torch.equal(ours, direct)  # the FFT path did run
+    torch.testing.assert_close(ours, original, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours, direct, rtol=1e-4, atol=1e-5)

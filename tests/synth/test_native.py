@@ -260,3 +260,66 @@ def test_int8_falls_back_to_pytorch_without_the_kernels(monkeypatch):
     phones, prompt, params = [torch.arange(5, 25)], torch.arange(100, 110), SamplingParams(top_k=1)
     tokens = [_decode(gpt, phones, prompt, params, [0], 12)[0] for gpt in (fast, slow)]
     assert len(tokens[0]) == len(tokens[1]) == 12
+
+
+# ----------------------------------------------------------------------------- convolution through FFTs
+
+
+def _conv_reference(x, w, b, dilation, activate, residual):
+    """conv1d in float64 on [T, C] rows (the generator's time-major layout)."""
+    h = x.double().t()[None]
+    if activate is not None:
+        h = F.leaky_relu(h, activate)
+    k = w.shape[-1]
+    y = F.conv1d(h, w.double(), b.double(), padding=(k - 1) * dilation // 2, dilation=dilation)[0].t()
+    return y if residual is None else y + residual.double()
+
+
+@pytest.mark.parametrize(("channels", "out_channels"), [(16, 16), (32, 64), (64, 32)])
+@pytest.mark.parametrize(("k", "dilation"), [(3, 1), (7, 3), (11, 1), (11, 5)])
+@pytest.mark.parametrize("length", [1, 37, 600])
+def test_fft_conv_computes_the_convolution(channels, out_channels, k, dilation, length):
+    """conv1d(leaky_relu(x)) + bias (+ residual, also into the residual itself) through FFTs, for signals
+    shorter than one frame, of one frame and a tail, and of many frames: float64's result within float32
+    rounding of the sums."""
+    g = torch.Generator().manual_seed(channels * 1000 + k * 10 + dilation + length)
+    x = torch.randn(length, channels, generator=g)
+    w = torch.randn(out_channels, channels, k, generator=g) / (channels * k) ** 0.5
+    b, residual = torch.randn(out_channels, generator=g), torch.randn(length, out_channels, generator=g)
+    pad = (k - 1) * dilation // 2
+    scratch = native.ConvScratch()
+    for activate, res in ((None, None), (0.1, None), (0.1, residual)):
+        out = torch.full((length, out_channels), float("nan"))
+        assert native.fft_conv(lib, x, w, b, dilation, pad, out, scratch, activate=activate, residual=res)
+        expected = _conv_reference(x, w, b, dilation, activate, res)
+        torch.testing.assert_close(out.double(), expected, rtol=0, atol=2e-5 * (1 + expected.abs().max().item()))
+    into = residual.clone()
+    assert native.fft_conv(lib, x, w, b, dilation, pad, into, scratch, activate=0.1, residual=into)
+    assert torch.equal(into, out)  # the sum written over the residual, the same bits
+
+
+def test_fft_conv_every_instruction_set_computes_the_same_bits(each_isa):
+    """Each lane is one channel's scalar FFT and the products are fused multiply-adds in one order, so AVX-512,
+    AVX2 and plain C give the same bits."""
+    g = torch.Generator().manual_seed(4)
+    x, w, b = torch.randn(900, 48, generator=g), torch.randn(32, 48, 11, generator=g), torch.randn(32, generator=g)
+    outputs = {}
+    for name in each_isa:
+        native.set_isa(lib, name)
+        out = torch.empty(900, 32)
+        assert native.fft_conv(lib, x, w, b, 3, 15, out, native.ConvScratch(), activate=0.1)
+        outputs[name] = out
+    assert all(torch.equal(out, outputs["portable"]) for out in outputs.values())
+
+
+def test_fft_conv_refuses_what_it_cannot_compute():
+    x, w, b, out = torch.zeros(50, 24), torch.zeros(16, 24, 7), torch.zeros(16), torch.zeros(50, 16)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        native.fft_conv(lib, x, w, b, 1, 3, out, native.ConvScratch())
+    x, w = torch.zeros(50, 32), torch.zeros(16, 32, 7)
+    with pytest.raises(ValueError, match="keep the length"):
+        native.fft_conv(lib, x, w, b, 1, 2, out, native.ConvScratch())
+    with pytest.raises(ValueError, match="do not fit"):
+        native.fft_conv(lib, x, w, b, 1, 3, torch.zeros(49, 16), native.ConvScratch())
+    with pytest.raises(ValueError, match="contiguous float32"):
+        native.fft_conv(lib, x.double(), w, b, 1, 3, out, native.ConvScratch())
