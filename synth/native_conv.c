@@ -171,30 +171,34 @@ static void ISA_NAME(conv_gemm)(const float *x, long x_stride, const float *w, f
 }
 #undef GEMM_BLOCK
 
-/* Bin f of the kernel's spectrum for frames of n samples, [ci][2][co] (see the top of this file), from its taps
- * wt: [ci][k][co]: the real part sum_j wt[j] cos(2 pi f j d / n) / (2n), the imaginary part the same with sin
- * (a conjugated transform: conv1d correlates); turn: k pairs of scratch. */
-static void ISA_NAME(conv_spectrum)(const float *wt, long k, long dilation, long ci, long co, long n, long f,
-                                    const float *cos_full, const float *sin_full, float *turn, float *spec) {
+/* Bins f0 .. f0 + count - 1 of the kernel's spectrum for frames of n samples, each [ci][2][co] (see the top of
+ * this file; bin f0 + c at spec + c * ci * 2 * co), from its taps wt: [ci][k][co]: the real part
+ * sum_j wt[j] cos(2 pi f j d / n) / (2n), the imaginary part the same with sin (a conjugated transform: conv1d
+ * correlates). Several bins a pass: the taps are read from memory once for them all. turn: 2 k count floats. */
+static void ISA_NAME(conv_spectrum)(const float *wt, long k, long dilation, long ci, long co, long n, long f0,
+                                    long count, const float *cos_full, const float *sin_full, float *turn,
+                                    float *spec) {
     float scale = 0.5f / (float)n; /* a power of two: exact */
-    for (long j = 0; j < k; j++) {
-        long a = (f * j * dilation) % n;
-        turn[2 * j] = cos_full[a] * scale;
-        turn[2 * j + 1] = sin_full[a] * scale;
-    }
-    for (long i = 0; i < ci; i++) {
-        float *row = spec + i * 2 * co;
-        for (long o = 0; o < co; o += VL) {
-            vf re = VSPLAT(0.0f), im = VSPLAT(0.0f);
-            for (long j = 0; j < k; j++) {
-                vf tap = *(const vf *)(wt + (i * k + j) * co + o);
-                re = VFMA(tap, VSPLAT(turn[2 * j]), re);
-                im = VFMA(tap, VSPLAT(turn[2 * j + 1]), im);
-            }
-            *(vf *)(row + o) = re;
-            *(vf *)(row + co + o) = im;
+    for (long c = 0; c < count; c++)
+        for (long j = 0; j < k; j++) {
+            long a = ((f0 + c) * j * dilation) % n;
+            turn[2 * (c * k + j)] = cos_full[a] * scale;
+            turn[2 * (c * k + j) + 1] = sin_full[a] * scale;
         }
-    }
+    for (long i = 0; i < ci; i++)
+        for (long o = 0; o < co; o += VL)
+            for (long c = 0; c < count; c++) {
+                const float *t = turn + 2 * c * k;
+                vf re = VSPLAT(0.0f), im = VSPLAT(0.0f);
+                for (long j = 0; j < k; j++) {
+                    vf tap = *(const vf *)(wt + (i * k + j) * co + o);
+                    re = VFMA(tap, VSPLAT(t[2 * j]), re);
+                    im = VFMA(tap, VSPLAT(t[2 * j + 1]), im);
+                }
+                float *row = spec + (c * ci + i) * 2 * co;
+                *(vf *)(row + o) = re;
+                *(vf *)(row + co + o) = im;
+            }
 }
 
 /* y = conv(act(x)) + bias (+ residual): see the top of this file; w: the taps, [co][ci][k], as conv1d takes them.
@@ -220,7 +224,9 @@ static long ISA_NAME(fft_conv)(const float *x, long t_len, long ci, const float 
     runs = (runs + threads - 1) / threads * threads;
     long run_len = (frames + runs - 1) / runs;
     runs = (frames + run_len - 1) / run_len;
-    long per_thread = run_len * (xs_row + ys_row) + 2 * m * VL + ci * 2 * co + 2 * k;
+    long block = (512L << 10) / (ci * 2 * co); /* bins of the kernel's spectrum at a time: up to 2 MB */
+    block = block < 1 ? 1 : block > bins ? bins : block;
+    long per_thread = run_len * (xs_row + ys_row) + 2 * m * VL + block * (ci * 2 * co + 2 * k);
     long needed = per_thread * threads + k * ci * co;
     if (!work)
         return needed;
@@ -276,17 +282,19 @@ static long ISA_NAME(fft_conv)(const float *x, long t_len, long ci, const float 
 #endif
             float *xs = work + per_thread * me, *ys = xs + run_len * xs_row;
             vf *zr = (vf *)(ys + run_len * ys_row), *zi = zr + m;
-            float *spec = (float *)(zi + m), *turn = spec + ci * 2 * co;
+            float *spec = (float *)(zi + m), *turn = spec + block * ci * 2 * co;
             long first = run * run_len, count = frames - first < run_len ? frames - first : run_len;
             /* spectra bin-major, [bin][frame][2][channel]: each bin's products read and write one block */
             for (long b = 0; b < count; b++)
                 for (long c0 = 0; c0 < ci; c0 += VL)
                     ISA_NAME(conv_forward)(x, t_len, ci, c0, (first + b) * hop - pad, n, bitrev, cos_m, sin_m, cos_n,
                                            sin_n, activate, slope, zr, zi, xs + b * 2 * ci + c0, count * 2 * ci);
-            for (long f = 0; f < bins; f++) {
-                ISA_NAME(conv_spectrum)(wt, k, dilation, ci, co, n, f, cos_full, sin_full, turn, spec);
-                ISA_NAME(conv_gemm)(xs + f * count * 2 * ci, 2 * ci, spec, ys + f * count * 2 * co, 2 * co, count, ci,
-                                    co);
+            for (long f0 = 0; f0 < bins; f0 += block) {
+                long these = bins - f0 < block ? bins - f0 : block;
+                ISA_NAME(conv_spectrum)(wt, k, dilation, ci, co, n, f0, these, cos_full, sin_full, turn, spec);
+                for (long f = f0; f < f0 + these; f++)
+                    ISA_NAME(conv_gemm)(xs + f * count * 2 * ci, 2 * ci, spec + (f - f0) * ci * 2 * co,
+                                        ys + f * count * 2 * co, 2 * co, count, ci, co);
             }
             for (long b = 0; b < count; b++) {
                 long t0 = (first + b) * hop, valid = t_len - t0 < hop ? t_len - t0 : hop;
