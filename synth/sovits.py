@@ -187,7 +187,8 @@ class WNConv(nn.Module):
     def through_fft(self) -> bool:
         """Whether :meth:`rows` runs this convolution through FFTs on a CPU: a folded 1-d convolution that
         keeps the length, with channel counts native_conv.c takes, wide enough that the FFTs pay (measured
-        on an AVX-512 CPU: kernels of 7 taps from 64 channels, of 11 from 32; never 3 taps)."""
+        on an AVX-512 CPU: kernels of 7 taps from 64 channels, of 11 from 32; never 3 taps), on a CPU with
+        AVX2 or AVX-512."""
         w = self._folded
         if w is None or self.kind != "conv1d" or self.stride != 1 or self.bias is None or w.device.type != "cpu":
             return False
@@ -196,7 +197,11 @@ class WNConv(nn.Module):
             return False
         if not ((k >= 11 and min(cin, cout) >= 32) or (k >= 7 and min(cin, cout) >= 64)):
             return False
-        return os.environ.get("SYNTH_FFT_CONV", "1") != "0" and native.library() is not None
+        if os.environ.get("SYNTH_FFT_CONV", "1") == "0":
+            return False
+        lib = native.library()
+        # Plain C (no AVX2: other architectures) computes the products a lane at a time, 17x slower than oneDNN.
+        return lib is not None and native.isa(lib) != "portable"
 
     def rows(
         self,

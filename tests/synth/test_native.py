@@ -276,7 +276,7 @@ def _conv_reference(x, w, b, dilation, activate, residual):
 
 
 @pytest.mark.parametrize(("channels", "out_channels"), [(16, 16), (32, 64), (64, 32)])
-@pytest.mark.parametrize(("k", "dilation"), [(3, 1), (7, 3), (11, 1), (11, 5)])
+@pytest.mark.parametrize(("k", "dilation"), [(3, 1), (7, 3), (11, 1), (11, 5), (9, 20)])
 @pytest.mark.parametrize("length", [1, 37, 600])
 def test_fft_conv_computes_the_convolution(channels, out_channels, k, dilation, length):
     """conv1d(leaky_relu(x)) + bias (+ residual, also into the residual itself) through FFTs, for signals
@@ -296,6 +296,13 @@ def test_fft_conv_computes_the_convolution(channels, out_channels, k, dilation, 
     into = residual.clone()
     assert native.fft_conv(lib, x, w, b, dilation, pad, into, scratch, activate=0.1, residual=into)
     assert torch.equal(into, out)  # the sum written over the residual, the same bits
+
+
+def test_fft_frames_hold_at_least_twice_the_kernel():
+    for channels in (16, 64, 256, 512):
+        for span in (3, 11, 12, 51, 161, 1000):
+            n = native.fft_frame(span, channels)
+            assert n >= 2 * span and n >= 64 and n & (n - 1) == 0
 
 
 def test_fft_conv_every_instruction_set_computes_the_same_bits(each_isa):
@@ -323,3 +330,22 @@ def test_fft_conv_refuses_what_it_cannot_compute():
         native.fft_conv(lib, x, w, b, 1, 3, torch.zeros(49, 16), native.ConvScratch())
     with pytest.raises(ValueError, match="contiguous float32"):
         native.fft_conv(lib, x.double(), w, b, 1, 3, out, native.ConvScratch())
+
+
+def test_the_generator_uses_ffts_only_where_they_pay(each_isa, monkeypatch):
+    """7- and 11-tap convolutions wide enough, on AVX2 or AVX-512; never 3 taps, narrow ones, plain C (which
+    multiplies a lane at a time: slower than oneDNN's direct convolution) or SYNTH_FFT_CONV=0."""
+    from synth.sovits import WNConv
+
+    def conv(channels, k, d=1):
+        c = WNConv("conv1d", channels, channels, k, dilation=d, padding=(k - 1) * d // 2)
+        c.fold()
+        return c
+
+    for name in each_isa:
+        native.set_isa(lib, name)
+        fast = name != "portable"
+        assert conv(32, 11, 5).through_fft() == fast and conv(64, 7, 3).through_fft() == fast
+        assert not conv(32, 7).through_fft() and not conv(256, 3).through_fft() and not conv(16, 11).through_fft()
+    monkeypatch.setenv("SYNTH_FFT_CONV", "0")
+    assert not conv(128, 11).through_fft()
