@@ -28,8 +28,19 @@
 
 #define VSPLAT(s) ((vf){0} + (s))
 
+/* One radix-2 butterfly: (u, v) <- (u + t v, u - t v), t = tr + i ti. */
+#define BUTTERFLY(ur, ui, vr, vi, tr, ti)                                                                     \
+    do {                                                                                                      \
+        vf pr_ = (vr) * (tr) - (vi) * (ti), pi_ = (vr) * (ti) + (vi) * (tr);                                  \
+        vr = (ur) - pr_;                                                                                      \
+        vi = (ui) - pi_;                                                                                      \
+        ur = (ur) + pr_;                                                                                      \
+        ui = (ui) + pi_;                                                                                      \
+    } while (0)
+
 /* In place, m points (a power of two), input in bit-reversed order; sign -1: forward, +1: inverse
- * (unscaled). cos_m/sin_m: cos and sin of 2 pi j / m for j < m / 2. */
+ * (unscaled). cos_m/sin_m: cos and sin of 2 pi j / m for j < m / 2. Radix 2, two stages a pass where
+ * there are two left (each point loaded and stored once for both: the same operations as one stage a pass). */
 static void ISA_NAME(fft)(vf *zr, vf *zi, long m, const float *cos_m, const float *sin_m, float sign) {
     for (long s = 0; s < m; s += 2) { /* the first stage: twiddle 1 */
         vf ur = zr[s], ui = zi[s], vr = zr[s + 1], vi = zi[s + 1];
@@ -38,22 +49,38 @@ static void ISA_NAME(fft)(vf *zr, vf *zi, long m, const float *cos_m, const floa
         zr[s + 1] = ur - vr;
         zi[s + 1] = ui - vi;
     }
-    for (long len = 4; len <= m; len <<= 1) {
+    long len = 4;
+    for (; 2 * len <= m; len <<= 2) { /* stages len (pairs half apart) and 2 len (pairs len apart) */
+        long half = len >> 1, step = m / len, step2 = step >> 1;
+        for (long j = 0; j < half; j++) {
+            float tr = cos_m[j * step], ti = sign * sin_m[j * step];
+            float t0r = cos_m[j * step2], t0i = sign * sin_m[j * step2];
+            float t1r = cos_m[(j + half) * step2], t1i = sign * sin_m[(j + half) * step2];
+            for (long s = j; s < m; s += 2 * len) {
+                vf ar = zr[s], ai = zi[s], br = zr[s + half], bi = zi[s + half];
+                vf cr = zr[s + len], ci_ = zi[s + len], dr = zr[s + len + half], di = zi[s + len + half];
+                BUTTERFLY(ar, ai, br, bi, tr, ti);
+                BUTTERFLY(cr, ci_, dr, di, tr, ti);
+                BUTTERFLY(ar, ai, cr, ci_, t0r, t0i);
+                BUTTERFLY(br, bi, dr, di, t1r, t1i);
+                zr[s] = ar, zi[s] = ai, zr[s + half] = br, zi[s + half] = bi;
+                zr[s + len] = cr, zi[s + len] = ci_, zr[s + len + half] = dr, zi[s + len + half] = di;
+            }
+        }
+    }
+    for (; len <= m; len <<= 1) {
         long half = len >> 1, step = m / len;
         for (long j = 0; j < half; j++) {
             float tr = cos_m[j * step], ti = sign * sin_m[j * step];
             for (long s = j; s < m; s += len) {
-                vf ar = zr[s + half], ai = zi[s + half];
-                vf vr = ar * tr - ai * ti, vi = ar * ti + ai * tr;
-                vf ur = zr[s], ui = zi[s];
-                zr[s] = ur + vr;
-                zi[s] = ui + vi;
-                zr[s + half] = ur - vr;
-                zi[s + half] = ui - vi;
+                vf ur = zr[s], ui = zi[s], vr = zr[s + half], vi = zi[s + half];
+                BUTTERFLY(ur, ui, vr, vi, tr, ti);
+                zr[s] = ur, zi[s] = ui, zr[s + half] = vr, zi[s + half] = vi;
             }
         }
     }
 }
+#undef BUTTERFLY
 
 /* Frame `start` (its first input sample; zeros outside [0, t_len)) of VL channels from c0, leaky-ReLU'd
  * when `activate`: twice its real spectrum, bin k's real parts at out + k * stride, imaginary at + ci. */
