@@ -275,6 +275,10 @@ def measure(device: str, precision: str) -> dict:
         "precision": precision,
         "native_kernels": tts.gpt._native is not None,
         "native_isa": _native_isa() if tts.gpt._native is not None else None,
+        # the generator's convolutions that run through FFTs (synth/native_conv.c; CPU, AVX2 or AVX-512)
+        "generator_fft_convs": sum(
+            conv.through_fft() for block in tts.sovits.dec.resblocks for conv in (*block.convs1, *block.convs2)
+        ),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "peak_rss_mb": peak_rss_mb(),
