@@ -213,3 +213,48 @@ def test_the_generator_through_ffts_computes_the_original_waveform(monkeypatch):
     assert not torch.equal(ours, direct)  # the FFT path did run
     torch.testing.assert_close(ours, original, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(ours, direct, rtol=1e-4, atol=1e-5)
+
+
+def test_the_generator_through_ffts_from_two_threads_and_without_memory(monkeypatch):
+    """Two sentences vocoded at once from two threads (each generator call has its own scratch) give what
+    each gives alone; when the FFT's scratch cannot be allocated, the layer runs directly instead."""
+    import threading
+
+    from synth import native
+    from synth.random_model import sovits_config
+    from synth.sovits import Generator
+
+    if native.library() is None:
+        pytest.skip("no C compiler here: the native kernels are optional")
+    torch.manual_seed(5)
+    cfg = sovits_config("full")
+    dec = Generator(cfg).eval()
+    for m in dec.modules():
+        if hasattr(m, "weight_v"):
+            torch.nn.init.normal_(m.weight_v, std=0.05)
+            m.fold()
+    xs = [torch.randn(1, cfg.inter_channels, n) for n in (9, 14)]
+    g = torch.randn(1, cfg.gin_channels, 1)
+    with torch.no_grad():
+        alone = [dec(x, g) for x in xs]
+        together: dict[int, torch.Tensor] = {}
+
+        def vocode(i):
+            with torch.no_grad():
+                together[i] = dec(xs[i], g)
+
+        threads = [threading.Thread(target=vocode, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(torch.equal(together[i], alone[i]) for i in range(2))
+
+        def no_memory(self, count):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+
+        monkeypatch.setattr(native.ConvScratch, "floats", no_memory)
+        direct = dec(xs[0], g)
+        monkeypatch.setenv("SYNTH_FFT_CONV", "0")
+        assert torch.equal(direct, dec(xs[0], g))  # every layer ran directly
+    torch.testing.assert_close(direct, alone[0], rtol=1e-4, atol=1e-5)
