@@ -14,6 +14,8 @@
  *               (a quarter of the bytes; activations and sums stay float32).
  * attend:       one query per head against a key/value cache, after writing the new key and
  *               value into it: softmax(q k^T * scale) v, with left-padding positions hidden.
+ * synth_fft_conv: the SoVITS generator's wide convolutions through FFTs (native_conv.c, included
+ *               below once per instruction set).
  *
  * Instruction sets, chosen at run time by what the CPU has (synth_set_isa forces one):
  *   ISA_AVX512  512-bit loads and fused multiply-adds (vcvtph2ps of 16 halves at a time);

@@ -1,4 +1,4 @@
-"""Native kernels for token-by-token GPT decoding on a CPU (``native.c``).
+"""Native kernels on a CPU (``native.c``): token-by-token GPT decoding, and the generator's FFT convolutions.
 
 Decoding one token reads every weight of the GPT once: a chain of matrix-vector products,
 bound by memory bandwidth, with a few hundred small steps around them. PyTorch sends the
@@ -14,6 +14,9 @@ takes float16 weights, widened to float32 as they are read: the checkpoints GPT-
 writes hold float16 values (it saves with ``.half()``), so in the default fp32 mode the step
 streams float16 copies of them, half the bytes, and computes bit for bit what it computes on
 the float32 matrices (the widening is exact and the sums keep their order).
+
+The same library runs the SoVITS generator's wide convolutions through FFTs (:func:`fft_conv`,
+``native_conv.c``): the same convolutions with a fraction of the multiply-adds (docs/synth.md).
 
 The kernels are compiled on first use with the system C compiler (``cc -O3``, about two
 seconds of CPU, once) into a per-user cache and loaded with ctypes. The library holds each kernel three

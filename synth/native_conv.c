@@ -12,18 +12,19 @@
  * 11 C^2), and the inverse FFT gives H valid outputs per frame.
  *
  * Layouts (time-major, as the generator's rows are stored):
- *   x: [T, ci]; y, residual: [T, co];
- *   w: the kernel's spectrum, [n/2 + 1][ci][2][co] (real part row, imaginary part row), already
- *      conjugated (a correlation, as conv1d computes) and scaled by 1 / (2n) (the forward
- *      transform below gives twice the spectrum, the inverse n times the signal; both exact
- *      powers of two).
+ *   x: [T, ci]; y, residual: [T, co]; w: the taps, [co][ci][k], as conv1d takes them.
+ * The kernel's spectrum is not stored: each run of frames computes it from the taps, a few bins
+ * at a time ([bins][ci][2][co], conjugated because conv1d correlates, and scaled by 1 / (2n):
+ * the forward transform below gives twice the spectrum, the inverse n times the signal; both
+ * exact powers of two).
  * Every FFT runs on VL channels at once (one vector lane per channel), so each lane's
  * operations are those of a scalar FFT, in the same order on every instruction set; the
  * products use fused multiply-adds in the same order everywhere: outputs are bit for bit the
  * same on AVX-512, AVX2 and plain C.
  *
- * Defined by the includer: ISA_NAME(f), VL (lanes), vf (an unaligned vector of VL floats),
- * VFMA(a, b, c) (a * b + c, one rounding per lane), GEMM_ROWS (frames per register block).
+ * Defined by the includer: ISA_NAME(f), VL (lanes), vf (an unaligned vector of VL floats), vi (VL
+ * ints, a comparison's mask), VFMA(a, b, c) (a * b + c, one rounding per lane), GEMM_ROWS (frames
+ * per register block of the products).
  */
 
 #define VSPLAT(s) ((vf){0} + (s))
@@ -239,6 +240,10 @@ static long ISA_NAME(fft_conv)(const float *x, long t_len, long ci, const float 
                                const float *bias, long co, long n, long pad, int activate, float slope,
                                const float *residual, float *y, float *work, long work_len) {
     long m = n / 2, bins = m + 1, span = (k - 1) * dilation + 1, hop = n - span + 1;
+    if (t_len <= 0)
+        return 0; /* nothing to do, no scratch needed */
+    if (hop <= 0 || n < 4 || (n & (n - 1)))
+        return -1; /* frames it cannot take */
     long frames = (t_len + hop - 1) / hop;
     int threads = 1;
 #ifdef _OPENMP
