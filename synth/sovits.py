@@ -13,8 +13,9 @@ after loading (:meth:`SynthesizerTrn.fold_weight_norm`), with the same function 
 original calls on every forward.
 
 On a CPU the generator's wider residual-block convolutions (kernels of 7 and 11 taps, 32 to 64
-channels or more) run through FFTs (:func:`synth.native.fft_conv`): the same convolutions with about a third
-of the multiply-adds, within float rounding of the direct ones (``SYNTH_FFT_CONV=0`` turns it off).
+channels or more) run through FFTs (:func:`synth.native.fft_conv`): the same convolutions with a third
+(7 taps) to a fifth (11 taps) of the multiply-adds, within float rounding of the direct ones
+(``SYNTH_FFT_CONV=0`` turns it off).
 """
 
 from __future__ import annotations
