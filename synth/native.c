@@ -77,9 +77,14 @@ static inline float half_to_float(unsigned short h) {
 
 #define AS_FLOAT(v) ((float)(v))
 
-/* a * b + c in each of 4 lanes, one rounding each (the portable kernels' fused multiply-add). */
-typedef float vf4_fma __attribute__((vector_size(16), aligned(4), __may_alias__));
-static inline vf4_fma fma_portable(vf4_fma a, vf4_fma b, vf4_fma c) {
+/* native_conv.c's vectors of VL = bytes / 4 lanes, vf (floats, unaligned) and vi (their masks), for one set. */
+#define VECTORS(set, bytes)                                                                                  \
+    typedef float vf_##set __attribute__((vector_size(bytes), aligned(4), __may_alias__));                   \
+    typedef int vi_##set __attribute__((vector_size(bytes)));
+VECTORS(portable, 16)
+
+/* a * b + c in each of the 4 lanes, one rounding each (the portable kernels' fused multiply-add). */
+static inline vf_portable fma_portable(vf_portable a, vf_portable b, vf_portable c) {
     for (int l = 0; l < 4; l++)
         c[l] = fmaf(a[l], b[l], c[l]);
     return c;
@@ -144,11 +149,6 @@ static inline vf4_fma fma_portable(vf4_fma a, vf4_fma b, vf4_fma c) {
 #define LANES_AVX512 _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])))
 #endif
 
-/* native_conv.c's vectors of VL = bytes / 4 lanes, vf (floats, unaligned) and vi (their masks), for one set. */
-#define VECTORS(set, bytes)                                                                                  \
-    typedef float vf_##set __attribute__((vector_size(bytes), aligned(4), __may_alias__));                   \
-    typedef int vi_##set __attribute__((vector_size(bytes)));
-
 /* ---------------------------------------------------------------- the kernels, once per instruction set */
 #define SYNTH_KERNELS 1
 #define ISA_NAME(f) f##_portable
@@ -160,7 +160,6 @@ static inline vf4_fma fma_portable(vf4_fma a, vf4_fma b, vf4_fma c) {
 #define VL 4
 #define vf vf_portable
 #define vi vi_portable
-VECTORS(portable, 16)
 #define VFMA(a, b, c) fma_portable(a, b, c)
 #define GEMM_ROWS 2
 #include "native.c" /* this file again, with SYNTH_KERNELS defined */

@@ -40,9 +40,9 @@
     } while (0)
 
 /* In place, m points (a power of two), input in bit-reversed order; sign -1: forward, +1: inverse
- * (unscaled). cos_m/sin_m: cos and sin of 2 pi j / m for j < m / 2. Radix 2, two stages a pass where
+ * (unscaled). cos_n/sin_n: cos and sin of 2 pi j / (2m) for j < 2m (every other one is the m points'). Radix 2, two stages a pass where
  * there are two left (each point loaded and stored once for both: the same operations as one stage a pass). */
-static void ISA_NAME(fft)(vf *zr, vf *zi, long m, const float *cos_m, const float *sin_m, float sign) {
+static void ISA_NAME(fft)(vf *zr, vf *zi, long m, const float *cos_n, const float *sin_n, float sign) {
     for (long s = 0; s < m; s += 2) { /* the first stage: twiddle 1 */
         vf ur = zr[s], ui = zi[s], vr = zr[s + 1], vi = zi[s + 1];
         zr[s] = ur + vr;
@@ -52,11 +52,11 @@ static void ISA_NAME(fft)(vf *zr, vf *zi, long m, const float *cos_m, const floa
     }
     long len = 4;
     for (; 2 * len <= m; len <<= 2) { /* stages len (pairs half apart) and 2 len (pairs len apart) */
-        long half = len >> 1, step = m / len, step2 = step >> 1;
+        long half = len >> 1, step = 2 * m / len, step2 = step >> 1;
         for (long j = 0; j < half; j++) {
-            float tr = cos_m[j * step], ti = sign * sin_m[j * step];
-            float t0r = cos_m[j * step2], t0i = sign * sin_m[j * step2];
-            float t1r = cos_m[(j + half) * step2], t1i = sign * sin_m[(j + half) * step2];
+            float tr = cos_n[j * step], ti = sign * sin_n[j * step];
+            float t0r = cos_n[j * step2], t0i = sign * sin_n[j * step2];
+            float t1r = cos_n[(j + half) * step2], t1i = sign * sin_n[(j + half) * step2];
             for (long s = j; s < m; s += 2 * len) {
                 vf ar = zr[s], ai = zi[s], br = zr[s + half], bi = zi[s + half];
                 vf cr = zr[s + len], ci_ = zi[s + len], dr = zr[s + len + half], di = zi[s + len + half];
@@ -70,9 +70,9 @@ static void ISA_NAME(fft)(vf *zr, vf *zi, long m, const float *cos_m, const floa
         }
     }
     for (; len <= m; len <<= 1) {
-        long half = len >> 1, step = m / len;
+        long half = len >> 1, step = 2 * m / len;
         for (long j = 0; j < half; j++) {
-            float tr = cos_m[j * step], ti = sign * sin_m[j * step];
+            float tr = cos_n[j * step], ti = sign * sin_n[j * step];
             for (long s = j; s < m; s += len) {
                 vf ur = zr[s], ui = zi[s], vr = zr[s + half], vi = zi[s + half];
                 BUTTERFLY(ur, ui, vr, vi, tr, ti);
@@ -86,8 +86,7 @@ static void ISA_NAME(fft)(vf *zr, vf *zi, long m, const float *cos_m, const floa
 /* Frame `start` (its first input sample; zeros outside [0, t_len)) of VL channels from c0, leaky-ReLU'd
  * when `activate`: twice its real spectrum, bin k's real parts at out + k * stride, imaginary at + ci. */
 static void ISA_NAME(conv_forward)(const float *x, long t_len, long ci, long c0, long start, long n, const long *bitrev,
-                                   const float *cos_m, const float *sin_m, const float *cos_n, const float *sin_n,
-                                   int activate, float slope, vf *zr, vf *zi, float *out, long stride) {
+                                   const float *cos_n, const float *sin_n, int activate, float slope, vf *zr, vf *zi, float *out, long stride) {
     long m = n / 2;
     for (long j = 0; j < m; j++) { /* z[j] = x[2j] + i x[2j + 1], in bit-reversed order */
         long t = start + 2 * bitrev[j];
@@ -104,7 +103,7 @@ static void ISA_NAME(conv_forward)(const float *x, long t_len, long ci, long c0,
         zr[j] = a;
         zi[j] = b;
     }
-    ISA_NAME(fft)(zr, zi, m, cos_m, sin_m, -1.0f);
+    ISA_NAME(fft)(zr, zi, m, cos_n, sin_n, -1.0f);
     /* X[k] = A - i e^(-2 pi i k / n) B, A = Z[k] + conj(Z[m - k]), B = Z[k] - conj(Z[m - k]) (= 2 rfft(x)). */
     for (long k = 0; k < m; k++) {
         long q = (m - k) & (m - 1);
@@ -122,8 +121,7 @@ static void ISA_NAME(conv_forward)(const float *x, long t_len, long ci, long c0,
  * spec + k * stride, imaginary at + co): the first `count` samples of the inverse transform, plus bias,
  * plus residual when given. */
 static void ISA_NAME(conv_inverse)(const float *spec, long stride, long co, long o0, long n, const long *bitrev,
-                                   const float *cos_m, const float *sin_m, const float *cos_n, const float *sin_n,
-                                   const float *bias, const float *residual, float *y, long t0, long count, vf *zr,
+                                   const float *cos_n, const float *sin_n, const float *bias, const float *residual, float *y, long t0, long count, vf *zr,
                                    vf *zi) {
     long m = n / 2;
     for (long k = 0; k < m; k++) { /* Z[k] = E[k] + i O[k]: the even and odd samples' spectra (times 2) */
@@ -136,7 +134,7 @@ static void ISA_NAME(conv_inverse)(const float *spec, long stride, long co, long
         zr[j] = sr - odd_i;
         zi[j] = si + odd_r;
     }
-    ISA_NAME(fft)(zr, zi, m, cos_m, sin_m, 1.0f);
+    ISA_NAME(fft)(zr, zi, m, cos_n, sin_n, 1.0f);
     vf bv = *(const vf *)(bias + o0);
     for (long t = 0; t < count; t++) {
         vf v = ((t & 1) ? zi[t >> 1] : zr[t >> 1]) + bv;
@@ -204,14 +202,13 @@ static void ISA_NAME(conv_gemm)(const float *x, long x_stride, const float *w, f
  * sum_j wt[j] cos(2 pi f j d / n) / (2n), the imaginary part the same with sin (a conjugated transform: conv1d
  * correlates). Several bins a pass: the taps are read from memory once for them all. turn: 2 k count floats. */
 static void ISA_NAME(conv_spectrum)(const float *wt, long k, long dilation, long ci, long co, long n, long f0,
-                                    long count, const float *cos_full, const float *sin_full, float *turn,
-                                    float *spec) {
+                                    long count, const float *cos_n, const float *sin_n, float *turn, float *spec) {
     float scale = 0.5f / (float)n; /* a power of two: exact */
     for (long c = 0; c < count; c++)
         for (long j = 0; j < k; j++) {
             long a = ((f0 + c) * j * dilation) % n;
-            turn[2 * (c * k + j)] = cos_full[a] * scale;
-            turn[2 * (c * k + j) + 1] = sin_full[a] * scale;
+            turn[2 * (c * k + j)] = cos_n[a] * scale;
+            turn[2 * (c * k + j) + 1] = sin_n[a] * scale;
         }
     for (long i = 0; i < ci; i++)
         for (long o = 0; o < co; o += VL)
@@ -266,29 +263,19 @@ static long ISA_NAME(fft_conv)(const float *x, long t_len, long ci, const float 
         return -1;
     float *wt = work + per_thread * threads;
     long *bitrev = malloc(sizeof(long) * m);
-    float *tables = malloc(sizeof(float) * 2 * (m + 2 * n));
-    if (!bitrev || !tables) {
-        free(bitrev), free(tables);
+    float *cos_n = malloc(sizeof(float) * 2 * n), *sin_n = cos_n ? cos_n + n : NULL;
+    if (!bitrev || !cos_n) {
+        free(bitrev), free(cos_n);
         return -1;
     }
     /* cos and sin of 2 pi j / n, exact at the quarter turns; the half-size transform's are every other one */
-    float *cos_full = tables, *sin_full = cos_full + n, *cos_m = sin_full + n, *sin_m = cos_m + m / 2;
-    float *cos_n = sin_m + m / 2, *sin_n = cos_n + m;
     long quarter = n / 4;
     for (long j = 0; j < n; j++) {
         double angle = 2.0 * M_PI * (double)(j % quarter) / (double)n;
         double c = j % quarter ? cos(angle) : 1.0, s = j % quarter ? sin(angle) : 0.0;
         long turns = j / quarter;
-        cos_full[j] = (float)(turns == 0 ? c : turns == 1 ? -s : turns == 2 ? -c : s);
-        sin_full[j] = (float)(turns == 0 ? s : turns == 1 ? c : turns == 2 ? -s : -c);
-    }
-    for (long j = 0; j < m / 2; j++) {
-        cos_m[j] = cos_full[2 * j];
-        sin_m[j] = sin_full[2 * j];
-    }
-    for (long j = 0; j < m; j++) {
-        cos_n[j] = cos_full[j];
-        sin_n[j] = sin_full[j];
+        cos_n[j] = (float)(turns == 0 ? c : turns == 1 ? -s : turns == 2 ? -c : s);
+        sin_n[j] = (float)(turns == 0 ? s : turns == 1 ? c : turns == 2 ? -s : -c);
     }
     int bits = 0;
     while ((1L << bits) < m)
@@ -319,11 +306,11 @@ static long ISA_NAME(fft_conv)(const float *x, long t_len, long ci, const float 
             /* spectra bin-major, [bin][frame][2][channel]: each bin's products read and write one block */
             for (long b = 0; b < count; b++)
                 for (long c0 = 0; c0 < ci; c0 += VL)
-                    ISA_NAME(conv_forward)(x, t_len, ci, c0, (first + b) * hop - pad, n, bitrev, cos_m, sin_m, cos_n,
-                                           sin_n, activate, slope, zr, zi, xs + b * 2 * ci + c0, count * 2 * ci);
+                    ISA_NAME(conv_forward)(x, t_len, ci, c0, (first + b) * hop - pad, n, bitrev, cos_n, sin_n,
+                                           activate, slope, zr, zi, xs + b * 2 * ci + c0, count * 2 * ci);
             for (long f0 = 0; f0 < bins; f0 += block) {
                 long these = bins - f0 < block ? bins - f0 : block;
-                ISA_NAME(conv_spectrum)(wt, k, dilation, ci, co, n, f0, these, cos_full, sin_full, turn, spec);
+                ISA_NAME(conv_spectrum)(wt, k, dilation, ci, co, n, f0, these, cos_n, sin_n, turn, spec);
                 for (long f = f0; f < f0 + these; f++)
                     ISA_NAME(conv_gemm)(xs + f * count * 2 * ci, 2 * ci, spec + (f - f0) * ci * 2 * co,
                                         ys + f * count * 2 * co, 2 * co, count, ci, co);
@@ -331,12 +318,12 @@ static long ISA_NAME(fft_conv)(const float *x, long t_len, long ci, const float 
             for (long b = 0; b < count; b++) {
                 long t0 = (first + b) * hop, valid = t_len - t0 < hop ? t_len - t0 : hop;
                 for (long o0 = 0; o0 < co; o0 += VL)
-                    ISA_NAME(conv_inverse)(ys + b * 2 * co, count * 2 * co, co, o0, n, bitrev, cos_m, sin_m, cos_n,
-                                           sin_n, bias, residual, y, t0, valid, zr, zi);
+                    ISA_NAME(conv_inverse)(ys + b * 2 * co, count * 2 * co, co, o0, n, bitrev, cos_n, sin_n, bias,
+                                           residual, y, t0, valid, zr, zi);
             }
         }
     }
-    free(bitrev), free(tables);
+    free(bitrev), free(cos_n);
     return 0;
 }
 
