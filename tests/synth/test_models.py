@@ -161,20 +161,26 @@ def _generator_on_frames(dec, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return torch.tanh(dec.conv_post(torch.nn.functional.leaky_relu(x)))
 
 
-@pytest.mark.parametrize("size", ["tiny", "full"])
-def test_the_generator_on_time_major_rows_computes_the_original_waveform(size):
-    """The generator runs its convolutions time-major (channels last) on a CPU, for speed: the same
-    waveform as the original's [B, C, T] convolutions, up to float rounding."""
+def _random_generator(size: str, seed: int):
+    """A generator of the random voice's shape ``size`` with random weights (folded), and its config."""
     from synth.random_model import sovits_config
     from synth.sovits import Generator
 
-    torch.manual_seed(3)
+    torch.manual_seed(seed)
     cfg = sovits_config(size)
     dec = Generator(cfg).eval()
     for m in dec.modules():
         if hasattr(m, "weight_v"):
             torch.nn.init.normal_(m.weight_v, std=0.05)
             m.fold()
+    return cfg, dec
+
+
+@pytest.mark.parametrize("size", ["tiny", "full"])
+def test_the_generator_on_time_major_rows_computes_the_original_waveform(size):
+    """The generator runs its convolutions time-major (channels last) on a CPU, for speed: the same
+    waveform as the original's [B, C, T] convolutions, up to float rounding."""
+    cfg, dec = _random_generator(size, seed=3)
     frames = 12 if size == "full" else 40
     x, g = torch.randn(2, cfg.inter_channels, frames), torch.randn(2, cfg.gin_channels, 1)
     with torch.no_grad():
@@ -189,18 +195,10 @@ def test_the_generator_through_ffts_computes_the_original_waveform(monkeypatch):
     (synth.native.fft_conv); the waveform is the original's [B, C, T] convolutions' up to float rounding,
     and the direct convolutions' (SYNTH_FFT_CONV=0) within the same bound."""
     from synth import native
-    from synth.random_model import sovits_config
-    from synth.sovits import Generator
 
     if native.library() is None:
         pytest.skip("no C compiler here: the native kernels are optional")
-    torch.manual_seed(4)
-    cfg = sovits_config("full")
-    dec = Generator(cfg).eval()
-    for m in dec.modules():
-        if hasattr(m, "weight_v"):
-            torch.nn.init.normal_(m.weight_v, std=0.05)
-            m.fold()
+    cfg, dec = _random_generator("full", seed=4)
     through_fft = [c for rb in dec.resblocks for c in [*rb.convs1, *rb.convs2] if c.through_fft()]
     assert len(through_fft) >= 30  # the 7- and 11-tap convolutions of the wide stages
     x, g = torch.randn(1, cfg.inter_channels, 12), torch.randn(1, cfg.gin_channels, 1)
@@ -221,18 +219,10 @@ def test_the_generator_through_ffts_from_two_threads_and_without_memory(monkeypa
     import threading
 
     from synth import native
-    from synth.random_model import sovits_config
-    from synth.sovits import Generator
 
     if native.library() is None:
         pytest.skip("no C compiler here: the native kernels are optional")
-    torch.manual_seed(5)
-    cfg = sovits_config("full")
-    dec = Generator(cfg).eval()
-    for m in dec.modules():
-        if hasattr(m, "weight_v"):
-            torch.nn.init.normal_(m.weight_v, std=0.05)
-            m.fold()
+    cfg, dec = _random_generator("full", seed=5)
     xs = [torch.randn(1, cfg.inter_channels, n) for n in (9, 14)]
     g = torch.randn(1, cfg.gin_channels, 1)
     with torch.no_grad():
